@@ -1,0 +1,205 @@
+//! A tiny deterministic network of [`Protocol`] nodes over [`MemStorage`]: frames are
+//! encoded and decoded on every hop, delivered in FIFO order, links can be cut and restored.
+
+use std::collections::VecDeque;
+
+use ed25519_dalek::SigningKey;
+
+use super::*;
+
+struct Net {
+    keys: Vec<SigningKey>,
+    nodes: Vec<Protocol>,
+    stores: Vec<MemStorage>,
+    links: BTreeSet<(usize, usize)>,
+    queue: VecDeque<(usize, usize, Vec<u8>)>,
+    closed: Vec<(usize, String)>,
+    rejected: usize,
+    frames: usize,
+}
+
+impl Net {
+    fn new(n: usize, room: &str) -> Net {
+        let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
+        let nodes = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Protocol::new(NodeId(k.verifying_key().to_bytes()), format!("n{i}"), 7000, [room.to_string()]))
+            .collect();
+        Net {
+            keys,
+            nodes,
+            stores: vec![MemStorage::default(); n],
+            links: BTreeSet::new(),
+            queue: VecDeque::new(),
+            closed: vec![],
+            rejected: 0,
+            frames: 0,
+        }
+    }
+    fn id(&self, i: usize) -> NodeId {
+        self.nodes[i].id()
+    }
+    fn index(&self, id: NodeId) -> usize {
+        self.nodes.iter().position(|n| n.id() == id).unwrap()
+    }
+    fn apply(&mut self, i: usize, outs: Vec<Output>) {
+        for o in outs {
+            match o {
+                Output::Send { peer, frame } => {
+                    let j = self.index(peer);
+                    if self.links.contains(&(i.min(j), i.max(j))) {
+                        self.queue.push_back((i, j, frame.encode()));
+                    }
+                }
+                Output::Rejected { .. } => self.rejected += 1,
+                Output::Close { reason, .. } => self.closed.push((i, reason)),
+                _ => {}
+            }
+        }
+    }
+    fn input(&mut self, i: usize, input: Input) {
+        let outs = self.nodes[i].handle(&mut self.stores[i], input);
+        self.apply(i, outs);
+    }
+    fn connect(&mut self, a: usize, b: usize) {
+        self.links.insert((a.min(b), a.max(b)));
+        let (ia, ib) = (self.id(a), self.id(b));
+        self.input(a, Input::Connected { peer: ib });
+        self.input(b, Input::Connected { peer: ia });
+    }
+    fn disconnect(&mut self, a: usize, b: usize) {
+        self.links.remove(&(a.min(b), a.max(b)));
+        let (ia, ib) = (self.id(a), self.id(b));
+        self.input(a, Input::Disconnected { peer: ib });
+        self.input(b, Input::Disconnected { peer: ia });
+    }
+    fn run(&mut self) {
+        while let Some((from, to, bytes)) = self.queue.pop_front() {
+            if !self.links.contains(&(from.min(to), from.max(to))) {
+                continue;
+            }
+            self.frames += 1;
+            let frame = Frame::decode(&bytes).unwrap();
+            let peer = self.id(from);
+            self.input(to, Input::Frame { peer, frame });
+        }
+    }
+    fn publish(&mut self, i: usize, room: &str, body: &str, ts: u64) -> Message {
+        let m = Message::create(&self.keys[i], room, &format!("n{i}"), ts, body).unwrap();
+        assert!(self.stores[i].insert(&m).unwrap());
+        self.input(i, Input::Published(m.clone()));
+        m
+    }
+}
+
+#[test]
+fn chain_push_reaches_the_far_end_once() {
+    let mut net = Net::new(4, "medical");
+    for i in 0..3 {
+        net.connect(i, i + 1);
+    }
+    net.run();
+    let m = net.publish(0, "medical", "hello chain", 1);
+    net.run();
+    for i in 0..4 {
+        assert!(net.stores[i].has(&m.id()).unwrap(), "node {i}");
+    }
+    let dup: u64 = net.nodes.iter().map(|n| n.counters().duplicates).sum();
+    assert_eq!(dup, 0, "a chain never needs a duplicate");
+}
+
+#[test]
+fn offline_node_catches_up_on_reconnect_both_ways() {
+    let mut net = Net::new(3, "medical");
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.run();
+    net.disconnect(1, 2);
+    let a: Vec<_> = (0..50).map(|k| net.publish(0, "medical", &format!("a{k}"), k)).collect();
+    let c = net.publish(2, "medical", "from the other side", 99);
+    net.run();
+    assert!(!net.stores[2].has(&a[0].id()).unwrap());
+    net.connect(1, 2);
+    net.run();
+    for m in &a {
+        assert!(net.stores[2].has(&m.id()).unwrap());
+    }
+    assert!(net.stores[1].has(&c.id()).unwrap());
+    assert!(net.stores[0].has(&c.id()).unwrap(), "synced message is forwarded onwards");
+    assert_eq!(net.stores[0].len(), 51);
+}
+
+#[test]
+fn rooms_are_separate_and_joining_later_catches_up() {
+    let mut net = Net::new(2, "medical");
+    net.connect(0, 1);
+    net.run();
+    let m = net.publish(0, "medical", "x", 1);
+    net.input(0, Input::Joined("logistics".into()));
+    let l = net.publish(0, "logistics", "trucks at noon", 2);
+    net.run();
+    assert!(net.stores[1].has(&m.id()).unwrap());
+    assert!(!net.stores[1].has(&l.id()).unwrap(), "node 1 never joined logistics");
+    net.input(1, Input::Joined("logistics".into()));
+    net.run();
+    assert!(net.stores[1].has(&l.id()).unwrap(), "joining pulls the room's history");
+}
+
+#[test]
+fn invalid_messages_are_rejected_and_the_link_keeps_working() {
+    let mut net = Net::new(2, "medical");
+    net.connect(0, 1);
+    net.run();
+    let mut bad = Message::create(&net.keys[0], "medical", "n0", 1, "genuine").unwrap();
+    bad.body = "forged".into();
+    let peer = net.id(0);
+    net.input(1, Input::Frame { peer, frame: Frame::Msg { hops: 3, message: bad.clone() } });
+    assert_eq!(net.rejected, 1);
+    assert!(!net.stores[1].has(&bad.id()).unwrap());
+    let other_room = Message::create(&net.keys[0], "secret", "n0", 1, "not for you").unwrap();
+    net.input(1, Input::Frame { peer, frame: Frame::Msg { hops: 3, message: other_room } });
+    assert_eq!(net.rejected, 2);
+    let ok = net.publish(0, "medical", "still works", 2);
+    net.run();
+    assert!(net.stores[1].has(&ok.id()).unwrap());
+    assert!(net.closed.is_empty());
+}
+
+#[test]
+fn hello_with_another_identity_closes() {
+    let mut net = Net::new(3, "medical");
+    net.links.insert((0, 1));
+    let (i0, i2) = (net.id(0), net.id(2));
+    net.input(1, Input::Connected { peer: i0 });
+    let frame = Frame::Hello { version: 1, node: i2, name: "liar".into(), rooms: vec![], listen_port: 1 };
+    net.input(1, Input::Frame { peer: i0, frame });
+    assert_eq!(net.closed.len(), 1);
+    assert!(net.closed[0].1.contains("does not match"));
+}
+
+#[test]
+fn frames_before_hello_close_the_connection() {
+    let mut net = Net::new(2, "medical");
+    let i0 = net.id(0);
+    net.input(1, Input::Connected { peer: i0 });
+    net.input(1, Input::Frame { peer: i0, frame: Frame::Rooms { rooms: vec![] } });
+    assert_eq!(net.closed.len(), 1);
+}
+
+#[test]
+fn ring_floods_with_bounded_duplicates() {
+    let n = 8;
+    let mut net = Net::new(n, "r");
+    for i in 0..n {
+        net.connect(i, (i + 1) % n);
+    }
+    net.run();
+    let m = net.publish(0, "r", "ring", 1);
+    net.run();
+    for i in 0..n {
+        assert!(net.stores[i].has(&m.id()).unwrap());
+    }
+    let dup: u64 = net.nodes.iter().map(|x| x.counters().duplicates).sum();
+    assert!(dup <= 2, "{dup} duplicates on a ring");
+}
