@@ -226,6 +226,10 @@ impl Protocol {
     pub fn counters(&self) -> Counters {
         self.counters
     }
+    /// Counts an invalid frame the driver could not even decode.
+    pub fn count_rejected(&mut self) {
+        self.counters.rejected += 1;
+    }
 
     fn hello(&self) -> Frame {
         Frame::Hello {

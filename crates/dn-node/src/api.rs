@@ -1,0 +1,303 @@
+//! The engine API shared by the CLI (directly or over the control socket) and the desktop app.
+//! Every type here crosses a process or language boundary: serde for JSON, ts-rs for the
+//! generated TypeScript bindings in `ui/src/bindings/`.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// A stored message as shown to users and scripts. `log --json` and `export` use these field
+/// names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct MessageView {
+    /// Message id: lowercase hex SHA-256 of the signed bytes.
+    pub id: String,
+    /// Room name.
+    pub room: String,
+    /// Author node id (64 lowercase hex).
+    pub author: String,
+    /// Author display name at sending time.
+    pub author_name: String,
+    /// Author clock, ms since the Unix epoch.
+    #[ts(type = "number")]
+    pub timestamp: u64,
+    /// Text.
+    pub body: String,
+    /// Ed25519 signature, hex.
+    pub signature: String,
+    /// The exact signed bytes, base64 (standard alphabet, padded).
+    pub signed: String,
+    /// When this node stored it, ms since the Unix epoch.
+    #[ts(type = "number")]
+    pub received_at: u64,
+    /// True when this node wrote it.
+    pub local: bool,
+}
+
+/// One line of a JSON Lines export: exactly the fields needed to verify a message offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ExportLine {
+    /// Message id (hex SHA-256 of `signed`).
+    pub id: String,
+    /// Room.
+    pub room: String,
+    /// Author id, hex.
+    pub author: String,
+    /// Author display name.
+    pub author_name: String,
+    /// ms since the Unix epoch.
+    #[ts(type = "number")]
+    pub timestamp: u64,
+    /// Text.
+    pub body: String,
+    /// Signature, hex.
+    pub signature: String,
+    /// Signed bytes, base64.
+    pub signed: String,
+}
+
+/// A room as listed in the sidebar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct RoomView {
+    /// Normalised room name.
+    pub name: String,
+    /// Whether this node is a member.
+    pub joined: bool,
+    /// Stored messages in the room.
+    #[ts(type = "number")]
+    pub messages: u64,
+    /// Timestamp of the newest message, if any.
+    #[ts(type = "number | null")]
+    pub last_timestamp: Option<u64>,
+}
+
+/// A known peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PeerView {
+    /// Node id, hex.
+    pub id: String,
+    /// Short fingerprint (`abcd-ef01`).
+    pub fingerprint: String,
+    /// Last display name it announced.
+    pub name: String,
+    /// Last known addresses (`ip:port`).
+    pub addresses: Vec<String>,
+    /// Connected right now.
+    pub connected: bool,
+    /// Last time it was connected, ms since the Unix epoch.
+    #[ts(type = "number | null")]
+    pub last_seen: Option<u64>,
+    /// Rooms it announced (while connected).
+    pub rooms: Vec<String>,
+}
+
+/// This node's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct IdentityView {
+    /// Node id (Ed25519 public key), 64 lowercase hex.
+    pub id: String,
+    /// Short fingerprint.
+    pub fingerprint: String,
+    /// Display name, once set.
+    pub name: Option<String>,
+}
+
+/// Live state of the node, for `status` and the app's status bar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct StatusView {
+    /// Identity.
+    pub identity: IdentityView,
+    /// True when a node (network engine) runs on this data dir.
+    pub running: bool,
+    /// Address the QUIC endpoint listens on, when running.
+    pub listen: Option<String>,
+    /// Whether mDNS discovery is on.
+    pub mdns: bool,
+    /// Peers connected now.
+    pub connected_peers: u32,
+    /// Peers ever seen.
+    pub known_peers: u32,
+    /// Rooms joined.
+    pub rooms: Vec<RoomView>,
+    /// Messages stored.
+    #[ts(type = "number")]
+    pub messages: u64,
+    /// Messages received from peers since start.
+    #[ts(type = "number")]
+    pub received: u64,
+    /// Invalid frames/messages dropped since start.
+    #[ts(type = "number")]
+    pub rejected: u64,
+    /// Last time a message arrived from a peer, ms since the Unix epoch.
+    #[ts(type = "number | null")]
+    pub last_received_at: Option<u64>,
+    /// Data directory.
+    pub data_dir: String,
+}
+
+/// Result of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ExportSummary {
+    /// File written.
+    pub path: String,
+    /// Messages written.
+    #[ts(type = "number")]
+    pub messages: u64,
+}
+
+/// Result of verifying an export file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct VerifySummary {
+    /// Lines checked (blank lines are skipped).
+    #[ts(type = "number")]
+    pub lines: u64,
+    /// Lines that verified.
+    #[ts(type = "number")]
+    pub valid: u64,
+    /// Failures: line number (1-based) and reason.
+    pub failures: Vec<VerifyFailure>,
+}
+
+/// One failing line of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct VerifyFailure {
+    /// 1-based line number.
+    #[ts(type = "number")]
+    pub line: u64,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// An error that crosses to the CLI or the UI: a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
+#[ts(export)]
+#[error("{message}")]
+pub struct ApiError {
+    /// Stable machine code, e.g. `invalid_input`, `not_found`, `storage`, `io`, `busy`.
+    pub code: ErrorCode,
+    /// One line for humans.
+    pub message: String,
+}
+
+/// Stable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ErrorCode {
+    /// The request was wrong (bad room name, body too large, bad argument).
+    InvalidInput,
+    /// A room, peer or file does not exist.
+    NotFound,
+    /// A display name must be set first.
+    NoName,
+    /// The database failed.
+    Storage,
+    /// A file or socket operation failed.
+    Io,
+    /// Another node already runs on this data dir.
+    Busy,
+    /// Anything else.
+    Internal,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+}
+
+/// A request to the engine (also the control-socket protocol: one JSON object per line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[ts(export)]
+pub enum Request {
+    /// → `IdentityView`
+    Identity,
+    /// → `IdentityView`
+    SetName {
+        /// New display name.
+        name: String,
+    },
+    /// Join (creating if new) a room. → `RoomView`
+    JoinRoom {
+        /// Room name.
+        room: String,
+    },
+    /// Leave a room (its messages stay stored). → `RoomView`
+    LeaveRoom {
+        /// Room name.
+        room: String,
+    },
+    /// → `Vec<RoomView>` (joined rooms first, then rooms with stored messages)
+    Rooms,
+    /// Sign, store durably, then spread. → `MessageView`
+    Send {
+        /// Room (must be joined).
+        room: String,
+        /// Text.
+        body: String,
+    },
+    /// Messages of a room in room order (timestamp, author, id), the newest `limit`, optionally
+    /// strictly before a message id. → `Vec<MessageView>` oldest first.
+    Messages {
+        /// Room.
+        room: String,
+        /// Most messages returned (1..=1000).
+        limit: u32,
+        /// Page before this message id.
+        before: Option<String>,
+    },
+    /// → `Vec<PeerView>`
+    Peers,
+    /// → `StatusView`
+    Status,
+    /// Write a JSON Lines export. → `ExportSummary`
+    Export {
+        /// One room, or all when absent.
+        room: Option<String>,
+        /// Output file (absolute path, written by the engine's process).
+        path: String,
+    },
+    /// Dial a peer by address (`host:port`). → `null`
+    AddPeer {
+        /// Address.
+        addr: String,
+    },
+}
+
+/// Something that happened, pushed to the app (Tauri events) and subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[ts(export)]
+pub enum EngineEvent {
+    /// A message was stored (sent locally or received).
+    Message {
+        /// The message.
+        message: MessageView,
+    },
+    /// A peer connected, disconnected or changed name/rooms.
+    Peer {
+        /// The peer now.
+        peer: PeerView,
+    },
+    /// Counters or room list changed (debounced by the engine).
+    Status {
+        /// Status now.
+        status: StatusView,
+    },
+}
+
+impl From<dn_store::StoreError> for ApiError {
+    fn from(e: dn_store::StoreError) -> Self {
+        ApiError::new(ErrorCode::Storage, e.to_string())
+    }
+}

@@ -1,0 +1,111 @@
+//! The local control channel: a Unix socket `control.sock` in the data directory (mode 0600,
+//! owner only). Each line is one JSON [`Request`]; each answer one JSON line, either
+//! `{"ok": <value>}` or `{"error": {"code": "...", "message": "..."}}`. The CLI uses it to reach
+//! a running node (or the app) on the same data directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tracing::{debug, warn};
+
+use crate::api::{ApiError, ErrorCode, Request};
+use crate::Engine;
+
+/// File name of the socket inside the data directory.
+pub const SOCKET_FILE: &str = "control.sock";
+/// Longest request line accepted.
+const MAX_LINE: usize = 64 * 1024;
+
+/// One answer line.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Answer {
+    Ok(Value),
+    Error(ApiError),
+}
+
+/// Path of the socket for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}
+
+/// Binds the socket (removing a stale one left by a crashed node: the caller holds the data
+/// directory lock, so no live node owns it) and serves requests until the engine stops.
+pub(crate) fn serve(engine: Engine, data_dir: &Path) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let path = socket_path(data_dir);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_one(engine, stream).await {
+                            debug!("control client: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!("control socket accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }))
+}
+
+async fn serve_one(engine: Engine, stream: UnixStream) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = (&mut lines).take(MAX_LINE as u64 + 1).read_line(&mut line).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let answer = if line.len() > MAX_LINE {
+            Answer::Error(ApiError::new(ErrorCode::InvalidInput, "request too long"))
+        } else {
+            match serde_json::from_str::<Request>(&line) {
+                Ok(req) => match engine.request(req).await {
+                    Ok(v) => Answer::Ok(v),
+                    Err(e) => Answer::Error(e),
+                },
+                Err(e) => Answer::Error(ApiError::new(ErrorCode::InvalidInput, format!("bad request: {e}"))),
+            }
+        };
+        let mut out = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec());
+        out.push(b'\n');
+        w.write_all(&out).await?;
+        if line.len() > MAX_LINE {
+            return Ok(());
+        }
+    }
+}
+
+/// Sends one request to the node serving `data_dir`. `Ok(None)` when no node listens there.
+pub async fn call(data_dir: &Path, req: &Request) -> Result<Option<Value>, ApiError> {
+    let stream = match UnixStream::connect(socket_path(data_dir)).await {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    let io = |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("control socket: {e}"));
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_vec(req).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    line.push(b'\n');
+    w.write_all(&line).await.map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(r).read_line(&mut answer).await.map_err(io)?;
+    match serde_json::from_str::<Answer>(&answer) {
+        Ok(Answer::Ok(v)) => Ok(Some(v)),
+        Ok(Answer::Error(e)) => Err(e),
+        Err(e) => Err(ApiError::new(ErrorCode::Io, format!("node sent an unreadable answer: {e}"))),
+    }
+}

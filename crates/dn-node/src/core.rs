@@ -1,0 +1,498 @@
+//! The core: one thread that owns the store's write connection and the protocol state. Every
+//! request (from the app, the control socket or an offline CLI) and every network event goes
+//! through its channel, so there is exactly one writer and no locking.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use dn_proto::message::normalize_name;
+use dn_proto::protocol::Counters;
+use dn_proto::{Frame, Input, Message, MessageId, NodeId, Output, Protocol};
+use dn_store::{Store, StoredMessage};
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::api::*;
+use crate::export;
+use crate::identity;
+
+/// Setting key of the display name.
+const NAME_KEY: &str = "display_name";
+/// Largest page of messages one request returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Reply channel of a request.
+pub type Reply = oneshot::Sender<Result<Value, ApiError>>;
+
+/// What the core thread receives.
+pub enum CoreMsg {
+    /// A user/API request.
+    Request(Request, Reply),
+    /// The network driver established a connection (tie-break already applied).
+    Connected {
+        /// Authenticated peer id.
+        peer: NodeId,
+        /// Connection serial number.
+        conn_id: u64,
+        /// Remote address.
+        addr: SocketAddr,
+        /// Frames to send on this connection.
+        tx: tokio::sync::mpsc::UnboundedSender<Frame>,
+    },
+    /// A connection ended.
+    Disconnected {
+        /// Peer.
+        peer: NodeId,
+        /// Connection serial number.
+        conn_id: u64,
+    },
+    /// A frame arrived.
+    Frame {
+        /// Peer.
+        peer: NodeId,
+        /// Connection serial number.
+        conn_id: u64,
+        /// The frame.
+        frame: Frame,
+    },
+    /// A frame could not be decoded.
+    BadFrame {
+        /// Peer.
+        peer: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// Stop the thread.
+    Shutdown,
+}
+
+/// Commands from the core to the network driver.
+#[derive(Debug)]
+pub enum NetCmd {
+    /// Dial an address (id unknown or known).
+    Dial {
+        /// Where.
+        addr: SocketAddr,
+        /// Expected id, if known.
+        id: Option<NodeId>,
+        /// Keep redialing it whenever it is not connected.
+        persistent: bool,
+    },
+    /// Close a connection.
+    Close {
+        /// Peer.
+        peer: NodeId,
+        /// Connection serial number.
+        conn_id: u64,
+        /// Reason for logs.
+        reason: String,
+    },
+}
+
+/// Facts about the running network, for status.
+#[derive(Clone)]
+pub struct NetInfo {
+    /// Where the QUIC endpoint listens.
+    pub listen: SocketAddr,
+    /// mDNS on.
+    pub mdns: bool,
+    /// Commands to the driver.
+    pub cmd: tokio::sync::mpsc::UnboundedSender<NetCmd>,
+    /// The mDNS announcer, to update the name it carries.
+    pub announcer: Option<std::sync::Arc<crate::discovery::Mdns>>,
+}
+
+struct Conn {
+    conn_id: u64,
+    addr: SocketAddr,
+    tx: tokio::sync::mpsc::UnboundedSender<Frame>,
+}
+
+/// The core state. Built by [`Core::open`], then run by [`Core::run`] on its own thread.
+pub struct Core {
+    data_dir: PathBuf,
+    key: SigningKey,
+    id: NodeId,
+    store: Store,
+    proto: Protocol,
+    events: broadcast::Sender<EngineEvent>,
+    net: Option<NetInfo>,
+    conns: HashMap<NodeId, Conn>,
+    last_received_at: Option<u64>,
+    status_dirty: bool,
+    last_status: Instant,
+}
+
+fn store_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Storage, e.to_string())
+}
+
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::InvalidInput, e.to_string())
+}
+
+impl Core {
+    /// Opens identity and store in `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        events: broadcast::Sender<EngineEvent>,
+        net: Option<NetInfo>,
+    ) -> Result<Core, ApiError> {
+        let key = identity::load_or_create(data_dir)?;
+        let id = identity::node_id(&key);
+        let store = Store::open(&data_dir.join("store.sqlite3")).map_err(store_err)?;
+        let name = store.get_setting(NAME_KEY).map_err(store_err)?.unwrap_or_default();
+        let rooms = store.joined_rooms().map_err(store_err)?;
+        let port = net.as_ref().map_or(0, |n| n.listen.port());
+        let proto = Protocol::new(id, name, port, rooms);
+        Ok(Core {
+            data_dir: data_dir.to_path_buf(),
+            key,
+            id,
+            store,
+            proto,
+            events,
+            net,
+            conns: HashMap::new(),
+            last_received_at: None,
+            status_dirty: false,
+            last_status: Instant::now(),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The display name, or empty before one is set.
+    pub fn display_name(&self) -> String {
+        self.name().ok().flatten().unwrap_or_default()
+    }
+
+    /// Attaches the mDNS announcer (started after the core, since it needs the name).
+    pub fn set_mdns(&mut self, mdns: Option<std::sync::Arc<crate::discovery::Mdns>>) {
+        if let Some(n) = &mut self.net {
+            n.announcer = mdns;
+        }
+    }
+
+    /// Runs until `Shutdown` or until every sender is gone.
+    pub fn run(mut self, rx: mpsc::Receiver<CoreMsg>) {
+        let span = tracing::error_span!("core", me = %self.id.fingerprint());
+        let _g = span.enter();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(CoreMsg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(msg) => self.handle(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if self.status_dirty && self.last_status.elapsed() >= Duration::from_millis(500) {
+                self.status_dirty = false;
+                self.last_status = Instant::now();
+                if let Ok(status) = self.status() {
+                    let _ = self.events.send(EngineEvent::Status { status });
+                }
+            }
+        }
+        debug!("core stopped");
+    }
+
+    /// Handles one message (public so an offline client can drive a core without a thread).
+    pub fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Request(req, reply) => {
+                let r = self.request(req);
+                let _ = reply.send(r);
+            }
+            CoreMsg::Connected { peer, conn_id, addr, tx } => {
+                info!(peer = %peer.fingerprint(), %addr, "peer connected");
+                self.conns.insert(peer, Conn { conn_id, addr, tx });
+                self.feed(Input::Connected { peer });
+                self.status_dirty = true;
+            }
+            CoreMsg::Disconnected { peer, conn_id } => {
+                if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
+                    info!(peer = %peer.fingerprint(), "peer disconnected");
+                    self.conns.remove(&peer);
+                    self.feed(Input::Disconnected { peer });
+                    let now = now_ms();
+                    if let Err(e) = self.store.upsert_peer(&peer, None, &[], Some(now)) {
+                        warn!("recording peer: {e}");
+                    }
+                    self.emit_peer(&peer);
+                    self.status_dirty = true;
+                }
+            }
+            CoreMsg::Frame { peer, conn_id, frame } => {
+                if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
+                    self.feed(Input::Frame { peer, frame });
+                }
+            }
+            CoreMsg::BadFrame { peer, reason } => {
+                warn!(peer = %peer.fingerprint(), %reason, "undecodable frame dropped");
+                self.proto.count_rejected();
+                self.status_dirty = true;
+            }
+            CoreMsg::Shutdown => {}
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        let outs = self.proto.handle(&mut self.store, input);
+        for o in outs {
+            match o {
+                Output::Send { peer, frame } => {
+                    if let Some(c) = self.conns.get(&peer) {
+                        let _ = c.tx.send(frame);
+                    }
+                }
+                Output::Stored { message, from } => {
+                    debug!(from = %from.fingerprint(), room = %message.room, "stored message");
+                    self.last_received_at = Some(now_ms());
+                    self.status_dirty = true;
+                    let id = message.id();
+                    match self.store.get_message(&id) {
+                        Ok(Some(sm)) => {
+                            let _ = self.events.send(EngineEvent::Message { message: view(&sm) });
+                        }
+                        Ok(None) => {}
+                        Err(e) => warn!("reading back stored message: {e}"),
+                    }
+                }
+                Output::PeerHello { peer, name, rooms: _, listen_port } => {
+                    let addrs: Vec<String> = self
+                        .conns
+                        .get(&peer)
+                        .map(|c| vec![SocketAddr::new(c.addr.ip(), listen_port).to_string()])
+                        .unwrap_or_default();
+                    let name = normalize_name(&name).ok();
+                    if let Err(e) = self.store.upsert_peer(&peer, name.as_deref(), &addrs, Some(now_ms()))
+                    {
+                        warn!("recording peer: {e}");
+                    }
+                    self.emit_peer(&peer);
+                }
+                Output::Rejected { peer, reason } => {
+                    warn!(peer = %peer.fingerprint(), %reason, "rejected data from peer");
+                    self.status_dirty = true;
+                }
+                Output::Close { peer, reason } => {
+                    warn!(peer = %peer.fingerprint(), %reason, "closing connection");
+                    if let (Some(net), Some(c)) = (&self.net, self.conns.get(&peer)) {
+                        let _ = net.cmd.send(NetCmd::Close { peer, conn_id: c.conn_id, reason });
+                    }
+                }
+                Output::StorageFailed(e) => tracing::error!("storage failure: {e}"),
+            }
+        }
+    }
+
+    fn emit_peer(&self, peer: &NodeId) {
+        if let Ok(peers) = self.peers() {
+            if let Some(p) = peers.into_iter().find(|p| p.id == peer.to_hex()) {
+                let _ = self.events.send(EngineEvent::Peer { peer: p });
+            }
+        }
+    }
+
+    fn name(&self) -> Result<Option<String>, ApiError> {
+        self.store.get_setting(NAME_KEY).map_err(store_err)
+    }
+
+    fn identity(&self) -> Result<IdentityView, ApiError> {
+        Ok(IdentityView { id: self.id.to_hex(), fingerprint: self.id.fingerprint(), name: self.name()? })
+    }
+
+    fn room_view(&self, name: &str) -> Result<RoomView, ApiError> {
+        let rooms = self.store.rooms().map_err(store_err)?;
+        Ok(rooms
+            .into_iter()
+            .find(|r| r.name == name)
+            .map(|r| RoomView {
+                name: r.name,
+                joined: r.joined,
+                messages: r.messages,
+                last_timestamp: r.last_timestamp,
+            })
+            .unwrap_or(RoomView { name: name.to_string(), joined: false, messages: 0, last_timestamp: None }))
+    }
+
+    fn rooms(&self) -> Result<Vec<RoomView>, ApiError> {
+        let mut v: Vec<RoomView> = self
+            .store
+            .rooms()
+            .map_err(store_err)?
+            .into_iter()
+            .map(|r| RoomView { name: r.name, joined: r.joined, messages: r.messages, last_timestamp: r.last_timestamp })
+            .collect();
+        v.sort_by(|a, b| b.joined.cmp(&a.joined).then(a.name.cmp(&b.name)));
+        Ok(v)
+    }
+
+    fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        let mut v: Vec<PeerView> = self
+            .store
+            .peers()
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|p| p.id != self.id)
+            .map(|p| {
+                let connected = self.conns.contains_key(&p.id);
+                PeerView {
+                    id: p.id.to_hex(),
+                    fingerprint: p.id.fingerprint(),
+                    name: p.name,
+                    addresses: p.addresses,
+                    connected,
+                    last_seen: if connected { Some(now_ms()) } else { p.last_seen },
+                    rooms: if connected { self.proto.peer_rooms(&p.id) } else { vec![] },
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| b.connected.cmp(&a.connected).then(a.name.cmp(&b.name)).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    fn status(&self) -> Result<StatusView, ApiError> {
+        let Counters { received, rejected, .. } = self.proto.counters();
+        let rooms: Vec<RoomView> = self.rooms()?.into_iter().filter(|r| r.joined).collect();
+        Ok(StatusView {
+            identity: self.identity()?,
+            running: self.net.is_some(),
+            listen: self.net.as_ref().map(|n| n.listen.to_string()),
+            mdns: self.net.as_ref().is_some_and(|n| n.mdns),
+            connected_peers: self.proto.connected().count() as u32,
+            known_peers: self.store.peers().map_err(store_err)?.iter().filter(|p| p.id != self.id).count() as u32,
+            rooms,
+            messages: self.store.message_count(None).map_err(store_err)?,
+            received,
+            rejected,
+            last_received_at: self.last_received_at,
+            data_dir: self.data_dir.display().to_string(),
+        })
+    }
+
+    fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
+        serde_json::to_value(v).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// Executes one request.
+    pub fn request(&mut self, req: Request) -> Result<Value, ApiError> {
+        match req {
+            Request::Identity => Self::to_value(self.identity()?),
+            Request::SetName { name } => {
+                let name = normalize_name(&name).map_err(invalid)?;
+                self.store.set_setting(NAME_KEY, &name).map_err(store_err)?;
+                self.feed(Input::Renamed(name.clone()));
+                if let Some(m) = self.net.as_ref().and_then(|n| n.announcer.as_ref()) {
+                    m.rename(&name);
+                }
+                self.status_dirty = true;
+                Self::to_value(self.identity()?)
+            }
+            Request::JoinRoom { room } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                self.store.join_room(&room, now_ms()).map_err(store_err)?;
+                self.feed(Input::Joined(room.clone()));
+                self.status_dirty = true;
+                Self::to_value(self.room_view(&room)?)
+            }
+            Request::LeaveRoom { room } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                if !self.store.joined_rooms().map_err(store_err)?.contains(&room) {
+                    return Err(ApiError::new(ErrorCode::NotFound, format!("not a member of room {room}")));
+                }
+                self.store.leave_room(&room).map_err(store_err)?;
+                self.feed(Input::Left(room.clone()));
+                self.status_dirty = true;
+                Self::to_value(self.room_view(&room)?)
+            }
+            Request::Rooms => Self::to_value(self.rooms()?),
+            Request::Send { room, body } => Self::to_value(self.send(&room, &body)?),
+            Request::Messages { room, limit, before } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                let before = match before {
+                    Some(b) => Some(MessageId::from_hex(&b).map_err(invalid)?),
+                    None => None,
+                };
+                let limit = limit.clamp(1, MAX_PAGE);
+                let msgs = self.store.messages(&room, limit, before.as_ref()).map_err(store_err)?;
+                Self::to_value(msgs.iter().map(view).collect::<Vec<_>>())
+            }
+            Request::Peers => Self::to_value(self.peers()?),
+            Request::Status => Self::to_value(self.status()?),
+            Request::Export { room, path } => {
+                let room = match room {
+                    Some(r) => Some(dn_proto::message::normalize_room(&r).map_err(invalid)?),
+                    None => None,
+                };
+                Self::to_value(export::export_jsonl(&self.store, room.as_deref(), Path::new(&path))?)
+            }
+            Request::AddPeer { addr } => {
+                let net = self.net.as_ref().ok_or_else(|| {
+                    ApiError::new(ErrorCode::InvalidInput, "no node is running on this data directory")
+                })?;
+                let addrs = crate::resolve_addr(&addr)?;
+                for a in addrs {
+                    let _ = net.cmd.send(NetCmd::Dial { addr: a, id: None, persistent: true });
+                }
+                Ok(Value::Null)
+            }
+        }
+    }
+
+    fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
+        let room = dn_proto::message::normalize_room(room).map_err(invalid)?;
+        let name = self.name()?.ok_or_else(|| {
+            ApiError::new(ErrorCode::NoName, "set a display name first (disasternet init --name NAME)")
+        })?;
+        if !self.store.joined_rooms().map_err(store_err)?.contains(&room) {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("not a member of room {room}; join it first (room join {room})"),
+            ));
+        }
+        let msg = Message::create(&self.key, &room, &name, now_ms(), body).map_err(invalid)?;
+        // Durable (synchronous=FULL) before anyone is told it was sent.
+        self.store.insert_message(&msg, now_ms(), true).map_err(store_err)?;
+        let sm = self
+            .store
+            .get_message(&msg.id())
+            .map_err(store_err)?
+            .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))?;
+        let v = view(&sm);
+        let _ = self.events.send(EngineEvent::Message { message: v.clone() });
+        self.feed(Input::Published(msg));
+        self.status_dirty = true;
+        Ok(v)
+    }
+}
+
+/// The user-facing view of a stored message.
+pub fn view(sm: &StoredMessage) -> MessageView {
+    let m = &sm.message;
+    MessageView {
+        id: sm.id.to_hex(),
+        room: m.room.clone(),
+        author: m.author.to_hex(),
+        author_name: m.author_name.clone(),
+        timestamp: m.timestamp,
+        body: m.body.clone(),
+        signature: hex::encode(m.signature),
+        signed: base64::engine::general_purpose::STANDARD.encode(m.signed_bytes()),
+        received_at: sm.received_at,
+        local: sm.local,
+    }
+}

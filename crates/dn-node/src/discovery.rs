@@ -1,0 +1,99 @@
+//! LAN discovery with mDNS (mdns-sd): announces `_disasternet._udp.local.` with TXT records
+//! `id` (64 hex), `v` (protocol version) and `name`, and reports every other instance that
+//! resolves with a usable IPv4 address to the network driver.
+
+use std::net::{IpAddr, SocketAddr};
+
+use dn_proto::NodeId;
+use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+
+/// The DNS-SD service type.
+pub const SERVICE_TYPE: &str = "_disasternet._udp.local.";
+
+/// A peer found on the LAN.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// Its node id (from TXT `id`).
+    pub id: NodeId,
+    /// Dialable IPv4 addresses, non-loopback first.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// A running mDNS announcer + browser.
+pub struct Mdns {
+    daemon: ServiceDaemon,
+    fullname: String,
+    me: NodeId,
+    port: u16,
+}
+
+fn instance(me: &NodeId) -> String {
+    format!("dn-{}", &me.to_hex()[..16])
+}
+
+fn service_info(me: &NodeId, name: &str, port: u16) -> Result<ServiceInfo, mdns_sd::Error> {
+    let inst = instance(me);
+    let host = format!("{inst}.local.");
+    let props = [("id", me.to_hex()), ("v", dn_proto::message::PROTOCOL_VERSION.to_string()), ("name", name.to_string())];
+    Ok(ServiceInfo::new(SERVICE_TYPE, &inst, &host, "", port, &props[..])?.enable_addr_auto())
+}
+
+impl Mdns {
+    /// Starts announcing `me` on `port` and browsing for others; found peers go to `found`.
+    pub fn start(me: NodeId, name: &str, port: u16, found: UnboundedSender<Discovered>) -> Result<Mdns, mdns_sd::Error> {
+        let daemon = ServiceDaemon::new()?;
+        let info = service_info(&me, name, port)?;
+        let fullname = info.get_fullname().to_string();
+        daemon.register(info)?;
+        let rx = daemon.browse(SERVICE_TYPE)?;
+        tokio::spawn(async move {
+            while let Ok(ev) = rx.recv_async().await {
+                if let ServiceEvent::ServiceResolved(svc) = ev {
+                    let Some(id) = svc.get_property_val_str("id").and_then(|s| NodeId::from_hex(s).ok()) else {
+                        debug!(name = svc.get_fullname(), "mDNS service without a valid id");
+                        continue;
+                    };
+                    if id == me {
+                        continue;
+                    }
+                    let mut addrs: Vec<SocketAddr> = svc
+                        .get_addresses_v4()
+                        .into_iter()
+                        .map(|ip| SocketAddr::new(IpAddr::V4(ip), svc.get_port()))
+                        .collect();
+                    // Usable addresses only (IPv4 policy, see docs/architecture.md).
+                    addrs.sort_by_key(|a| (a.ip().is_loopback(), *a));
+                    if addrs.is_empty() {
+                        debug!(peer = %id.fingerprint(), "mDNS peer without an IPv4 address yet");
+                        continue;
+                    }
+                    info!(peer = %id.fingerprint(), ?addrs, "discovered by mDNS");
+                    if found.send(Discovered { id, addrs }).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Mdns { daemon, fullname, me, port })
+    }
+
+    /// Re-announces with a new display name.
+    pub fn rename(&self, name: &str) {
+        match service_info(&self.me, name, self.port) {
+            Ok(info) => {
+                if let Err(e) = self.daemon.register(info) {
+                    warn!("mDNS re-register: {e}");
+                }
+            }
+            Err(e) => warn!("mDNS service info: {e}"),
+        }
+    }
+
+    /// Withdraws the announcement and stops the daemon.
+    pub fn stop(&self) {
+        let _ = self.daemon.unregister(&self.fullname);
+        let _ = self.daemon.shutdown();
+    }
+}

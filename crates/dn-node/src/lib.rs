@@ -1,0 +1,372 @@
+//! # dn-node — the DisasterNet engine
+//!
+//! Everything a node does besides protocol decisions, shared by the `disasternet` CLI and the
+//! desktop app (neither implements anything twice):
+//!
+//! - [`identity`]: the Ed25519 node key in the data directory.
+//! - [`tls`]: the same key as a self-signed QUIC/TLS identity, with pinned-id verifiers.
+//! - [`core`]: the single thread that owns the store (the one writer) and the
+//!   [`dn_proto::Protocol`] state, and answers every [`api::Request`].
+//! - [`net`]: the quinn driver (dialing with backoff, one connection per pair, frame streams).
+//! - [`discovery`]: mDNS announce + browse.
+//! - [`control`]: the owner-only Unix socket through which the CLI reaches a running node.
+//! - [`export`]: JSON Lines export and offline verification.
+//!
+//! [`Engine::start`] runs a full node; [`Client::open`] gives the CLI the same request API
+//! whether a node runs on the data directory (over the control socket) or not (directly on
+//! the store).
+
+pub mod api;
+pub mod control;
+pub mod core;
+pub mod discovery;
+pub mod export;
+pub mod identity;
+pub mod net;
+pub mod tls;
+
+use std::fs::File;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot};
+use tracing::{info, warn};
+
+pub use api::*;
+use core::{Core, CoreMsg, NetCmd, NetInfo};
+
+/// Application id; also the name of the default data directory (same as the desktop app's).
+pub const APP_ID: &str = "org.disasternet.app";
+/// Default QUIC port.
+pub const DEFAULT_PORT: u16 = 7300;
+/// File name of the data directory lock.
+pub const LOCK_FILE: &str = "node.lock";
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory (key, store, lock, socket).
+    pub data_dir: PathBuf,
+    /// Where to listen for QUIC.
+    pub listen: SocketAddr,
+    /// Peers to dial by address (`host:port`), kept connected.
+    pub peers: Vec<String>,
+    /// Announce and browse with mDNS.
+    pub mdns: bool,
+}
+
+impl NodeConfig {
+    /// Defaults: listen on `0.0.0.0:7300` (a free port if that is taken), mDNS on.
+    pub fn new(data_dir: PathBuf) -> Self {
+        NodeConfig {
+            data_dir,
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            peers: vec![],
+            mdns: true,
+        }
+    }
+}
+
+/// Resolves `host:port` to IPv4 socket addresses.
+pub fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("bad peer address {s:?}: {e}")))?
+        .filter(SocketAddr::is_ipv4)
+        .collect();
+    if addrs.is_empty() {
+        return Err(ApiError::new(ErrorCode::InvalidInput, format!("{s:?} has no IPv4 address")));
+    }
+    Ok(addrs)
+}
+
+/// Takes the exclusive lock of a data directory. The OS releases it when the process dies,
+/// so a crashed node never blocks the next start.
+fn lock_data_dir(data_dir: &Path) -> Result<File, ApiError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", data_dir.display())))?;
+    let path = data_dir.join(LOCK_FILE);
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ApiError::new(
+            ErrorCode::Busy,
+            format!("another DisasterNet node is already running on {}", data_dir.display()),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Internal, e.to_string())
+}
+
+struct Inner {
+    core: std_mpsc::Sender<CoreMsg>,
+    events: broadcast::Sender<EngineEvent>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    core_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    mdns: Option<Arc<discovery::Mdns>>,
+    _lock: Option<File>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.core.send(CoreMsg::Shutdown);
+        if let Some(m) = &self.mdns {
+            m.stop();
+        }
+    }
+}
+
+/// A handle to a running engine. Cheap to clone; the engine stops on [`Engine::shutdown`] or
+/// when the last handle is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts a full node: locks the data dir, opens identity and store, binds QUIC, starts
+    /// mDNS, dials the given peers and known peers, serves the control socket.
+    pub async fn start(cfg: NodeConfig) -> Result<Engine, ApiError> {
+        let lock = lock_data_dir(&cfg.data_dir)?;
+        let key = identity::load_or_create(&cfg.data_dir)?;
+        let me = identity::node_id(&key);
+        let tls = Arc::new(tls::TlsIdentity::new(&key).map_err(internal)?);
+        let net = net::Net::bind(&tls, cfg.listen, cfg.listen.port() == DEFAULT_PORT)
+            .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot listen on {}: {e}", cfg.listen)))?;
+        let listen = net.listen;
+        let (events, _) = broadcast::channel(4096);
+        let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (disc_tx, disc_rx) = tokio::sync::mpsc::unbounded_channel();
+        let info = NetInfo { listen, mdns: cfg.mdns, cmd: net_tx.clone(), announcer: None };
+        let data_dir = cfg.data_dir.clone();
+        let ev = events.clone();
+        let mut core = tokio::task::spawn_blocking(move || Core::open(&data_dir, ev, Some(info)))
+            .await
+            .map_err(internal)??;
+        let mdns = if cfg.mdns {
+            match discovery::Mdns::start(me, &core.display_name(), listen.port(), disc_tx) {
+                Ok(m) => Some(Arc::new(m)),
+                Err(e) => {
+                    warn!("mDNS unavailable ({e}); use --peer to reach other nodes");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        core.set_mdns(mdns.clone());
+        let (core_tx, core_rx) = std_mpsc::channel();
+        let core_thread = std::thread::Builder::new()
+            .name("dn-core".into())
+            .spawn(move || core.run(core_rx))
+            .map_err(internal)?;
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let net_task = net.spawn(me, tls, core_tx.clone(), net_rx, disc_rx, shutdown_rx);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                core: core_tx,
+                events,
+                shutdown,
+                tasks: Mutex::new(vec![net_task]),
+                core_thread: Mutex::new(Some(core_thread)),
+                mdns,
+                _lock: Some(lock),
+            }),
+        };
+        let ctl = control::serve(engine.clone(), &cfg.data_dir)
+            .map_err(|e| ApiError::new(ErrorCode::Io, format!("control socket: {e}")))?;
+        if let Ok(mut t) = engine.inner.tasks.lock() {
+            t.push(ctl);
+        }
+        // Static peers, then every peer we have met before (last known addresses).
+        for p in &cfg.peers {
+            for addr in resolve_addr(p)? {
+                let _ = net_tx.send(NetCmd::Dial { addr, id: None, persistent: true });
+            }
+        }
+        for p in engine.peers().await.unwrap_or_default() {
+            let Ok(id) = dn_proto::NodeId::from_hex(&p.id) else { continue };
+            for a in p.addresses.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
+                let _ = net_tx.send(NetCmd::Dial { addr: a, id: Some(id), persistent: true });
+            }
+        }
+        info!(id = %me, %listen, mdns = cfg.mdns, "node started");
+        Ok(engine)
+    }
+
+    /// An engine without network, on a data dir where no node runs (used by the CLI).
+    fn offline(data_dir: &Path) -> Result<Engine, ApiError> {
+        let (events, _) = broadcast::channel(16);
+        let core = Core::open(data_dir, events.clone(), None)?;
+        let (core_tx, core_rx) = std_mpsc::channel();
+        let core_thread = std::thread::Builder::new()
+            .name("dn-core".into())
+            .spawn(move || core.run(core_rx))
+            .map_err(internal)?;
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                core: core_tx,
+                events,
+                shutdown,
+                tasks: Mutex::new(vec![]),
+                core_thread: Mutex::new(Some(core_thread)),
+                mdns: None,
+                _lock: None,
+            }),
+        })
+    }
+
+    /// Executes a request on the core thread.
+    pub async fn request(&self, req: Request) -> Result<Value, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .core
+            .send(CoreMsg::Request(req, tx))
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?;
+        rx.await.map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?
+    }
+
+    async fn typed<T: DeserializeOwned>(&self, req: Request) -> Result<T, ApiError> {
+        serde_json::from_value(self.request(req).await?).map_err(internal)
+    }
+
+    /// This node's identity.
+    pub async fn identity(&self) -> Result<IdentityView, ApiError> {
+        self.typed(Request::Identity).await
+    }
+    /// Sets the display name.
+    pub async fn set_name(&self, name: String) -> Result<IdentityView, ApiError> {
+        self.typed(Request::SetName { name }).await
+    }
+    /// Joins (creates) a room.
+    pub async fn join_room(&self, room: String) -> Result<RoomView, ApiError> {
+        self.typed(Request::JoinRoom { room }).await
+    }
+    /// Leaves a room.
+    pub async fn leave_room(&self, room: String) -> Result<RoomView, ApiError> {
+        self.typed(Request::LeaveRoom { room }).await
+    }
+    /// Rooms.
+    pub async fn rooms(&self) -> Result<Vec<RoomView>, ApiError> {
+        self.typed(Request::Rooms).await
+    }
+    /// Signs, stores durably, and spreads a message.
+    pub async fn send(&self, room: String, body: String) -> Result<MessageView, ApiError> {
+        self.typed(Request::Send { room, body }).await
+    }
+    /// A page of a room's messages, oldest first.
+    pub async fn messages(&self, room: String, limit: u32, before: Option<String>) -> Result<Vec<MessageView>, ApiError> {
+        self.typed(Request::Messages { room, limit, before }).await
+    }
+    /// Known peers.
+    pub async fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        self.typed(Request::Peers).await
+    }
+    /// Live status.
+    pub async fn status(&self) -> Result<StatusView, ApiError> {
+        self.typed(Request::Status).await
+    }
+    /// JSON Lines export.
+    pub async fn export(&self, room: Option<String>, path: String) -> Result<ExportSummary, ApiError> {
+        self.typed(Request::Export { room, path }).await
+    }
+    /// Dials a peer by address.
+    pub async fn add_peer(&self, addr: String) -> Result<(), ApiError> {
+        self.request(Request::AddPeer { addr }).await.map(|_| ())
+    }
+
+    /// Engine events (messages, peers, status).
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Stops the network, the control socket and the core thread; waits for them.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        if let Some(m) = &self.inner.mdns {
+            m.stop();
+        }
+        let tasks: Vec<_> = self.inner.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        let _ = self.inner.core.send(CoreMsg::Shutdown);
+        let th = self.inner.core_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(th) = th {
+            let _ = tokio::task::spawn_blocking(move || th.join()).await;
+        }
+    }
+}
+
+/// The CLI's way in: the running node's control socket if there is one, else the store
+/// directly. Both answer the same [`Request`]s with the same code.
+pub enum Client {
+    /// A node runs on the data dir; requests go over its control socket.
+    Remote(PathBuf),
+    /// No node runs; an offline engine works on the store.
+    Local(Engine),
+}
+
+impl Client {
+    /// Connects to the node on `data_dir`, or opens the data dir directly.
+    pub async fn open(data_dir: &Path) -> Result<Client, ApiError> {
+        match lock_data_dir(data_dir) {
+            Ok(lock) => {
+                drop(lock); // nobody runs; SQLite itself arbitrates concurrent CLI calls
+                Ok(Client::Local(Engine::offline(data_dir)?))
+            }
+            Err(e) if e.code == ErrorCode::Busy => {
+                for _ in 0..50 {
+                    if control::call(data_dir, &Request::Identity).await?.is_some() {
+                        return Ok(Client::Remote(data_dir.to_path_buf()));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(ApiError::new(
+                    ErrorCode::Busy,
+                    "a node holds this data directory but does not answer on its control socket",
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when talking to a running node.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Client::Remote(_))
+    }
+
+    /// Executes a request.
+    pub async fn request(&self, req: Request) -> Result<Value, ApiError> {
+        match self {
+            Client::Remote(dir) => control::call(dir, &req)
+                .await?
+                .ok_or_else(|| ApiError::new(ErrorCode::Io, "the node stopped while we were talking to it")),
+            Client::Local(e) => e.request(req).await,
+        }
+    }
+
+    /// Closes an offline engine cleanly.
+    pub async fn close(self) {
+        if let Client::Local(e) = self {
+            e.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The network driver: one QUIC endpoint (quinn) for both directions, a dial manager with
+//! backoff, one connection per peer pair, and two tasks per connection (a writer owning our
+//! unidirectional stream, a reader decoding the peer's). It knows nothing of messages: frames
+//! go to and come from the core.
+//!
+//! One connection per pair: when a second connection to the same peer is established (both
+//! dialed at once), both sides keep the one dialed by the lower node id and close the other.
+//! To make that rare, the higher id waits a moment before dialing a freshly discovered peer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dn_proto::codec::MAX_FRAME_BYTES;
+use dn_proto::{Frame, NodeId};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::core::{CoreMsg, NetCmd};
+use crate::discovery::Discovered;
+use crate::tls::{connection_peer_id, TlsIdentity, SERVER_NAME};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const DIAL_TIMEOUT: Duration = Duration::from_secs(6);
+/// Application close codes.
+const CLOSE_DUPLICATE: u32 = 1;
+const CLOSE_PROTOCOL: u32 = 2;
+const CLOSE_SELF: u32 = 3;
+const CLOSE_SHUTDOWN: u32 = 4;
+
+/// Where a dial target came from.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Key {
+    Id(NodeId),
+    Addr(SocketAddr),
+}
+
+struct Target {
+    id: Option<NodeId>,
+    addrs: Vec<SocketAddr>,
+    next: Instant,
+    backoff: Duration,
+    dialing: bool,
+    attempts: u32,
+}
+
+struct Live {
+    conn_id: u64,
+    conn: quinn::Connection,
+    dialer: NodeId,
+}
+
+enum Internal {
+    Established { conn: quinn::Connection, dialer_is_me: bool, key: Option<Key> },
+    DialFailed { key: Key, error: String },
+    Closed { peer: NodeId, conn_id: u64 },
+}
+
+/// Handle for the running driver.
+pub struct Net {
+    /// Local address the endpoint is bound to.
+    pub listen: SocketAddr,
+    endpoint: quinn::Endpoint,
+}
+
+impl Net {
+    /// Binds the endpoint. If `listen`'s port is taken and it is the default, a free port is used.
+    pub fn bind(tls: &TlsIdentity, listen: SocketAddr, fallback: bool) -> std::io::Result<Net> {
+        let server = tls.server_config().map_err(std::io::Error::other)?;
+        let endpoint = match quinn::Endpoint::server(server.clone(), listen) {
+            Ok(e) => e,
+            Err(e) if fallback && e.kind() == std::io::ErrorKind::AddrInUse => {
+                warn!(%listen, "port in use; listening on a free port instead");
+                quinn::Endpoint::server(server, SocketAddr::new(listen.ip(), 0))?
+            }
+            Err(e) => return Err(e),
+        };
+        let listen = endpoint.local_addr()?;
+        Ok(Net { listen, endpoint })
+    }
+
+    /// Runs the driver until `cmds` closes or a shutdown arrives.
+    pub fn spawn(
+        self,
+        me: NodeId,
+        tls: Arc<TlsIdentity>,
+        core: std_mpsc::Sender<CoreMsg>,
+        cmds: UnboundedReceiver<NetCmd>,
+        discovered: UnboundedReceiver<Discovered>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let span = tracing::error_span!("net", me = %me.fingerprint());
+        let (itx, irx) = unbounded_channel();
+        let driver = Driver {
+            me,
+            tls,
+            endpoint: self.endpoint,
+            core,
+            internal: itx,
+            targets: HashMap::new(),
+            live: HashMap::new(),
+            next_conn_id: 1,
+        };
+        tokio::spawn(driver.run(cmds, discovered, irx, shutdown).instrument(span))
+    }
+}
+
+struct Driver {
+    me: NodeId,
+    tls: Arc<TlsIdentity>,
+    endpoint: quinn::Endpoint,
+    core: std_mpsc::Sender<CoreMsg>,
+    internal: UnboundedSender<Internal>,
+    targets: HashMap<Key, Target>,
+    live: HashMap<NodeId, Live>,
+    next_conn_id: u64,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut cmds: UnboundedReceiver<NetCmd>,
+        mut discovered: UnboundedReceiver<Discovered>,
+        mut internal: UnboundedReceiver<Internal>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => self.on_cmd(cmd),
+                    None => break,
+                },
+                Some(ev) = internal.recv() => self.on_internal(ev),
+                incoming = self.endpoint.accept() => match incoming {
+                    Some(inc) => self.accept(inc),
+                    None => break,
+                },
+                Some(d) = discovered.recv() => self.on_discovered(d),
+                _ = tick.tick() => self.dial_due(),
+            }
+        }
+        self.endpoint.close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        debug!("network driver stopped");
+    }
+
+    fn on_cmd(&mut self, cmd: NetCmd) {
+        match cmd {
+            NetCmd::Dial { addr, id, persistent } => {
+                let key = match id {
+                    Some(id) if persistent => Key::Id(id),
+                    _ => Key::Addr(addr),
+                };
+                let t = self.targets.entry(key).or_insert_with(|| Target {
+                    id,
+                    addrs: vec![],
+                    next: Instant::now(),
+                    backoff: MIN_BACKOFF,
+                    dialing: false,
+                    attempts: 0,
+                });
+                if !t.addrs.contains(&addr) {
+                    t.addrs.push(addr);
+                }
+                t.next = Instant::now();
+                self.dial_due();
+            }
+            NetCmd::Close { peer, conn_id, reason } => {
+                if let Some(l) = self.live.get(&peer).filter(|l| l.conn_id == conn_id) {
+                    l.conn.close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), reason.as_bytes());
+                }
+            }
+        }
+    }
+
+    fn on_discovered(&mut self, d: Discovered) {
+        if d.id == self.me {
+            return;
+        }
+        let delay = if self.me < d.id { Duration::ZERO } else { Duration::from_millis(1500) };
+        let t = self.targets.entry(Key::Id(d.id)).or_insert_with(|| Target {
+            id: Some(d.id),
+            addrs: vec![],
+            next: Instant::now() + delay,
+            backoff: MIN_BACKOFF,
+            dialing: false,
+            attempts: 0,
+        });
+        // Fresh addresses first; a rediscovered peer is worth an immediate retry.
+        let mut addrs = d.addrs;
+        for a in &t.addrs {
+            if !addrs.contains(a) {
+                addrs.push(*a);
+            }
+        }
+        t.addrs = addrs;
+        if !t.dialing && t.next > Instant::now() + delay {
+            t.next = Instant::now() + delay;
+            t.backoff = MIN_BACKOFF;
+        }
+    }
+
+    fn connected_to(&self, t: &Target) -> bool {
+        match t.id {
+            Some(id) => self.live.contains_key(&id),
+            None => self.live.values().any(|l| t.addrs.contains(&l.conn.remote_address())),
+        }
+    }
+
+    fn dial_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Key> = self
+            .targets
+            .iter()
+            .filter(|(_, t)| !t.dialing && t.next <= now && !t.addrs.is_empty() && !self.connected_to(t))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(t) = self.targets.get_mut(&key) else { continue };
+            let addr = t.addrs[(t.attempts as usize) % t.addrs.len()];
+            t.attempts = t.attempts.wrapping_add(1);
+            t.dialing = true;
+            let expected = t.id;
+            let cfg = match self.tls.client_config(expected) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("client config: {e}");
+                    continue;
+                }
+            };
+            let connecting = self.endpoint.connect_with(cfg, addr, SERVER_NAME);
+            let itx = self.internal.clone();
+            debug!(%addr, "dialing");
+            tokio::spawn(async move {
+                let res = match connecting {
+                    Ok(c) => match tokio::time::timeout(DIAL_TIMEOUT, c).await {
+                        Ok(Ok(conn)) => Ok(conn),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("handshake timed out".to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = itx.send(match res {
+                    Ok(conn) => Internal::Established { conn, dialer_is_me: true, key: Some(key) },
+                    Err(error) => Internal::DialFailed { key, error: format!("{addr}: {error}") },
+                });
+            });
+        }
+    }
+
+    fn accept(&mut self, inc: quinn::Incoming) {
+        let itx = self.internal.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(DIAL_TIMEOUT, async { inc.accept()?.await }).await {
+                Ok(Ok(conn)) => {
+                    let _ = itx.send(Internal::Established { conn, dialer_is_me: false, key: None });
+                }
+                Ok(Err(e)) => debug!("incoming handshake failed: {e}"),
+                Err(_) => debug!("incoming handshake timed out"),
+            }
+        });
+    }
+
+    fn on_internal(&mut self, ev: Internal) {
+        match ev {
+            Internal::DialFailed { key, error } => {
+                if let Some(t) = self.targets.get_mut(&key) {
+                    t.dialing = false;
+                    // Jitter from the clock's sub-second part keeps nodes from dialing in lockstep.
+                    let jitter = Duration::from_millis(u64::from(Instant::now().elapsed().subsec_nanos() % 250));
+                    t.next = Instant::now() + t.backoff + jitter;
+                    t.backoff = (t.backoff * 2).min(MAX_BACKOFF);
+                    debug!(%error, retry_in = ?t.backoff, "dial failed");
+                }
+            }
+            Internal::Established { conn, dialer_is_me, key } => self.established(conn, dialer_is_me, key),
+            Internal::Closed { peer, conn_id } => {
+                if self.live.get(&peer).is_some_and(|l| l.conn_id == conn_id) {
+                    self.live.remove(&peer);
+                    let _ = self.core.send(CoreMsg::Disconnected { peer, conn_id });
+                    // Try again soon: the peer may only have dropped off briefly.
+                    for t in self.targets.values_mut() {
+                        if t.id == Some(peer) {
+                            t.backoff = MIN_BACKOFF;
+                            t.next = Instant::now() + MIN_BACKOFF;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn established(&mut self, conn: quinn::Connection, dialer_is_me: bool, key: Option<Key>) {
+        if let Some(k) = key {
+            if let Some(t) = self.targets.get_mut(&k) {
+                t.dialing = false;
+                t.backoff = MIN_BACKOFF;
+            }
+        }
+        let Some(peer) = connection_peer_id(&conn) else {
+            conn.close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), b"no identity");
+            return;
+        };
+        if peer == self.me {
+            // We reached ourselves (e.g. an address of our own); never dial it again.
+            conn.close(quinn::VarInt::from_u32(CLOSE_SELF), b"self");
+            if let Some(k) = key {
+                self.targets.remove(&k);
+            }
+            return;
+        }
+        if let Some(Key::Addr(_)) = key {
+            if let Some(t) = key.and_then(|k| self.targets.get_mut(&k)) {
+                t.id = Some(peer);
+            }
+        }
+        let dialer = if dialer_is_me { self.me } else { peer };
+        if let Some(old) = self.live.get(&peer) {
+            let keep_new = if old.dialer == dialer {
+                true // a reconnect by the same side: the old one is stale
+            } else {
+                dialer == self.me.min(peer)
+            };
+            if !keep_new {
+                debug!(peer = %peer.fingerprint(), "duplicate connection closed (tie-break)");
+                conn.close(quinn::VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate");
+                return;
+            }
+            let old_id = old.conn_id;
+            old.conn.close(quinn::VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate");
+            self.live.remove(&peer);
+            let _ = self.core.send(CoreMsg::Disconnected { peer, conn_id: old_id });
+        }
+        let conn_id = self.next_conn_id;
+        self.next_conn_id += 1;
+        let addr = conn.remote_address();
+        let (ftx, frx) = unbounded_channel();
+        self.live.insert(peer, Live { conn_id, conn: conn.clone(), dialer });
+        let _ = self.core.send(CoreMsg::Connected { peer, conn_id, addr, tx: ftx });
+        let span = tracing::error_span!("conn", peer = %peer.fingerprint(), %addr, id = conn_id);
+        tokio::spawn(writer(conn.clone(), frx).instrument(span.clone()));
+        tokio::spawn(reader(conn, peer, conn_id, self.core.clone(), self.internal.clone()).instrument(span));
+        info!(peer = %peer.fingerprint(), %addr, outgoing = dialer_is_me, "connection up");
+    }
+}
+
+async fn writer(conn: quinn::Connection, mut frames: UnboundedReceiver<Frame>) {
+    let mut stream = match conn.open_uni().await {
+        Ok(s) => s,
+        Err(e) => {
+            debug!("open stream: {e}");
+            return;
+        }
+    };
+    while let Some(frame) = frames.recv().await {
+        if let Err(e) = stream.write_all(&frame.encode_prefixed()).await {
+            debug!("write: {e}");
+            return;
+        }
+    }
+    let _ = stream.finish();
+}
+
+async fn reader(
+    conn: quinn::Connection,
+    peer: NodeId,
+    conn_id: u64,
+    core: std_mpsc::Sender<CoreMsg>,
+    internal: UnboundedSender<Internal>,
+) {
+    let result: Result<(), String> = async {
+        let mut stream = conn.accept_uni().await.map_err(|e| e.to_string())?;
+        let mut len = [0u8; 4];
+        let mut buf = Vec::new();
+        loop {
+            match stream.read_exact(&mut len).await {
+                Ok(()) => {}
+                Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+            let n = u32::from_be_bytes(len) as usize;
+            if n == 0 || n > MAX_FRAME_BYTES {
+                conn.close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), b"frame size");
+                return Err(format!("frame of {n} bytes is over the limit; connection closed"));
+            }
+            buf.resize(n, 0);
+            stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            let msg = match Frame::decode(&buf) {
+                Ok(frame) => CoreMsg::Frame { peer, conn_id, frame },
+                Err(e) => CoreMsg::BadFrame { peer, reason: e.to_string() },
+            };
+            if core.send(msg).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        debug!("connection ended: {e}");
+    }
+    let reason = conn.closed().await;
+    debug!(%reason, "closed");
+    let _ = internal.send(Internal::Closed { peer, conn_id });
+}
