@@ -118,6 +118,7 @@ struct Inner {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     core_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     mdns: Option<Arc<discovery::Mdns>>,
+    data_dir: PathBuf,
     _lock: Option<File>,
 }
 
@@ -185,6 +186,7 @@ impl Engine {
                 tasks: Mutex::new(vec![net_task]),
                 core_thread: Mutex::new(Some(core_thread)),
                 mdns,
+                data_dir: cfg.data_dir.clone(),
                 _lock: Some(lock),
             }),
         };
@@ -227,6 +229,7 @@ impl Engine {
                 tasks: Mutex::new(vec![]),
                 core_thread: Mutex::new(Some(core_thread)),
                 mdns: None,
+                data_dir: data_dir.to_path_buf(),
                 _lock: None,
             }),
         })
@@ -303,10 +306,18 @@ impl Engine {
             m.stop();
         }
         let tasks: Vec<_> = self.inner.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        let mut tasks = tasks.into_iter();
+        // The network driver closes every connection (peers notice at once) and stops itself.
+        if let Some(mut net) = tasks.next() {
+            if tokio::time::timeout(std::time::Duration::from_secs(3), &mut net).await.is_err() {
+                net.abort();
+            }
+        }
         for t in tasks {
             t.abort();
             let _ = t.await;
         }
+        let _ = std::fs::remove_file(control::socket_path(&self.inner.data_dir));
         let _ = self.inner.core.send(CoreMsg::Shutdown);
         let th = self.inner.core_thread.lock().ok().and_then(|mut t| t.take());
         if let Some(th) = th {

@@ -278,12 +278,14 @@ impl Protocol {
         out
     }
 
+    /// Tells every connected peer our rooms. Also peers whose hello has not arrived yet: our
+    /// own hello went out on connect and may list stale rooms.
     fn announce_rooms(&self, out: &mut Vec<Output>) {
         let rooms: Vec<String> = self.rooms.iter().cloned().collect();
-        for (peer, p) in &self.peers {
-            if p.hello {
-                out.push(Output::Send { peer: *peer, frame: Frame::Rooms { rooms: rooms.clone() } });
-            }
+        let mut peers: Vec<NodeId> = self.peers.keys().copied().collect();
+        peers.sort();
+        for peer in peers {
+            out.push(Output::Send { peer, frame: Frame::Rooms { rooms: rooms.clone() } });
         }
     }
 

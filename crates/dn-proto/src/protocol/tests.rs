@@ -203,3 +203,20 @@ fn ring_floods_with_bounded_duplicates() {
     let dup: u64 = net.nodes.iter().map(|x| x.counters().duplicates).sum();
     assert!(dup <= 2, "{dup} duplicates on a ring");
 }
+
+#[test]
+fn room_joined_between_connect_and_peer_hello_is_announced() {
+    let mut net = Net::new(2, "medical");
+    net.input(1, Input::Left("medical".into()));
+    net.links.insert((0, 1));
+    let (i0, i1) = (net.id(0), net.id(1));
+    net.input(0, Input::Connected { peer: i1 });
+    net.input(1, Input::Connected { peer: i0 });
+    // Node 1 joins before any hello has been delivered: its hello listed no rooms.
+    net.input(1, Input::Joined("medical".into()));
+    net.run();
+    let m = net.publish(0, "medical", "live push", 1);
+    net.run();
+    assert!(net.stores[1].has(&m.id()).unwrap());
+    assert_eq!(net.nodes[0].counters().sent, 1, "pushed live, not only by catch-up");
+}

@@ -1,0 +1,191 @@
+//! # dn-store — DisasterNet's local database
+//!
+//! One SQLite file per node holds everything that must survive a restart: the append-only
+//! message log, the rooms the user joined, settings such as the display name, the peers seen
+//! and when each room was last synced with each peer. The node's secret key is *not* here; it
+//! lives in its own file.
+//!
+//! - [`Store::open`] opens (or creates) the file, sets the connection pragmas (WAL,
+//!   `foreign_keys`, a 5 s `busy_timeout`, `synchronous=FULL` so a message reported as sent is
+//!   on disk) and migrates the schema (see `schema.rs`; versions in `PRAGMA user_version`).
+//! - Messages are stored as their signed bytes plus signature, the form their id is computed
+//!   from, and parsed back with [`Message::from_signed_bytes`]. Reading does not re-verify
+//!   signatures; a row that does not parse back is reported as [`StoreError::Corrupt`].
+//! - "Room order" is `(timestamp, author, id)`: the same on every node for the same set of
+//!   messages. [`Store::messages`] pages backwards through it with a keyset cursor.
+//! - [`Store`] implements [`dn_proto::Storage`], so the protocol state machine uses it directly.
+//!
+//! ## Threads and writers
+//!
+//! Every method takes `&self`. A `Store` is [`Send`] but not [`Sync`]: one thread owns it at a
+//! time, and in the node that thread is the single writer. Another process (the CLI when no node
+//! runs) may open the same file; SQLite's locking and the busy timeout serialise the two.
+
+mod error;
+mod messages;
+mod meta;
+mod schema;
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dn_proto::{Message, MessageId, StorageError};
+use rusqlite::{Connection, ErrorCode};
+
+pub use error::StoreError;
+pub use messages::StoredMessage;
+pub use meta::{PeerRow, RoomRow};
+
+/// Result with [`StoreError`] as the default error.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How long a statement waits for another connection's lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// The newest schema version this code knows (the `user_version` it writes).
+pub const SCHEMA_VERSION: i64 = schema::CURRENT;
+
+/// A clock returning milliseconds since the Unix epoch.
+pub type Clock = Box<dyn Fn() -> u64 + Send>;
+
+/// An open DisasterNet database. See the [crate docs](crate) for the threading rules.
+pub struct Store {
+    conn: Connection,
+    /// Used where the caller gives no time: [`dn_proto::Storage::insert`]'s `received_at` and
+    /// a new peer's `first_seen`.
+    clock: Clock,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.conn.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn system_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens or creates the database at `path`, creating its directory if missing, and
+    /// migrates it to [`SCHEMA_VERSION`].
+    ///
+    /// Fails with [`StoreError::Corrupt`] if the file is not a DisasterNet database and with
+    /// [`StoreError::TooNew`] if a newer program wrote it; neither case modifies the file.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::Io {
+                path: dir.to_path_buf(),
+                error,
+            })?;
+        }
+        let with_path = |e: StoreError| match e {
+            StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
+            e => e,
+        };
+        let conn = Connection::open(path).map_err(|e| with_path(e.into()))?;
+        Self::init(conn).map_err(with_path)
+    }
+
+    /// A fresh database in memory, for tests.
+    pub fn open_in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        schema::check(&conn)?;
+        // Pragmas are per connection (WAL is persistent) and stay outside migrations.
+        let mode = enable_wal(&conn)?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            tracing::warn!(%mode, "SQLite refused WAL journal mode");
+        }
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            conn,
+            clock: Box::new(system_clock_ms),
+        })
+    }
+
+    /// Replaces the clock used where callers pass no time (see [`Clock`]); for tests and
+    /// simulations. The default is [`system_clock_ms`].
+    pub fn set_clock(&mut self, clock: impl Fn() -> u64 + Send + 'static) {
+        self.clock = Box::new(clock);
+    }
+
+    fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+impl dn_proto::Storage for Store {
+    fn has(&self, id: &MessageId) -> Result<bool, StorageError> {
+        Ok(self.has_message(id)?)
+    }
+
+    /// Stores a message from the network: `received_at` from the store's clock, `local` false.
+    fn insert(&mut self, msg: &Message) -> Result<bool, StorageError> {
+        let now = self.now_ms();
+        Ok(self.insert_message(msg, now, false)?)
+    }
+
+    fn room_ids(&self, room: &str) -> Result<Vec<MessageId>, StorageError> {
+        Ok(Store::room_ids(self, room)?)
+    }
+
+    fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
+        Ok(self.get_message(id)?.map(|s| s.message))
+    }
+}
+
+/// Switches the file to WAL (persistent, so usually a no-op) and returns the journal mode.
+///
+/// Changing the journal mode needs an exclusive lock and SQLite reports `SQLITE_BUSY` at once
+/// instead of calling the busy handler, so two processes opening a fresh file together would
+/// fail; retry for up to [`BUSY_TIMEOUT`] instead.
+fn enable_wal(conn: &Connection) -> Result<String> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// Milliseconds as an SQLite integer, saturating at `i64::MAX`.
+fn ms_to_sql(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// An SQLite integer back to milliseconds; negative means the row is corrupt.
+fn ms_from_sql(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} {v}")))
+}
+
+/// A 32-byte blob column (ids, node ids).
+fn blob32(row: &rusqlite::Row<'_>, idx: usize, what: &str) -> Result<[u8; 32]> {
+    let v = row.get_ref(idx)?;
+    let b = v
+        .as_blob()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not a blob")))?;
+    b.try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is {} bytes, not 32", b.len())))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+//! The message log: insert, look up, page and stream in room order.
+
+use dn_proto::{Message, MessageId};
+use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use crate::{blob32, ms_from_sql, ms_to_sql, Result, Store, StoreError};
+
+/// A message as stored, with what this node knows about its arrival.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The message, parsed from its stored signed bytes (not re-verified).
+    pub message: Message,
+    /// Its id (SHA-256 of the signed bytes; checked against the stored id when read).
+    pub id: MessageId,
+    /// When this node stored it, milliseconds since the Unix epoch.
+    pub received_at: u64,
+    /// True if this node's user wrote it.
+    pub local: bool,
+}
+
+const INSERT: &str = "
+INSERT INTO messages
+    (id, room, author, timestamp, author_name, body, signed, signature, received_at, local)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+ON CONFLICT (id) DO NOTHING";
+
+/// Columns read by [`read_row`], in order.
+const COLS: &str = "id, room, signed, signature, received_at, local";
+
+fn read_row(row: &Row<'_>) -> Result<StoredMessage> {
+    let id = MessageId(blob32(row, 0, "message id")?);
+    let corrupt = |what: &str| StoreError::Corrupt(format!("message {id}: {what}"));
+    let room: String = row.get(1)?;
+    let signed = row
+        .get_ref(2)?
+        .as_blob()
+        .map_err(|_| corrupt("signed bytes not a blob"))?;
+    let signature: [u8; 64] = row
+        .get_ref(3)?
+        .as_blob()
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("signature is not 64 bytes"))?;
+    let received_at = ms_from_sql(row.get(4)?, "received_at")?;
+    let local: bool = row.get(5)?;
+    let message =
+        Message::from_signed_bytes(signed, signature).map_err(|e| corrupt(&e.to_string()))?;
+    if message.id() != id {
+        return Err(corrupt("id does not match the signed bytes"));
+    }
+    if message.room != room {
+        return Err(corrupt("room column does not match the signed bytes"));
+    }
+    Ok(StoredMessage {
+        message,
+        id,
+        received_at,
+        local,
+    })
+}
+
+impl Store {
+    /// Stores `msg` (not verified here: the caller does that) with the time it arrived and
+    /// whether the local user wrote it. Returns `false` if a message with its id is already
+    /// stored; the stored row is then left unchanged. Durable on return (`synchronous=FULL`).
+    pub fn insert_message(&self, msg: &Message, received_at_ms: u64, local: bool) -> Result<bool> {
+        insert_on(&self.conn, msg, received_at_ms, local)
+    }
+
+    /// Stores a batch of `(message, received_at_ms, local)` in one transaction: all or none.
+    /// Returns, per entry, whether it was new (a repeat inside the batch is not new).
+    pub fn insert_messages(&self, batch: &[(Message, u64, bool)]) -> Result<Vec<bool>> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (msg, received_at, local) in batch {
+            out.push(insert_on(&tx, msg, *received_at, *local)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Whether a message with this id is stored.
+    pub fn has_message(&self, id: &MessageId) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?;
+        Ok(st.exists([&id.0[..]])?)
+    }
+
+    /// A stored message by id.
+    pub fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>> {
+        let sql = format!("SELECT {COLS} FROM messages WHERE id = ?1");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query([&id.0[..]])?;
+        rows.next()?.map(read_row).transpose()
+    }
+
+    /// Ids of all messages of `room`, in room order.
+    pub fn room_ids(&self, room: &str) -> Result<Vec<MessageId>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id FROM messages WHERE room = ?1 ORDER BY timestamp, author, id",
+        )?;
+        let mut rows = st.query([room])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(MessageId(blob32(row, 0, "message id")?));
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` messages of `room` that come strictly before `before` in room order
+    /// (or the newest overall if `before` is `None`), returned oldest first.
+    ///
+    /// To page back, pass the first (oldest) id of the previous page as `before`. Fails with
+    /// [`StoreError::NotFound`] if `before` is not a stored message of `room`.
+    pub fn messages(
+        &self,
+        room: &str,
+        limit: u32,
+        before: Option<&MessageId>,
+    ) -> Result<Vec<StoredMessage>> {
+        let mut out = Vec::new();
+        if let Some(before) = before {
+            let mut st = self.conn.prepare_cached(
+                "SELECT timestamp, author FROM messages WHERE id = ?1 AND room = ?2",
+            )?;
+            let (ts, author): (i64, Vec<u8>) = st
+                .query_row(params![&before.0[..], room], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or(StoreError::NotFound(*before))?;
+            let sql = format!(
+                "SELECT {COLS} FROM messages
+                 WHERE room = ?1 AND (timestamp, author, id) < (?2, ?3, ?4)
+                 ORDER BY timestamp DESC, author DESC, id DESC LIMIT ?5"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut rows = st.query(params![room, ts, author, &before.0[..], limit])?;
+            while let Some(row) = rows.next()? {
+                out.push(read_row(row)?);
+            }
+        } else {
+            let sql = format!(
+                "SELECT {COLS} FROM messages WHERE room = ?1
+                 ORDER BY timestamp DESC, author DESC, id DESC LIMIT ?2"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut rows = st.query(params![room, limit])?;
+            while let Some(row) = rows.next()? {
+                out.push(read_row(row)?);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Calls `f` on every message of `room` (or of all rooms, by room name first) in room
+    /// order, one row at a time, without loading them all. Stops at the first error, from
+    /// the store or from `f`. Do not start a transaction (batch insert) from inside `f`.
+    pub fn for_each_message<E, F>(&self, room: Option<&str>, mut f: F) -> Result<(), E>
+    where
+        E: From<StoreError>,
+        F: FnMut(StoredMessage) -> Result<(), E>,
+    {
+        let sql = match room {
+            Some(_) => format!(
+                "SELECT {COLS} FROM messages WHERE room = ?1 ORDER BY timestamp, author, id"
+            ),
+            None => format!("SELECT {COLS} FROM messages ORDER BY room, timestamp, author, id"),
+        };
+        let mut st = self.conn.prepare_cached(&sql).map_err(StoreError::from)?;
+        let mut rows = match room {
+            Some(r) => st.query([r]),
+            None => st.query([]),
+        }
+        .map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            f(read_row(row)?)?;
+        }
+        Ok(())
+    }
+
+    /// Number of stored messages in `room`, or in all rooms.
+    pub fn message_count(&self, room: Option<&str>) -> Result<u64> {
+        let n: i64 = match room {
+            Some(r) => self
+                .conn
+                .prepare_cached("SELECT count(*) FROM messages WHERE room = ?1")?
+                .query_row([r], |r| r.get(0))?,
+            None => self
+                .conn
+                .prepare_cached("SELECT count(*) FROM messages")?
+                .query_row([], |r| r.get(0))?,
+        };
+        ms_from_sql(n, "count")
+    }
+
+    /// The largest author timestamp in `room` (saturated at `i64::MAX`), if it has messages.
+    pub fn last_timestamp(&self, room: &str) -> Result<Option<u64>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT timestamp FROM messages WHERE room = ?1 ORDER BY timestamp DESC LIMIT 1",
+        )?;
+        let ts: Option<i64> = st.query_row([room], |r| r.get(0)).optional()?;
+        ts.map(|t| ms_from_sql(t, "timestamp")).transpose()
+    }
+}
+
+fn insert_on(
+    conn: &rusqlite::Connection,
+    msg: &Message,
+    received_at_ms: u64,
+    local: bool,
+) -> Result<bool> {
+    let signed = msg.signed_bytes();
+    let id = msg.id();
+    let mut st = conn.prepare_cached(INSERT)?;
+    let n = st.execute(params![
+        &id.0[..],
+        msg.room,
+        &msg.author.0[..],
+        ms_to_sql(msg.timestamp),
+        msg.author_name,
+        msg.body,
+        signed,
+        &msg.signature[..],
+        ms_to_sql(received_at_ms),
+        local,
+    ])?;
+    Ok(n == 1)
+}

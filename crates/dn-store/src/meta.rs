@@ -1,0 +1,256 @@
+//! Rooms, settings, peers and sync state.
+
+use dn_proto::NodeId;
+use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use crate::{blob32, ms_from_sql, ms_to_sql, Result, Store, StoreError};
+
+/// A room as listed by [`Store::rooms`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomRow {
+    /// Normalised room name.
+    pub name: String,
+    /// Whether the user is currently a member.
+    pub joined: bool,
+    /// Whether notifications for the room are muted.
+    pub muted: bool,
+    /// Number of stored messages.
+    pub messages: u64,
+    /// Largest author timestamp among them, milliseconds.
+    pub last_timestamp: Option<u64>,
+}
+
+/// A known peer, as listed by [`Store::peers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRow {
+    /// Its node id.
+    pub id: NodeId,
+    /// Last display name it announced; empty if it never said.
+    pub name: String,
+    /// Last known `"ip:port"` addresses.
+    pub addresses: Vec<String>,
+    /// When it was last seen, milliseconds.
+    pub last_seen: Option<u64>,
+    /// When it was first recorded, milliseconds.
+    pub first_seen: Option<u64>,
+}
+
+fn opt_ms(v: Option<i64>, what: &str) -> Result<Option<u64>> {
+    v.map(|v| ms_from_sql(v, what)).transpose()
+}
+
+fn read_peer(row: &Row<'_>) -> Result<PeerRow> {
+    let id = NodeId(blob32(row, 0, "peer id")?);
+    let name: Option<String> = row.get(1)?;
+    let addresses: String = row.get(2)?;
+    let addresses: Vec<String> = serde_json::from_str(&addresses)
+        .map_err(|e| StoreError::Corrupt(format!("peer {id}: addresses: {e}")))?;
+    Ok(PeerRow {
+        id,
+        name: name.unwrap_or_default(),
+        addresses,
+        last_seen: opt_ms(row.get(3)?, "last_seen")?,
+        first_seen: opt_ms(row.get(4)?, "first_seen")?,
+    })
+}
+
+const PEER_COLS: &str = "id, name, addresses, last_seen, first_seen";
+
+impl Store {
+    // ---- rooms -------------------------------------------------------------------------
+
+    /// Marks `name` (already normalised) as joined at `now_ms`. Returns `false` if it was
+    /// already joined, in which case its original `joined_at` is kept.
+    pub fn join_room(&self, name: &str, now_ms: u64) -> Result<bool> {
+        let was = self.room_joined(name)?;
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO rooms (name, joined, joined_at) VALUES (?1, 1, ?2)
+             ON CONFLICT (name) DO UPDATE SET
+                 joined_at = CASE WHEN rooms.joined = 1 THEN rooms.joined_at
+                                  ELSE excluded.joined_at END,
+                 joined = 1",
+        )?;
+        st.execute(params![name, ms_to_sql(now_ms)])?;
+        Ok(!was)
+    }
+
+    /// Leaves `name`: keeps its messages and settings, marks it not joined. Returns `false` if
+    /// it was not joined.
+    pub fn leave_room(&self, name: &str) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("UPDATE rooms SET joined = 0 WHERE name = ?1 AND joined = 1")?;
+        Ok(st.execute([name])? == 1)
+    }
+
+    /// Whether the user is a member of `name`.
+    pub fn room_joined(&self, name: &str) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT joined FROM rooms WHERE name = ?1")?;
+        Ok(st
+            .query_row([name], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Mutes or unmutes `name` (creating a not-joined row if it has none).
+    pub fn set_room_muted(&self, name: &str, muted: bool) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO rooms (name, joined, muted) VALUES (?1, 0, ?2)
+             ON CONFLICT (name) DO UPDATE SET muted = excluded.muted",
+        )?;
+        st.execute(params![name, muted])?;
+        Ok(())
+    }
+
+    /// Names of joined rooms, sorted.
+    pub fn joined_rooms(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name FROM rooms WHERE joined = 1 ORDER BY name")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Joined rooms plus every room that has stored messages, sorted by name.
+    pub fn rooms(&self) -> Result<Vec<RoomRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT name, max(joined), max(muted), sum(n), max(last_ts) FROM (
+                 SELECT name, joined, muted, 0 AS n, NULL AS last_ts FROM rooms
+                 UNION ALL
+                 SELECT room, 0, 0, count(*), max(timestamp) FROM messages GROUP BY room
+             )
+             GROUP BY name
+             HAVING max(joined) = 1 OR sum(n) > 0
+             ORDER BY name",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(RoomRow {
+                name: r.get(0)?,
+                joined: r.get(1)?,
+                muted: r.get(2)?,
+                messages: ms_from_sql(r.get(3)?, "count")?,
+                last_timestamp: opt_ms(r.get(4)?, "timestamp")?,
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- settings ----------------------------------------------------------------------
+
+    /// A setting's value (for example `display_name`).
+    pub fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?;
+        Ok(st.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    /// Sets a setting, replacing any previous value.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?;
+        st.execute([key, value])?;
+        Ok(())
+    }
+
+    // ---- peers -------------------------------------------------------------------------
+
+    /// Records what we learnt about a peer, merging with what is stored: `name` replaces the
+    /// old one unless `None`; `addresses` (deduplicated) replace the old ones unless empty;
+    /// `last_seen` only moves forward. A new peer's `first_seen` is `last_seen`, or the
+    /// store's clock.
+    pub fn upsert_peer(
+        &self,
+        id: &NodeId,
+        name: Option<&str>,
+        addresses: &[String],
+        last_seen: Option<u64>,
+    ) -> Result<()> {
+        let mut unique: Vec<&String> = Vec::with_capacity(addresses.len());
+        for a in addresses {
+            if !unique.contains(&a) {
+                unique.push(a);
+            }
+        }
+        let json = serde_json::to_string(&unique)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode addresses: {e}")))?;
+        let first_seen = last_seen.unwrap_or_else(|| self.now_ms());
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO peers (id, name, addresses, last_seen, first_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET
+                 name = coalesce(excluded.name, peers.name),
+                 addresses = CASE WHEN ?6 THEN excluded.addresses ELSE peers.addresses END,
+                 last_seen = CASE WHEN peers.last_seen IS NULL
+                                    OR excluded.last_seen > peers.last_seen
+                                  THEN excluded.last_seen ELSE peers.last_seen END,
+                 first_seen = coalesce(peers.first_seen, excluded.first_seen)",
+        )?;
+        st.execute(params![
+            &id.0[..],
+            name,
+            json,
+            last_seen.map(ms_to_sql),
+            ms_to_sql(first_seen),
+            !unique.is_empty(),
+        ])?;
+        Ok(())
+    }
+
+    /// One known peer.
+    pub fn peer(&self, id: &NodeId) -> Result<Option<PeerRow>> {
+        let sql = format!("SELECT {PEER_COLS} FROM peers WHERE id = ?1");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query([&id.0[..]])?;
+        rows.next()?.map(read_peer).transpose()
+    }
+
+    /// All known peers, most recently seen first (never seen last), then by id.
+    pub fn peers(&self) -> Result<Vec<PeerRow>> {
+        let sql =
+            format!("SELECT {PEER_COLS} FROM peers ORDER BY last_seen IS NULL, last_seen DESC, id");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(read_peer(r)?);
+        }
+        Ok(out)
+    }
+
+    // ---- sync state --------------------------------------------------------------------
+
+    /// Records that a catch-up of `room` with `peer` finished at `at_ms` (adding the peer to
+    /// the peer table if it is not there yet).
+    pub fn set_synced(&self, peer: &NodeId, room: &str, at_ms: u64) -> Result<()> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT INTO peers (id, first_seen) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![&peer.0[..], ms_to_sql(at_ms)])?;
+        tx.prepare_cached(
+            "INSERT INTO sync_state (peer, room, last_sync_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (peer, room) DO UPDATE SET last_sync_at = excluded.last_sync_at",
+        )?
+        .execute(params![&peer.0[..], room, ms_to_sql(at_ms)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// When a catch-up of `room` with `peer` last finished.
+    pub fn last_synced(&self, peer: &NodeId, room: &str) -> Result<Option<u64>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT last_sync_at FROM sync_state WHERE peer = ?1 AND room = ?2")?;
+        let v: Option<i64> = st
+            .query_row(params![&peer.0[..], room], |r| r.get(0))
+            .optional()?;
+        opt_ms(v, "last_sync_at")
+    }
+}

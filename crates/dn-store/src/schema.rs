@@ -1,0 +1,146 @@
+//! Schema versions and migrations.
+//!
+//! The schema version lives in `PRAGMA user_version`; [`MIGRATIONS`]`[n]` upgrades version `n`
+//! to `n + 1`. Each step runs in its own `BEGIN IMMEDIATE` transaction and re-reads the version
+//! inside it, so two processes opening the same fresh file cannot both migrate it. A file whose
+//! version is newer than [`CURRENT`] is refused, never downgraded.
+//!
+//! To grow the schema, append a migration; never edit a released one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::{Result, StoreError};
+
+/// `PRAGMA application_id` of a DisasterNet database: "DNET".
+pub(crate) const APPLICATION_ID: i64 = 0x444E_4554;
+
+/// Version 0 → 1: the first schema.
+const V1: &str = "
+PRAGMA application_id = 1145980244;
+
+-- Small key/value settings (display_name, …).
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Rooms the user joined or left. Messages of a room may exist without a row here.
+CREATE TABLE rooms (
+    name      TEXT PRIMARY KEY NOT NULL,
+    joined    INTEGER NOT NULL CHECK (joined IN (0, 1)),
+    joined_at INTEGER,
+    muted     INTEGER NOT NULL DEFAULT 0 CHECK (muted IN (0, 1))
+) STRICT, WITHOUT ROWID;
+
+-- Append-only message log, unique by id (SHA-256 of `signed`). `signed` + `signature` are
+-- the source of truth; the other columns are copies for ordering and queries.
+-- `timestamp` and `received_at` are milliseconds, saturated at i64::MAX.
+CREATE TABLE messages (
+    id          BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+    room        TEXT NOT NULL,
+    author      BLOB NOT NULL CHECK (length(author) = 32),
+    timestamp   INTEGER NOT NULL,
+    author_name TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    signed      BLOB NOT NULL,
+    signature   BLOB NOT NULL CHECK (length(signature) = 64),
+    received_at INTEGER NOT NULL,
+    local       INTEGER NOT NULL CHECK (local IN (0, 1))
+) STRICT;
+
+-- Room order: (timestamp, author, id). Serves paging, id lists, counts and export.
+CREATE INDEX messages_room_order ON messages (room, timestamp, author, id);
+
+CREATE TRIGGER messages_append_only BEFORE UPDATE ON messages
+BEGIN
+    SELECT RAISE(ABORT, 'messages are append-only');
+END;
+
+-- Peers ever seen. `addresses` is a JSON array of \"ip:port\" strings.
+CREATE TABLE peers (
+    id         BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+    name       TEXT,
+    addresses  TEXT NOT NULL DEFAULT '[]'
+               CHECK (json_valid(addresses) AND json_type(addresses) = 'array'),
+    last_seen  INTEGER,
+    first_seen INTEGER
+) STRICT;
+
+-- When we last finished a catch-up with a peer for a room.
+CREATE TABLE sync_state (
+    peer         BLOB NOT NULL REFERENCES peers (id) ON DELETE CASCADE,
+    room         TEXT NOT NULL,
+    last_sync_at INTEGER NOT NULL,
+    PRIMARY KEY (peer, room)
+) STRICT, WITHOUT ROWID;
+";
+
+/// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this code writes.
+pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+pub(crate) fn application_id(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "application_id", |r| r.get(0))?)
+}
+
+/// Refuses files of other programs and of newer DisasterNet versions. Reads only.
+pub(crate) fn check(conn: &Connection) -> Result<i64> {
+    // The first read of the header: a file that is not SQLite fails here, before any write.
+    let version = user_version(conn)?;
+    let app = application_id(conn)?;
+    if app != APPLICATION_ID && (app != 0 || version != 0) {
+        return Err(StoreError::Corrupt(format!(
+            "application_id {app:#x} / user_version {version} belong to another program"
+        )));
+    }
+    if version > CURRENT {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: CURRENT,
+        });
+    }
+    if version < 0 {
+        return Err(StoreError::Corrupt(format!(
+            "negative schema version {version}"
+        )));
+    }
+    Ok(version)
+}
+
+/// Brings the schema to [`CURRENT`], one immediate transaction per step.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-read under the write lock: another process may have migrated meanwhile.
+        let version = check(&tx)?;
+        if version == CURRENT {
+            return Ok(());
+        }
+        if version == 0 {
+            let tables: i64 = tx.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )?;
+            if tables > 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "unversioned database with {tables} existing tables or indexes"
+                )));
+            }
+        }
+        let step = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+            .ok_or_else(|| StoreError::Corrupt(format!("no migration from version {version}")))?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        tracing::debug!(from = version, to = version + 1, "migrated store schema");
+    }
+}

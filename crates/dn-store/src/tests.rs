@@ -1,0 +1,681 @@
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dn_proto::{Message, MessageId, NodeId, Storage};
+use ed25519_dalek::SigningKey;
+use rusqlite::Connection;
+
+use crate::{schema, Store, StoreError, StoredMessage, SCHEMA_VERSION};
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn msg(k: u8, room: &str, ts: u64, body: &str) -> Message {
+    Message::create(&key(k), room, &format!("user{k}"), ts, body).unwrap()
+}
+
+fn node(n: u8) -> NodeId {
+    NodeId(key(n).verifying_key().to_bytes())
+}
+
+/// Room order computed independently of SQL.
+fn room_order(msgs: &[Message]) -> Vec<MessageId> {
+    let mut v: Vec<_> = msgs
+        .iter()
+        .map(|m| (m.timestamp, m.author, m.id()))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, _, id)| id).collect()
+}
+
+fn ids(v: &[StoredMessage]) -> Vec<MessageId> {
+    v.iter().map(|s| s.id).collect()
+}
+
+fn pragma_i64(s: &Store, name: &str) -> i64 {
+    s.conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn store_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+}
+
+#[test]
+fn migrates_from_empty_file_with_pragmas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/dn.sqlite");
+    let s = Store::open(&path).unwrap();
+    assert!(path.exists());
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    assert_eq!(pragma_i64(&s, "application_id"), schema::APPLICATION_ID);
+    assert_eq!(pragma_i64(&s, "foreign_keys"), 1);
+    assert_eq!(pragma_i64(&s, "synchronous"), 2); // FULL
+    assert_eq!(pragma_i64(&s, "busy_timeout"), 5000);
+    let mode: String = s
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let tables: Vec<String> = s
+        .conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        tables,
+        ["messages", "peers", "rooms", "settings", "sync_state"]
+    );
+    let fk_errors: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fk_errors, 0);
+}
+
+#[test]
+fn in_memory_works() {
+    let s = Store::open_in_memory().unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    assert_eq!(s.message_count(None).unwrap(), 0);
+}
+
+#[test]
+fn reopen_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dn.sqlite");
+    let m = msg(1, "medical", 1_000, "need insulin");
+    {
+        let s = Store::open(&path).unwrap();
+        assert!(s.insert_message(&m, 5, true).unwrap());
+        s.join_room("medical", 7).unwrap();
+        s.set_setting("display_name", "Ana").unwrap();
+        s.upsert_peer(&node(2), Some("Bo"), &["10.0.0.2:4000".into()], Some(9))
+            .unwrap();
+        s.set_synced(&node(2), "medical", 11).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let got = s.get_message(&m.id()).unwrap().unwrap();
+    assert_eq!(
+        got,
+        StoredMessage {
+            message: m.clone(),
+            id: m.id(),
+            received_at: 5,
+            local: true
+        }
+    );
+    got.message.verify().unwrap();
+    assert_eq!(s.joined_rooms().unwrap(), ["medical"]);
+    assert_eq!(
+        s.get_setting("display_name").unwrap().as_deref(),
+        Some("Ana")
+    );
+    assert_eq!(s.peers().unwrap().len(), 1);
+    assert_eq!(s.last_synced(&node(2), "medical").unwrap(), Some(11));
+}
+
+#[test]
+fn refuses_newer_schema_without_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dn.sqlite");
+    drop(Store::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    match Store::open(&path) {
+        Err(StoreError::TooNew {
+            found: 99,
+            supported,
+        }) => assert_eq!(supported, SCHEMA_VERSION),
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    let v: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 99);
+}
+
+#[test]
+fn random_bytes_are_corrupt_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dn.sqlite");
+    // Deterministic pseudo-random bytes (xorshift).
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes: Vec<u8> = (0..8192)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(err.to_string().contains("dn.sqlite"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "file must be left untouched"
+    );
+}
+
+#[test]
+fn foreign_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.sqlite");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (x TEXT);")
+        .unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::Corrupt(_))));
+    let path2 = dir.path().join("other2.sqlite");
+    Connection::open(&path2)
+        .unwrap()
+        .pragma_update(None, "application_id", 42)
+        .unwrap();
+    assert!(matches!(Store::open(&path2), Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn two_connections_share_a_file() {
+    // The CLI and a node may open the same file; migration runs once, writes interleave.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dn.sqlite");
+    let a = Store::open(&path).unwrap();
+    let b = Store::open(&path).unwrap();
+    let m1 = msg(1, "r", 1, "one");
+    let m2 = msg(2, "r", 2, "two");
+    assert!(a.insert_message(&m1, 1, true).unwrap());
+    assert!(b.insert_message(&m2, 1, false).unwrap());
+    assert!(!b.insert_message(&m1, 1, false).unwrap());
+    assert_eq!(a.room_ids("r").unwrap(), room_order(&[m1, m2]));
+}
+
+#[test]
+fn duplicate_insert_returns_false_and_keeps_first() {
+    let s = Store::open_in_memory().unwrap();
+    let m = msg(1, "r", 10, "hello");
+    assert!(s.insert_message(&m, 100, true).unwrap());
+    assert!(!s.insert_message(&m, 200, false).unwrap());
+    let got = s.get_message(&m.id()).unwrap().unwrap();
+    assert_eq!((got.received_at, got.local), (100, true));
+    assert_eq!(s.message_count(None).unwrap(), 1);
+    assert!(s.has_message(&m.id()).unwrap());
+    assert!(!s.has_message(&MessageId([0; 32])).unwrap());
+    assert_eq!(s.get_message(&MessageId([0; 32])).unwrap(), None);
+}
+
+#[test]
+fn batch_insert_reports_each_entry() {
+    let s = Store::open_in_memory().unwrap();
+    let a = msg(1, "r", 1, "a");
+    let b = msg(2, "r", 2, "b");
+    s.insert_message(&a, 0, false).unwrap();
+    let got = s
+        .insert_messages(&[
+            (a.clone(), 1, false),
+            (b.clone(), 1, false),
+            (b.clone(), 2, true),
+        ])
+        .unwrap();
+    assert_eq!(got, [false, true, false]);
+    assert_eq!(s.message_count(Some("r")).unwrap(), 2);
+    assert_eq!(s.insert_messages(&[]).unwrap(), Vec::<bool>::new());
+}
+
+#[test]
+fn messages_are_append_only() {
+    let s = Store::open_in_memory().unwrap();
+    let m = msg(1, "r", 1, "a");
+    s.insert_message(&m, 0, false).unwrap();
+    assert!(s
+        .conn
+        .execute("UPDATE messages SET body = 'x'", [])
+        .is_err());
+}
+
+#[test]
+fn huge_timestamps_saturate_but_round_trip() {
+    let s = Store::open_in_memory().unwrap();
+    let m = msg(1, "r", u64::MAX, "from the far future");
+    s.insert_message(&m, u64::MAX, false).unwrap();
+    let got = s.get_message(&m.id()).unwrap().unwrap();
+    assert_eq!(got.message.timestamp, u64::MAX);
+    assert_eq!(got.received_at, i64::MAX as u64);
+    assert_eq!(s.last_timestamp("r").unwrap(), Some(i64::MAX as u64));
+}
+
+#[test]
+fn corrupt_rows_are_errors_not_panics() {
+    let s = Store::open_in_memory().unwrap();
+    let m = msg(1, "r", 1, "fine");
+    s.insert_message(&m, 0, false).unwrap();
+    let bad = MessageId([7; 32]);
+    s.conn
+        .execute(
+            "INSERT INTO messages VALUES (?1, 'r', ?2, 2, 'x', 'y', X'00010203', ?3, 0, 0)",
+            rusqlite::params![&bad.0[..], &[1u8; 32][..], &[0u8; 64][..]],
+        )
+        .unwrap();
+    assert!(matches!(s.get_message(&bad), Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        s.messages("r", 10, None),
+        Err(StoreError::Corrupt(_))
+    ));
+    let r: Result<(), StoreError> = s.for_each_message(Some("r"), |_| Ok(()));
+    assert!(matches!(r, Err(StoreError::Corrupt(_))));
+    // A well-formed message stored under the wrong id.
+    let wrong = MessageId([8; 32]);
+    s.conn
+        .execute(
+            "INSERT INTO messages VALUES (?1, 'r', ?2, 3, 'x', 'y', ?3, ?4, 0, 0)",
+            rusqlite::params![
+                &wrong.0[..],
+                &m.author.0[..],
+                m.signed_bytes(),
+                &m.signature[..]
+            ],
+        )
+        .unwrap();
+    assert!(matches!(s.get_message(&wrong), Err(StoreError::Corrupt(_))));
+    // The Storage trait reports it as a StorageError.
+    assert!(Storage::get(&s, &wrong).is_err());
+    assert!(s.get_message(&m.id()).unwrap().is_some());
+}
+
+/// 2,500 messages with one timestamp and five authors: order falls to (author, id).
+#[test]
+fn pagination_with_equal_timestamps() {
+    let s = Store::open_in_memory().unwrap();
+    let all: Vec<Message> = (0..2500u32)
+        .map(|i| msg((i % 5) as u8 + 1, "r", 1_000, &format!("m{i}")))
+        .collect();
+    let batch: Vec<_> = all.iter().map(|m| (m.clone(), 1, false)).collect();
+    assert!(s.insert_messages(&batch).unwrap().iter().all(|b| *b));
+    // Noise in other rooms must not leak in.
+    s.insert_message(&msg(1, "other", 1_000, "x"), 1, false)
+        .unwrap();
+    s.insert_message(&msg(1, "r2", 999, "y"), 1, false).unwrap();
+    let expected = room_order(&all);
+
+    assert_eq!(s.room_ids("r").unwrap(), expected);
+    assert_eq!(Storage::room_ids(&s, "r").unwrap(), expected);
+
+    for limit in [1u32, 7, 100, 2500, 5000] {
+        let mut pages: Vec<Vec<MessageId>> = Vec::new();
+        let mut before: Option<MessageId> = None;
+        loop {
+            let page = s.messages("r", limit, before.as_ref()).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= limit as usize);
+            before = Some(page[0].id);
+            pages.push(ids(&page));
+        }
+        pages.reverse();
+        let flat: Vec<MessageId> = pages.concat();
+        assert_eq!(flat, expected, "limit {limit}");
+    }
+    assert!(s.messages("r", 0, None).unwrap().is_empty());
+    let newest = s.messages("r", 3, None).unwrap();
+    assert_eq!(ids(&newest), expected[2497..]);
+
+    let mut streamed = Vec::new();
+    s.for_each_message(Some("r"), |m| {
+        streamed.push(m.id);
+        Ok::<(), StoreError>(())
+    })
+    .unwrap();
+    assert_eq!(streamed, expected);
+    assert_eq!(s.message_count(Some("r")).unwrap(), 2500);
+    assert_eq!(s.message_count(None).unwrap(), 2502);
+}
+
+#[test]
+fn pagination_with_mixed_timestamps_and_errors() {
+    let s = Store::open_in_memory().unwrap();
+    let all: Vec<Message> = (0..300u32)
+        .map(|i| {
+            msg(
+                (i % 3) as u8 + 1,
+                "r",
+                u64::from((i * 7919) % 11),
+                &format!("m{i}"),
+            )
+        })
+        .collect();
+    for m in &all {
+        s.insert_message(m, 0, false).unwrap();
+    }
+    let expected = room_order(&all);
+    let page = s.messages("r", 50, Some(&expected[120])).unwrap();
+    assert_eq!(ids(&page), expected[70..120]);
+    let page = s.messages("r", 50, Some(&expected[10])).unwrap();
+    assert_eq!(ids(&page), expected[..10]);
+    assert!(s.messages("r", 50, Some(&expected[0])).unwrap().is_empty());
+    assert_eq!(s.last_timestamp("r").unwrap(), Some(10));
+    assert_eq!(s.last_timestamp("none").unwrap(), None);
+
+    let unknown = MessageId([9; 32]);
+    assert!(
+        matches!(s.messages("r", 5, Some(&unknown)), Err(StoreError::NotFound(id)) if id == unknown)
+    );
+    // A known id from another room is not a cursor for this one.
+    let o = msg(1, "other", 5, "o");
+    s.insert_message(&o, 0, false).unwrap();
+    assert!(matches!(
+        s.messages("r", 5, Some(&o.id())),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn for_each_over_all_rooms_and_early_stop() {
+    let s = Store::open_in_memory().unwrap();
+    let a = [
+        msg(1, "b", 2, "b1"),
+        msg(2, "b", 1, "b2"),
+        msg(1, "a", 9, "a1"),
+    ];
+    for m in &a {
+        s.insert_message(m, 0, false).unwrap();
+    }
+    let mut seen = Vec::new();
+    s.for_each_message(None, |m| {
+        seen.push((m.message.room.clone(), m.message.timestamp));
+        Ok::<(), StoreError>(())
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [("a".to_string(), 9), ("b".into(), 1), ("b".into(), 2)]
+    );
+
+    #[derive(Debug)]
+    enum E {
+        Store,
+        Stop,
+    }
+    impl From<StoreError> for E {
+        fn from(_: StoreError) -> Self {
+            E::Store
+        }
+    }
+    let mut n = 0;
+    let r = s.for_each_message(None, |_| {
+        n += 1;
+        Err(E::Stop)
+    });
+    assert!(matches!(r, Err(E::Stop)));
+    assert_eq!(n, 1);
+    assert!(!matches!(r, Err(E::Store)));
+}
+
+#[test]
+fn paging_uses_the_index() {
+    let s = Store::open_in_memory().unwrap();
+    let plan = |sql: &str| -> String {
+        let mut st = s
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.join("; ")
+    };
+    for sql in [
+        "SELECT * FROM messages WHERE room = 'r' AND (timestamp, author, id) < (1, x'00', x'00') \
+         ORDER BY timestamp DESC, author DESC, id DESC LIMIT 50",
+        "SELECT * FROM messages WHERE room = 'r' ORDER BY timestamp DESC, author DESC, id DESC \
+         LIMIT 50",
+        "SELECT * FROM messages ORDER BY room, timestamp, author, id",
+        "SELECT id FROM messages WHERE room = 'r' ORDER BY timestamp, author, id",
+    ] {
+        let p = plan(sql);
+        assert!(p.contains("messages_room_order"), "{sql}: {p}");
+        assert!(!p.contains("TEMP B-TREE"), "{sql}: {p}");
+    }
+    let p = plan(
+        "SELECT * FROM messages WHERE room = 'r' AND (timestamp, author, id) < (1, x'00', x'00') \
+         ORDER BY timestamp DESC, author DESC, id DESC LIMIT 50",
+    );
+    assert!(
+        p.contains("(timestamp,author,id)<"),
+        "range must be in the index search: {p}"
+    );
+}
+
+#[test]
+fn rooms_roundtrip() {
+    let s = Store::open_in_memory().unwrap();
+    assert!(s.join_room("medical", 10).unwrap());
+    assert!(!s.join_room("medical", 20).unwrap());
+    assert!(s.join_room("food", 30).unwrap());
+    assert_eq!(s.joined_rooms().unwrap(), ["food", "medical"]);
+    assert!(s.room_joined("food").unwrap());
+    let joined_at: i64 = s
+        .conn
+        .query_row(
+            "SELECT joined_at FROM rooms WHERE name = 'medical'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(joined_at, 10);
+
+    s.insert_message(&msg(1, "medical", 5, "a"), 0, false)
+        .unwrap();
+    s.insert_message(&msg(1, "medical", 8, "b"), 0, false)
+        .unwrap();
+    s.insert_message(&msg(2, "water", 3, "c"), 0, false)
+        .unwrap();
+    assert!(s.leave_room("food").unwrap());
+    assert!(!s.leave_room("food").unwrap());
+    assert!(!s.leave_room("never").unwrap());
+    assert!(s.leave_room("medical").unwrap());
+    assert_eq!(
+        s.message_count(Some("medical")).unwrap(),
+        2,
+        "leaving keeps messages"
+    );
+    s.set_room_muted("water", true).unwrap();
+
+    let rooms = s.rooms().unwrap();
+    let names: Vec<_> = rooms.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["medical", "water"],
+        "left room without messages is not listed"
+    );
+    assert_eq!(rooms[0].messages, 2);
+    assert_eq!(rooms[0].last_timestamp, Some(8));
+    assert!(!rooms[0].joined);
+    assert!(rooms[1].muted);
+
+    assert!(s.join_room("medical", 40).unwrap());
+    let joined_at: i64 = s
+        .conn
+        .query_row(
+            "SELECT joined_at FROM rooms WHERE name = 'medical'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(joined_at, 40);
+    assert!(s.join_room("empty", 1).unwrap());
+    let rooms = s.rooms().unwrap();
+    let empty = rooms.iter().find(|r| r.name == "empty").unwrap();
+    assert_eq!(
+        (empty.joined, empty.messages, empty.last_timestamp),
+        (true, 0, None)
+    );
+}
+
+#[test]
+fn settings_roundtrip() {
+    let s = Store::open_in_memory().unwrap();
+    assert_eq!(s.get_setting("display_name").unwrap(), None);
+    s.set_setting("display_name", "Ana").unwrap();
+    s.set_setting("display_name", "Ana María").unwrap();
+    assert_eq!(
+        s.get_setting("display_name").unwrap().as_deref(),
+        Some("Ana María")
+    );
+}
+
+#[test]
+fn peers_merge() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.set_clock(|| 77);
+    let p = node(2);
+    s.upsert_peer(&p, None, &[], None).unwrap();
+    let row = s.peer(&p).unwrap().unwrap();
+    assert_eq!(row.name, "");
+    assert!(row.addresses.is_empty());
+    assert_eq!((row.last_seen, row.first_seen), (None, Some(77)));
+
+    let addrs = vec![
+        "10.0.0.2:4000".to_string(),
+        "10.0.0.2:4000".into(),
+        "[fe80::1]:4000".into(),
+    ];
+    s.upsert_peer(&p, Some("Bo"), &addrs, Some(100)).unwrap();
+    s.upsert_peer(&p, None, &[], Some(50)).unwrap();
+    let row = s.peer(&p).unwrap().unwrap();
+    assert_eq!(row.name, "Bo");
+    assert_eq!(row.addresses, ["10.0.0.2:4000", "[fe80::1]:4000"]);
+    assert_eq!(row.last_seen, Some(100), "last_seen never moves back");
+    assert_eq!(row.first_seen, Some(77));
+
+    s.upsert_peer(&p, Some("Bob"), &["10.0.0.9:4000".into()], Some(200))
+        .unwrap();
+    s.upsert_peer(&node(3), Some("Cy"), &[], Some(150)).unwrap();
+    s.upsert_peer(&node(4), None, &[], None).unwrap();
+    let peers = s.peers().unwrap();
+    let order: Vec<_> = peers.iter().map(|r| r.id).collect();
+    assert_eq!(order, [p, node(3), node(4)]);
+    assert_eq!(peers[0].name, "Bob");
+    assert_eq!(peers[0].addresses, ["10.0.0.9:4000"]);
+    assert_eq!(s.peer(&node(9)).unwrap(), None);
+}
+
+#[test]
+fn sync_state_roundtrip() {
+    let s = Store::open_in_memory().unwrap();
+    let p = node(5);
+    assert_eq!(s.last_synced(&p, "r").unwrap(), None);
+    s.set_synced(&p, "r", 10).unwrap(); // unknown peer is added
+    s.set_synced(&p, "r", 20).unwrap();
+    s.set_synced(&p, "q", 5).unwrap();
+    assert_eq!(s.last_synced(&p, "r").unwrap(), Some(20));
+    assert_eq!(s.last_synced(&p, "q").unwrap(), Some(5));
+    assert_eq!(s.last_synced(&node(6), "r").unwrap(), None);
+    assert_eq!(s.peer(&p).unwrap().unwrap().first_seen, Some(10));
+    s.upsert_peer(&p, Some("Di"), &[], Some(30)).unwrap();
+    assert_eq!(s.peer(&p).unwrap().unwrap().first_seen, Some(10));
+    // Forgetting a peer forgets its sync state.
+    s.conn
+        .execute("DELETE FROM peers WHERE id = ?1", [&p.0[..]])
+        .unwrap();
+    assert_eq!(s.last_synced(&p, "r").unwrap(), None);
+}
+
+#[test]
+fn storage_trait() {
+    let mut s = Store::open_in_memory().unwrap();
+    let clock = Arc::new(AtomicU64::new(1_000));
+    let c = clock.clone();
+    s.set_clock(move || c.load(Ordering::SeqCst));
+    let a = msg(1, "r", 2, "a");
+    let b = msg(2, "r", 1, "b");
+    let st: &mut dyn Storage = &mut s;
+    assert!(st.insert(&a).unwrap());
+    clock.store(2_000, Ordering::SeqCst);
+    assert!(st.insert(&b).unwrap());
+    assert!(!st.insert(&a).unwrap());
+    assert!(st.has(&a.id()).unwrap());
+    assert!(!st.has(&MessageId([0; 32])).unwrap());
+    assert_eq!(st.get(&b.id()).unwrap(), Some(b.clone()));
+    assert_eq!(st.get(&MessageId([0; 32])).unwrap(), None);
+    assert_eq!(st.room_ids("r").unwrap(), [b.id(), a.id()]);
+    assert!(st.room_ids("nope").unwrap().is_empty());
+    let got = s.get_message(&a.id()).unwrap().unwrap();
+    assert_eq!((got.received_at, got.local), (1_000, false));
+    assert_eq!(s.get_message(&b.id()).unwrap().unwrap().received_at, 2_000);
+}
+
+#[test]
+fn storage_errors_carry_the_message() {
+    let e: dn_proto::StorageError = StoreError::NotFound(MessageId([1; 32])).into();
+    assert!(e.0.contains("0101"), "{}", e.0);
+}
+
+#[test]
+fn open_fails_cleanly_when_directory_cannot_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Store::open(&Path::new(&file).join("sub/dn.sqlite")).unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn concurrent_first_opens_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dn.sqlite");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Store::open(&path).map(|s| s.message_count(None)))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap().unwrap(), 0);
+    }
+}
+
+/// Paging cost on a large room: `cargo test -p dn-store --release -- --ignored --nocapture`.
+#[test]
+#[ignore = "slow: 100k signed messages"]
+fn paging_100k_is_fast() {
+    let s = Store::open_in_memory().unwrap();
+    let batch: Vec<_> = (0..100_000u64)
+        .map(|i| {
+            (
+                msg((i % 50) as u8 + 1, "big", i / 3, &format!("m{i}")),
+                0,
+                false,
+            )
+        })
+        .collect();
+    s.insert_messages(&batch).unwrap();
+    let start = std::time::Instant::now();
+    let mut before = None;
+    let mut n = 0;
+    for _ in 0..200 {
+        let page = s.messages("big", 50, before.as_ref()).unwrap();
+        before = Some(page[0].id);
+        n += page.len();
+    }
+    let el = start.elapsed();
+    println!("200 pages ({n} messages) in {el:?}");
+    assert!(el < std::time::Duration::from_secs(2), "{el:?}");
+}
