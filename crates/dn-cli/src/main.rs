@@ -8,14 +8,18 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use dn_node::{
-    ApiError, Client, Engine, ExportSummary, IdentityView, MessageView, NodeConfig, PeerView, Request,
-    RoomView, StatusView,
+    ApiError, Client, Engine, ExportSummary, IdentityView, MessageView, NodeConfig, PeerView,
+    Request, RoomView, StatusView,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 #[derive(Parser)]
-#[command(name = "disasternet", version, about = "Offline-first peer-to-peer emergency messaging")]
+#[command(
+    name = "disasternet",
+    version,
+    about = "Offline-first peer-to-peer emergency messaging"
+)]
 struct Cli {
     /// Data directory (identity key, message store). Defaults to the desktop app's.
     #[arg(long, global = true, env = "DISASTERNET_DATA_DIR")]
@@ -128,7 +132,9 @@ fn default_data_dir() -> Result<PathBuf> {
         return Ok(PathBuf::from(x).join(dn_node::APP_ID));
     }
     let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set --data-dir (no HOME)"))?;
-    Ok(PathBuf::from(home).join(".local/share").join(dn_node::APP_ID))
+    Ok(PathBuf::from(home)
+        .join(".local/share")
+        .join(dn_node::APP_ID))
 }
 
 fn main() -> ExitCode {
@@ -136,10 +142,18 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -156,7 +170,11 @@ fn main() -> ExitCode {
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -180,7 +198,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     let json = cli.json;
     match cli.cmd {
-        Cmd::Node { listen, peers, no_mdns } => return run_node(&data_dir, listen, peers, !no_mdns).await,
+        Cmd::Node {
+            listen,
+            peers,
+            no_mdns,
+        } => return run_node(&data_dir, listen, peers, !no_mdns).await,
         Cmd::Verify { file } => return verify(&file, json),
         _ => {}
     }
@@ -224,7 +246,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
         }
         Cmd::Room { cmd } => {
             let (req, verb) = match cmd {
-                RoomCmd::Create { name } | RoomCmd::Join { name } => (Request::JoinRoom { room: name }, "joined"),
+                RoomCmd::Create { name } | RoomCmd::Join { name } => {
+                    (Request::JoinRoom { room: name }, "joined")
+                }
                 RoomCmd::Leave { name } => (Request::LeaveRoom { room: name }, "left"),
                 RoomCmd::List => {
                     let rooms: Vec<RoomView> = call(client, Request::Rooms).await?;
@@ -246,7 +270,14 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Send { room, text } => {
-            let m: MessageView = call(client, Request::Send { room, body: text.join(" ") }).await?;
+            let m: MessageView = call(
+                client,
+                Request::Send {
+                    room,
+                    body: text.join(" "),
+                },
+            )
+            .await?;
             if json {
                 print_json(&m)?;
             } else {
@@ -257,13 +288,28 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Log { room, limit } => {
-            let msgs: Vec<MessageView> = call(client, Request::Messages { room, limit, before: None }).await?;
+            let msgs: Vec<MessageView> = call(
+                client,
+                Request::Messages {
+                    room,
+                    limit,
+                    before: None,
+                },
+            )
+            .await?;
             if json {
                 return print_json(&msgs);
             }
             for m in msgs {
                 let fp = &m.author[..8];
-                println!("{} {} ({}-{}): {}", utc(m.timestamp), m.author_name, &fp[..4], &fp[4..], m.body);
+                println!(
+                    "{} {} ({}-{}): {}",
+                    utc(m.timestamp),
+                    m.author_name,
+                    &fp[..4],
+                    &fp[4..],
+                    m.body
+                );
             }
         }
         Cmd::Peers => {
@@ -275,10 +321,20 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 println!("no peers known yet");
             }
             for p in peers {
-                let state = if p.connected { "online ".to_string() } else {
-                    p.last_seen.map_or("offline".to_string(), |t| format!("offline, last seen {}", utc(t)))
+                let state = if p.connected {
+                    "online ".to_string()
+                } else {
+                    p.last_seen.map_or("offline".to_string(), |t| {
+                        format!("offline, last seen {}", utc(t))
+                    })
                 };
-                println!("{} {:<20} {} {}", p.fingerprint, p.name, state, p.addresses.join(","));
+                println!(
+                    "{} {:<20} {} {}",
+                    p.fingerprint,
+                    p.name,
+                    state,
+                    p.addresses.join(",")
+                );
             }
         }
         Cmd::Status => {
@@ -286,27 +342,62 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 return print_json(&s);
             }
-            println!("node      {} ({})", s.identity.id, s.identity.name.as_deref().unwrap_or("no name"));
+            println!(
+                "node      {} ({})",
+                s.identity.id,
+                s.identity.name.as_deref().unwrap_or("no name")
+            );
             if s.running {
-                println!("running   yes, listening on {} (mDNS {})", s.listen.unwrap_or_default(), if s.mdns { "on" } else { "off" });
-                let health = if s.connected_peers == 0 { "OFFLINE: no peers connected (messages are kept and sent later)" } else { "online" };
-                println!("network   {health}; {} connected, {} known", s.connected_peers, s.known_peers);
+                println!(
+                    "running   yes, listening on {} (mDNS {})",
+                    s.listen.unwrap_or_default(),
+                    if s.mdns { "on" } else { "off" }
+                );
+                let health = if s.connected_peers == 0 {
+                    "OFFLINE: no peers connected (messages are kept and sent later)"
+                } else {
+                    "online"
+                };
+                println!(
+                    "network   {health}; {} connected, {} known",
+                    s.connected_peers, s.known_peers
+                );
             } else {
                 println!("running   no (start one with `disasternet node`)");
             }
             let rooms: Vec<&str> = s.rooms.iter().map(|r| r.name.as_str()).collect();
-            println!("rooms     {}", if rooms.is_empty() { "none".to_string() } else { rooms.join(", ") });
-            println!("messages  {} stored, {} received this run, {} rejected", s.messages, s.received, s.rejected);
+            println!(
+                "rooms     {}",
+                if rooms.is_empty() {
+                    "none".to_string()
+                } else {
+                    rooms.join(", ")
+                }
+            );
+            println!(
+                "messages  {} stored, {} received this run, {} rejected",
+                s.messages, s.received, s.rejected
+            );
         }
         Cmd::Connect { addr } => {
-            client.request(Request::AddPeer { addr: addr.clone() }).await.map_err(api)?;
+            client
+                .request(Request::AddPeer { addr: addr.clone() })
+                .await
+                .map_err(api)?;
             if !json {
                 println!("dialing {addr}");
             }
         }
         Cmd::Export { room, out } => {
             let path = absolute(&out)?;
-            let s: ExportSummary = call(client, Request::Export { room, path: path.display().to_string() }).await?;
+            let s: ExportSummary = call(
+                client,
+                Request::Export {
+                    room,
+                    path: path.display().to_string(),
+                },
+            )
+            .await?;
             if json {
                 print_json(&s)?;
             } else {
@@ -338,17 +429,31 @@ fn verify(file: &Path, json: bool) -> Result<ExitCode> {
         for f in &s.failures {
             println!("line {}: FAILED: {}", f.line, f.reason);
         }
-        println!("{} lines checked: {} valid, {} failed", s.lines, s.valid, s.failures.len());
+        println!(
+            "{} lines checked: {} valid, {} failed",
+            s.lines,
+            s.valid,
+            s.failures.len()
+        );
     }
     if s.failures.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: {} of {} lines failed verification", s.failures.len(), s.lines);
+        eprintln!(
+            "error: {} of {} lines failed verification",
+            s.failures.len(),
+            s.lines
+        );
         Ok(ExitCode::FAILURE)
     }
 }
 
-async fn run_node(data_dir: &Path, listen: std::net::SocketAddr, peers: Vec<String>, mdns: bool) -> Result<ExitCode> {
+async fn run_node(
+    data_dir: &Path,
+    listen: std::net::SocketAddr,
+    peers: Vec<String>,
+    mdns: bool,
+) -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -386,5 +491,10 @@ fn utc(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem / 60) % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
 }

@@ -35,7 +35,10 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 
 /// Binds the socket (removing a stale one left by a crashed node: the caller holds the data
 /// directory lock, so no live node owns it) and serves requests until the engine stops.
-pub(crate) fn serve(engine: Engine, data_dir: &Path) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub(crate) fn serve(
+    engine: Engine,
+    data_dir: &Path,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let path = socket_path(data_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
@@ -66,7 +69,10 @@ async fn serve_one(engine: Engine, stream: UnixStream) -> std::io::Result<()> {
     let mut line = String::new();
     loop {
         line.clear();
-        let n = (&mut lines).take(MAX_LINE as u64 + 1).read_line(&mut line).await?;
+        let n = (&mut lines)
+            .take(MAX_LINE as u64 + 1)
+            .read_line(&mut line)
+            .await?;
         if n == 0 {
             return Ok(());
         }
@@ -78,7 +84,10 @@ async fn serve_one(engine: Engine, stream: UnixStream) -> std::io::Result<()> {
                     Ok(v) => Answer::Ok(v),
                     Err(e) => Answer::Error(e),
                 },
-                Err(e) => Answer::Error(ApiError::new(ErrorCode::InvalidInput, format!("bad request: {e}"))),
+                Err(e) => Answer::Error(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("bad request: {e}"),
+                )),
             }
         };
         let mut out = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec());
@@ -92,13 +101,13 @@ async fn serve_one(engine: Engine, stream: UnixStream) -> std::io::Result<()> {
 
 /// Sends one request to the node serving `data_dir`. `Ok(None)` when no node listens there.
 pub async fn call(data_dir: &Path, req: &Request) -> Result<Option<Value>, ApiError> {
-    let stream = match UnixStream::connect(socket_path(data_dir)).await {
-        Ok(s) => s,
-        Err(_) => return Ok(None),
+    let Ok(stream) = UnixStream::connect(socket_path(data_dir)).await else {
+        return Ok(None);
     };
     let io = |e: std::io::Error| ApiError::new(ErrorCode::Io, format!("control socket: {e}"));
     let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_vec(req).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let mut line =
+        serde_json::to_vec(req).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     line.push(b'\n');
     w.write_all(&line).await.map_err(io)?;
     let mut answer = String::new();
@@ -106,6 +115,9 @@ pub async fn call(data_dir: &Path, req: &Request) -> Result<Option<Value>, ApiEr
     match serde_json::from_str::<Answer>(&answer) {
         Ok(Answer::Ok(v)) => Ok(Some(v)),
         Ok(Answer::Error(e)) => Err(e),
-        Err(e) => Err(ApiError::new(ErrorCode::Io, format!("node sent an unreadable answer: {e}"))),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::Io,
+            format!("node sent an unreadable answer: {e}"),
+        )),
     }
 }

@@ -29,7 +29,10 @@ pub const MAX_PAGE: u32 = 1000;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Reply channel of a request.
@@ -152,7 +155,10 @@ impl Core {
         let key = identity::load_or_create(data_dir)?;
         let id = identity::node_id(&key);
         let store = Store::open(&data_dir.join("store.sqlite3")).map_err(store_err)?;
-        let name = store.get_setting(NAME_KEY).map_err(store_err)?.unwrap_or_default();
+        let name = store
+            .get_setting(NAME_KEY)
+            .map_err(store_err)?
+            .unwrap_or_default();
         let rooms = store.joined_rooms().map_err(store_err)?;
         let port = net.as_ref().map_or(0, |n| n.listen.port());
         let proto = Protocol::new(id, name, port, rooms);
@@ -189,6 +195,7 @@ impl Core {
     }
 
     /// Runs until `Shutdown` or until every sender is gone.
+    #[allow(clippy::needless_pass_by_value)] // the thread owns its receiver
     pub fn run(mut self, rx: mpsc::Receiver<CoreMsg>) {
         let span = tracing::error_span!("core", me = %self.id.fingerprint());
         let _g = span.enter();
@@ -216,7 +223,12 @@ impl Core {
                 let r = self.request(req);
                 let _ = reply.send(r);
             }
-            CoreMsg::Connected { peer, conn_id, addr, tx } => {
+            CoreMsg::Connected {
+                peer,
+                conn_id,
+                addr,
+                tx,
+            } => {
                 info!(peer = %peer.fingerprint(), %addr, "peer connected");
                 self.conns.insert(peer, Conn { conn_id, addr, tx });
                 self.feed(Input::Connected { peer });
@@ -235,7 +247,11 @@ impl Core {
                     self.status_dirty = true;
                 }
             }
-            CoreMsg::Frame { peer, conn_id, frame } => {
+            CoreMsg::Frame {
+                peer,
+                conn_id,
+                frame,
+            } => {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
                     self.feed(Input::Frame { peer, frame });
                 }
@@ -265,20 +281,29 @@ impl Core {
                     let id = message.id();
                     match self.store.get_message(&id) {
                         Ok(Some(sm)) => {
-                            let _ = self.events.send(EngineEvent::Message { message: view(&sm) });
+                            let _ = self
+                                .events
+                                .send(EngineEvent::Message { message: view(&sm) });
                         }
                         Ok(None) => {}
                         Err(e) => warn!("reading back stored message: {e}"),
                     }
                 }
-                Output::PeerHello { peer, name, rooms: _, listen_port } => {
+                Output::PeerHello {
+                    peer,
+                    name,
+                    rooms: _,
+                    listen_port,
+                } => {
                     let addrs: Vec<String> = self
                         .conns
                         .get(&peer)
                         .map(|c| vec![SocketAddr::new(c.addr.ip(), listen_port).to_string()])
                         .unwrap_or_default();
                     let name = normalize_name(&name).ok();
-                    if let Err(e) = self.store.upsert_peer(&peer, name.as_deref(), &addrs, Some(now_ms()))
+                    if let Err(e) =
+                        self.store
+                            .upsert_peer(&peer, name.as_deref(), &addrs, Some(now_ms()))
                     {
                         warn!("recording peer: {e}");
                     }
@@ -291,7 +316,11 @@ impl Core {
                 Output::Close { peer, reason } => {
                     warn!(peer = %peer.fingerprint(), %reason, "closing connection");
                     if let (Some(net), Some(c)) = (&self.net, self.conns.get(&peer)) {
-                        let _ = net.cmd.send(NetCmd::Close { peer, conn_id: c.conn_id, reason });
+                        let _ = net.cmd.send(NetCmd::Close {
+                            peer,
+                            conn_id: c.conn_id,
+                            reason,
+                        });
                     }
                 }
                 Output::StorageFailed(e) => tracing::error!("storage failure: {e}"),
@@ -312,7 +341,11 @@ impl Core {
     }
 
     fn identity(&self) -> Result<IdentityView, ApiError> {
-        Ok(IdentityView { id: self.id.to_hex(), fingerprint: self.id.fingerprint(), name: self.name()? })
+        Ok(IdentityView {
+            id: self.id.to_hex(),
+            fingerprint: self.id.fingerprint(),
+            name: self.name()?,
+        })
     }
 
     fn room_view(&self, name: &str) -> Result<RoomView, ApiError> {
@@ -326,7 +359,12 @@ impl Core {
                 messages: r.messages,
                 last_timestamp: r.last_timestamp,
             })
-            .unwrap_or(RoomView { name: name.to_string(), joined: false, messages: 0, last_timestamp: None }))
+            .unwrap_or(RoomView {
+                name: name.to_string(),
+                joined: false,
+                messages: 0,
+                last_timestamp: None,
+            }))
     }
 
     fn rooms(&self) -> Result<Vec<RoomView>, ApiError> {
@@ -335,7 +373,12 @@ impl Core {
             .rooms()
             .map_err(store_err)?
             .into_iter()
-            .map(|r| RoomView { name: r.name, joined: r.joined, messages: r.messages, last_timestamp: r.last_timestamp })
+            .map(|r| RoomView {
+                name: r.name,
+                joined: r.joined,
+                messages: r.messages,
+                last_timestamp: r.last_timestamp,
+            })
             .collect();
         v.sort_by(|a, b| b.joined.cmp(&a.joined).then(a.name.cmp(&b.name)));
         Ok(v)
@@ -356,17 +399,32 @@ impl Core {
                     name: p.name,
                     addresses: p.addresses,
                     connected,
-                    last_seen: if connected { Some(now_ms()) } else { p.last_seen },
-                    rooms: if connected { self.proto.peer_rooms(&p.id) } else { vec![] },
+                    last_seen: if connected {
+                        Some(now_ms())
+                    } else {
+                        p.last_seen
+                    },
+                    rooms: if connected {
+                        self.proto.peer_rooms(&p.id)
+                    } else {
+                        vec![]
+                    },
                 }
             })
             .collect();
-        v.sort_by(|a, b| b.connected.cmp(&a.connected).then(a.name.cmp(&b.name)).then(a.id.cmp(&b.id)));
+        v.sort_by(|a, b| {
+            b.connected
+                .cmp(&a.connected)
+                .then(a.name.cmp(&b.name))
+                .then(a.id.cmp(&b.id))
+        });
         Ok(v)
     }
 
     fn status(&self) -> Result<StatusView, ApiError> {
-        let Counters { received, rejected, .. } = self.proto.counters();
+        let Counters {
+            received, rejected, ..
+        } = self.proto.counters();
         let rooms: Vec<RoomView> = self.rooms()?.into_iter().filter(|r| r.joined).collect();
         Ok(StatusView {
             identity: self.identity()?,
@@ -374,7 +432,13 @@ impl Core {
             listen: self.net.as_ref().map(|n| n.listen.to_string()),
             mdns: self.net.as_ref().is_some_and(|n| n.mdns),
             connected_peers: self.proto.connected().count() as u32,
-            known_peers: self.store.peers().map_err(store_err)?.iter().filter(|p| p.id != self.id).count() as u32,
+            known_peers: self
+                .store
+                .peers()
+                .map_err(store_err)?
+                .iter()
+                .filter(|p| p.id != self.id)
+                .count() as u32,
             rooms,
             messages: self.store.message_count(None).map_err(store_err)?,
             received,
@@ -411,8 +475,16 @@ impl Core {
             }
             Request::LeaveRoom { room } => {
                 let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
-                if !self.store.joined_rooms().map_err(store_err)?.contains(&room) {
-                    return Err(ApiError::new(ErrorCode::NotFound, format!("not a member of room {room}")));
+                if !self
+                    .store
+                    .joined_rooms()
+                    .map_err(store_err)?
+                    .contains(&room)
+                {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("not a member of room {room}"),
+                    ));
                 }
                 self.store.leave_room(&room).map_err(store_err)?;
                 self.feed(Input::Left(room.clone()));
@@ -421,14 +493,21 @@ impl Core {
             }
             Request::Rooms => Self::to_value(self.rooms()?),
             Request::Send { room, body } => Self::to_value(self.send(&room, &body)?),
-            Request::Messages { room, limit, before } => {
+            Request::Messages {
+                room,
+                limit,
+                before,
+            } => {
                 let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
                 let before = match before {
                     Some(b) => Some(MessageId::from_hex(&b).map_err(invalid)?),
                     None => None,
                 };
                 let limit = limit.clamp(1, MAX_PAGE);
-                let msgs = self.store.messages(&room, limit, before.as_ref()).map_err(store_err)?;
+                let msgs = self
+                    .store
+                    .messages(&room, limit, before.as_ref())
+                    .map_err(store_err)?;
                 Self::to_value(msgs.iter().map(view).collect::<Vec<_>>())
             }
             Request::Peers => Self::to_value(self.peers()?),
@@ -438,15 +517,26 @@ impl Core {
                     Some(r) => Some(dn_proto::message::normalize_room(&r).map_err(invalid)?),
                     None => None,
                 };
-                Self::to_value(export::export_jsonl(&self.store, room.as_deref(), Path::new(&path))?)
+                Self::to_value(export::export_jsonl(
+                    &self.store,
+                    room.as_deref(),
+                    Path::new(&path),
+                )?)
             }
             Request::AddPeer { addr } => {
                 let net = self.net.as_ref().ok_or_else(|| {
-                    ApiError::new(ErrorCode::InvalidInput, "no node is running on this data directory")
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "no node is running on this data directory",
+                    )
                 })?;
                 let addrs = crate::resolve_addr(&addr)?;
                 for a in addrs {
-                    let _ = net.cmd.send(NetCmd::Dial { addr: a, id: None, persistent: true });
+                    let _ = net.cmd.send(NetCmd::Dial {
+                        addr: a,
+                        id: None,
+                        persistent: true,
+                    });
                 }
                 Ok(Value::Null)
             }
@@ -456,9 +546,17 @@ impl Core {
     fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
         let room = dn_proto::message::normalize_room(room).map_err(invalid)?;
         let name = self.name()?.ok_or_else(|| {
-            ApiError::new(ErrorCode::NoName, "set a display name first (disasternet init --name NAME)")
+            ApiError::new(
+                ErrorCode::NoName,
+                "set a display name first (disasternet init --name NAME)",
+            )
         })?;
-        if !self.store.joined_rooms().map_err(store_err)?.contains(&room) {
+        if !self
+            .store
+            .joined_rooms()
+            .map_err(store_err)?
+            .contains(&room)
+        {
             return Err(ApiError::new(
                 ErrorCode::NotFound,
                 format!("not a member of room {room}; join it first (room join {room})"),
@@ -466,14 +564,18 @@ impl Core {
         }
         let msg = Message::create(&self.key, &room, &name, now_ms(), body).map_err(invalid)?;
         // Durable (synchronous=FULL) before anyone is told it was sent.
-        self.store.insert_message(&msg, now_ms(), true).map_err(store_err)?;
+        self.store
+            .insert_message(&msg, now_ms(), true)
+            .map_err(store_err)?;
         let sm = self
             .store
             .get_message(&msg.id())
             .map_err(store_err)?
             .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))?;
         let v = view(&sm);
-        let _ = self.events.send(EngineEvent::Message { message: v.clone() });
+        let _ = self
+            .events
+            .send(EngineEvent::Message { message: v.clone() });
         self.feed(Input::Published(msg));
         self.status_dirty = true;
         Ok(v)

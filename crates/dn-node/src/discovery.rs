@@ -36,13 +36,22 @@ fn instance(me: &NodeId) -> String {
 fn service_info(me: &NodeId, name: &str, port: u16) -> Result<ServiceInfo, mdns_sd::Error> {
     let inst = instance(me);
     let host = format!("{inst}.local.");
-    let props = [("id", me.to_hex()), ("v", dn_proto::message::PROTOCOL_VERSION.to_string()), ("name", name.to_string())];
+    let props = [
+        ("id", me.to_hex()),
+        ("v", dn_proto::message::PROTOCOL_VERSION.to_string()),
+        ("name", name.to_string()),
+    ];
     Ok(ServiceInfo::new(SERVICE_TYPE, &inst, &host, "", port, &props[..])?.enable_addr_auto())
 }
 
 impl Mdns {
     /// Starts announcing `me` on `port` and browsing for others; found peers go to `found`.
-    pub fn start(me: NodeId, name: &str, port: u16, found: UnboundedSender<Discovered>) -> Result<Mdns, mdns_sd::Error> {
+    pub fn start(
+        me: NodeId,
+        name: &str,
+        port: u16,
+        found: UnboundedSender<Discovered>,
+    ) -> Result<Mdns, mdns_sd::Error> {
         let daemon = ServiceDaemon::new()?;
         let info = service_info(&me, name, port)?;
         let fullname = info.get_fullname().to_string();
@@ -51,7 +60,10 @@ impl Mdns {
         tokio::spawn(async move {
             while let Ok(ev) = rx.recv_async().await {
                 if let ServiceEvent::ServiceResolved(svc) = ev {
-                    let Some(id) = svc.get_property_val_str("id").and_then(|s| NodeId::from_hex(s).ok()) else {
+                    let Some(id) = svc
+                        .get_property_val_str("id")
+                        .and_then(|s| NodeId::from_hex(s).ok())
+                    else {
                         debug!(name = svc.get_fullname(), "mDNS service without a valid id");
                         continue;
                     };
@@ -76,7 +88,12 @@ impl Mdns {
                 }
             }
         });
-        Ok(Mdns { daemon, fullname, me, port })
+        Ok(Mdns {
+            daemon,
+            fullname,
+            me,
+            port,
+        })
     }
 
     /// Re-announces with a new display name.

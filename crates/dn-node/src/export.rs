@@ -33,9 +33,16 @@ pub fn export_line(m: &Message) -> ExportLine {
 
 /// Writes the messages of `room` (or all rooms) in room order to `path`, atomically (a
 /// temporary file renamed into place once complete and synced).
-pub fn export_jsonl(store: &Store, room: Option<&str>, path: &Path) -> Result<ExportSummary, ApiError> {
+pub fn export_jsonl(
+    store: &Store,
+    room: Option<&str>,
+    path: &Path,
+) -> Result<ExportSummary, ApiError> {
     let file_name = path.file_name().ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidInput, format!("{} is not a file path", path.display()))
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{} is not a file path", path.display()),
+        )
     })?;
     let tmp = path.with_file_name(format!(".{}.partial", file_name.to_string_lossy()));
     let f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
@@ -44,7 +51,9 @@ pub fn export_jsonl(store: &Store, room: Option<&str>, path: &Path) -> Result<Ex
     let res = store.for_each_message(room, |sm| -> Result<(), ApiError> {
         let line = serde_json::to_string(&export_line(&sm.message))
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        w.write_all(line.as_bytes()).and_then(|()| w.write_all(b"\n")).map_err(|e| io(&tmp, e))?;
+        w.write_all(line.as_bytes())
+            .and_then(|()| w.write_all(b"\n"))
+            .map_err(|e| io(&tmp, e))?;
         n += 1;
         Ok(())
     });
@@ -56,13 +65,17 @@ pub fn export_jsonl(store: &Store, room: Option<&str>, path: &Path) -> Result<Ex
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    Ok(ExportSummary { path: path.display().to_string(), messages: n })
+    Ok(ExportSummary {
+        path: path.display().to_string(),
+        messages: n,
+    })
 }
 
 /// Checks one export line: JSON shape, signed bytes decode, fields match the signed bytes,
 /// id is the SHA-256 of the signed bytes, and the signature verifies against the author key.
 pub fn verify_line(line: &str) -> Result<(), String> {
-    let l: ExportLine = serde_json::from_str(line).map_err(|e| format!("not a valid export line: {e}"))?;
+    let l: ExportLine =
+        serde_json::from_str(line).map_err(|e| format!("not a valid export line: {e}"))?;
     let signed = base64::engine::general_purpose::STANDARD
         .decode(&l.signed)
         .map_err(|_| "signed is not valid base64".to_string())?;
@@ -73,7 +86,9 @@ pub fn verify_line(line: &str) -> Result<(), String> {
     let m = Message::from_signed_bytes(&signed, sig).map_err(|e| format!("signed bytes: {e}"))?;
     let id = MessageId(Sha256::digest(&signed).into()).to_hex();
     if l.id != id {
-        return Err(format!("id does not match the signed bytes (expected {id})"));
+        return Err(format!(
+            "id does not match the signed bytes (expected {id})"
+        ));
     }
     let mismatch = [
         ("room", l.room == m.room),
@@ -91,14 +106,21 @@ pub fn verify_line(line: &str) -> Result<(), String> {
 /// Verifies every line of an export file.
 pub fn verify_file(path: &Path) -> Result<VerifySummary, ApiError> {
     let f = File::open(path).map_err(|e| io(path, e))?;
-    let mut s = VerifySummary { lines: 0, valid: 0, failures: vec![] };
+    let mut s = VerifySummary {
+        lines: 0,
+        valid: 0,
+        failures: vec![],
+    };
     for (i, line) in BufReader::new(f).lines().enumerate() {
         let lineno = i as u64 + 1;
         let line = match line {
             Ok(l) => l,
             Err(e) => {
                 s.lines += 1;
-                s.failures.push(VerifyFailure { line: lineno, reason: format!("unreadable: {e}") });
+                s.failures.push(VerifyFailure {
+                    line: lineno,
+                    reason: format!("unreadable: {e}"),
+                });
                 continue;
             }
         };
@@ -108,7 +130,10 @@ pub fn verify_file(path: &Path) -> Result<VerifySummary, ApiError> {
         s.lines += 1;
         match verify_line(&line) {
             Ok(()) => s.valid += 1,
-            Err(reason) => s.failures.push(VerifyFailure { line: lineno, reason }),
+            Err(reason) => s.failures.push(VerifyFailure {
+                line: lineno,
+                reason,
+            }),
         }
     }
     Ok(s)

@@ -82,7 +82,10 @@ mod tests {
         let a = load_or_create(dir.path()).unwrap();
         let b = load_or_create(dir.path()).unwrap();
         assert_eq!(a.to_bytes(), b.to_bytes());
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -92,6 +95,9 @@ mod tests {
         fs::write(dir.path().join(KEY_FILE), "not a key").unwrap();
         let e = load_or_create(dir.path()).unwrap_err();
         assert!(e.message.contains("damaged"));
-        assert_eq!(fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(), "not a key");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(),
+            "not a key"
+        );
     }
 }

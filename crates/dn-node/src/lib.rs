@@ -74,11 +74,19 @@ impl NodeConfig {
 pub fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
     let addrs: Vec<SocketAddr> = s
         .to_socket_addrs()
-        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("bad peer address {s:?}: {e}")))?
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("bad peer address {s:?}: {e}"),
+            )
+        })?
         .filter(SocketAddr::is_ipv4)
         .collect();
     if addrs.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidInput, format!("{s:?} has no IPv4 address")));
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{s:?} has no IPv4 address"),
+        ));
     }
     Ok(addrs)
 }
@@ -99,11 +107,15 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, ApiError> {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(ApiError::new(
             ErrorCode::Busy,
-            format!("another DisasterNet node is already running on {}", data_dir.display()),
+            format!(
+                "another DisasterNet node is already running on {}",
+                data_dir.display()
+            ),
         )),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(ApiError::new(
+            ErrorCode::Io,
+            format!("{}: {e}", path.display()),
+        )),
     }
 }
 
@@ -147,13 +159,23 @@ impl Engine {
         let key = identity::load_or_create(&cfg.data_dir)?;
         let me = identity::node_id(&key);
         let tls = Arc::new(tls::TlsIdentity::new(&key).map_err(internal)?);
-        let net = net::Net::bind(&tls, cfg.listen, cfg.listen.port() == DEFAULT_PORT)
-            .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot listen on {}: {e}", cfg.listen)))?;
+        let net =
+            net::Net::bind(&tls, cfg.listen, cfg.listen.port() == DEFAULT_PORT).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Io,
+                    format!("cannot listen on {}: {e}", cfg.listen),
+                )
+            })?;
         let listen = net.listen;
         let (events, _) = broadcast::channel(4096);
         let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
         let (disc_tx, disc_rx) = tokio::sync::mpsc::unbounded_channel();
-        let info = NetInfo { listen, mdns: cfg.mdns, cmd: net_tx.clone(), announcer: None };
+        let info = NetInfo {
+            listen,
+            mdns: cfg.mdns,
+            cmd: net_tx.clone(),
+            announcer: None,
+        };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();
         let mut core = tokio::task::spawn_blocking(move || Core::open(&data_dir, ev, Some(info)))
@@ -198,13 +220,27 @@ impl Engine {
         // Static peers, then every peer we have met before (last known addresses).
         for p in &cfg.peers {
             for addr in resolve_addr(p)? {
-                let _ = net_tx.send(NetCmd::Dial { addr, id: None, persistent: true });
+                let _ = net_tx.send(NetCmd::Dial {
+                    addr,
+                    id: None,
+                    persistent: true,
+                });
             }
         }
         for p in engine.peers().await.unwrap_or_default() {
-            let Ok(id) = dn_proto::NodeId::from_hex(&p.id) else { continue };
-            for a in p.addresses.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
-                let _ = net_tx.send(NetCmd::Dial { addr: a, id: Some(id), persistent: true });
+            let Ok(id) = dn_proto::NodeId::from_hex(&p.id) else {
+                continue;
+            };
+            for a in p
+                .addresses
+                .iter()
+                .filter_map(|a| a.parse::<SocketAddr>().ok())
+            {
+                let _ = net_tx.send(NetCmd::Dial {
+                    addr: a,
+                    id: Some(id),
+                    persistent: true,
+                });
             }
         }
         info!(id = %me, %listen, mdns = cfg.mdns, "node started");
@@ -242,7 +278,8 @@ impl Engine {
             .core
             .send(CoreMsg::Request(req, tx))
             .map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?;
-        rx.await.map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?
+        rx.await
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?
     }
 
     async fn typed<T: DeserializeOwned>(&self, req: Request) -> Result<T, ApiError> {
@@ -274,8 +311,18 @@ impl Engine {
         self.typed(Request::Send { room, body }).await
     }
     /// A page of a room's messages, oldest first.
-    pub async fn messages(&self, room: String, limit: u32, before: Option<String>) -> Result<Vec<MessageView>, ApiError> {
-        self.typed(Request::Messages { room, limit, before }).await
+    pub async fn messages(
+        &self,
+        room: String,
+        limit: u32,
+        before: Option<String>,
+    ) -> Result<Vec<MessageView>, ApiError> {
+        self.typed(Request::Messages {
+            room,
+            limit,
+            before,
+        })
+        .await
     }
     /// Known peers.
     pub async fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
@@ -286,7 +333,11 @@ impl Engine {
         self.typed(Request::Status).await
     }
     /// JSON Lines export.
-    pub async fn export(&self, room: Option<String>, path: String) -> Result<ExportSummary, ApiError> {
+    pub async fn export(
+        &self,
+        room: Option<String>,
+        path: String,
+    ) -> Result<ExportSummary, ApiError> {
         self.typed(Request::Export { room, path }).await
     }
     /// Dials a peer by address.
@@ -305,11 +356,19 @@ impl Engine {
         if let Some(m) = &self.inner.mdns {
             m.stop();
         }
-        let tasks: Vec<_> = self.inner.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        let tasks: Vec<_> = self
+            .inner
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
         let mut tasks = tasks.into_iter();
         // The network driver closes every connection (peers notice at once) and stops itself.
         if let Some(mut net) = tasks.next() {
-            if tokio::time::timeout(std::time::Duration::from_secs(3), &mut net).await.is_err() {
+            if tokio::time::timeout(std::time::Duration::from_secs(3), &mut net)
+                .await
+                .is_err()
+            {
                 net.abort();
             }
         }
@@ -319,7 +378,12 @@ impl Engine {
         }
         let _ = std::fs::remove_file(control::socket_path(&self.inner.data_dir));
         let _ = self.inner.core.send(CoreMsg::Shutdown);
-        let th = self.inner.core_thread.lock().ok().and_then(|mut t| t.take());
+        let th = self
+            .inner
+            .core_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
         if let Some(th) = th {
             let _ = tokio::task::spawn_blocking(move || th.join()).await;
         }
@@ -367,9 +431,12 @@ impl Client {
     /// Executes a request.
     pub async fn request(&self, req: Request) -> Result<Value, ApiError> {
         match self {
-            Client::Remote(dir) => control::call(dir, &req)
-                .await?
-                .ok_or_else(|| ApiError::new(ErrorCode::Io, "the node stopped while we were talking to it")),
+            Client::Remote(dir) => control::call(dir, &req).await?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Io,
+                    "the node stopped while we were talking to it",
+                )
+            }),
             Client::Local(e) => e.request(req).await,
         }
     }

@@ -55,9 +55,19 @@ struct Live {
 }
 
 enum Internal {
-    Established { conn: quinn::Connection, dialer_is_me: bool, key: Option<Key> },
-    DialFailed { key: Key, error: String },
-    Closed { peer: NodeId, conn_id: u64 },
+    Established {
+        conn: quinn::Connection,
+        dialer_is_me: bool,
+        key: Option<Key>,
+    },
+    DialFailed {
+        key: Key,
+        error: String,
+    },
+    Closed {
+        peer: NodeId,
+        conn_id: u64,
+    },
 }
 
 /// Handle for the running driver.
@@ -147,14 +157,19 @@ impl Driver {
                 _ = tick.tick() => self.dial_due(),
             }
         }
-        self.endpoint.close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+        self.endpoint
+            .close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
         debug!("network driver stopped");
     }
 
     fn on_cmd(&mut self, cmd: NetCmd) {
         match cmd {
-            NetCmd::Dial { addr, id, persistent } => {
+            NetCmd::Dial {
+                addr,
+                id,
+                persistent,
+            } => {
                 let key = match id {
                     Some(id) if persistent => Key::Id(id),
                     _ => Key::Addr(addr),
@@ -173,9 +188,14 @@ impl Driver {
                 t.next = Instant::now();
                 self.dial_due();
             }
-            NetCmd::Close { peer, conn_id, reason } => {
+            NetCmd::Close {
+                peer,
+                conn_id,
+                reason,
+            } => {
                 if let Some(l) = self.live.get(&peer).filter(|l| l.conn_id == conn_id) {
-                    l.conn.close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), reason.as_bytes());
+                    l.conn
+                        .close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), reason.as_bytes());
                 }
             }
         }
@@ -185,7 +205,11 @@ impl Driver {
         if d.id == self.me {
             return;
         }
-        let delay = if self.me < d.id { Duration::ZERO } else { Duration::from_millis(1500) };
+        let delay = if self.me < d.id {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(1500)
+        };
         let t = self.targets.entry(Key::Id(d.id)).or_insert_with(|| Target {
             id: Some(d.id),
             addrs: vec![],
@@ -211,7 +235,10 @@ impl Driver {
     fn connected_to(&self, t: &Target) -> bool {
         match t.id {
             Some(id) => self.live.contains_key(&id),
-            None => self.live.values().any(|l| t.addrs.contains(&l.conn.remote_address())),
+            None => self
+                .live
+                .values()
+                .any(|l| t.addrs.contains(&l.conn.remote_address())),
         }
     }
 
@@ -220,11 +247,15 @@ impl Driver {
         let due: Vec<Key> = self
             .targets
             .iter()
-            .filter(|(_, t)| !t.dialing && t.next <= now && !t.addrs.is_empty() && !self.connected_to(t))
+            .filter(|(_, t)| {
+                !t.dialing && t.next <= now && !t.addrs.is_empty() && !self.connected_to(t)
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in due {
-            let Some(t) = self.targets.get_mut(&key) else { continue };
+            let Some(t) = self.targets.get_mut(&key) else {
+                continue;
+            };
             let addr = t.addrs[(t.attempts as usize) % t.addrs.len()];
             t.attempts = t.attempts.wrapping_add(1);
             t.dialing = true;
@@ -249,8 +280,15 @@ impl Driver {
                     Err(e) => Err(e.to_string()),
                 };
                 let _ = itx.send(match res {
-                    Ok(conn) => Internal::Established { conn, dialer_is_me: true, key: Some(key) },
-                    Err(error) => Internal::DialFailed { key, error: format!("{addr}: {error}") },
+                    Ok(conn) => Internal::Established {
+                        conn,
+                        dialer_is_me: true,
+                        key: Some(key),
+                    },
+                    Err(error) => Internal::DialFailed {
+                        key,
+                        error: format!("{addr}: {error}"),
+                    },
                 });
             });
         }
@@ -261,7 +299,11 @@ impl Driver {
         tokio::spawn(async move {
             match tokio::time::timeout(DIAL_TIMEOUT, async { inc.accept()?.await }).await {
                 Ok(Ok(conn)) => {
-                    let _ = itx.send(Internal::Established { conn, dialer_is_me: false, key: None });
+                    let _ = itx.send(Internal::Established {
+                        conn,
+                        dialer_is_me: false,
+                        key: None,
+                    });
                 }
                 Ok(Err(e)) => debug!("incoming handshake failed: {e}"),
                 Err(_) => debug!("incoming handshake timed out"),
@@ -275,13 +317,19 @@ impl Driver {
                 if let Some(t) = self.targets.get_mut(&key) {
                     t.dialing = false;
                     // Jitter from the clock's sub-second part keeps nodes from dialing in lockstep.
-                    let jitter = Duration::from_millis(u64::from(Instant::now().elapsed().subsec_nanos() % 250));
+                    let jitter = Duration::from_millis(u64::from(
+                        Instant::now().elapsed().subsec_nanos() % 250,
+                    ));
                     t.next = Instant::now() + t.backoff + jitter;
                     t.backoff = (t.backoff * 2).min(MAX_BACKOFF);
                     debug!(%error, retry_in = ?t.backoff, "dial failed");
                 }
             }
-            Internal::Established { conn, dialer_is_me, key } => self.established(conn, dialer_is_me, key),
+            Internal::Established {
+                conn,
+                dialer_is_me,
+                key,
+            } => self.established(conn, dialer_is_me, key),
             Internal::Closed { peer, conn_id } => {
                 if self.live.get(&peer).is_some_and(|l| l.conn_id == conn_id) {
                     self.live.remove(&peer);
@@ -335,19 +383,44 @@ impl Driver {
                 return;
             }
             let old_id = old.conn_id;
-            old.conn.close(quinn::VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate");
+            old.conn
+                .close(quinn::VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate");
             self.live.remove(&peer);
-            let _ = self.core.send(CoreMsg::Disconnected { peer, conn_id: old_id });
+            let _ = self.core.send(CoreMsg::Disconnected {
+                peer,
+                conn_id: old_id,
+            });
         }
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
         let addr = conn.remote_address();
         let (ftx, frx) = unbounded_channel();
-        self.live.insert(peer, Live { conn_id, conn: conn.clone(), dialer });
-        let _ = self.core.send(CoreMsg::Connected { peer, conn_id, addr, tx: ftx });
+        self.live.insert(
+            peer,
+            Live {
+                conn_id,
+                conn: conn.clone(),
+                dialer,
+            },
+        );
+        let _ = self.core.send(CoreMsg::Connected {
+            peer,
+            conn_id,
+            addr,
+            tx: ftx,
+        });
         let span = tracing::error_span!("conn", peer = %peer.fingerprint(), %addr, id = conn_id);
         tokio::spawn(writer(conn.clone(), frx).instrument(span.clone()));
-        tokio::spawn(reader(conn, peer, conn_id, self.core.clone(), self.internal.clone()).instrument(span));
+        tokio::spawn(
+            reader(
+                conn,
+                peer,
+                conn_id,
+                self.core.clone(),
+                self.internal.clone(),
+            )
+            .instrument(span),
+        );
         info!(peer = %peer.fingerprint(), %addr, outgoing = dialer_is_me, "connection up");
     }
 }
@@ -389,13 +462,25 @@ async fn reader(
             let n = u32::from_be_bytes(len) as usize;
             if n == 0 || n > MAX_FRAME_BYTES {
                 conn.close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), b"frame size");
-                return Err(format!("frame of {n} bytes is over the limit; connection closed"));
+                return Err(format!(
+                    "frame of {n} bytes is over the limit; connection closed"
+                ));
             }
             buf.resize(n, 0);
-            stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            stream
+                .read_exact(&mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
             let msg = match Frame::decode(&buf) {
-                Ok(frame) => CoreMsg::Frame { peer, conn_id, frame },
-                Err(e) => CoreMsg::BadFrame { peer, reason: e.to_string() },
+                Ok(frame) => CoreMsg::Frame {
+                    peer,
+                    conn_id,
+                    frame,
+                },
+                Err(e) => CoreMsg::BadFrame {
+                    peer,
+                    reason: e.to_string(),
+                },
             };
             if core.send(msg).is_err() {
                 return Ok(());

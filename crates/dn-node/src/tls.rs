@@ -49,14 +49,17 @@ pub struct TlsIdentity {
 impl TlsIdentity {
     /// Makes a self-signed certificate for the node key.
     pub fn new(sk: &SigningKey) -> Result<Self, TlsError> {
-        let pkcs8 = sk.to_pkcs8_der().map_err(|e| TlsError::Key(e.to_string()))?;
+        let pkcs8 = sk
+            .to_pkcs8_der()
+            .map_err(|e| TlsError::Key(e.to_string()))?;
         let key = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
         let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&key, &rcgen::PKCS_ED25519)?;
         let mut params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_string()])?;
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, hex::encode(sk.verifying_key().to_bytes()));
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            hex::encode(sk.verifying_key().to_bytes()),
+        );
         let cert = params.self_signed(&kp)?;
         Ok(TlsIdentity {
             cert: cert.der().clone(),
@@ -71,11 +74,17 @@ impl TlsIdentity {
 
     /// QUIC server configuration: client certificates mandatory, any Ed25519 identity.
     pub fn server_config(&self) -> Result<quinn::ServerConfig, TlsError> {
-        let verifier = Arc::new(PeerVerifier { expected: None, algs: self.algs() });
+        let verifier = Arc::new(PeerVerifier {
+            expected: None,
+            algs: self.algs(),
+        });
         let mut tls = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![self.cert.clone()], PrivateKeyDer::Pkcs8(self.key.clone_key()))?;
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )?;
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| TlsError::Quic(e.to_string()))?;
@@ -87,12 +96,18 @@ impl TlsIdentity {
     /// QUIC client configuration that accepts only `expected` (or any Ed25519 identity when
     /// `None`, as for a `--peer HOST:PORT` whose id is learned from its certificate).
     pub fn client_config(&self, expected: Option<NodeId>) -> Result<quinn::ClientConfig, TlsError> {
-        let verifier = Arc::new(PeerVerifier { expected, algs: self.algs() });
+        let verifier = Arc::new(PeerVerifier {
+            expected,
+            algs: self.algs(),
+        });
         let mut tls = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(vec![self.cert.clone()], PrivateKeyDer::Pkcs8(self.key.clone_key()))?;
+            .with_client_auth_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )?;
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| TlsError::Quic(e.to_string()))?;
@@ -120,7 +135,9 @@ pub fn cert_node_id(cert: &CertificateDer<'_>) -> Result<NodeId, rustls::Error> 
         .map_err(|_| rustls::Error::General("unparsable peer certificate".into()))?;
     let spki = x.public_key();
     if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
-        return Err(rustls::Error::General("peer certificate key is not Ed25519".into()));
+        return Err(rustls::Error::General(
+            "peer certificate key is not Ed25519".into(),
+        ));
     }
     let raw: [u8; 32] = spki
         .subject_public_key
@@ -176,7 +193,9 @@ impl ServerCertVerifier for PeerVerifier {
         _c: &CertificateDer<'_>,
         _d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
     fn verify_tls13_signature(
         &self,
@@ -210,7 +229,9 @@ impl ClientCertVerifier for PeerVerifier {
         _c: &CertificateDer<'_>,
         _d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
     fn verify_tls13_signature(
         &self,
@@ -233,7 +254,10 @@ mod tests {
     fn certificate_carries_the_node_key() {
         let sk = SigningKey::from_bytes(&[9u8; 32]);
         let id = TlsIdentity::new(&sk).unwrap();
-        assert_eq!(cert_node_id(&id.cert).unwrap().0, sk.verifying_key().to_bytes());
+        assert_eq!(
+            cert_node_id(&id.cert).unwrap().0,
+            sk.verifying_key().to_bytes()
+        );
         id.server_config().unwrap();
         id.client_config(None).unwrap();
     }

@@ -1,4 +1,5 @@
 //! In-process multi-node tests over loopback: real QUIC, real TLS, real SQLite, no mDNS.
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,9 +18,12 @@ fn cfg(dir: &Path, peers: Vec<String>) -> NodeConfig {
 }
 
 async fn start(dir: &Path, name: &str, peers: Vec<String>) -> Engine {
-    let _ = tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-    ).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
     let e = Engine::start(cfg(dir, peers)).await.expect("engine starts");
     e.set_name(name.into()).await.unwrap();
     e.join_room("medical".into()).await.unwrap();
@@ -45,7 +49,12 @@ where
 }
 
 async fn bodies(e: &Engine) -> Vec<String> {
-    e.messages("medical".into(), 1000, None).await.unwrap().into_iter().map(|m| m.body).collect()
+    e.messages("medical".into(), 1000, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,9 +64,15 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
     let addr = listen_addr(&a).await;
     let b = start(db.path(), "Bob", vec![addr.clone()]).await;
     let mut b_events = b.subscribe();
-    wait_for("connection", || async { a.status().await.unwrap().connected_peers == 1 }).await;
+    wait_for("connection", || async {
+        a.status().await.unwrap().connected_peers == 1
+    })
+    .await;
 
-    let sent = a.send("medical".into(), "need insulin at the school".into()).await.unwrap();
+    let sent = a
+        .send("medical".into(), "need insulin at the school".into())
+        .await
+        .unwrap();
     // The event arrives without polling.
     let got = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -79,13 +94,22 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
     // B goes away; A keeps talking; B comes back and catches up.
     b.shutdown().await;
     drop(b);
-    wait_for("A notices", || async { a.status().await.unwrap().connected_peers == 0 }).await;
+    wait_for("A notices", || async {
+        a.status().await.unwrap().connected_peers == 0
+    })
+    .await;
     for i in 0..5 {
-        a.send("medical".into(), format!("update {i}")).await.unwrap();
+        a.send("medical".into(), format!("update {i}"))
+            .await
+            .unwrap();
     }
     let b = Engine::start(cfg(db.path(), vec![addr])).await.unwrap();
     wait_for("catch-up", || async { bodies(&b).await.len() == 6 }).await;
-    assert_eq!(bodies(&b).await, bodies(&a).await, "same room order on both nodes");
+    assert_eq!(
+        bodies(&b).await,
+        bodies(&a).await,
+        "same room order on both nodes"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -94,7 +118,10 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
 async fn second_engine_on_same_data_dir_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let a = start(d.path(), "A", vec![]).await;
-    let err = Engine::start(cfg(d.path(), vec![])).await.err().expect("refused");
+    let err = Engine::start(cfg(d.path(), vec![]))
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(err.code, dn_node::ErrorCode::Busy);
     a.shutdown().await;
 }
@@ -115,7 +142,13 @@ async fn malformed_frames_and_bad_signatures_are_dropped_and_the_connection_keep
     ep.set_default_client_config(tls.client_config(Some(a_id)).unwrap());
     let conn = ep.connect(addr, "disasternet").unwrap().await.unwrap();
     let mut s = conn.open_uni().await.unwrap();
-    let hello = Frame::Hello { version: 1, node: me, name: "Mallory".into(), rooms: vec!["medical".into()], listen_port: 1 };
+    let hello = Frame::Hello {
+        version: 1,
+        node: me,
+        name: "Mallory".into(),
+        rooms: vec!["medical".into()],
+        listen_port: 1,
+    };
     s.write_all(&hello.encode_prefixed()).await.unwrap();
     // Unknown frame type, then a truncated Msg.
     s.write_all(&[0, 0, 0, 3, 99, 1, 2]).await.unwrap();
@@ -123,17 +156,47 @@ async fn malformed_frames_and_bad_signatures_are_dropped_and_the_connection_keep
     // A forged message: body changed after signing.
     let mut forged = Message::create(&key, "medical", "Mallory", 1, "evacuate now").unwrap();
     forged.body = "all clear".into();
-    s.write_all(&Frame::Msg { hops: 3, message: forged }.encode_prefixed()).await.unwrap();
+    s.write_all(
+        &Frame::Msg {
+            hops: 3,
+            message: forged,
+        }
+        .encode_prefixed(),
+    )
+    .await
+    .unwrap();
     // A message for a room Alice never joined.
     let other = Message::create(&key, "elsewhere", "Mallory", 1, "hi").unwrap();
-    s.write_all(&Frame::Msg { hops: 3, message: other }.encode_prefixed()).await.unwrap();
+    s.write_all(
+        &Frame::Msg {
+            hops: 3,
+            message: other,
+        }
+        .encode_prefixed(),
+    )
+    .await
+    .unwrap();
     // Finally a valid one.
     let good = Message::create(&key, "medical", "Mallory", 2, "valid after all").unwrap();
-    s.write_all(&Frame::Msg { hops: 3, message: good }.encode_prefixed()).await.unwrap();
+    s.write_all(
+        &Frame::Msg {
+            hops: 3,
+            message: good,
+        }
+        .encode_prefixed(),
+    )
+    .await
+    .unwrap();
 
-    wait_for("valid message stored", || async { bodies(&a).await == vec!["valid after all".to_string()] }).await;
+    wait_for("valid message stored", || async {
+        bodies(&a).await == vec!["valid after all".to_string()]
+    })
+    .await;
     let st = a.status().await.unwrap();
-    assert_eq!(st.rejected, 4, "two undecodable frames, one forgery, one unknown room");
+    assert_eq!(
+        st.rejected, 4,
+        "two undecodable frames, one forgery, one unknown room"
+    );
     assert_eq!(st.connected_peers, 1, "connection still up");
     conn.close(0u32.into(), b"done");
     a.shutdown().await;
@@ -150,7 +213,10 @@ async fn dialing_with_the_wrong_expected_identity_fails() {
     let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
     ep.set_default_client_config(tls.client_config(Some(wrong)).unwrap());
     let res = ep.connect(addr, "disasternet").unwrap().await;
-    assert!(res.is_err(), "pinned identity mismatch must refuse the connection");
+    assert!(
+        res.is_err(),
+        "pinned identity mismatch must refuse the connection"
+    );
     assert_eq!(a.status().await.unwrap().connected_peers, 0);
     a.shutdown().await;
 }

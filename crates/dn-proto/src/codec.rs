@@ -20,7 +20,9 @@ pub struct Writer {
 impl Writer {
     /// An empty writer with room for `n` bytes.
     pub fn with_capacity(n: usize) -> Self {
-        Writer { buf: Vec::with_capacity(n) }
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
     }
     /// Raw bytes.
     pub fn bytes(&mut self, b: &[u8]) {
@@ -217,7 +219,13 @@ impl Frame {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(128);
         match self {
-            Frame::Hello { version, node, name, rooms, listen_port } => {
+            Frame::Hello {
+                version,
+                node,
+                name,
+                rooms,
+                listen_port,
+            } => {
                 w.u8(T_HELLO);
                 w.u8(*version);
                 w.bytes(&node.0);
@@ -272,8 +280,13 @@ impl Frame {
                 rooms: read_rooms(&mut r)?,
                 listen_port: r.u16()?,
             },
-            T_ROOMS => Frame::Rooms { rooms: read_rooms(&mut r)? },
-            T_MSG => Frame::Msg { hops: r.u8()?, message: Message::decode(&mut r)? },
+            T_ROOMS => Frame::Rooms {
+                rooms: read_rooms(&mut r)?,
+            },
+            T_MSG => Frame::Msg {
+                hops: r.u8()?,
+                message: Message::decode(&mut r)?,
+            },
             T_HAVE => Frame::Have {
                 room: r.str8()?,
                 last: match r.u8()? {
@@ -283,7 +296,10 @@ impl Frame {
                 },
                 ids: read_ids(&mut r)?,
             },
-            T_WANT => Frame::Want { room: r.str8()?, ids: read_ids(&mut r)? },
+            T_WANT => Frame::Want {
+                room: r.str8()?,
+                ids: read_ids(&mut r)?,
+            },
             t => return Err(ProtoError::UnknownFrame(t)),
         };
         r.finish()?;
@@ -319,9 +335,19 @@ mod tests {
                 listen_port: 7300,
             },
             Frame::Rooms { rooms: vec![] },
-            Frame::Msg { hops: 7, message: m.clone() },
-            Frame::Have { room: "medical".into(), last: true, ids: vec![m.id(), m.id()] },
-            Frame::Want { room: "medical".into(), ids: vec![m.id()] },
+            Frame::Msg {
+                hops: 7,
+                message: m.clone(),
+            },
+            Frame::Have {
+                room: "medical".into(),
+                last: true,
+                ids: vec![m.id(), m.id()],
+            },
+            Frame::Want {
+                room: "medical".into(),
+                ids: vec![m.id()],
+            },
         ]
     }
 
@@ -331,7 +357,10 @@ mod tests {
             let enc = f.encode();
             assert_eq!(Frame::decode(&enc).unwrap(), f);
             let p = f.encode_prefixed();
-            assert_eq!(u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize, enc.len());
+            assert_eq!(
+                u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize,
+                enc.len()
+            );
         }
     }
 
@@ -340,7 +369,11 @@ mod tests {
         for f in sample() {
             let enc = f.encode();
             for n in 0..enc.len() {
-                assert!(Frame::decode(&enc[..n]).is_err(), "{} truncated at {n}", f.kind());
+                assert!(
+                    Frame::decode(&enc[..n]).is_err(),
+                    "{} truncated at {n}",
+                    f.kind()
+                );
             }
             for i in 0..enc.len() {
                 let mut e = enc.clone();
@@ -351,7 +384,10 @@ mod tests {
             extra.push(0);
             assert!(Frame::decode(&extra).is_err());
         }
-        assert!(matches!(Frame::decode(&[99]), Err(ProtoError::UnknownFrame(99))));
+        assert!(matches!(
+            Frame::decode(&[99]),
+            Err(ProtoError::UnknownFrame(99))
+        ));
         assert!(Frame::decode(&vec![0u8; MAX_FRAME_BYTES + 1]).is_err());
     }
 }

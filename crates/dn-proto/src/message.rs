@@ -91,7 +91,10 @@ pub fn normalize_room(name: &str) -> Result<String, ProtoError> {
     if n.is_empty() || n.len() > MAX_ROOM_BYTES {
         return Err(ProtoError::BadRoom(name.to_string()));
     }
-    if !n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)) {
+    if !n
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+    {
         return Err(ProtoError::BadRoom(name.to_string()));
     }
     Ok(n)
@@ -108,7 +111,10 @@ pub fn normalize_name(name: &str) -> Result<String, ProtoError> {
 
 fn check_body(body: &str) -> Result<(), ProtoError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(ProtoError::BodyTooLarge { len: body.len(), max: MAX_BODY_BYTES });
+        return Err(ProtoError::BodyTooLarge {
+            len: body.len(),
+            max: MAX_BODY_BYTES,
+        });
     }
     if body.trim().is_empty() {
         return Err(ProtoError::EmptyBody);
@@ -164,7 +170,8 @@ impl Message {
     /// `"DNMSG" | version u8 | room (u8 len + bytes) | author 32 | timestamp u64 BE |
     ///  author_name (u8 len + bytes) | body (u16 BE len + bytes)`.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(64 + self.room.len() + self.author_name.len() + self.body.len());
+        let mut w =
+            Writer::with_capacity(64 + self.room.len() + self.author_name.len() + self.body.len());
         w.bytes(MESSAGE_MAGIC);
         w.u8(self.version);
         w.str8(&self.room);
@@ -192,7 +199,15 @@ impl Message {
         let author_name = r.str8()?;
         let body = r.str16()?;
         r.finish()?;
-        Ok(Message { version, room, author, timestamp, author_name, body, signature })
+        Ok(Message {
+            version,
+            room,
+            author,
+            timestamp,
+            author_name,
+            body,
+            signature,
+        })
     }
 
     /// The message id: SHA-256 of the signed bytes.
@@ -213,8 +228,11 @@ impl Message {
         }
         check_body(&self.body)?;
         let key = self.author.verifying_key()?;
-        key.verify(&self.signed_bytes(), &Signature::from_bytes(&self.signature))
-            .map_err(|_| ProtoError::BadSignature)
+        key.verify(
+            &self.signed_bytes(),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| ProtoError::BadSignature)
     }
 
     /// Wire form: `signed_len u16 BE | signed bytes | signature 64`.

@@ -67,7 +67,12 @@ impl Storage for MemStorage {
         Ok(self.msgs.insert(msg.id(), msg.clone()).is_none())
     }
     fn room_ids(&self, room: &str) -> Result<Vec<MessageId>, StorageError> {
-        let mut v: Vec<_> = self.msgs.iter().filter(|(_, m)| m.room == room).map(|(i, _)| *i).collect();
+        let mut v: Vec<_> = self
+            .msgs
+            .iter()
+            .filter(|(_, m)| m.room == room)
+            .map(|(i, _)| *i)
+            .collect();
         v.sort();
         Ok(v)
     }
@@ -195,7 +200,12 @@ pub struct Protocol {
 
 impl Protocol {
     /// A node with id `me`, display `name`, listening on `listen_port`, member of `rooms`.
-    pub fn new(me: NodeId, name: String, listen_port: u16, rooms: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(
+        me: NodeId,
+        name: String,
+        listen_port: u16,
+        rooms: impl IntoIterator<Item = String>,
+    ) -> Self {
         Protocol {
             me,
             name,
@@ -220,7 +230,10 @@ impl Protocol {
     }
     /// Rooms a connected peer joined.
     pub fn peer_rooms(&self, peer: &NodeId) -> Vec<String> {
-        self.peers.get(peer).map(|p| p.rooms.iter().cloned().collect()).unwrap_or_default()
+        self.peers
+            .get(peer)
+            .map(|p| p.rooms.iter().cloned().collect())
+            .unwrap_or_default()
     }
     /// Counters since start.
     pub fn counters(&self) -> Counters {
@@ -247,7 +260,10 @@ impl Protocol {
         match input {
             Input::Connected { peer } => {
                 self.peers.insert(peer, PeerState::default());
-                out.push(Output::Send { peer, frame: self.hello() });
+                out.push(Output::Send {
+                    peer,
+                    frame: self.hello(),
+                });
             }
             Input::Disconnected { peer } => {
                 self.peers.remove(&peer);
@@ -285,7 +301,12 @@ impl Protocol {
         let mut peers: Vec<NodeId> = self.peers.keys().copied().collect();
         peers.sort();
         for peer in peers {
-            out.push(Output::Send { peer, frame: Frame::Rooms { rooms: rooms.clone() } });
+            out.push(Output::Send {
+                peer,
+                frame: Frame::Rooms {
+                    rooms: rooms.clone(),
+                },
+            });
         }
     }
 
@@ -301,7 +322,11 @@ impl Protocol {
         if ids.is_empty() {
             out.push(Output::Send {
                 peer,
-                frame: Frame::Have { room: room.to_string(), last: true, ids: vec![] },
+                frame: Frame::Have {
+                    room: room.to_string(),
+                    last: true,
+                    ids: vec![],
+                },
             });
             return;
         }
@@ -310,35 +335,63 @@ impl Protocol {
         for (i, c) in chunks.into_iter().enumerate() {
             out.push(Output::Send {
                 peer,
-                frame: Frame::Have { room: room.to_string(), last: i + 1 == n, ids: c.to_vec() },
+                frame: Frame::Have {
+                    room: room.to_string(),
+                    last: i + 1 == n,
+                    ids: c.to_vec(),
+                },
             });
         }
     }
 
     /// Normalises a peer's room list, dropping invalid names.
     fn clean_rooms(rooms: Vec<String>) -> BTreeSet<String> {
-        rooms.into_iter().filter_map(|r| normalize_room(&r).ok().filter(|n| *n == r)).collect()
+        rooms
+            .into_iter()
+            .filter_map(|r| normalize_room(&r).ok().filter(|n| *n == r))
+            .collect()
     }
 
-    fn on_frame(&mut self, store: &mut dyn Storage, peer: NodeId, frame: Frame, out: &mut Vec<Output>) {
+    fn on_frame(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        frame: Frame,
+        out: &mut Vec<Output>,
+    ) {
         let Some(state) = self.peers.get(&peer) else {
             return; // frame raced a disconnect
         };
         let had_hello = state.hello;
         if !had_hello && !matches!(frame, Frame::Hello { .. }) {
             self.counters.rejected += 1;
-            out.push(Output::Close { peer, reason: format!("{} before hello", frame.kind()) });
+            out.push(Output::Close {
+                peer,
+                reason: format!("{} before hello", frame.kind()),
+            });
             return;
         }
         match frame {
-            Frame::Hello { version, node, name, rooms, listen_port } => {
+            Frame::Hello {
+                version,
+                node,
+                name,
+                rooms,
+                listen_port,
+            } => {
                 if had_hello {
                     self.counters.rejected += 1;
-                    out.push(Output::Rejected { peer, reason: ProtoError::Malformed("second hello") });
+                    out.push(Output::Rejected {
+                        peer,
+                        reason: ProtoError::Malformed("second hello"),
+                    });
                     return;
                 }
                 if version != PROTOCOL_VERSION {
-                    out.push(Output::Close { peer, reason: format!("protocol version {version}") });
+                    out.push(Output::Close {
+                        peer,
+                        reason: format!("protocol version {version}"),
+                    });
                     return;
                 }
                 if node != peer {
@@ -354,14 +407,21 @@ impl Protocol {
                     p.hello = true;
                     p.rooms = rooms.clone();
                 }
-                out.push(Output::PeerHello { peer, name, rooms: rooms.into_iter().collect(), listen_port });
+                out.push(Output::PeerHello {
+                    peer,
+                    name,
+                    rooms: rooms.into_iter().collect(),
+                    listen_port,
+                });
                 for room in shared {
                     self.offer(store, peer, &room, out);
                 }
             }
             Frame::Rooms { rooms } => {
                 let rooms = Self::clean_rooms(rooms);
-                let Some(p) = self.peers.get_mut(&peer) else { return };
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
                 let newly: Vec<String> = rooms
                     .iter()
                     .filter(|r| !p.rooms.contains(*r) && self.rooms.contains(*r))
@@ -392,7 +452,10 @@ impl Protocol {
                     }
                 }
                 if !want.is_empty() {
-                    out.push(Output::Send { peer, frame: Frame::Want { room, ids: want } });
+                    out.push(Output::Send {
+                        peer,
+                        frame: Frame::Want { room, ids: want },
+                    });
                 }
             }
             Frame::Want { room, ids } => {
@@ -405,7 +468,10 @@ impl Protocol {
                             self.counters.sent += 1;
                             out.push(Output::Send {
                                 peer,
-                                frame: Frame::Msg { hops: DEFAULT_HOPS, message: m },
+                                frame: Frame::Msg {
+                                    hops: DEFAULT_HOPS,
+                                    message: m,
+                                },
                             });
                         }
                         Ok(_) => {}
@@ -416,7 +482,14 @@ impl Protocol {
         }
     }
 
-    fn on_message(&mut self, store: &mut dyn Storage, peer: NodeId, hops: u8, msg: Message, out: &mut Vec<Output>) {
+    fn on_message(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        hops: u8,
+        msg: Message,
+        out: &mut Vec<Output>,
+    ) {
         let id = msg.id();
         if let Some(p) = self.peers.get_mut(&peer) {
             p.learn(id);
@@ -428,16 +501,22 @@ impl Protocol {
         }
         if !self.rooms.contains(&msg.room) {
             self.counters.rejected += 1;
-            out.push(Output::Rejected { peer, reason: ProtoError::BadRoom(format!("{} (not joined)", msg.room)) });
+            out.push(Output::Rejected {
+                peer,
+                reason: ProtoError::BadRoom(format!("{} (not joined)", msg.room)),
+            });
             return;
         }
         match store.insert(&msg) {
             Ok(true) => {
                 self.counters.received += 1;
-                out.push(Output::Stored { message: msg.clone(), from: peer });
                 if hops > 0 {
                     self.push(&msg, Some(peer), hops - 1, out);
                 }
+                out.push(Output::Stored {
+                    message: msg,
+                    from: peer,
+                });
             }
             Ok(false) => self.counters.duplicates += 1,
             Err(e) => out.push(Output::StorageFailed(e)),
@@ -449,7 +528,11 @@ impl Protocol {
         let id = msg.id();
         let mut targets: Vec<NodeId> = Vec::new();
         for (pid, p) in &mut self.peers {
-            if Some(*pid) == from || !p.hello || !p.rooms.contains(&msg.room) || p.known.contains(&id) {
+            if Some(*pid) == from
+                || !p.hello
+                || !p.rooms.contains(&msg.room)
+                || p.known.contains(&id)
+            {
                 continue;
             }
             p.learn(id);
@@ -458,7 +541,13 @@ impl Protocol {
         targets.sort();
         for peer in targets {
             self.counters.sent += 1;
-            out.push(Output::Send { peer, frame: Frame::Msg { hops, message: msg.clone() } });
+            out.push(Output::Send {
+                peer,
+                frame: Frame::Msg {
+                    hops,
+                    message: msg.clone(),
+                },
+            });
         }
     }
 }

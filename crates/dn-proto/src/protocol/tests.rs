@@ -20,11 +20,20 @@ struct Net {
 
 impl Net {
     fn new(n: usize, room: &str) -> Net {
-        let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+            .collect();
         let nodes = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| Protocol::new(NodeId(k.verifying_key().to_bytes()), format!("n{i}"), 7000, [room.to_string()]))
+            .map(|(i, k)| {
+                Protocol::new(
+                    NodeId(k.verifying_key().to_bytes()),
+                    format!("n{i}"),
+                    7000,
+                    [room.to_string()],
+                )
+            })
             .collect();
         Net {
             keys,
@@ -116,7 +125,9 @@ fn offline_node_catches_up_on_reconnect_both_ways() {
     net.connect(1, 2);
     net.run();
     net.disconnect(1, 2);
-    let a: Vec<_> = (0..50).map(|k| net.publish(0, "medical", &format!("a{k}"), k)).collect();
+    let a: Vec<_> = (0..50)
+        .map(|k| net.publish(0, "medical", &format!("a{k}"), k))
+        .collect();
     let c = net.publish(2, "medical", "from the other side", 99);
     net.run();
     assert!(!net.stores[2].has(&a[0].id()).unwrap());
@@ -126,7 +137,10 @@ fn offline_node_catches_up_on_reconnect_both_ways() {
         assert!(net.stores[2].has(&m.id()).unwrap());
     }
     assert!(net.stores[1].has(&c.id()).unwrap());
-    assert!(net.stores[0].has(&c.id()).unwrap(), "synced message is forwarded onwards");
+    assert!(
+        net.stores[0].has(&c.id()).unwrap(),
+        "synced message is forwarded onwards"
+    );
     assert_eq!(net.stores[0].len(), 51);
 }
 
@@ -140,10 +154,16 @@ fn rooms_are_separate_and_joining_later_catches_up() {
     let l = net.publish(0, "logistics", "trucks at noon", 2);
     net.run();
     assert!(net.stores[1].has(&m.id()).unwrap());
-    assert!(!net.stores[1].has(&l.id()).unwrap(), "node 1 never joined logistics");
+    assert!(
+        !net.stores[1].has(&l.id()).unwrap(),
+        "node 1 never joined logistics"
+    );
     net.input(1, Input::Joined("logistics".into()));
     net.run();
-    assert!(net.stores[1].has(&l.id()).unwrap(), "joining pulls the room's history");
+    assert!(
+        net.stores[1].has(&l.id()).unwrap(),
+        "joining pulls the room's history"
+    );
 }
 
 #[test]
@@ -154,11 +174,29 @@ fn invalid_messages_are_rejected_and_the_link_keeps_working() {
     let mut bad = Message::create(&net.keys[0], "medical", "n0", 1, "genuine").unwrap();
     bad.body = "forged".into();
     let peer = net.id(0);
-    net.input(1, Input::Frame { peer, frame: Frame::Msg { hops: 3, message: bad.clone() } });
+    net.input(
+        1,
+        Input::Frame {
+            peer,
+            frame: Frame::Msg {
+                hops: 3,
+                message: bad.clone(),
+            },
+        },
+    );
     assert_eq!(net.rejected, 1);
     assert!(!net.stores[1].has(&bad.id()).unwrap());
     let other_room = Message::create(&net.keys[0], "secret", "n0", 1, "not for you").unwrap();
-    net.input(1, Input::Frame { peer, frame: Frame::Msg { hops: 3, message: other_room } });
+    net.input(
+        1,
+        Input::Frame {
+            peer,
+            frame: Frame::Msg {
+                hops: 3,
+                message: other_room,
+            },
+        },
+    );
     assert_eq!(net.rejected, 2);
     let ok = net.publish(0, "medical", "still works", 2);
     net.run();
@@ -172,7 +210,13 @@ fn hello_with_another_identity_closes() {
     net.links.insert((0, 1));
     let (i0, i2) = (net.id(0), net.id(2));
     net.input(1, Input::Connected { peer: i0 });
-    let frame = Frame::Hello { version: 1, node: i2, name: "liar".into(), rooms: vec![], listen_port: 1 };
+    let frame = Frame::Hello {
+        version: 1,
+        node: i2,
+        name: "liar".into(),
+        rooms: vec![],
+        listen_port: 1,
+    };
     net.input(1, Input::Frame { peer: i0, frame });
     assert_eq!(net.closed.len(), 1);
     assert!(net.closed[0].1.contains("does not match"));
@@ -183,7 +227,13 @@ fn frames_before_hello_close_the_connection() {
     let mut net = Net::new(2, "medical");
     let i0 = net.id(0);
     net.input(1, Input::Connected { peer: i0 });
-    net.input(1, Input::Frame { peer: i0, frame: Frame::Rooms { rooms: vec![] } });
+    net.input(
+        1,
+        Input::Frame {
+            peer: i0,
+            frame: Frame::Rooms { rooms: vec![] },
+        },
+    );
     assert_eq!(net.closed.len(), 1);
 }
 
@@ -218,5 +268,9 @@ fn room_joined_between_connect_and_peer_hello_is_announced() {
     let m = net.publish(0, "medical", "live push", 1);
     net.run();
     assert!(net.stores[1].has(&m.id()).unwrap());
-    assert_eq!(net.nodes[0].counters().sent, 1, "pushed live, not only by catch-up");
+    assert_eq!(
+        net.nodes[0].counters().sent,
+        1,
+        "pushed live, not only by catch-up"
+    );
 }
