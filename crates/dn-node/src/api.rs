@@ -136,6 +136,9 @@ pub struct StatusView {
     /// Last time a message arrived from a peer, ms since the Unix epoch.
     #[ts(type = "number | null")]
     pub last_received_at: Option<u64>,
+    /// Last time a peer finished offering a shared room (catch-up), ms since the Unix epoch.
+    #[ts(type = "number | null")]
+    pub last_sync_at: Option<u64>,
     /// Data directory.
     pub data_dir: String,
 }

@@ -133,6 +133,7 @@ pub struct Core {
     net: Option<NetInfo>,
     conns: HashMap<NodeId, Conn>,
     last_received_at: Option<u64>,
+    last_sync_at: Option<u64>,
     status_dirty: bool,
     last_status: Instant,
 }
@@ -172,6 +173,7 @@ impl Core {
             net,
             conns: HashMap::new(),
             last_received_at: None,
+            last_sync_at: None,
             status_dirty: false,
             last_status: Instant::now(),
         })
@@ -323,6 +325,15 @@ impl Core {
                         });
                     }
                 }
+                Output::Synced { peer, room } => {
+                    let now = now_ms();
+                    debug!(peer = %peer.fingerprint(), %room, "room offer complete");
+                    if let Err(e) = self.store.set_synced(&peer, &room, now) {
+                        warn!("recording sync: {e}");
+                    }
+                    self.last_sync_at = Some(now);
+                    self.status_dirty = true;
+                }
                 Output::StorageFailed(e) => tracing::error!("storage failure: {e}"),
             }
         }
@@ -444,6 +455,7 @@ impl Core {
             received,
             rejected,
             last_received_at: self.last_received_at,
+            last_sync_at: self.last_sync_at,
             data_dir: self.data_dir.display().to_string(),
         })
     }

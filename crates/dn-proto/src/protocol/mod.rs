@@ -154,6 +154,14 @@ pub enum Output {
         /// Why, for logs.
         reason: String,
     },
+    /// The peer finished offering a room (its last `Have` arrived and every id it lacks on our
+    /// side has been asked for): from now on the two agree on that room up to in-flight pulls.
+    Synced {
+        /// Peer.
+        peer: NodeId,
+        /// Room.
+        room: String,
+    },
     /// The storage failed; the driver logs it.
     StorageFailed(StorageError),
 }
@@ -433,7 +441,7 @@ impl Protocol {
                 }
             }
             Frame::Msg { hops, message } => self.on_message(store, peer, hops, message, out),
-            Frame::Have { room, last: _, ids } => {
+            Frame::Have { room, last, ids } => {
                 if !self.rooms.contains(&room) {
                     return; // we left the room meanwhile
                 }
@@ -454,8 +462,14 @@ impl Protocol {
                 if !want.is_empty() {
                     out.push(Output::Send {
                         peer,
-                        frame: Frame::Want { room, ids: want },
+                        frame: Frame::Want {
+                            room: room.clone(),
+                            ids: want,
+                        },
                     });
+                }
+                if last {
+                    out.push(Output::Synced { peer, room });
                 }
             }
             Frame::Want { room, ids } => {
