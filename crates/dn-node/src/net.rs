@@ -3,9 +3,11 @@
 //! unidirectional stream, a reader decoding the peer's). It knows nothing of messages: frames
 //! go to and come from the core.
 //!
-//! One connection per pair: when a second connection to the same peer is established (both
-//! dialed at once), both sides keep the one dialed by the lower node id and close the other.
-//! To make that rare, the higher id waits a moment before dialing a freshly discovered peer.
+//! One connection per pair: when a second connection to the same peer is established within
+//! two seconds of the first by the other side (both dialed at once), both sides keep the one
+//! dialed by the lower node id and close the other. Outside that window the newer connection
+//! replaces the older, which must be stale (the peer restarted before our idle timeout fired).
+//! To make races rare, the higher id waits a moment before dialing a freshly discovered peer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +28,8 @@ use crate::tls::{connection_peer_id, TlsIdentity, SERVER_NAME};
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(6);
+/// Two connections to one peer established within this window are a simultaneous-dial race.
+const RACE_WINDOW: Duration = Duration::from_secs(2);
 /// Application close codes.
 const CLOSE_DUPLICATE: u32 = 1;
 const CLOSE_PROTOCOL: u32 = 2;
@@ -52,6 +56,7 @@ struct Live {
     conn_id: u64,
     conn: quinn::Connection,
     dialer: NodeId,
+    since: Instant,
 }
 
 enum Internal {
@@ -372,11 +377,12 @@ impl Driver {
         }
         let dialer = if dialer_is_me { self.me } else { peer };
         if let Some(old) = self.live.get(&peer) {
-            let keep_new = if old.dialer == dialer {
-                true // a reconnect by the same side: the old one is stale
-            } else {
-                dialer == self.me.min(peer)
-            };
+            // Two connections to one peer. If both were dialed at about the same time by
+            // different sides, both nodes keep the one dialed by the lower id. Otherwise the
+            // new one wins: a peer only dials when it has no live connection to us, so the old
+            // one is stale (e.g. the peer was killed and restarted before our idle timeout).
+            let race = old.dialer != dialer && old.since.elapsed() < RACE_WINDOW;
+            let keep_new = !race || dialer == self.me.min(peer);
             if !keep_new {
                 debug!(peer = %peer.fingerprint(), "duplicate connection closed (tie-break)");
                 conn.close(quinn::VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate");
@@ -401,6 +407,7 @@ impl Driver {
                 conn_id,
                 conn: conn.clone(),
                 dialer,
+                since: Instant::now(),
             },
         );
         let _ = self.core.send(CoreMsg::Connected {

@@ -110,7 +110,10 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
         bodies(&a).await,
         "same room order on both nodes"
     );
-    assert!(b.status().await.unwrap().last_sync_at.is_some(), "catch-up is recorded");
+    assert!(
+        b.status().await.unwrap().last_sync_at.is_some(),
+        "catch-up is recorded"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -1,0 +1,783 @@
+//! Multi-node test harness: Linux network namespaces joined by a bridge.
+//!
+//! A [`Lab`] creates N "hosts" (network namespaces `<prefix>-n1` … `<prefix>-nN`) and one more
+//! namespace `<prefix>-br` that holds the bridge `br0`. Each host gets a veth pair: `eth0` on
+//! the host side with `10.77.0.<i>/24`, `p<i>` on the bridge side. Nothing is created in, or
+//! routed through, the namespace the tests run in: every link, address and route lives inside
+//! the lab's own namespaces, so all test traffic stays on the lab's bridge.
+//!
+//! Faults are injected on the bridge with nftables (`bridge` family, `forward` hook):
+//! [`Lab::partition`], [`Lab::loss`], [`Lab::drop_mdns`], [`Lab::nft_rule`], or by cutting a
+//! link with [`Lab::link_down`]. (This kernel has no `sch_netem`.)
+//!
+//! Everything is removed when the `Lab` is dropped; leftovers of crashed runs (namespaces whose
+//! creating process is gone, or that carry this lab's own prefix) are removed at start.
+//!
+//! [`disasternet`] drives the real `disasternet` binary on top of a lab.
+
+pub mod disasternet;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Every namespace a lab creates starts with this.
+pub const NS_PREFIX: &str = "dnlab-";
+/// First three octets of the lab subnet (a /24 that exists only inside the lab).
+pub const SUBNET: [u8; 3] = [10, 77, 0];
+/// Name of the nftables table (bridge family) in the bridge namespace.
+pub const NFT_TABLE: &str = "dnlab";
+/// Timeout for one short administrative command (`ip`, `nft`).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+// ---------------------------------------------------------------------------------------------
+// Environment checks
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the current process runs with effective uid 0.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Checks that namespace tests can run here. `Ok(true)`: go on. `Ok(false)`: skip (not root
+/// and `DN_SKIP_NETNS=1`; a note is printed). `Err`: fail with a clear message.
+///
+/// As root the tests always run, whatever `DN_SKIP_NETNS` says (CI runs as root and must
+/// really run them).
+pub fn netns_preflight(test: &str) -> Result<bool> {
+    let skip = std::env::var("DN_SKIP_NETNS").is_ok_and(|v| v == "1");
+    if !is_root() {
+        if skip {
+            eprintln!("NOTE: {test}: skipped (not root and DN_SKIP_NETNS=1): network-namespace tests need root");
+            return Ok(false);
+        }
+        bail!(
+            "{test}: network-namespace tests must run as root (they create namespaces, veths and \
+             a bridge). Run them as root, or set DN_SKIP_NETNS=1 to skip them explicitly."
+        );
+    }
+    if skip {
+        eprintln!("NOTE: {test}: DN_SKIP_NETNS=1 is ignored when running as root");
+    }
+    for tool in ["ip", "nft"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        if !found {
+            bail!("{test}: `{tool}` not found in PATH (apt-get install iproute2 nftables)");
+        }
+    }
+    Ok(true)
+}
+
+/// The workspace root (parent of this crate).
+pub fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR` (relative paths are taken from the
+/// workspace root) or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                workspace_dir().join(d)
+            }
+        }
+        _ => workspace_dir().join("target"),
+    }
+}
+
+/// `<target>/test-output/netns/<test>/`, emptied and created.
+pub fn fresh_output_dir(test: &str) -> Result<PathBuf> {
+    let dir = target_dir().join("test-output").join("netns").join(test);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running commands
+// ---------------------------------------------------------------------------------------------
+
+/// Result of a finished command.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    /// The command line, for messages.
+    pub cmdline: String,
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+}
+
+impl CmdOutput {
+    /// True when it exited with 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// `Ok(self)` when it exited with 0, else an error that shows the command and its output.
+    pub fn check(self) -> Result<Self> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(anyhow!(
+                "command failed ({}): {}\n{}",
+                self.status,
+                self.cmdline,
+                self.both()
+            ))
+        }
+    }
+
+    /// Stdout and stderr, labelled, for messages.
+    pub fn both(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+            s.push_str(&format!(" '{}'", a.replace('\'', "'\\''")));
+        } else {
+            s.push(' ');
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Runs `cmd` to completion with a time limit (the process is SIGKILLed when it is exceeded,
+/// and an error is returned). `stdin`: bytes fed to its standard input (else /dev/null).
+pub fn run_cmd(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<CmdOutput> {
+    let cmdline = describe(&cmd);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("spawning {cmdline}"))?;
+    if let Some(data) = stdin {
+        if let Some(mut pipe) = child.stdin.take() {
+            pipe.write_all(data)
+                .with_context(|| format!("writing stdin of {cmdline}"))?;
+        }
+    }
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    let status = loop {
+        if let Some(st) = child
+            .try_wait()
+            .with_context(|| format!("waiting for {cmdline}"))?
+        {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    match status {
+        Some(status) => Ok(CmdOutput { cmdline, status, stdout, stderr }),
+        None => bail!(
+            "timed out after {timeout:?} (killed): {cmdline}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            stdout.trim_end(),
+            stderr.trim_end()
+        ),
+    }
+}
+
+/// Runs `program args…` (not in any namespace) and requires exit 0.
+fn admin(program: &str, args: &[&str]) -> Result<CmdOutput> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    run_cmd(cmd, None, ADMIN_TIMEOUT)?.check()
+}
+
+/// Polls `f` until it returns `Ok(true)` or `timeout` passes (then an error naming `what`).
+/// An `Err` from `f` ends the wait at once. The pause between polls grows from 50 to 500 ms.
+pub fn poll_until(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<bool>,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if f()? {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            bail!("timed out after {timeout:?} waiting for: {what}");
+        }
+        thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+        pause = (pause * 3 / 2).min(Duration::from_millis(500));
+    }
+}
+
+/// The last `n` lines of a file (or a note if it cannot be read).
+pub fn tail_file(path: &Path, n: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(n);
+            lines[from..].join("\n")
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-running processes
+// ---------------------------------------------------------------------------------------------
+
+/// A long-running process (e.g. a node) with its output appended to a log file. It is
+/// SIGKILLed and reaped on drop if it still runs.
+#[derive(Debug)]
+pub struct Proc {
+    label: String,
+    child: Child,
+    log: PathBuf,
+    exit: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Process id (the program itself: `ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Label given at spawn.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Log file (stdout and stderr).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Exit status if it has exited (reaps it), `None` while it runs.
+    pub fn try_exit(&mut self) -> Result<Option<ExitStatus>> {
+        if self.exit.is_none() {
+            self.exit = self
+                .child
+                .try_wait()
+                .with_context(|| format!("waiting for {}", self.label))?;
+        }
+        Ok(self.exit)
+    }
+
+    /// True while it runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.try_exit(), Ok(None))
+    }
+
+    /// Sends a signal (no-op once it has been reaped, so a reused pid is never hit).
+    pub fn signal(&mut self, sig: rustix::process::Signal) -> Result<()> {
+        if self.try_exit()?.is_some() {
+            return Ok(());
+        }
+        let raw = i32::try_from(self.child.id()).context("pid out of range")?;
+        let pid = rustix::process::Pid::from_raw(raw).context("pid 0")?;
+        match rustix::process::kill_process(pid, sig) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::SRCH => Ok(()),
+            Err(e) => Err(anyhow!("kill({raw}, {sig:?}) for {}: {e}", self.label)),
+        }
+    }
+
+    /// Waits up to `timeout` for it to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_exit()? {
+                return Ok(Some(st));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then wait up to `grace`. If it has not exited by then it is SIGKILLed and an
+    /// error is returned (a node must stop on SIGTERM).
+    pub fn terminate(&mut self, grace: Duration) -> Result<ExitStatus> {
+        self.signal(rustix::process::Signal::TERM)?;
+        if let Some(st) = self.wait_exit(grace)? {
+            return Ok(st);
+        }
+        self.kill()?;
+        bail!(
+            "{} did not exit within {grace:?} of SIGTERM; it was SIGKILLed",
+            self.label
+        )
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        self.signal(rustix::process::Signal::KILL)?;
+        match self.wait_exit(Duration::from_secs(10))? {
+            Some(st) => Ok(st),
+            None => bail!("{} survived SIGKILL for 10 s", self.label),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.kill();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lab
+// ---------------------------------------------------------------------------------------------
+
+/// One lab host: a network namespace with `eth0` on the lab bridge.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// 1-based index.
+    pub index: usize,
+    /// Namespace name.
+    pub ns: String,
+    /// Address of `eth0` (`10.77.0.<index>`).
+    pub ip: Ipv4Addr,
+    /// Name of this host's port on the bridge (in the bridge namespace), for nft rules.
+    pub port: String,
+}
+
+/// A set of network namespaces on one bridge. See the crate docs.
+#[derive(Debug)]
+pub struct Lab {
+    prefix: String,
+    bridge_ns: String,
+    hosts: Vec<Host>,
+    nft_ready: bool,
+}
+
+fn netns_list() -> Result<Vec<String>> {
+    let out = admin("ip", &["netns", "list"])?;
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn kill_ns_pids(ns: &str) {
+    let Ok(out) = admin("ip", &["netns", "pids", ns]) else {
+        return;
+    };
+    for pid in out
+        .stdout
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+fn delete_ns(ns: &str) -> Result<()> {
+    kill_ns_pids(ns);
+    match admin("ip", &["netns", "del", ns]) {
+        Ok(_) => Ok(()),
+        // Someone else (a parallel lab's stale cleanup) removed it first: fine.
+        Err(_) if !netns_list()?.iter().any(|n| n == ns) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes lab namespaces left by processes that no longer exist (a crashed or killed test
+/// run), plus any whose name starts with `own_prefix`. Namespaces of live test processes are
+/// left alone. Returns the names removed.
+pub fn cleanup_stale(own_prefix: Option<&str>) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for ns in netns_list()? {
+        let Some(rest) = ns.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let own = own_prefix.is_some_and(|p| ns.starts_with(&format!("{p}-")));
+        let dead = rest
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if own || dead {
+            delete_ns(&ns).with_context(|| format!("removing stale namespace {ns}"))?;
+            removed.push(ns);
+        }
+    }
+    Ok(removed)
+}
+
+impl Lab {
+    /// Creates a lab with `n` hosts (1 ≤ n ≤ 200). Requires root (see [`netns_preflight`]).
+    pub fn new(n: usize) -> Result<Lab> {
+        if !(1..=200).contains(&n) {
+            bail!("a lab has 1..=200 hosts, not {n}");
+        }
+        let prefix = format!(
+            "{NS_PREFIX}{}-{}",
+            std::process::id(),
+            LAB_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let removed = cleanup_stale(Some(&prefix))?;
+        if !removed.is_empty() {
+            eprintln!("lab: removed leftover namespaces {removed:?}");
+        }
+        let mut lab = Lab {
+            bridge_ns: format!("{prefix}-br"),
+            prefix,
+            hosts: Vec::new(),
+            nft_ready: false,
+        };
+        // From here on, Drop cleans up whatever was created if a step fails.
+        let br = lab.bridge_ns.clone();
+        admin("ip", &["netns", "add", &br])?;
+        admin("ip", &["-n", &br, "link", "set", "lo", "up"])?;
+        admin(
+            "ip",
+            &[
+                "-n",
+                &br,
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+                "stp_state",
+                "0",
+            ],
+        )?;
+        admin("ip", &["-n", &br, "link", "set", "br0", "up"])?;
+        for i in 1..=n {
+            let ns = format!("{}-n{i}", lab.prefix);
+            let port = format!("p{i}");
+            let ip = Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], i as u8);
+            admin("ip", &["netns", "add", &ns])?;
+            lab.hosts.push(Host {
+                index: i,
+                ns: ns.clone(),
+                ip,
+                port: port.clone(),
+            });
+            // The veth is created inside the bridge namespace and its other end moved straight
+            // into the host namespace: nothing ever appears in the caller's namespace.
+            admin(
+                "ip",
+                &[
+                    "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                    "netns", &ns,
+                ],
+            )?;
+            admin("ip", &["-n", &br, "link", "set", &port, "master", "br0"])?;
+            admin("ip", &["-n", &br, "link", "set", &port, "up"])?;
+            admin("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+            admin(
+                "ip",
+                &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+            )?;
+            admin("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+            admin(
+                "ip",
+                &["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"],
+            )?;
+        }
+        for h in lab.hosts.clone() {
+            poll_until(
+                &format!("{} eth0 up", h.ns),
+                Duration::from_secs(10),
+                || {
+                    let out = admin("ip", &["-n", &h.ns, "-o", "link", "show", "eth0"])?;
+                    Ok(out.stdout.contains("state UP"))
+                },
+            )?;
+        }
+        Ok(lab)
+    }
+
+    /// Name prefix of every namespace of this lab.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The bridge's namespace.
+    pub fn bridge_ns(&self) -> &str {
+        &self.bridge_ns
+    }
+
+    /// All hosts.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// Host `i` (1-based). Panics on a bad index (a test bug).
+    pub fn host(&self, i: usize) -> &Host {
+        assert!(
+            i >= 1 && i <= self.hosts.len(),
+            "no host {i} in a lab of {}",
+            self.hosts.len()
+        );
+        &self.hosts[i - 1]
+    }
+
+    /// A `Command` that runs `program` inside host `i`'s namespace.
+    pub fn command(&self, i: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.host(i).ns]).arg(program);
+        cmd
+    }
+
+    /// Runs `program args…` in host `i` with a time limit; any exit status is returned.
+    pub fn run(
+        &self,
+        i: usize,
+        program: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<CmdOutput> {
+        let mut cmd = self.command(i, program);
+        cmd.args(args);
+        run_cmd(cmd, None, timeout)
+    }
+
+    /// Runs `program args…` in the bridge namespace and requires exit 0.
+    pub fn run_bridge(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<CmdOutput> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.bridge_ns, program])
+            .args(args);
+        run_cmd(cmd, stdin, ADMIN_TIMEOUT)?.check()
+    }
+
+    /// Starts a long-running `cmd` (built with [`Lab::command`]); its stdout and stderr are
+    /// appended to `log`, after a header line naming the command.
+    pub fn spawn(&self, label: &str, mut cmd: Command, log: &Path) -> Result<Proc> {
+        if let Some(dir) = log.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        writeln!(
+            file,
+            "=== harness {} ms: start {label}: {}",
+            now_ms(),
+            describe(&cmd)
+        )?;
+        let err: File = file.try_clone()?;
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {label}: {}", describe(&cmd)))?;
+        Ok(Proc {
+            label: label.to_owned(),
+            child,
+            log: log.to_path_buf(),
+            exit: None,
+        })
+    }
+
+    /// Adds one nftables rule to the lab's bridge `forward` chain, e.g.
+    /// `iifname "p1" oifname "p2" drop`. Port names are in [`Host::port`].
+    pub fn nft_rule(&mut self, rule: &str) -> Result<()> {
+        if !self.nft_ready {
+            let setup = format!(
+                "table bridge {NFT_TABLE} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n  }}\n}}\n"
+            );
+            self.run_bridge("nft", &["-f", "-"], Some(setup.as_bytes()))?;
+            self.nft_ready = true;
+        }
+        let script = format!("add rule bridge {NFT_TABLE} forward {rule}\n");
+        self.run_bridge("nft", &["-f", "-"], Some(script.as_bytes()))
+            .map(drop)
+    }
+
+    /// Removes every rule added so far.
+    pub fn clear_rules(&mut self) -> Result<()> {
+        if self.nft_ready {
+            self.run_bridge(
+                "nft",
+                &["flush", "chain", "bridge", NFT_TABLE, "forward"],
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The current ruleset of the bridge namespace (for diagnostics).
+    pub fn ruleset(&self) -> Result<String> {
+        Ok(self.run_bridge("nft", &["list", "ruleset"], None)?.stdout)
+    }
+
+    /// Drops all frames between every host of `a` and every host of `b` (both directions).
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) -> Result<()> {
+        for &x in a {
+            for &y in b {
+                let (px, py) = (self.host(x).port.clone(), self.host(y).port.clone());
+                self.nft_rule(&format!("iifname \"{px}\" oifname \"{py}\" drop"))?;
+                self.nft_rule(&format!("iifname \"{py}\" oifname \"{px}\" drop"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops `percent`% of the frames host `i` sends and of those sent to it (random, per
+    /// frame, each direction).
+    pub fn loss(&mut self, i: usize, percent: u32) -> Result<()> {
+        let p = self.host(i).port.clone();
+        let cond = match percent {
+            0 => return Ok(()),
+            1..=99 => format!("numgen random mod 100 < {percent} "),
+            _ => String::new(),
+        };
+        self.nft_rule(&format!("iifname \"{p}\" {cond}drop"))?;
+        self.nft_rule(&format!("oifname \"{p}\" {cond}drop"))
+    }
+
+    /// Drops all mDNS traffic (UDP port 5353, IPv4 and IPv6) on the bridge.
+    pub fn drop_mdns(&mut self) -> Result<()> {
+        self.nft_rule("udp dport 5353 drop")?;
+        self.nft_rule("udp sport 5353 drop")
+    }
+
+    /// Drops every multicast frame on the bridge.
+    pub fn drop_multicast(&mut self) -> Result<()> {
+        self.nft_rule("ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop")
+    }
+
+    /// Takes host `i`'s bridge port down (a hard cut).
+    pub fn link_down(&self, i: usize) -> Result<()> {
+        admin(
+            "ip",
+            &[
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "set",
+                &self.host(i).port,
+                "down",
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Brings host `i`'s bridge port back up.
+    pub fn link_up(&self, i: usize) -> Result<()> {
+        admin(
+            "ip",
+            &[
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "set",
+                &self.host(i).port,
+                "up",
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Removes every namespace of this lab (processes in them are SIGKILLed first). Also run
+    /// on drop.
+    pub fn cleanup(&mut self) -> Result<()> {
+        let mut errors = Vec::new();
+        let ours: Vec<String> = match netns_list() {
+            Ok(list) => list
+                .into_iter()
+                .filter(|ns| ns.starts_with(&format!("{}-", self.prefix)))
+                .collect(),
+            Err(e) => {
+                errors.push(e.to_string());
+                Vec::new()
+            }
+        };
+        for ns in ours {
+            if let Err(e) = delete_ns(&ns) {
+                errors.push(format!("{ns}: {e:#}"));
+            }
+        }
+        self.hosts.clear();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            bail!("lab cleanup: {}", errors.join("; "))
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Err(e) = self.cleanup() {
+            eprintln!("WARNING: {e:#}");
+        }
+    }
+}
