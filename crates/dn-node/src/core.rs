@@ -135,6 +135,12 @@ pub struct Core {
     last_received_at: Option<u64>,
     last_sync_at: Option<u64>,
     status_dirty: bool,
+    /// Origin of the protocol's millisecond clock.
+    started: Instant,
+    /// Protocol timers: (due ms, sequence) min-heap, and what each one is.
+    timers: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
+    timer_data: HashMap<u64, dn_proto::Timer>,
+    timer_seq: u64,
     last_status: Instant,
 }
 
@@ -175,6 +181,10 @@ impl Core {
             last_received_at: None,
             last_sync_at: None,
             status_dirty: false,
+            started: Instant::now(),
+            timers: std::collections::BinaryHeap::new(),
+            timer_data: HashMap::new(),
+            timer_seq: 0,
             last_status: Instant::now(),
         })
     }
@@ -202,11 +212,13 @@ impl Core {
         let span = tracing::error_span!("core", me = %self.id.fingerprint());
         let _g = span.enter();
         loop {
-            match rx.recv_timeout(Duration::from_millis(250)) {
+            let wait = self.next_timer_wait().min(Duration::from_millis(250));
+            match rx.recv_timeout(wait) {
                 Ok(CoreMsg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Ok(msg) => self.handle(msg),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
+            self.fire_due_timers();
             if self.status_dirty && self.last_status.elapsed() >= Duration::from_millis(500) {
                 self.status_dirty = false;
                 self.last_status = Instant::now();
@@ -267,8 +279,37 @@ impl Core {
         }
     }
 
+    fn mono_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn next_timer_wait(&self) -> Duration {
+        match self.timers.peek() {
+            Some(std::cmp::Reverse((at, _))) => {
+                Duration::from_millis(at.saturating_sub(self.mono_ms()))
+            }
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = self.mono_ms();
+        while let Some(std::cmp::Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(std::cmp::Reverse((_, seq))) = self.timers.pop() else {
+                break;
+            };
+            if let Some(t) = self.timer_data.remove(&seq) {
+                self.feed(Input::Timer(t));
+            }
+        }
+    }
+
     fn feed(&mut self, input: Input) {
-        let outs = self.proto.handle(&mut self.store, input);
+        let now = self.mono_ms();
+        let outs = self.proto.handle(&mut self.store, input, now);
         for o in outs {
             match o {
                 Output::Send { peer, frame } => {
@@ -276,7 +317,16 @@ impl Core {
                         let _ = c.tx.send(frame);
                     }
                 }
-                Output::Stored { message, from } => {
+                Output::SetTimer { at, timer } => {
+                    self.timer_seq += 1;
+                    self.timers.push(std::cmp::Reverse((at, self.timer_seq)));
+                    self.timer_data.insert(self.timer_seq, timer);
+                }
+                Output::Stored {
+                    message,
+                    from,
+                    hops: _,
+                } => {
                     debug!(from = %from.fingerprint(), room = %message.room, "stored message");
                     self.last_received_at = Some(now_ms());
                     self.status_dirty = true;

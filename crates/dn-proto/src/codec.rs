@@ -174,6 +174,25 @@ pub enum Frame {
         /// Ids wanted.
         ids: Vec<MessageId>,
     },
+    /// Lazy announcement: the sender has stored these new messages (not pushed to us).
+    IHave {
+        /// Room.
+        room: String,
+        /// Ids announced.
+        ids: Vec<MessageId>,
+    },
+    /// Make the link an eager (tree) link for the room again, and send these messages.
+    Graft {
+        /// Room.
+        room: String,
+        /// Ids wanted now (may be empty).
+        ids: Vec<MessageId>,
+    },
+    /// Stop pushing messages of this room to the sender; announce them lazily instead.
+    Prune {
+        /// Room.
+        room: String,
+    },
 }
 
 const T_HELLO: u8 = 1;
@@ -181,6 +200,9 @@ const T_ROOMS: u8 = 2;
 const T_MSG: u8 = 3;
 const T_HAVE: u8 = 4;
 const T_WANT: u8 = 5;
+const T_IHAVE: u8 = 6;
+const T_GRAFT: u8 = 7;
+const T_PRUNE: u8 = 8;
 
 fn write_rooms(w: &mut Writer, rooms: &[String]) {
     let n = rooms.len().min(MAX_ROOMS);
@@ -253,6 +275,20 @@ impl Frame {
                 w.str8(room);
                 write_ids(&mut w, ids);
             }
+            Frame::IHave { room, ids } => {
+                w.u8(T_IHAVE);
+                w.str8(room);
+                write_ids(&mut w, ids);
+            }
+            Frame::Graft { room, ids } => {
+                w.u8(T_GRAFT);
+                w.str8(room);
+                write_ids(&mut w, ids);
+            }
+            Frame::Prune { room } => {
+                w.u8(T_PRUNE);
+                w.str8(room);
+            }
         }
         w.into_vec()
     }
@@ -300,6 +336,15 @@ impl Frame {
                 room: r.str8()?,
                 ids: read_ids(&mut r)?,
             },
+            T_IHAVE => Frame::IHave {
+                room: r.str8()?,
+                ids: read_ids(&mut r)?,
+            },
+            T_GRAFT => Frame::Graft {
+                room: r.str8()?,
+                ids: read_ids(&mut r)?,
+            },
+            T_PRUNE => Frame::Prune { room: r.str8()? },
             t => return Err(ProtoError::UnknownFrame(t)),
         };
         r.finish()?;
@@ -314,6 +359,9 @@ impl Frame {
             Frame::Msg { .. } => "msg",
             Frame::Have { .. } => "have",
             Frame::Want { .. } => "want",
+            Frame::IHave { .. } => "ihave",
+            Frame::Graft { .. } => "graft",
+            Frame::Prune { .. } => "prune",
         }
     }
 }
@@ -347,6 +395,17 @@ mod tests {
             Frame::Want {
                 room: "medical".into(),
                 ids: vec![m.id()],
+            },
+            Frame::IHave {
+                room: "medical".into(),
+                ids: vec![m.id()],
+            },
+            Frame::Graft {
+                room: "medical".into(),
+                ids: vec![],
+            },
+            Frame::Prune {
+                room: "medical".into(),
             },
         ]
     }

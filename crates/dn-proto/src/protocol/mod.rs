@@ -1,20 +1,29 @@
-//! The protocol state machine: events in, actions out.
+//! The protocol state machine: events in, actions out, time passed in.
 //!
-//! First version (walking skeleton):
 //! - **Hello**: on connect both sides send `Hello` (id, name, joined rooms, listen port). The
 //!   hello's id must equal the TLS-authenticated peer id or the peer is dropped.
-//! - **Push**: a message the user publishes, or one received that is new, is pushed as `Msg` to
-//!   every connected peer that joined its room, except peers known to hold it already. `hops`
-//!   drops by one per forward; at 0 the message is stored but not forwarded. The store is the
-//!   seen-set: a message already stored is a duplicate and goes no further.
+//! - **Propagation** ([`Propagation::Tree`], the default) is PlumTree-like, per room: every
+//!   link starts *eager*. A new message (published here, or received and stored for the first
+//!   time) is pushed as `Msg` over eager links and announced as `IHave` over lazy ones. A node
+//!   that receives a message it already has turns that link lazy and sends `Prune`, so eager
+//!   links settle into a spanning tree and each node receives about one copy. A node that hears
+//!   `IHave` for a message it lacks waits [`Config::ihave_timeout_ms`] (the tree is usually
+//!   just slower), then sends `Graft` to the announcer, which makes the link eager again and
+//!   sends the message; further announcers are tried every [`Config::graft_retry_ms`].
+//!   [`Propagation::Flood`] pushes to every link instead (the baseline the simulator compares
+//!   against). In both modes `hops` drops by one per forward (0 = store, do not forward), the
+//!   store is the seen-set, and peers known to hold a message are skipped.
 //! - **Catch-up**: when two peers share a room (after hello, after either joins), each sends its
 //!   full id set for that room as `Have` frames; the receiver answers with `Want` for the ids it
 //!   lacks, and gets them as `Msg`. Both sides pull, so each missing message crosses once.
 //! - **Validation**: every received message is verified (signature, size, room and name rules)
 //!   and must be for a room this node joined; anything else is rejected, reported and counted,
 //!   and the connection keeps serving.
+//!
+//! Time is a `u64` of milliseconds from any fixed origin, given with each input; timers are
+//! data ([`Output::SetTimer`] out, [`Input::Timer`] in), so a simulator can run it exactly.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::codec::{Frame, MAX_IDS_PER_FRAME};
 use crate::message::{normalize_room, Message, MessageId, NodeId, PROTOCOL_VERSION};
@@ -24,6 +33,8 @@ use crate::ProtoError;
 pub const DEFAULT_HOPS: u8 = 16;
 /// Ids remembered per peer as "already has it" before the memory is reset.
 const KNOWN_CAP: usize = 200_000;
+/// Messages awaited after an `IHave` before the oldest entries are forgotten.
+const MISSING_CAP: usize = 50_000;
 
 /// A storage failure, reported by a [`Storage`] implementation.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,6 +57,7 @@ pub trait Storage {
 #[derive(Default, Debug, Clone)]
 pub struct MemStorage {
     msgs: HashMap<MessageId, Message>,
+    by_room: HashMap<String, BTreeSet<MessageId>>,
 }
 
 impl MemStorage {
@@ -64,21 +76,61 @@ impl Storage for MemStorage {
         Ok(self.msgs.contains_key(id))
     }
     fn insert(&mut self, msg: &Message) -> Result<bool, StorageError> {
-        Ok(self.msgs.insert(msg.id(), msg.clone()).is_none())
+        let id = msg.id();
+        if self.msgs.contains_key(&id) {
+            return Ok(false);
+        }
+        self.by_room.entry(msg.room.clone()).or_default().insert(id);
+        self.msgs.insert(id, msg.clone());
+        Ok(true)
     }
     fn room_ids(&self, room: &str) -> Result<Vec<MessageId>, StorageError> {
-        let mut v: Vec<_> = self
-            .msgs
-            .iter()
-            .filter(|(_, m)| m.room == room)
-            .map(|(i, _)| *i)
-            .collect();
-        v.sort();
-        Ok(v)
+        Ok(self
+            .by_room
+            .get(room)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default())
     }
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
         Ok(self.msgs.get(id).cloned())
     }
+}
+
+/// How new messages spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Eager push along a self-pruning tree, lazy announcements elsewhere (default).
+    Tree,
+    /// Push to every connected room member (baseline).
+    Flood,
+}
+
+/// Tunables.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Propagation strategy.
+    pub propagation: Propagation,
+    /// How long to wait for the tree after an `IHave` before grafting, ms.
+    pub ihave_timeout_ms: u64,
+    /// How long to wait for a graft's answer before trying the next announcer, ms.
+    pub graft_retry_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            propagation: Propagation::Tree,
+            ihave_timeout_ms: 400,
+            graft_retry_ms: 250,
+        }
+    }
+}
+
+/// A timer the driver must fire back as [`Input::Timer`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// A message announced by `IHave` may still be missing.
+    Missing(MessageId),
 }
 
 /// An event for the state machine.
@@ -109,6 +161,8 @@ pub enum Input {
     Left(String),
     /// The local display name changed.
     Renamed(String),
+    /// A timer set by [`Output::SetTimer`] is due.
+    Timer(Timer),
 }
 
 /// An action for the driver.
@@ -127,6 +181,8 @@ pub enum Output {
         message: Message,
         /// The peer it came from.
         from: NodeId,
+        /// Hops it travelled from its author (1 = direct).
+        hops: u8,
     },
     /// A peer said hello (driver records name and address).
     PeerHello {
@@ -154,6 +210,13 @@ pub enum Output {
         /// Why, for logs.
         reason: String,
     },
+    /// Fire [`Input::Timer`] with `timer` at time `at` (ms, same clock as the inputs).
+    SetTimer {
+        /// When.
+        at: u64,
+        /// What.
+        timer: Timer,
+    },
     /// The peer finished offering a room (its last `Have` arrived and every id it lacks on our
     /// side has been asked for): from now on the two agree on that room up to in-flight pulls.
     Synced {
@@ -170,7 +233,9 @@ pub enum Output {
 struct PeerState {
     hello: bool,
     rooms: BTreeSet<String>,
-    /// Ids the peer is known to hold (it sent or offered them, or we sent them).
+    /// Rooms in which this link is lazy (announce only). Absent = eager.
+    lazy: HashSet<String>,
+    /// Ids the peer is known to hold (it sent, offered or announced them, or we sent them).
     known: HashSet<MessageId>,
 }
 
@@ -183,17 +248,26 @@ impl PeerState {
     }
 }
 
-/// Counters for status displays.
+struct Missing {
+    room: String,
+    announcers: VecDeque<NodeId>,
+}
+
+/// Counters for status displays and the simulator.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     /// Messages received that were new and stored.
     pub received: u64,
-    /// Messages received that were already stored.
+    /// Message payloads received that were already stored.
     pub duplicates: u64,
     /// Frames or messages rejected as invalid.
     pub rejected: u64,
-    /// Message frames sent.
+    /// Message payloads sent.
     pub sent: u64,
+    /// Grafts sent (repairs after a missed tree delivery).
+    pub grafts: u64,
+    /// Prunes sent.
+    pub prunes: u64,
 }
 
 /// The protocol state of one node.
@@ -201,8 +275,11 @@ pub struct Protocol {
     me: NodeId,
     name: String,
     listen_port: u16,
+    config: Config,
+    now: u64,
     rooms: BTreeSet<String>,
-    peers: HashMap<NodeId, PeerState>,
+    peers: BTreeMap<NodeId, PeerState>,
+    missing: HashMap<MessageId, Missing>,
     counters: Counters,
 }
 
@@ -214,12 +291,26 @@ impl Protocol {
         listen_port: u16,
         rooms: impl IntoIterator<Item = String>,
     ) -> Self {
+        Self::with_config(me, name, listen_port, rooms, Config::default())
+    }
+
+    /// Like [`Protocol::new`] with explicit tunables.
+    pub fn with_config(
+        me: NodeId,
+        name: String,
+        listen_port: u16,
+        rooms: impl IntoIterator<Item = String>,
+        config: Config,
+    ) -> Self {
         Protocol {
             me,
             name,
             listen_port,
+            config,
+            now: 0,
             rooms: rooms.into_iter().collect(),
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
+            missing: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -243,6 +334,14 @@ impl Protocol {
             .map(|p| p.rooms.iter().cloned().collect())
             .unwrap_or_default()
     }
+    /// Peers this node pushes `room` messages to eagerly (its tree links).
+    pub fn eager_peers(&self, room: &str) -> Vec<NodeId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.hello && p.rooms.contains(room) && !p.lazy.contains(room))
+            .map(|(id, _)| *id)
+            .collect()
+    }
     /// Counters since start.
     pub fn counters(&self) -> Counters {
         self.counters
@@ -262,8 +361,9 @@ impl Protocol {
         }
     }
 
-    /// Feeds one event; returns the actions to perform, in order.
-    pub fn handle(&mut self, store: &mut dyn Storage, input: Input) -> Vec<Output> {
+    /// Feeds one event at time `now` (ms); returns the actions to perform, in order.
+    pub fn handle(&mut self, store: &mut dyn Storage, input: Input, now: u64) -> Vec<Output> {
+        self.now = self.now.max(now);
         let mut out = Vec::new();
         match input {
             Input::Connected { peer } => {
@@ -298,6 +398,7 @@ impl Protocol {
                 }
             }
             Input::Renamed(name) => self.name = name,
+            Input::Timer(Timer::Missing(id)) => self.on_missing_timer(store, id, &mut out),
         }
         out
     }
@@ -306,11 +407,9 @@ impl Protocol {
     /// own hello went out on connect and may list stale rooms.
     fn announce_rooms(&self, out: &mut Vec<Output>) {
         let rooms: Vec<String> = self.rooms.iter().cloned().collect();
-        let mut peers: Vec<NodeId> = self.peers.keys().copied().collect();
-        peers.sort();
-        for peer in peers {
+        for peer in self.peers.keys() {
             out.push(Output::Send {
-                peer,
+                peer: *peer,
                 frame: Frame::Rooms {
                     rooms: rooms.clone(),
                 },
@@ -358,6 +457,16 @@ impl Protocol {
             .into_iter()
             .filter_map(|r| normalize_room(&r).ok().filter(|n| *n == r))
             .collect()
+    }
+
+    fn set_lazy(&mut self, peer: NodeId, room: &str, lazy: bool) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if lazy {
+                p.lazy.insert(room.to_string());
+            } else {
+                p.lazy.remove(room);
+            }
+        }
     }
 
     fn on_frame(
@@ -472,28 +581,117 @@ impl Protocol {
                     out.push(Output::Synced { peer, room });
                 }
             }
-            Frame::Want { room, ids } => {
+            Frame::Want { room, ids } => self.send_wanted(store, peer, &room, ids, out),
+            Frame::IHave { room, ids } => {
+                if !self.rooms.contains(&room) {
+                    return;
+                }
                 for id in ids {
-                    match store.get(&id) {
-                        Ok(Some(m)) if m.room == room && self.rooms.contains(&room) => {
-                            if let Some(p) = self.peers.get_mut(&peer) {
-                                p.learn(id);
-                            }
-                            self.counters.sent += 1;
-                            out.push(Output::Send {
-                                peer,
-                                frame: Frame::Msg {
-                                    hops: DEFAULT_HOPS,
-                                    message: m,
-                                },
-                            });
-                        }
-                        Ok(_) => {}
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.learn(id);
+                    }
+                    match store.has(&id) {
+                        Ok(true) => {}
+                        Ok(false) => self.await_missing(id, &room, peer, out),
                         Err(e) => out.push(Output::StorageFailed(e)),
                     }
                 }
             }
+            Frame::Graft { room, ids } => {
+                if self.rooms.contains(&room) {
+                    self.set_lazy(peer, &room, false);
+                    self.send_wanted(store, peer, &room, ids, out);
+                }
+            }
+            Frame::Prune { room } => self.set_lazy(peer, &room, true),
         }
+    }
+
+    /// Answers a `Want` or `Graft`: every listed message we hold in that room, as `Msg`.
+    fn send_wanted(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        room: &str,
+        ids: Vec<MessageId>,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.rooms.contains(room) {
+            return;
+        }
+        for id in ids {
+            match store.get(&id) {
+                Ok(Some(m)) if m.room == room => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.learn(id);
+                    }
+                    self.counters.sent += 1;
+                    out.push(Output::Send {
+                        peer,
+                        frame: Frame::Msg {
+                            hops: DEFAULT_HOPS,
+                            message: m,
+                        },
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => out.push(Output::StorageFailed(e)),
+            }
+        }
+    }
+
+    fn await_missing(&mut self, id: MessageId, room: &str, peer: NodeId, out: &mut Vec<Output>) {
+        if let Some(m) = self.missing.get_mut(&id) {
+            if !m.announcers.contains(&peer) {
+                m.announcers.push_back(peer);
+            }
+            return;
+        }
+        if self.missing.len() >= MISSING_CAP {
+            // Under a flood of announcements, forget them: catch-up sync still covers the room.
+            self.missing.clear();
+        }
+        self.missing.insert(
+            id,
+            Missing {
+                room: room.to_string(),
+                announcers: VecDeque::from([peer]),
+            },
+        );
+        out.push(Output::SetTimer {
+            at: self.now + self.config.ihave_timeout_ms,
+            timer: Timer::Missing(id),
+        });
+    }
+
+    fn on_missing_timer(&mut self, store: &mut dyn Storage, id: MessageId, out: &mut Vec<Output>) {
+        if matches!(store.has(&id), Ok(true)) {
+            self.missing.remove(&id);
+            return;
+        }
+        let Some(m) = self.missing.get_mut(&id) else {
+            return;
+        };
+        while let Some(peer) = m.announcers.pop_front() {
+            if self.peers.get(&peer).is_some_and(|p| p.hello) {
+                let room = m.room.clone();
+                self.counters.grafts += 1;
+                self.set_lazy(peer, &room, false);
+                out.push(Output::Send {
+                    peer,
+                    frame: Frame::Graft {
+                        room,
+                        ids: vec![id],
+                    },
+                });
+                out.push(Output::SetTimer {
+                    at: self.now + self.config.graft_retry_ms,
+                    timer: Timer::Missing(id),
+                });
+                return;
+            }
+        }
+        self.missing.remove(&id);
     }
 
     fn on_message(
@@ -524,23 +722,42 @@ impl Protocol {
         match store.insert(&msg) {
             Ok(true) => {
                 self.counters.received += 1;
+                self.missing.remove(&id);
                 if hops > 0 {
                     self.push(&msg, Some(peer), hops - 1, out);
                 }
+                let travelled = DEFAULT_HOPS.saturating_sub(hops).saturating_add(1);
                 out.push(Output::Stored {
                     message: msg,
                     from: peer,
+                    hops: travelled,
                 });
             }
-            Ok(false) => self.counters.duplicates += 1,
+            Ok(false) => {
+                self.counters.duplicates += 1;
+                let room = msg.room;
+                let eager = self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|p| !p.lazy.contains(&room));
+                if self.config.propagation == Propagation::Tree && eager {
+                    self.counters.prunes += 1;
+                    self.set_lazy(peer, &room, true);
+                    out.push(Output::Send {
+                        peer,
+                        frame: Frame::Prune { room },
+                    });
+                }
+            }
             Err(e) => out.push(Output::StorageFailed(e)),
         }
     }
 
-    /// Pushes `msg` to every peer in its room that is not known to hold it.
+    /// Spreads a new message: `Msg` over eager links (all links when flooding), `IHave` over
+    /// lazy ones, skipping the sender and peers known to hold it.
     fn push(&mut self, msg: &Message, from: Option<NodeId>, hops: u8, out: &mut Vec<Output>) {
         let id = msg.id();
-        let mut targets: Vec<NodeId> = Vec::new();
+        let flood = self.config.propagation == Propagation::Flood;
         for (pid, p) in &mut self.peers {
             if Some(*pid) == from
                 || !p.hello
@@ -550,18 +767,24 @@ impl Protocol {
                 continue;
             }
             p.learn(id);
-            targets.push(*pid);
-        }
-        targets.sort();
-        for peer in targets {
-            self.counters.sent += 1;
-            out.push(Output::Send {
-                peer,
-                frame: Frame::Msg {
-                    hops,
-                    message: msg.clone(),
-                },
-            });
+            if flood || !p.lazy.contains(&msg.room) {
+                self.counters.sent += 1;
+                out.push(Output::Send {
+                    peer: *pid,
+                    frame: Frame::Msg {
+                        hops,
+                        message: msg.clone(),
+                    },
+                });
+            } else {
+                out.push(Output::Send {
+                    peer: *pid,
+                    frame: Frame::IHave {
+                        room: msg.room.clone(),
+                        ids: vec![id],
+                    },
+                });
+            }
         }
     }
 }

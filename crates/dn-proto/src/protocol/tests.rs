@@ -68,7 +68,7 @@ impl Net {
         }
     }
     fn input(&mut self, i: usize, input: Input) {
-        let outs = self.nodes[i].handle(&mut self.stores[i], input);
+        let outs = self.nodes[i].handle(&mut self.stores[i], input, 0);
         self.apply(i, outs);
     }
     fn connect(&mut self, a: usize, b: usize) {
