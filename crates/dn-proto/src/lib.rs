@@ -19,7 +19,9 @@ pub mod protocol;
 
 pub use codec::Frame;
 pub use message::{Message, MessageId, NodeId};
-pub use protocol::{Input, MemStorage, Output, Protocol, Storage, StorageError};
+pub use protocol::{
+    Config, Input, MemStorage, Output, Propagation, Protocol, Storage, StorageError, Timer,
+};
 
 /// Everything that can be wrong with protocol data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
