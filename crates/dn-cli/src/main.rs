@@ -11,6 +11,7 @@ use dn_node::{
     ApiError, Client, Engine, ExportSummary, IdentityView, MessageView, NodeConfig, PeerView,
     Request, RoomView, StatusView,
 };
+use dn_proto::sim;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -104,6 +105,45 @@ enum Cmd {
         /// File to check.
         file: PathBuf,
     },
+    /// Run the deterministic protocol simulator (tree propagation beside the flooding baseline).
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// PRNG seed; the same seed reproduces the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// random:DEGREE, chain, grid or clusters:DEGREE.
+    #[arg(long, default_value = "random:6")]
+    topology: String,
+    /// One-way link latency range in ms, MIN-MAX.
+    #[arg(long, default_value = "10-50")]
+    latency: String,
+    /// Packet loss in percent (shows up as retransmission delay on QUIC streams).
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Warm-up messages (not measured).
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Measured messages.
+    #[arg(long, default_value_t = 50)]
+    messages: usize,
+    /// Always the same sender instead of a random one per message.
+    #[arg(long)]
+    fixed_sender: bool,
+    /// Partition: AT_MS-HEAL_MS:FRACTION, e.g. 2000-6000:0.4.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Crash: COUNT@AT_MS-RESTART_MS, e.g. 20@2000-5000.
+    #[arg(long)]
+    crash: Option<String>,
+    /// Skip the flooding baseline.
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 #[derive(Subcommand)]
@@ -204,6 +244,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             no_mdns,
         } => return run_node(&data_dir, listen, peers, !no_mdns).await,
         Cmd::Verify { file } => return verify(&file, json),
+        Cmd::Sim(args) => return simulate(&args, json),
         _ => {}
     }
     let client = Client::open(&data_dir).await.map_err(api)?;
@@ -404,7 +445,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 println!("exported {} messages to {}", s.messages, s.path);
             }
         }
-        Cmd::Node { .. } | Cmd::Verify { .. } => unreachable_cmd()?,
+        Cmd::Node { .. } | Cmd::Verify { .. } | Cmd::Sim(_) => unreachable_cmd()?,
     }
     Ok(())
 }
@@ -419,6 +460,108 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     } else {
         Ok(std::env::current_dir()?.join(p))
     }
+}
+
+fn parse_pair(s: &str, sep: char) -> Result<(u64, u64)> {
+    let (a, b) = s
+        .split_once(sep)
+        .ok_or_else(|| anyhow!("expected A{sep}B, got {s:?}"))?;
+    Ok((a.trim().parse()?, b.trim().parse()?))
+}
+
+fn sim_config(a: &SimArgs) -> Result<sim::SimConfig> {
+    let topology = match a.topology.split_once(':') {
+        Some(("random", d)) => sim::Topology::Random(d.parse()?),
+        Some(("clusters", d)) => sim::Topology::TwoClusters(d.parse()?),
+        None if a.topology == "chain" => sim::Topology::Chain,
+        None if a.topology == "grid" => sim::Topology::Grid,
+        _ => return Err(anyhow!("unknown topology {:?}", a.topology)),
+    };
+    if !(0.0..=50.0).contains(&a.loss) {
+        return Err(anyhow!("--loss must be between 0 and 50 percent"));
+    }
+    if a.nodes < 2 || a.nodes > 20_000 {
+        return Err(anyhow!("--nodes must be between 2 and 20000"));
+    }
+    let partition = match &a.partition {
+        Some(p) => {
+            let (times, frac) = p
+                .split_once(':')
+                .ok_or_else(|| anyhow!("--partition AT-HEAL:FRACTION"))?;
+            let (at_ms, heal_ms) = parse_pair(times, '-')?;
+            Some(sim::Partition {
+                at_ms,
+                heal_ms,
+                fraction: frac.parse()?,
+            })
+        }
+        None => None,
+    };
+    let crash = match &a.crash {
+        Some(c) => {
+            let (n, times) = c
+                .split_once('@')
+                .ok_or_else(|| anyhow!("--crash COUNT@AT-RESTART"))?;
+            let (at_ms, restart_ms) = parse_pair(times, '-')?;
+            Some(sim::Crash {
+                nodes: n.parse()?,
+                at_ms,
+                restart_ms,
+            })
+        }
+        None => None,
+    };
+    Ok(sim::SimConfig {
+        seed: a.seed,
+        nodes: a.nodes,
+        topology,
+        latency_ms: parse_pair(&a.latency, '-')?,
+        loss: a.loss / 100.0,
+        warmup: a.warmup,
+        messages: a.messages,
+        senders: if a.fixed_sender {
+            sim::Senders::Fixed
+        } else {
+            sim::Senders::Changing
+        },
+        interval_ms: 200,
+        propagation: dn_proto::Propagation::Tree,
+        partition,
+        crash,
+    })
+}
+
+fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
+    let cfg = sim_config(args)?;
+    let mut runs = vec![cfg.clone()];
+    if !args.no_baseline {
+        runs.push(sim::SimConfig {
+            propagation: dn_proto::Propagation::Flood,
+            ..cfg
+        });
+    }
+    let mut reports = Vec::new();
+    for c in &runs {
+        let started = std::time::Instant::now();
+        let r = sim::run(c);
+        if json {
+            reports.push(serde_json::json!({
+                "propagation": format!("{:?}", r.propagation).to_lowercase(),
+                "seed": r.seed, "nodes": c.nodes, "delivery": r.delivery,
+                "copies_per_node_per_msg": r.copies_per_node,
+                "hops_p50": r.hops_p50, "hops_p99": r.hops_p99, "hops_max": r.hops_max,
+                "latency_p50_ms": r.latency_p50_ms, "latency_p99_ms": r.latency_p99_ms,
+                "bytes_sent": r.bytes_sent, "grafts": r.grafts,
+                "wall_ms": started.elapsed().as_millis() as u64,
+            }));
+        } else {
+            println!("{r}  [{:.1} s]", started.elapsed().as_secs_f64());
+        }
+    }
+    if json {
+        print_json(&reports)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(file: &Path, json: bool) -> Result<ExitCode> {

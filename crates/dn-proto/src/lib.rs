@@ -14,8 +14,10 @@
 //! The byte layouts are specified in `docs/protocol.md`.
 
 pub mod codec;
+pub mod dm;
 pub mod message;
 pub mod protocol;
+pub mod sim;
 
 pub use codec::Frame;
 pub use message::{Message, MessageId, NodeId};

@@ -29,8 +29,11 @@ use crate::codec::{Frame, MAX_IDS_PER_FRAME};
 use crate::message::{normalize_room, Message, MessageId, NodeId, PROTOCOL_VERSION};
 use crate::ProtoError;
 
-/// Hop budget of a freshly published message.
-pub const DEFAULT_HOPS: u8 = 16;
+/// Eager-push hop budget of a fresh message. Past it a node only announces the message lazily
+/// (`IHave`), so a runaway push chain is bounded but delivery still completes through grafts.
+pub const DEFAULT_HOPS: u8 = 64;
+/// A `Want` for an id already asked of another peer this recently is not repeated, ms.
+const WANT_DEDUP_MS: u64 = 3_000;
 /// Ids remembered per peer as "already has it" before the memory is reset.
 const KNOWN_CAP: usize = 200_000;
 /// Messages awaited after an `IHave` before the oldest entries are forgotten.
@@ -280,6 +283,8 @@ pub struct Protocol {
     rooms: BTreeSet<String>,
     peers: BTreeMap<NodeId, PeerState>,
     missing: HashMap<MessageId, Missing>,
+    /// Ids asked for with `Want`, and when.
+    requested: HashMap<MessageId, u64>,
     counters: Counters,
 }
 
@@ -311,6 +316,7 @@ impl Protocol {
             rooms: rooms.into_iter().collect(),
             peers: BTreeMap::new(),
             missing: HashMap::new(),
+            requested: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -377,7 +383,7 @@ impl Protocol {
                 self.peers.remove(&peer);
             }
             Input::Frame { peer, frame } => self.on_frame(store, peer, frame, &mut out),
-            Input::Published(msg) => self.push(&msg, None, DEFAULT_HOPS, &mut out),
+            Input::Published(msg) => self.push(&msg, None, Some(DEFAULT_HOPS), &mut out),
             Input::Joined(room) => {
                 if self.rooms.insert(room.clone()) {
                     self.announce_rooms(&mut out);
@@ -561,7 +567,21 @@ impl Protocol {
                     }
                     match store.has(&id) {
                         Ok(true) => {}
-                        Ok(false) => want.push(id),
+                        Ok(false) => {
+                            // Several peers offer the same missing id after a partition heals:
+                            // ask only one of them (again if it has not arrived in a while).
+                            let fresh = self
+                                .requested
+                                .get(&id)
+                                .is_some_and(|t| self.now.saturating_sub(*t) < WANT_DEDUP_MS);
+                            if !fresh {
+                                if self.requested.len() >= MISSING_CAP {
+                                    self.requested.clear();
+                                }
+                                self.requested.insert(id, self.now);
+                                want.push(id);
+                            }
+                        }
                         Err(e) => {
                             out.push(Output::StorageFailed(e));
                             return;
@@ -723,9 +743,8 @@ impl Protocol {
             Ok(true) => {
                 self.counters.received += 1;
                 self.missing.remove(&id);
-                if hops > 0 {
-                    self.push(&msg, Some(peer), hops - 1, out);
-                }
+                self.requested.remove(&id);
+                self.push(&msg, Some(peer), hops.checked_sub(1), out);
                 let travelled = DEFAULT_HOPS.saturating_sub(hops).saturating_add(1);
                 out.push(Output::Stored {
                     message: msg,
@@ -754,8 +773,15 @@ impl Protocol {
     }
 
     /// Spreads a new message: `Msg` over eager links (all links when flooding), `IHave` over
-    /// lazy ones, skipping the sender and peers known to hold it.
-    fn push(&mut self, msg: &Message, from: Option<NodeId>, hops: u8, out: &mut Vec<Output>) {
+    /// lazy ones, skipping the sender and peers known to hold it. With no hop budget left
+    /// (`hops == None`) every link gets `IHave` only.
+    fn push(
+        &mut self,
+        msg: &Message,
+        from: Option<NodeId>,
+        hops: Option<u8>,
+        out: &mut Vec<Output>,
+    ) {
         let id = msg.id();
         let flood = self.config.propagation == Propagation::Flood;
         for (pid, p) in &mut self.peers {
@@ -767,7 +793,8 @@ impl Protocol {
                 continue;
             }
             p.learn(id);
-            if flood || !p.lazy.contains(&msg.room) {
+            let eager = flood || !p.lazy.contains(&msg.room);
+            if let (true, Some(hops)) = (eager, hops) {
                 self.counters.sent += 1;
                 out.push(Output::Send {
                     peer: *pid,

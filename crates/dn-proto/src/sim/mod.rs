@@ -1,0 +1,706 @@
+//! A seeded, deterministic network simulator for [`Protocol`]: N nodes over [`MemStorage`],
+//! a topology, per-link latency and loss, partitions that open and heal, nodes that crash and
+//! restart with their stored state, and simulated time. The same seed gives the same run, bit
+//! for bit, so any failure reproduces from the seed printed in its report.
+//!
+//! Links model QUIC streams: reliable and ordered. Packet loss therefore shows up as delay (a
+//! lost frame is retransmitted after a timeout, and frames behind it wait), not as missing
+//! frames. A partition or crash closes the connection: frames in flight are lost, and the two
+//! sides see `Disconnected`; healing reconnects them and the protocol's catch-up runs.
+//!
+//! Every frame is encoded, counted and decoded on delivery, and every message is signed and
+//! verified, so the figures (bytes, copies) are those of the real wire protocol.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use ed25519_dalek::SigningKey;
+
+use crate::codec::Frame;
+use crate::message::{Message, MessageId, NodeId};
+use crate::protocol::{Config, Input, MemStorage, Output, Propagation, Protocol, Storage, Timer};
+
+/// The room all simulated traffic uses.
+pub const ROOM: &str = "sim";
+
+/// A small seeded PRNG (splitmix64): fast, deterministic, no dependency.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// From a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi.saturating_sub(lo) + 1)
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// Network shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// Connected random graph where every node has about this degree.
+    Random(usize),
+    /// A line: only neighbours are linked.
+    Chain,
+    /// A square-ish grid, 4-neighbourhood.
+    Grid,
+    /// Two random clusters of this degree joined through a single bridge node.
+    TwoClusters(usize),
+}
+
+/// Who sends the measured messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Senders {
+    /// Always node 0.
+    Fixed,
+    /// A different random node for every message.
+    Changing,
+}
+
+/// A partition: from `at_ms` to `heal_ms` the nodes are split in two groups (the first
+/// `fraction` of node indices vs the rest) and every link across is down.
+#[derive(Debug, Clone, Copy)]
+pub struct Partition {
+    /// When it opens.
+    pub at_ms: u64,
+    /// When it heals.
+    pub heal_ms: u64,
+    /// Share of nodes on the first side.
+    pub fraction: f64,
+}
+
+/// Nodes that crash (state lost except their store) and restart.
+#[derive(Debug, Clone, Copy)]
+pub struct Crash {
+    /// How many nodes (random, never node 0).
+    pub nodes: usize,
+    /// When they crash.
+    pub at_ms: u64,
+    /// When they come back.
+    pub restart_ms: u64,
+}
+
+/// A simulation run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// PRNG seed: the whole run follows from it.
+    pub seed: u64,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Shape.
+    pub topology: Topology,
+    /// One-way link latency range, ms (each link draws its own).
+    pub latency_ms: (u64, u64),
+    /// Packet loss probability per frame transmission (0.0–1.0), seen as retransmission delay.
+    pub loss: f64,
+    /// Messages sent before measuring (lets the tree settle).
+    pub warmup: usize,
+    /// Messages measured.
+    pub messages: usize,
+    /// Sender choice.
+    pub senders: Senders,
+    /// Time between messages, ms.
+    pub interval_ms: u64,
+    /// Propagation strategy under test.
+    pub propagation: Propagation,
+    /// Optional partition.
+    pub partition: Option<Partition>,
+    /// Optional crashes.
+    pub crash: Option<Crash>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            nodes: 100,
+            topology: Topology::Random(6),
+            latency_ms: (10, 50),
+            loss: 0.0,
+            warmup: 10,
+            messages: 50,
+            senders: Senders::Changing,
+            interval_ms: 200,
+            propagation: Propagation::Tree,
+            partition: None,
+            crash: None,
+        }
+    }
+}
+
+/// What a run measured (over the measured messages only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimReport {
+    /// Seed of the run.
+    pub seed: u64,
+    /// Propagation strategy.
+    pub propagation: Propagation,
+    /// Fraction of (message, node ≠ author) pairs delivered by the end.
+    pub delivery: f64,
+    /// Message payloads received per node per message (1.0 = no duplicates).
+    pub copies_per_node: f64,
+    /// Hops from the author at first arrival: median, 99th percentile, maximum.
+    pub hops_p50: u32,
+    /// 99th percentile of hops.
+    pub hops_p99: u32,
+    /// Maximum hops.
+    pub hops_max: u32,
+    /// Time from publish to first arrival, ms: median and 99th percentile.
+    pub latency_p50_ms: u64,
+    /// 99th percentile latency.
+    pub latency_p99_ms: u64,
+    /// All bytes sent (frames with their length prefix), measured phase and catch-up included.
+    pub bytes_sent: u64,
+    /// Bytes sent per measured message per node.
+    pub bytes_per_msg_node: f64,
+    /// Grafts sent (tree repairs).
+    pub grafts: u64,
+    /// Simulated time at the end, ms.
+    pub end_ms: u64,
+}
+
+impl std::fmt::Display for SimReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<6} seed={} delivery={:.4} copies/node/msg={:.3} hops p50/p99/max={}/{}/{} \
+             latency p50/p99={}/{} ms bytes={} ({:.0} B/msg/node) grafts={}",
+            format!("{:?}", self.propagation).to_lowercase(),
+            self.seed,
+            self.delivery,
+            self.copies_per_node,
+            self.hops_p50,
+            self.hops_p99,
+            self.hops_max,
+            self.latency_p50_ms,
+            self.latency_p99_ms,
+            self.bytes_sent,
+            self.bytes_per_msg_node,
+            self.grafts,
+        )
+    }
+}
+
+enum Event {
+    Deliver {
+        from: usize,
+        to: usize,
+        gen: u64,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+        epoch: u64,
+        timer: Timer,
+    },
+    Publish {
+        node: usize,
+        measured: bool,
+        k: usize,
+    },
+    PartitionOpen,
+    PartitionHeal,
+    Crash(Vec<usize>),
+    Restart(Vec<usize>),
+}
+
+struct Node {
+    key: SigningKey,
+    proto: Option<Protocol>,
+    store: MemStorage,
+    epoch: u64,
+}
+
+/// Builds the undirected edge list of a topology (connected for every variant).
+pub fn build_topology(rng: &mut Rng, n: usize, topo: Topology) -> Vec<(usize, usize)> {
+    let mut edges: HashSet<(usize, usize)> = HashSet::new();
+    let add = |a: usize, b: usize, e: &mut HashSet<(usize, usize)>| {
+        if a != b {
+            e.insert((a.min(b), a.max(b)));
+        }
+    };
+    let random =
+        |rng: &mut Rng, nodes: &[usize], degree: usize, e: &mut HashSet<(usize, usize)>| {
+            // A random spanning tree first (connectivity), then random extra edges up to the degree.
+            for i in 1..nodes.len() {
+                let j = rng.below(i as u64) as usize;
+                let (a, b) = (nodes[i], nodes[j]);
+                e.insert((a.min(b), a.max(b)));
+            }
+            let target = nodes.len() * degree / 2;
+            let mut guard = 0;
+            while e
+                .iter()
+                .filter(|(a, b)| nodes.contains(a) && nodes.contains(b))
+                .count()
+                < target
+                && guard < target * 20
+            {
+                guard += 1;
+                let a = nodes[rng.below(nodes.len() as u64) as usize];
+                let b = nodes[rng.below(nodes.len() as u64) as usize];
+                if a != b {
+                    e.insert((a.min(b), a.max(b)));
+                }
+            }
+        };
+    match topo {
+        Topology::Random(d) => {
+            let all: Vec<usize> = (0..n).collect();
+            random(rng, &all, d, &mut edges);
+        }
+        Topology::Chain => {
+            for i in 1..n {
+                add(i - 1, i, &mut edges);
+            }
+        }
+        Topology::Grid => {
+            let w = (n as f64).sqrt().ceil() as usize;
+            for i in 0..n {
+                if (i + 1) % w != 0 && i + 1 < n {
+                    add(i, i + 1, &mut edges);
+                }
+                if i + w < n {
+                    add(i, i + w, &mut edges);
+                }
+            }
+        }
+        Topology::TwoClusters(d) => {
+            let bridge = n / 2;
+            let a: Vec<usize> = (0..bridge).collect();
+            let b: Vec<usize> = (bridge + 1..n).collect();
+            random(rng, &a, d, &mut edges);
+            random(rng, &b, d, &mut edges);
+            if let Some(&x) = a.first() {
+                add(bridge, x, &mut edges);
+            }
+            if let Some(&y) = b.first() {
+                add(bridge, y, &mut edges);
+            }
+        }
+    }
+    let mut v: Vec<_> = edges.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+struct Sim {
+    cfg: SimConfig,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: HashMap<u64, Event>,
+    nodes: Vec<Node>,
+    ids: Vec<NodeId>,
+    index: HashMap<NodeId, usize>,
+    /// Undirected link → (latency ms, connected, generation).
+    links: HashMap<(usize, usize), (u64, bool, u64)>,
+    /// Per directed link: time the last frame is delivered (streams are ordered).
+    busy_until: HashMap<(usize, usize), u64>,
+    cut: HashSet<(usize, usize)>,
+    measured: HashMap<MessageId, (usize, u64)>,
+    first_arrival: HashMap<(MessageId, usize), (u64, u8)>,
+    payload_copies: u64,
+    bytes: u64,
+}
+
+impl Sim {
+    fn schedule(&mut self, at: u64, ev: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn link_key(a: usize, b: usize) -> (usize, usize) {
+        (a.min(b), a.max(b))
+    }
+
+    fn input(&mut self, i: usize, input: Input) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        let Some(proto) = node.proto.as_mut() else {
+            return;
+        };
+        let outs = proto.handle(&mut node.store, input, now);
+        for o in outs {
+            match o {
+                Output::Send { peer, frame } => self.send(i, peer, &frame),
+                Output::SetTimer { at, timer } => {
+                    let epoch = self.nodes[i].epoch;
+                    self.schedule(
+                        at,
+                        Event::Timer {
+                            node: i,
+                            epoch,
+                            timer,
+                        },
+                    );
+                }
+                Output::Stored { message, hops, .. } => {
+                    let id = message.id();
+                    if self.measured.contains_key(&id) {
+                        self.first_arrival
+                            .entry((id, i))
+                            .or_insert((self.now, hops));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn send(&mut self, from: usize, peer: NodeId, frame: &Frame) {
+        let Some(&to) = self.index.get(&peer) else {
+            return;
+        };
+        let key = Self::link_key(from, to);
+        let Some(&(lat, up, gen)) = self.links.get(&key) else {
+            return;
+        };
+        if !up {
+            return;
+        }
+        let bytes = frame.encode_prefixed();
+        self.bytes += bytes.len() as u64;
+        let mut delay = lat;
+        // Each loss costs a retransmission timeout (about 3 RTT, at least 50 ms).
+        while self.rng.chance(self.cfg.loss) {
+            delay += (6 * lat).max(50);
+        }
+        let at = (self.now + delay).max(*self.busy_until.get(&(from, to)).unwrap_or(&0));
+        self.busy_until.insert((from, to), at);
+        self.schedule(
+            at,
+            Event::Deliver {
+                from,
+                to,
+                gen,
+                bytes: bytes[4..].to_vec(),
+            },
+        );
+    }
+
+    fn connect(&mut self, a: usize, b: usize) {
+        let key = Self::link_key(a, b);
+        if self.cut.contains(&key) || self.nodes[a].proto.is_none() || self.nodes[b].proto.is_none()
+        {
+            return;
+        }
+        if let Some(l) = self.links.get_mut(&key) {
+            if l.1 {
+                return;
+            }
+            l.1 = true;
+            l.2 += 1;
+        }
+        let (ia, ib) = (self.ids[a], self.ids[b]);
+        self.input(a, Input::Connected { peer: ib });
+        self.input(b, Input::Connected { peer: ia });
+    }
+
+    fn disconnect(&mut self, a: usize, b: usize) {
+        let key = Self::link_key(a, b);
+        if let Some(l) = self.links.get_mut(&key) {
+            if !l.1 {
+                return;
+            }
+            l.1 = false;
+            l.2 += 1;
+        }
+        self.busy_until.remove(&(a, b));
+        self.busy_until.remove(&(b, a));
+        let (ia, ib) = (self.ids[a], self.ids[b]);
+        self.input(a, Input::Disconnected { peer: ib });
+        self.input(b, Input::Disconnected { peer: ia });
+    }
+
+    fn neighbours(&self, i: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .links
+            .keys()
+            .filter_map(|&(a, b)| {
+                if a == i {
+                    Some(b)
+                } else if b == i {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn fresh_proto(&self, i: usize) -> Protocol {
+        let config = Config {
+            propagation: self.cfg.propagation,
+            ..Config::default()
+        };
+        Protocol::with_config(
+            self.ids[i],
+            format!("n{i}"),
+            7300,
+            [ROOM.to_string()],
+            config,
+        )
+    }
+
+    fn run(mut self) -> SimReport {
+        let mut edges: Vec<(usize, usize)> = self.links.keys().copied().collect();
+        edges.sort_unstable();
+        for (a, b) in edges {
+            self.connect(a, b);
+        }
+        while let Some(Reverse((at, seq))) = self.queue.pop() {
+            self.now = at;
+            let Some(ev) = self.events.remove(&seq) else {
+                continue;
+            };
+            match ev {
+                Event::Deliver {
+                    from,
+                    to,
+                    gen,
+                    bytes,
+                } => {
+                    let key = Self::link_key(from, to);
+                    if self.links.get(&key).map(|l| (l.1, l.2)) != Some((true, gen)) {
+                        continue; // connection closed while in flight
+                    }
+                    let Ok(frame) = Frame::decode(&bytes) else {
+                        continue;
+                    };
+                    if let Frame::Msg { message, .. } = &frame {
+                        if self.measured.contains_key(&message.id()) {
+                            self.payload_copies += 1;
+                        }
+                    }
+                    let peer = self.ids[from];
+                    self.input(to, Input::Frame { peer, frame });
+                }
+                Event::Timer { node, epoch, timer } => {
+                    if self.nodes[node].epoch == epoch {
+                        self.input(node, Input::Timer(timer));
+                    }
+                }
+                Event::Publish { node, measured, k } => {
+                    if self.nodes[node].proto.is_none() {
+                        continue;
+                    }
+                    let body = format!("message {k} from n{node}");
+                    let n = &mut self.nodes[node];
+                    let Ok(m) = Message::create(&n.key, ROOM, &format!("n{node}"), self.now, &body)
+                    else {
+                        continue;
+                    };
+                    if !matches!(n.store.insert(&m), Ok(true)) {
+                        continue;
+                    }
+                    if measured {
+                        self.measured.insert(m.id(), (node, self.now));
+                    }
+                    self.input(node, Input::Published(m));
+                }
+                Event::PartitionOpen => {
+                    let cut: Vec<(usize, usize)> = self.cut.iter().copied().collect();
+                    for (a, b) in cut {
+                        self.disconnect(a, b);
+                    }
+                }
+                Event::PartitionHeal => {
+                    let cut: Vec<(usize, usize)> = self.cut.drain().collect();
+                    for (a, b) in cut {
+                        self.connect(a, b);
+                    }
+                }
+                Event::Crash(nodes) => {
+                    for &i in &nodes {
+                        for j in self.neighbours(i) {
+                            self.disconnect(i, j);
+                        }
+                        self.nodes[i].proto = None;
+                        self.nodes[i].epoch += 1;
+                    }
+                }
+                Event::Restart(nodes) => {
+                    for &i in &nodes {
+                        self.nodes[i].proto = Some(self.fresh_proto(i));
+                        for j in self.neighbours(i) {
+                            self.connect(i, j);
+                        }
+                    }
+                }
+            }
+        }
+        self.report()
+    }
+
+    fn report(&self) -> SimReport {
+        let n = self.nodes.len();
+        let msgs = self.measured.len().max(1);
+        let mut delivered = 0usize;
+        for (id, (author, _)) in &self.measured {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if i != *author && matches!(node.store.has(id), Ok(true)) {
+                    delivered += 1;
+                }
+            }
+        }
+        let pairs = (msgs * (n - 1)).max(1);
+        let mut hops: Vec<u32> = self
+            .first_arrival
+            .values()
+            .map(|(_, h)| u32::from(*h))
+            .collect();
+        let mut lat: Vec<u64> = self
+            .first_arrival
+            .iter()
+            .filter_map(|((id, _), (t, _))| self.measured.get(id).map(|(_, t0)| t - t0))
+            .collect();
+        hops.sort_unstable();
+        lat.sort_unstable();
+        let pct = |v: &[u64], p: f64| -> u64 {
+            if v.is_empty() {
+                0
+            } else {
+                v[((v.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        let hops64: Vec<u64> = hops.iter().map(|&h| u64::from(h)).collect();
+        let grafts = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.proto.as_ref())
+            .map(|p| p.counters().grafts)
+            .sum();
+        SimReport {
+            seed: self.cfg.seed,
+            propagation: self.cfg.propagation,
+            delivery: delivered as f64 / pairs as f64,
+            copies_per_node: self.payload_copies as f64 / pairs as f64,
+            hops_p50: pct(&hops64, 0.5) as u32,
+            hops_p99: pct(&hops64, 0.99) as u32,
+            hops_max: hops.last().copied().unwrap_or(0),
+            latency_p50_ms: pct(&lat, 0.5),
+            latency_p99_ms: pct(&lat, 0.99),
+            bytes_sent: self.bytes,
+            bytes_per_msg_node: self.bytes as f64 / (msgs * n) as f64,
+            grafts,
+            end_ms: self.now,
+        }
+    }
+}
+
+/// Runs one simulation.
+pub fn run(cfg: &SimConfig) -> SimReport {
+    let mut rng = Rng::new(cfg.seed);
+    let n = cfg.nodes.max(2);
+    let edges = build_topology(&mut rng, n, cfg.topology);
+    let nodes: Vec<Node> = (0..n)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            seed[8..16].copy_from_slice(&cfg.seed.to_le_bytes());
+            Node {
+                key: SigningKey::from_bytes(&seed),
+                proto: None,
+                store: MemStorage::default(),
+                epoch: 0,
+            }
+        })
+        .collect();
+    let ids: Vec<NodeId> = nodes
+        .iter()
+        .map(|n| NodeId(n.key.verifying_key().to_bytes()))
+        .collect();
+    let index = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut links = HashMap::new();
+    for &(a, b) in &edges {
+        let lat = rng.range(cfg.latency_ms.0, cfg.latency_ms.1);
+        links.insert((a, b), (lat, false, 0u64));
+    }
+    let mut sim = Sim {
+        cfg: cfg.clone(),
+        rng,
+        now: 0,
+        seq: 0,
+        queue: BinaryHeap::new(),
+        events: HashMap::new(),
+        nodes,
+        ids,
+        index,
+        links,
+        busy_until: HashMap::new(),
+        cut: HashSet::new(),
+        measured: HashMap::new(),
+        first_arrival: HashMap::new(),
+        payload_copies: 0,
+        bytes: 0,
+    };
+    for i in 0..n {
+        sim.nodes[i].proto = Some(sim.fresh_proto(i));
+    }
+    // Traffic: warm-up messages, then measured ones, one every interval, starting at 1 s.
+    let total = cfg.warmup + cfg.messages;
+    for k in 0..total {
+        let node = match cfg.senders {
+            Senders::Fixed => 0,
+            Senders::Changing => sim.rng.below(n as u64) as usize,
+        };
+        let at = 1000 + k as u64 * cfg.interval_ms;
+        sim.schedule(
+            at,
+            Event::Publish {
+                node,
+                measured: k >= cfg.warmup,
+                k,
+            },
+        );
+    }
+    if let Some(p) = cfg.partition {
+        let split = ((n as f64) * p.fraction).round() as usize;
+        sim.cut = edges
+            .iter()
+            .copied()
+            .filter(|&(a, b)| (a < split) != (b < split))
+            .collect();
+        sim.schedule(p.at_ms, Event::PartitionOpen);
+        sim.schedule(p.heal_ms, Event::PartitionHeal);
+    }
+    if let Some(c) = cfg.crash {
+        let mut victims: Vec<usize> = Vec::new();
+        while victims.len() < c.nodes.min(n - 1) {
+            let v = 1 + sim.rng.below((n - 1) as u64) as usize;
+            if !victims.contains(&v) {
+                victims.push(v);
+            }
+        }
+        sim.schedule(c.at_ms, Event::Crash(victims.clone()));
+        sim.schedule(c.restart_ms, Event::Restart(victims));
+    }
+    sim.run()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! Simulator tests. Each prints its report (with the seed) so a failure reproduces exactly.
+
+use super::*;
+
+fn check(cfg: &SimConfig) -> SimReport {
+    let r = run(cfg);
+    println!("{r}");
+    r
+}
+
+#[test]
+fn same_seed_same_run() {
+    let cfg = SimConfig {
+        nodes: 60,
+        loss: 0.05,
+        ..SimConfig::default()
+    };
+    assert_eq!(run(&cfg), run(&cfg));
+    let other = SimConfig {
+        seed: 2,
+        ..cfg.clone()
+    };
+    assert_ne!(run(&cfg).bytes_sent, run(&other).bytes_sent);
+}
+
+#[test]
+fn thousand_nodes_tree_beats_flooding_with_full_delivery() {
+    for senders in [Senders::Changing, Senders::Fixed] {
+        let cfg = SimConfig {
+            seed: 7,
+            nodes: 1000,
+            topology: Topology::Random(6),
+            warmup: 10,
+            messages: 30,
+            senders,
+            ..SimConfig::default()
+        };
+        let tree = check(&cfg);
+        let flood = check(&SimConfig {
+            propagation: Propagation::Flood,
+            ..cfg.clone()
+        });
+        assert_eq!(tree.delivery, 1.0, "seed {}", cfg.seed);
+        assert_eq!(flood.delivery, 1.0);
+        assert!(
+            tree.copies_per_node <= 1.3,
+            "tree copies {} (seed {})",
+            tree.copies_per_node,
+            cfg.seed
+        );
+        assert!(flood.copies_per_node > 3.0 * tree.copies_per_node);
+    }
+}
+
+#[test]
+fn thousand_nodes_with_five_percent_loss() {
+    let cfg = SimConfig {
+        seed: 11,
+        nodes: 1000,
+        loss: 0.05,
+        warmup: 10,
+        messages: 30,
+        ..SimConfig::default()
+    };
+    let r = check(&cfg);
+    assert_eq!(r.delivery, 1.0, "seed {}", cfg.seed);
+    assert!(
+        r.copies_per_node <= 1.3,
+        "copies {} (seed {})",
+        r.copies_per_node,
+        cfg.seed
+    );
+}
+
+#[test]
+fn partition_heals_and_everyone_catches_up() {
+    for seed in 1..=3 {
+        let cfg = SimConfig {
+            seed,
+            nodes: 200,
+            warmup: 5,
+            messages: 40,
+            interval_ms: 100,
+            partition: Some(Partition {
+                at_ms: 1500,
+                heal_ms: 4000,
+                fraction: 0.4,
+            }),
+            ..SimConfig::default()
+        };
+        let r = check(&cfg);
+        assert_eq!(r.delivery, 1.0, "seed {seed}");
+    }
+}
+
+#[test]
+fn crashed_nodes_restart_and_catch_up() {
+    let cfg = SimConfig {
+        seed: 5,
+        nodes: 200,
+        warmup: 5,
+        messages: 40,
+        interval_ms: 100,
+        crash: Some(Crash {
+            nodes: 20,
+            at_ms: 1600,
+            restart_ms: 4000,
+        }),
+        ..SimConfig::default()
+    };
+    let r = check(&cfg);
+    assert_eq!(r.delivery, 1.0, "seed {}", cfg.seed);
+}
+
+#[test]
+fn sparse_topologies_deliver_everything() {
+    for topology in [Topology::Chain, Topology::Grid, Topology::TwoClusters(5)] {
+        let cfg = SimConfig {
+            seed: 3,
+            nodes: 64,
+            topology,
+            // From the end of the chain, so the far end is exactly 63 hops away.
+            senders: if topology == Topology::Chain { Senders::Fixed } else { Senders::Changing },
+            loss: 0.05,
+            warmup: 2,
+            messages: 20,
+            ..SimConfig::default()
+        };
+        let r = check(&cfg);
+        assert_eq!(r.delivery, 1.0, "{topology:?} seed {}", cfg.seed);
+        if topology == Topology::Chain {
+            assert_eq!(r.hops_max, 63, "the far end of a 64-chain is 63 hops away");
+            assert!(
+                r.copies_per_node <= 1.0 + 1e-9,
+                "a chain needs no duplicate"
+            );
+        }
+    }
+}
+
+#[test]
+fn topologies_are_connected() {
+    let mut rng = Rng::new(9);
+    for topo in [
+        Topology::Random(6),
+        Topology::Chain,
+        Topology::Grid,
+        Topology::TwoClusters(4),
+    ] {
+        let n = 50;
+        let edges = build_topology(&mut rng, n, topo);
+        let mut seen = vec![false; n];
+        let mut stack = vec![0];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            for &(a, b) in &edges {
+                if a == i && !seen[b] {
+                    stack.push(b);
+                }
+                if b == i && !seen[a] {
+                    stack.push(a);
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s), "{topo:?}");
+    }
+}
