@@ -573,10 +573,10 @@ fn sigkill_leaves_no_stale_lock() -> Result<()> {
 fn second_node_on_same_data_dir_is_refused() -> Result<()> {
     let mut c = cluster!("second_node_on_same_data_dir_is_refused", 1);
     init_all(&mut c)?;
-    c.start(1, &["--no-mdns"])?;
+    c.start(1, &["--no-mdns", "--no-beacon"])?;
     // Another port, so only the data dir can be the reason for a refusal.
     let log = c.out_dir.join("node1-second.log");
-    let mut second = c.spawn_node(1, &["--listen", "0.0.0.0:7301", "--no-mdns"], &log)?;
+    let mut second = c.spawn_node(1, &["--listen", "0.0.0.0:7302", "--no-mdns", "--no-beacon"], &log)?;
     let exit = second.wait_exit(Duration::from_secs(15))?;
     let Some(exit) = exit else {
         second.kill()?;
@@ -623,9 +623,9 @@ fn static_peer_without_mdns() -> Result<()> {
     let ids = init_all(&mut c)?;
     // Prove mDNS plays no part: it is dropped on the bridge.
     c.lab.drop_mdns()?;
-    c.start(1, &["--no-mdns"])?;
+    c.start(1, &["--no-mdns", "--no-beacon"])?;
     let peer = c.addr(1);
-    c.start(2, &["--no-mdns", "--peer", &peer])?;
+    c.start(2, &["--no-mdns", "--no-beacon", "--peer", &peer])?;
     for i in 1..=2 {
         let st = c.status(i)?;
         check!(
@@ -644,6 +644,25 @@ fn static_peer_without_mdns() -> Result<()> {
         DELIVERY_TIMEOUT,
     )?;
     for i in 1..=2 {
+        c.stop(i)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn beacon_finds_peers_when_multicast_is_blocked() -> Result<()> {
+    let mut c = cluster!("beacon_finds_peers_when_multicast_is_blocked", 3);
+    let ids = init_all(&mut c)?;
+    // IPv4 and IPv6 multicast (so mDNS) are dropped on the bridge; broadcast still passes.
+    c.lab.nft_rule("ether daddr & ff:ff:ff:00:00:00 == 01:00:5e:00:00:00 drop")?;
+    c.lab.nft_rule("ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 drop")?;
+    for i in 1..=3 {
+        c.start(i, &[])?; // no --peer: only the broadcast beacon can find the others
+    }
+    wait_connected(&mut c, &[1, 2, 3], &ids, DISCOVERY_TIMEOUT)?;
+    let a = c.send(3, ROOM, "found you by broadcast")?;
+    wait_holds(&mut c, &[1, 2, 3], &[msg_id(&a)].into(), DELIVERY_TIMEOUT)?;
+    for i in 1..=3 {
         c.stop(i)?;
     }
     Ok(())

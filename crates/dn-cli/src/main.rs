@@ -58,6 +58,9 @@ enum Cmd {
         /// Do not announce or browse with mDNS.
         #[arg(long)]
         no_mdns: bool,
+        /// Do not send or listen for UDP broadcast beacons (port 7301).
+        #[arg(long)]
+        no_beacon: bool,
     },
     /// Manage rooms.
     Room {
@@ -242,7 +245,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             peers,
             no_mdns,
-        } => return run_node(&data_dir, listen, peers, !no_mdns).await,
+            no_beacon,
+        } => return run_node(&data_dir, listen, peers, !no_mdns, !no_beacon).await,
         Cmd::Verify { file } => return verify(&file, json),
         Cmd::Sim(args) => return simulate(&args, json),
         _ => {}
@@ -596,6 +600,7 @@ async fn run_node(
     listen: std::net::SocketAddr,
     peers: Vec<String>,
     mdns: bool,
+    beacon: bool,
 ) -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -609,6 +614,7 @@ async fn run_node(
     cfg.listen = listen;
     cfg.peers = peers;
     cfg.mdns = mdns;
+    cfg.beacon = beacon;
     let engine = Engine::start(cfg).await.map_err(api)?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

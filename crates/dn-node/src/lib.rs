@@ -8,7 +8,7 @@
 //! - [`core`]: the single thread that owns the store (the one writer) and the
 //!   [`dn_proto::Protocol`] state, and answers every [`api::Request`].
 //! - [`net`]: the quinn driver (dialing with backoff, one connection per pair, frame streams).
-//! - [`discovery`]: mDNS announce + browse.
+//! - [`discovery`]: mDNS announce + browse; [`beacon`]: UDP broadcast fallback.
 //! - [`control`]: the owner-only Unix socket through which the CLI reaches a running node.
 //! - [`export`]: JSON Lines export and offline verification.
 //!
@@ -17,6 +17,7 @@
 //! the store).
 
 pub mod api;
+pub mod beacon;
 pub mod control;
 pub mod core;
 pub mod discovery;
@@ -56,16 +57,20 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// Announce and browse with mDNS.
     pub mdns: bool,
+    /// Send and hear UDP broadcast beacons (fallback where multicast is blocked).
+    pub beacon: bool,
 }
 
 impl NodeConfig {
-    /// Defaults: listen on `0.0.0.0:7300` (a free port if that is taken), mDNS on.
+    /// Defaults: listen on `0.0.0.0:7300` (a free port if that is taken), mDNS on, beacon off
+    /// (front ends opt in: the CLI node turns it on unless `--no-beacon`).
     pub fn new(data_dir: PathBuf) -> Self {
         NodeConfig {
             data_dir,
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             peers: vec![],
             mdns: true,
+            beacon: false,
         }
     }
 }
@@ -182,7 +187,7 @@ impl Engine {
             .await
             .map_err(internal)??;
         let mdns = if cfg.mdns {
-            match discovery::Mdns::start(me, &core.display_name(), listen.port(), disc_tx) {
+            match discovery::Mdns::start(me, &core.display_name(), listen.port(), disc_tx.clone()) {
                 Ok(m) => Some(Arc::new(m)),
                 Err(e) => {
                     warn!("mDNS unavailable ({e}); use --peer to reach other nodes");
@@ -217,6 +222,17 @@ impl Engine {
         if let Ok(mut t) = engine.inner.tasks.lock() {
             t.push(ctl);
         }
+        if cfg.beacon {
+            let rx = engine.inner.shutdown.subscribe();
+            match beacon::start(me, listen.port(), disc_tx, rx) {
+                Ok(task) => {
+                    if let Ok(mut t) = engine.inner.tasks.lock() {
+                        t.push(task);
+                    }
+                }
+                Err(e) => warn!("broadcast beacon unavailable ({e})"),
+            }
+        }
         // Static peers, then every peer we have met before (last known addresses).
         for p in &cfg.peers {
             for addr in resolve_addr(p)? {
@@ -243,7 +259,7 @@ impl Engine {
                 });
             }
         }
-        info!(id = %me, %listen, mdns = cfg.mdns, "node started");
+        info!(id = %me, %listen, mdns = cfg.mdns, beacon = cfg.beacon, "node started");
         Ok(engine)
     }
 

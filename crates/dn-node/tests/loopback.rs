@@ -13,6 +13,7 @@ fn cfg(dir: &Path, peers: Vec<String>) -> NodeConfig {
     let mut c = NodeConfig::new(dir.to_path_buf());
     c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     c.mdns = false;
+    c.beacon = false;
     c.peers = peers;
     c
 }

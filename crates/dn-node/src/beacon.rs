@@ -1,0 +1,150 @@
+//! UDP broadcast beacon: the discovery fallback for networks that block multicast (hotel and
+//! enterprise Wi-Fi often do). Every 2 s (±0.5 s) the node sends a 39-byte datagram to the
+//! subnet broadcast address of each IPv4 interface, port 7301:
+//!
+//! ```text
+//! "DNB1" | version u8 (1) | node id 32 | QUIC port u16 BE
+//! ```
+//!
+//! and listens on 0.0.0.0:7301 (SO_REUSEADDR + SO_REUSEPORT, so several nodes on one host all
+//! hear broadcasts). A beacon only suggests an address to dial; the dial itself checks the id
+//! with TLS, so a forged beacon costs one failed handshake.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use dn_proto::NodeId;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, trace, warn};
+
+use crate::discovery::Discovered;
+
+/// UDP port of the beacon.
+pub const BEACON_PORT: u16 = 7301;
+const MAGIC: &[u8; 4] = b"DNB1";
+const LEN: usize = 4 + 1 + 32 + 2;
+
+/// Encodes a beacon.
+pub fn encode(me: &NodeId, quic_port: u16) -> [u8; LEN] {
+    let mut b = [0u8; LEN];
+    b[..4].copy_from_slice(MAGIC);
+    b[4] = dn_proto::message::PROTOCOL_VERSION;
+    b[5..37].copy_from_slice(&me.0);
+    b[37..39].copy_from_slice(&quic_port.to_be_bytes());
+    b
+}
+
+/// Decodes a beacon: `(node id, QUIC port)`, or `None` for anything else.
+pub fn decode(b: &[u8]) -> Option<(NodeId, u16)> {
+    if b.len() != LEN || &b[..4] != MAGIC || b[4] != dn_proto::message::PROTOCOL_VERSION {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&b[5..37]);
+    let port = u16::from_be_bytes([b[37], b[38]]);
+    (port != 0).then_some((NodeId(id), port))
+}
+
+fn bind(port: u16) -> std::io::Result<UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_broadcast(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Subnet broadcast addresses of the non-loopback IPv4 interfaces, looked up each round so
+/// that interfaces appearing later (Wi-Fi joining) are covered.
+fn broadcast_addrs() -> Vec<Ipv4Addr> {
+    let mut v: Vec<Ipv4Addr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| match i.addr {
+            // Interfaces configured without an explicit broadcast address (`ip addr add` without
+            // `brd +`) report none or their own address: use the host part all ones.
+            if_addrs::IfAddr::V4(a) if !a.ip.is_loopback() && a.prefixlen < 31 => Some(
+                a.broadcast
+                    .filter(|b| !b.is_unspecified() && *b != a.ip)
+                    .unwrap_or_else(|| Ipv4Addr::from(u32::from(a.ip) | !u32::from(a.netmask))),
+            ),
+            _ => None,
+        })
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Starts beaconing and listening; found peers go to `found`. Stops when `shutdown` flips.
+pub fn start(
+    me: NodeId,
+    quic_port: u16,
+    found: UnboundedSender<Discovered>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let sock = bind(BEACON_PORT)?;
+    let beacon = encode(&me, quic_port);
+    Ok(tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        // Start soon, then every 2 s with jitter derived from the id (no RNG needed).
+        let jitter = u64::from(me.0[0]) * 2; // 0..510 ms
+        let mut next = tokio::time::Instant::now() + Duration::from_millis(100 + jitter);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                () = tokio::time::sleep_until(next) => {
+                    let targets = broadcast_addrs();
+                    trace!(?targets, "beacon round");
+                    for b in targets {
+                        if let Err(e) = sock.send_to(&beacon, (b, BEACON_PORT)).await {
+                            trace!(%b, "beacon send: {e}");
+                        }
+                    }
+                    next = tokio::time::Instant::now() + Duration::from_millis(1750 + jitter);
+                }
+                r = sock.recv_from(&mut buf) => match r {
+                    Ok((n, SocketAddr::V4(src))) => {
+                        let Some((id, port)) = decode(&buf[..n]) else { continue };
+                        if id == me {
+                            continue;
+                        }
+                        debug!(peer = %id.fingerprint(), %src, "beacon");
+                        let addr = SocketAddr::new(IpAddr::V4(*src.ip()), port);
+                        if found.send(Discovered { id, addrs: vec![addr] }).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!("beacon receive: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                },
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_rejects() {
+        let id = NodeId([7u8; 32]);
+        let b = encode(&id, 7300);
+        assert_eq!(decode(&b), Some((id, 7300)));
+        assert_eq!(decode(&b[..38]), None);
+        let mut bad = b;
+        bad[0] = b'X';
+        assert_eq!(decode(&bad), None);
+        let mut zero = b;
+        zero[37] = 0;
+        zero[38] = 0;
+        assert_eq!(decode(&zero), None);
+    }
+}
