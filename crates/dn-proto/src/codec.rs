@@ -193,6 +193,8 @@ pub enum Frame {
         /// Room.
         room: String,
     },
+    /// A signed neighbour list (flooded to every node).
+    Topo(crate::topo::TopoRecord),
 }
 
 const T_HELLO: u8 = 1;
@@ -203,6 +205,7 @@ const T_WANT: u8 = 5;
 const T_IHAVE: u8 = 6;
 const T_GRAFT: u8 = 7;
 const T_PRUNE: u8 = 8;
+const T_TOPO: u8 = 9;
 
 fn write_rooms(w: &mut Writer, rooms: &[String]) {
     let n = rooms.len().min(MAX_ROOMS);
@@ -289,6 +292,10 @@ impl Frame {
                 w.u8(T_PRUNE);
                 w.str8(room);
             }
+            Frame::Topo(rec) => {
+                w.u8(T_TOPO);
+                rec.encode(&mut w);
+            }
         }
         w.into_vec()
     }
@@ -345,6 +352,7 @@ impl Frame {
                 ids: read_ids(&mut r)?,
             },
             T_PRUNE => Frame::Prune { room: r.str8()? },
+            T_TOPO => Frame::Topo(crate::topo::TopoRecord::decode(&mut r)?),
             t => return Err(ProtoError::UnknownFrame(t)),
         };
         r.finish()?;
@@ -362,6 +370,7 @@ impl Frame {
             Frame::IHave { .. } => "ihave",
             Frame::Graft { .. } => "graft",
             Frame::Prune { .. } => "prune",
+            Frame::Topo(_) => "topo",
         }
     }
 }
@@ -407,6 +416,15 @@ mod tests {
             Frame::Prune {
                 room: "medical".into(),
             },
+            Frame::Topo(crate::topo::TopoRecord::create(
+                &k,
+                9,
+                "Ana",
+                vec![crate::topo::Neighbour {
+                    id: m.author,
+                    addr: None,
+                }],
+            )),
         ]
     }
 

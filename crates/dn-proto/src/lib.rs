@@ -18,6 +18,7 @@ pub mod dm;
 pub mod message;
 pub mod protocol;
 pub mod sim;
+pub mod topo;
 
 pub use codec::Frame;
 pub use message::{Message, MessageId, NodeId};

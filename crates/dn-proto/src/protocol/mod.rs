@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::codec::{Frame, MAX_IDS_PER_FRAME};
 use crate::message::{normalize_room, Message, MessageId, NodeId, PROTOCOL_VERSION};
+use crate::topo::{Graph, TopoRecord};
 use crate::ProtoError;
 
 /// Eager-push hop budget of a fresh message. Past it a node only announces the message lazily
@@ -38,6 +39,10 @@ const WANT_DEDUP_MS: u64 = 3_000;
 const KNOWN_CAP: usize = 200_000;
 /// Messages awaited after an `IHave` before the oldest entries are forgotten.
 const MISSING_CAP: usize = 50_000;
+/// How often a node re-signs its neighbour list even if nothing changed, ms.
+pub const TOPO_REFRESH_MS: u64 = 120_000;
+/// A neighbour list not refreshed for this long is dropped (its node left), ms.
+pub const TOPO_MAX_AGE_MS: u64 = 5 * TOPO_REFRESH_MS;
 
 /// A storage failure, reported by a [`Storage`] implementation.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -166,6 +171,12 @@ pub enum Input {
     Renamed(String),
     /// A timer set by [`Output::SetTimer`] is due.
     Timer(Timer),
+    /// This node's own, freshly signed neighbour list (the driver builds it when connections
+    /// change and refreshes it every [`TOPO_REFRESH_MS`]).
+    LocalTopology(TopoRecord),
+    /// Housekeeping, about every few seconds: forgets topology records of nodes that went
+    /// silent.
+    Tick,
 }
 
 /// An action for the driver.
@@ -228,6 +239,8 @@ pub enum Output {
         /// Room.
         room: String,
     },
+    /// The network graph changed (a newer neighbour list arrived or one expired).
+    TopologyChanged,
     /// The storage failed; the driver logs it.
     StorageFailed(StorageError),
 }
@@ -285,6 +298,7 @@ pub struct Protocol {
     missing: HashMap<MessageId, Missing>,
     /// Ids asked for with `Want`, and when.
     requested: HashMap<MessageId, u64>,
+    graph: Graph,
     counters: Counters,
 }
 
@@ -317,6 +331,7 @@ impl Protocol {
             peers: BTreeMap::new(),
             missing: HashMap::new(),
             requested: HashMap::new(),
+            graph: Graph::default(),
             counters: Counters::default(),
         }
     }
@@ -347,6 +362,10 @@ impl Protocol {
             .filter(|(_, p)| p.hello && p.rooms.contains(room) && !p.lazy.contains(room))
             .map(|(id, _)| *id)
             .collect()
+    }
+    /// The network graph from the neighbour lists received (and our own).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
     /// Counters since start.
     pub fn counters(&self) -> Counters {
@@ -405,6 +424,17 @@ impl Protocol {
             }
             Input::Renamed(name) => self.name = name,
             Input::Timer(Timer::Missing(id)) => self.on_missing_timer(store, id, &mut out),
+            Input::LocalTopology(rec) => {
+                if rec.node == self.me && self.graph.update(rec.clone(), self.now) {
+                    self.flood_topology(&rec, None, &mut out);
+                    out.push(Output::TopologyChanged);
+                }
+            }
+            Input::Tick => {
+                if self.graph.expire(self.now, TOPO_MAX_AGE_MS, &self.me) {
+                    out.push(Output::TopologyChanged);
+                }
+            }
         }
         out
     }
@@ -536,6 +566,15 @@ impl Protocol {
                     rooms: rooms.into_iter().collect(),
                     listen_port,
                 });
+                // The newcomer learns the whole known network at once.
+                let mut recs: Vec<TopoRecord> = self.graph.records().cloned().collect();
+                recs.sort_by_key(|r| r.node);
+                for r in recs {
+                    out.push(Output::Send {
+                        peer,
+                        frame: Frame::Topo(r),
+                    });
+                }
                 for room in shared {
                     self.offer(store, peer, &room, out);
                 }
@@ -624,6 +663,29 @@ impl Protocol {
                 }
             }
             Frame::Prune { room } => self.set_lazy(peer, &room, true),
+            Frame::Topo(rec) => {
+                if let Err(reason) = rec.verify() {
+                    self.counters.rejected += 1;
+                    out.push(Output::Rejected { peer, reason });
+                    return;
+                }
+                if rec.node != self.me && self.graph.update(rec.clone(), self.now) {
+                    self.flood_topology(&rec, Some(peer), out);
+                    out.push(Output::TopologyChanged);
+                }
+            }
+        }
+    }
+
+    /// Sends a (new) neighbour list to every peer but the one it came from.
+    fn flood_topology(&self, rec: &TopoRecord, from: Option<NodeId>, out: &mut Vec<Output>) {
+        for (pid, p) in &self.peers {
+            if p.hello && Some(*pid) != from {
+                out.push(Output::Send {
+                    peer: *pid,
+                    frame: Frame::Topo(rec.clone()),
+                });
+            }
         }
     }
 

@@ -274,3 +274,46 @@ fn room_joined_between_connect_and_peer_hello_is_announced() {
         "pushed live, not only by catch-up"
     );
 }
+
+#[test]
+fn neighbour_lists_flood_and_give_hop_distances() {
+    use crate::topo::{Neighbour, TopoRecord};
+    let mut net = Net::new(4, "medical");
+    for i in 0..3 {
+        net.connect(i, i + 1);
+    }
+    net.run();
+    for i in 0..4usize {
+        let nbs: Vec<Neighbour> = [i.wrapping_sub(1), i + 1]
+            .into_iter()
+            .filter(|&j| j < 4)
+            .map(|j| Neighbour {
+                id: net.id(j),
+                addr: None,
+            })
+            .collect();
+        let rec = TopoRecord::create(&net.keys[i], 1, &format!("n{i}"), nbs);
+        net.input(i, Input::LocalTopology(rec));
+    }
+    net.run();
+    let hops = net.nodes[0].graph().hops_from(&net.id(0));
+    assert_eq!(hops.get(&net.id(3)), Some(&3));
+    let path = net.nodes[3].graph().path(&net.id(3), &net.id(0)).unwrap();
+    assert_eq!(path.len(), 4);
+    // A forged record is rejected and changes nothing.
+    let mut forged = TopoRecord::create(&net.keys[2], 9, "n2", vec![]);
+    forged.seq = 10;
+    let peer = net.id(1);
+    net.input(
+        0,
+        Input::Frame {
+            peer,
+            frame: Frame::Topo(forged),
+        },
+    );
+    assert_eq!(net.rejected, 1);
+    assert_eq!(
+        net.nodes[0].graph().hops_from(&net.id(0)).get(&net.id(3)),
+        Some(&3)
+    );
+}

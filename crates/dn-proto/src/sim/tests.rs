@@ -120,7 +120,11 @@ fn sparse_topologies_deliver_everything() {
             nodes: 64,
             topology,
             // From the end of the chain, so the far end is exactly 63 hops away.
-            senders: if topology == Topology::Chain { Senders::Fixed } else { Senders::Changing },
+            senders: if topology == Topology::Chain {
+                Senders::Fixed
+            } else {
+                Senders::Changing
+            },
             loss: 0.05,
             warmup: 2,
             messages: 20,

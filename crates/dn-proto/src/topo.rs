@@ -1,0 +1,360 @@
+//! Signed neighbour lists and the network graph built from them.
+//!
+//! Every node signs a [`TopoRecord`] listing the peers it is connected to (with the address it
+//! reaches each at) and a sequence number that only grows. Records flood to every node (a
+//! newer record replaces an older one; an old or equal one goes no further), so each node
+//! holds the adjacency list of the network it can see. [`Graph`] answers hop distances and
+//! shortest paths (BFS), and which addresses a node may dial to meet its peers' peers.
+//!
+//! Signed bytes (docs/protocol.md §4.2):
+//! `"DNTOP" | version u8 | node 32 | seq u64 | name str8 | count u16 |
+//!  count × (id 32 | has_addr u8 | [ipv4 4 | port u16])`, then the 64-byte signature.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+
+use crate::codec::{Reader, Writer};
+use crate::message::{NodeId, PROTOCOL_VERSION};
+use crate::ProtoError;
+
+/// Domain-separation prefix of the signed bytes.
+pub const TOPO_MAGIC: &[u8; 5] = b"DNTOP";
+/// Most neighbours one record may list.
+pub const MAX_NEIGHBOURS: usize = 128;
+
+/// One neighbour in a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Its node id.
+    pub id: NodeId,
+    /// Where the record's author reaches it (its listen address), if known.
+    pub addr: Option<SocketAddrV4>,
+}
+
+/// A node's signed list of current neighbours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopoRecord {
+    /// Author.
+    pub node: NodeId,
+    /// Grows with every new record of this author (the driver uses wall-clock ms).
+    pub seq: u64,
+    /// Author's display name (may be empty).
+    pub name: String,
+    /// Current neighbours.
+    pub neighbours: Vec<Neighbour>,
+    /// Ed25519 signature over [`TopoRecord::signed_bytes`].
+    pub signature: [u8; 64],
+}
+
+impl TopoRecord {
+    /// Creates and signs a record (at most [`MAX_NEIGHBOURS`] are kept).
+    pub fn create(key: &SigningKey, seq: u64, name: &str, mut neighbours: Vec<Neighbour>) -> Self {
+        neighbours.truncate(MAX_NEIGHBOURS);
+        let name: String = name.chars().take(64).collect();
+        let mut r = TopoRecord {
+            node: NodeId(key.verifying_key().to_bytes()),
+            seq,
+            name,
+            neighbours,
+            signature: [0; 64],
+        };
+        r.signature = key.sign(&r.signed_bytes()).to_bytes();
+        r
+    }
+
+    /// The bytes the author signs.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(64 + self.neighbours.len() * 39);
+        w.bytes(TOPO_MAGIC);
+        w.u8(PROTOCOL_VERSION);
+        w.bytes(&self.node.0);
+        w.u64(self.seq);
+        w.str8(&self.name);
+        let n = self.neighbours.len().min(MAX_NEIGHBOURS);
+        w.u16(n as u16);
+        for nb in &self.neighbours[..n] {
+            w.bytes(&nb.id.0);
+            match nb.addr {
+                Some(a) => {
+                    w.u8(1);
+                    w.bytes(&a.ip().octets());
+                    w.u16(a.port());
+                }
+                None => w.u8(0),
+            }
+        }
+        w.into_vec()
+    }
+
+    /// Checks the signature and limits.
+    pub fn verify(&self) -> Result<(), ProtoError> {
+        if self.neighbours.len() > MAX_NEIGHBOURS || self.name.len() > 255 {
+            return Err(ProtoError::Malformed("topology record over limits"));
+        }
+        self.node
+            .verifying_key()?
+            .verify(
+                &self.signed_bytes(),
+                &Signature::from_bytes(&self.signature),
+            )
+            .map_err(|_| ProtoError::BadSignature)
+    }
+
+    /// Wire form: `signed_len u16 | signed bytes | signature 64`.
+    pub fn encode(&self, w: &mut Writer) {
+        let signed = self.signed_bytes();
+        w.u16(signed.len() as u16);
+        w.bytes(&signed);
+        w.bytes(&self.signature);
+    }
+
+    /// Reads the wire form (does not verify).
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        let len = r.u16()? as usize;
+        let mut s = Reader::new(r.bytes(len)?);
+        let signature = r.array64()?;
+        if s.bytes(5)? != TOPO_MAGIC {
+            return Err(ProtoError::Malformed("bad topology magic"));
+        }
+        let version = s.u8()?;
+        if version != PROTOCOL_VERSION {
+            return Err(ProtoError::UnsupportedVersion(version));
+        }
+        let node = NodeId(s.array32()?);
+        let seq = s.u64()?;
+        let name = s.str8()?;
+        let n = s.u16()? as usize;
+        if n > MAX_NEIGHBOURS {
+            return Err(ProtoError::Malformed("too many neighbours"));
+        }
+        let mut neighbours = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = NodeId(s.array32()?);
+            let addr = match s.u8()? {
+                0 => None,
+                1 => {
+                    let ip = s.bytes(4)?;
+                    let ip = Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]);
+                    Some(SocketAddrV4::new(ip, s.u16()?))
+                }
+                _ => return Err(ProtoError::Malformed("bad address flag")),
+            };
+            neighbours.push(Neighbour { id, addr });
+        }
+        s.finish()?;
+        Ok(TopoRecord {
+            node,
+            seq,
+            name,
+            neighbours,
+            signature,
+        })
+    }
+}
+
+/// The network as seen through the records received.
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    records: HashMap<NodeId, (TopoRecord, u64)>,
+}
+
+impl Graph {
+    /// Stores `rec` (received at `now`) if it is newer than what we hold. True if stored.
+    pub fn update(&mut self, rec: TopoRecord, now: u64) -> bool {
+        match self.records.get(&rec.node) {
+            Some((old, _)) if old.seq >= rec.seq => false,
+            _ => {
+                self.records.insert(rec.node, (rec, now));
+                true
+            }
+        }
+    }
+
+    /// Drops records not refreshed for `max_age` ms (the node left). True if any went.
+    pub fn expire(&mut self, now: u64, max_age: u64, keep: &NodeId) -> bool {
+        let before = self.records.len();
+        self.records
+            .retain(|id, (_, at)| id == keep || now.saturating_sub(*at) <= max_age);
+        before != self.records.len()
+    }
+
+    /// All records.
+    pub fn records(&self) -> impl Iterator<Item = &TopoRecord> {
+        self.records.values().map(|(r, _)| r)
+    }
+
+    /// The record of one node.
+    pub fn record(&self, id: &NodeId) -> Option<&TopoRecord> {
+        self.records.get(id).map(|(r, _)| r)
+    }
+
+    /// Undirected links. A link both ends report is certain; a link only one end reports
+    /// counts while the other end's record is unknown (it has not reached us yet).
+    pub fn links(&self) -> Vec<(NodeId, NodeId)> {
+        let mut set: HashSet<(NodeId, NodeId)> = HashSet::new();
+        for (a, (rec, _)) in &self.records {
+            for nb in &rec.neighbours {
+                let b = nb.id;
+                if *a == b {
+                    continue;
+                }
+                let confirmed = match self.records.get(&b) {
+                    Some((other, _)) => other.neighbours.iter().any(|n| n.id == *a),
+                    None => true,
+                };
+                if confirmed {
+                    set.insert(if *a < b { (*a, b) } else { (b, *a) });
+                }
+            }
+        }
+        let mut v: Vec<_> = set.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    fn adjacency(&self) -> HashMap<NodeId, Vec<NodeId>> {
+        let mut adj: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        for (a, b) in self.links() {
+            adj.entry(a).or_default().push(b);
+            adj.entry(b).or_default().push(a);
+        }
+        for v in adj.values_mut() {
+            v.sort();
+        }
+        adj
+    }
+
+    /// Hop distance from `from` to every reachable node (BFS; `from` itself is 0).
+    pub fn hops_from(&self, from: &NodeId) -> HashMap<NodeId, u32> {
+        let adj = self.adjacency();
+        let mut dist = HashMap::from([(*from, 0u32)]);
+        let mut q = VecDeque::from([*from]);
+        while let Some(n) = q.pop_front() {
+            let d = dist[&n];
+            for m in adj.get(&n).into_iter().flatten() {
+                if !dist.contains_key(m) {
+                    dist.insert(*m, d + 1);
+                    q.push_back(*m);
+                }
+            }
+        }
+        dist
+    }
+
+    /// A shortest path `from` → `to` (both included), if `to` is reachable.
+    pub fn path(&self, from: &NodeId, to: &NodeId) -> Option<Vec<NodeId>> {
+        let adj = self.adjacency();
+        let mut prev: HashMap<NodeId, NodeId> = HashMap::new();
+        let mut q = VecDeque::from([*from]);
+        let mut seen = HashSet::from([*from]);
+        while let Some(n) = q.pop_front() {
+            if n == *to {
+                let mut path = vec![n];
+                let mut cur = n;
+                while let Some(p) = prev.get(&cur) {
+                    path.push(*p);
+                    cur = *p;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for m in adj.get(&n).into_iter().flatten() {
+                if seen.insert(*m) {
+                    prev.insert(*m, n);
+                    q.push_back(*m);
+                }
+            }
+        }
+        None
+    }
+
+    /// Addresses at which others reach `id` (from their records), most reported first.
+    pub fn addresses_of(&self, id: &NodeId) -> Vec<SocketAddrV4> {
+        let mut count: HashMap<SocketAddrV4, usize> = HashMap::new();
+        for (rec, _) in self.records.values() {
+            for nb in rec.neighbours.iter().filter(|n| n.id == *id) {
+                if let Some(a) = nb.addr {
+                    *count.entry(a).or_default() += 1;
+                }
+            }
+        }
+        let mut v: Vec<_> = count.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.into_iter().map(|(a, _)| a).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i; 32])
+    }
+    fn id(i: u8) -> NodeId {
+        NodeId(key(i).verifying_key().to_bytes())
+    }
+    fn rec(i: u8, seq: u64, nbs: &[u8]) -> TopoRecord {
+        let n = nbs
+            .iter()
+            .map(|&j| Neighbour {
+                id: id(j),
+                addr: Some(SocketAddrV4::new([10, 0, 0, j].into(), 7300)),
+            })
+            .collect();
+        TopoRecord::create(&key(i), seq, &format!("n{i}"), n)
+    }
+
+    #[test]
+    fn record_roundtrip_verify_and_tamper() {
+        let r = rec(1, 5, &[2, 3]);
+        r.verify().unwrap();
+        let mut w = Writer::default();
+        r.encode(&mut w);
+        let bytes = w.into_vec();
+        let back = TopoRecord::decode(&mut Reader::new(&bytes)).unwrap();
+        assert_eq!(back, r);
+        let mut forged = r.clone();
+        forged.neighbours.pop();
+        assert_eq!(forged.verify(), Err(ProtoError::BadSignature));
+        for n in 0..bytes.len() {
+            assert!(TopoRecord::decode(&mut Reader::new(&bytes[..n])).is_err());
+        }
+    }
+
+    #[test]
+    fn chain_hops_paths_and_addresses() {
+        let mut g = Graph::default();
+        // 1 - 2 - 3 - 4
+        g.update(rec(1, 1, &[2]), 0);
+        g.update(rec(2, 1, &[1, 3]), 0);
+        g.update(rec(3, 1, &[2, 4]), 0);
+        g.update(rec(4, 1, &[3]), 0);
+        let h = g.hops_from(&id(1));
+        assert_eq!(h[&id(4)], 3);
+        assert_eq!(
+            g.path(&id(1), &id(4)).unwrap(),
+            vec![id(1), id(2), id(3), id(4)]
+        );
+        assert_eq!(
+            g.addresses_of(&id(3)),
+            vec![SocketAddrV4::new([10, 0, 0, 3].into(), 7300)]
+        );
+        // Node 3 drops its link to 4 (newer record); 4's old record alone no longer proves it.
+        assert!(g.update(rec(3, 2, &[2]), 1));
+        assert!(!g.update(rec(3, 1, &[2, 4]), 2), "older record ignored");
+        assert!(!g.hops_from(&id(1)).contains_key(&id(4)));
+    }
+
+    #[test]
+    fn expiry_forgets_silent_nodes_but_never_self() {
+        let mut g = Graph::default();
+        g.update(rec(1, 1, &[2]), 0);
+        g.update(rec(2, 1, &[1]), 0);
+        assert!(g.expire(1000, 500, &id(1)));
+        assert!(g.record(&id(1)).is_some());
+        assert!(g.record(&id(2)).is_none());
+    }
+}
