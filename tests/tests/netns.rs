@@ -668,6 +668,42 @@ fn beacon_finds_peers_when_multicast_is_blocked() -> Result<()> {
     Ok(())
 }
 
+/// Each node is given only the previous node's address, no mDNS, no beacon: peer exchange
+/// (signed neighbour lists carry addresses) must still connect everyone to everyone, and the
+/// network map must show the whole network.
+#[test]
+fn one_peer_address_is_enough_to_join_the_whole_network() -> Result<()> {
+    let mut c = cluster!("one_peer_address_is_enough_to_join_the_whole_network", 4);
+    let ids = init_all(&mut c)?;
+    c.lab.drop_multicast()?;
+    c.start(1, &["--no-mdns", "--no-beacon"])?;
+    for i in 2..=4 {
+        let prev = c.addr(i - 1);
+        c.start(i, &["--no-mdns", "--no-beacon", "--peer", &prev])?;
+    }
+    wait_connected(&mut c, &[1, 2, 3, 4], &ids, DISCOVERY_TIMEOUT)?;
+    for i in 1..=4 {
+        let st = c.status(i)?;
+        let nodes = st["network"]["nodes"].as_array().map_or(0, Vec::len);
+        check!(
+            c,
+            nodes == 4,
+            "node{i} sees {nodes} nodes in its network map: {st}"
+        );
+    }
+    let a = c.send(4, ROOM, "reached everyone from one address")?;
+    wait_holds(
+        &mut c,
+        &[1, 2, 3, 4],
+        &[msg_id(&a)].into(),
+        DELIVERY_TIMEOUT,
+    )?;
+    for i in 1..=4 {
+        c.stop(i)?;
+    }
+    Ok(())
+}
+
 #[test]
 fn helpers_work() -> Result<()> {
     let line = r#"{"id":"ab","body":"hello","x":1}"#;

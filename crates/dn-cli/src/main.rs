@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use dn_node::{
-    ApiError, Client, Engine, ExportSummary, IdentityView, MessageView, NodeConfig, PeerView,
-    Request, RoomView, StatusView,
+    ApiError, Client, Engine, ExportSummary, IdentityView, MessageView, NetworkView, NodeConfig,
+    PeerView, Request, RoomView, StatusView,
 };
 use dn_proto::sim;
 use serde::de::DeserializeOwned;
@@ -89,6 +89,8 @@ enum Cmd {
     Peers,
     /// Node status.
     Status,
+    /// The network this node can see: nodes with hop distances, and links.
+    Network,
     /// Dial a peer by address on the running node.
     Connect {
         /// HOST:PORT.
@@ -373,11 +375,15 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                         format!("offline, last seen {}", utc(t))
                     })
                 };
+                let hops = p.hops.map_or("-".to_string(), |h| {
+                    format!("{h} hop{}", if h == 1 { "" } else { "s" })
+                });
                 println!(
-                    "{} {:<20} {} {}",
+                    "{} {:<20} {} {:<7} {}",
                     p.fingerprint,
                     p.name,
                     state,
+                    hops,
                     p.addresses.join(",")
                 );
             }
@@ -403,9 +409,15 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 } else {
                     "online"
                 };
+                let reachable = s
+                    .network
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.me && n.hops.is_some())
+                    .count();
                 println!(
-                    "network   {health}; {} connected, {} known",
-                    s.connected_peers, s.known_peers
+                    "network   {health}; {} connected, {} reachable, {} known",
+                    s.connected_peers, reachable, s.known_peers
                 );
             } else {
                 println!("running   no (start one with `disasternet node`)");
@@ -422,6 +434,30 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             println!(
                 "messages  {} stored, {} received this run, {} rejected",
                 s.messages, s.received, s.rejected
+            );
+        }
+        Cmd::Network => {
+            let n: NetworkView = call(client, Request::Network).await?;
+            if json {
+                return print_json(&n);
+            }
+            for node in &n.nodes {
+                let hops = node
+                    .hops
+                    .map_or("unreachable".to_string(), |h| format!("{h} hops"));
+                let mark = if node.me {
+                    "*"
+                } else if node.connected {
+                    "="
+                } else {
+                    " "
+                };
+                println!("{mark} {} {:<20} {hops}", node.fingerprint, node.name);
+            }
+            println!(
+                "{} nodes, {} links (* this node, = direct link)",
+                n.nodes.len(),
+                n.links.len()
             );
         }
         Cmd::Connect { addr } => {

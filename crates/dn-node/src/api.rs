@@ -92,6 +92,46 @@ pub struct PeerView {
     pub last_seen: Option<u64>,
     /// Rooms it announced (while connected).
     pub rooms: Vec<String>,
+    /// Hop distance in the network graph (1 = direct neighbour), when reachable.
+    pub hops: Option<u32>,
+}
+
+/// A node in the network map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct NetworkNode {
+    /// Node id, hex.
+    pub id: String,
+    /// Short fingerprint.
+    pub fingerprint: String,
+    /// Display name from its signed neighbour list (may be empty).
+    pub name: String,
+    /// Hop distance from this node (0 = this node), when reachable.
+    pub hops: Option<u32>,
+    /// Directly connected to this node.
+    pub connected: bool,
+    /// This node itself.
+    pub me: bool,
+}
+
+/// A link in the network map (undirected).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct NetworkLink {
+    /// One end (hex id).
+    pub a: String,
+    /// Other end (hex id).
+    pub b: String,
+}
+
+/// The network this node can see, from the signed neighbour lists it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct NetworkView {
+    /// Nodes, this node first, then by hop distance.
+    pub nodes: Vec<NetworkNode>,
+    /// Links.
+    pub links: Vec<NetworkLink>,
 }
 
 /// This node's identity.
@@ -141,6 +181,8 @@ pub struct StatusView {
     pub last_sync_at: Option<u64>,
     /// Data directory.
     pub data_dir: String,
+    /// The network graph as seen from here.
+    pub network: NetworkView,
 }
 
 /// Result of an export.
@@ -273,6 +315,8 @@ pub enum Request {
         /// Output file (absolute path, written by the engine's process).
         path: String,
     },
+    /// The network graph. → `NetworkView`
+    Network,
     /// Dial a peer by address (`host:port`). → `null`
     AddPeer {
         /// Address.
@@ -299,6 +343,11 @@ pub enum EngineEvent {
     Status {
         /// Status now.
         status: StatusView,
+    },
+    /// The network graph changed (debounced by the engine).
+    Network {
+        /// Graph now.
+        network: NetworkView,
     },
 }
 

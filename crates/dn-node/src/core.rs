@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use dn_proto::message::normalize_name;
 use dn_proto::protocol::Counters;
+use dn_proto::topo::{Neighbour, TopoRecord};
 use dn_proto::{Frame, Input, Message, MessageId, NodeId, Output, Protocol};
 use dn_store::{Store, StoredMessage};
 use ed25519_dalek::SigningKey;
@@ -119,8 +120,17 @@ pub struct NetInfo {
 struct Conn {
     conn_id: u64,
     addr: SocketAddr,
+    /// The port the peer accepts connections on (from its hello).
+    listen_port: Option<u16>,
     tx: tokio::sync::mpsc::UnboundedSender<Frame>,
 }
+
+/// Wanted number of connections; below it, peers of peers are dialed (peer exchange).
+const TARGET_PEERS: usize = 8;
+/// A peer of a peer suggested for dialing is not suggested again for this long.
+const SUGGEST_AGAIN: Duration = Duration::from_secs(60);
+/// Protocol housekeeping period.
+const TICK: Duration = Duration::from_secs(5);
 
 /// The core state. Built by [`Core::open`], then run by [`Core::run`] on its own thread.
 pub struct Core {
@@ -141,6 +151,13 @@ pub struct Core {
     timers: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
     timer_data: HashMap<u64, dn_proto::Timer>,
     timer_seq: u64,
+    /// Our neighbour list must be re-signed (connections changed).
+    topo_dirty: bool,
+    last_topo: Option<Instant>,
+    topo_seq: u64,
+    network_dirty: bool,
+    last_tick: Instant,
+    suggested: HashMap<NodeId, Instant>,
     last_status: Instant,
 }
 
@@ -185,6 +202,12 @@ impl Core {
             timers: std::collections::BinaryHeap::new(),
             timer_data: HashMap::new(),
             timer_seq: 0,
+            topo_dirty: true,
+            last_topo: None,
+            topo_seq: 0,
+            network_dirty: false,
+            last_tick: Instant::now(),
+            suggested: HashMap::new(),
             last_status: Instant::now(),
         })
     }
@@ -219,11 +242,17 @@ impl Core {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             self.fire_due_timers();
+            self.housekeeping();
             if self.status_dirty && self.last_status.elapsed() >= Duration::from_millis(500) {
                 self.status_dirty = false;
                 self.last_status = Instant::now();
                 if let Ok(status) = self.status() {
                     let _ = self.events.send(EngineEvent::Status { status });
+                }
+                if std::mem::take(&mut self.network_dirty) {
+                    let network = self.network_view();
+                    let _ = self.events.send(EngineEvent::Network { network });
+                    self.exchange_peers();
                 }
             }
         }
@@ -244,7 +273,16 @@ impl Core {
                 tx,
             } => {
                 info!(peer = %peer.fingerprint(), %addr, "peer connected");
-                self.conns.insert(peer, Conn { conn_id, addr, tx });
+                self.conns.insert(
+                    peer,
+                    Conn {
+                        conn_id,
+                        addr,
+                        listen_port: None,
+                        tx,
+                    },
+                );
+                self.topo_dirty = true;
                 self.feed(Input::Connected { peer });
                 self.status_dirty = true;
             }
@@ -252,6 +290,7 @@ impl Core {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
                     info!(peer = %peer.fingerprint(), "peer disconnected");
                     self.conns.remove(&peer);
+                    self.topo_dirty = true;
                     self.feed(Input::Disconnected { peer });
                     let now = now_ms();
                     if let Err(e) = self.store.upsert_peer(&peer, None, &[], Some(now)) {
@@ -352,6 +391,10 @@ impl Core {
                         .get(&peer)
                         .map(|c| vec![SocketAddr::new(c.addr.ip(), listen_port).to_string()])
                         .unwrap_or_default();
+                    if let Some(c) = self.conns.get_mut(&peer) {
+                        c.listen_port = Some(listen_port);
+                        self.topo_dirty = true;
+                    }
                     let name = normalize_name(&name).ok();
                     if let Err(e) =
                         self.store
@@ -382,6 +425,10 @@ impl Core {
                         warn!("recording sync: {e}");
                     }
                     self.last_sync_at = Some(now);
+                    self.status_dirty = true;
+                }
+                Output::TopologyChanged => {
+                    self.network_dirty = true;
                     self.status_dirty = true;
                 }
                 Output::StorageFailed(e) => tracing::error!("storage failure: {e}"),
@@ -445,7 +492,151 @@ impl Core {
         Ok(v)
     }
 
+    /// Re-signs our neighbour list when connections changed (at most every 300 ms) or when it
+    /// is due for refresh, and runs the protocol's housekeeping tick.
+    fn housekeeping(&mut self) {
+        if self.net.is_none() {
+            return;
+        }
+        let due = match self.last_topo {
+            None => true,
+            Some(t) => {
+                (self.topo_dirty && t.elapsed() >= Duration::from_millis(300))
+                    || t.elapsed() >= Duration::from_millis(dn_proto::protocol::TOPO_REFRESH_MS)
+            }
+        };
+        if due {
+            self.topo_dirty = false;
+            self.last_topo = Some(Instant::now());
+            self.topo_seq = now_ms().max(self.topo_seq + 1);
+            let mut neighbours: Vec<Neighbour> = self
+                .conns
+                .iter()
+                .map(|(id, c)| Neighbour {
+                    id: *id,
+                    addr: match (c.addr.ip(), c.listen_port) {
+                        (std::net::IpAddr::V4(ip), Some(port)) => {
+                            Some(std::net::SocketAddrV4::new(ip, port))
+                        }
+                        _ => None,
+                    },
+                })
+                .collect();
+            neighbours.sort_by_key(|n| n.id);
+            let rec =
+                TopoRecord::create(&self.key, self.topo_seq, &self.display_name(), neighbours);
+            self.feed(Input::LocalTopology(rec));
+        }
+        if self.last_tick.elapsed() >= TICK {
+            self.last_tick = Instant::now();
+            self.feed(Input::Tick);
+        }
+    }
+
+    /// Peer exchange: while below [`TARGET_PEERS`] connections, dial the nearest nodes of the
+    /// graph we are not connected to, at the addresses their neighbours reach them.
+    fn exchange_peers(&mut self) {
+        let Some(net) = &self.net else { return };
+        let free = TARGET_PEERS.saturating_sub(self.conns.len());
+        if free == 0 {
+            return;
+        }
+        let graph = self.proto.graph();
+        let hops = graph.hops_from(&self.id);
+        let mut candidates: Vec<(u32, NodeId)> = hops
+            .iter()
+            .filter(|(id, h)| **h >= 2 && **id != self.id && !self.conns.contains_key(*id))
+            .map(|(id, h)| (*h, *id))
+            .collect();
+        candidates.sort();
+        let mut dialed = 0;
+        for (_, id) in candidates {
+            if dialed >= free {
+                break;
+            }
+            if self
+                .suggested
+                .get(&id)
+                .is_some_and(|t| t.elapsed() < SUGGEST_AGAIN)
+            {
+                continue;
+            }
+            let addrs = graph.addresses_of(&id);
+            if addrs.is_empty() {
+                continue;
+            }
+            self.suggested.insert(id, Instant::now());
+            for a in addrs.into_iter().take(2) {
+                let _ = net.cmd.send(NetCmd::Dial {
+                    addr: SocketAddr::V4(a),
+                    id: Some(id),
+                    persistent: false,
+                });
+            }
+            dialed += 1;
+        }
+    }
+
+    fn network_view(&self) -> NetworkView {
+        let graph = self.proto.graph();
+        let hops = graph.hops_from(&self.id);
+        let mut ids: std::collections::BTreeSet<NodeId> = hops.keys().copied().collect();
+        for r in graph.records() {
+            ids.insert(r.node);
+        }
+        ids.insert(self.id);
+        ids.extend(self.conns.keys().copied());
+        let mut nodes: Vec<NetworkNode> = ids
+            .into_iter()
+            .map(|id| NetworkNode {
+                id: id.to_hex(),
+                fingerprint: id.fingerprint(),
+                name: if id == self.id {
+                    self.display_name()
+                } else {
+                    graph
+                        .record(&id)
+                        .map(|r| r.name.clone())
+                        .unwrap_or_default()
+                },
+                hops: hops.get(&id).copied(),
+                connected: self.conns.contains_key(&id),
+                me: id == self.id,
+            })
+            .collect();
+        nodes.sort_by(|a, b| {
+            b.me.cmp(&a.me)
+                .then(a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)))
+                .then(a.id.cmp(&b.id))
+        });
+        let mut links: Vec<NetworkLink> = graph
+            .links()
+            .into_iter()
+            .map(|(a, b)| NetworkLink {
+                a: a.to_hex(),
+                b: b.to_hex(),
+            })
+            .collect();
+        // Live connections whose records have not propagated yet are links too.
+        for id in self.conns.keys() {
+            let (a, b) = if self.id < *id {
+                (self.id, *id)
+            } else {
+                (*id, self.id)
+            };
+            let l = NetworkLink {
+                a: a.to_hex(),
+                b: b.to_hex(),
+            };
+            if !links.contains(&l) {
+                links.push(l);
+            }
+        }
+        NetworkView { nodes, links }
+    }
+
     fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        let hops = self.proto.graph().hops_from(&self.id);
         let mut v: Vec<PeerView> = self
             .store
             .peers()
@@ -469,6 +660,11 @@ impl Core {
                         self.proto.peer_rooms(&p.id)
                     } else {
                         vec![]
+                    },
+                    hops: if connected {
+                        Some(1)
+                    } else {
+                        hops.get(&p.id).copied()
                     },
                 }
             })
@@ -507,6 +703,7 @@ impl Core {
             last_received_at: self.last_received_at,
             last_sync_at: self.last_sync_at,
             data_dir: self.data_dir.display().to_string(),
+            network: self.network_view(),
         })
     }
 
@@ -585,6 +782,7 @@ impl Core {
                     Path::new(&path),
                 )?)
             }
+            Request::Network => Self::to_value(self.network_view()),
             Request::AddPeer { addr } => {
                 let net = self.net.as_ref().ok_or_else(|| {
                     ApiError::new(

@@ -50,7 +50,12 @@ struct Target {
     backoff: Duration,
     dialing: bool,
     attempts: u32,
+    /// Kept forever (static, discovered and known peers); others give up after a few tries.
+    persistent: bool,
 }
+
+/// Dial attempts per address of a non-persistent target (a peer of a peer) before giving up.
+const TRIES_PER_ADDR: u32 = 3;
 
 struct Live {
     conn_id: u64,
@@ -119,6 +124,9 @@ impl Net {
             targets: HashMap::new(),
             live: HashMap::new(),
             next_conn_id: 1,
+            jitter: u64::from_le_bytes([
+                me.0[0], me.0[1], me.0[2], me.0[3], me.0[4], me.0[5], me.0[6], me.0[7],
+            ]),
         };
         tokio::spawn(driver.run(cmds, discovered, irx, shutdown).instrument(span))
     }
@@ -133,6 +141,8 @@ struct Driver {
     targets: HashMap<Key, Target>,
     live: HashMap<NodeId, Live>,
     next_conn_id: u64,
+    /// State of a small LCG for backoff jitter.
+    jitter: u64,
 }
 
 impl Driver {
@@ -186,7 +196,9 @@ impl Driver {
                     backoff: MIN_BACKOFF,
                     dialing: false,
                     attempts: 0,
+                    persistent,
                 });
+                t.persistent |= persistent;
                 if !t.addrs.contains(&addr) {
                     t.addrs.push(addr);
                 }
@@ -222,7 +234,9 @@ impl Driver {
             backoff: MIN_BACKOFF,
             dialing: false,
             attempts: 0,
+            persistent: true,
         });
+        t.persistent = true;
         // Fresh addresses first; a rediscovered peer is worth an immediate retry.
         let mut addrs = d.addrs;
         for a in &t.addrs {
@@ -319,12 +333,19 @@ impl Driver {
     fn on_internal(&mut self, ev: Internal) {
         match ev {
             Internal::DialFailed { key, error } => {
+                // Jitter keeps nodes that lost each other at once from redialing in lockstep.
+                self.jitter = self
+                    .jitter
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let jitter = Duration::from_millis((self.jitter >> 33) % 250);
                 if let Some(t) = self.targets.get_mut(&key) {
                     t.dialing = false;
-                    // Jitter from the clock's sub-second part keeps nodes from dialing in lockstep.
-                    let jitter = Duration::from_millis(u64::from(
-                        Instant::now().elapsed().subsec_nanos() % 250,
-                    ));
+                    if !t.persistent && t.attempts >= TRIES_PER_ADDR * t.addrs.len() as u32 {
+                        debug!(%error, "giving up on a suggested peer");
+                        self.targets.remove(&key);
+                        return;
+                    }
                     t.next = Instant::now() + t.backoff + jitter;
                     t.backoff = (t.backoff * 2).min(MAX_BACKOFF);
                     debug!(%error, retry_in = ?t.backoff, "dial failed");
