@@ -17,6 +17,7 @@ pub mod codec;
 pub mod dm;
 pub mod message;
 pub mod protocol;
+pub mod recon;
 pub mod sim;
 pub mod topo;
 
