@@ -66,6 +66,29 @@ pub struct Node {
     pub last_exit: Option<ExitStatus>,
 }
 
+/// Runs one node's CLI from any thread; see [`Cluster::cli_handle`].
+#[derive(Debug, Clone)]
+pub struct Cli {
+    /// Node index.
+    pub index: usize,
+    ns: String,
+    bin: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl Cli {
+    /// Runs `disasternet --data-dir D args…` in the node's namespace, any exit status.
+    pub fn run(&self, args: &[&str]) -> Result<CmdOutput> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns])
+            .arg(&self.bin)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args);
+        run_cmd(cmd, None, CLI_TIMEOUT)
+    }
+}
+
 /// A lab plus one `disasternet` data dir per host.
 #[derive(Debug)]
 pub struct Cluster {
@@ -117,6 +140,150 @@ impl Cluster {
             nodes,
             lab,
         }))
+    }
+
+    /// Like [`Cluster::new`], on a lab made by `make_lab` (e.g. [`Lab::with_networks`]), which
+    /// is only called once the preflight passed. The cluster has one node per lab host.
+    pub fn with_lab(test: &str, make_lab: impl FnOnce() -> Result<Lab>) -> Result<Option<Cluster>> {
+        if !netns_preflight(test)? {
+            return Ok(None);
+        }
+        let bin = disasternet_bin()?;
+        let out_dir = fresh_output_dir(test)?;
+        let lab = make_lab()?;
+        let n = lab.hosts().len();
+        let nodes = (1..=n)
+            .map(|i| Node {
+                index: i,
+                data_dir: out_dir.join(format!("node{i}")),
+                log: out_dir.join(format!("node{i}.log")),
+                proc: None,
+                starts: 0,
+                last_exit: None,
+            })
+            .collect::<Vec<_>>();
+        for node in &nodes {
+            fs::create_dir_all(&node.data_dir)?;
+        }
+        let nets: Vec<String> = lab
+            .hosts()
+            .iter()
+            .map(|h| {
+                let ips: Vec<String> = h.links.iter().map(|l| l.ip.to_string()).collect();
+                format!("n{}={}", h.index, ips.join("+"))
+            })
+            .collect();
+        eprintln!(
+            "lab {} ({} hosts: {}), output in {}",
+            lab.prefix(),
+            n,
+            nets.join(" "),
+            out_dir.display()
+        );
+        Ok(Some(Cluster {
+            test: test.to_owned(),
+            out_dir,
+            bin,
+            nodes,
+            lab,
+        }))
+    }
+
+    /// A handle that runs node `i`'s CLI from any thread (e.g. a burst of `send`s in the
+    /// background while the test kills the node).
+    pub fn cli_handle(&self, i: usize) -> Cli {
+        Cli {
+            index: i,
+            ns: self.lab.host(i).ns.clone(),
+            bin: self.bin.clone(),
+            data_dir: self.node(i).data_dir.clone(),
+        }
+    }
+
+    /// `init --name nodeI` and `room join ROOM` on every node. Returns the `init --json`
+    /// answers (`{id, fingerprint, name}`; index 0 = node 1).
+    pub fn init_all(&mut self, room: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for i in 1..=self.len() {
+            let v = self.init(i, &format!("node{i}"))?;
+            let ok =
+                v["id"].as_str().is_some_and(|s| s.len() == 64) && v["fingerprint"].is_string();
+            if !ok {
+                return Err(self.fail(&format!("node{i}: init --json: {v}")));
+            }
+            self.join(i, room)?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Waits until every node `i` of `want` (node → ids) reports exactly the ids `want[i]` as
+    /// connected, in both `status --json` (`connected_peers`) and `peers --json`.
+    pub fn wait_connected_exactly(
+        &mut self,
+        what: &str,
+        want: &[(usize, BTreeSet<String>)],
+        timeout: Duration,
+    ) -> Result<Duration> {
+        self.wait_for(what, timeout, |c| {
+            for (i, ids) in want {
+                if c.status(*i)?["connected_peers"].as_u64() != Some(ids.len() as u64) {
+                    return Ok(false);
+                }
+                if &c.connected_peer_ids(*i)? != ids {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Waits until every node of `nodes` holds every message id of `want` in its log of
+    /// `room`.
+    pub fn wait_holds(
+        &mut self,
+        nodes: &[usize],
+        room: &str,
+        want: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let what = format!("nodes {nodes:?} hold {} messages in {room}", want.len());
+        self.wait_for(&what, timeout, |c| {
+            for &i in nodes {
+                if !want.is_subset(&c.log_ids(i, room)?) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Node `i`'s log of `room` as ids in log order, duplicates kept.
+    pub fn log_id_list(&self, i: usize, room: &str) -> Result<Vec<String>> {
+        Ok(self
+            .log(i, room)?
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// The other nodes (indexes) that node `i`'s log file says it discovered: lines with
+    /// "discovered" (mDNS) or "beacon" that name their fingerprint, given every node's
+    /// fingerprint (index 0 = node 1). Evidence of which discovery reached it.
+    pub fn discovered_in_log(&self, i: usize, fingerprints: &[String]) -> BTreeSet<usize> {
+        let text = fs::read_to_string(&self.node(i).log).unwrap_or_default();
+        let mut found = BTreeSet::new();
+        for line in text
+            .lines()
+            .filter(|l| l.contains("discovered") || l.contains("beacon"))
+        {
+            for (j, fp) in fingerprints.iter().enumerate() {
+                if j + 1 != i && line.contains(fp.as_str()) {
+                    found.insert(j + 1);
+                }
+            }
+        }
+        found
     }
 
     /// Node `i` (1-based).

@@ -10,6 +10,9 @@
 //! [`Lab::partition`], [`Lab::loss`], [`Lab::drop_mdns`], [`Lab::nft_rule`], or by cutting a
 //! link with [`Lab::link_down`]. (This kernel has no `sch_netem`.)
 //!
+//! [`Lab::with_networks`] builds several separate bridges (L2 networks) instead, with hosts
+//! attached to one or more of them (multi-homed hosts get `eth0`, `eth1`, …).
+//!
 //! Everything is removed when the `Lab` is dropped; leftovers of crashed runs (namespaces whose
 //! creating process is gone, or that carry this lab's own prefix) are removed at start.
 //!
@@ -401,6 +404,22 @@ pub struct Host {
     pub ip: Ipv4Addr,
     /// Name of this host's port on the bridge (in the bridge namespace), for nft rules.
     pub port: String,
+    /// Every interface of the host, in order (`eth0` first). A host of [`Lab::new`] has one;
+    /// a host of [`Lab::with_networks`] has one per network it is attached to.
+    pub links: Vec<HostLink>,
+}
+
+/// One interface of a lab host, attached to one of the lab's networks (bridges).
+#[derive(Debug, Clone)]
+pub struct HostLink {
+    /// Network (0-based; bridge `br<net>` in the bridge namespace).
+    pub net: usize,
+    /// Interface name inside the host (`eth0`, `eth1`, …).
+    pub ifname: String,
+    /// Its IPv4 address (/24).
+    pub ip: Ipv4Addr,
+    /// Its port on the bridge (in the bridge namespace), for nft rules.
+    pub port: String,
 }
 
 /// A set of network namespaces on one bridge. See the crate docs.
@@ -522,6 +541,12 @@ impl Lab {
                 ns: ns.clone(),
                 ip,
                 port: port.clone(),
+                links: vec![HostLink {
+                    net: 0,
+                    ifname: "eth0".to_owned(),
+                    ip,
+                    port: port.clone(),
+                }],
             });
             // The veth is created inside the bridge namespace and its other end moved straight
             // into the host namespace: nothing ever appears in the caller's namespace.
@@ -554,6 +579,156 @@ impl Lab {
                     Ok(out.stdout.contains("state UP"))
                 },
             )?;
+        }
+        Ok(lab)
+    }
+
+    /// Creates a lab of several separate L2 networks: one bridge per network (`br0`, `br1`, …,
+    /// all in the bridge namespace, not connected to each other) and hosts attached to one or
+    /// more of them. `attach[h - 1]` lists the networks (0-based, `< networks`) of host `h` in
+    /// interface order: the first is its `eth0`, the second its `eth1`, … On network `k` host
+    /// `h` has `10.77.<k + 1>.<h>/24` with the subnet broadcast address set (as DHCP would set
+    /// it, so broadcast discovery works), and bridge port `p<h>` (network 0) or `p<h>n<k>`.
+    /// [`Host::ip`] and [`Host::port`] are those of the host's first interface. Hosts never
+    /// forward between their interfaces (`ip_forward` stays 0 in a new namespace) and have no
+    /// default route, so networks only meet in the processes of multi-homed hosts.
+    pub fn with_networks(networks: usize, attach: &[&[usize]]) -> Result<Lab> {
+        let n = attach.len();
+        if !(1..=200).contains(&n) || !(1..=8).contains(&networks) {
+            bail!("a lab has 1..=200 hosts and 1..=8 networks, not {n} and {networks}");
+        }
+        for (h, nets) in attach.iter().enumerate() {
+            if nets.is_empty() || nets.iter().any(|&k| k >= networks) {
+                bail!("host {}: bad networks {nets:?} (lab has {networks})", h + 1);
+            }
+            let mut sorted = nets.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != nets.len() {
+                bail!("host {}: a network twice in {nets:?}", h + 1);
+            }
+        }
+        let prefix = format!(
+            "{NS_PREFIX}{}-{}",
+            std::process::id(),
+            LAB_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let removed = cleanup_stale(Some(&prefix))?;
+        if !removed.is_empty() {
+            eprintln!("lab: removed leftover namespaces {removed:?}");
+        }
+        let mut lab = Lab {
+            bridge_ns: format!("{prefix}-br"),
+            prefix,
+            hosts: Vec::new(),
+            nft_ready: false,
+        };
+        let br = lab.bridge_ns.clone();
+        admin("ip", &["netns", "add", &br])?;
+        admin("ip", &["-n", &br, "link", "set", "lo", "up"])?;
+        for k in 0..networks {
+            let bridge = format!("br{k}");
+            admin(
+                "ip",
+                &[
+                    "-n",
+                    &br,
+                    "link",
+                    "add",
+                    &bridge,
+                    "type",
+                    "bridge",
+                    "mcast_snooping",
+                    "0",
+                    "stp_state",
+                    "0",
+                ],
+            )?;
+            admin("ip", &["-n", &br, "link", "set", &bridge, "up"])?;
+        }
+        for (h0, nets) in attach.iter().enumerate() {
+            let i = h0 + 1;
+            let ns = format!("{}-n{i}", lab.prefix);
+            admin("ip", &["netns", "add", &ns])?;
+            admin("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+            let mut links = Vec::new();
+            for (j, &k) in nets.iter().enumerate() {
+                let ifname = format!("eth{j}");
+                let port = if k == 0 {
+                    format!("p{i}")
+                } else {
+                    format!("p{i}n{k}")
+                };
+                let ip = Ipv4Addr::new(SUBNET[0], SUBNET[1], k as u8 + 1, i as u8);
+                admin(
+                    "ip",
+                    &[
+                        "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", &ifname,
+                        "netns", &ns,
+                    ],
+                )?;
+                admin(
+                    "ip",
+                    &["-n", &br, "link", "set", &port, "master", &format!("br{k}")],
+                )?;
+                admin("ip", &["-n", &br, "link", "set", &port, "up"])?;
+                admin(
+                    "ip",
+                    &[
+                        "-n",
+                        &ns,
+                        "addr",
+                        "add",
+                        &format!("{ip}/24"),
+                        "brd",
+                        "+",
+                        "dev",
+                        &ifname,
+                    ],
+                )?;
+                admin("ip", &["-n", &ns, "link", "set", &ifname, "up"])?;
+                // Multicast leaves by the first interface unless a socket picks another one.
+                let metric = (100 + j).to_string();
+                admin(
+                    "ip",
+                    &[
+                        "-n",
+                        &ns,
+                        "route",
+                        "add",
+                        "224.0.0.0/4",
+                        "dev",
+                        &ifname,
+                        "metric",
+                        &metric,
+                    ],
+                )?;
+                links.push(HostLink {
+                    net: k,
+                    ifname,
+                    ip,
+                    port,
+                });
+            }
+            lab.hosts.push(Host {
+                index: i,
+                ns,
+                ip: links[0].ip,
+                port: links[0].port.clone(),
+                links,
+            });
+        }
+        for h in lab.hosts.clone() {
+            for l in &h.links {
+                poll_until(
+                    &format!("{} {} up", h.ns, l.ifname),
+                    Duration::from_secs(10),
+                    || {
+                        let out = admin("ip", &["-n", &h.ns, "-o", "link", "show", &l.ifname])?;
+                        Ok(out.stdout.contains("state UP"))
+                    },
+                )?;
+            }
         }
         Ok(lab)
     }
@@ -699,8 +874,31 @@ impl Lab {
             1..=99 => format!("numgen random mod 100 < {percent} "),
             _ => String::new(),
         };
-        self.nft_rule(&format!("iifname \"{p}\" {cond}drop"))?;
-        self.nft_rule(&format!("oifname \"{p}\" {cond}drop"))
+        self.nft_rule(&format!("iifname \"{p}\" {cond}counter drop"))?;
+        self.nft_rule(&format!("oifname \"{p}\" {cond}counter drop"))
+    }
+
+    /// Rules of the bridge's forward chain that carry a `counter`, with the packets they
+    /// matched so far: `(rule text, packets)`. Evidence that a fault really bit.
+    pub fn rule_counters(&self) -> Result<Vec<(String, u64)>> {
+        if !self.nft_ready {
+            return Ok(Vec::new());
+        }
+        let out = self.run_bridge(
+            "nft",
+            &["list", "chain", "bridge", NFT_TABLE, "forward"],
+            None,
+        )?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim();
+                let at = l.find("counter packets ")?;
+                let n = l[at + 16..].split_whitespace().next()?.parse().ok()?;
+                Some((l.to_owned(), n))
+            })
+            .collect())
     }
 
     /// Drops all mDNS traffic (UDP port 5353, IPv4 and IPv6) on the bridge.
@@ -709,9 +907,35 @@ impl Lab {
         self.nft_rule("udp sport 5353 drop")
     }
 
-    /// Drops every multicast frame on the bridge.
+    /// Drops every multicast frame on the bridge. Broadcast frames (ARP, IPv4 subnet
+    /// broadcast) pass: their destination ff:ff:ff:ff:ff:ff also has the group bit, and
+    /// dropping ARP would cut all unicast too (see [`Lab::drop_broadcast`]).
     pub fn drop_multicast(&mut self) -> Result<()> {
-        self.nft_rule("ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop")
+        self.nft_rule(
+            "ether daddr != ff:ff:ff:ff:ff:ff ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop",
+        )
+    }
+
+    /// Drops every broadcast frame on the bridge except ARP (so unicast still works): e.g.
+    /// IPv4 subnet-broadcast discovery beacons.
+    pub fn drop_broadcast(&mut self) -> Result<()> {
+        self.nft_rule("ether daddr ff:ff:ff:ff:ff:ff ether type != arp drop")
+    }
+
+    /// Drops all UDP traffic to or from `port` on the bridge (both directions).
+    pub fn drop_udp_port(&mut self, port: u16) -> Result<()> {
+        self.nft_rule(&format!("udp dport {port} drop"))?;
+        self.nft_rule(&format!("udp sport {port} drop"))
+    }
+
+    /// Lets host `a` exchange frames only with the hosts in `allowed` (and itself): drops
+    /// every frame between `a` and any other host, both directions, unicast, broadcast and
+    /// multicast alike (the bridge's forward hook sees each flooded copy with its out port).
+    pub fn only_neighbours(&mut self, a: usize, allowed: &[usize]) -> Result<()> {
+        let others: Vec<usize> = (1..=self.hosts.len())
+            .filter(|&j| j != a && !allowed.contains(&j))
+            .collect();
+        self.partition(&[a], &others)
     }
 
     /// Takes host `i`'s bridge port down (a hard cut).

@@ -576,7 +576,11 @@ fn second_node_on_same_data_dir_is_refused() -> Result<()> {
     c.start(1, &["--no-mdns", "--no-beacon"])?;
     // Another port, so only the data dir can be the reason for a refusal.
     let log = c.out_dir.join("node1-second.log");
-    let mut second = c.spawn_node(1, &["--listen", "0.0.0.0:7302", "--no-mdns", "--no-beacon"], &log)?;
+    let mut second = c.spawn_node(
+        1,
+        &["--listen", "0.0.0.0:7302", "--no-mdns", "--no-beacon"],
+        &log,
+    )?;
     let exit = second.wait_exit(Duration::from_secs(15))?;
     let Some(exit) = exit else {
         second.kill()?;
@@ -654,8 +658,10 @@ fn beacon_finds_peers_when_multicast_is_blocked() -> Result<()> {
     let mut c = cluster!("beacon_finds_peers_when_multicast_is_blocked", 3);
     let ids = init_all(&mut c)?;
     // IPv4 and IPv6 multicast (so mDNS) are dropped on the bridge; broadcast still passes.
-    c.lab.nft_rule("ether daddr & ff:ff:ff:00:00:00 == 01:00:5e:00:00:00 drop")?;
-    c.lab.nft_rule("ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 drop")?;
+    c.lab
+        .nft_rule("ether daddr & ff:ff:ff:00:00:00 == 01:00:5e:00:00:00 drop")?;
+    c.lab
+        .nft_rule("ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 drop")?;
     for i in 1..=3 {
         c.start(i, &[])?; // no --peer: only the broadcast beacon can find the others
     }

@@ -30,6 +30,7 @@ use std::fs::File;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -124,6 +125,20 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, ApiError> {
     }
 }
 
+/// Like [`lock_data_dir`], but waits up to `patience` while another process holds the lock
+/// briefly (a CLI command working on the store offline).
+async fn lock_data_dir_patiently(data_dir: &Path, patience: Duration) -> Result<File, ApiError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match lock_data_dir(data_dir) {
+            Err(e) if e.code == ErrorCode::Busy && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Internal, e.to_string())
 }
@@ -136,6 +151,8 @@ struct Inner {
     core_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     mdns: Option<Arc<discovery::Mdns>>,
     data_dir: PathBuf,
+    /// Only the engine that serves the control socket may remove it.
+    serves_socket: bool,
     _lock: Option<File>,
 }
 
@@ -160,7 +177,7 @@ impl Engine {
     /// Starts a full node: locks the data dir, opens identity and store, binds QUIC, starts
     /// mDNS, dials the given peers and known peers, serves the control socket.
     pub async fn start(cfg: NodeConfig) -> Result<Engine, ApiError> {
-        let lock = lock_data_dir(&cfg.data_dir)?;
+        let lock = lock_data_dir_patiently(&cfg.data_dir, Duration::from_secs(3)).await?;
         let key = identity::load_or_create(&cfg.data_dir)?;
         let me = identity::node_id(&key);
         let tls = Arc::new(tls::TlsIdentity::new(&key).map_err(internal)?);
@@ -214,6 +231,7 @@ impl Engine {
                 core_thread: Mutex::new(Some(core_thread)),
                 mdns,
                 data_dir: cfg.data_dir.clone(),
+                serves_socket: true,
                 _lock: Some(lock),
             }),
         };
@@ -264,7 +282,7 @@ impl Engine {
     }
 
     /// An engine without network, on a data dir where no node runs (used by the CLI).
-    fn offline(data_dir: &Path) -> Result<Engine, ApiError> {
+    fn offline(data_dir: &Path, lock: File) -> Result<Engine, ApiError> {
         let (events, _) = broadcast::channel(16);
         let core = Core::open(data_dir, events.clone(), None)?;
         let (core_tx, core_rx) = std_mpsc::channel();
@@ -282,7 +300,8 @@ impl Engine {
                 core_thread: Mutex::new(Some(core_thread)),
                 mdns: None,
                 data_dir: data_dir.to_path_buf(),
-                _lock: None,
+                serves_socket: false,
+                _lock: Some(lock),
             }),
         })
     }
@@ -392,7 +411,9 @@ impl Engine {
             t.abort();
             let _ = t.await;
         }
-        let _ = std::fs::remove_file(control::socket_path(&self.inner.data_dir));
+        if self.inner.serves_socket {
+            let _ = std::fs::remove_file(control::socket_path(&self.inner.data_dir));
+        }
         let _ = self.inner.core.send(CoreMsg::Shutdown);
         let th = self
             .inner
@@ -417,25 +438,31 @@ pub enum Client {
 
 impl Client {
     /// Connects to the node on `data_dir`, or opens the data dir directly.
+    ///
+    /// The running node's socket is tried first. Otherwise the data directory's lock is taken
+    /// and held until the client is closed, so a node starting meanwhile waits for it rather
+    /// than racing the offline work. While someone else holds the lock (a node starting or
+    /// stopping, another offline command), both are retried for a few seconds.
     pub async fn open(data_dir: &Path) -> Result<Client, ApiError> {
-        match lock_data_dir(data_dir) {
-            Ok(lock) => {
-                drop(lock); // nobody runs; SQLite itself arbitrates concurrent CLI calls
-                Ok(Client::Local(Engine::offline(data_dir)?))
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if control::call(data_dir, &Request::Identity).await?.is_some() {
+                return Ok(Client::Remote(data_dir.to_path_buf()));
             }
-            Err(e) if e.code == ErrorCode::Busy => {
-                for _ in 0..50 {
-                    if control::call(data_dir, &Request::Identity).await?.is_some() {
-                        return Ok(Client::Remote(data_dir.to_path_buf()));
+            match lock_data_dir(data_dir) {
+                Ok(lock) => return Ok(Client::Local(Engine::offline(data_dir, lock)?)),
+                Err(e) if e.code == ErrorCode::Busy => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ApiError::new(
+                            ErrorCode::Busy,
+                            "a node holds this data directory but does not answer on its \
+                             control socket",
+                        ));
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(ApiError::new(
-                    ErrorCode::Busy,
-                    "a node holds this data directory but does not answer on its control socket",
-                ))
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
     }
 

@@ -6,7 +6,7 @@ use crate::ProtoError;
 
 /// Largest frame body (type byte + payload) accepted on the wire.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// Most ids in one `Have` or `Want` frame.
+/// Most ids in one `IHave` or `Graft` frame.
 pub const MAX_IDS_PER_FRAME: usize = 1024;
 /// Most rooms listed in a `Hello` or `Rooms` frame.
 pub const MAX_ROOMS: usize = 256;
@@ -158,21 +158,12 @@ pub enum Frame {
         /// The message.
         message: Message,
     },
-    /// Part of the sender's set of message ids in a room (catch-up offer).
-    Have {
+    /// One set-reconciliation message for a room (catch-up; see [`crate::recon`]).
+    Recon {
         /// Room.
         room: String,
-        /// True on the last `Have` of this offer.
-        last: bool,
-        /// Ids the sender holds.
-        ids: Vec<MessageId>,
-    },
-    /// Ids the sender lacks and asks the receiver to send as `Msg`.
-    Want {
-        /// Room.
-        room: String,
-        /// Ids wanted.
-        ids: Vec<MessageId>,
+        /// The reconciliation message.
+        msg: crate::recon::ReconMsg,
     },
     /// Lazy announcement: the sender has stored these new messages (not pushed to us).
     IHave {
@@ -195,17 +186,23 @@ pub enum Frame {
     },
     /// A signed neighbour list (flooded to every node).
     Topo(crate::topo::TopoRecord),
+    /// The sender's side of a room's reconciliation ended with nothing more to say.
+    ReconDone {
+        /// Room.
+        room: String,
+    },
 }
 
 const T_HELLO: u8 = 1;
 const T_ROOMS: u8 = 2;
 const T_MSG: u8 = 3;
-const T_HAVE: u8 = 4;
-const T_WANT: u8 = 5;
+// Types 4 and 5 (full id-set offers) belonged to an early draft and are not used.
 const T_IHAVE: u8 = 6;
 const T_GRAFT: u8 = 7;
 const T_PRUNE: u8 = 8;
 const T_TOPO: u8 = 9;
+const T_RECON: u8 = 10;
+const T_RECON_DONE: u8 = 11;
 
 fn write_rooms(w: &mut Writer, rooms: &[String]) {
     let n = rooms.len().min(MAX_ROOMS);
@@ -267,16 +264,12 @@ impl Frame {
                 w.u8(*hops);
                 message.encode(&mut w);
             }
-            Frame::Have { room, last, ids } => {
-                w.u8(T_HAVE);
+            Frame::Recon { room, msg } => {
+                w.u8(T_RECON);
                 w.str8(room);
-                w.u8(u8::from(*last));
-                write_ids(&mut w, ids);
-            }
-            Frame::Want { room, ids } => {
-                w.u8(T_WANT);
-                w.str8(room);
-                write_ids(&mut w, ids);
+                let bytes = msg.encode();
+                w.u16(bytes.len().min(usize::from(u16::MAX)) as u16);
+                w.bytes(&bytes);
             }
             Frame::IHave { room, ids } => {
                 w.u8(T_IHAVE);
@@ -295,6 +288,10 @@ impl Frame {
             Frame::Topo(rec) => {
                 w.u8(T_TOPO);
                 rec.encode(&mut w);
+            }
+            Frame::ReconDone { room } => {
+                w.u8(T_RECON_DONE);
+                w.str8(room);
             }
         }
         w.into_vec()
@@ -330,19 +327,13 @@ impl Frame {
                 hops: r.u8()?,
                 message: Message::decode(&mut r)?,
             },
-            T_HAVE => Frame::Have {
-                room: r.str8()?,
-                last: match r.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(ProtoError::Malformed("bad flag")),
-                },
-                ids: read_ids(&mut r)?,
-            },
-            T_WANT => Frame::Want {
-                room: r.str8()?,
-                ids: read_ids(&mut r)?,
-            },
+            T_RECON => {
+                let room = r.str8()?;
+                let n = r.u16()? as usize;
+                let msg = crate::recon::ReconMsg::decode(r.bytes(n)?)
+                    .map_err(|_| ProtoError::Malformed("bad reconciliation message"))?;
+                Frame::Recon { room, msg }
+            }
             T_IHAVE => Frame::IHave {
                 room: r.str8()?,
                 ids: read_ids(&mut r)?,
@@ -353,6 +344,7 @@ impl Frame {
             },
             T_PRUNE => Frame::Prune { room: r.str8()? },
             T_TOPO => Frame::Topo(crate::topo::TopoRecord::decode(&mut r)?),
+            T_RECON_DONE => Frame::ReconDone { room: r.str8()? },
             t => return Err(ProtoError::UnknownFrame(t)),
         };
         r.finish()?;
@@ -365,12 +357,12 @@ impl Frame {
             Frame::Hello { .. } => "hello",
             Frame::Rooms { .. } => "rooms",
             Frame::Msg { .. } => "msg",
-            Frame::Have { .. } => "have",
-            Frame::Want { .. } => "want",
+            Frame::Recon { .. } => "recon",
             Frame::IHave { .. } => "ihave",
             Frame::Graft { .. } => "graft",
             Frame::Prune { .. } => "prune",
             Frame::Topo(_) => "topo",
+            Frame::ReconDone { .. } => "recon-done",
         }
     }
 }
@@ -396,14 +388,9 @@ mod tests {
                 hops: 7,
                 message: m.clone(),
             },
-            Frame::Have {
+            Frame::Recon {
                 room: "medical".into(),
-                last: true,
-                ids: vec![m.id(), m.id()],
-            },
-            Frame::Want {
-                room: "medical".into(),
-                ids: vec![m.id()],
+                msg: crate::recon::start(&[(5, m.id())]),
             },
             Frame::IHave {
                 room: "medical".into(),

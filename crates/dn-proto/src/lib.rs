@@ -65,6 +65,9 @@ pub enum ProtoError {
     /// Body empty or only whitespace.
     #[error("message body is empty")]
     EmptyBody,
+    /// A set-reconciliation message was invalid.
+    #[error("reconciliation: {0}")]
+    Recon(String),
     /// Signature does not verify against the author key.
     #[error("signature does not verify")]
     BadSignature,

@@ -138,8 +138,8 @@ impl dn_proto::Storage for Store {
         Ok(self.insert_message(msg, now, false)?)
     }
 
-    fn room_ids(&self, room: &str) -> Result<Vec<MessageId>, StorageError> {
-        Ok(Store::room_ids(self, room)?)
+    fn room_set(&self, room: &str) -> Result<Vec<(u64, MessageId)>, StorageError> {
+        Ok(Store::room_entries(self, room)?)
     }
 
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {

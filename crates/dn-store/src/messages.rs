@@ -108,6 +108,23 @@ impl Store {
         Ok(out)
     }
 
+    /// `(timestamp, id)` of every message of `room`, in room order (for set reconciliation).
+    pub fn room_entries(&self, room: &str) -> Result<Vec<(u64, MessageId)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT timestamp, id FROM messages WHERE room = ?1 ORDER BY timestamp, author, id",
+        )?;
+        let mut rows = st.query([room])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let ts: i64 = row.get(0)?;
+            out.push((
+                u64::try_from(ts).unwrap_or(0),
+                MessageId(blob32(row, 1, "message id")?),
+            ));
+        }
+        Ok(out)
+    }
+
     /// The newest `limit` messages of `room` that come strictly before `before` in room order
     /// (or the newest overall if `before` is `None`), returned oldest first.
     ///

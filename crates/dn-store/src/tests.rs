@@ -313,7 +313,12 @@ fn pagination_with_equal_timestamps() {
     let expected = room_order(&all);
 
     assert_eq!(s.room_ids("r").unwrap(), expected);
-    assert_eq!(Storage::room_ids(&s, "r").unwrap(), expected);
+    let entries: Vec<MessageId> = Storage::room_set(&s, "r")
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(entries, expected);
 
     for limit in [1u32, 7, 100, 2500, 5000] {
         let mut pages: Vec<Vec<MessageId>> = Vec::new();
@@ -615,8 +620,11 @@ fn storage_trait() {
     assert!(!st.has(&MessageId([0; 32])).unwrap());
     assert_eq!(st.get(&b.id()).unwrap(), Some(b.clone()));
     assert_eq!(st.get(&MessageId([0; 32])).unwrap(), None);
-    assert_eq!(st.room_ids("r").unwrap(), [b.id(), a.id()]);
-    assert!(st.room_ids("nope").unwrap().is_empty());
+    assert_eq!(
+        st.room_set("r").unwrap(),
+        [(b.timestamp, b.id()), (a.timestamp, a.id())]
+    );
+    assert!(st.room_set("nope").unwrap().is_empty());
     let got = s.get_message(&a.id()).unwrap().unwrap();
     assert_eq!((got.received_at, got.local), (1_000, false));
     assert_eq!(s.get_message(&b.id()).unwrap().unwrap().received_at, 2_000);

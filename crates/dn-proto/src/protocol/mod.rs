@@ -25,16 +25,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use crate::codec::{Frame, MAX_IDS_PER_FRAME};
+use crate::codec::Frame;
 use crate::message::{normalize_room, Message, MessageId, NodeId, PROTOCOL_VERSION};
+use crate::recon;
 use crate::topo::{Graph, TopoRecord};
 use crate::ProtoError;
 
 /// Eager-push hop budget of a fresh message. Past it a node only announces the message lazily
 /// (`IHave`), so a runaway push chain is bounded but delivery still completes through grafts.
 pub const DEFAULT_HOPS: u8 = 64;
-/// A `Want` for an id already asked of another peer this recently is not repeated, ms.
-const WANT_DEDUP_MS: u64 = 3_000;
+/// A peer may open a new reconciliation for a room at most this often, ms.
+const RECON_MIN_GAP_MS: u64 = 1_000;
+/// The initiator re-checks every shared room this often (a 46-byte message when in sync), ms.
+pub const ANTI_ENTROPY_MS: u64 = 60_000;
 /// Ids remembered per peer as "already has it" before the memory is reset.
 const KNOWN_CAP: usize = 200_000;
 /// Messages awaited after an `IHave` before the oldest entries are forgotten.
@@ -55,8 +58,8 @@ pub trait Storage {
     fn has(&self, id: &MessageId) -> Result<bool, StorageError>;
     /// Stores a verified message; returns `false` if it was already there.
     fn insert(&mut self, msg: &Message) -> Result<bool, StorageError>;
-    /// Ids of all stored messages in a room.
-    fn room_ids(&self, room: &str) -> Result<Vec<MessageId>, StorageError>;
+    /// `(timestamp, id)` of every stored message in a room (any order).
+    fn room_set(&self, room: &str) -> Result<Vec<(u64, MessageId)>, StorageError>;
     /// A stored message by id.
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError>;
 }
@@ -65,7 +68,7 @@ pub trait Storage {
 #[derive(Default, Debug, Clone)]
 pub struct MemStorage {
     msgs: HashMap<MessageId, Message>,
-    by_room: HashMap<String, BTreeSet<MessageId>>,
+    by_room: HashMap<String, BTreeSet<(u64, MessageId)>>,
 }
 
 impl MemStorage {
@@ -88,11 +91,14 @@ impl Storage for MemStorage {
         if self.msgs.contains_key(&id) {
             return Ok(false);
         }
-        self.by_room.entry(msg.room.clone()).or_default().insert(id);
+        self.by_room
+            .entry(msg.room.clone())
+            .or_default()
+            .insert((msg.timestamp, id));
         self.msgs.insert(id, msg.clone());
         Ok(true)
     }
-    fn room_ids(&self, room: &str) -> Result<Vec<MessageId>, StorageError> {
+    fn room_set(&self, room: &str) -> Result<Vec<(u64, MessageId)>, StorageError> {
         Ok(self
             .by_room
             .get(room)
@@ -296,8 +302,9 @@ pub struct Protocol {
     rooms: BTreeSet<String>,
     peers: BTreeMap<NodeId, PeerState>,
     missing: HashMap<MessageId, Missing>,
-    /// Ids asked for with `Want`, and when.
-    requested: HashMap<MessageId, u64>,
+    /// When a reconciliation last started per (peer, room).
+    last_recon: HashMap<(NodeId, String), u64>,
+    recon_seq: u64,
     graph: Graph,
     counters: Counters,
 }
@@ -330,7 +337,8 @@ impl Protocol {
             rooms: rooms.into_iter().collect(),
             peers: BTreeMap::new(),
             missing: HashMap::new(),
-            requested: HashMap::new(),
+            last_recon: HashMap::new(),
+            recon_seq: 0,
             graph: Graph::default(),
             counters: Counters::default(),
         }
@@ -393,6 +401,8 @@ impl Protocol {
         match input {
             Input::Connected { peer } => {
                 self.peers.insert(peer, PeerState::default());
+                // A new connection is a new conversation: its first reconciliation is welcome.
+                self.last_recon.retain(|(p, _), _| *p != peer);
                 out.push(Output::Send {
                     peer,
                     frame: self.hello(),
@@ -400,6 +410,7 @@ impl Protocol {
             }
             Input::Disconnected { peer } => {
                 self.peers.remove(&peer);
+                self.last_recon.retain(|(p, _), _| *p != peer);
             }
             Input::Frame { peer, frame } => self.on_frame(store, peer, frame, &mut out),
             Input::Published(msg) => self.push(&msg, None, Some(DEFAULT_HOPS), &mut out),
@@ -434,6 +445,7 @@ impl Protocol {
                 if self.graph.expire(self.now, TOPO_MAX_AGE_MS, &self.me) {
                     out.push(Output::TopologyChanged);
                 }
+                self.anti_entropy(store, &mut out);
             }
         }
         out
@@ -453,37 +465,112 @@ impl Protocol {
         }
     }
 
-    /// Sends our full id set for `room` to `peer` as `Have` frames.
+    /// Starts reconciling `room` with `peer` if we are the initiator of this pair (the lower
+    /// id; the other side answers). `compact` is the cheap periodic check (46 bytes when the
+    /// sets are equal).
     fn offer(&mut self, store: &mut dyn Storage, peer: NodeId, room: &str, out: &mut Vec<Output>) {
-        let ids = match store.room_ids(room) {
-            Ok(ids) => ids,
+        self.start_recon(store, peer, room, false, out);
+    }
+
+    fn start_recon(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        room: &str,
+        compact: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if self.me > peer {
+            return;
+        }
+        let set = match store.room_set(room) {
+            Ok(set) => set,
             Err(e) => {
                 out.push(Output::StorageFailed(e));
                 return;
             }
         };
-        if ids.is_empty() {
-            out.push(Output::Send {
-                peer,
-                frame: Frame::Have {
-                    room: room.to_string(),
-                    last: true,
-                    ids: vec![],
-                },
-            });
-            return;
+        self.recon_seq += 1;
+        self.last_recon.insert((peer, room.to_string()), self.now);
+        let salt = session_salt(&self.me, &peer, room, self.now, self.recon_seq);
+        let msg = if compact {
+            recon::start_compact(&set, salt)
+        } else {
+            recon::start_with_salt(&set, salt)
+        };
+        out.push(Output::Send {
+            peer,
+            frame: Frame::Recon {
+                room: room.to_string(),
+                msg,
+            },
+        });
+    }
+
+    fn on_recon(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        room: String,
+        msg: &recon::ReconMsg,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.rooms.contains(&room) {
+            return; // we left the room meanwhile
         }
-        let chunks: Vec<&[MessageId]> = ids.chunks(MAX_IDS_PER_FRAME).collect();
-        let n = chunks.len();
-        for (i, c) in chunks.into_iter().enumerate() {
+        if msg.round == 0 {
+            // A new exchange. One per (peer, room) at a time: each costs a pass over the set.
+            let key = (peer, room.clone());
+            if self
+                .last_recon
+                .get(&key)
+                .is_some_and(|t| self.now.saturating_sub(*t) < RECON_MIN_GAP_MS)
+                && self.me > peer
+            {
+                self.counters.rejected += 1;
+                out.push(Output::Rejected {
+                    peer,
+                    reason: ProtoError::Malformed("reconciliation too often"),
+                });
+                return;
+            }
+            self.last_recon.insert(key, self.now);
+        }
+        let set = match store.room_set(&room) {
+            Ok(set) => set,
+            Err(e) => {
+                out.push(Output::StorageFailed(e));
+                return;
+            }
+        };
+        let step = match recon::step(&set, msg) {
+            Ok(s) => s,
+            Err(e) => {
+                self.counters.rejected += 1;
+                out.push(Output::Rejected {
+                    peer,
+                    reason: ProtoError::Recon(e.to_string()),
+                });
+                return;
+            }
+        };
+        let done = step.replies.is_empty();
+        for reply in step.replies {
             out.push(Output::Send {
                 peer,
-                frame: Frame::Have {
-                    room: room.to_string(),
-                    last: i + 1 == n,
-                    ids: c.to_vec(),
+                frame: Frame::Recon {
+                    room: room.clone(),
+                    msg: reply,
                 },
             });
+        }
+        self.send_wanted(store, peer, &room, step.we_have_they_lack, out);
+        if done {
+            out.push(Output::Send {
+                peer,
+                frame: Frame::ReconDone { room: room.clone() },
+            });
+            out.push(Output::Synced { peer, room });
         }
     }
 
@@ -595,52 +682,12 @@ impl Protocol {
                 }
             }
             Frame::Msg { hops, message } => self.on_message(store, peer, hops, message, out),
-            Frame::Have { room, last, ids } => {
-                if !self.rooms.contains(&room) {
-                    return; // we left the room meanwhile
-                }
-                let mut want = Vec::new();
-                for id in ids {
-                    if let Some(p) = self.peers.get_mut(&peer) {
-                        p.learn(id);
-                    }
-                    match store.has(&id) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            // Several peers offer the same missing id after a partition heals:
-                            // ask only one of them (again if it has not arrived in a while).
-                            let fresh = self
-                                .requested
-                                .get(&id)
-                                .is_some_and(|t| self.now.saturating_sub(*t) < WANT_DEDUP_MS);
-                            if !fresh {
-                                if self.requested.len() >= MISSING_CAP {
-                                    self.requested.clear();
-                                }
-                                self.requested.insert(id, self.now);
-                                want.push(id);
-                            }
-                        }
-                        Err(e) => {
-                            out.push(Output::StorageFailed(e));
-                            return;
-                        }
-                    }
-                }
-                if !want.is_empty() {
-                    out.push(Output::Send {
-                        peer,
-                        frame: Frame::Want {
-                            room: room.clone(),
-                            ids: want,
-                        },
-                    });
-                }
-                if last {
+            Frame::Recon { room, msg } => self.on_recon(store, peer, room, &msg, out),
+            Frame::ReconDone { room } => {
+                if self.rooms.contains(&room) {
                     out.push(Output::Synced { peer, room });
                 }
             }
-            Frame::Want { room, ids } => self.send_wanted(store, peer, &room, ids, out),
             Frame::IHave { room, ids } => {
                 if !self.rooms.contains(&room) {
                     return;
@@ -689,7 +736,32 @@ impl Protocol {
         }
     }
 
-    /// Answers a `Want` or `Graft`: every listed message we hold in that room, as `Msg`.
+    /// Periodic re-check of every shared room with every peer (initiator side only), so a
+    /// pull lost to a dropped link or a crash is repaired without waiting for a reconnect.
+    fn anti_entropy(&mut self, store: &mut dyn Storage, out: &mut Vec<Output>) {
+        let mut due = Vec::new();
+        for (pid, p) in &self.peers {
+            if !p.hello || self.me > *pid {
+                continue;
+            }
+            for room in p.rooms.intersection(&self.rooms) {
+                let last = self
+                    .last_recon
+                    .get(&(*pid, room.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                if self.now.saturating_sub(last) >= ANTI_ENTROPY_MS {
+                    due.push((*pid, room.clone()));
+                }
+            }
+        }
+        for (peer, room) in due {
+            self.start_recon(store, peer, &room, true, out);
+        }
+    }
+
+    /// Answers a `Graft` or a reconciliation's wants: every listed message we hold in that
+    /// room, as `Msg`.
     fn send_wanted(
         &mut self,
         store: &mut dyn Storage,
@@ -805,7 +877,6 @@ impl Protocol {
             Ok(true) => {
                 self.counters.received += 1;
                 self.missing.remove(&id);
-                self.requested.remove(&id);
                 self.push(&msg, Some(peer), hops.checked_sub(1), out);
                 let travelled = DEFAULT_HOPS.saturating_sub(hops).saturating_add(1);
                 out.push(Output::Stored {
@@ -876,6 +947,23 @@ impl Protocol {
             }
         }
     }
+}
+
+/// A per-exchange salt for the short-id hash: both ids, the room, the time and a counter, so
+/// no one can precompute short-id collisions for a future exchange.
+fn session_salt(me: &NodeId, peer: &NodeId, room: &str, now: u64, seq: u64) -> recon::Salt {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"DNsalt1");
+    h.update(me.0);
+    h.update(peer.0);
+    h.update(room.as_bytes());
+    h.update(now.to_be_bytes());
+    h.update(seq.to_be_bytes());
+    let d = h.finalize();
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&d[..16]);
+    salt
 }
 
 #[cfg(test)]
