@@ -710,6 +710,41 @@ fn one_peer_address_is_enough_to_join_the_whole_network() -> Result<()> {
     Ok(())
 }
 
+/// A and C never meet; B meets both and never joins the room: B carries the room anyway
+/// (store-and-forward), so A's message reaches C, even when A is gone by the time C arrives.
+#[test]
+fn relay_that_never_joined_the_room_carries_it() -> Result<()> {
+    let mut c = cluster!("relay_that_never_joined_the_room_carries_it", 3);
+    for i in 1..=3 {
+        c.init(i, &format!("node{i}"))?;
+    }
+    c.join(1, ROOM)?;
+    c.join(3, ROOM)?;
+    c.lab.only_neighbours(1, &[2])?;
+    c.lab.only_neighbours(3, &[2])?;
+    // A and B meet; A says something and leaves.
+    c.start(1, &[])?;
+    c.start(2, &[])?;
+    let a = c.send(1, ROOM, "water point moved to the north gate")?;
+    wait_holds(&mut c, &[2], &[msg_id(&a)].into(), DELIVERY_TIMEOUT)?;
+    c.stop(1)?;
+    let rooms: Value = serde_json::from_str(&c.cli(2, &["room", "list", "--json"])?.stdout)?;
+    check!(
+        c,
+        rooms
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["joined"] == Value::Bool(false))),
+        "B must not have joined any room: {rooms}"
+    );
+    // C arrives later and only ever meets B.
+    c.start(3, &[])?;
+    wait_holds(&mut c, &[3], &[msg_id(&a)].into(), DELIVERY_TIMEOUT)?;
+    for i in 2..=3 {
+        c.stop(i)?;
+    }
+    Ok(())
+}
+
 #[test]
 fn helpers_work() -> Result<()> {
     let line = r#"{"id":"ab","body":"hello","x":1}"#;

@@ -185,7 +185,16 @@ impl Core {
             .unwrap_or_default();
         let rooms = store.joined_rooms().map_err(store_err)?;
         let port = net.as_ref().map_or(0, |n| n.listen.port());
-        let proto = Protocol::new(id, name, port, rooms);
+        let mut proto = Protocol::new(id, name, port, rooms);
+        // Rooms with stored messages that were never joined (or were left) are carried on.
+        proto.carry_rooms(
+            store
+                .rooms()
+                .map_err(store_err)?
+                .into_iter()
+                .filter(|r| !r.joined)
+                .map(|r| r.name),
+        );
         Ok(Core {
             data_dir: data_dir.to_path_buf(),
             key,

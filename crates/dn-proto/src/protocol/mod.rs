@@ -128,6 +128,8 @@ pub struct Config {
     pub ihave_timeout_ms: u64,
     /// How long to wait for a graft's answer before trying the next announcer, ms.
     pub graft_retry_ms: u64,
+    /// Most rooms carried for others without being joined (0 = carry nothing).
+    pub max_carried_rooms: usize,
 }
 
 impl Default for Config {
@@ -136,6 +138,7 @@ impl Default for Config {
             propagation: Propagation::Tree,
             ihave_timeout_ms: 400,
             graft_retry_ms: 250,
+            max_carried_rooms: 64,
         }
     }
 }
@@ -299,7 +302,10 @@ pub struct Protocol {
     listen_port: u16,
     config: Config,
     now: u64,
+    /// Rooms the user joined.
     rooms: BTreeSet<String>,
+    /// Rooms carried for others (store-and-forward): learned from peers, not joined.
+    carried: BTreeSet<String>,
     peers: BTreeMap<NodeId, PeerState>,
     missing: HashMap<MessageId, Missing>,
     /// When a reconciliation last started per (peer, room).
@@ -335,6 +341,7 @@ impl Protocol {
             config,
             now: 0,
             rooms: rooms.into_iter().collect(),
+            carried: BTreeSet::new(),
             peers: BTreeMap::new(),
             missing: HashMap::new(),
             last_recon: HashMap::new(),
@@ -352,6 +359,69 @@ impl Protocol {
     pub fn rooms(&self) -> impl Iterator<Item = &String> {
         self.rooms.iter()
     }
+    /// Rooms carried for others (not joined).
+    pub fn carried(&self) -> impl Iterator<Item = &String> {
+        self.carried.iter()
+    }
+    /// Carries these rooms too (e.g. rooms with stored messages after a restart), up to the cap.
+    pub fn carry_rooms(&mut self, rooms: impl IntoIterator<Item = String>) {
+        for r in rooms {
+            if !self.rooms.contains(&r) && self.carried.len() < self.config.max_carried_rooms {
+                self.carried.insert(r);
+            }
+        }
+    }
+    fn member(&self, room: &str) -> bool {
+        self.rooms.contains(room) || self.carried.contains(room)
+    }
+    /// Joined and carried rooms: what this node announces, accepts and relays.
+    fn served(&self) -> BTreeSet<String> {
+        self.rooms.union(&self.carried).cloned().collect()
+    }
+    /// Starts carrying the rooms a peer announced that we neither joined nor carry yet.
+    fn carry(
+        &mut self,
+        rooms: &BTreeSet<String>,
+        from: Option<NodeId>,
+        store: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) {
+        if self.config.max_carried_rooms == 0 {
+            return;
+        }
+        let mut new = Vec::new();
+        for r in rooms {
+            if !self.member(r) && self.carried.len() < self.config.max_carried_rooms {
+                self.carried.insert(r.clone());
+                new.push(r.clone());
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        self.announce_rooms(out);
+        // Other peers that have these rooms: catch up with them too.
+        let others: Vec<(NodeId, Vec<String>)> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.hello && Some(**id) != from)
+            .map(|(id, p)| {
+                (
+                    *id,
+                    new.iter()
+                        .filter(|r| p.rooms.contains(*r))
+                        .cloned()
+                        .collect(),
+                )
+            })
+            .collect();
+        for (peer, rooms) in others {
+            for room in rooms {
+                self.offer(store, peer, &room, out);
+            }
+        }
+    }
+
     /// Connected peers that said hello.
     pub fn connected(&self) -> impl Iterator<Item = &NodeId> {
         self.peers.iter().filter(|(_, p)| p.hello).map(|(id, _)| id)
@@ -389,7 +459,7 @@ impl Protocol {
             version: PROTOCOL_VERSION,
             node: self.me,
             name: self.name.clone(),
-            rooms: self.rooms.iter().cloned().collect(),
+            rooms: self.served().into_iter().collect(),
             listen_port: self.listen_port,
         }
     }
@@ -415,6 +485,7 @@ impl Protocol {
             Input::Frame { peer, frame } => self.on_frame(store, peer, frame, &mut out),
             Input::Published(msg) => self.push(&msg, None, Some(DEFAULT_HOPS), &mut out),
             Input::Joined(room) => {
+                self.carried.remove(&room);
                 if self.rooms.insert(room.clone()) {
                     self.announce_rooms(&mut out);
                     let sharing: Vec<NodeId> = self
@@ -429,7 +500,11 @@ impl Protocol {
                 }
             }
             Input::Left(room) => {
+                // Its messages stay stored and the node keeps carrying the room for others.
                 if self.rooms.remove(&room) {
+                    if self.config.max_carried_rooms > self.carried.len() {
+                        self.carried.insert(room);
+                    }
                     self.announce_rooms(&mut out);
                 }
             }
@@ -454,7 +529,7 @@ impl Protocol {
     /// Tells every connected peer our rooms. Also peers whose hello has not arrived yet: our
     /// own hello went out on connect and may list stale rooms.
     fn announce_rooms(&self, out: &mut Vec<Output>) {
-        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
+        let rooms: Vec<String> = self.served().into_iter().collect();
         for peer in self.peers.keys() {
             out.push(Output::Send {
                 peer: *peer,
@@ -515,7 +590,7 @@ impl Protocol {
         msg: &recon::ReconMsg,
         out: &mut Vec<Output>,
     ) {
-        if !self.rooms.contains(&room) {
+        if !self.member(&room) {
             return; // we left the room meanwhile
         }
         if msg.round == 0 {
@@ -642,7 +717,8 @@ impl Protocol {
                     return;
                 }
                 let rooms = Self::clean_rooms(rooms);
-                let shared: Vec<String> = rooms.intersection(&self.rooms).cloned().collect();
+                self.carry(&rooms, Some(peer), store, out);
+                let shared: Vec<String> = rooms.intersection(&self.served()).cloned().collect();
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.hello = true;
                     p.rooms = rooms.clone();
@@ -668,15 +744,18 @@ impl Protocol {
             }
             Frame::Rooms { rooms } => {
                 let rooms = Self::clean_rooms(rooms);
-                let Some(p) = self.peers.get_mut(&peer) else {
+                let Some(old) = self.peers.get(&peer).map(|p| p.rooms.clone()) else {
                     return;
                 };
+                self.carry(&rooms, Some(peer), store, out);
                 let newly: Vec<String> = rooms
                     .iter()
-                    .filter(|r| !p.rooms.contains(*r) && self.rooms.contains(*r))
+                    .filter(|r| !old.contains(*r) && self.member(r))
                     .cloned()
                     .collect();
-                p.rooms = rooms;
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.rooms = rooms;
+                }
                 for room in newly {
                     self.offer(store, peer, &room, out);
                 }
@@ -684,12 +763,12 @@ impl Protocol {
             Frame::Msg { hops, message } => self.on_message(store, peer, hops, message, out),
             Frame::Recon { room, msg } => self.on_recon(store, peer, room, &msg, out),
             Frame::ReconDone { room } => {
-                if self.rooms.contains(&room) {
+                if self.member(&room) {
                     out.push(Output::Synced { peer, room });
                 }
             }
             Frame::IHave { room, ids } => {
-                if !self.rooms.contains(&room) {
+                if !self.member(&room) {
                     return;
                 }
                 for id in ids {
@@ -704,7 +783,7 @@ impl Protocol {
                 }
             }
             Frame::Graft { room, ids } => {
-                if self.rooms.contains(&room) {
+                if self.member(&room) {
                     self.set_lazy(peer, &room, false);
                     self.send_wanted(store, peer, &room, ids, out);
                 }
@@ -739,12 +818,13 @@ impl Protocol {
     /// Periodic re-check of every shared room with every peer (initiator side only), so a
     /// pull lost to a dropped link or a crash is repaired without waiting for a reconnect.
     fn anti_entropy(&mut self, store: &mut dyn Storage, out: &mut Vec<Output>) {
+        let served = self.served();
         let mut due = Vec::new();
         for (pid, p) in &self.peers {
             if !p.hello || self.me > *pid {
                 continue;
             }
-            for room in p.rooms.intersection(&self.rooms) {
+            for room in p.rooms.intersection(&served) {
                 let last = self
                     .last_recon
                     .get(&(*pid, room.clone()))
@@ -770,7 +850,7 @@ impl Protocol {
         ids: Vec<MessageId>,
         out: &mut Vec<Output>,
     ) {
-        if !self.rooms.contains(room) {
+        if !self.member(room) {
             return;
         }
         for id in ids {
@@ -865,7 +945,7 @@ impl Protocol {
             out.push(Output::Rejected { peer, reason });
             return;
         }
-        if !self.rooms.contains(&msg.room) {
+        if !self.member(&msg.room) {
             self.counters.rejected += 1;
             out.push(Output::Rejected {
                 peer,

@@ -145,19 +145,44 @@ fn offline_node_catches_up_on_reconnect_both_ways() {
 }
 
 #[test]
-fn rooms_are_separate_and_joining_later_catches_up() {
-    let mut net = Net::new(2, "medical");
-    net.connect(0, 1);
-    net.run();
-    let m = net.publish(0, "medical", "x", 1);
+fn rooms_a_node_never_joined_are_carried_for_others() {
+    // 0 - 1 - 2: only 0 and 2 are in "logistics"; 1 carries it without joining.
+    let mut net = Net::new(3, "medical");
     net.input(0, Input::Joined("logistics".into()));
+    net.input(2, Input::Joined("logistics".into()));
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.run();
+    assert!(net.nodes[1].carried().any(|r| r == "logistics"));
+    assert!(
+        !net.nodes[1].rooms().any(|r| r == "logistics"),
+        "carried, not joined"
+    );
     let l = net.publish(0, "logistics", "trucks at noon", 2);
     net.run();
-    assert!(net.stores[1].has(&m.id()).unwrap());
     assert!(
-        !net.stores[1].has(&l.id()).unwrap(),
-        "node 1 never joined logistics"
+        net.stores[2].has(&l.id()).unwrap(),
+        "crossed a node that never joined the room"
     );
+    // Joining later changes nothing on the wire: the history is already there.
+    net.input(1, Input::Joined("logistics".into()));
+    net.run();
+    assert!(net.stores[1].has(&l.id()).unwrap());
+    assert!(!net.nodes[1].carried().any(|r| r == "logistics"));
+}
+
+#[test]
+fn carrying_can_be_switched_off() {
+    let mut net = Net::new(2, "medical");
+    for n in &mut net.nodes {
+        n.config.max_carried_rooms = 0;
+    }
+    net.input(0, Input::Joined("logistics".into()));
+    net.connect(0, 1);
+    net.run();
+    let l = net.publish(0, "logistics", "x", 1);
+    net.run();
+    assert!(!net.stores[1].has(&l.id()).unwrap());
     net.input(1, Input::Joined("logistics".into()));
     net.run();
     assert!(

@@ -1,0 +1,38 @@
+//! Signed test messages, made fast and deterministically.
+
+use anyhow::Result;
+use dn_proto::Message;
+use ed25519_dalek::SigningKey;
+
+/// Room used by the fixtures.
+pub(crate) const ROOM: &str = "bench";
+
+/// `n` messages in [`ROOM`] by `authors` different keys (round robin), timestamps 1 s apart
+/// from `t0_ms`, bodies of about 200 bytes (the size of a typical field report).
+pub(crate) fn messages(n: usize, authors: usize, t0_ms: u64) -> Result<Vec<Message>> {
+    let keys: Vec<SigningKey> = (0..authors.max(1))
+        .map(|i| {
+            let mut seed = [0x5eu8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for k in 0..n {
+        let key = &keys[k % keys.len()];
+        let body = format!(
+            "report {k:07}: water point at sector {} is working again, about {} people queued; \
+             we need blankets, clean water containers and a medic with insulin. Reply on ops.",
+            k % 97,
+            20 + k % 180
+        );
+        out.push(Message::create(
+            key,
+            ROOM,
+            &format!("author{}", k % keys.len()),
+            t0_ms + 1000 * k as u64,
+            &body,
+        )?);
+    }
+    Ok(out)
+}

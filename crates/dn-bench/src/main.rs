@@ -1,0 +1,250 @@
+//! # dn-bench — DisasterNet's benchmark runner
+//!
+//! One binary, five sections, each printed with its exact parameters beside its goal and the
+//! peers' published numbers (`/work/shared/notes/ANCHORS.md`, `docs/benchmarks.md`):
+//!
+//! 1. `sim` — propagation in the deterministic simulator (`dn_proto::sim`): tree vs flooding.
+//! 2. `recon` — catch-up bytes of set reconciliation (`dn_proto::recon::figures`).
+//! 3. `ingest` — raw Ed25519 verify rate vs verify + store into a real SQLite file, batched
+//!    (`Store::insert_messages`) and one row per transaction (`Storage::insert`, today's path).
+//! 4. `node` — the real headless `disasternet node`: idle memory on an empty and a 100k store,
+//!    start time, and `log --limit 100` latency.
+//! 5. `live` — propagation latency between real nodes in network namespaces (root only).
+//!
+//! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
+//! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
+//! smaller versions; `--json` prints one JSON object instead of text; `--only sim,recon`
+//! picks sections.
+//!
+//! Network traffic stays on loopback (the host node listens on 127.0.0.1 with mDNS and the
+//! broadcast beacon off) or inside the network namespaces the `live` section creates.
+
+mod fixtures;
+mod ingest;
+mod live;
+mod node;
+mod recon;
+mod sim;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Map, Value};
+
+/// Every section, in run order.
+const SECTIONS: [&str; 5] = ["sim", "recon", "ingest", "node", "live"];
+
+#[derive(Parser)]
+#[command(
+    name = "dn-bench",
+    about = "DisasterNet benchmarks (build with --release for real figures)"
+)]
+struct Args {
+    /// Print one JSON object with every section instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Smaller, faster runs (for CI smoke checks; not the figures of record).
+    #[arg(long)]
+    quick: bool,
+    /// Comma-separated sections to run: sim, recon, ingest, node, live (default: all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The `disasternet` binary for the `node` and `live` sections (default:
+    /// `$CARGO_TARGET_DIR/release/disasternet` or `target/release/disasternet`).
+    #[arg(long, env = "DN_BENCH_DISASTERNET")]
+    disasternet: Option<PathBuf>,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+/// Helpers the `live` section runs inside a network namespace (`ip netns exec … dn-bench …`).
+#[derive(Subcommand)]
+enum Helper {
+    /// Echo UDP datagrams on ADDR for at most SECONDS.
+    #[command(hide = true)]
+    UdpEcho {
+        /// Address to bind.
+        addr: String,
+        /// Lifetime in seconds.
+        seconds: u64,
+    },
+    /// Measure COUNT UDP round trips to an echo at ADDR; prints a JSON array of microseconds.
+    #[command(hide = true)]
+    UdpRtt {
+        /// Echo address.
+        addr: String,
+        /// Round trips to measure.
+        count: usize,
+    },
+}
+
+/// Options every section sees.
+pub(crate) struct Ctx {
+    pub(crate) quick: bool,
+    /// Progress and section text go to stdout unless `--json`.
+    pub(crate) json: bool,
+    pub(crate) disasternet: PathBuf,
+}
+
+impl Ctx {
+    /// Progress note on stderr (never mixed into the JSON on stdout).
+    pub(crate) fn note(&self, msg: &str) {
+        eprintln!("[dn-bench] {msg}");
+    }
+}
+
+/// What one section produced: text for humans and the same figures as JSON.
+pub(crate) struct Section {
+    pub(crate) text: String,
+    pub(crate) json: Value,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dn-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let args = Args::parse();
+    match args.helper {
+        Some(Helper::UdpEcho { addr, seconds }) => return live::udp_echo(&addr, seconds),
+        Some(Helper::UdpRtt { addr, count }) => return live::udp_rtt(&addr, count),
+        None => {}
+    }
+    for s in &args.only {
+        if !SECTIONS.contains(&s.as_str()) {
+            bail!("unknown section {s:?}; known: {}", SECTIONS.join(", "));
+        }
+    }
+    let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
+    let disasternet = args.disasternet.clone().unwrap_or_else(|| {
+        dn_tests::target_dir()
+            .join("release")
+            .join("disasternet")
+    });
+    let ctx = Ctx {
+        quick: args.quick,
+        json: args.json,
+        disasternet,
+    };
+    let started = Instant::now();
+    let machine = machine_info();
+    if !ctx.json {
+        println!("DisasterNet benchmarks (dn-bench){}", if ctx.quick { " — QUICK run, not figures of record" } else { "" });
+        println!("{}", machine_text(&machine));
+        if cfg!(debug_assertions) {
+            println!("WARNING: dn-bench is a debug build; use `cargo run --release -p dn-bench` for figures.");
+        }
+        println!();
+    }
+    let mut out = Map::new();
+    out.insert("machine".into(), machine);
+    out.insert("quick".into(), json!(ctx.quick));
+    out.insert("release_build".into(), json!(!cfg!(debug_assertions)));
+    let mut failed = Vec::new();
+    for name in SECTIONS {
+        if !wanted(name) {
+            continue;
+        }
+        let t = Instant::now();
+        let result = match name {
+            "sim" => sim::run(&ctx),
+            "recon" => recon::run(&ctx),
+            "ingest" => ingest::run(&ctx),
+            "node" => node::run(&ctx),
+            _ => live::run(&ctx),
+        };
+        match result {
+            Ok(section) => {
+                if !ctx.json {
+                    println!("{}", section.text);
+                    println!("  [section took {:.1} s]\n", t.elapsed().as_secs_f64());
+                }
+                let mut v = section.json;
+                if let Value::Object(m) = &mut v {
+                    m.insert("wall_s".into(), json!(round2(t.elapsed().as_secs_f64())));
+                }
+                out.insert(name.into(), v);
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if !ctx.json {
+                    println!("== {name}: FAILED: {msg}\n");
+                }
+                eprintln!("dn-bench: section {name} failed: {msg}");
+                out.insert(name.into(), json!({ "error": msg }));
+                failed.push(name);
+            }
+        }
+    }
+    out.insert(
+        "total_wall_s".into(),
+        json!(round2(started.elapsed().as_secs_f64())),
+    );
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
+    } else {
+        println!("total {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Rounds to two decimals (for JSON).
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// nproc, CPU model, memory, kernel, rustc (of the build host, if on PATH).
+fn machine_info() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let nproc = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    json!({
+        "nproc": nproc,
+        "cpu_model": model,
+        "mem_gib": round2(mem_kb as f64 / 1024.0 / 1024.0),
+        "kernel": kernel,
+        "rustc": rustc,
+    })
+}
+
+fn machine_text(m: &Value) -> String {
+    format!(
+        "machine: {} cores, {}, {} GiB RAM, kernel {}, {}",
+        m["nproc"], m["cpu_model"].as_str().unwrap_or(""), m["mem_gib"],
+        m["kernel"].as_str().unwrap_or(""), m["rustc"].as_str().unwrap_or("")
+    )
+}
