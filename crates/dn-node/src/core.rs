@@ -357,6 +357,7 @@ impl Core {
 
     fn feed(&mut self, input: Input) {
         let now = self.mono_ms();
+        self.proto.set_wall_clock(now_ms());
         let outs = self.proto.handle(&mut self.store, input, now);
         for o in outs {
             match o {

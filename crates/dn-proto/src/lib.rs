@@ -65,6 +65,14 @@ pub enum ProtoError {
     /// Body empty or only whitespace.
     #[error("message body is empty")]
     EmptyBody,
+    /// The message is dated too far ahead of this node's clock.
+    #[error("message dated {ahead_ms} ms in the future (limit {limit_ms} ms); it will be accepted when its time comes")]
+    FromTheFuture {
+        /// How far ahead.
+        ahead_ms: u64,
+        /// The limit.
+        limit_ms: u64,
+    },
     /// A set-reconciliation message was invalid.
     #[error("reconciliation: {0}")]
     Recon(String),

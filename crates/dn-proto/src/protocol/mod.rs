@@ -34,6 +34,10 @@ use crate::ProtoError;
 /// Eager-push hop budget of a fresh message. Past it a node only announces the message lazily
 /// (`IHave`), so a runaway push chain is bounded but delivery still completes through grafts.
 pub const DEFAULT_HOPS: u8 = 64;
+/// A message dated more than this far ahead of the receiver's wall clock is not stored or
+/// relayed (yet): reconciliation offers it again later, and it is accepted once its time
+/// comes. Room order (timestamp, author, id) therefore never depends on a skewed clock.
+pub const MAX_FUTURE_MS: u64 = 10 * 60 * 1000;
 /// A peer may open a new reconciliation for a room at most this often, ms.
 const RECON_MIN_GAP_MS: u64 = 1_000;
 /// The initiator re-checks every shared room this often (a 46-byte message when in sync), ms.
@@ -302,6 +306,8 @@ pub struct Protocol {
     listen_port: u16,
     config: Config,
     now: u64,
+    /// Wall-clock time (ms since the Unix epoch) given by the driver; 0 = unknown.
+    wall_now: u64,
     /// Rooms the user joined.
     rooms: BTreeSet<String>,
     /// Rooms carried for others (store-and-forward): learned from peers, not joined.
@@ -340,6 +346,7 @@ impl Protocol {
             listen_port,
             config,
             now: 0,
+            wall_now: 0,
             rooms: rooms.into_iter().collect(),
             carried: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -448,6 +455,11 @@ impl Protocol {
     /// Counters since start.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+    /// Tells the protocol the wall-clock time (ms since the Unix epoch), for the
+    /// [`MAX_FUTURE_MS`] rule. Without it (0) timestamps are not checked against a clock.
+    pub fn set_wall_clock(&mut self, ms: u64) {
+        self.wall_now = ms;
     }
     /// Counts an invalid frame the driver could not even decode.
     pub fn count_rejected(&mut self) {
@@ -943,6 +955,17 @@ impl Protocol {
         if let Err(reason) = msg.verify() {
             self.counters.rejected += 1;
             out.push(Output::Rejected { peer, reason });
+            return;
+        }
+        if self.wall_now > 0 && msg.timestamp > self.wall_now + MAX_FUTURE_MS {
+            self.counters.rejected += 1;
+            out.push(Output::Rejected {
+                peer,
+                reason: ProtoError::FromTheFuture {
+                    ahead_ms: msg.timestamp - self.wall_now,
+                    limit_ms: MAX_FUTURE_MS,
+                },
+            });
             return;
         }
         if !self.member(&msg.room) {

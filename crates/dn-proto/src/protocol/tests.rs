@@ -342,3 +342,52 @@ fn neighbour_lists_flood_and_give_hop_distances() {
         Some(&3)
     );
 }
+
+#[test]
+fn messages_from_the_future_wait_for_their_time() {
+    let mut net = Net::new(2, "medical");
+    net.connect(0, 1);
+    net.run();
+    let now = 1_800_000_000_000;
+    net.nodes[1].set_wall_clock(now);
+    let ahead =
+        Message::create(&net.keys[0], "medical", "n0", now + MAX_FUTURE_MS + 1, "x").unwrap();
+    let ok = Message::create(&net.keys[0], "medical", "n0", now + MAX_FUTURE_MS, "y").unwrap();
+    let peer = net.id(0);
+    net.input(
+        1,
+        Input::Frame {
+            peer,
+            frame: Frame::Msg {
+                hops: 3,
+                message: ahead.clone(),
+            },
+        },
+    );
+    net.input(
+        1,
+        Input::Frame {
+            peer,
+            frame: Frame::Msg {
+                hops: 3,
+                message: ok.clone(),
+            },
+        },
+    );
+    assert!(!net.stores[1].has(&ahead.id()).unwrap());
+    assert!(net.stores[1].has(&ok.id()).unwrap());
+    assert_eq!(net.rejected, 1);
+    // Later the clock has caught up: the same message is accepted.
+    net.nodes[1].set_wall_clock(now + 60_000);
+    net.input(
+        1,
+        Input::Frame {
+            peer,
+            frame: Frame::Msg {
+                hops: 3,
+                message: ahead.clone(),
+            },
+        },
+    );
+    assert!(net.stores[1].has(&ahead.id()).unwrap());
+}
