@@ -745,6 +745,91 @@ fn relay_that_never_joined_the_room_carries_it() -> Result<()> {
     Ok(())
 }
 
+/// A direct message crosses a chain A–B–C–D where only neighbours reach each other; D reads
+/// it, A reads its own copy, and no carrier's store (database and WAL files) holds the text.
+#[test]
+fn direct_message_crosses_a_chain_and_carriers_cannot_read_it() -> Result<()> {
+    let mut c = cluster!(
+        "direct_message_crosses_a_chain_and_carriers_cannot_read_it",
+        4
+    );
+    let ids = init_all(&mut c)?;
+    c.lab.only_neighbours(1, &[2])?;
+    c.lab.only_neighbours(2, &[1, 3])?;
+    c.lab.only_neighbours(3, &[2, 4])?;
+    c.lab.only_neighbours(4, &[3])?;
+    for i in 1..=4 {
+        c.start(i, &[])?;
+    }
+    let secret = "team 3, go to the school on Elm street";
+    let out = c.cli(1, &["dm", "--to", &ids[3], secret])?;
+    let dm_id = out.stdout.trim().to_owned();
+    check!(c, dm_id.len() == 64, "dm printed no id: {}", out.stdout);
+    let deadline = std::time::Instant::now() + DELIVERY_TIMEOUT;
+    loop {
+        let log: Value = serde_json::from_str(
+            &c.cli(4, &["dm", "log", "--with", &ids[0], "--json"])?
+                .stdout,
+        )?;
+        if log
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m["body"] == secret))
+        {
+            break;
+        }
+        check!(
+            c,
+            std::time::Instant::now() < deadline,
+            "D never read the DM: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let own: Value = serde_json::from_str(
+        &c.cli(1, &["dm", "log", "--with", &ids[3], "--json"])?
+            .stdout,
+    )?;
+    check!(
+        c,
+        own.as_array().is_some_and(|a| a
+            .iter()
+            .any(|m| m["body"] == secret && m["outgoing"] == true)),
+        "A cannot read its own DM: {own}"
+    );
+    for carrier in [2, 3] {
+        let log: Value = serde_json::from_str(
+            &c.cli(carrier, &["dm", "log", "--with", &ids[0], "--json"])?
+                .stdout,
+        )?;
+        check!(
+            c,
+            log.as_array().is_some_and(Vec::is_empty),
+            "carrier {carrier} reads: {log}"
+        );
+    }
+    for i in 1..=4 {
+        c.stop(i)?;
+    }
+    for carrier in [2, 3] {
+        let dir = c.node(carrier).data_dir.clone();
+        let mut carried = false;
+        for f in ["store.sqlite3", "store.sqlite3-wal"] {
+            let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
+            check!(
+                c,
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "carrier {carrier}'s {f} contains the plaintext"
+            );
+            carried |= bytes.windows(4).any(|w| w == b"dm1:");
+        }
+        check!(
+            c,
+            carried,
+            "carrier {carrier} did not store the envelope it relayed"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn helpers_work() -> Result<()> {
     let line = r#"{"id":"ab","body":"hello","x":1}"#;

@@ -126,11 +126,10 @@ fn run() -> Result<ExitCode> {
         }
     }
     let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
-    let disasternet = args.disasternet.clone().unwrap_or_else(|| {
-        dn_tests::target_dir()
-            .join("release")
-            .join("disasternet")
-    });
+    let disasternet = args
+        .disasternet
+        .clone()
+        .unwrap_or_else(|| dn_tests::target_dir().join("release").join("disasternet"));
     let ctx = Ctx {
         quick: args.quick,
         json: args.json,
@@ -139,7 +138,14 @@ fn run() -> Result<ExitCode> {
     let started = Instant::now();
     let machine = machine_info();
     if !ctx.json {
-        println!("DisasterNet benchmarks (dn-bench){}", if ctx.quick { " — QUICK run, not figures of record" } else { "" });
+        println!(
+            "DisasterNet benchmarks (dn-bench){}",
+            if ctx.quick {
+                " — QUICK run, not figures of record"
+            } else {
+                ""
+            }
+        );
         println!("{}", machine_text(&machine));
         if cfg!(debug_assertions) {
             println!("WARNING: dn-bench is a debug build; use `cargo run --release -p dn-bench` for figures.");
@@ -232,7 +238,27 @@ fn machine_info() -> Value {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let ws = dn_tests::workspace_dir();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(&ws)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     json!({
+        "commit": commit,
+        "worktree_modified": dirty,
+        "loadavg_at_start": loadavg,
         "nproc": nproc,
         "cpu_model": model,
         "mem_gib": round2(mem_kb as f64 / 1024.0 / 1024.0),
@@ -243,8 +269,19 @@ fn machine_info() -> Value {
 
 fn machine_text(m: &Value) -> String {
     format!(
-        "machine: {} cores, {}, {} GiB RAM, kernel {}, {}",
-        m["nproc"], m["cpu_model"].as_str().unwrap_or(""), m["mem_gib"],
-        m["kernel"].as_str().unwrap_or(""), m["rustc"].as_str().unwrap_or("")
+        "machine: {} cores, {}, {} GiB RAM, kernel {}, {}; load average at start {}\n\
+         source: commit {}{}",
+        m["nproc"],
+        m["cpu_model"].as_str().unwrap_or(""),
+        m["mem_gib"],
+        m["kernel"].as_str().unwrap_or(""),
+        m["rustc"].as_str().unwrap_or(""),
+        m["loadavg_at_start"].as_str().unwrap_or(""),
+        m["commit"].as_str().unwrap_or("?"),
+        if m["worktree_modified"] == Value::Bool(true) {
+            " + uncommitted changes"
+        } else {
+            ""
+        }
     )
 }

@@ -25,7 +25,7 @@ fn negentropy(scenario: &str) -> Option<(usize, &'static str)> {
 fn human(bytes: usize) -> String {
     if bytes >= 1_000_000 {
         format!("{:.2} MB", bytes as f64 / 1e6)
-    } else if bytes >= 10_000 {
+    } else if bytes >= 1_000 {
         format!("{:.1} KB", bytes as f64 / 1e3)
     } else {
         format!("{bytes} B")
@@ -36,7 +36,10 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     ctx.note("recon: figures() on 100,000-message sets ...");
     let rows = dn_proto::recon::figures();
     let mut text = String::new();
-    let _ = writeln!(text, "== 2. Catch-up bytes (set reconciliation, dn_proto::recon::figures)");
+    let _ = writeln!(
+        text,
+        "== 2. Catch-up bytes (set reconciliation, dn_proto::recon::figures)"
+    );
     let _ = writeln!(
         text,
         "   Two stores share 100,000 messages (1 s apart); \"N spread\" = N/2 extra on each side at \

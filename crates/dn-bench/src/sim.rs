@@ -76,8 +76,18 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     let _ = writeln!(
         text,
         "   {:<10} {:>5} {:<6} {:>9} {:>12} {:>10} {:>14} {:>12} {:>10} {:>7} {:>6} {:>9}",
-        "links", "loss", "mode", "delivery", "copies/n/msg", "hops p50/99", "latency p50/99",
-        "bytes", "B/msg/node", "grafts", "iroh", "goal"
+        "links",
+        "loss",
+        "mode",
+        "delivery",
+        "copies/n/msg",
+        "hops p50/99",
+        "latency p50/99",
+        "bytes",
+        "B/msg/node",
+        "grafts",
+        "iroh",
+        "goal"
     );
     let mut rows = Vec::new();
     for case in &cases {

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use dn_node::{
-    ApiError, Client, Engine, ExportSummary, IdentityView, MessageView, NetworkView, NodeConfig,
-    PeerView, Request, RoomView, StatusView,
+    ApiError, Client, DmView, Engine, ExportSummary, IdentityView, MessageView, NetworkView,
+    NodeConfig, PeerView, Request, RoomView, StatusView,
 };
 use dn_proto::sim;
 use serde::de::DeserializeOwned;
@@ -91,6 +91,10 @@ enum Cmd {
     Status,
     /// The network this node can see: nodes with hop distances, and links.
     Network,
+    /// Direct messages: `dm --to ID TEXT` sends one, end-to-end encrypted; `dm log --with ID`
+    /// shows a conversation.
+    #[command(args_conflicts_with_subcommands = true)]
+    Dm(DmArgs),
     /// Dial a peer by address on the running node.
     Connect {
         /// HOST:PORT.
@@ -112,6 +116,30 @@ enum Cmd {
     },
     /// Run the deterministic protocol simulator (tree propagation beside the flooding baseline).
     Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct DmArgs {
+    #[command(subcommand)]
+    cmd: Option<DmCmd>,
+    /// Recipient node id (64 hex characters).
+    #[arg(long)]
+    to: Option<String>,
+    /// Text (several words are joined with spaces).
+    text: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum DmCmd {
+    /// Show the direct messages exchanged with one node.
+    Log {
+        /// The other node's id.
+        #[arg(long)]
+        with: String,
+        /// Most messages shown (newest ones).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -435,6 +463,43 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 "messages  {} stored, {} received this run, {} rejected",
                 s.messages, s.received, s.rejected
             );
+        }
+        Cmd::Dm(DmArgs {
+            cmd: Some(DmCmd::Log { with, limit }),
+            ..
+        }) => {
+            let msgs: Vec<DmView> = call(client, Request::DmLog { with, limit }).await?;
+            if json {
+                return print_json(&msgs);
+            }
+            for m in msgs {
+                let arrow = if m.outgoing { "->" } else { "<-" };
+                println!("{} {arrow} {}: {}", utc(m.timestamp), m.author_name, m.body);
+            }
+        }
+        Cmd::Dm(DmArgs {
+            cmd: None,
+            to,
+            text,
+        }) => {
+            let to =
+                to.ok_or_else(|| anyhow!("dm needs --to ID and a text, or `dm log --with ID`"))?;
+            if text.is_empty() {
+                return Err(anyhow!("dm --to ID needs a text"));
+            }
+            let m: DmView = call(
+                client,
+                Request::SendDm {
+                    to,
+                    body: text.join(" "),
+                },
+            )
+            .await?;
+            if json {
+                print_json(&m)?;
+            } else {
+                println!("{}", m.id);
+            }
         }
         Cmd::Network => {
             let n: NetworkView = call(client, Request::Network).await?;

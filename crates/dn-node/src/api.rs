@@ -34,6 +34,30 @@ pub struct MessageView {
     pub local: bool,
 }
 
+/// A direct message, decrypted (only its sender and recipient ever see this).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DmView {
+    /// Id of the carrying message.
+    pub id: String,
+    /// The other party (hex id).
+    pub peer: String,
+    /// Author (hex id).
+    pub author: String,
+    /// Author display name.
+    pub author_name: String,
+    /// Author clock, ms since the Unix epoch.
+    #[ts(type = "number")]
+    pub timestamp: u64,
+    /// Plain text.
+    pub body: String,
+    /// True when this node sent it.
+    pub outgoing: bool,
+    /// When this node stored it.
+    #[ts(type = "number")]
+    pub received_at: u64,
+}
+
 /// One line of a JSON Lines export: exactly the fields needed to verify a message offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -317,6 +341,20 @@ pub enum Request {
     },
     /// The network graph. → `NetworkView`
     Network,
+    /// Send an end-to-end encrypted direct message. → `DmView`
+    SendDm {
+        /// Recipient node id (64 hex).
+        to: String,
+        /// Text (at most 5,900 bytes).
+        body: String,
+    },
+    /// Direct messages exchanged with one node, oldest first. → `Vec<DmView>`
+    DmLog {
+        /// The other node (64 hex).
+        with: String,
+        /// Most messages returned (newest ones).
+        limit: u32,
+    },
     /// Dial a peer by address (`host:port`). → `null`
     AddPeer {
         /// Address.
@@ -343,6 +381,11 @@ pub enum EngineEvent {
     Status {
         /// Status now.
         status: StatusView,
+    },
+    /// A direct message to or from this node was stored.
+    Dm {
+        /// The message, decrypted.
+        dm: DmView,
     },
     /// The network graph changed (debounced by the engine).
     Network {

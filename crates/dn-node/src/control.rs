@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, warn};
@@ -28,9 +29,55 @@ enum Answer {
     Error(ApiError),
 }
 
-/// Path of the socket for a data directory.
+/// Longest socket path we use directly (Linux allows 107 bytes plus the terminating NUL).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// Path of the socket for a data directory: `<data_dir>/control.sock`, or, when that path is
+/// too long for a Unix socket, `<runtime dir>/disasternet-<uid>/<hash of the data dir>.sock`
+/// in a private (0700, owner-checked) directory.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(SOCKET_FILE)
+    let direct = data_dir.join(SOCKET_FILE);
+    if direct.as_os_str().len() <= MAX_SOCKET_PATH {
+        return direct;
+    }
+    let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let uid = std::fs::metadata(data_dir)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("disasternet-{uid}"))
+        .join(format!("{}.sock", hex::encode(&digest[..12])))
+}
+
+/// Makes sure the directory of a fallback socket path is ours and private.
+fn prepare_socket_dir(path: &Path, data_dir: &Path) -> std::io::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    if dir == data_dir {
+        return Ok(());
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    let me = std::fs::metadata(data_dir).map(|m| std::os::unix::fs::MetadataExt::uid(&m))?;
+    if !meta.is_dir()
+        || std::os::unix::fs::MetadataExt::uid(&meta) != me
+        || meta.permissions().mode() & 0o077 != 0
+    {
+        return Err(std::io::Error::other(format!(
+            "{} is not a private directory of this user; refusing to put the control socket there",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Binds the socket (removing a stale one left by a crashed node: the caller holds the data
@@ -40,6 +87,7 @@ pub(crate) fn serve(
     data_dir: &Path,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let path = socket_path(data_dir);
+    prepare_socket_dir(&path, data_dir)?;
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use dn_proto::dm;
 use dn_proto::message::normalize_name;
 use dn_proto::protocol::Counters;
 use dn_proto::topo::{Neighbour, TopoRecord};
@@ -186,6 +187,8 @@ impl Core {
         let rooms = store.joined_rooms().map_err(store_err)?;
         let port = net.as_ref().map_or(0, |n| n.listen.port());
         let mut proto = Protocol::new(id, name, port, rooms);
+        // Every node carries direct messages (encrypted; only the two ends can read them).
+        proto.carry_rooms([dm::DM_ROOM.to_string()]);
         // Rooms with stored messages that were never joined (or were left) are carried on.
         proto.carry_rooms(
             store
@@ -381,6 +384,11 @@ impl Core {
                     self.status_dirty = true;
                     let id = message.id();
                     match self.store.get_message(&id) {
+                        Ok(Some(sm)) if sm.message.room == dm::DM_ROOM => {
+                            if let Some(dm) = self.open_dm(&sm) {
+                                let _ = self.events.send(EngineEvent::Dm { dm });
+                            }
+                        }
                         Ok(Some(sm)) => {
                             let _ = self
                                 .events
@@ -491,6 +499,7 @@ impl Core {
             .rooms()
             .map_err(store_err)?
             .into_iter()
+            .filter(|r| r.name != dm::DM_ROOM)
             .map(|r| RoomView {
                 name: r.name,
                 joined: r.joined,
@@ -737,6 +746,7 @@ impl Core {
             }
             Request::JoinRoom { room } => {
                 let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                reserved(&room)?;
                 self.store.join_room(&room, now_ms()).map_err(store_err)?;
                 self.feed(Input::Joined(room.clone()));
                 self.status_dirty = true;
@@ -793,6 +803,22 @@ impl Core {
                 )?)
             }
             Request::Network => Self::to_value(self.network_view()),
+            Request::SendDm { to, body } => Self::to_value(self.send_dm(&to, &body)?),
+            Request::DmLog { with, limit } => {
+                let with = NodeId::from_hex(&with).map_err(invalid)?;
+                let mut v = Vec::new();
+                self.store
+                    .for_each_message(Some(dm::DM_ROOM), |sm| -> Result<(), ApiError> {
+                        if let Some(d) = self.open_dm(&sm) {
+                            if d.peer == with.to_hex() {
+                                v.push(d);
+                            }
+                        }
+                        Ok(())
+                    })?;
+                let skip = v.len().saturating_sub(limit.clamp(1, MAX_PAGE) as usize);
+                Self::to_value(v.split_off(skip))
+            }
             Request::AddPeer { addr } => {
                 let net = self.net.as_ref().ok_or_else(|| {
                     ApiError::new(
@@ -813,8 +839,74 @@ impl Core {
         }
     }
 
+    /// Decrypts a stored message of the DM room if this node is its sender or recipient.
+    fn open_dm(&self, sm: &StoredMessage) -> Option<DmView> {
+        let env = dm::from_body(&sm.message.body).ok()?;
+        let m = &sm.message;
+        let outgoing = m.author == self.id;
+        if !outgoing && env.recipient != self.id {
+            return None; // carried for others
+        }
+        let body = dm::open(&self.key, &m.author, &env, m.timestamp).ok()?;
+        let peer = if outgoing { env.recipient } else { m.author };
+        Some(DmView {
+            id: sm.id.to_hex(),
+            peer: peer.to_hex(),
+            author: m.author.to_hex(),
+            author_name: m.author_name.clone(),
+            timestamp: m.timestamp,
+            body,
+            outgoing,
+            received_at: sm.received_at,
+        })
+    }
+
+    fn send_dm(&mut self, to: &str, body: &str) -> Result<DmView, ApiError> {
+        let to = NodeId::from_hex(to).map_err(invalid)?;
+        let name = self.name()?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoName,
+                "set a display name first (disasternet init --name NAME)",
+            )
+        })?;
+        if body.len() > dm::MAX_DM_TEXT_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "direct message is {} bytes; the limit is {} bytes",
+                    body.len(),
+                    dm::MAX_DM_TEXT_BYTES
+                ),
+            ));
+        }
+        let ts = now_ms();
+        let mut eph = [0u8; 32];
+        let mut nonce = [0u8; 24];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut eph);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+        let env = dm::seal(&self.key, &to, body, ts, eph, nonce).map_err(invalid)?;
+        let msg = Message::create(&self.key, dm::DM_ROOM, &name, ts, &dm::to_body(&env))
+            .map_err(invalid)?;
+        self.store
+            .insert_message(&msg, now_ms(), true)
+            .map_err(store_err)?;
+        let sm = self
+            .store
+            .get_message(&msg.id())
+            .map_err(store_err)?
+            .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))?;
+        let v = self.open_dm(&sm).ok_or_else(|| {
+            ApiError::new(ErrorCode::Internal, "cannot read back own direct message")
+        })?;
+        let _ = self.events.send(EngineEvent::Dm { dm: v.clone() });
+        self.feed(Input::Published(msg));
+        self.status_dirty = true;
+        Ok(v)
+    }
+
     fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
         let room = dn_proto::message::normalize_room(room).map_err(invalid)?;
+        reserved(&room)?;
         let name = self.name()?.ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NoName,
@@ -850,6 +942,17 @@ impl Core {
         self.status_dirty = true;
         Ok(v)
     }
+}
+
+/// Refuses the room reserved for direct messages in room commands.
+fn reserved(room: &str) -> Result<(), ApiError> {
+    if room == dm::DM_ROOM {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "the room name \"dm\" is reserved for direct messages; use dm --to ID",
+        ));
+    }
+    Ok(())
 }
 
 /// The user-facing view of a stored message.

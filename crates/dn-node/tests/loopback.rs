@@ -225,3 +225,20 @@ async fn dialing_with_the_wrong_expected_identity_fails() {
     assert_eq!(a.status().await.unwrap().connected_peers, 0);
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_data_dir_still_gets_a_working_control_socket() {
+    let d = tempfile::tempdir().unwrap();
+    let deep = d
+        .path()
+        .join("a-rather-long-directory-name-for-a-relief-team".repeat(3));
+    let e = start(&deep, "Deep", vec![]).await;
+    let sock = dn_node::control::socket_path(&deep);
+    assert!(sock.as_os_str().len() < 108, "{}", sock.display());
+    let client = dn_node::Client::open(&deep).await.unwrap();
+    assert!(client.is_remote(), "the CLI reaches the running node");
+    let st = client.request(dn_node::Request::Status).await.unwrap();
+    assert_eq!(st["running"], true);
+    e.shutdown().await;
+    assert!(!sock.exists(), "socket removed on shutdown");
+}

@@ -609,3 +609,48 @@ mod tests {
         "f9b10060303cc88bcc",
     );
 }
+
+/// The reserved room that carries direct messages. Every node serves it (carries it), so
+/// envelopes travel like any room traffic; only sender and recipient can open them.
+pub const DM_ROOM: &str = "dm";
+/// Prefix of a message body that carries an envelope (`dm1:` + standard base64).
+pub const DM_BODY_PREFIX: &str = "dm1:";
+/// Largest direct-message text: its envelope in base64 must fit a message body (8 KiB).
+pub const MAX_DM_TEXT_BYTES: usize = 5_900;
+
+/// The message body that carries `env`.
+pub fn to_body(env: &DmEnvelope) -> String {
+    use base64::Engine as _;
+    format!("{DM_BODY_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(env.encode()))
+}
+
+/// The envelope carried by a message body of the [`DM_ROOM`].
+pub fn from_body(body: &str) -> Result<DmEnvelope, DmError> {
+    use base64::Engine as _;
+    let b64 = body.strip_prefix(DM_BODY_PREFIX).ok_or(DmError::Malformed("not a DM body"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| DmError::Malformed("DM body is not base64"))?;
+    DmEnvelope::decode(&bytes)
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[test]
+    fn largest_text_fits_a_message_body() {
+        let a = SigningKey::from_bytes(&[1; 32]);
+        let b = SigningKey::from_bytes(&[2; 32]);
+        let to = NodeId(b.verifying_key().to_bytes());
+        let text = "x".repeat(MAX_DM_TEXT_BYTES);
+        let env = seal(&a, &to, &text, 7, [3; 32], [4; 24]).unwrap();
+        let body = to_body(&env);
+        assert!(body.len() <= crate::message::MAX_BODY_BYTES, "{}", body.len());
+        let m = crate::Message::create(&a, DM_ROOM, "A", 7, &body).unwrap();
+        let back = from_body(&m.body).unwrap();
+        assert_eq!(open(&b, &m.author, &back, 7).unwrap(), text);
+        assert!(from_body("hello").is_err());
+        assert!(from_body("dm1:!!!").is_err());
+    }
+}
