@@ -8,14 +8,19 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use dn_proto::{Message, Storage};
+use std::collections::BTreeSet;
+
+use dn_proto::{Frame, Input, Message, NodeId, Protocol};
 use dn_store::Store;
+use ed25519_dalek::SigningKey;
 use serde_json::json;
 
 use crate::{fixtures, round2, stats, Ctx, Section};
 
 /// Goal: ingest rate / raw verify rate.
 const GOAL_RATIO: f64 = 0.8;
+/// Frames per store transaction in the engine's core loop (`dn_node::core` BURST).
+const ENGINE_BURST: usize = 512;
 /// Messages per `Store::insert_messages` call (a network batch).
 const BATCH: usize = 256;
 
@@ -86,18 +91,49 @@ fn one_round(
     );
     drop(store);
 
-    // Today's engine path: verify, then `Storage::insert`, one row per transaction
-    // (synchronous=FULL: one WAL fsync per message).
-    let mut store = fresh_store(dir, "per-row.sqlite3")?;
+    // The engine's path: the core thread feeds each `Msg` frame to `Protocol::handle`
+    // (verify, room and clock rules, insert, push decisions) and groups a burst of queued
+    // frames (up to 512) into one store transaction.
+    let mut store = fresh_store(dir, "engine.sqlite3")?;
+    let me = SigningKey::from_bytes(&[200u8; 32]);
+    let peer = NodeId([201u8; 32]);
+    let rooms: Vec<String> = msgs
+        .iter()
+        .map(|m| m.room.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut proto = Protocol::new(
+        NodeId(me.verifying_key().to_bytes()),
+        "bench".into(),
+        7300,
+        rooms.clone(),
+    );
+    proto.handle(&mut store, Input::Connected { peer }, 0);
+    let hello = Frame::Hello {
+        version: 1,
+        node: peer,
+        name: "peer".into(),
+        rooms,
+        listen_port: 7300,
+    };
+    proto.handle(&mut store, Input::Frame { peer, frame: hello }, 0);
     let t = Instant::now();
-    for m in msgs.iter().take(n_row) {
-        m.verify()?;
-        Storage::insert(&mut store, m)?;
+    for chunk in msgs[..n_row].chunks(ENGINE_BURST) {
+        store.begin_batch()?;
+        for m in chunk {
+            let frame = Frame::Msg {
+                hops: 8,
+                message: m.clone(),
+            };
+            proto.handle(&mut store, Input::Frame { peer, frame }, 1);
+        }
+        store.commit_batch()?;
     }
     let per_row = rate(n_row, t.elapsed().as_secs_f64());
     ensure!(
         store.message_count(None)? == n_row as u64,
-        "per-row store holds the wrong count"
+        "engine-path store holds the wrong count"
     );
     drop(store);
 
@@ -148,7 +184,7 @@ fn one_round(
 const PATHS: [&str; 5] = [
     "raw verify (Message::verify)",
     "ingest: verify + Store::insert_messages, batches of 256",
-    "ingest: verify + Storage::insert, 1 row/tx (engine today)",
+    "ingest, engine path: Protocol::handle(Msg), 512-frame burst transactions",
     "ingest, 2 threads: verify | insert_messages (256), pipelined",
     "store only: Store::insert_messages, batches of 256",
 ];

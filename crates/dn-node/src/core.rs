@@ -126,6 +126,8 @@ struct Conn {
     tx: tokio::sync::mpsc::UnboundedSender<Frame>,
 }
 
+/// Most queued messages handled as one burst (one store transaction for their frames).
+const BURST: usize = 512;
 /// Wanted number of connections; below it, peers of peers are dialed (peer exchange).
 const TARGET_PEERS: usize = 8;
 /// A peer of a peer suggested for dialing is not suggested again for this long.
@@ -250,7 +252,11 @@ impl Core {
             let wait = self.next_timer_wait().min(Duration::from_millis(250));
             match rx.recv_timeout(wait) {
                 Ok(CoreMsg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Ok(msg) => self.handle(msg),
+                Ok(first) => {
+                    if self.handle_burst(first, &rx) {
+                        break;
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             self.fire_due_timers();
@@ -269,6 +275,44 @@ impl Core {
             }
         }
         debug!("core stopped");
+    }
+
+    /// Handles `first` and whatever else is already queued (up to [`BURST`] messages). Frames
+    /// arriving in a burst are stored in one transaction instead of one fsync'd commit each;
+    /// the transaction is committed before any request runs, so a message the user sends is
+    /// still durable before it is reported. Returns true on shutdown.
+    fn handle_burst(&mut self, first: CoreMsg, rx: &mpsc::Receiver<CoreMsg>) -> bool {
+        let mut batch = vec![first];
+        while batch.len() < BURST {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let frames = batch
+            .iter()
+            .filter(|m| matches!(m, CoreMsg::Frame { .. }))
+            .count();
+        let mut stop = false;
+        for m in batch {
+            let is_frame = matches!(m, CoreMsg::Frame { .. });
+            if is_frame && frames > 1 {
+                if let Err(e) = self.store.begin_batch() {
+                    warn!("opening a store batch: {e}");
+                }
+            } else if let Err(e) = self.store.commit_batch() {
+                warn!("committing a store batch: {e}");
+            }
+            if matches!(m, CoreMsg::Shutdown) {
+                stop = true;
+                break;
+            }
+            self.handle(m);
+        }
+        if let Err(e) = self.store.commit_batch() {
+            warn!("committing a store batch: {e}");
+        }
+        stop
     }
 
     /// Handles one message (public so an offline client can drive a core without a thread).

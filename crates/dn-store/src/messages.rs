@@ -67,6 +67,25 @@ impl Store {
         insert_on(&self.conn, msg, received_at_ms, local)
     }
 
+    /// Opens a write transaction that groups the following single inserts (messages arriving
+    /// from the network in a burst) into one commit. Not for local sends: those must be durable
+    /// before they are reported, so commit with [`Store::commit_batch`] before handling them.
+    /// Does nothing if a batch is already open.
+    pub fn begin_batch(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        Ok(())
+    }
+
+    /// Commits the transaction opened by [`Store::begin_batch`] (no-op if none is open).
+    pub fn commit_batch(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
     /// Stores a batch of `(message, received_at_ms, local)` in one transaction: all or none.
     /// Returns, per entry, whether it was new (a repeat inside the batch is not new).
     pub fn insert_messages(&self, batch: &[(Message, u64, bool)]) -> Result<Vec<bool>> {

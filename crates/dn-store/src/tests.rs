@@ -687,3 +687,23 @@ fn paging_100k_is_fast() {
     println!("200 pages ({n} messages) in {el:?}");
     assert!(el < std::time::Duration::from_secs(2), "{el:?}");
 }
+
+#[test]
+fn batch_groups_single_inserts_into_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let s = Store::open(&path).unwrap();
+    let other = Store::open(&path).unwrap();
+    s.begin_batch().unwrap();
+    s.begin_batch().unwrap(); // idempotent
+    for i in 0..50 {
+        assert!(s
+            .insert_message(&msg(1, "r", i, &format!("m{i}")), 1, false)
+            .unwrap());
+    }
+    // Another connection does not see the open batch yet.
+    assert_eq!(other.message_count(None).unwrap(), 0);
+    s.commit_batch().unwrap();
+    s.commit_batch().unwrap(); // no-op
+    assert_eq!(other.message_count(None).unwrap(), 50);
+}
