@@ -1,0 +1,149 @@
+# DisasterNet build, run and test entry points (GNU make). Non-interactive: works as root with
+# CI=true and no stdin. `make test` is what CI runs (.ci/run).
+#
+#   make deps     system packages (only if missing), npm packages, tauri-driver
+#   make ui       build the web UI into ui/dist
+#   make app      build the desktop app (debug; embeds ui/dist)
+#   make run      deps + ui + app, then start the app (ARGS="--data-dir /tmp/dn" to pass options)
+#   make test     everything: Rust build + tests, binding staleness, UI unit tests, GUI e2e
+#   make bench    release build, then dn-bench (figures in docs/benchmarks.md)
+#   make package  .deb bundle (release build, via the npm Tauri CLI)
+#   make clean    remove build outputs
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := app
+.DELETE_ON_ERROR:
+# Steps share one target dir, ports and 2 cores: run them one at a time even under -j.
+.NOTPARALLEL:
+
+export CI ?= true
+export DEBIAN_FRONTEND := noninteractive
+export npm_config_fund := false
+export npm_config_audit := false
+export npm_config_update_notifier := false
+
+CARGO ?= cargo
+NPM ?= npm
+# Binaries land in CARGO_TARGET_DIR when set (cargo resolves a relative one from the repo root,
+# where these recipes run).
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
+APP_BIN := $(TARGET_DIR)/debug/disasternet-app
+CLI_BIN := $(TARGET_DIR)/debug/disasternet
+TEST_OUT := $(TARGET_DIR)/test-output
+CARGO_HOME ?= $(HOME)/.cargo
+TAURI_DRIVER := $(shell command -v tauri-driver 2>/dev/null || echo $(CARGO_HOME)/bin/tauri-driver)
+XVFB_RUN := xvfb-run -a -s "-screen 0 1280x800x24"
+
+# Exactly the system packages of the platform notes (PLATFORM.md): build deps for Tauri/WebKitGTK,
+# Xvfb + WebKitWebDriver for the GUI test, ImageMagick for icons/screens, netns test tools.
+APT_PACKAGES := \
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev \
+  build-essential pkg-config libssl-dev libxdo-dev file \
+  xvfb xauth webkit2gtk-driver imagemagick \
+  iproute2 nftables ethtool avahi-utils
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=600
+
+.PHONY: bench deps deps-apt deps-tools deps-npm deps-tauri-driver ui app run test test-rust \
+        test-netns test-bindings test-ui test-gui package clean
+
+# ------------------------------------------------------------------------------------- deps
+
+deps: deps-apt deps-tools deps-npm deps-tauri-driver
+
+deps-apt:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q '^install ok installed$$' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing missing packages:$$missing"; \
+	  for attempt in 1 2 3; do \
+	    if $(APT_GET) update && $(APT_GET) install -y --no-install-recommends $(APT_PACKAGES); \
+	    then break; fi; \
+	    [ "$$attempt" = 3 ] && exit 1; \
+	    echo "deps: apt-get failed (another apt run?), retrying in 20 s"; sleep 20; \
+	  done; \
+	else echo "deps: system packages present"; fi
+
+deps-tools:
+	@for tool in $(CARGO) node $(NPM); do \
+	  command -v "$$tool" >/dev/null || { echo "deps: '$$tool' not found: install Rust (rustup) and Node.js >= 20.19" >&2; exit 1; }; \
+	done
+
+deps-npm: ui/node_modules/.installed tests/gui/node_modules/.installed
+
+# Reinstall only when the lock file changed (npm ci wipes node_modules each time).
+%/node_modules/.installed: %/package-lock.json %/package.json
+	cd $* && $(NPM) ci --no-audit --no-fund </dev/null
+	touch $@
+
+deps-tauri-driver:
+	@if [ -x "$(TAURI_DRIVER)" ]; then echo "deps: tauri-driver present ($(TAURI_DRIVER))"; \
+	else $(CARGO) install tauri-driver --locked </dev/null; fi
+
+# ------------------------------------------------------------------------------------ build
+
+ui: deps-npm
+	cd ui && $(NPM) run build </dev/null
+
+# The default `custom-protocol` feature embeds ui/dist into the binary.
+app: ui
+	$(CARGO) build -p disasternet-app
+
+run: deps ui app
+	$(APP_BIN) $(ARGS)
+
+# ------------------------------------------------------------------------------------- test
+
+test: deps ui
+	$(CARGO) build --workspace --bins
+	$(MAKE) --no-print-directory test-rust test-bindings test-ui test-gui test-netns
+
+test-rust:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --exclude dn-tests
+
+# Multi-node scenarios in network namespaces: need root, run one at a time.
+test-netns:
+	$(CARGO) test -p dn-tests -- --test-threads=1
+
+# `cargo test` regenerated ui/src/bindings (ts-rs): they must match what is committed.
+test-bindings:
+	@git diff --exit-code --stat -- ui/src/bindings \
+	  || { echo "ui/src/bindings is stale: commit the regenerated files" >&2; exit 1; }
+	@untracked="$$(git ls-files --others --exclude-standard -- ui/src/bindings)"; \
+	if [ -n "$$untracked" ]; then \
+	  echo "untracked generated bindings (commit them):" >&2; echo "$$untracked" >&2; exit 1; fi
+
+test-ui: deps-npm
+	cd ui && $(NPM) test </dev/null
+
+# Needs the app built from the current ui/dist and the CLI (both from `cargo build --bins`).
+test-gui: deps-npm deps-tauri-driver
+	@test -x $(APP_BIN) && test -x $(CLI_BIN) \
+	  || { echo "build first: cargo build --workspace --bins" >&2; exit 1; }
+	mkdir -p $(TEST_OUT)/gui
+	cd tests/gui && APP_BIN=$(APP_BIN) CLI_BIN=$(CLI_BIN) TAURI_DRIVER=$(TAURI_DRIVER) \
+	  GUI_OUT_DIR=$(TEST_OUT)/gui $(XVFB_RUN) $(NPM) test </dev/null
+
+# -------------------------------------------------------------------------------- benchmarks
+
+# Benchmarks (figures of record: docs/benchmarks.md). Release build; results on stdout; the
+# network-namespace section needs root. BENCH_ARGS="--quick", "--json" or "--only sim,recon,…".
+BENCH_ARGS ?=
+bench:
+	$(CARGO) build --release -p disasternet-cli -p dn-bench
+	$(TARGET_DIR)/release/dn-bench --disasternet $(TARGET_DIR)/release/disasternet $(BENCH_ARGS)
+
+# ---------------------------------------------------------------------------------- package
+
+package: deps ui
+	cd ui && $(NPM) run tauri -- build --bundles deb </dev/null
+	@ls -1 $(TARGET_DIR)/release/bundle/deb/*.deb
+
+clean:
+	$(CARGO) clean
+	rm -rf ui/dist ui/node_modules tests/gui/node_modules

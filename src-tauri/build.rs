@@ -1,0 +1,5 @@
+//! Generates the Tauri context (config, capabilities, embedded assets) at compile time.
+
+fn main() {
+    tauri_build::build();
+}

@@ -1,0 +1,427 @@
+// GUI end-to-end tests: drive the real DisasterNet app binary through tauri-driver
+// (WebKitWebDriver) and check results with the `disasternet` CLI.
+//
+// Run under a display, e.g.: xvfb-run -a -s "-screen 0 1280x800x24" npm test
+// Environment (the Makefile sets these):
+//   APP_BIN        app binary          (default: <target>/debug/disasternet-app)
+//   CLI_BIN        `disasternet` CLI   (default: <target>/debug/disasternet)
+//   TAURI_DRIVER   tauri-driver        (default: tauri-driver on PATH, then ~/.cargo/bin)
+//   GUI_OUT_DIR    screenshots, logs   (default: <target>/test-output/gui)
+//   KEEP_DATA_DIR  set to keep the temporary data directories
+//
+// Everything stays on 127.0.0.1 with mDNS off.
+
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer } from "node:net";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { Builder, By, Key, until } from "selenium-webdriver";
+
+const execFileP = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../..");
+const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? "target");
+const APP_BIN = resolve(process.env.APP_BIN ?? join(targetDir, "debug", "disasternet-app"));
+const CLI_BIN = resolve(process.env.CLI_BIN ?? join(targetDir, "debug", "disasternet"));
+const OUT_DIR = process.env.GUI_OUT_DIR ?? join(targetDir, "test-output", "gui");
+const TIMEOUT = 20_000;
+const ROOM = "medical";
+
+let server; // tauri-driver URL
+let driverProc;
+const cleanups = [];
+let lastDriver; // the session of the running test, for a screenshot when it fails
+
+// ------------------------------------------------------------------------------- helpers
+
+function findTauriDriver() {
+  if (process.env.TAURI_DRIVER) return process.env.TAURI_DRIVER;
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (dir && existsSync(join(dir, "tauri-driver"))) return join(dir, "tauri-driver");
+  }
+  return join(process.env.CARGO_HOME ?? join(homedir(), ".cargo"), "bin", "tauri-driver");
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` (async, returns truthy when done) until it succeeds or `ms` pass. */
+async function eventually(what, check, ms = TIMEOUT) {
+  const describe = typeof what === "function" ? what : () => what;
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${describe()}${last ? `: ${last.message}` : ""}`);
+    }
+    await sleep(200);
+  }
+}
+
+function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.push(() => {
+    if (!process.env.KEEP_DATA_DIR) rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Pids of app processes started for a data dir (matched by binary and that unique dir). */
+function appPids(dataDir) {
+  const pids = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const exe = readlinkSync(`/proc/${entry}/exe`);
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (exe === APP_BIN && argv.includes(dataDir)) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours
+    }
+  }
+  return pids;
+}
+
+/** `disasternet --data-dir DIR ...args`, parsed as JSON when `--json` is among the args. */
+async function cli(dataDir, ...args) {
+  const { stdout } = await execFileP(CLI_BIN, ["--data-dir", dataDir, ...args], { timeout: TIMEOUT });
+  return args.includes("--json") ? JSON.parse(stdout) : stdout;
+}
+
+/** Starts the app in a WebDriver session. */
+async function launchApp(dataDir, extraArgs = []) {
+  const driver = await new Builder()
+    .usingServer(server)
+    .withCapabilities({
+      browserName: "wry",
+      "tauri:options": {
+        application: APP_BIN,
+        // Never announce or broadcast on the host's real network from a test.
+        args: ["--data-dir", dataDir, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0", ...extraArgs],
+      },
+    })
+    .build();
+  lastDriver = driver;
+  cleanups.unshift(async () => {
+    try {
+      await driver.quit();
+    } catch {
+      // session already over
+    }
+    for (const pid of appPids(dataDir)) process.kill(pid, "SIGKILL");
+  });
+  return driver;
+}
+
+/** Ends the app with SIGTERM (as a logout would) and waits until the process is gone. */
+async function stopApp(driver, dataDir) {
+  const pids = appPids(dataDir);
+  assert.equal(pids.length, 1, `expected one app process, found [${pids}]`);
+  process.kill(pids[0], "SIGTERM");
+  await eventually("the app to exit after SIGTERM", () => appPids(dataDir).length === 0);
+  try {
+    await driver.quit();
+  } catch {
+    // the session ended with the app
+  }
+}
+
+async function screenshot(driver, name) {
+  const file = join(OUT_DIR, `${name}.png`);
+  writeFileSync(file, await driver.takeScreenshot(), "base64");
+  console.log(`screenshot: ${file}`);
+}
+
+async function setName(driver, name) {
+  const input = await driver.wait(until.elementLocated(By.css("#name-input")), TIMEOUT);
+  await driver.wait(until.elementIsVisible(input), TIMEOUT);
+  await input.sendKeys(name, Key.ENTER);
+  await driver.wait(until.elementIsNotVisible(driver.findElement(By.css("#name-dialog"))), TIMEOUT);
+  await driver.wait(until.elementTextContains(driver.findElement(By.css("#self-identity")), name), TIMEOUT);
+}
+
+async function joinRoom(driver, room) {
+  await driver.findElement(By.css("#room-input")).sendKeys(room);
+  await driver.findElement(By.css("#join-button")).click();
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), `#${room}`), TIMEOUT);
+  await driver.wait(until.elementLocated(By.css(`.room[data-room="${room}"]`)), TIMEOUT);
+}
+
+/** Waits for an element matching `css` whose text contains `text` (re-located on each try). */
+function elementWithText(driver, css, text) {
+  let seen = [];
+  return eventually(() => `${css} containing ${JSON.stringify(text)} (last seen: ${JSON.stringify(seen)})`, async () => {
+    seen = [];
+    for (const el of await driver.findElements(By.css(css))) {
+      // textContent, not getText(): WebDriver's visibility heuristics skip text in
+      // overflow-clipped flex children (ellipsised names), which is still on screen.
+      const t = await el.getAttribute("textContent");
+      seen.push(t);
+      if (t.includes(text)) return el;
+    }
+    return null;
+  });
+}
+
+/** Waits for a message with exactly this body in the list and returns its element. */
+function messageWithBody(driver, body) {
+  const xpath = `//li[contains(@class,"message")][.//div[@class="body" and text()=${JSON.stringify(body)}]]`;
+  return driver.wait(until.elementLocated(By.xpath(xpath)), TIMEOUT);
+}
+
+async function assertNoErrors(driver) {
+  const errors = await driver.findElements(By.css("#error-banner .error"));
+  const texts = await Promise.all(errors.map((e) => e.getText()));
+  assert.deepEqual(texts, [], "the error banner shows errors");
+}
+
+// ----------------------------------------------------------------------------- fixture
+
+before(async () => {
+  for (const [what, path] of [["app", APP_BIN], ["CLI", CLI_BIN]]) {
+    assert.ok(existsSync(path), `${what} binary missing: ${path} (run cargo build --workspace --bins)`);
+  }
+  mkdirSync(OUT_DIR, { recursive: true });
+  const port = await freePort();
+  const nativePort = await freePort();
+  const log = createWriteStream(join(OUT_DIR, "tauri-driver.log"));
+  driverProc = spawn(findTauriDriver(), ["--port", String(port), "--native-port", String(nativePort)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  driverProc.stdout.pipe(log);
+  driverProc.stderr.pipe(log);
+  driverProc.once("error", (e) => console.error(`tauri-driver: ${e.message}`));
+  server = `http://127.0.0.1:${port}/`;
+  await eventually("tauri-driver to listen", async () => (await fetch(`${server}status`)).ok);
+});
+
+after(async () => {
+  for (const cleanup of cleanups) await cleanup();
+  driverProc?.kill("SIGTERM");
+});
+
+/** A test that saves `FAILED-<slug>.png` if it fails while the app is up. */
+function guiTest(title, slug, fn) {
+  test(title, async () => {
+    lastDriver = undefined;
+    try {
+      await fn();
+    } catch (e) {
+      if (lastDriver) await screenshot(lastDriver, `FAILED-${slug}`).catch(() => {});
+      throw e;
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------- tests
+
+guiTest("first start: set name, join #medical, send with Enter; the message is shown and stored", "first-start", async () => {
+  const dataDir = tempDir("dn-gui-");
+  const name = "Field Medic Amara";
+  const body = `Insulin needed at the school shelter (smoke ${Date.now()})`;
+  const driver = await launchApp(dataDir);
+
+  // First start asks for a display name.
+  await driver.wait(until.elementIsVisible(await driver.wait(until.elementLocated(By.css("#name-dialog")), TIMEOUT)), TIMEOUT);
+  await screenshot(driver, "01-first-start");
+  await setName(driver, name);
+
+  // No peers: the status bar says so plainly.
+  await driver.wait(until.elementTextContains(driver.findElement(By.css("#net-status")), "Offline"), TIMEOUT);
+
+  // An engine error (invalid room name) shows in the banner until dismissed.
+  const roomInput = await driver.findElement(By.css("#room-input"));
+  await roomInput.sendKeys("no/slashes", Key.ENTER);
+  const error = await driver.wait(until.elementLocated(By.css('#error-banner .error[data-code="invalid_input"]')), TIMEOUT);
+  assert.match(await error.getText(), /invalid room name/);
+  await screenshot(driver, "02-error-banner");
+  await error.findElement(By.css(".error-dismiss")).click();
+  await driver.wait(until.elementIsNotVisible(driver.findElement(By.css("#error-banner"))), TIMEOUT);
+  await roomInput.clear();
+
+  await joinRoom(driver, ROOM);
+
+  // Type a message and press Enter.
+  const composer = await driver.findElement(By.css("#composer"));
+  await driver.wait(until.elementIsEnabled(composer), TIMEOUT);
+  await composer.sendKeys(body);
+  const bytes = await driver.findElement(By.css("#byte-count"));
+  await driver.wait(until.elementTextContains(bytes, `${Buffer.byteLength(body)} / 8192`), TIMEOUT);
+  await composer.sendKeys(Key.ENTER);
+
+  // It appears in the message list, with author name and fingerprint.
+  const message = await messageWithBody(driver, body);
+  assert.equal(await message.findElement(By.css(".author")).getText(), name);
+  assert.match(await message.findElement(By.css(".fingerprint")).getText(), /^[0-9a-f]{4}-[0-9a-f]{4}$/);
+  assert.equal(await composer.getAttribute("value"), "", "composer is cleared after sending");
+  assert.equal((await driver.findElements(By.css(".message"))).length, 1);
+  await assertNoErrors(driver);
+  // The engine's (debounced) status event updates the counters.
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#message-count")), "1 message"), TIMEOUT);
+  await screenshot(driver, "03-message-sent");
+
+  // Shift+Enter makes a new line instead of sending. (Separate calls: a modifier stays
+  // pressed until the end of one sendKeys.)
+  await composer.sendKeys("line one");
+  await composer.sendKeys(Key.SHIFT, Key.ENTER);
+  await composer.sendKeys("line two");
+  assert.equal(await composer.getAttribute("value"), "line one\nline two");
+  assert.equal((await driver.findElements(By.css(".message"))).length, 1);
+
+  // Over the 8192-byte limit: refused before sending.
+  // (Set like a paste: typing 8193 keys one by one takes WebDriver ~20 s.)
+  await composer.clear();
+  await driver.executeScript(
+    "const c = arguments[0]; c.value = 'x'.repeat(8193); c.dispatchEvent(new Event('input'));",
+    composer,
+  );
+  await driver.wait(until.elementTextContains(bytes, "8193 / 8192"), TIMEOUT);
+  assert.equal(await driver.findElement(By.css("#send-button")).isEnabled(), false);
+  assert.match(await driver.findElement(By.css("#composer-hint")).getText(), /too long/);
+  await composer.sendKeys(Key.ENTER);
+  await sleep(300);
+  assert.equal((await driver.findElements(By.css(".message"))).length, 1);
+  await screenshot(driver, "04-over-limit");
+
+  // The app exits cleanly; the message is in the store (ask the CLI).
+  await stopApp(driver, dataDir);
+  const stored = await cli(dataDir, "log", "--room", ROOM, "--json");
+  assert.ok(Array.isArray(stored), `log --json is not an array: ${JSON.stringify(stored)}`);
+  const mine = stored.filter((m) => m.body === body);
+  assert.equal(mine.length, 1, `message not in the store: ${JSON.stringify(stored)}`);
+  assert.equal(mine[0].room, ROOM);
+  assert.equal(mine[0].author_name, name);
+  assert.equal(mine[0].local, true);
+  assert.equal(stored.length, 1, "the over-limit draft was not stored");
+});
+
+guiTest("two nodes: a CLI peer shows online, its message appears, ours reaches it", "two-nodes", async () => {
+  // A headless node "Ben" on loopback, already in #medical.
+  const benDir = tempDir("dn-gui-ben-");
+  const benPort = await freePort();
+  await cli(benDir, "init", "--name", "Ben");
+  await cli(benDir, "room", "join", ROOM);
+  const benLog = createWriteStream(join(OUT_DIR, "peer-node.log"));
+  const ben = spawn(CLI_BIN, ["--data-dir", benDir, "node", "--listen", `127.0.0.1:${benPort}`, "--no-mdns", "--no-beacon"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  ben.stdout.pipe(benLog);
+  ben.stderr.pipe(benLog);
+  cleanups.unshift(() => ben.kill("SIGTERM"));
+  await eventually("the peer node to run", async () => (await cli(benDir, "status", "--json")).running);
+
+  const appDir = tempDir("dn-gui-app-");
+  const driver = await launchApp(appDir, ["--peer", `127.0.0.1:${benPort}`]);
+  await setName(driver, "Amara");
+  await joinRoom(driver, ROOM);
+
+  // Ben is listed online; the status bar says online.
+  await elementWithText(driver, '.peer[data-connected="true"]', "Ben");
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#net-status")), "Online"), TIMEOUT);
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#peer-count")), "1 peer connected"), TIMEOUT);
+
+  // Ben writes; the app shows it live, with Ben's name and fingerprint.
+  const fromBen = `Generator at the clinic runs until 22:00 (${Date.now()})`;
+  await cli(benDir, "send", "--room", ROOM, fromBen);
+  const received = await messageWithBody(driver, fromBen);
+  assert.equal(await received.findElement(By.css(".author")).getText(), "Ben");
+  const benId = (await cli(benDir, "status", "--json")).identity;
+  assert.equal(await received.findElement(By.css(".fingerprint")).getText(), benId.fingerprint);
+
+  // We answer; Ben's node stores it.
+  const reply = `Thanks Ben, sending two volunteers (${Date.now()})`;
+  const composer = await driver.findElement(By.css("#composer"));
+  await composer.sendKeys(reply, Key.ENTER);
+  await messageWithBody(driver, reply);
+  await eventually("Ben's node to store our reply", async () =>
+    (await cli(benDir, "log", "--room", ROOM, "--json")).some((m) => m.body === reply && m.author_name === "Amara"),
+  );
+  await assertNoErrors(driver);
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#message-count")), "2 messages"), TIMEOUT);
+  await screenshot(driver, "05-two-nodes");
+
+  await stopApp(driver, appDir);
+});
+
+guiTest("a data dir already used by a running node: the app shows why instead of crashing", "busy", async () => {
+  const dir = tempDir("dn-gui-busy-");
+  await cli(dir, "init", "--name", "Headless");
+  const node = spawn(CLI_BIN, ["--data-dir", dir, "node", "--listen", "127.0.0.1:0", "--no-mdns", "--no-beacon"], {
+    stdio: "ignore",
+  });
+  cleanups.unshift(() => node.kill("SIGTERM"));
+  await eventually("the node to run", async () => (await cli(dir, "status", "--json")).running);
+
+  const driver = await launchApp(dir);
+  const fatal = await driver.wait(until.elementLocated(By.css("#fatal")), TIMEOUT);
+  await driver.wait(until.elementIsVisible(fatal), TIMEOUT);
+  assert.equal(await driver.findElement(By.css("#fatal-code")).getText(), "busy");
+  assert.match(await driver.findElement(By.css("#fatal-message")).getText(), /already running/);
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#net-status")), "Not running"), TIMEOUT);
+  await screenshot(driver, "06-busy");
+  await stopApp(driver, dir);
+});
+
+guiTest("history: newest page first, older pages load on scroll-up", "history", async () => {
+  const dir = tempDir("dn-gui-history-");
+  await cli(dir, "init", "--name", "Archivist");
+  await cli(dir, "room", "join", ROOM);
+  const total = 75; // one page (50) + a partial one
+  for (let i = 1; i <= total; i++) await cli(dir, "send", "--room", ROOM, `history message ${i}`);
+
+  const driver = await launchApp(dir);
+  await messageWithBody(driver, `history message ${total}`);
+  const count = async () => (await driver.findElements(By.css(".message"))).length;
+  assert.equal(await count(), 50, "first the newest page");
+  const bodies = await driver.findElements(By.css(".message .body"));
+  assert.equal(await bodies[0].getText(), `history message ${total - 49}`);
+  // Newest at the bottom, scrolled into view.
+  const scroller = await driver.findElement(By.css("#message-scroller"));
+  const atBottom = await driver.executeScript(
+    "const s = arguments[0]; return s.scrollHeight - s.scrollTop - s.clientHeight < 4;",
+    scroller,
+  );
+  assert.ok(atBottom, "starts scrolled to the newest message");
+
+  await driver.executeScript("arguments[0].scrollTop = 0;", scroller);
+  await eventually("the older page", async () => (await count()) === total);
+  await messageWithBody(driver, "history message 1");
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#older-status")), "Beginning of the room"), TIMEOUT);
+  // The message that was on top stays in view instead of jumping to the oldest.
+  const keptInPlace = await driver.executeScript("return arguments[0].scrollTop > 0;", scroller);
+  assert.ok(keptInPlace, "scroll position kept after prepending");
+  await assertNoErrors(driver);
+  await screenshot(driver, "07-history");
+  await stopApp(driver, dir);
+});

@@ -1,0 +1,107 @@
+// The one module that talks to the Rust side. Everything else uses the `Backend` interface, so
+// the store and the views can be tested with a fake (or with `mockIPC`).
+
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { ApiError } from "./bindings/ApiError";
+import type { EngineEvent } from "./bindings/EngineEvent";
+import type { ErrorCode } from "./bindings/ErrorCode";
+import type { ExportSummary } from "./bindings/ExportSummary";
+import type { IdentityView } from "./bindings/IdentityView";
+import type { MessageView } from "./bindings/MessageView";
+import type { PeerView } from "./bindings/PeerView";
+import type { RoomView } from "./bindings/RoomView";
+import type { StatusView } from "./bindings/StatusView";
+
+/** Tauri event carrying every engine event (see src-tauri/src/lib.rs). */
+export const ENGINE_EVENT = "engine";
+/** Tauri event sent when the UI missed engine events and must reload its state. */
+export const ENGINE_LAGGED_EVENT = "engine-lagged";
+
+/** Where an error came from: an engine `ErrorCode`, or `ipc` when the call itself failed. */
+export type AppErrorCode = ErrorCode | "ipc";
+
+/** An error from the Rust side, turned back into a typed JS error. */
+export class AppError extends Error {
+  readonly code: AppErrorCode;
+
+  constructor(code: AppErrorCode, message: string) {
+    super(message);
+    this.name = "AppError";
+    this.code = code;
+  }
+
+  /** Wraps whatever `invoke` rejected with. */
+  static from(raw: unknown): AppError {
+    if (raw instanceof AppError) return raw;
+    if (isApiError(raw)) return new AppError(raw.code, raw.message);
+    if (raw instanceof Error) return new AppError("ipc", raw.message);
+    return new AppError("ipc", typeof raw === "string" ? raw : JSON.stringify(raw));
+  }
+}
+
+function isApiError(raw: unknown): raw is ApiError {
+  return (
+    typeof raw === "object" &&
+    raw !== null &&
+    typeof (raw as { code?: unknown }).code === "string" &&
+    typeof (raw as { message?: unknown }).message === "string"
+  );
+}
+
+/** Handlers for pushed engine events. */
+export interface EventHandlers {
+  event(event: EngineEvent): void;
+  /** Some events were dropped: reload everything. */
+  lagged(): void;
+}
+
+/** Everything the UI can ask of the engine. One method per Tauri command. */
+export interface Backend {
+  identity(): Promise<IdentityView>;
+  setName(name: string): Promise<IdentityView>;
+  joinRoom(room: string): Promise<RoomView>;
+  leaveRoom(room: string): Promise<RoomView>;
+  rooms(): Promise<RoomView[]>;
+  send(room: string, body: string): Promise<MessageView>;
+  /** The newest `limit` messages (strictly before message id `before`), oldest first. */
+  messages(room: string, limit: number, before: string | null): Promise<MessageView[]>;
+  peers(): Promise<PeerView[]>;
+  status(): Promise<StatusView>;
+  exportTo(room: string | null, path: string): Promise<ExportSummary>;
+  /** Starts delivering engine events; resolves to a function that stops it. */
+  subscribe(handlers: EventHandlers): Promise<() => void>;
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (raw) {
+    throw AppError.from(raw);
+  }
+}
+
+/** The real backend: Tauri commands and events. */
+export const tauriBackend: Backend = {
+  identity: () => call("identity"),
+  setName: (name) => call("set_name", { name }),
+  joinRoom: (room) => call("join_room", { room }),
+  leaveRoom: (room) => call("leave_room", { room }),
+  rooms: () => call("rooms"),
+  send: (room, body) => call("send", { room, body }),
+  messages: (room, limit, before) => call("messages", { room, limit, before }),
+  peers: () => call("peers"),
+  status: () => call("status"),
+  exportTo: (room, path) => call("export", { room, path }),
+  async subscribe(handlers) {
+    const stops: UnlistenFn[] = [];
+    try {
+      stops.push(await listen<EngineEvent>(ENGINE_EVENT, (e) => handlers.event(e.payload)));
+      stops.push(await listen<number>(ENGINE_LAGGED_EVENT, () => handlers.lagged()));
+    } catch (raw) {
+      stops.forEach((stop) => stop());
+      throw AppError.from(raw);
+    }
+    return () => stops.forEach((stop) => stop());
+  },
+};

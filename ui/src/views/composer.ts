@@ -1,0 +1,104 @@
+// Write a message: Enter sends, Shift+Enter adds a line; shows the size against the limit.
+
+import { h } from "../lib/dom";
+import { checkBody, MAX_BODY_BYTES } from "../lib/messages";
+import { selectedRoom, type AppState, type Store } from "../store";
+
+export function mountComposer(root: HTMLElement, store: Store): () => void {
+  const input = h("textarea", {
+    id: "composer",
+    rows: 2,
+    "aria-label": "Message",
+    placeholder: "Write a message…",
+  });
+  const send = h("button", { id: "send-button", type: "submit", class: "primary" }, "Send");
+  const bytes = h("span", { id: "byte-count", class: "byte-count" });
+  const hint = h("span", { id: "composer-hint", class: "composer-hint muted" });
+  const form = h(
+    "form",
+    { id: "composer-form", class: "composer" },
+    input,
+    send,
+    h("div", { class: "composer-footer" }, hint, bytes),
+  );
+  root.appendChild(form);
+
+  let canWrite = false;
+
+  /** Grows the text area with its content (CSS caps it with max-height). */
+  const autosize = (): void => {
+    input.style.height = "auto";
+    input.style.height = `${input.scrollHeight + 2}px`;
+  };
+
+  const refresh = (): void => {
+    autosize();
+    const check = checkBody(input.value);
+    bytes.textContent = `${check.bytes} / ${MAX_BODY_BYTES} bytes`;
+    bytes.classList.toggle("over", check.tooLong);
+    form.classList.toggle("too-long", check.tooLong);
+    send.disabled = !canWrite || check.empty || check.tooLong || store.state.pending.send;
+    if (check.tooLong) {
+      hint.textContent = check.problem ?? "";
+      hint.classList.add("error-text");
+    } else {
+      hint.classList.remove("error-text");
+      hint.textContent = canWrite ? "Enter to send · Shift+Enter for a new line" : "";
+    }
+  };
+
+  const submit = async (): Promise<void> => {
+    if (!canWrite || store.state.pending.send) return;
+    const body = input.value;
+    const check = checkBody(body);
+    if (check.empty) return;
+    if (check.tooLong) {
+      refresh();
+      return;
+    }
+    if (await store.send(body)) {
+      // Keep anything typed while sending; drop exactly what was sent.
+      input.value = input.value.startsWith(body) ? input.value.slice(body.length) : input.value;
+      refresh();
+    }
+    input.focus();
+  };
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void submit();
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      void submit();
+    }
+  });
+  input.addEventListener("input", refresh);
+
+  const render = (state: AppState): void => {
+    const room = selectedRoom(state);
+    canWrite = state.phase === "ready" && room !== null && room.joined;
+    input.disabled = !canWrite;
+    input.placeholder = !room
+      ? "Join a room to write"
+      : room.joined
+        ? `Message #${room.name}`
+        : `Join #${room.name} to write here`;
+    refresh();
+  };
+
+  render(store.state);
+  return store.subscribe((state, previous) => {
+    if (
+      state.selectedRoom !== previous.selectedRoom ||
+      state.rooms !== previous.rooms ||
+      state.pending !== previous.pending ||
+      state.phase !== previous.phase
+    ) {
+      const wasDisabled = input.disabled;
+      render(state);
+      if (wasDisabled && !input.disabled) input.focus();
+    }
+  });
+}

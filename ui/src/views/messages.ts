@@ -1,0 +1,159 @@
+// The selected room: header, message list (newest at the bottom, older pages on scroll-up).
+
+import { h } from "../lib/dom";
+import type { MessageView } from "../bindings/MessageView";
+import { formatFullTime, formatTime } from "../lib/messages";
+import { fingerprintOf, selectedRoom, type AppState, type Store } from "../store";
+
+/** Messages from the same author closer than this (ms) share one header. */
+const GROUP_WINDOW_MS = 5 * 60 * 1000;
+
+/** Whether `m` is a follow-up of `previous` (same author, shortly after): shown compact. */
+function continues(previous: MessageView | undefined, m: MessageView): boolean {
+  return (
+    previous !== undefined &&
+    previous.author === m.author &&
+    previous.author_name === m.author_name &&
+    m.timestamp - previous.timestamp < GROUP_WINDOW_MS
+  );
+}
+
+/** Start loading the previous page this close (px) to the top. */
+const LOAD_OLDER_MARGIN = 80;
+/** Closer than this (px) to the bottom counts as "following the conversation". */
+const STICK_TO_BOTTOM_MARGIN = 48;
+
+export function mountMessages(root: HTMLElement, store: Store): () => void {
+  const title = h("h1", { id: "room-title" });
+  const subtitle = h("p", { id: "room-subtitle", class: "muted" });
+  const header = h("header", { class: "room-header" }, title, subtitle);
+  const older = h("div", { id: "older-status", class: "older-status muted" });
+  const list = h("ol", { id: "message-list", class: "message-list", "aria-live": "polite" });
+  const placeholder = h("div", { id: "messages-empty", class: "messages-empty muted" });
+  const scroller = h("div", { id: "message-scroller", class: "message-scroller" }, older, list, placeholder);
+  root.append(header, scroller);
+
+  scroller.addEventListener("scroll", () => {
+    if (scroller.scrollTop < LOAD_OLDER_MARGIN) void store.loadOlder();
+  });
+
+  const messageItem = (m: MessageView, fingerprint: string): HTMLLIElement =>
+    h(
+      "li",
+      {
+        class: `message${m.local ? " local" : ""}`,
+        "data-id": m.id,
+        "data-testid": "message",
+      },
+      h(
+        "div",
+        { class: "message-meta" },
+        h("span", { class: "author" }, m.author_name || "(no name)"),
+        h("code", { class: "fingerprint", title: m.author }, fingerprint),
+        h(
+          "time",
+          { datetime: new Date(m.timestamp).toISOString(), title: formatFullTime(m.timestamp) },
+          formatTime(m.timestamp),
+        ),
+      ),
+      h("div", { class: "body" }, m.body),
+    );
+
+  // Keyed rendering: existing message elements are kept (text selection and element identity
+  // survive new messages); only new ones are created, and nodes move only when out of place.
+  const rendered = new Map<string, HTMLLIElement>();
+  const renderList = (items: MessageView[], state: AppState): void => {
+    const keep = new Set(items.map((m) => m.id));
+    for (const [id, el] of rendered) {
+      if (!keep.has(id)) {
+        el.remove();
+        rendered.delete(id);
+      }
+    }
+    let cursor: ChildNode | null = list.firstChild;
+    let previous: MessageView | undefined;
+    for (const m of items) {
+      const fingerprint = fingerprintOf(state, m.author);
+      let el = rendered.get(m.id);
+      if (!el) {
+        el = messageItem(m, fingerprint);
+        rendered.set(m.id, el);
+      } else {
+        const fp = el.querySelector(".fingerprint");
+        if (fp && fp.textContent !== fingerprint) fp.textContent = fingerprint;
+      }
+      el.classList.toggle("continued", continues(previous, m));
+      previous = m;
+      if (el === cursor) {
+        cursor = cursor.nextSibling;
+      } else {
+        list.insertBefore(el, cursor);
+      }
+    }
+  };
+
+  let shownRoom: string | null = null;
+  let shownItems: MessageView[] | null = null;
+
+  const render = (state: AppState): void => {
+    const room = selectedRoom(state);
+    const loaded = room ? state.messages[room.name] : undefined;
+    if (!room) {
+      title.textContent = "No room selected";
+      subtitle.textContent = "Join a room from the sidebar to start talking.";
+    } else {
+      title.textContent = `#${room.name}`;
+      subtitle.textContent = `${room.messages} ${room.messages === 1 ? "message" : "messages"} stored${
+        room.joined ? "" : " · not joined (read only)"
+      }`;
+    }
+
+    const items = loaded?.items ?? [];
+    older.textContent = loaded?.loading
+      ? "Loading…"
+      : loaded && !loaded.hasMore && items.length > 0
+        ? "Beginning of the room"
+        : "";
+    placeholder.hidden = !room || items.length > 0 || Boolean(loaded?.loading);
+    placeholder.textContent = "No messages yet. Say hello — it is saved even when nobody is online.";
+
+    const roomName = room?.name ?? null;
+    if (roomName === shownRoom && items === shownItems) return;
+
+    const switched = roomName !== shownRoom;
+    const prependedOlder =
+      !switched && shownItems !== null && shownItems.length > 0 && items[0] !== shownItems[0] &&
+      items.indexOf(shownItems[0] as MessageView) > 0;
+    const atBottom =
+      scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_TO_BOTTOM_MARGIN;
+    const oldHeight = scroller.scrollHeight;
+    const oldTop = scroller.scrollTop;
+
+    renderList(items, state);
+    shownRoom = roomName;
+    shownItems = items;
+
+    if (switched || atBottom) {
+      scroller.scrollTop = scroller.scrollHeight;
+    } else if (prependedOlder) {
+      scroller.scrollTop = oldTop + (scroller.scrollHeight - oldHeight);
+    }
+    // A short first page leaves nothing to scroll: fetch more until the pane fills or none left.
+    if (loaded && loaded.hasMore && !loaded.loading && scroller.scrollHeight <= scroller.clientHeight) {
+      queueMicrotask(() => void store.loadOlder());
+    }
+  };
+
+  render(store.state);
+  return store.subscribe((state, previous) => {
+    if (
+      state.selectedRoom !== previous.selectedRoom ||
+      state.messages !== previous.messages ||
+      state.rooms !== previous.rooms ||
+      state.peers !== previous.peers
+    ) {
+      if (state.peers !== previous.peers) shownItems = null; // fingerprints may have changed
+      render(state);
+    }
+  });
+}

@@ -1,0 +1,147 @@
+// An in-memory engine behind `mockIPC`: answers the Tauri commands like src-tauri would.
+
+import { mockIPC } from "@tauri-apps/api/mocks";
+import type { ApiError } from "../src/bindings/ApiError";
+import type { IdentityView } from "../src/bindings/IdentityView";
+import type { MessageView } from "../src/bindings/MessageView";
+import type { PeerView } from "../src/bindings/PeerView";
+import type { RoomView } from "../src/bindings/RoomView";
+import type { StatusView } from "../src/bindings/StatusView";
+
+export const SELF_ID = "a1b2c3d4".repeat(8);
+
+export class FakeEngine {
+  identity: IdentityView = { id: SELF_ID, fingerprint: "a1b2-c3d4", name: null };
+  joined = new Set<string>();
+  stored: MessageView[] = [];
+  peers: PeerView[] = [];
+  /** Every command received, in order, with its arguments. */
+  calls: { cmd: string; args: Record<string, unknown> }[] = [];
+  /** When set, every command fails with it (e.g. engine could not start). */
+  startError: ApiError | null = null;
+  private clock = 1_700_000_000_000;
+
+  install(): void {
+    mockIPC((cmd, payload) => this.handle(cmd, (payload ?? {}) as Record<string, unknown>), {
+      shouldMockEvents: true,
+    });
+  }
+
+  room(name: string): RoomView {
+    const msgs = this.stored.filter((m) => m.room === name);
+    const last = msgs.at(-1);
+    return {
+      name,
+      joined: this.joined.has(name),
+      messages: msgs.length,
+      last_timestamp: last ? last.timestamp : null,
+    };
+  }
+
+  status(): StatusView {
+    return {
+      identity: this.identity,
+      running: true,
+      listen: "0.0.0.0:7300",
+      mdns: false,
+      connected_peers: this.peers.filter((p) => p.connected).length,
+      known_peers: this.peers.length,
+      rooms: [...this.joined].map((r) => this.room(r)),
+      messages: this.stored.length,
+      received: 0,
+      rejected: 0,
+      last_received_at: null,
+      last_sync_at: null,
+      data_dir: "/tmp/fake",
+      network: { nodes: [], links: [] },
+    };
+  }
+
+  /** Stores a message as if it was sent (local) or received. */
+  message(room: string, body: string, author = SELF_ID, authorName = "Me"): MessageView {
+    const ts = (this.clock += 1000);
+    const m: MessageView = {
+      id: ts.toString(16).padStart(64, "0"),
+      room,
+      author,
+      author_name: authorName,
+      timestamp: ts,
+      body,
+      signature: "00",
+      signed: "",
+      received_at: ts,
+      local: author === SELF_ID,
+    };
+    this.stored.push(m);
+    return m;
+  }
+
+  private handle(cmd: string, args: Record<string, unknown>): unknown {
+    this.calls.push({ cmd, args });
+    if (this.startError) throw this.startError;
+    const fail = (code: ApiError["code"], message: string): never => {
+      throw { code, message } satisfies ApiError;
+    };
+    switch (cmd) {
+      case "identity":
+        return this.identity;
+      case "set_name":
+        this.identity = { ...this.identity, name: String(args.name) };
+        return this.identity;
+      case "join_room": {
+        const name = String(args.room).trim().toLowerCase();
+        this.joined.add(name);
+        return this.room(name);
+      }
+      case "leave_room": {
+        const name = String(args.room);
+        this.joined.delete(name);
+        return this.room(name);
+      }
+      case "rooms":
+        return [...new Set([...this.joined, ...this.stored.map((m) => m.room)])].map((r) =>
+          this.room(r),
+        );
+      case "send": {
+        if (this.identity.name === null) return fail("no_name", "set a display name first");
+        const room = String(args.room);
+        if (!this.joined.has(room)) return fail("not_found", `not a member of ${room}`);
+        return this.message(room, String(args.body), SELF_ID, this.identity.name);
+      }
+      case "messages": {
+        const room = String(args.room);
+        const limit = Number(args.limit);
+        let msgs = this.stored.filter((m) => m.room === room);
+        if (typeof args.before === "string") {
+          const idx = msgs.findIndex((m) => m.id === args.before);
+          msgs = idx < 0 ? [] : msgs.slice(0, idx);
+        }
+        return msgs.slice(-limit);
+      }
+      case "peers":
+        return this.peers;
+      case "status":
+        return this.status();
+      default:
+        return fail("internal", `unknown command ${cmd}`);
+    }
+  }
+}
+
+/** A peer with defaults for everything not given. */
+export function peerView(fields: Partial<PeerView> & Pick<PeerView, "id" | "name">): PeerView {
+  return {
+    fingerprint: `${fields.id.slice(0, 4)}-${fields.id.slice(4, 8)}`,
+    addresses: [],
+    connected: false,
+    last_seen: null,
+    rooms: [],
+    hops: null,
+    ...fields,
+  };
+}
+
+/** Lets pending promises and microtasks run. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+}
