@@ -71,6 +71,8 @@ export class FakeEngine {
       signed: "",
       received_at: ts,
       local: author === SELF_ID,
+      sent_to: 0,
+      held_by: 0,
     };
     this.stored.push(m);
     return m;

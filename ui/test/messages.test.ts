@@ -20,6 +20,8 @@ const msg = (id: string, timestamp: number, author = "aa"): MessageView => ({
   signed: "",
   received_at: timestamp,
   local: false,
+  sent_to: 0,
+  held_by: 0,
 });
 
 describe("message helpers", () => {

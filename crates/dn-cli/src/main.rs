@@ -377,8 +377,14 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
             for m in msgs {
                 let fp = &m.author[..8];
+                let state = match (m.local, m.sent_to, m.held_by) {
+                    (false, ..) => String::new(),
+                    (true, 0, _) => "  [stored locally]".to_string(),
+                    (true, n, 0) => format!("  [sent to {n}]"),
+                    (true, n, h) => format!("  [sent to {n}, held by {h}]"),
+                };
                 println!(
-                    "{} {} ({}-{}): {}",
+                    "{} {} ({}-{}): {}{state}",
                     utc(m.timestamp),
                     m.author_name,
                     &fp[..4],

@@ -32,6 +32,11 @@ pub struct MessageView {
     pub received_at: u64,
     /// True when this node wrote it.
     pub local: bool,
+    /// Written here: peers it was pushed to or that hold it (0 = stored locally only).
+    pub sent_to: u32,
+    /// Written here: peers known to hold it (they returned or announced it, or reconciled the
+    /// room with this node since).
+    pub held_by: u32,
 }
 
 /// A direct message, decrypted (only its sender and recipient ever see this).
@@ -381,6 +386,21 @@ pub enum EngineEvent {
     Status {
         /// Status now.
         status: StatusView,
+    },
+    /// The delivery state of a message written here changed.
+    Delivery {
+        /// Message id.
+        id: String,
+        /// Peers it was pushed to or that hold it.
+        sent_to: u32,
+        /// Peers known to hold it.
+        held_by: u32,
+    },
+    /// A room was reconciled with a peer: every message written here in it is held there now
+    /// (reload the delivery states of that room).
+    DeliveryChanged {
+        /// Room.
+        room: String,
     },
     /// A direct message to or from this node was stored.
     Dm {

@@ -362,6 +362,17 @@ impl Core {
                 frame,
             } => {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
+                    // A peer announcing or returning messages written here holds them.
+                    let held: Vec<MessageId> = match &frame {
+                        Frame::IHave { ids, .. } => ids.clone(),
+                        Frame::Msg { message, .. } if message.author == self.id => {
+                            vec![message.id()]
+                        }
+                        _ => vec![],
+                    };
+                    if !held.is_empty() {
+                        self.record_held(&held, &peer);
+                    }
                     self.feed(Input::Frame { peer, frame });
                 }
             }
@@ -409,8 +420,21 @@ impl Core {
         for o in outs {
             match o {
                 Output::Send { peer, frame } => {
+                    let own = match &frame {
+                        Frame::Msg { message, .. } if message.author == self.id => {
+                            Some(message.id())
+                        }
+                        _ => None,
+                    };
                     if let Some(c) = self.conns.get(&peer) {
-                        let _ = c.tx.send(frame);
+                        if c.tx.send(frame).is_ok() {
+                            if let Some(id) = own {
+                                if let Err(e) = self.store.mark_sent(&id, &peer, now_ms()) {
+                                    warn!("recording delivery: {e}");
+                                }
+                                self.emit_delivery(&id);
+                            }
+                        }
                     }
                 }
                 Output::SetTimer { at, timer } => {
@@ -486,6 +510,13 @@ impl Core {
                     if let Err(e) = self.store.set_synced(&peer, &room, now) {
                         warn!("recording sync: {e}");
                     }
+                    // The room is reconciled with that peer: it holds everything we wrote there.
+                    if let Err(e) = self.store.mark_room_held(&room, &peer, now) {
+                        warn!("recording delivery: {e}");
+                    }
+                    let _ = self
+                        .events
+                        .send(EngineEvent::DeliveryChanged { room: room.clone() });
                     self.last_sync_at = Some(now);
                     self.status_dirty = true;
                 }
@@ -831,7 +862,7 @@ impl Core {
                     .store
                     .messages(&room, limit, before.as_ref())
                     .map_err(store_err)?;
-                Self::to_value(msgs.iter().map(view).collect::<Vec<_>>())
+                Self::to_value(msgs.iter().map(|m| self.view(m)).collect::<Vec<_>>())
             }
             Request::Peers => Self::to_value(self.peers()?),
             Request::Status => Self::to_value(self.status()?),
@@ -883,6 +914,62 @@ impl Core {
         }
     }
 
+    fn record_held(&mut self, ids: &[MessageId], peer: &NodeId) {
+        if let Err(e) = self.store.mark_held(ids, peer, now_ms()) {
+            warn!("recording delivery: {e}");
+        }
+        for id in ids {
+            self.emit_delivery(id);
+        }
+    }
+
+    /// Sends the delivery state of a message written here (nothing for other messages).
+    fn emit_delivery(&self, id: &MessageId) {
+        if let Ok(Some(sm)) = self.store.get_message(id) {
+            if sm.local {
+                let message = self.view(&sm);
+                let _ = self.events.send(EngineEvent::Delivery {
+                    id: message.id,
+                    sent_to: message.sent_to,
+                    held_by: message.held_by,
+                });
+            }
+        }
+    }
+
+    /// The user-facing view of a stored message, with its delivery state if written here.
+    fn view(&self, sm: &StoredMessage) -> MessageView {
+        let mut v = view(sm);
+        if sm.local {
+            if let Ok((sent, held)) = self.store.delivery(&sm.id) {
+                v.sent_to = sent;
+                v.held_by = held;
+            }
+        }
+        v
+    }
+
+    fn require_name(&self) -> Result<String, ApiError> {
+        self.name()?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoName,
+                "set a display name first (disasternet init --name NAME)",
+            )
+        })
+    }
+
+    /// Stores a message written here, durably (synchronous=FULL, outside any burst batch),
+    /// and reads it back.
+    fn store_local(&mut self, msg: &Message) -> Result<StoredMessage, ApiError> {
+        self.store
+            .insert_message(msg, now_ms(), true)
+            .map_err(store_err)?;
+        self.store
+            .get_message(&msg.id())
+            .map_err(store_err)?
+            .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))
+    }
+
     /// Decrypts a stored message of the DM room if this node is its sender or recipient.
     fn open_dm(&self, sm: &StoredMessage) -> Option<DmView> {
         let env = dm::from_body(&sm.message.body).ok()?;
@@ -907,12 +994,7 @@ impl Core {
 
     fn send_dm(&mut self, to: &str, body: &str) -> Result<DmView, ApiError> {
         let to = NodeId::from_hex(to).map_err(invalid)?;
-        let name = self.name()?.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NoName,
-                "set a display name first (disasternet init --name NAME)",
-            )
-        })?;
+        let name = self.require_name()?;
         if body.len() > dm::MAX_DM_TEXT_BYTES {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
@@ -931,14 +1013,7 @@ impl Core {
         let env = dm::seal(&self.key, &to, body, ts, eph, nonce).map_err(invalid)?;
         let msg = Message::create(&self.key, dm::DM_ROOM, &name, ts, &dm::to_body(&env))
             .map_err(invalid)?;
-        self.store
-            .insert_message(&msg, now_ms(), true)
-            .map_err(store_err)?;
-        let sm = self
-            .store
-            .get_message(&msg.id())
-            .map_err(store_err)?
-            .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))?;
+        let sm = self.store_local(&msg)?;
         let v = self.open_dm(&sm).ok_or_else(|| {
             ApiError::new(ErrorCode::Internal, "cannot read back own direct message")
         })?;
@@ -951,12 +1026,7 @@ impl Core {
     fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
         let room = dn_proto::message::normalize_room(room).map_err(invalid)?;
         reserved(&room)?;
-        let name = self.name()?.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NoName,
-                "set a display name first (disasternet init --name NAME)",
-            )
-        })?;
+        let name = self.require_name()?;
         if !self
             .store
             .joined_rooms()
@@ -970,14 +1040,7 @@ impl Core {
         }
         let msg = Message::create(&self.key, &room, &name, now_ms(), body).map_err(invalid)?;
         // Durable (synchronous=FULL) before anyone is told it was sent.
-        self.store
-            .insert_message(&msg, now_ms(), true)
-            .map_err(store_err)?;
-        let sm = self
-            .store
-            .get_message(&msg.id())
-            .map_err(store_err)?
-            .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))?;
+        let sm = self.store_local(&msg)?;
         let v = view(&sm);
         let _ = self
             .events
@@ -1013,5 +1076,7 @@ pub fn view(sm: &StoredMessage) -> MessageView {
         signed: base64::engine::general_purpose::STANDARD.encode(m.signed_bytes()),
         received_at: sm.received_at,
         local: sm.local,
+        sent_to: 0,
+        held_by: 0,
     }
 }

@@ -242,3 +242,33 @@ async fn a_deep_data_dir_still_gets_a_working_control_socket() {
     e.shutdown().await;
     assert!(!sock.exists(), "socket removed on shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_state_goes_from_stored_to_sent_to_held() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path(), "Alice", vec![]).await;
+    // No peer yet: stored locally only.
+    let alone = a
+        .send("medical".into(), "anyone there?".into())
+        .await
+        .unwrap();
+    assert_eq!((alone.sent_to, alone.held_by), (0, 0));
+    let b = start(db.path(), "Bob", vec![listen_addr(&a).await]).await;
+    wait_for("B holds the early message", || async {
+        bodies(&b).await.len() == 1
+    })
+    .await;
+    let m = a
+        .send("medical".into(), "convoy leaves at 6".into())
+        .await
+        .unwrap();
+    wait_for("held by B", || async {
+        let msgs = a.messages("medical".into(), 10, None).await.unwrap();
+        msgs.iter()
+            .find(|x| x.id == m.id)
+            .is_some_and(|x| x.sent_to == 1 && x.held_by == 1)
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -1,6 +1,6 @@
 //! Rooms, settings, peers and sync state.
 
-use dn_proto::NodeId;
+use dn_proto::{MessageId, NodeId};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use crate::{blob32, ms_from_sql, ms_to_sql, Result, Store, StoreError};
@@ -252,5 +252,53 @@ impl Store {
             .query_row(params![&peer.0[..], room], |r| r.get(0))
             .optional()?;
         opt_ms(v, "last_sync_at")
+    }
+
+    /// Records that a message written here was pushed to `peer` (never downgrades "held").
+    pub fn mark_sent(&self, id: &MessageId, peer: &NodeId, at_ms: u64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO deliveries (id, peer, state, at) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (id, peer) DO NOTHING",
+            )?
+            .execute(rusqlite::params![&id.0[..], &peer.0[..], ms_to_sql(at_ms)])?;
+        Ok(())
+    }
+
+    /// Records that `peer` holds these messages written here (ids of other messages are
+    /// ignored).
+    pub fn mark_held(&self, ids: &[MessageId], peer: &NodeId, at_ms: u64) -> Result<()> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO deliveries (id, peer, state, at)
+             SELECT id, ?2, 2, ?3 FROM messages WHERE id = ?1 AND local = 1
+             ON CONFLICT (id, peer) DO UPDATE SET state = 2, at = excluded.at WHERE state < 2",
+        )?;
+        for id in ids {
+            st.execute(rusqlite::params![&id.0[..], &peer.0[..], ms_to_sql(at_ms)])?;
+        }
+        Ok(())
+    }
+
+    /// Records that `peer` holds every message written here in `room` up to now (a
+    /// reconciliation of the room with it just completed).
+    pub fn mark_room_held(&self, room: &str, peer: &NodeId, at_ms: u64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO deliveries (id, peer, state, at)
+                 SELECT id, ?2, 2, ?3 FROM messages WHERE room = ?1 AND local = 1
+                 ON CONFLICT (id, peer) DO UPDATE SET state = 2, at = excluded.at WHERE state < 2",
+            )?
+            .execute(rusqlite::params![room, &peer.0[..], ms_to_sql(at_ms)])?;
+        Ok(())
+    }
+
+    /// Delivery of a message written here: (peers it was sent to or that hold it, peers known
+    /// to hold it).
+    pub fn delivery(&self, id: &MessageId) -> Result<(u32, u32)> {
+        let (sent, held): (i64, i64) = self.conn.prepare_cached(
+            "SELECT count(*), coalesce(sum(state = 2), 0) FROM deliveries WHERE id = ?1",
+        )?
+        .query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((u32::try_from(sent).unwrap_or(u32::MAX), u32::try_from(held).unwrap_or(u32::MAX)))
     }
 }

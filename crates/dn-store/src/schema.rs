@@ -75,8 +75,21 @@ CREATE TABLE sync_state (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 2: delivery state of the messages written here. `state` 1 = pushed to that peer,
+/// 2 = the peer is known to hold it (it sent or announced it back, or a reconciliation of the
+/// room with it completed).
+const V2: &str = "
+CREATE TABLE deliveries (
+    id    BLOB    NOT NULL CHECK (length(id) = 32),
+    peer  BLOB    NOT NULL CHECK (length(peer) = 32),
+    state INTEGER NOT NULL CHECK (state IN (1, 2)),
+    at    INTEGER NOT NULL,
+    PRIMARY KEY (id, peer)
+) STRICT, WITHOUT ROWID;
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this code writes.
 pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;

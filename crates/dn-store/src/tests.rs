@@ -72,7 +72,7 @@ fn migrates_from_empty_file_with_pragmas() {
         .unwrap();
     assert_eq!(
         tables,
-        ["messages", "peers", "rooms", "settings", "sync_state"]
+        ["deliveries", "messages", "peers", "rooms", "settings", "sync_state"]
     );
     let fk_errors: i64 = s
         .conn
@@ -706,4 +706,40 @@ fn batch_groups_single_inserts_into_one_commit() {
     s.commit_batch().unwrap();
     s.commit_batch().unwrap(); // no-op
     assert_eq!(other.message_count(None).unwrap(), 50);
+}
+
+#[test]
+fn upgrade_from_v1_adds_deliveries_and_keeps_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let m = msg(1, "r", 5, "kept across the upgrade");
+    {
+        let s = Store::open(&path).unwrap();
+        s.insert_message(&m, 1, true).unwrap();
+        // Turn it back into a version-1 database.
+        s.conn.execute_batch("DROP TABLE deliveries; PRAGMA user_version = 1;").unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    assert!(s.has_message(&m.id()).unwrap());
+    assert_eq!(s.delivery(&m.id()).unwrap(), (0, 0));
+}
+
+#[test]
+fn delivery_state_counts_sent_and_held_and_never_downgrades() {
+    let s = Store::open_in_memory().unwrap();
+    let mine = msg(1, "r", 5, "mine");
+    let theirs = msg(2, "r", 6, "theirs");
+    s.insert_message(&mine, 1, true).unwrap();
+    s.insert_message(&theirs, 1, false).unwrap();
+    let (p1, p2, p3) = (NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32]));
+    s.mark_sent(&mine.id(), &p1, 10).unwrap();
+    s.mark_sent(&mine.id(), &p2, 10).unwrap();
+    assert_eq!(s.delivery(&mine.id()).unwrap(), (2, 0));
+    s.mark_held(&[mine.id(), theirs.id()], &p1, 11).unwrap();
+    s.mark_sent(&mine.id(), &p1, 12).unwrap(); // no downgrade
+    assert_eq!(s.delivery(&mine.id()).unwrap(), (2, 1));
+    s.mark_room_held("r", &p3, 13).unwrap();
+    assert_eq!(s.delivery(&mine.id()).unwrap(), (3, 2));
+    assert_eq!(s.delivery(&theirs.id()).unwrap(), (0, 0), "only messages written here");
 }

@@ -20,7 +20,23 @@ peer: PeerView, } | { "type": "status",
 /**
  * Status now.
  */
-status: StatusView, } | { "type": "dm", 
+status: StatusView, } | { "type": "delivery", 
+/**
+ * Message id.
+ */
+id: string, 
+/**
+ * Peers it was pushed to or that hold it.
+ */
+sent_to: number, 
+/**
+ * Peers known to hold it.
+ */
+held_by: number, } | { "type": "delivery_changed", 
+/**
+ * Room.
+ */
+room: string, } | { "type": "dm", 
 /**
  * The message, decrypted.
  */

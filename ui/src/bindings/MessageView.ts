@@ -44,4 +44,13 @@ received_at: number,
 /**
  * True when this node wrote it.
  */
-local: boolean, };
+local: boolean, 
+/**
+ * Written here: peers it was pushed to or that hold it (0 = stored locally only).
+ */
+sent_to: number, 
+/**
+ * Written here: peers known to hold it (they returned or announced it, or reconciled the
+ * room with this node since).
+ */
+held_by: number, };

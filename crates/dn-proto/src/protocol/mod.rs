@@ -980,6 +980,13 @@ impl Protocol {
             Ok(true) => {
                 self.counters.received += 1;
                 self.missing.remove(&id);
+                if msg.author == peer {
+                    // Straight from its author: acknowledge, so the author can show "held by".
+                    out.push(Output::Send {
+                        peer,
+                        frame: Frame::IHave { room: msg.room.clone(), ids: vec![id] },
+                    });
+                }
                 self.push(&msg, Some(peer), hops.checked_sub(1), out);
                 let travelled = DEFAULT_HOPS.saturating_sub(hops).saturating_add(1);
                 out.push(Output::Stored {
