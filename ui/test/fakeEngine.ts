@@ -54,6 +54,8 @@ export class FakeEngine {
       last_sync_at: null,
       data_dir: "/tmp/fake",
       network: { nodes: [], links: [] },
+      carried_rooms: [],
+      carry_quota_full: false,
     };
   }
 

@@ -61,6 +61,9 @@ enum Cmd {
         /// Do not send or listen for UDP broadcast beacons (port 7301).
         #[arg(long)]
         no_beacon: bool,
+        /// Storage for rooms carried for others (not joined), in MiB.
+        #[arg(long, default_value_t = 256)]
+        carry_quota_mb: u64,
     },
     /// Manage rooms.
     Room {
@@ -276,7 +279,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             peers,
             no_mdns,
             no_beacon,
-        } => return run_node(&data_dir, listen, peers, !no_mdns, !no_beacon).await,
+            carry_quota_mb,
+        } => {
+            let mut cfg = NodeConfig::new(data_dir.clone());
+            cfg.listen = listen;
+            cfg.peers = peers;
+            cfg.mdns = !no_mdns;
+            cfg.beacon = !no_beacon;
+            cfg.carry_quota_bytes = carry_quota_mb.saturating_mul(1024 * 1024);
+            return run_node(cfg).await;
+        }
         Cmd::Verify { file } => return verify(&file, json),
         Cmd::Sim(args) => return simulate(&args, json),
         _ => {}
@@ -702,13 +714,7 @@ fn verify(file: &Path, json: bool) -> Result<ExitCode> {
     }
 }
 
-async fn run_node(
-    data_dir: &Path,
-    listen: std::net::SocketAddr,
-    peers: Vec<String>,
-    mdns: bool,
-    beacon: bool,
-) -> Result<ExitCode> {
+async fn run_node(cfg: NodeConfig) -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -717,11 +723,6 @@ async fn run_node(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut cfg = NodeConfig::new(data_dir.to_path_buf());
-    cfg.listen = listen;
-    cfg.peers = peers;
-    cfg.mdns = mdns;
-    cfg.beacon = beacon;
     let engine = Engine::start(cfg).await.map_err(api)?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

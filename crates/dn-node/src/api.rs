@@ -212,6 +212,10 @@ pub struct StatusView {
     pub data_dir: String,
     /// The network graph as seen from here.
     pub network: NetworkView,
+    /// Rooms carried for others (not joined; direct messages not listed).
+    pub carried_rooms: Vec<String>,
+    /// The carry quota is used up: carried rooms are not being taken in.
+    pub carry_quota_full: bool,
 }
 
 /// Result of an export.

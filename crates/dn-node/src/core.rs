@@ -114,6 +114,8 @@ pub struct NetInfo {
     pub mdns: bool,
     /// Commands to the driver.
     pub cmd: tokio::sync::mpsc::UnboundedSender<NetCmd>,
+    /// Storage allowed for carried rooms, bytes.
+    pub carry_quota_bytes: u64,
     /// The mDNS announcer, to update the name it carries.
     pub announcer: Option<std::sync::Arc<crate::discovery::Mdns>>,
 }
@@ -159,6 +161,7 @@ pub struct Core {
     last_topo: Option<Instant>,
     topo_seq: u64,
     network_dirty: bool,
+    carry_full: bool,
     last_tick: Instant,
     suggested: HashMap<NodeId, Instant>,
     last_status: Instant,
@@ -220,6 +223,7 @@ impl Core {
             last_topo: None,
             topo_seq: 0,
             network_dirty: false,
+            carry_full: false,
             last_tick: Instant::now(),
             suggested: HashMap::new(),
             last_status: Instant::now(),
@@ -623,6 +627,7 @@ impl Core {
         }
         if self.last_tick.elapsed() >= TICK {
             self.last_tick = Instant::now();
+            self.check_carry_quota();
             self.feed(Input::Tick);
         }
     }
@@ -798,6 +803,13 @@ impl Core {
             last_sync_at: self.last_sync_at,
             data_dir: self.data_dir.display().to_string(),
             network: self.network_view(),
+            carried_rooms: self
+                .proto
+                .carried()
+                .filter(|r| *r != dm::DM_ROOM)
+                .cloned()
+                .collect(),
+            carry_quota_full: self.carry_full,
         })
     }
 
@@ -911,6 +923,38 @@ impl Core {
                 }
                 Ok(Value::Null)
             }
+        }
+    }
+
+    /// Compares the storage of carried (not joined) rooms with the quota and tells the
+    /// protocol when it crosses it.
+    fn check_carry_quota(&mut self) {
+        let Some(quota) = self.net.as_ref().map(|n| n.carry_quota_bytes) else {
+            return;
+        };
+        let carried: Vec<String> = self
+            .proto
+            .carried()
+            .filter(|r| *r != dm::DM_ROOM)
+            .cloned()
+            .collect();
+        match self.store.bytes_in_rooms(&carried) {
+            Ok(used) => {
+                let full = used > quota;
+                if full != self.carry_full {
+                    if full {
+                        warn!(
+                            used,
+                            quota, "carry quota used up: no longer carrying rooms for others"
+                        );
+                    } else {
+                        info!(used, quota, "carrying rooms for others again");
+                    }
+                    self.carry_full = full;
+                    self.feed(Input::CarryFull(full));
+                }
+            }
+            Err(e) => warn!("measuring carried rooms: {e}"),
         }
     }
 

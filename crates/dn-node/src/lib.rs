@@ -60,7 +60,12 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Send and hear UDP broadcast beacons (fallback where multicast is blocked).
     pub beacon: bool,
+    /// Storage allowed for rooms carried for others (not joined), bytes of signed messages.
+    pub carry_quota_bytes: u64,
 }
+
+/// Default carry quota: 256 MiB of carried messages.
+pub const DEFAULT_CARRY_QUOTA_BYTES: u64 = 256 * 1024 * 1024;
 
 impl NodeConfig {
     /// Defaults: listen on `0.0.0.0:7300` (a free port if that is taken), mDNS on, beacon off
@@ -72,6 +77,7 @@ impl NodeConfig {
             peers: vec![],
             mdns: true,
             beacon: false,
+            carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
         }
     }
 }
@@ -197,6 +203,7 @@ impl Engine {
             mdns: cfg.mdns,
             cmd: net_tx.clone(),
             announcer: None,
+            carry_quota_bytes: cfg.carry_quota_bytes,
         };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();

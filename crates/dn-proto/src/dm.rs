@@ -621,13 +621,18 @@ pub const MAX_DM_TEXT_BYTES: usize = 5_900;
 /// The message body that carries `env`.
 pub fn to_body(env: &DmEnvelope) -> String {
     use base64::Engine as _;
-    format!("{DM_BODY_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(env.encode()))
+    format!(
+        "{DM_BODY_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(env.encode())
+    )
 }
 
 /// The envelope carried by a message body of the [`DM_ROOM`].
 pub fn from_body(body: &str) -> Result<DmEnvelope, DmError> {
     use base64::Engine as _;
-    let b64 = body.strip_prefix(DM_BODY_PREFIX).ok_or(DmError::Malformed("not a DM body"))?;
+    let b64 = body
+        .strip_prefix(DM_BODY_PREFIX)
+        .ok_or(DmError::Malformed("not a DM body"))?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| DmError::Malformed("DM body is not base64"))?;
@@ -646,7 +651,11 @@ mod body_tests {
         let text = "x".repeat(MAX_DM_TEXT_BYTES);
         let env = seal(&a, &to, &text, 7, [3; 32], [4; 24]).unwrap();
         let body = to_body(&env);
-        assert!(body.len() <= crate::message::MAX_BODY_BYTES, "{}", body.len());
+        assert!(
+            body.len() <= crate::message::MAX_BODY_BYTES,
+            "{}",
+            body.len()
+        );
         let m = crate::Message::create(&a, DM_ROOM, "A", 7, &body).unwrap();
         let back = from_body(&m.body).unwrap();
         assert_eq!(open(&b, &m.author, &back, 7).unwrap(), text);

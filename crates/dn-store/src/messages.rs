@@ -215,6 +215,19 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes of signed message data stored in these rooms.
+    pub fn bytes_in_rooms(&self, rooms: &[String]) -> Result<u64> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT coalesce(sum(length(signed)), 0) FROM messages WHERE room = ?1",
+        )?;
+        let mut total = 0u64;
+        for r in rooms {
+            let n: i64 = st.query_row([r], |row| row.get(0))?;
+            total += u64::try_from(n).unwrap_or(0);
+        }
+        Ok(total)
+    }
+
     /// Number of stored messages in `room`, or in all rooms.
     pub fn message_count(&self, room: Option<&str>) -> Result<u64> {
         let n: i64 = match room {

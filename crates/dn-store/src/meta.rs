@@ -295,10 +295,15 @@ impl Store {
     /// Delivery of a message written here: (peers it was sent to or that hold it, peers known
     /// to hold it).
     pub fn delivery(&self, id: &MessageId) -> Result<(u32, u32)> {
-        let (sent, held): (i64, i64) = self.conn.prepare_cached(
-            "SELECT count(*), coalesce(sum(state = 2), 0) FROM deliveries WHERE id = ?1",
-        )?
-        .query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok((u32::try_from(sent).unwrap_or(u32::MAX), u32::try_from(held).unwrap_or(u32::MAX)))
+        let (sent, held): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(state = 2), 0) FROM deliveries WHERE id = ?1",
+            )?
+            .query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((
+            u32::try_from(sent).unwrap_or(u32::MAX),
+            u32::try_from(held).unwrap_or(u32::MAX),
+        ))
     }
 }

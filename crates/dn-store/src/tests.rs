@@ -72,7 +72,14 @@ fn migrates_from_empty_file_with_pragmas() {
         .unwrap();
     assert_eq!(
         tables,
-        ["deliveries", "messages", "peers", "rooms", "settings", "sync_state"]
+        [
+            "deliveries",
+            "messages",
+            "peers",
+            "rooms",
+            "settings",
+            "sync_state"
+        ]
     );
     let fk_errors: i64 = s
         .conn
@@ -717,7 +724,9 @@ fn upgrade_from_v1_adds_deliveries_and_keeps_messages() {
         let s = Store::open(&path).unwrap();
         s.insert_message(&m, 1, true).unwrap();
         // Turn it back into a version-1 database.
-        s.conn.execute_batch("DROP TABLE deliveries; PRAGMA user_version = 1;").unwrap();
+        s.conn
+            .execute_batch("DROP TABLE deliveries; PRAGMA user_version = 1;")
+            .unwrap();
     }
     let s = Store::open(&path).unwrap();
     assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
@@ -741,5 +750,9 @@ fn delivery_state_counts_sent_and_held_and_never_downgrades() {
     assert_eq!(s.delivery(&mine.id()).unwrap(), (2, 1));
     s.mark_room_held("r", &p3, 13).unwrap();
     assert_eq!(s.delivery(&mine.id()).unwrap(), (3, 2));
-    assert_eq!(s.delivery(&theirs.id()).unwrap(), (0, 0), "only messages written here");
+    assert_eq!(
+        s.delivery(&theirs.id()).unwrap(),
+        (0, 0),
+        "only messages written here"
+    );
 }

@@ -62,4 +62,12 @@ data_dir: string,
 /**
  * The network graph as seen from here.
  */
-network: NetworkView, };
+network: NetworkView, 
+/**
+ * Rooms carried for others (not joined; direct messages not listed).
+ */
+carried_rooms: Array<string>, 
+/**
+ * The carry quota is used up: carried rooms are not being taken in.
+ */
+carry_quota_full: boolean, };

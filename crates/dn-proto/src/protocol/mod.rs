@@ -190,6 +190,10 @@ pub enum Input {
     /// Housekeeping, about every few seconds: forgets topology records of nodes that went
     /// silent.
     Tick,
+    /// The driver's measure of the storage used by carried rooms crossed the quota (true) or
+    /// fell back under it (false). While over, carried rooms are neither announced nor
+    /// accepted, and no new room is carried; joined rooms and direct messages go on.
+    CarryFull(bool),
 }
 
 /// An action for the driver.
@@ -312,6 +316,8 @@ pub struct Protocol {
     rooms: BTreeSet<String>,
     /// Rooms carried for others (store-and-forward): learned from peers, not joined.
     carried: BTreeSet<String>,
+    /// The carry quota is used up.
+    carry_full: bool,
     peers: BTreeMap<NodeId, PeerState>,
     missing: HashMap<MessageId, Missing>,
     /// When a reconciliation last started per (peer, room).
@@ -349,6 +355,7 @@ impl Protocol {
             wall_now: 0,
             rooms: rooms.into_iter().collect(),
             carried: BTreeSet::new(),
+            carry_full: false,
             peers: BTreeMap::new(),
             missing: HashMap::new(),
             last_recon: HashMap::new(),
@@ -379,11 +386,14 @@ impl Protocol {
         }
     }
     fn member(&self, room: &str) -> bool {
-        self.rooms.contains(room) || self.carried.contains(room)
+        self.rooms.contains(room)
+            || (self.carried.contains(room) && (!self.carry_full || room == crate::dm::DM_ROOM))
     }
     /// Joined and carried rooms: what this node announces, accepts and relays.
     fn served(&self) -> BTreeSet<String> {
-        self.rooms.union(&self.carried).cloned().collect()
+        let mut s = self.rooms.clone();
+        s.extend(self.carried.iter().filter(|r| self.member(r)).cloned());
+        s
     }
     /// Starts carrying the rooms a peer announced that we neither joined nor carry yet.
     fn carry(
@@ -393,7 +403,7 @@ impl Protocol {
         store: &mut dyn Storage,
         out: &mut Vec<Output>,
     ) {
-        if self.config.max_carried_rooms == 0 {
+        if self.config.max_carried_rooms == 0 || self.carry_full {
             return;
         }
         let mut new = Vec::new();
@@ -526,6 +536,29 @@ impl Protocol {
                 if rec.node == self.me && self.graph.update(rec.clone(), self.now) {
                     self.flood_topology(&rec, None, &mut out);
                     out.push(Output::TopologyChanged);
+                }
+            }
+            Input::CarryFull(full) => {
+                if full != self.carry_full {
+                    self.carry_full = full;
+                    self.announce_rooms(&mut out);
+                    if !full {
+                        // Carried rooms are served again: catch up on what was refused.
+                        let todo: Vec<(NodeId, String)> = self
+                            .peers
+                            .iter()
+                            .filter(|(_, p)| p.hello)
+                            .flat_map(|(id, p)| {
+                                p.rooms
+                                    .intersection(&self.carried)
+                                    .map(|r| (*id, r.clone()))
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect();
+                        for (peer, room) in todo {
+                            self.offer(store, peer, &room, &mut out);
+                        }
+                    }
                 }
             }
             Input::Tick => {
@@ -984,7 +1017,10 @@ impl Protocol {
                     // Straight from its author: acknowledge, so the author can show "held by".
                     out.push(Output::Send {
                         peer,
-                        frame: Frame::IHave { room: msg.room.clone(), ids: vec![id] },
+                        frame: Frame::IHave {
+                            room: msg.room.clone(),
+                            ids: vec![id],
+                        },
                     });
                 }
                 self.push(&msg, Some(peer), hops.checked_sub(1), out);
@@ -1027,6 +1063,17 @@ impl Protocol {
     ) {
         let id = msg.id();
         let flood = self.config.propagation == Propagation::Flood;
+        // A direct message goes first along the shortest known path to its recipient: the
+        // next hop gets the message itself even over a lazy link.
+        let toward = if msg.room == crate::dm::DM_ROOM {
+            crate::dm::from_body(&msg.body).ok().and_then(|env| {
+                self.graph
+                    .path(&self.me, &env.recipient)
+                    .and_then(|p| p.get(1).copied())
+            })
+        } else {
+            None
+        };
         for (pid, p) in &mut self.peers {
             if Some(*pid) == from
                 || !p.hello
@@ -1036,7 +1083,7 @@ impl Protocol {
                 continue;
             }
             p.learn(id);
-            let eager = flood || !p.lazy.contains(&msg.room);
+            let eager = flood || !p.lazy.contains(&msg.room) || toward == Some(*pid);
             if let (true, Some(hops)) = (eager, hops) {
                 self.counters.sent += 1;
                 out.push(Output::Send {

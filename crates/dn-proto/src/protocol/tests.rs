@@ -16,6 +16,7 @@ struct Net {
     closed: Vec<(usize, String)>,
     rejected: usize,
     frames: usize,
+    now: u64,
 }
 
 impl Net {
@@ -44,6 +45,7 @@ impl Net {
             closed: vec![],
             rejected: 0,
             frames: 0,
+            now: 0,
         }
     }
     fn id(&self, i: usize) -> NodeId {
@@ -68,7 +70,7 @@ impl Net {
         }
     }
     fn input(&mut self, i: usize, input: Input) {
-        let outs = self.nodes[i].handle(&mut self.stores[i], input, 0);
+        let outs = self.nodes[i].handle(&mut self.stores[i], input, self.now);
         self.apply(i, outs);
     }
     fn connect(&mut self, a: usize, b: usize) {
@@ -90,6 +92,9 @@ impl Net {
             }
             self.frames += 1;
             let frame = Frame::decode(&bytes).unwrap();
+            if std::env::var("DN_TRACE").is_ok() {
+                eprintln!("t={} {from}->{to} {}", self.now, frame.kind());
+            }
             let peer = self.id(from);
             self.input(to, Input::Frame { peer, frame });
         }
@@ -390,4 +395,96 @@ fn messages_from_the_future_wait_for_their_time() {
         },
     );
     assert!(net.stores[1].has(&ahead.id()).unwrap());
+}
+
+#[test]
+fn direct_messages_take_the_shortest_known_path_even_over_lazy_links() {
+    use crate::topo::{Neighbour, TopoRecord};
+    // Triangle 0-1-2 plus 2-3; all in the dm room. Make 0's link to 2 lazy for "dm".
+    let mut net = Net::new(4, crate::dm::DM_ROOM);
+    for (a, b) in [(0, 1), (1, 2), (0, 2), (2, 3)] {
+        net.connect(a, b);
+    }
+    net.run();
+    let links: [&[usize]; 4] = [&[1, 2], &[0, 2], &[0, 1, 3], &[2]];
+    for (i, nbs) in links.iter().enumerate() {
+        let n = nbs
+            .iter()
+            .map(|&j| Neighbour {
+                id: net.id(j),
+                addr: None,
+            })
+            .collect();
+        let rec = TopoRecord::create(&net.keys[i], 1, "n", n);
+        net.input(i, Input::LocalTopology(rec));
+    }
+    net.run();
+    let (i0, i2) = (net.id(0), net.id(2));
+    net.input(
+        2,
+        Input::Frame {
+            peer: i0,
+            frame: Frame::Prune {
+                room: crate::dm::DM_ROOM.into(),
+            },
+        },
+    );
+    net.input(
+        0,
+        Input::Frame {
+            peer: i2,
+            frame: Frame::Prune {
+                room: crate::dm::DM_ROOM.into(),
+            },
+        },
+    );
+    assert!(!net.nodes[0].eager_peers(crate::dm::DM_ROOM).contains(&i2));
+    let to = net.id(3);
+    let env = crate::dm::seal(&net.keys[0], &to, "go to the school", 5, [9; 32], [8; 24]).unwrap();
+    let m = Message::create(
+        &net.keys[0],
+        crate::dm::DM_ROOM,
+        "n0",
+        5,
+        &crate::dm::to_body(&env),
+    )
+    .unwrap();
+    assert!(net.stores[0].insert(&m).unwrap());
+    let outs = net.nodes[0].handle(&mut net.stores[0], Input::Published(m.clone()), 0);
+    let pushed_to_2 = outs
+        .iter()
+        .any(|o| matches!(o, Output::Send { peer, frame: Frame::Msg { .. } } if *peer == i2));
+    assert!(
+        pushed_to_2,
+        "the next hop toward the recipient (node 2) gets the message itself"
+    );
+    net.apply(0, outs);
+    net.run();
+    assert!(net.stores[3].has(&m.id()).unwrap());
+}
+
+#[test]
+fn a_full_carry_quota_stops_carrying_but_not_joined_rooms() {
+    let mut net = Net::new(2, "medical");
+    net.input(0, Input::Joined("logistics".into()));
+    net.connect(0, 1);
+    net.run();
+    assert!(net.nodes[1].carried().any(|r| r == "logistics"));
+    net.input(1, Input::CarryFull(true));
+    net.run();
+    let l = net.publish(0, "logistics", "carried?", 1);
+    let m = net.publish(0, "medical", "joined room still flows", 2);
+    net.run();
+    assert!(
+        !net.stores[1].has(&l.id()).unwrap(),
+        "over quota: carried room not taken"
+    );
+    assert!(net.stores[1].has(&m.id()).unwrap());
+    net.now = 5_000; // later: a new reconciliation of the room is welcome
+    net.input(1, Input::CarryFull(false));
+    net.run();
+    assert!(
+        net.stores[1].has(&l.id()).unwrap(),
+        "back under quota: caught up by reconciliation"
+    );
 }
