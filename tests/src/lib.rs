@@ -1005,3 +1005,14 @@ impl Drop for Lab {
         }
     }
 }
+
+/// In a scenario test returning `anyhow::Result`: fails with the cluster's diagnostics (node
+/// logs, status, nft rules) unless `cond`.
+#[macro_export]
+macro_rules! check {
+    ($c:expr, $cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err($c.fail(&format!($($fmt)+)));
+        }
+    };
+}

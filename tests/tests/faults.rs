@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use dn_tests::disasternet::{Cluster, DEFAULT_PORT};
-use dn_tests::Lab;
+use dn_tests::{check, Lab};
 use serde_json::Value;
 
 const ROOM: &str = "ops";
@@ -38,15 +38,6 @@ macro_rules! cluster {
         match Cluster::with_lab($name, $make)? {
             Some(c) => c,
             None => return Ok(()),
-        }
-    };
-}
-
-/// Fails with diagnostics unless `cond`.
-macro_rules! check {
-    ($c:expr, $cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err($c.fail(&format!($($fmt)+)));
         }
     };
 }

@@ -8,6 +8,7 @@ use std::fs;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use dn_tests::check;
 use dn_tests::disasternet::Cluster;
 use serde_json::Value;
 
@@ -22,15 +23,6 @@ macro_rules! cluster {
         match Cluster::new($name, $n)? {
             Some(c) => c,
             None => return Ok(()),
-        }
-    };
-}
-
-/// Fails with diagnostics unless `cond`.
-macro_rules! check {
-    ($c:expr, $cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err($c.fail(&format!($($fmt)+)));
         }
     };
 }
