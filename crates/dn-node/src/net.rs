@@ -54,6 +54,8 @@ struct Target {
     persistent: bool,
 }
 
+/// Addresses remembered per dial target.
+const MAX_ADDRS: usize = 8;
 /// Dial attempts per address of a non-persistent target (a peer of a peer) before giving up.
 const TRIES_PER_ADDR: u32 = 3;
 
@@ -200,7 +202,8 @@ impl Driver {
                 });
                 t.persistent |= persistent;
                 if !t.addrs.contains(&addr) {
-                    t.addrs.push(addr);
+                    t.addrs.insert(0, addr);
+                    t.addrs.truncate(MAX_ADDRS);
                 }
                 t.next = Instant::now();
                 self.dial_due();
@@ -237,15 +240,19 @@ impl Driver {
             persistent: true,
         });
         t.persistent = true;
-        // Fresh addresses first; a rediscovered peer is worth an immediate retry.
+        // Fresh addresses first (at most MAX_ADDRS kept). Only a new address is worth an
+        // immediate retry: mDNS and beacons repeat themselves, and an unreachable peer must
+        // not be redialed every time it is heard.
+        let fresh = d.addrs.iter().any(|a| !t.addrs.contains(a));
         let mut addrs = d.addrs;
         for a in &t.addrs {
             if !addrs.contains(a) {
                 addrs.push(*a);
             }
         }
+        addrs.truncate(MAX_ADDRS);
         t.addrs = addrs;
-        if !t.dialing && t.next > Instant::now() + delay {
+        if fresh && !t.dialing && t.next > Instant::now() + delay {
             t.next = Instant::now() + delay;
             t.backoff = MIN_BACKOFF;
         }
