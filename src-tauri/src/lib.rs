@@ -22,8 +22,8 @@ use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 
 use clap::Parser;
 use dn_node::api::{
-    ApiError, EngineEvent, ErrorCode, ExportSummary, IdentityView, MessageView, PeerView, RoomView,
-    StatusView,
+    ApiError, DmView, EngineEvent, ErrorCode, ExportSummary, IdentityView, MessageView,
+    NetworkView, PeerView, Request, RoomView, StatusView,
 };
 use dn_node::{Engine, NodeConfig};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
@@ -157,6 +157,39 @@ async fn export(
     shell.engine().await?.export(room, path).await
 }
 
+/// Runs a generic engine request and decodes its JSON answer.
+async fn typed<T: serde::de::DeserializeOwned>(
+    shell: &State<'_, Shell>,
+    req: Request,
+) -> Result<T, ApiError> {
+    let value = shell.engine().await?.request(req).await?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("unexpected engine answer: {e}"),
+        )
+    })
+}
+
+#[tauri::command]
+async fn send_dm(shell: State<'_, Shell>, to: String, body: String) -> Result<DmView, ApiError> {
+    typed(&shell, Request::SendDm { to, body }).await
+}
+
+#[tauri::command]
+async fn dm_log(
+    shell: State<'_, Shell>,
+    with: String,
+    limit: u32,
+) -> Result<Vec<DmView>, ApiError> {
+    typed(&shell, Request::DmLog { with, limit }).await
+}
+
+#[tauri::command]
+async fn network(shell: State<'_, Shell>) -> Result<NetworkView, ApiError> {
+    typed(&shell, Request::Network).await
+}
+
 /// Builds the engine configuration from the command line and the app's default data dir.
 fn node_config(app: &AppHandle, args: Args) -> Result<NodeConfig, ApiError> {
     let data_dir = match args.data_dir {
@@ -281,7 +314,8 @@ pub fn run() -> ExitCode {
     let app = tauri::Builder::default()
         .manage(Shell { engine: slot_rx })
         .invoke_handler(tauri::generate_handler![
-            identity, set_name, join_room, leave_room, rooms, send, messages, peers, status, export
+            identity, set_name, join_room, leave_room, rooms, send, messages, peers, status,
+            export, send_dm, dm_log, network
         ])
         .setup(move |app| {
             start_engine(app.handle(), args, slot_tx);

@@ -286,6 +286,8 @@ guiTest("first start: set name, join #medical, send with Enter; the message is s
   assert.match(await message.findElement(By.css(".fingerprint")).getText(), /^[0-9a-f]{4}-[0-9a-f]{4}$/);
   assert.equal(await composer.getAttribute("value"), "", "composer is cleared after sending");
   assert.equal((await driver.findElements(By.css(".message"))).length, 1);
+  // No peer: the delivery state says it is stored here only.
+  assert.equal(await message.findElement(By.css('[data-testid="delivery"]')).getText(), "stored locally");
   await assertNoErrors(driver);
   // The engine's (debounced) status event updates the counters.
   await driver.wait(until.elementTextIs(driver.findElement(By.css("#message-count")), "1 message"), TIMEOUT);
@@ -367,9 +369,64 @@ guiTest("two nodes: a CLI peer shows online, its message appears, ours reaches i
   await eventually("Ben's node to store our reply", async () =>
     (await cli(benDir, "log", "--room", ROOM, "--json")).some((m) => m.body === reply && m.author_name === "Amara"),
   );
+  // Its delivery state follows: Ben holds it.
+  const replyEl = await messageWithBody(driver, reply);
+  await driver.wait(until.elementTextIs(replyEl.findElement(By.css('[data-testid="delivery"]')), "held by 1"), TIMEOUT);
   await assertNoErrors(driver);
   await driver.wait(until.elementTextIs(driver.findElement(By.css("#message-count")), "2 messages"), TIMEOUT);
   await screenshot(driver, "05-two-nodes");
+
+  // Direct message: "Message" on Ben opens the conversation; what we send reaches Ben's node.
+  const benPeer = await elementWithText(driver, '.peer[data-connected="true"]', "Ben");
+  await benPeer.findElement(By.css(".message-peer")).click();
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#dm-title")), "Ben"), TIMEOUT);
+  await elementWithText(driver, "#dm-peer-list .room-name", "Ben");
+  // (By fingerprint: the name we set after connecting may not have reached Ben's peer list.)
+  const selfFingerprint = await driver.findElement(By.css("#self-fingerprint")).getAttribute("textContent");
+  const appId = await eventually("Ben to know our id", async () =>
+    (await cli(benDir, "peers", "--json")).find((p) => p.fingerprint === selfFingerprint)?.id,
+  );
+  const dmBody = `Ben, meet team 3 at the school gate (${Date.now()})`;
+  const dmComposer = await driver.findElement(By.css("#composer"));
+  await driver.wait(until.elementIsEnabled(dmComposer), TIMEOUT);
+  await dmComposer.sendKeys(dmBody, Key.ENTER);
+  await elementWithText(driver, '#dm-list [data-testid="dm"] .body', dmBody);
+  await eventually("Ben's node to receive our direct message", async () =>
+    (await cli(benDir, "dm", "log", "--with", appId, "--json")).some((d) => d.body === dmBody && !d.outgoing),
+  );
+  // Ben answers; the open conversation shows it live.
+  const dmReply = `On my way (${Date.now()})`;
+  await cli(benDir, "dm", "--to", appId, dmReply);
+  await elementWithText(driver, '#dm-list [data-testid="dm"] .body', dmReply);
+  await assertNoErrors(driver);
+  await screenshot(driver, "08-direct-message");
+
+  // The network map shows this node and Ben, one hop away.
+  await driver.findElement(By.css("#network-button")).click();
+  await elementWithText(driver, "#network-map .node .node-meta", "1 hop");
+  await screenshot(driver, "09-network");
+
+  // Unread: messages in a room that is not open are counted in the sidebar; opening the room
+  // clears the count and marks where the new messages start.
+  const OTHER = "shelter";
+  await cli(benDir, "room", "join", OTHER);
+  await cli(benDir, "send", "--room", OTHER, "Shelter opened at the gym");
+  await joinRoom(driver, OTHER);
+  await messageWithBody(driver, "Shelter opened at the gym");
+  await driver.findElement(By.css(`.room[data-room="${ROOM}"] .room-select`)).click();
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), `#${ROOM}`), TIMEOUT);
+  for (const body of ["40 beds free", "Water delivery at 18:00"]) await cli(benDir, "send", "--room", OTHER, body);
+  const badge = await elementWithText(driver, `.room[data-room="${OTHER}"] .badge.unread`, "2");
+  assert.equal(await badge.getAttribute("textContent"), "2");
+  await sleep(300); // let the frame settle before the screenshot
+  await screenshot(driver, "10-unread");
+  await driver.findElement(By.css(`.room[data-room="${OTHER}"] .room-select`)).click();
+  await messageWithBody(driver, "Water delivery at 18:00");
+  assert.equal((await driver.findElements(By.css(`.room[data-room="${OTHER}"] .badge`))).length, 0);
+  const firstNew = await driver.findElement(By.xpath('//li[@id="new-marker"]/following-sibling::li[1]//div[@class="body"]'));
+  assert.equal(await firstNew.getAttribute("textContent"), "40 beds free");
+  await assertNoErrors(driver);
+  await screenshot(driver, "11-new-marker");
 
   await stopApp(driver, appDir);
 });

@@ -4,11 +4,13 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { ApiError } from "./bindings/ApiError";
+import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ExportSummary } from "./bindings/ExportSummary";
 import type { IdentityView } from "./bindings/IdentityView";
 import type { MessageView } from "./bindings/MessageView";
+import type { NetworkView } from "./bindings/NetworkView";
 import type { PeerView } from "./bindings/PeerView";
 import type { RoomView } from "./bindings/RoomView";
 import type { StatusView } from "./bindings/StatusView";
@@ -69,6 +71,11 @@ export interface Backend {
   peers(): Promise<PeerView[]>;
   status(): Promise<StatusView>;
   exportTo(room: string | null, path: string): Promise<ExportSummary>;
+  /** Sends an end-to-end encrypted direct message to node `to` (64 hex). */
+  sendDm(to: string, body: string): Promise<DmView>;
+  /** The newest `limit` direct messages exchanged with node `peer`, oldest first. */
+  dmLog(peer: string, limit: number): Promise<DmView[]>;
+  network(): Promise<NetworkView>;
   /** Starts delivering engine events; resolves to a function that stops it. */
   subscribe(handlers: EventHandlers): Promise<() => void>;
 }
@@ -93,6 +100,9 @@ export const tauriBackend: Backend = {
   peers: () => call("peers"),
   status: () => call("status"),
   exportTo: (room, path) => call("export", { room, path }),
+  sendDm: (to, body) => call("send_dm", { to, body }),
+  dmLog: (peer, limit) => call("dm_log", { with: peer, limit }),
+  network: () => call("network"),
   async subscribe(handlers) {
     const stops: UnlistenFn[] = [];
     try {

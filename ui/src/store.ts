@@ -2,6 +2,7 @@
 // subscribe and render. State objects are replaced, never mutated, so views can compare slices
 // by reference to decide what to redraw.
 
+import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { IdentityView } from "./bindings/IdentityView";
 import type { MessageView } from "./bindings/MessageView";
@@ -10,7 +11,14 @@ import type { PeerView } from "./bindings/PeerView";
 import type { RoomView } from "./bindings/RoomView";
 import type { StatusView } from "./bindings/StatusView";
 import { AppError, type AppErrorCode, type Backend } from "./ipc";
-import { checkBody, fallbackFingerprint, mergeMessages } from "./lib/messages";
+import {
+  checkBody,
+  fallbackFingerprint,
+  MAX_BODY_BYTES,
+  MAX_DM_BYTES,
+  mergeMessages,
+  updateDelivery,
+} from "./lib/messages";
 
 /** Messages fetched per page. */
 export const PAGE_SIZE = 50;
@@ -36,6 +44,18 @@ export interface Notice {
 
 export type Phase = "starting" | "ready" | "failed";
 
+/** What the main pane shows. */
+export type PaneKind = "room" | "dm" | "network";
+
+/** Direct messages with one peer, oldest first. */
+export interface DmThread {
+  items: DmView[];
+  loading: boolean;
+}
+
+/** Direct messages fetched when a conversation opens. */
+export const DM_PAGE_SIZE = 200;
+
 export interface AppState {
   /** `failed`: the engine could not start (see `fatal`). */
   phase: Phase;
@@ -51,6 +71,20 @@ export interface AppState {
   messages: Readonly<Record<string, RoomMessages>>;
   /** Messages that arrived in rooms other than the selected one, since last viewed. */
   unread: Readonly<Record<string, number>>;
+  /** Per room: id of the first message that arrived unread (start of the "new" marker). */
+  firstUnread: Readonly<Record<string, string>>;
+  /** Per room: where the "new messages" marker is shown while the room is open. */
+  newMarker: Readonly<Record<string, string>>;
+  /** Main pane: the selected room, a direct conversation, or the network map. */
+  pane: PaneKind;
+  /** Peer (node id) of the open direct conversation. */
+  selectedDm: string | null;
+  /** Direct conversations loaded or seen this session, by peer id. */
+  dms: Readonly<Record<string, DmThread>>;
+  /** Peers with direct messages (or an opened conversation) this session, most recent first. */
+  dmPeers: string[];
+  /** Direct messages received in conversations not open, by peer id. */
+  dmUnread: Readonly<Record<string, number>>;
   errors: Notice[];
   /** A set-name / join / send call is in flight. */
   pending: { name: boolean; join: boolean; send: boolean };
@@ -67,6 +101,13 @@ export const initialState: AppState = {
   selectedRoom: null,
   messages: {},
   unread: {},
+  firstUnread: {},
+  newMarker: {},
+  pane: "room",
+  selectedDm: null,
+  dms: {},
+  dmPeers: [],
+  dmUnread: {},
   errors: [],
   pending: { name: false, join: false, send: false },
 };
@@ -101,6 +142,49 @@ export function fingerprintOf(state: AppState, nodeId: string): string {
   if (state.identity?.id === nodeId) return state.identity.fingerprint;
   const peer = state.peers.find((p) => p.id === nodeId);
   return peer?.fingerprint ?? fallbackFingerprint(nodeId);
+}
+
+/** Display name of a node: peer name, our own name, a DM author name, or its fingerprint. */
+export function nameOf(state: AppState, nodeId: string): string {
+  if (state.identity?.id === nodeId && state.identity.name) return state.identity.name;
+  const peer = state.peers.find((p) => p.id === nodeId);
+  if (peer?.name) return peer.name;
+  const dm = state.dms[nodeId]?.items.find((d) => !d.outgoing && d.author_name);
+  if (dm) return dm.author_name;
+  const node = state.network?.nodes.find((n) => n.id === nodeId);
+  if (node?.name) return node.name;
+  return fingerprintOf(state, nodeId);
+}
+
+/** What the composer writes to now, or null when it cannot write. */
+export interface ComposeTarget {
+  placeholder: string;
+  canWrite: boolean;
+  limit: number;
+}
+
+export function composeTarget(state: AppState): ComposeTarget {
+  const ready = state.phase === "ready";
+  if (state.pane === "network") {
+    return { placeholder: "Open a room or a conversation to write", canWrite: false, limit: MAX_BODY_BYTES };
+  }
+  if (state.pane === "dm" && state.selectedDm !== null) {
+    return {
+      placeholder: `Direct message to ${nameOf(state, state.selectedDm)} (end-to-end encrypted)`,
+      canWrite: ready,
+      limit: MAX_DM_BYTES,
+    };
+  }
+  const room = selectedRoom(state);
+  return {
+    placeholder: !room
+      ? "Join a room to write"
+      : room.joined
+        ? `Message #${room.name}`
+        : `Join #${room.name} to write here`,
+    canWrite: ready && room !== null && room.joined,
+    limit: MAX_BODY_BYTES,
+  };
 }
 
 /** Peers to list: connected first, then by name. */
@@ -182,11 +266,24 @@ export class Store {
     this.stopEvents = null;
   }
 
-  /** Refetches status, rooms, peers and the selected room's newest page. */
+  /** Refetches status, rooms, peers, the selected room's newest page and the open DM. */
   async reload(): Promise<void> {
     await Promise.all([this.refreshStatus(), this.refreshRooms(), this.refreshPeers()]);
     const room = this.current.selectedRoom;
     if (room !== null) await this.loadLatest(room);
+    const peer = this.current.selectedDm;
+    if (this.current.pane === "dm" && peer !== null) await this.reloadDm(peer);
+  }
+
+  /** Merges the newest direct messages with `peer` into what is loaded. */
+  private async reloadDm(peer: string): Promise<void> {
+    try {
+      const log = await this.backend.dmLog(peer, DM_PAGE_SIZE);
+      const now = this.current.dms[peer];
+      this.setDmThread(peer, { items: mergeDms(now?.items ?? [], log), loading: false });
+    } catch (raw) {
+      this.report(raw);
+    }
   }
 
   private async refreshStatus(): Promise<void> {
@@ -272,10 +369,100 @@ export class Store {
 
   /** Shows a room, fetching its newest page the first time. */
   async selectRoom(name: string): Promise<void> {
-    const unread = { ...this.current.unread };
-    delete unread[name];
-    this.set({ selectedRoom: name, unread });
+    const { unread, firstUnread, newMarker, selectedRoom: previous } = this.current;
+    const nextUnread = { ...unread };
+    delete nextUnread[name];
+    const nextFirst = { ...firstUnread };
+    delete nextFirst[name];
+    const nextMarker = { ...newMarker };
+    // The marker of a room stays while it is open; it goes when another room is opened.
+    if (previous !== null && previous !== name) delete nextMarker[previous];
+    const first = firstUnread[name];
+    if (first !== undefined) nextMarker[name] = first;
+    this.set({
+      selectedRoom: name,
+      pane: "room",
+      unread: nextUnread,
+      firstUnread: nextFirst,
+      newMarker: nextMarker,
+    });
     if (!this.current.messages[name]) await this.loadLatest(name);
+  }
+
+  /** Shows the network map, refreshing it. */
+  async showNetwork(): Promise<void> {
+    this.set({ pane: "network" });
+    try {
+      this.set({ network: await this.backend.network() });
+    } catch (raw) {
+      this.report(raw);
+    }
+  }
+
+  /** Opens the direct conversation with `peer` (node id), loading its history. */
+  async openDm(peer: string): Promise<void> {
+    const dmUnread = { ...this.current.dmUnread };
+    delete dmUnread[peer];
+    const before = this.current.dms[peer];
+    this.set({
+      pane: "dm",
+      selectedDm: peer,
+      dmUnread,
+      dmPeers: this.current.dmPeers.includes(peer) ? this.current.dmPeers : [peer, ...this.current.dmPeers],
+      dms: { ...this.current.dms, [peer]: { items: before?.items ?? [], loading: true } },
+    });
+    try {
+      const log = await this.backend.dmLog(peer, DM_PAGE_SIZE);
+      const now = this.current.dms[peer];
+      this.setDmThread(peer, { items: mergeDms(now?.items ?? [], log), loading: false });
+    } catch (raw) {
+      const now = this.current.dms[peer];
+      this.setDmThread(peer, { items: now?.items ?? [], loading: false });
+      this.report(raw);
+    }
+  }
+
+  /** Sends a direct message in the open conversation. Returns true when it was stored. */
+  async sendDm(body: string): Promise<boolean> {
+    const peer = this.current.selectedDm;
+    if (peer === null) {
+      this.report(new AppError("invalid_input", "Open a conversation first."));
+      return false;
+    }
+    const check = checkBody(body, MAX_DM_BYTES);
+    if (check.problem !== null) {
+      this.report(new AppError("invalid_input", check.problem));
+      return false;
+    }
+    this.setPending("send", true);
+    try {
+      this.addDm(await this.backend.sendDm(peer, body));
+      return true;
+    } catch (raw) {
+      this.report(raw);
+      return false;
+    } finally {
+      this.setPending("send", false);
+    }
+  }
+
+  /** Sends to whatever the main pane shows (room or direct conversation). */
+  async sendCurrent(body: string): Promise<boolean> {
+    return this.current.pane === "dm" ? this.sendDm(body) : this.send(body);
+  }
+
+  /** Re-reads the delivery state of a room's newest page (after `delivery_changed`). */
+  async refreshDelivery(room: string): Promise<void> {
+    if (!this.current.messages[room]) return;
+    try {
+      const page = await this.backend.messages(room, PAGE_SIZE, null);
+      const loaded = this.current.messages[room];
+      if (!loaded) return;
+      const items = updateDelivery(loaded.items, page);
+      if (items !== loaded.items) this.setRoomMessages(room, { ...loaded, items });
+    } catch (raw) {
+      this.report(raw);
+    }
   }
 
   /** Fetches the newest page of a room and merges it with what is loaded. */
@@ -376,6 +563,15 @@ export class Store {
       case "network":
         this.set({ network: event.network });
         break;
+      case "delivery":
+        this.applyDelivery(event.id, event.sent_to, event.held_by);
+        break;
+      case "delivery_changed":
+        void this.refreshDelivery(event.room);
+        break;
+      case "dm":
+        this.addDm(event.dm);
+        break;
       default:
         // A newer engine may send event types this UI does not know yet: ignore them.
         break;
@@ -393,6 +589,41 @@ export class Store {
 
   // ------------------------------------------------------------ state helpers
 
+  private applyDelivery(id: string, sentTo: number, heldBy: number): void {
+    for (const [room, loaded] of Object.entries(this.current.messages)) {
+      const items = updateDelivery(loaded.items, [
+        { id, sent_to: sentTo, held_by: heldBy } as MessageView,
+      ]);
+      if (items !== loaded.items) {
+        this.setRoomMessages(room, { ...loaded, items });
+        return;
+      }
+    }
+  }
+
+  private addDm(dm: DmView): void {
+    const thread = this.current.dms[dm.peer];
+    const items = mergeDms(thread?.items ?? [], [dm]);
+    if (thread && items === thread.items) return; // already shown
+    this.setDmThread(dm.peer, { items, loading: thread?.loading ?? false });
+    const open = this.current.pane === "dm" && this.current.selectedDm === dm.peer;
+    this.touchDmPeer(dm.peer, !open && !dm.outgoing);
+  }
+
+  /** Lists `peer` first in the Direct section, counting one unread when asked. */
+  private touchDmPeer(peer: string, unread: boolean): void {
+    const dmPeers = [peer, ...this.current.dmPeers.filter((p) => p !== peer)];
+    const patch: Partial<AppState> = { dmPeers };
+    if (unread) {
+      patch.dmUnread = { ...this.current.dmUnread, [peer]: (this.current.dmUnread[peer] ?? 0) + 1 };
+    }
+    this.set(patch);
+  }
+
+  private setDmThread(peer: string, thread: DmThread): void {
+    this.set({ dms: { ...this.current.dms, [peer]: thread } });
+  }
+
   private addMessage(message: MessageView): void {
     const loaded = this.current.messages[message.room];
     if (loaded) {
@@ -400,10 +631,15 @@ export class Store {
       if (items === loaded.items) return; // already shown
       this.setRoomMessages(message.room, { ...loaded, items });
     }
-    if (message.room !== this.current.selectedRoom && !message.local) {
+    const viewing = this.current.pane === "room" && message.room === this.current.selectedRoom;
+    if (!viewing && !message.local) {
       const unread = { ...this.current.unread };
       unread[message.room] = (unread[message.room] ?? 0) + 1;
-      this.set({ unread });
+      const patch: Partial<AppState> = { unread };
+      if (this.current.firstUnread[message.room] === undefined) {
+        patch.firstUnread = { ...this.current.firstUnread, [message.room]: message.id };
+      }
+      this.set(patch);
     }
   }
 
@@ -429,4 +665,16 @@ export class Store {
     const loaded = this.current.messages[room];
     if (loaded) this.setRoomMessages(room, { ...loaded, ...patch });
   }
+}
+
+/** Merges direct messages by id, ordered by timestamp then id. Same array when nothing new. */
+export function mergeDms(list: DmView[], incoming: DmView[]): DmView[] {
+  const seen = new Set(list.map((d) => d.id));
+  const fresh = incoming.filter((d) => {
+    if (seen.has(d.id)) return false;
+    seen.add(d.id);
+    return true;
+  });
+  if (fresh.length === 0) return list;
+  return [...list, ...fresh].sort((a, b) => a.timestamp - b.timestamp || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

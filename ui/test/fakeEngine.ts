@@ -2,6 +2,8 @@
 
 import { mockIPC } from "@tauri-apps/api/mocks";
 import type { ApiError } from "../src/bindings/ApiError";
+import type { DmView } from "../src/bindings/DmView";
+import type { NetworkView } from "../src/bindings/NetworkView";
 import type { IdentityView } from "../src/bindings/IdentityView";
 import type { MessageView } from "../src/bindings/MessageView";
 import type { PeerView } from "../src/bindings/PeerView";
@@ -15,6 +17,8 @@ export class FakeEngine {
   joined = new Set<string>();
   stored: MessageView[] = [];
   peers: PeerView[] = [];
+  dms: DmView[] = [];
+  network: NetworkView = { nodes: [], links: [] };
   /** Every command received, in order, with its arguments. */
   calls: { cmd: string; args: Record<string, unknown> }[] = [];
   /** When set, every command fails with it (e.g. engine could not start). */
@@ -80,6 +84,23 @@ export class FakeEngine {
     return m;
   }
 
+  /** Stores a direct message with `peer` (outgoing when `outgoing`). */
+  dm(peer: string, body: string, outgoing: boolean, authorName = "Ben"): DmView {
+    const ts = (this.clock += 1000);
+    const d: DmView = {
+      id: `d${ts.toString(16).padStart(63, "0")}`,
+      peer,
+      author: outgoing ? SELF_ID : peer,
+      author_name: outgoing ? (this.identity.name ?? "") : authorName,
+      timestamp: ts,
+      body,
+      outgoing,
+      received_at: ts,
+    };
+    this.dms.push(d);
+    return d;
+  }
+
   private handle(cmd: string, args: Record<string, unknown>): unknown {
     this.calls.push({ cmd, args });
     if (this.startError) throw this.startError;
@@ -124,6 +145,14 @@ export class FakeEngine {
       }
       case "peers":
         return this.peers;
+      case "send_dm": {
+        if (this.identity.name === null) return fail("no_name", "set a display name first");
+        return this.dm(String(args.to), String(args.body), true);
+      }
+      case "dm_log":
+        return this.dms.filter((d) => d.peer === args.with).slice(-Number(args.limit));
+      case "network":
+        return this.network;
       case "status":
         return this.status();
       default:

@@ -60,7 +60,7 @@ describe("app views", () => {
     $<HTMLFormElement>("#room-form").requestSubmit();
     await settle();
     expect($("#room-title").textContent).toBe("#medical");
-    expect(root.querySelectorAll(".room")).toHaveLength(1);
+    expect(root.querySelectorAll("#room-list .room")).toHaveLength(1);
 
     const composer = $<HTMLTextAreaElement>("#composer");
     expect(composer.disabled).toBe(false);

@@ -22,13 +22,13 @@ export interface BodyCheck {
 }
 
 /** Checks a draft against the engine's rules before sending it. */
-export function checkBody(body: string): BodyCheck {
+export function checkBody(body: string, limit: number = MAX_BODY_BYTES): BodyCheck {
   const bytes = byteLength(body);
   const empty = body.trim().length === 0;
-  const tooLong = bytes > MAX_BODY_BYTES;
+  const tooLong = bytes > limit;
   let problem: string | null = null;
   if (tooLong) {
-    problem = `Message is too long: ${bytes} bytes, the limit is ${MAX_BODY_BYTES}.`;
+    problem = `Message is too long: ${bytes} bytes, the limit is ${limit}.`;
   } else if (empty) {
     problem = "Message is empty.";
   }
@@ -86,4 +86,84 @@ export function formatTime(ms: number, now: Date = new Date()): string {
 /** Full local date and time, for tooltips. */
 export function formatFullTime(ms: number): string {
   return new Date(ms).toLocaleString();
+}
+
+/** Largest direct-message body the engine accepts, in UTF-8 bytes. */
+export const MAX_DM_BYTES = 5900;
+
+/**
+ * Delivery state of a message written here, or null for messages from others:
+ * "stored locally" (no peer has it yet), "sent to N", or "held by N" once peers confirmed.
+ */
+export function deliveryLabel(m: Pick<MessageView, "local" | "sent_to" | "held_by">): string | null {
+  if (!m.local) return null;
+  if (m.held_by > 0) return `held by ${m.held_by}`;
+  if (m.sent_to > 0) return `sent to ${m.sent_to}`;
+  return "stored locally";
+}
+
+/**
+ * Replaces the delivery fields of loaded messages with those of `fresh` (same ids). Returns the
+ * same array when nothing changed.
+ */
+export function updateDelivery(list: MessageView[], fresh: MessageView[]): MessageView[] {
+  const byId = new Map(fresh.map((m) => [m.id, m]));
+  let changed = false;
+  const next = list.map((m) => {
+    const f = byId.get(m.id);
+    if (!f || (f.sent_to === m.sent_to && f.held_by === m.held_by)) return m;
+    changed = true;
+    return { ...m, sent_to: f.sent_to, held_by: f.held_by };
+  });
+  return changed ? next : list;
+}
+
+/** Local calendar day of a timestamp, as `YYYY-MM-DD` (a stable key). */
+export function dayKey(ms: number): string {
+  const d = new Date(ms);
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** "Today", "Yesterday", or a full date such as "Tuesday, 3 March 2026". */
+export function dayLabel(ms: number, now: Date = new Date()): string {
+  const key = dayKey(ms);
+  if (key === dayKey(now.getTime())) return "Today";
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1, 12);
+  if (key === dayKey(yesterday.getTime())) return "Yesterday";
+  return new Date(ms).toLocaleDateString(undefined, {
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+    year: "numeric",
+  });
+}
+
+/** One row of a conversation: a day separator, the "new messages" marker, or an item. */
+export type Row<T> =
+  | { kind: "day"; key: string; label: string }
+  | { kind: "new"; key: string }
+  | { kind: "item"; key: string; item: T };
+
+/**
+ * Lays out a conversation: a day separator before the first item of each day, and the "new
+ * messages" marker before the item with id `firstNewId` (if present).
+ */
+export function layoutRows<T extends { id: string; timestamp: number }>(
+  items: T[],
+  firstNewId: string | null,
+  now: Date = new Date(),
+): Row<T>[] {
+  const rows: Row<T>[] = [];
+  let day: string | null = null;
+  for (const item of items) {
+    const key = dayKey(item.timestamp);
+    if (key !== day) {
+      rows.push({ kind: "day", key: `day:${key}`, label: dayLabel(item.timestamp, now) });
+      day = key;
+    }
+    if (item.id === firstNewId) rows.push({ kind: "new", key: "new-marker" });
+    rows.push({ kind: "item", key: item.id, item });
+  }
+  return rows;
 }

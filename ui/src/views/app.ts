@@ -3,10 +3,13 @@
 import { h } from "../lib/dom";
 import type { Store } from "../store";
 import { mountComposer } from "./composer";
+import { mountDirect } from "./direct";
+import { mountDm } from "./dm";
 import { mountErrorBanner } from "./errorBanner";
 import { mountFatal } from "./fatal";
 import { mountMessages } from "./messages";
 import { mountNamePrompt } from "./namePrompt";
+import { mountNetwork } from "./network";
 import { mountPeers } from "./peers";
 import { mountRooms } from "./rooms";
 import { mountStatusBar } from "./statusBar";
@@ -20,7 +23,10 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
     h("span", {}, "DisasterNet"),
   );
   const sidebar = h("aside", { class: "sidebar" }, brand);
-  const pane = h("main", { class: "room-pane" });
+  const roomView = h("div", { class: "pane-view", id: "room-view" });
+  const dmView = h("div", { class: "pane-view", id: "dm-view", hidden: true });
+  const networkView = h("div", { class: "pane-view", id: "network-view", hidden: true });
+  const pane = h("main", { class: "room-pane" }, roomView, dmView, networkView);
   const statusSlot = h("div", { class: "status-slot" });
   const shell = h("div", { class: "app-shell" }, banner, sidebar, pane, statusSlot);
   root.replaceChildren(shell);
@@ -28,12 +34,26 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
   const stops = [
     mountErrorBanner(banner, store),
     mountRooms(sidebar, store),
+    mountDirect(sidebar, store),
     mountPeers(sidebar, store),
-    mountMessages(pane, store),
+    mountMessages(roomView, store),
+    mountDm(dmView, store),
+    mountNetwork(networkView, store),
     mountComposer(pane, store),
     mountStatusBar(statusSlot, store),
     mountNamePrompt(shell, store),
     mountFatal(shell, store),
   ];
+  const showPane = (kind: string): void => {
+    roomView.hidden = kind !== "room";
+    dmView.hidden = kind !== "dm";
+    networkView.hidden = kind !== "network";
+  };
+  showPane(store.state.pane);
+  stops.push(
+    store.subscribe((state, previous) => {
+      if (state.pane !== previous.pane) showPane(state.pane);
+    }),
+  );
   return () => stops.forEach((stop) => stop());
 }

@@ -2,7 +2,7 @@
 
 import { h } from "../lib/dom";
 import { checkBody, MAX_BODY_BYTES } from "../lib/messages";
-import { selectedRoom, type AppState, type Store } from "../store";
+import { composeTarget, type AppState, type Store } from "../store";
 
 export function mountComposer(root: HTMLElement, store: Store): () => void {
   const input = h("textarea", {
@@ -24,6 +24,7 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
   root.appendChild(form);
 
   let canWrite = false;
+  let limit = MAX_BODY_BYTES;
 
   /** Grows the text area with its content (CSS caps it with max-height). */
   const autosize = (): void => {
@@ -33,8 +34,8 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
 
   const refresh = (): void => {
     autosize();
-    const check = checkBody(input.value);
-    bytes.textContent = `${check.bytes} / ${MAX_BODY_BYTES} bytes`;
+    const check = checkBody(input.value, limit);
+    bytes.textContent = `${check.bytes} / ${limit} bytes`;
     bytes.classList.toggle("over", check.tooLong);
     form.classList.toggle("too-long", check.tooLong);
     send.disabled = !canWrite || check.empty || check.tooLong || store.state.pending.send;
@@ -50,13 +51,13 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
   const submit = async (): Promise<void> => {
     if (!canWrite || store.state.pending.send) return;
     const body = input.value;
-    const check = checkBody(body);
+    const check = checkBody(body, limit);
     if (check.empty) return;
     if (check.tooLong) {
       refresh();
       return;
     }
-    if (await store.send(body)) {
+    if (await store.sendCurrent(body)) {
       // Keep anything typed while sending; drop exactly what was sent.
       input.value = input.value.startsWith(body) ? input.value.slice(body.length) : input.value;
       refresh();
@@ -77,14 +78,12 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
   input.addEventListener("input", refresh);
 
   const render = (state: AppState): void => {
-    const room = selectedRoom(state);
-    canWrite = state.phase === "ready" && room !== null && room.joined;
+    const target = composeTarget(state);
+    canWrite = target.canWrite;
+    limit = target.limit;
     input.disabled = !canWrite;
-    input.placeholder = !room
-      ? "Join a room to write"
-      : room.joined
-        ? `Message #${room.name}`
-        : `Join #${room.name} to write here`;
+    input.placeholder = target.placeholder;
+    form.hidden = state.pane === "network";
     refresh();
   };
 
@@ -92,6 +91,9 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
   return store.subscribe((state, previous) => {
     if (
       state.selectedRoom !== previous.selectedRoom ||
+      state.pane !== previous.pane ||
+      state.selectedDm !== previous.selectedDm ||
+      state.peers !== previous.peers ||
       state.rooms !== previous.rooms ||
       state.pending !== previous.pending ||
       state.phase !== previous.phase

@@ -2,7 +2,7 @@
 
 import { h } from "../lib/dom";
 import type { MessageView } from "../bindings/MessageView";
-import { formatFullTime, formatTime } from "../lib/messages";
+import { deliveryLabel, formatFullTime, formatTime, layoutRows, type Row } from "../lib/messages";
 import { fingerprintOf, selectedRoom, type AppState, type Store } from "../store";
 
 /** Messages from the same author closer than this (ms) share one header. */
@@ -17,6 +17,9 @@ function continues(previous: MessageView | undefined, m: MessageView): boolean {
     m.timestamp - previous.timestamp < GROUP_WINDOW_MS
   );
 }
+
+const DELIVERY_HELP =
+  "Stored locally: saved here, no peer has it yet · Sent to N: pushed to N peers · Held by N: N peers confirmed they hold it";
 
 /** Start loading the previous page this close (px) to the top. */
 const LOAD_OLDER_MARGIN = 80;
@@ -55,35 +58,59 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
           { datetime: new Date(m.timestamp).toISOString(), title: formatFullTime(m.timestamp) },
           formatTime(m.timestamp),
         ),
+        m.local
+          ? h("span", { class: "delivery", "data-testid": "delivery", title: DELIVERY_HELP }, deliveryLabel(m))
+          : null,
       ),
       h("div", { class: "body" }, m.body),
     );
 
+  const separator = (row: Row<MessageView>): HTMLLIElement =>
+    row.kind === "day"
+      ? h("li", { class: "day-separator", role: "separator", "data-day": row.key }, h("span", {}, row.label))
+      : h("li", { class: "new-marker", role: "separator", id: "new-marker" }, h("span", {}, "New messages"));
+
   // Keyed rendering: existing message elements are kept (text selection and element identity
   // survive new messages); only new ones are created, and nodes move only when out of place.
   const rendered = new Map<string, HTMLLIElement>();
-  const renderList = (items: MessageView[], state: AppState): void => {
-    const keep = new Set(items.map((m) => m.id));
-    for (const [id, el] of rendered) {
-      if (!keep.has(id)) {
+  const renderList = (items: MessageView[], state: AppState, firstNew: string | null): void => {
+    const rows = layoutRows(items, firstNew);
+    const keep = new Set(rows.map((r) => r.key));
+    for (const [key, el] of rendered) {
+      if (!keep.has(key)) {
         el.remove();
-        rendered.delete(id);
+        rendered.delete(key);
       }
     }
     let cursor: ChildNode | null = list.firstChild;
     let previous: MessageView | undefined;
-    for (const m of items) {
-      const fingerprint = fingerprintOf(state, m.author);
-      let el = rendered.get(m.id);
-      if (!el) {
-        el = messageItem(m, fingerprint);
-        rendered.set(m.id, el);
+    for (const row of rows) {
+      let el = rendered.get(row.key);
+      if (row.kind !== "item") {
+        if (!el) {
+          el = separator(row);
+          rendered.set(row.key, el);
+        } else if (row.kind === "day") {
+          const label = el.querySelector("span");
+          if (label && label.textContent !== row.label) label.textContent = row.label;
+        }
+        previous = undefined;
       } else {
-        const fp = el.querySelector(".fingerprint");
-        if (fp && fp.textContent !== fingerprint) fp.textContent = fingerprint;
+        const m = row.item;
+        const fingerprint = fingerprintOf(state, m.author);
+        if (!el) {
+          el = messageItem(m, fingerprint);
+        } else {
+          const fp = el.querySelector(".fingerprint");
+          if (fp && fp.textContent !== fingerprint) fp.textContent = fingerprint;
+          const delivery = el.querySelector(".delivery");
+          const label = deliveryLabel(m);
+          if (delivery && delivery.textContent !== label) delivery.textContent = label;
+        }
+        rendered.set(row.key, el);
+        el.classList.toggle("continued", continues(previous, m));
+        previous = m;
       }
-      el.classList.toggle("continued", continues(previous, m));
-      previous = m;
       if (el === cursor) {
         cursor = cursor.nextSibling;
       } else {
@@ -94,6 +121,7 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
 
   let shownRoom: string | null = null;
   let shownItems: MessageView[] | null = null;
+  let shownMarker: string | null = null;
 
   const render = (state: AppState): void => {
     const room = selectedRoom(state);
@@ -118,7 +146,8 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
     placeholder.textContent = "No messages yet. Say hello — it is saved even when nobody is online.";
 
     const roomName = room?.name ?? null;
-    if (roomName === shownRoom && items === shownItems) return;
+    const marker = roomName !== null ? (state.newMarker[roomName] ?? null) : null;
+    if (roomName === shownRoom && items === shownItems && marker === shownMarker) return;
 
     const switched = roomName !== shownRoom;
     const prependedOlder =
@@ -129,11 +158,15 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
     const oldHeight = scroller.scrollHeight;
     const oldTop = scroller.scrollTop;
 
-    renderList(items, state);
+    renderList(items, state, marker);
     shownRoom = roomName;
     shownItems = items;
+    shownMarker = marker;
 
-    if (switched || atBottom) {
+    const markerEl = switched && marker !== null ? list.querySelector<HTMLElement>("#new-marker") : null;
+    if (markerEl) {
+      scroller.scrollTop = Math.max(0, markerEl.offsetTop - scroller.offsetTop - 8);
+    } else if (switched || atBottom) {
       scroller.scrollTop = scroller.scrollHeight;
     } else if (prependedOlder) {
       scroller.scrollTop = oldTop + (scroller.scrollHeight - oldHeight);
@@ -149,6 +182,7 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
     if (
       state.selectedRoom !== previous.selectedRoom ||
       state.messages !== previous.messages ||
+      state.newMarker !== previous.newMarker ||
       state.rooms !== previous.rooms ||
       state.peers !== previous.peers
     ) {

@@ -12,6 +12,16 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
     h("section", { class: "sidebar-section peers" }, h("h2", {}, "Peers ", count), list, empty),
   );
 
+  const messageButton = (id: string, name: string): HTMLButtonElement => {
+    const button = h(
+      "button",
+      { type: "button", class: "message-peer link", title: `Direct message to ${name || id.slice(0, 8)}` },
+      "Message",
+    );
+    button.addEventListener("click", () => void store.openDm(id));
+    return button;
+  };
+
   const render = (state: AppState): void => {
     const peers = sortedPeers(state);
     const online = peers.filter((p) => p.connected).length;
@@ -44,6 +54,7 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
             ? h("span", { class: "hops", title: "Reachable through other peers" }, `${peer.hops} hops`)
             : null,
           h("code", { class: "fingerprint" }, peer.fingerprint),
+          messageButton(peer.id, peer.name),
         ),
       ),
     );

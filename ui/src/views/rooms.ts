@@ -29,7 +29,7 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
   });
 
   const roomItem = (room: RoomView, state: AppState): HTMLLIElement => {
-    const selected = room.name === state.selectedRoom;
+    const selected = state.pane === "room" && room.name === state.selectedRoom;
     const unread = state.unread[room.name] ?? 0;
     const select = h(
       "button",
@@ -76,6 +76,7 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
     if (
       state.rooms !== previous.rooms ||
       state.selectedRoom !== previous.selectedRoom ||
+      state.pane !== previous.pane ||
       state.unread !== previous.unread ||
       state.pending !== previous.pending ||
       state.phase !== previous.phase

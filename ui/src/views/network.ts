@@ -1,0 +1,77 @@
+// The network map: an SVG with this node in the centre and others on rings by hop distance.
+
+import { h } from "../lib/dom";
+import { layoutNetwork } from "../lib/network";
+import type { AppState, Store } from "../store";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function s<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number>,
+  ...children: (SVGElement | string)[]
+): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c);
+  return el;
+}
+
+export function mountNetwork(root: HTMLElement, store: Store): () => void {
+  const title = h("h1", { id: "network-title" }, "Network");
+  const subtitle = h("p", { id: "network-subtitle", class: "muted" });
+  const header = h("header", { class: "room-header" }, title, subtitle);
+  const figure = h("div", { id: "network-map", class: "network-map" });
+  root.append(header, figure);
+
+  const render = (state: AppState): void => {
+    const network = state.network ?? { nodes: [], links: [] };
+    const others = network.nodes.filter((n) => !n.me);
+    const reachable = others.filter((n) => n.hops !== null).length;
+    subtitle.textContent = `${others.length} other ${others.length === 1 ? "node" : "nodes"} known · ${reachable} reachable · ${network.links.length} ${network.links.length === 1 ? "link" : "links"}`;
+    const map = layoutNetwork(network);
+    const svg = s("svg", {
+      viewBox: `0 0 ${map.width} ${map.height}`,
+      role: "img",
+      "aria-label": `Network map: ${network.nodes
+        .map((n) => `${n.name || n.fingerprint}${n.me ? " (this node)" : n.hops !== null ? `, ${n.hops} hops` : ", unreachable"}`)
+        .join("; ")}`,
+    });
+    for (const r of map.rings) {
+      svg.append(s("circle", { cx: map.width / 2, cy: map.height / 2, r, class: "ring" }));
+    }
+    for (const l of map.links) {
+      svg.append(s("line", { x1: l.x1, y1: l.y1, x2: l.x2, y2: l.y2, class: "link" }));
+    }
+    for (const n of map.nodes) {
+      const label = n.name || "(no name)";
+      // Labels go outward (above nodes in the upper half) so links to the centre do not cross them.
+      const above = !n.me && n.y < map.height / 2 - 1;
+      const r = n.me ? 14 : 10;
+      const nameY = above ? -r - 22 : r + 16;
+      const hops = n.me ? "this node" : n.hops !== null ? `${n.hops} ${n.hops === 1 ? "hop" : "hops"}` : "unreachable";
+      svg.append(
+        s(
+          "g",
+          {
+            class: `node${n.me ? " me" : ""}${n.connected ? " connected" : ""}${n.hops === null ? " unreachable" : ""}`,
+            "data-node-id": n.id,
+            transform: `translate(${n.x.toFixed(1)} ${n.y.toFixed(1)})`,
+          },
+          s("title", {}, `${label} · ${n.fingerprint} · ${hops}\n${n.id}`),
+          s("circle", { r }),
+          s("text", { y: nameY, class: "node-name" }, label),
+          s("text", { y: nameY + 14, class: "node-meta" }, `${n.fingerprint} · ${hops}`),
+        ),
+      );
+    }
+    figure.replaceChildren(svg);
+  };
+
+  render(store.state);
+  return store.subscribe((state, previous) => {
+    if (state.pane === "network" && (state.network !== previous.network || state.pane !== previous.pane)) {
+      render(state);
+    }
+  });
+}
