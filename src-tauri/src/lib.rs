@@ -22,8 +22,8 @@ use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 
 use clap::Parser;
 use dn_node::api::{
-    ApiError, DmView, EngineEvent, ErrorCode, ExportSummary, IdentityView, MessageView,
-    NetworkView, PeerView, Request, RoomView, StatusView,
+    ApiError, BackupSummary, DmView, EngineEvent, ErrorCode, ExportFormat, ExportSummary,
+    IdentityView, MessageView, NetworkView, PeerView, Request, RoomView, StatusView,
 };
 use dn_node::{Engine, NodeConfig};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
@@ -153,8 +153,30 @@ async fn export(
     shell: State<'_, Shell>,
     room: Option<String>,
     path: String,
+    format: Option<ExportFormat>,
 ) -> Result<ExportSummary, ApiError> {
-    shell.engine().await?.export(room, path).await
+    shell
+        .engine()
+        .await?
+        .export(room, path, format.unwrap_or_default())
+        .await
+}
+
+/// Export of one room (or all) in a chosen format, to a path picked by the user.
+#[tauri::command]
+async fn export_messages(
+    shell: State<'_, Shell>,
+    room: Option<String>,
+    format: ExportFormat,
+    path: String,
+) -> Result<ExportSummary, ApiError> {
+    shell.engine().await?.export(room, path, format).await
+}
+
+/// Writes a backup of the node's identity key (the file IS the identity).
+#[tauri::command]
+async fn backup_identity(shell: State<'_, Shell>, path: String) -> Result<BackupSummary, ApiError> {
+    shell.engine().await?.backup_identity(path).await
 }
 
 /// Runs a generic engine request and decodes its JSON answer.
@@ -312,10 +334,24 @@ pub fn run() -> ExitCode {
 
     let (slot_tx, slot_rx) = watch::channel(None);
     let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
         .manage(Shell { engine: slot_rx })
         .invoke_handler(tauri::generate_handler![
-            identity, set_name, join_room, leave_room, rooms, send, messages, peers, status,
-            export, send_dm, dm_log, network
+            identity,
+            set_name,
+            join_room,
+            leave_room,
+            rooms,
+            send,
+            messages,
+            peers,
+            status,
+            export,
+            export_messages,
+            backup_identity,
+            send_dm,
+            dm_log,
+            network
         ])
         .setup(move |app| {
             start_engine(app.handle(), args, slot_tx);

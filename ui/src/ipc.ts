@@ -3,10 +3,13 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { save } from "@tauri-apps/plugin-dialog";
 import type { ApiError } from "./bindings/ApiError";
+import type { BackupSummary } from "./bindings/BackupSummary";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ErrorCode } from "./bindings/ErrorCode";
+import type { ExportFormat } from "./bindings/ExportFormat";
 import type { ExportSummary } from "./bindings/ExportSummary";
 import type { IdentityView } from "./bindings/IdentityView";
 import type { MessageView } from "./bindings/MessageView";
@@ -58,6 +61,12 @@ export interface EventHandlers {
   lagged(): void;
 }
 
+/** File type offered by the save dialog. */
+export interface SaveFilter {
+  name: string;
+  extensions: string[];
+}
+
 /** Everything the UI can ask of the engine. One method per Tauri command. */
 export interface Backend {
   identity(): Promise<IdentityView>;
@@ -71,6 +80,12 @@ export interface Backend {
   peers(): Promise<PeerView[]>;
   status(): Promise<StatusView>;
   exportTo(room: string | null, path: string): Promise<ExportSummary>;
+  /** Exports one room (or all, `null`) in `format` to `path`. */
+  exportMessages(room: string | null, format: ExportFormat, path: string): Promise<ExportSummary>;
+  /** Writes a backup of the identity key to `path` (the file IS the identity). */
+  backupIdentity(path: string): Promise<BackupSummary>;
+  /** The native save dialog; resolves to the chosen path, or null when cancelled. */
+  pickSavePath(defaultName: string, filter: SaveFilter): Promise<string | null>;
   /** Sends an end-to-end encrypted direct message to node `to` (64 hex). */
   sendDm(to: string, body: string): Promise<DmView>;
   /** The newest `limit` direct messages exchanged with node `peer`, oldest first. */
@@ -100,6 +115,15 @@ export const tauriBackend: Backend = {
   peers: () => call("peers"),
   status: () => call("status"),
   exportTo: (room, path) => call("export", { room, path }),
+  exportMessages: (room, format, path) => call("export_messages", { room, format, path }),
+  backupIdentity: (path) => call("backup_identity", { path }),
+  async pickSavePath(defaultName, filter) {
+    try {
+      return await save({ defaultPath: defaultName, filters: [filter] });
+    } catch (raw) {
+      throw AppError.from(raw);
+    }
+  },
   sendDm: (to, body) => call("send_dm", { to, body }),
   dmLog: (peer, limit) => call("dm_log", { with: peer, limit }),
   network: () => call("network"),

@@ -4,6 +4,7 @@
 
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
+import type { ExportFormat } from "./bindings/ExportFormat";
 import type { IdentityView } from "./bindings/IdentityView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
@@ -45,7 +46,30 @@ export interface Notice {
 export type Phase = "starting" | "ready" | "failed";
 
 /** What the main pane shows. */
-export type PaneKind = "room" | "dm" | "network";
+export type PaneKind = "room" | "dm" | "network" | "identity";
+
+/** Outcome of the last identity backup or export (shown in the "Identity & export" pane). */
+export interface TransferState {
+  /** A save dialog or a backup/export call is in progress. */
+  busy: boolean;
+  /** One line about the last completed backup or export, or null. */
+  done: string | null;
+}
+
+/** Export formats offered in the app, with the file type for the save dialog. */
+export const EXPORT_FORMATS: Readonly<Record<ExportFormat, { label: string; extension: string }>> = {
+  jsonl: { label: "Signed JSON Lines (verifiable)", extension: "jsonl" },
+  csv: { label: "CSV spreadsheet", extension: "csv" },
+  html: { label: "Printable HTML report", extension: "html" },
+};
+
+/** Default file name of an export. */
+export function exportFileName(room: string | null, format: ExportFormat): string {
+  return `disasternet-${room ?? "all-rooms"}.${EXPORT_FORMATS[format].extension}`;
+}
+
+/** Default file name of an identity backup. */
+export const BACKUP_FILE_NAME = "disasternet-identity.key";
 
 /** Direct messages with one peer, oldest first. */
 export interface DmThread {
@@ -86,6 +110,8 @@ export interface AppState {
   /** Direct messages received in conversations not open, by peer id. */
   dmUnread: Readonly<Record<string, number>>;
   errors: Notice[];
+  /** Identity backup / export in the "Identity & export" pane. */
+  transfer: TransferState;
   /** A set-name / join / send call is in flight. */
   pending: { name: boolean; join: boolean; send: boolean };
 }
@@ -109,6 +135,7 @@ export const initialState: AppState = {
   dmPeers: [],
   dmUnread: {},
   errors: [],
+  transfer: { busy: false, done: null },
   pending: { name: false, join: false, send: false },
 };
 
@@ -165,7 +192,7 @@ export interface ComposeTarget {
 
 export function composeTarget(state: AppState): ComposeTarget {
   const ready = state.phase === "ready";
-  if (state.pane === "network") {
+  if (state.pane === "network" || state.pane === "identity") {
     return { placeholder: "Open a room or a conversation to write", canWrite: false, limit: MAX_BODY_BYTES };
   }
   if (state.pane === "dm" && state.selectedDm !== null) {
@@ -390,6 +417,65 @@ export class Store {
   }
 
   /** Shows the network map, refreshing it. */
+  /** Opens the "Identity & export" pane. */
+  showIdentity(): void {
+    this.set({ pane: "identity" });
+  }
+
+  /**
+   * Asks where to save, then writes the identity backup there. Returns the path written, or
+   * null when cancelled or failed (failures are reported).
+   */
+  async backupIdentity(): Promise<string | null> {
+    return this.transferTo(
+      BACKUP_FILE_NAME,
+      { name: "DisasterNet identity backup", extensions: ["key"] },
+      async (path) => {
+        const s = await this.backend.backupIdentity(path);
+        return [s.path, `Identity backed up to ${s.path}. Keep this file safe: it IS your identity.`];
+      },
+    );
+  }
+
+  /**
+   * Asks where to save, then exports `room` (all rooms when null) in `format`. Returns the path
+   * written, or null when cancelled or failed (failures are reported).
+   */
+  async exportMessages(room: string | null, format: ExportFormat): Promise<string | null> {
+    const { label, extension } = EXPORT_FORMATS[format];
+    return this.transferTo(
+      exportFileName(room, format),
+      { name: label, extensions: [extension] },
+      async (path) => {
+        const s = await this.backend.exportMessages(room, format, path);
+        const n = `${s.messages} ${s.messages === 1 ? "message" : "messages"}`;
+        return [s.path, `Exported ${n} to ${s.path}.`];
+      },
+    );
+  }
+
+  private async transferTo(
+    defaultName: string,
+    filter: { name: string; extensions: string[] },
+    write: (path: string) => Promise<[string, string]>,
+  ): Promise<string | null> {
+    if (this.current.transfer.busy) return null;
+    this.set({ transfer: { ...this.current.transfer, busy: true } });
+    let done = this.current.transfer.done;
+    try {
+      const path = await this.backend.pickSavePath(defaultName, filter);
+      if (path === null) return null;
+      const [written, line] = await write(path);
+      done = line;
+      return written;
+    } catch (raw) {
+      this.report(raw);
+      return null;
+    } finally {
+      this.set({ transfer: { busy: false, done } });
+    }
+  }
+
   async showNetwork(): Promise<void> {
     this.set({ pane: "network" });
     try {

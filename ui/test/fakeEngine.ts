@@ -21,6 +21,10 @@ export class FakeEngine {
   network: NetworkView = { nodes: [], links: [] };
   /** Every command received, in order, with its arguments. */
   calls: { cmd: string; args: Record<string, unknown> }[] = [];
+  /** What the mocked native save dialog answers (null: the user cancelled). */
+  savePath: string | null = "/home/ana/backup.key";
+  /** Files "written" by backup_identity / export_messages, by path. */
+  written = new Map<string, string>();
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -155,6 +159,23 @@ export class FakeEngine {
         return this.network;
       case "status":
         return this.status();
+      case "plugin:dialog|save":
+        return this.savePath;
+      case "backup_identity":
+        if (String(args.path).startsWith("/readonly/")) {
+          return fail("io", `${String(args.path)}: read-only file system`);
+        }
+        this.written.set(String(args.path), "identity");
+        return { path: String(args.path) };
+      case "export_messages": {
+        const room = typeof args.room === "string" ? args.room : null;
+        if (!["jsonl", "csv", "html"].includes(String(args.format))) {
+          return fail("invalid_input", `bad format ${String(args.format)}`);
+        }
+        const messages = this.stored.filter((m) => room === null || m.room === room).length;
+        this.written.set(String(args.path), String(args.format));
+        return { path: String(args.path), messages };
+      }
       default:
         return fail("internal", `unknown command ${cmd}`);
     }

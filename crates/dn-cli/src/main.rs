@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use dn_node::{
-    ApiError, Client, DmView, Engine, ExportSummary, IdentityView, MessageView, NetworkView,
-    NodeConfig, PeerView, Request, RoomView, StatusView,
+    ApiError, BackupSummary, Client, DmView, Engine, ExportFormat, ExportSummary, IdentityView,
+    MessageView, NetworkView, NodeConfig, PeerView, Request, RoomView, StatusView,
 };
 use dn_proto::sim;
 use serde::de::DeserializeOwned;
@@ -103,7 +103,7 @@ enum Cmd {
         /// HOST:PORT.
         addr: String,
     },
-    /// Export messages as signed JSON Lines.
+    /// Export messages: signed JSON Lines (verifiable), CSV, or a printable HTML report.
     Export {
         /// One room (default: all rooms).
         #[arg(long)]
@@ -111,6 +111,14 @@ enum Cmd {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// File format: jsonl (verifiable with `verify`), csv, html.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: FormatArg,
+    },
+    /// Back up or restore this node's identity key.
+    Identity {
+        #[command(subcommand)]
+        cmd: IdentityCmd,
     },
     /// Verify an export file; non-zero exit if any line fails.
     Verify {
@@ -119,6 +127,40 @@ enum Cmd {
     },
     /// Run the deterministic protocol simulator (tree propagation beside the flooding baseline).
     Sim(SimArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Jsonl,
+    Csv,
+    Html,
+}
+
+impl From<FormatArg> for ExportFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Jsonl => ExportFormat::Jsonl,
+            FormatArg::Csv => ExportFormat::Csv,
+            FormatArg::Html => ExportFormat::Html,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum IdentityCmd {
+    /// Write the identity key to a file (mode 0600). The file IS your identity: anyone holding
+    /// it can sign as you. Works while a node runs.
+    Backup {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace this data dir's identity with the one in a backup file. Only while no node or
+    /// app runs on the data dir; the previous key is kept as identity.key.replaced-<unix ms>.
+    Restore {
+        /// Backup file.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -290,6 +332,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             return run_node(cfg).await;
         }
         Cmd::Verify { file } => return verify(&file, json),
+        Cmd::Identity {
+            cmd: IdentityCmd::Restore { file },
+        } => return restore(&data_dir, &file, json),
         Cmd::Sim(args) => return simulate(&args, json),
         _ => {}
     }
@@ -552,13 +597,14 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 println!("dialing {addr}");
             }
         }
-        Cmd::Export { room, out } => {
+        Cmd::Export { room, out, format } => {
             let path = absolute(&out)?;
             let s: ExportSummary = call(
                 client,
                 Request::Export {
                     room,
                     path: path.display().to_string(),
+                    format: format.into(),
                 },
             )
             .await?;
@@ -568,7 +614,33 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 println!("exported {} messages to {}", s.messages, s.path);
             }
         }
-        Cmd::Node { .. } | Cmd::Verify { .. } | Cmd::Sim(_) => unreachable_cmd()?,
+        Cmd::Identity {
+            cmd: IdentityCmd::Backup { out },
+        } => {
+            let path = absolute(&out)?;
+            let s: BackupSummary = call(
+                client,
+                Request::BackupIdentity {
+                    path: path.display().to_string(),
+                },
+            )
+            .await?;
+            if json {
+                print_json(&s)?;
+            } else {
+                println!("identity backed up to {}", s.path);
+                eprintln!(
+                    "warning: this file IS your identity; anyone holding it can sign as you. \
+                     Keep it offline and safe."
+                );
+            }
+        }
+        Cmd::Node { .. }
+        | Cmd::Verify { .. }
+        | Cmd::Sim(_)
+        | Cmd::Identity {
+            cmd: IdentityCmd::Restore { .. },
+        } => unreachable_cmd()?,
     }
     Ok(())
 }
@@ -683,6 +755,23 @@ fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
     }
     if json {
         print_json(&reports)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(data_dir: &Path, file: &Path, json: bool) -> Result<ExitCode> {
+    let s = dn_node::restore_identity(data_dir, file).map_err(api)?;
+    if json {
+        print_json(&s)?;
+    } else {
+        println!("identity restored: this node is now {}", s.id);
+        if let Some(p) = &s.previous_key {
+            println!("the previous identity key was kept as {p}");
+        }
+        eprintln!(
+            "warning: this node now signs as the restored identity. Never run two nodes with the \
+             same identity at the same time, and keep the backup file safe: it IS the identity."
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

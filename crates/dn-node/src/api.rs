@@ -296,6 +296,39 @@ impl ApiError {
     }
 }
 
+/// Format of an export file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+#[ts(export)]
+pub enum ExportFormat {
+    /// JSON Lines with the signed bytes: verifiable offline (`disasternet verify`).
+    #[default]
+    Jsonl,
+    /// Spreadsheet table (RFC 4180): `timestamp_utc,room,author_name,author_fingerprint,body,id`.
+    Csv,
+    /// A printable, self-contained HTML report grouped by room.
+    Html,
+}
+
+/// Result of an identity backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BackupSummary {
+    /// File written.
+    pub path: String,
+}
+
+/// Result of an identity restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct RestoreSummary {
+    /// The node id now in use (64 hex).
+    pub id: String,
+    /// Where the previous, different key was kept (absent when there was none or it was the
+    /// same identity).
+    pub previous_key: Option<String>,
+}
+
 /// A request to the engine (also the control-socket protocol: one JSON object per line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -341,10 +374,19 @@ pub enum Request {
     Peers,
     /// → `StatusView`
     Status,
-    /// Write a JSON Lines export. → `ExportSummary`
+    /// Write an export (JSON Lines by default). → `ExportSummary`
     Export {
         /// One room, or all when absent.
         room: Option<String>,
+        /// Output file (absolute path, written by the engine's process).
+        path: String,
+        /// File format (absent: `jsonl`).
+        #[serde(default)]
+        format: ExportFormat,
+    },
+    /// Write a backup of this node's identity key (mode 0600; the file IS the identity).
+    /// → `BackupSummary`
+    BackupIdentity {
         /// Output file (absolute path, written by the engine's process).
         path: String,
     },

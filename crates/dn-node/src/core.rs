@@ -817,6 +817,33 @@ impl Core {
         serde_json::to_value(v).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
     }
 
+    /// Refuses an output path that would replace one of the data dir's own files (the key, the
+    /// store, the lock, the socket, a kept key).
+    fn refuse_own_files(&self, path: &Path) -> Result<(), ApiError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let own = ["identity.key", "store.sqlite3", "node.lock", "control.sock"]
+            .iter()
+            .any(|f| name.starts_with(f));
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let same_dir = match (parent.canonicalize(), self.data_dir.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if own && same_dir {
+            return Err(invalid(format!(
+                "{}: that would overwrite this node's own data; choose another file",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Executes one request.
     pub fn request(&mut self, req: Request) -> Result<Value, ApiError> {
         match req {
@@ -878,16 +905,26 @@ impl Core {
             }
             Request::Peers => Self::to_value(self.peers()?),
             Request::Status => Self::to_value(self.status()?),
-            Request::Export { room, path } => {
+            Request::Export { room, path, format } => {
                 let room = match room {
                     Some(r) => Some(dn_proto::message::normalize_room(&r).map_err(invalid)?),
                     None => None,
                 };
-                Self::to_value(export::export_jsonl(
+                self.refuse_own_files(Path::new(&path))?;
+                Self::to_value(export::export(
                     &self.store,
                     room.as_deref(),
                     Path::new(&path),
+                    format,
                 )?)
+            }
+            Request::BackupIdentity { path } => {
+                if !Path::new(&path).is_absolute() {
+                    return Err(invalid(format!("{path}: the backup path must be absolute")));
+                }
+                self.refuse_own_files(Path::new(&path))?;
+                identity::write_backup(&self.key, Path::new(&path))?;
+                Self::to_value(BackupSummary { path })
             }
             Request::Network => Self::to_value(self.network_view()),
             Request::SendDm { to, body } => Self::to_value(self.send_dm(&to, &body)?),

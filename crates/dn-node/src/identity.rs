@@ -52,6 +52,124 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, ApiError> {
     }
 }
 
+/// First line of an identity backup file (the second line is the 64-hex secret key).
+pub const BACKUP_HEADER: &str = "# DisasterNet identity backup — this file IS your identity; anyone holding it can sign as you. Keep it safe.";
+
+/// Writes `key` as a backup file at `path`: [`BACKUP_HEADER`], newline, 64 hex characters of
+/// the secret key, newline. Mode 0600, written to a temporary file beside `path`, synced, then
+/// renamed into place.
+pub fn write_backup(key: &SigningKey, path: &Path) -> Result<(), ApiError> {
+    let name = path.file_name().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{} is not a file path", path.display()),
+        )
+    })?;
+    let tmp = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let text = format!("{BACKUP_HEADER}\n{}\n", hex::encode(key.to_bytes()));
+    let res = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            // An existing temporary file keeps its mode: force owner-only before writing.
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(|e| io_err(&tmp, &e))
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, &e)));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Parses a backup (or a plain `identity.key`): lines starting with `#` and blank lines are
+/// ignored; exactly one line of 64 hex characters must remain.
+pub fn parse_backup(text: &str) -> Result<SigningKey, String> {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return Err("expected exactly one line of 64 hex characters".into());
+    };
+    let secret: [u8; 32] = hex::decode(line)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| "the key line is not 64 hex characters".to_string())?;
+    Ok(SigningKey::from_bytes(&secret))
+}
+
+/// Replaces the key in `data_dir` with the one in the backup file `backup`. The backup is
+/// validated first (a bad one changes nothing). A previous key different from the restored one
+/// is kept as `identity.key.replaced-<unix ms>`. The caller must hold the data dir's lock.
+/// Returns the restored key and where the previous key was kept.
+pub fn restore(
+    data_dir: &Path,
+    backup: &Path,
+    now_ms: u64,
+) -> Result<(SigningKey, Option<std::path::PathBuf>), ApiError> {
+    let text = fs::read_to_string(backup).map_err(|e| io_err(backup, &e))?;
+    let key = parse_backup(&text).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "{} is not a DisasterNet identity backup: {e}",
+                backup.display()
+            ),
+        )
+    })?;
+    let path = data_dir.join(KEY_FILE);
+    let previous = match fs::read_to_string(&path) {
+        Ok(old) => Some(old),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err(&path, &e)),
+    };
+    if previous
+        .as_deref()
+        .and_then(|old| parse_backup(old).ok())
+        .is_some_and(|old| old.to_bytes() == key.to_bytes())
+    {
+        return Ok((key, None));
+    }
+    fs::create_dir_all(data_dir).map_err(|e| io_err(data_dir, &e))?;
+    let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
+            f.write_all(format!("{}\n", hex::encode(key.to_bytes())).as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(|e| io_err(&tmp, &e))?;
+    // Keep the previous key (a second name for the same file) before the new one replaces it,
+    // so a crash at any point leaves either key reachable.
+    let kept = if previous.is_some() {
+        let kept = data_dir.join(format!("{KEY_FILE}.replaced-{now_ms}"));
+        if let Err(e) = fs::hard_link(&path, &kept) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&kept, &e));
+        }
+        Some(kept)
+    } else {
+        None
+    };
+    fs::rename(&tmp, &path).map_err(|e| io_err(&path, &e))?;
+    if let Ok(d) = fs::File::open(data_dir) {
+        let _ = d.sync_all();
+    }
+    tracing::info!(id = %node_id(&key), "restored node identity from a backup");
+    Ok((key, kept))
+}
+
 /// The node id of a key.
 pub fn node_id(key: &SigningKey) -> NodeId {
     NodeId(key.verifying_key().to_bytes())
@@ -99,5 +217,73 @@ mod tests {
             fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(),
             "not a key"
         );
+    }
+
+    #[test]
+    fn backup_then_restore_roundtrip_keeps_the_replaced_key() {
+        let a = tempfile::tempdir().unwrap();
+        let key = load_or_create(a.path()).unwrap();
+        let file = a.path().join("me.dnkey");
+        write_backup(&key, &file).unwrap();
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with(&format!("{BACKUP_HEADER}\n")));
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        let b = tempfile::tempdir().unwrap();
+        let other = load_or_create(b.path()).unwrap();
+        let old_text = fs::read_to_string(b.path().join(KEY_FILE)).unwrap();
+        let (restored, kept) = restore(b.path(), &file, 1234).unwrap();
+        assert_eq!(restored.to_bytes(), key.to_bytes());
+        assert_eq!(load_or_create(b.path()).unwrap().to_bytes(), key.to_bytes());
+        let kept = kept.unwrap();
+        assert_eq!(kept, b.path().join("identity.key.replaced-1234"));
+        assert_eq!(fs::read_to_string(&kept).unwrap(), old_text);
+        assert_ne!(other.to_bytes(), key.to_bytes());
+        assert_eq!(
+            fs::metadata(b.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        // Restoring the same identity again changes nothing.
+        assert_eq!(restore(b.path(), &file, 5678).unwrap().1, None);
+        // Into an empty data dir: nothing to keep.
+        let c = tempfile::tempdir().unwrap();
+        assert_eq!(restore(c.path(), &file, 1).unwrap().1, None);
+        assert_eq!(load_or_create(c.path()).unwrap().to_bytes(), key.to_bytes());
+    }
+
+    #[test]
+    fn corrupt_backup_is_refused_and_the_key_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create(dir.path()).unwrap();
+        let before = fs::read_to_string(dir.path().join(KEY_FILE)).unwrap();
+        let bad = dir.path().join("bad");
+        for text in [
+            "",
+            "# header only\n",
+            &format!("{BACKUP_HEADER}\nzz{}\n", "0".repeat(62)),
+            &format!("{BACKUP_HEADER}\n{}\n", "0".repeat(60)),
+            &format!("{}\n{}\n", "1".repeat(64), "2".repeat(64)),
+        ] {
+            fs::write(&bad, text).unwrap();
+            let e = restore(dir.path(), &bad, 99).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidInput, "{text:?}");
+        }
+        assert!(restore(dir.path(), &dir.path().join("missing"), 99).is_err());
+        assert_eq!(
+            fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(),
+            before
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("replaced")), "{names:?}");
     }
 }

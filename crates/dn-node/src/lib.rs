@@ -145,6 +145,32 @@ async fn lock_data_dir_patiently(data_dir: &Path, patience: Duration) -> Result<
     }
 }
 
+/// Replaces the identity key of `data_dir` with the one in the backup file `backup`. Works only
+/// while no node (or app, or other command) runs on the data dir: it takes the data dir's lock
+/// and fails with `busy` otherwise. The backup is validated before anything changes; a
+/// previous, different key is kept as `identity.key.replaced-<unix ms>`.
+pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary, ApiError> {
+    let _lock = lock_data_dir(data_dir).map_err(|e| {
+        if e.code == ErrorCode::Busy {
+            ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "a DisasterNet node or the app is running on {}; stop it before restoring \
+                     an identity",
+                    data_dir.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    let (key, kept) = identity::restore(data_dir, backup, core::now_ms())?;
+    Ok(RestoreSummary {
+        id: identity::node_id(&key).to_hex(),
+        previous_key: kept.map(|p| p.display().to_string()),
+    })
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Internal, e.to_string())
 }
@@ -374,13 +400,18 @@ impl Engine {
     pub async fn status(&self) -> Result<StatusView, ApiError> {
         self.typed(Request::Status).await
     }
-    /// JSON Lines export.
+    /// Export of one room or all rooms (JSON Lines, CSV or HTML).
     pub async fn export(
         &self,
         room: Option<String>,
         path: String,
+        format: ExportFormat,
     ) -> Result<ExportSummary, ApiError> {
-        self.typed(Request::Export { room, path }).await
+        self.typed(Request::Export { room, path, format }).await
+    }
+    /// Writes a backup of this node's identity key (the file IS the identity).
+    pub async fn backup_identity(&self, path: String) -> Result<BackupSummary, ApiError> {
+        self.typed(Request::BackupIdentity { path }).await
     }
     /// Dials a peer by address.
     pub async fn add_peer(&self, addr: String) -> Result<(), ApiError> {
@@ -496,5 +527,77 @@ impl Client {
         if let Client::Local(e) = self {
             e.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_refuses_while_the_data_dir_is_locked() {
+        let src = tempfile::tempdir().unwrap();
+        let key = identity::load_or_create(src.path()).unwrap();
+        let backup = src.path().join("backup.key");
+        identity::write_backup(&key, &backup).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let old = identity::load_or_create(dir.path()).unwrap();
+        let lock = lock_data_dir(dir.path()).unwrap();
+        let e = restore_identity(dir.path(), &backup).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Busy);
+        assert_eq!(
+            identity::load_or_create(dir.path()).unwrap().to_bytes(),
+            old.to_bytes()
+        );
+        drop(lock);
+        let r = restore_identity(dir.path(), &backup).unwrap();
+        assert_eq!(r.id, identity::node_id(&key).to_hex());
+        assert!(r.previous_key.unwrap().contains("identity.key.replaced-"));
+    }
+
+    #[tokio::test]
+    async fn backup_request_writes_the_running_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::open(dir.path()).await.unwrap();
+        let id: IdentityView =
+            serde_json::from_value(client.request(Request::Identity).await.unwrap()).unwrap();
+        let out = dir.path().join("me.backup");
+        let v = client
+            .request(Request::BackupIdentity {
+                path: out.display().to_string(),
+            })
+            .await
+            .unwrap();
+        for bad in [
+            dir.path().join("identity.key").display().to_string(),
+            dir.path().join("store.sqlite3").display().to_string(),
+            "relative.key".to_string(),
+        ] {
+            let e = client
+                .request(Request::BackupIdentity { path: bad.clone() })
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidInput, "{bad}");
+        }
+        let e = client
+            .request(Request::Export {
+                room: None,
+                path: dir.path().join("identity.key").display().to_string(),
+                format: ExportFormat::Csv,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        client.close().await;
+        // The key file is intact.
+        assert_eq!(
+            identity::node_id(&identity::load_or_create(dir.path()).unwrap()).to_hex(),
+            id.id
+        );
+        let s: BackupSummary = serde_json::from_value(v).unwrap();
+        assert_eq!(s.path, out.display().to_string());
+        let key = identity::parse_backup(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(identity::node_id(&key).to_hex(), id.id);
     }
 }

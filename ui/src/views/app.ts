@@ -7,6 +7,7 @@ import { mountDirect } from "./direct";
 import { mountDm } from "./dm";
 import { mountErrorBanner } from "./errorBanner";
 import { mountFatal } from "./fatal";
+import { mountIdentity } from "./identity";
 import { mountMessages } from "./messages";
 import { mountNamePrompt } from "./namePrompt";
 import { mountNetwork } from "./network";
@@ -26,7 +27,8 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
   const roomView = h("div", { class: "pane-view", id: "room-view" });
   const dmView = h("div", { class: "pane-view", id: "dm-view", hidden: true });
   const networkView = h("div", { class: "pane-view", id: "network-view", hidden: true });
-  const pane = h("main", { class: "room-pane" }, roomView, dmView, networkView);
+  const identityView = h("div", { class: "pane-view", id: "identity-view", hidden: true });
+  const pane = h("main", { class: "room-pane" }, roomView, dmView, networkView, identityView);
   const statusSlot = h("div", { class: "status-slot" });
   const shell = h("div", { class: "app-shell" }, banner, sidebar, pane, statusSlot);
   root.replaceChildren(shell);
@@ -39,6 +41,7 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
     mountMessages(roomView, store),
     mountDm(dmView, store),
     mountNetwork(networkView, store),
+    mountIdentity(identityView, store),
     mountComposer(pane, store),
     mountStatusBar(statusSlot, store),
     mountNamePrompt(shell, store),
@@ -48,6 +51,7 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
     roomView.hidden = kind !== "room";
     dmView.hidden = kind !== "dm";
     networkView.hidden = kind !== "network";
+    identityView.hidden = kind !== "identity";
   };
   showPane(store.state.pane);
   stops.push(

@@ -83,7 +83,7 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
     limit = target.limit;
     input.disabled = !canWrite;
     input.placeholder = target.placeholder;
-    form.hidden = state.pane === "network";
+    form.hidden = state.pane === "network" || state.pane === "identity";
     refresh();
   };
 

@@ -1,4 +1,4 @@
-// Sidebar: the network map entry and direct conversations of this session.
+// Sidebar: the network map and identity & export entries, and direct conversations of this session.
 
 import { h, setChildren } from "../lib/dom";
 import { fingerprintOf, nameOf, type AppState, type Store } from "../store";
@@ -11,13 +11,25 @@ export function mountDirect(root: HTMLElement, store: Store): () => void {
     h("span", { class: "room-name" }, "Network"),
   );
   networkButton.addEventListener("click", () => void store.showNetwork());
+  const identityButton = h(
+    "button",
+    { id: "identity-button", type: "button", class: "room-select nav-entry" },
+    h("span", { class: "room-hash", "aria-hidden": "true" }, "⚿"),
+    h("span", { class: "room-name" }, "Identity & export"),
+  );
+  identityButton.addEventListener("click", () => store.showIdentity());
   const list = h("ul", { id: "dm-peer-list", class: "room-list", "aria-label": "Direct conversations" });
   const empty = h("p", { class: "muted empty", id: "dms-empty" }, "Use “Message” on a peer to write directly.");
   root.appendChild(
     h(
       "section",
       { class: "sidebar-section direct" },
-      h("ul", { class: "room-list" }, h("li", { class: "room" }, networkButton)),
+      h(
+        "ul",
+        { class: "room-list" },
+        h("li", { class: "room" }, networkButton),
+        h("li", { class: "room" }, identityButton),
+      ),
       h("h2", {}, "Direct"),
       list,
       empty,
@@ -28,6 +40,9 @@ export function mountDirect(root: HTMLElement, store: Store): () => void {
     const networkOpen = state.pane === "network";
     networkButton.setAttribute("aria-current", networkOpen ? "true" : "false");
     networkButton.parentElement?.classList.toggle("selected", networkOpen);
+    const identityOpen = state.pane === "identity";
+    identityButton.setAttribute("aria-current", identityOpen ? "true" : "false");
+    identityButton.parentElement?.classList.toggle("selected", identityOpen);
     empty.hidden = state.dmPeers.length > 0;
     setChildren(
       list,

@@ -1,0 +1,153 @@
+// The "Identity & export" pane: identity backup and exports through the (mocked) native save
+// dialog.
+
+import { clearMocks } from "@tauri-apps/api/mocks";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { tauriBackend } from "../src/ipc";
+import { BACKUP_FILE_NAME, exportFileName, Store } from "../src/store";
+import { mountApp } from "../src/views/app";
+import { BACKUP_WARNING } from "../src/views/identity";
+import { FakeEngine, settle } from "./fakeEngine";
+
+let engine: FakeEngine;
+let store: Store;
+
+beforeEach(async () => {
+  engine = new FakeEngine();
+  engine.identity.name = "Amara";
+  engine.joined.add("medical");
+  engine.message("medical", "hello");
+  engine.message("water", "pump 3 ok", "be".repeat(32), "Ben");
+  engine.install();
+  store = new Store(tauriBackend);
+  await store.start();
+});
+
+afterEach(() => {
+  store.stop();
+  clearMocks();
+});
+
+const dialogCalls = (): Record<string, unknown>[] =>
+  engine.calls.filter((c) => c.cmd === "plugin:dialog|save").map((c) => c.args);
+
+describe("identity backup", () => {
+  it("asks where to save, then writes the backup there", async () => {
+    const path = await store.backupIdentity();
+    expect(path).toBe("/home/ana/backup.key");
+    expect(dialogCalls()).toEqual([
+      {
+        options: {
+          defaultPath: BACKUP_FILE_NAME,
+          filters: [{ name: "DisasterNet identity backup", extensions: ["key"] }],
+        },
+      },
+    ]);
+    expect(engine.calls.find((c) => c.cmd === "backup_identity")?.args).toEqual({
+      path: "/home/ana/backup.key",
+    });
+    expect(store.state.transfer).toEqual({
+      busy: false,
+      done: "Identity backed up to /home/ana/backup.key. Keep this file safe: it IS your identity.",
+    });
+    expect(store.state.errors).toEqual([]);
+  });
+
+  it("does nothing when the dialog is cancelled", async () => {
+    engine.savePath = null;
+    expect(await store.backupIdentity()).toBeNull();
+    expect(engine.calls.some((c) => c.cmd === "backup_identity")).toBe(false);
+    expect(store.state.transfer).toEqual({ busy: false, done: null });
+    expect(store.state.errors).toEqual([]);
+  });
+
+  it("reports an engine error and stays usable", async () => {
+    engine.savePath = "/readonly/usb.key";
+    expect(await store.backupIdentity()).toBeNull();
+    expect(store.state.errors[0]?.code).toBe("io");
+    expect(store.state.errors[0]?.message).toContain("read-only");
+    expect(store.state.transfer.done).toBeNull();
+    expect(store.state.transfer.busy).toBe(false);
+  });
+});
+
+describe("export", () => {
+  it("exports one room as CSV to the chosen path", async () => {
+    engine.savePath = "/home/ana/medical.csv";
+    expect(await store.exportMessages("medical", "csv")).toBe("/home/ana/medical.csv");
+    expect(dialogCalls()[0]).toEqual({
+      options: {
+        defaultPath: "disasternet-medical.csv",
+        filters: [{ name: "CSV spreadsheet", extensions: ["csv"] }],
+      },
+    });
+    expect(engine.calls.find((c) => c.cmd === "export_messages")?.args).toEqual({
+      room: "medical",
+      format: "csv",
+      path: "/home/ana/medical.csv",
+    });
+    expect(store.state.transfer.done).toBe("Exported 1 message to /home/ana/medical.csv.");
+  });
+
+  it("exports all rooms as HTML and names the file after the format", async () => {
+    engine.savePath = "/tmp/all.html";
+    await store.exportMessages(null, "html");
+    expect(exportFileName(null, "html")).toBe("disasternet-all-rooms.html");
+    expect(exportFileName("water", "jsonl")).toBe("disasternet-water.jsonl");
+    expect(engine.written.get("/tmp/all.html")).toBe("html");
+    expect(store.state.transfer.done).toBe("Exported 2 messages to /tmp/all.html.");
+  });
+
+  it("a cancelled export keeps the previous result line", async () => {
+    await store.exportMessages("medical", "jsonl");
+    const before = store.state.transfer.done;
+    engine.savePath = null;
+    expect(await store.exportMessages("medical", "csv")).toBeNull();
+    expect(store.state.transfer.done).toBe(before);
+    expect(engine.calls.filter((c) => c.cmd === "export_messages")).toHaveLength(1);
+  });
+});
+
+describe("identity & export pane", () => {
+  it("shows the warning and drives backup and export from the controls", async () => {
+    const root = document.createElement("div");
+    document.body.append(root);
+    const unmount = mountApp(root, store);
+    try {
+      const q = <T extends Element>(sel: string): T => {
+        const el = root.querySelector<T>(sel);
+        if (!el) throw new Error(`${sel} not found`);
+        return el;
+      };
+      expect(q<HTMLElement>("#identity-view").hidden).toBe(true);
+      q<HTMLButtonElement>("#identity-button").click();
+      expect(store.state.pane).toBe("identity");
+      expect(q<HTMLElement>("#identity-view").hidden).toBe(false);
+      expect(q<HTMLElement>("#composer-form").hidden).toBe(true);
+      expect(q("#backup-warning").textContent).toBe(BACKUP_WARNING);
+      expect(BACKUP_WARNING).toContain("IS your identity");
+
+      q<HTMLButtonElement>("#backup-identity").click();
+      await settle();
+      expect(engine.written.get("/home/ana/backup.key")).toBe("identity");
+      expect(q("#transfer-result").textContent).toContain("IS your identity");
+
+      const rooms = [...q<HTMLSelectElement>("#export-room").options].map((o) => o.value);
+      expect(rooms).toEqual(["", "medical", "water"]);
+      q<HTMLSelectElement>("#export-room").value = "water";
+      q<HTMLSelectElement>("#export-format").value = "html";
+      engine.savePath = "/tmp/water.html";
+      q<HTMLButtonElement>("#export-messages").click();
+      await settle();
+      expect(engine.calls.find((c) => c.cmd === "export_messages")?.args).toEqual({
+        room: "water",
+        format: "html",
+        path: "/tmp/water.html",
+      });
+      expect(q("#transfer-result").textContent).toBe("Exported 1 message to /tmp/water.html.");
+    } finally {
+      unmount();
+      root.remove();
+    }
+  });
+});
