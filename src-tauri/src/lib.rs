@@ -15,6 +15,8 @@
 //!   gets `"engine-lagged"` and reloads its state.
 //! - SIGTERM/SIGINT and window close end the app through `RunEvent::Exit`, which shuts the engine
 //!   down cleanly.
+//! - Plugins: the native save dialog, desktop notifications (the UI decides when, see
+//!   `ui/src/lib/notify.ts`) and the window state (size and position remembered).
 //!
 //! No business logic lives here; the UI (`ui/`) and the engine (`crates/dn-node`) own it.
 
@@ -335,6 +337,17 @@ pub fn run() -> ExitCode {
     let (slot_tx, slot_rx) = watch::channel(None);
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        // Remembers the main window's size and position (maximized too) across runs.
+        .plugin(
+            tauri_plugin_window_state::Builder::new()
+                .with_state_flags(
+                    tauri_plugin_window_state::StateFlags::SIZE
+                        | tauri_plugin_window_state::StateFlags::POSITION
+                        | tauri_plugin_window_state::StateFlags::MAXIMIZED,
+                )
+                .build(),
+        )
         .manage(Shell { engine: slot_rx })
         .invoke_handler(tauri::generate_handler![
             identity,

@@ -1,17 +1,36 @@
-// Entry point: one store on the Tauri backend, one app view.
+// Entry point: one store on the Tauri backend, one app view, desktop notifications.
 
 import "./styles.css";
-import { tauriBackend } from "./ipc";
+import { tauriBackend, type Backend } from "./ipc";
+import { MutedRooms } from "./lib/notify";
+import { notifyLater, startNotifications } from "./notifications";
 import { Store } from "./store";
 import { mountApp } from "./views/app";
 
 const root = document.getElementById("app");
 if (!root) throw new Error("#app missing from index.html");
 
-const store = new Store(tauriBackend);
-mountApp(root, store);
+const muted = new MutedRooms();
+let store: Store | null = null;
+const notify = notifyLater(startNotifications(() => store?.state.identity?.id ?? null, muted));
+
+// Every engine event goes to the store and, beside it, to the notifier.
+const backend: Backend = {
+  ...tauriBackend,
+  subscribe: (handlers) =>
+    tauriBackend.subscribe({
+      event: (event) => {
+        handlers.event(event);
+        notify(event);
+      },
+      lagged: () => handlers.lagged(),
+    }),
+};
+
+store = new Store(backend);
+mountApp(root, store, muted);
 void store.start();
 
 window.addEventListener("unhandledrejection", (e) => {
-  store.report(e.reason);
+  store?.report(e.reason);
 });

@@ -89,6 +89,15 @@ impl Store {
     /// Stores a batch of `(message, received_at_ms, local)` in one transaction: all or none.
     /// Returns, per entry, whether it was new (a repeat inside the batch is not new).
     pub fn insert_messages(&self, batch: &[(Message, u64, bool)]) -> Result<Vec<bool>> {
+        if !self.conn.is_autocommit() {
+            // Inside a burst batch: nest with a savepoint.
+            return self.atomically("insert_messages", || {
+                batch
+                    .iter()
+                    .map(|(m, at, local)| insert_on(&self.conn, m, *at, *local))
+                    .collect()
+            });
+        }
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         for (msg, received_at, local) in batch {

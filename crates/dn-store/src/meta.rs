@@ -1,7 +1,7 @@
 //! Rooms, settings, peers and sync state.
 
 use dn_proto::{MessageId, NodeId};
-use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Row};
 
 use crate::{blob32, ms_from_sql, ms_to_sql, Result, Store, StoreError};
 
@@ -228,19 +228,40 @@ impl Store {
 
     /// Records that a catch-up of `room` with `peer` finished at `at_ms` (adding the peer to
     /// the peer table if it is not there yet).
+    /// Works inside a burst batch ([`Store::begin_batch`]) too: it uses a savepoint.
     pub fn set_synced(&self, peer: &NodeId, room: &str, at_ms: u64) -> Result<()> {
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "INSERT INTO peers (id, first_seen) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-        )?
-        .execute(params![&peer.0[..], ms_to_sql(at_ms)])?;
-        tx.prepare_cached(
-            "INSERT INTO sync_state (peer, room, last_sync_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (peer, room) DO UPDATE SET last_sync_at = excluded.last_sync_at",
-        )?
-        .execute(params![&peer.0[..], room, ms_to_sql(at_ms)])?;
-        tx.commit()?;
-        Ok(())
+        self.atomically("set_synced", || {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO peers (id, first_seen) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![&peer.0[..], ms_to_sql(at_ms)])?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO sync_state (peer, room, last_sync_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (peer, room) DO UPDATE SET last_sync_at = excluded.last_sync_at",
+                )?
+                .execute(params![&peer.0[..], room, ms_to_sql(at_ms)])?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` all-or-nothing under a savepoint, which nests inside an open transaction
+    /// (a burst batch) as well as outside one.
+    pub(crate) fn atomically<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.conn.execute_batch(&format!("SAVEPOINT {name}"))?;
+        match f() {
+            Ok(v) => {
+                self.conn.execute_batch(&format!("RELEASE {name}"))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self
+                    .conn
+                    .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"));
+                Err(e)
+            }
+        }
     }
 
     /// When a catch-up of `room` with `peer` last finished.

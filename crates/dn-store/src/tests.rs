@@ -756,3 +756,17 @@ fn delivery_state_counts_sent_and_held_and_never_downgrades() {
         "only messages written here"
     );
 }
+
+#[test]
+fn sync_state_and_batches_work_inside_a_burst_batch() {
+    let s = Store::open_in_memory().unwrap();
+    let peer = NodeId([9; 32]);
+    s.begin_batch().unwrap();
+    s.insert_message(&msg(1, "r", 1, "a"), 1, false).unwrap();
+    s.set_synced(&peer, "r", 42).unwrap();
+    s.insert_messages(&[(msg(1, "r", 2, "b"), 1, false)])
+        .unwrap();
+    s.commit_batch().unwrap();
+    assert_eq!(s.last_synced(&peer, "r").unwrap(), Some(42));
+    assert_eq!(s.message_count(None).unwrap(), 2);
+}

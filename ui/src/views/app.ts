@@ -1,6 +1,7 @@
 // Layout: error banner on top, sidebar (rooms, peers), the room pane, the status bar.
 
 import { h } from "../lib/dom";
+import type { MutedRooms } from "../lib/notify";
 import type { Store } from "../store";
 import { mountComposer } from "./composer";
 import { mountDirect } from "./direct";
@@ -15,7 +16,7 @@ import { mountPeers } from "./peers";
 import { mountRooms } from "./rooms";
 import { mountStatusBar } from "./statusBar";
 
-export function mountApp(root: HTMLElement, store: Store): () => void {
+export function mountApp(root: HTMLElement, store: Store, muted?: MutedRooms): () => void {
   const banner = h("div", { class: "banner-slot" });
   const brand = h(
     "div",
@@ -35,7 +36,7 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
 
   const stops = [
     mountErrorBanner(banner, store),
-    mountRooms(sidebar, store),
+    mountRooms(sidebar, store, muted),
     mountDirect(sidebar, store),
     mountPeers(sidebar, store),
     mountMessages(roomView, store),

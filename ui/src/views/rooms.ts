@@ -1,10 +1,11 @@
-// Sidebar: join or create a room by name, pick a room, leave it.
+// Sidebar: join or create a room by name, pick a room, mute its notifications, leave it.
 
 import { h, setChildren } from "../lib/dom";
+import type { MutedRooms } from "../lib/notify";
 import type { RoomView } from "../bindings/RoomView";
 import type { AppState, Store } from "../store";
 
-export function mountRooms(root: HTMLElement, store: Store): () => void {
+export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms): () => void {
   const input = h("input", {
     id: "room-input",
     type: "text",
@@ -52,14 +53,31 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
       if (room.joined) void store.leaveRoom(room.name);
       else void store.joinRoom(room.name);
     });
+    let mute: HTMLButtonElement | null = null;
+    if (muted) {
+      const isMuted = muted.has(room.name);
+      mute = h(
+        "button",
+        {
+          type: "button",
+          class: `mute-button link${isMuted ? " muted" : ""}`,
+          "aria-pressed": String(isMuted),
+          title: isMuted ? `Notify for #${room.name}` : `Mute notifications for #${room.name}`,
+        },
+        isMuted ? "Unmute" : "Mute",
+      );
+      mute.addEventListener("click", () => muted.toggle(room.name));
+    }
     return h(
       "li",
       {
         class: `room${selected ? " selected" : ""}${room.joined ? "" : " not-joined"}`,
         "data-room": room.name,
         "data-joined": String(room.joined),
+        "data-muted": muted ? String(muted.has(room.name)) : null,
       },
       select,
+      mute,
       action,
     );
   };
@@ -72,7 +90,8 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
   };
 
   render(store.state);
-  return store.subscribe((state, previous) => {
+  const stopMuted = muted?.subscribe(() => render(store.state));
+  const stopStore = store.subscribe((state, previous) => {
     if (
       state.rooms !== previous.rooms ||
       state.selectedRoom !== previous.selectedRoom ||
@@ -84,4 +103,8 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
       render(state);
     }
   });
+  return () => {
+    stopMuted?.();
+    stopStore();
+  };
 }

@@ -1,0 +1,184 @@
+// Desktop notifications: which incoming messages notify, and how bursts are coalesced.
+//
+// Pure logic: the native notification, the window focus state and the clock are injected, so
+// the rules are tested without Tauri (ui/test/notify.test.ts). ui/src/main.ts wires it to
+// @tauri-apps/plugin-notification and the window's focus events.
+
+import type { EngineEvent } from "../bindings/EngineEvent";
+
+/** Longest body shown in a single-message notification (characters, before the ellipsis). */
+export const MAX_BODY_CHARS = 120;
+/** Messages arriving within this window (ms) are shown together. */
+export const COALESCE_WINDOW_MS = 2000;
+/** More than this many messages in one window: one summary instead. */
+export const MAX_SINGLE_NOTIFICATIONS = 3;
+/** localStorage key of the muted rooms (JSON array of room names). */
+export const MUTED_ROOMS_KEY = "disasternet.mutedRooms";
+
+/** One native notification to show. */
+export interface NotificationSpec {
+  title: string;
+  body: string;
+}
+
+/** An incoming message that may notify. `room` is null for a direct message. */
+export interface Incoming {
+  room: string | null;
+  authorName: string;
+  body: string;
+}
+
+/** Shortens `text` to `max` characters (one line), adding an ellipsis when cut. */
+export function truncate(text: string, max = MAX_BODY_CHARS): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  const chars = Array.from(line);
+  return chars.length <= max ? line : `${chars.slice(0, max).join("").trimEnd()}…`;
+}
+
+/** Where a message came from, as shown in notifications: `#room` or `direct message`. */
+function place(m: Incoming): string {
+  return m.room === null ? "direct message" : `#${m.room}`;
+}
+
+/** The notification for one message: "name in #room: text". */
+export function single(m: Incoming): NotificationSpec {
+  const who = m.authorName.trim() || "Someone";
+  return { title: "DisasterNet", body: `${who} in ${place(m)}: ${truncate(m.body)}` };
+}
+
+/** One summary for a burst: "N new messages in #a, #b". */
+export function summary(batch: readonly Incoming[]): NotificationSpec {
+  const places = [...new Set(batch.map(place))];
+  return { title: "DisasterNet", body: `${batch.length} new messages in ${places.join(", ")}` };
+}
+
+/** What one window's worth of messages shows: each one, or one summary when more than 3. */
+export function plan(batch: readonly Incoming[]): NotificationSpec[] {
+  if (batch.length === 0) return [];
+  if (batch.length > MAX_SINGLE_NOTIFICATIONS) return [summary(batch)];
+  return batch.map(single);
+}
+
+/**
+ * The message an engine event carries if it may notify: room messages not written here and
+ * direct messages to us. Everything else (own messages, other event types) is null.
+ */
+export function incomingOf(event: EngineEvent, selfId: string | null): Incoming | null {
+  if (event.type === "message") {
+    const m = event.message;
+    if (m.local || (selfId !== null && m.author === selfId)) return null;
+    return { room: m.room, authorName: m.author_name, body: m.body };
+  }
+  if (event.type === "dm") {
+    const d = event.dm;
+    if (d.outgoing || (selfId !== null && d.author === selfId)) return null;
+    return { room: null, authorName: d.author_name, body: d.body };
+  }
+  return null;
+}
+
+/** The rooms the user muted, persisted in localStorage (when there is one). */
+export class MutedRooms {
+  private rooms: Set<string>;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly storage: Pick<Storage, "getItem" | "setItem"> | null = defaultStorage()) {
+    this.rooms = new Set(load(storage));
+  }
+
+  has(room: string): boolean {
+    return this.rooms.has(room);
+  }
+
+  /** Mutes or unmutes `room`; returns whether it is muted now. */
+  toggle(room: string): boolean {
+    if (this.rooms.has(room)) this.rooms.delete(room);
+    else this.rooms.add(room);
+    try {
+      this.storage?.setItem(MUTED_ROOMS_KEY, JSON.stringify([...this.rooms].sort()));
+    } catch {
+      // Storage full or unavailable: the mute still holds for this session.
+    }
+    for (const listener of this.listeners) listener();
+    return this.rooms.has(room);
+  }
+
+  /** Calls `listener` after every change; returns a function that unsubscribes. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+function defaultStorage(): Storage | null {
+  try {
+    return typeof localStorage === "undefined" ? null : localStorage;
+  } catch {
+    return null;
+  }
+}
+
+function load(storage: Pick<Storage, "getItem"> | null): string[] {
+  try {
+    const raw: unknown = JSON.parse(storage?.getItem(MUTED_ROOMS_KEY) ?? "[]");
+    return Array.isArray(raw) ? raw.filter((r): r is string => typeof r === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/** What the notifier needs from the outside world. */
+export interface NotifierDeps {
+  /** Shows one native notification. */
+  show(spec: NotificationSpec): void;
+  /** Our node id (own messages never notify), null while unknown. */
+  selfId(): string | null;
+  muted: Pick<MutedRooms, "has">;
+  /** Timer, injectable for tests. */
+  setTimer?: (fn: () => void, ms: number) => unknown;
+}
+
+/**
+ * Decides and coalesces: messages arriving while the window is not focused are collected for
+ * 2 s from the first one, then shown one by one (at most 3) or as one summary.
+ */
+export class Notifier {
+  private focused = true;
+  private batch: Incoming[] = [];
+  private timerSet = false;
+
+  constructor(private readonly deps: NotifierDeps) {}
+
+  /** The window gained or lost focus. Focusing drops what was waiting (the user sees it). */
+  setFocused(focused: boolean): void {
+    this.focused = focused;
+    if (focused) this.batch = [];
+  }
+
+  get isFocused(): boolean {
+    return this.focused;
+  }
+
+  /** Feeds one engine event. */
+  onEvent(event: EngineEvent): void {
+    if (this.focused) return;
+    const incoming = incomingOf(event, this.deps.selfId());
+    if (!incoming) return;
+    if (incoming.room !== null && this.deps.muted.has(incoming.room)) return;
+    this.batch.push(incoming);
+    if (!this.timerSet) {
+      this.timerSet = true;
+      const setTimer = this.deps.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
+      setTimer(() => this.flush(), COALESCE_WINDOW_MS);
+    }
+  }
+
+  /** Ends the current window: shows what it collected. */
+  flush(): void {
+    this.timerSet = false;
+    const batch = this.batch;
+    this.batch = [];
+    if (this.focused) return;
+    for (const spec of plan(batch)) this.deps.show(spec);
+  }
+}
