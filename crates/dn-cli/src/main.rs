@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
+use dn_node::export::utc_human;
 use dn_node::{
     ApiError, BackupSummary, Client, DmView, Engine, ExportFormat, ExportSummary, IdentityView,
     MessageView, NetworkView, NodeConfig, PeerView, Request, RoomView, StatusView,
@@ -442,7 +443,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 };
                 println!(
                     "{} {} ({}-{}): {}{state}",
-                    utc(m.timestamp),
+                    utc_human(m.timestamp),
                     m.author_name,
                     &fp[..4],
                     &fp[4..],
@@ -463,7 +464,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                     "online ".to_string()
                 } else {
                     p.last_seen.map_or("offline".to_string(), |t| {
-                        format!("offline, last seen {}", utc(t))
+                        format!("offline, last seen {}", utc_human(t))
                     })
                 };
                 let hops = p.hops.map_or("-".to_string(), |h| {
@@ -537,7 +538,12 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
             for m in msgs {
                 let arrow = if m.outgoing { "->" } else { "<-" };
-                println!("{} {arrow} {}: {}", utc(m.timestamp), m.author_name, m.body);
+                println!(
+                    "{} {arrow} {}: {}",
+                    utc_human(m.timestamp),
+                    m.author_name,
+                    m.body
+                );
             }
         }
         Cmd::Dm(DmArgs {
@@ -821,26 +827,4 @@ async fn run_node(cfg: NodeConfig) -> Result<ExitCode> {
     tracing::info!("stopping");
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC` from ms since the epoch (civil-from-days, no time zone database).
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
 }
