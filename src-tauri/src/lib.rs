@@ -1,21 +1,28 @@
 //! DisasterNet desktop shell: a thin Tauri v2 adapter around the `dn-node` engine.
 //!
 //! How the pieces fit:
-//! - [`Args`] reads `--data-dir` (or `DISASTERNET_DATA_DIR`, else Tauri's app data dir),
-//!   `--listen`, `--peer` (repeatable), `--no-mdns` and `--no-beacon`, with the same meaning as
-//!   the CLI.
+//! - [`Args`] reads `--data-dir` (or `DISASTERNET_DATA_DIR`, else [`dn_node::default_data_dir`],
+//!   the same default as the CLI), `--listen`, `--peer` (repeatable), `--no-mdns` and
+//!   `--no-beacon`, with the same meaning as the CLI.
+//! - Single instance per data directory: before any window opens, the app asks whatever runs
+//!   on the data dir (through its control socket, `Request::Activate`) to show itself. If that
+//!   is the app, its window comes to the front and this process exits; if it is a headless
+//!   `disasternet node`, the window opens and says so.
 //! - `setup` starts the [`Engine`] on Tauri's async runtime without blocking the window and
 //!   publishes the outcome (engine or [`ApiError`]) in a `watch` channel held by [`Shell`].
 //! - Every Tauri command awaits that outcome and maps 1:1 to one engine method, returning
 //!   `Result<T, ApiError>`: the frontend receives `{ code, message }` on failure. If the engine
 //!   could not start (e.g. `busy`: another node owns the data dir) every command returns that
 //!   error and the UI shows it.
+//! - `restore_identity` checks the backup, stops the engine, swaps the key (the engine's
+//!   `restore_identity`, which keeps the old key) and starts the engine again; commands issued
+//!   meanwhile wait for it, and the frontend gets `"engine-restarted"`.
 //! - One task forwards `engine.subscribe()` to the frontend as the Tauri event `"engine"`
-//!   (payload: the `EngineEvent` JSON). If the frontend falls behind the broadcast channel it
-//!   gets `"engine-lagged"` and reloads its state.
+//!   (payload: the `EngineEvent` JSON), except `Activate`, which shows the window. If the
+//!   frontend falls behind the broadcast channel it gets `"engine-lagged"` and reloads its state.
 //! - SIGTERM/SIGINT and window close end the app through `RunEvent::Exit`, which shuts the engine
 //!   down cleanly.
-//! - Plugins: the native save dialog, desktop notifications (the UI decides when, see
+//! - Plugins: the native save/open dialogs, desktop notifications (the UI decides when, see
 //!   `ui/src/lib/notify.ts`) and the window state (size and position remembered).
 //!
 //! No business logic lives here; the UI (`ui/`) and the engine (`crates/dn-node`) own it.
@@ -25,7 +32,8 @@ use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 use clap::Parser;
 use dn_node::api::{
     ApiError, BackupSummary, DmView, EngineEvent, ErrorCode, ExportFormat, ExportSummary,
-    IdentityView, MessageView, NetworkView, PeerView, Request, RoomView, StatusView,
+    IdentityView, MessageView, NetworkView, PeerView, Request, RestoreSummary, RoomView,
+    StatusView,
 };
 use dn_node::{Engine, NodeConfig};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
@@ -35,6 +43,10 @@ use tokio::sync::{broadcast, watch};
 const ENGINE_EVENT: &str = "engine";
 /// Emitted (payload: number of dropped events) when the frontend missed engine events.
 const ENGINE_LAGGED_EVENT: &str = "engine-lagged";
+/// Emitted (payload: the new node id) when the engine restarted with another identity.
+const ENGINE_RESTARTED_EVENT: &str = "engine-restarted";
+/// Label of the app's one window (tauri.conf.json).
+const MAIN_WINDOW: &str = "main";
 /// Longest wait for a clean engine shutdown when the app exits.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -65,9 +77,15 @@ struct Args {
 /// Outcome of starting the engine: `None` while it is still starting.
 type EngineSlot = Option<Result<Engine, ApiError>>;
 
-/// Managed state: the engine once started (or why it could not start).
+/// Managed state: the engine once started (or why it could not start), and what is needed to
+/// restart it in place.
 struct Shell {
     engine: watch::Receiver<EngineSlot>,
+    slot: watch::Sender<EngineSlot>,
+    /// How the engine was started (absent when the configuration itself failed).
+    cfg: Option<NodeConfig>,
+    /// Held while the engine is stopped and restarted (identity restore).
+    restart: tokio::sync::Mutex<()>,
 }
 
 impl Shell {
@@ -150,20 +168,6 @@ async fn status(shell: State<'_, Shell>) -> Result<StatusView, ApiError> {
     shell.engine().await?.status().await
 }
 
-#[tauri::command]
-async fn export(
-    shell: State<'_, Shell>,
-    room: Option<String>,
-    path: String,
-    format: Option<ExportFormat>,
-) -> Result<ExportSummary, ApiError> {
-    shell
-        .engine()
-        .await?
-        .export(room, path, format.unwrap_or_default())
-        .await
-}
-
 /// Export of one room (or all) in a chosen format, to a path picked by the user.
 #[tauri::command]
 async fn export_messages(
@@ -214,16 +218,12 @@ async fn network(shell: State<'_, Shell>) -> Result<NetworkView, ApiError> {
     typed(&shell, Request::Network).await
 }
 
-/// Builds the engine configuration from the command line and the app's default data dir.
-fn node_config(app: &AppHandle, args: Args) -> Result<NodeConfig, ApiError> {
-    let data_dir = match args.data_dir {
-        Some(dir) => dir,
-        None => app.path().app_data_dir().map_err(|e| {
-            ApiError::new(
-                ErrorCode::Io,
-                format!("cannot find the app data directory: {e}"),
-            )
-        })?,
+/// Builds the engine configuration from the command line (data dir: `--data-dir`, else the
+/// default shared with the CLI, [`dn_node::default_data_dir`]).
+fn node_config(args: &Args) -> Result<NodeConfig, ApiError> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => dn_node::default_data_dir()?,
     };
     std::fs::create_dir_all(&data_dir).map_err(|e| {
         ApiError::new(
@@ -235,16 +235,69 @@ fn node_config(app: &AppHandle, args: Args) -> Result<NodeConfig, ApiError> {
     if let Some(listen) = args.listen {
         cfg.listen = listen;
     }
-    cfg.peers = args.peers;
+    cfg.peers = args.peers.clone();
     cfg.mdns = !args.no_mdns;
     cfg.beacon = !args.no_beacon;
+    cfg.window = true;
     Ok(cfg)
+}
+
+/// What to do about another program already running a node on the data directory.
+enum Instance {
+    /// Nothing runs there: start the engine.
+    First,
+    /// The app runs there and now shows its window: this process has nothing to do.
+    Activated,
+    /// A headless `disasternet node` runs there: show why the app cannot start.
+    Headless(ApiError),
+}
+
+/// Single instance per data directory: asks a program already running there to show itself.
+fn check_instance(cfg: &NodeConfig) -> Instance {
+    let dir = &cfg.data_dir;
+    match tauri::async_runtime::block_on(dn_node::activate_running(dir)) {
+        Ok(None) => Instance::First,
+        Ok(Some(v)) if v.window => Instance::Activated,
+        Ok(Some(_)) => Instance::Headless(ApiError::new(
+            ErrorCode::Busy,
+            format!(
+                "a headless DisasterNet node (`disasternet node`) is running on {}: stop it, \
+                 or start the app with another --data-dir",
+                dir.display()
+            ),
+        )),
+        Err(e) => {
+            tracing::warn!(
+                "cannot ask the program running on {} to show itself: {}",
+                dir.display(),
+                e.message
+            );
+            Instance::First
+        }
+    }
+}
+
+/// Brings the main window to the front (another start of the app asked for it).
+fn show_window(app: &AppHandle) {
+    let Some(window) = app.get_webview_window(MAIN_WINDOW) else {
+        return;
+    };
+    for (what, r) in [
+        ("unminimize", window.unminimize()),
+        ("show", window.show()),
+        ("focus", window.set_focus()),
+    ] {
+        if let Err(e) = r {
+            tracing::warn!("cannot {what} the window: {e}");
+        }
+    }
 }
 
 /// Forwards engine events to the frontend until the engine stops.
 async fn forward_events(app: AppHandle, mut events: broadcast::Receiver<EngineEvent>) {
     loop {
         match events.recv().await {
+            Ok(EngineEvent::Activate) => show_window(&app),
             Ok(event) => {
                 if let Err(e) = app.emit(ENGINE_EVENT, &event) {
                     tracing::warn!("cannot emit engine event: {e}");
@@ -281,28 +334,65 @@ async fn exit_on_signal(app: AppHandle) {
     app.exit(0);
 }
 
-/// Starts the engine in the background and publishes the outcome to `slot`.
-fn start_engine(app: &AppHandle, args: Args, slot: watch::Sender<EngineSlot>) {
-    let cfg = match node_config(app, args) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            tracing::error!(code = ?e.code, "engine not started: {}", e.message);
-            slot.send_replace(Some(Err(e)));
-            return;
+/// Starts the engine and forwards its events to the frontend.
+async fn start_engine(app: AppHandle, cfg: NodeConfig) -> Result<Engine, ApiError> {
+    tracing::info!(data_dir = %cfg.data_dir.display(), mdns = cfg.mdns, "starting engine");
+    let result = Engine::start(cfg).await;
+    match &result {
+        Ok(engine) => {
+            tauri::async_runtime::spawn(forward_events(app, engine.subscribe()));
         }
-    };
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        tracing::info!(data_dir = %cfg.data_dir.display(), mdns = cfg.mdns, "starting engine");
-        let result = Engine::start(cfg).await;
-        match &result {
-            Ok(engine) => {
-                tauri::async_runtime::spawn(forward_events(app, engine.subscribe()));
-            }
-            Err(e) => tracing::error!(code = ?e.code, "engine failed to start: {}", e.message),
+        Err(e) => tracing::error!(code = ?e.code, "engine failed to start: {}", e.message),
+    }
+    result
+}
+
+/// Replaces this node's identity with a backup: checks the file, stops the engine, swaps the
+/// key (the old one is kept next to it, see `dn_node::restore_identity`), and starts the engine
+/// again — with the old key if the swap failed. The frontend gets `engine-restarted` and
+/// reloads; commands issued meanwhile wait for the new engine.
+#[tauri::command]
+async fn restore_identity(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    path: String,
+) -> Result<RestoreSummary, ApiError> {
+    let _one_at_a_time = shell.restart.lock().await;
+    let cfg = shell
+        .cfg
+        .clone()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the engine has no configuration"))?;
+    let backup = PathBuf::from(&path);
+    let new_id = dn_node::check_backup(&backup)?;
+    let engine = shell.engine().await?;
+    if engine.identity().await?.id == new_id {
+        return Ok(RestoreSummary {
+            id: new_id,
+            previous_key: None,
+        });
+    }
+    tracing::info!("restoring an identity backup: stopping the engine");
+    shell.slot.send_replace(None);
+    engine.shutdown().await;
+    drop(engine);
+    let dir = cfg.data_dir.clone();
+    let restored =
+        tauri::async_runtime::spawn_blocking(move || dn_node::restore_identity(&dir, &backup))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("restore task: {e}")))
+            .and_then(|r| r);
+    let started = start_engine(app.clone(), cfg).await;
+    let running = started.is_ok();
+    shell.slot.send_replace(Some(started));
+    if running {
+        let id = restored
+            .as_ref()
+            .map_or_else(|_| String::new(), |r| r.id.clone());
+        if let Err(e) = app.emit(ENGINE_RESTARTED_EVENT, id) {
+            tracing::warn!("cannot emit {ENGINE_RESTARTED_EVENT}: {e}");
         }
-        slot.send_replace(Some(result));
-    });
+    }
+    restored
 }
 
 /// Stops the engine (if running) before the process exits.
@@ -334,7 +424,30 @@ pub fn run() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 
-    let (slot_tx, slot_rx) = watch::channel(None);
+    // Before any window: if the app already runs on this data dir, bring it to the front.
+    let (cfg, start) = match node_config(&args) {
+        Ok(cfg) => match check_instance(&cfg) {
+            Instance::Activated => {
+                eprintln!(
+                    "disasternet-app: already running on {}; brought its window to the front",
+                    cfg.data_dir.display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Instance::Headless(e) => (Some(cfg), Err(e)),
+            Instance::First => (Some(cfg.clone()), Ok(cfg)),
+        },
+        Err(e) => (None, Err(e)),
+    };
+    // Commands see a start error at once; otherwise they wait for the engine.
+    let first_slot = start.as_ref().err().map(|e| Err(e.clone()));
+    let (slot_tx, slot_rx) = watch::channel(first_slot);
+    let shell = Shell {
+        engine: slot_rx,
+        slot: slot_tx,
+        cfg,
+        restart: tokio::sync::Mutex::new(()),
+    };
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
@@ -348,7 +461,7 @@ pub fn run() -> ExitCode {
                 )
                 .build(),
         )
-        .manage(Shell { engine: slot_rx })
+        .manage(shell)
         .invoke_handler(tauri::generate_handler![
             identity,
             set_name,
@@ -359,15 +472,24 @@ pub fn run() -> ExitCode {
             messages,
             peers,
             status,
-            export,
             export_messages,
             backup_identity,
+            restore_identity,
             send_dm,
             dm_log,
             network
         ])
         .setup(move |app| {
-            start_engine(app.handle(), args, slot_tx);
+            match start {
+                Ok(cfg) => {
+                    let handle = app.handle().clone();
+                    tauri::async_runtime::spawn(async move {
+                        let result = start_engine(handle.clone(), cfg).await;
+                        handle.state::<Shell>().slot.send_replace(Some(result));
+                    });
+                }
+                Err(e) => tracing::error!(code = ?e.code, "engine not started: {}", e.message),
+            }
             tauri::async_runtime::spawn(exit_on_signal(app.handle().clone()));
             Ok(())
         })

@@ -3,7 +3,7 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import { save } from "@tauri-apps/plugin-dialog";
+import { open, save } from "@tauri-apps/plugin-dialog";
 import type { ApiError } from "./bindings/ApiError";
 import type { BackupSummary } from "./bindings/BackupSummary";
 import type { DmView } from "./bindings/DmView";
@@ -15,6 +15,7 @@ import type { IdentityView } from "./bindings/IdentityView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
 import type { PeerView } from "./bindings/PeerView";
+import type { RestoreSummary } from "./bindings/RestoreSummary";
 import type { RoomView } from "./bindings/RoomView";
 import type { StatusView } from "./bindings/StatusView";
 
@@ -22,6 +23,8 @@ import type { StatusView } from "./bindings/StatusView";
 export const ENGINE_EVENT = "engine";
 /** Tauri event sent when the UI missed engine events and must reload its state. */
 export const ENGINE_LAGGED_EVENT = "engine-lagged";
+/** Tauri event sent when the engine restarted with another identity (payload: its node id). */
+export const ENGINE_RESTARTED_EVENT = "engine-restarted";
 
 /** Where an error came from: an engine `ErrorCode`, or `ipc` when the call itself failed. */
 export type AppErrorCode = ErrorCode | "ipc";
@@ -59,9 +62,11 @@ export interface EventHandlers {
   event(event: EngineEvent): void;
   /** Some events were dropped: reload everything. */
   lagged(): void;
+  /** The engine restarted (identity restored): reload everything, identity included. */
+  restarted(): void;
 }
 
-/** File type offered by the save dialog. */
+/** File type offered by the save and open dialogs. */
 export interface SaveFilter {
   name: string;
   extensions: string[];
@@ -79,13 +84,19 @@ export interface Backend {
   messages(room: string, limit: number, before: string | null): Promise<MessageView[]>;
   peers(): Promise<PeerView[]>;
   status(): Promise<StatusView>;
-  exportTo(room: string | null, path: string): Promise<ExportSummary>;
   /** Exports one room (or all, `null`) in `format` to `path`. */
   exportMessages(room: string | null, format: ExportFormat, path: string): Promise<ExportSummary>;
   /** Writes a backup of the identity key to `path` (the file IS the identity). */
   backupIdentity(path: string): Promise<BackupSummary>;
+  /**
+   * Replaces this node's identity with the key in the backup file at `path`; the engine
+   * restarts (the previous key is kept next to the new one).
+   */
+  restoreIdentity(path: string): Promise<RestoreSummary>;
   /** The native save dialog; resolves to the chosen path, or null when cancelled. */
   pickSavePath(defaultName: string, filter: SaveFilter): Promise<string | null>;
+  /** The native open dialog for one file; resolves to its path, or null when cancelled. */
+  pickOpenPath(filter: SaveFilter): Promise<string | null>;
   /** Sends an end-to-end encrypted direct message to node `to` (64 hex). */
   sendDm(to: string, body: string): Promise<DmView>;
   /** The newest `limit` direct messages exchanged with node `peer`, oldest first. */
@@ -114,12 +125,25 @@ export const tauriBackend: Backend = {
   messages: (room, limit, before) => call("messages", { room, limit, before }),
   peers: () => call("peers"),
   status: () => call("status"),
-  exportTo: (room, path) => call("export", { room, path }),
   exportMessages: (room, format, path) => call("export_messages", { room, format, path }),
   backupIdentity: (path) => call("backup_identity", { path }),
+  restoreIdentity: (path) => call("restore_identity", { path }),
   async pickSavePath(defaultName, filter) {
     try {
       return await save({ defaultPath: defaultName, filters: [filter] });
+    } catch (raw) {
+      throw AppError.from(raw);
+    }
+  },
+  async pickOpenPath(filter) {
+    try {
+      // Backups are often named freely: offer "all files" after the expected type.
+      const path = await open({
+        multiple: false,
+        directory: false,
+        filters: [filter, { name: "All files", extensions: ["*"] }],
+      });
+      return typeof path === "string" ? path : null;
     } catch (raw) {
       throw AppError.from(raw);
     }
@@ -132,6 +156,7 @@ export const tauriBackend: Backend = {
     try {
       stops.push(await listen<EngineEvent>(ENGINE_EVENT, (e) => handlers.event(e.payload)));
       stops.push(await listen<number>(ENGINE_LAGGED_EVENT, () => handlers.lagged()));
+      stops.push(await listen<string>(ENGINE_RESTARTED_EVENT, () => handlers.restarted()));
     } catch (raw) {
       stops.forEach((stop) => stop());
       throw AppError.from(raw);

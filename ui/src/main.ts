@@ -24,6 +24,7 @@ const backend: Backend = {
         notify(event);
       },
       lagged: () => handlers.lagged(),
+      restarted: () => handlers.restarted(),
     }),
 };
 

@@ -48,12 +48,22 @@ export type Phase = "starting" | "ready" | "failed";
 /** What the main pane shows. */
 export type PaneKind = "room" | "dm" | "network" | "identity";
 
-/** Outcome of the last identity backup or export (shown in the "Identity & export" pane). */
+/** Progress of an export being written. */
+export interface ExportProgress {
+  /** The file being written. */
+  path: string;
+  done: number;
+  total: number;
+}
+
+/** Identity backup, restore and exports (shown in the "Identity & export" pane). */
 export interface TransferState {
-  /** A save dialog or a backup/export call is in progress. */
+  /** A dialog or a backup / restore / export call is in progress. */
   busy: boolean;
-  /** One line about the last completed backup or export, or null. */
+  /** One line about the last completed backup, restore or export, or null. */
   done: string | null;
+  /** The export being written (from the engine's progress events), or null. */
+  progress: ExportProgress | null;
 }
 
 /** Export formats offered in the app, with the file type for the save dialog. */
@@ -70,6 +80,9 @@ export function exportFileName(room: string | null, format: ExportFormat): strin
 
 /** Default file name of an identity backup. */
 export const BACKUP_FILE_NAME = "disasternet-identity.key";
+
+/** File type of identity backups in the save and open dialogs. */
+export const BACKUP_FILTER = { name: "DisasterNet identity backup", extensions: ["key"] };
 
 /** Direct messages with one peer, oldest first. */
 export interface DmThread {
@@ -135,7 +148,7 @@ export const initialState: AppState = {
   dmPeers: [],
   dmUnread: {},
   errors: [],
-  transfer: { busy: false, done: null },
+  transfer: { busy: false, done: null, progress: null },
   pending: { name: false, join: false, send: false },
 };
 
@@ -271,6 +284,7 @@ export class Store {
       this.stopEvents = await this.backend.subscribe({
         event: (event) => this.apply(event),
         lagged: () => void this.reload(),
+        restarted: () => void this.restarted(),
       });
     } catch (raw) {
       this.report(raw);
@@ -291,6 +305,16 @@ export class Store {
   stop(): void {
     this.stopEvents?.();
     this.stopEvents = null;
+  }
+
+  /** The engine restarted with another identity: everything is reloaded, identity first. */
+  private async restarted(): Promise<void> {
+    try {
+      this.set({ identity: await this.backend.identity(), phase: "ready", fatal: null });
+    } catch (raw) {
+      this.report(raw);
+    }
+    await this.reload();
   }
 
   /** Refetches status, rooms, peers, the selected room's newest page and the open DM. */
@@ -428,8 +452,7 @@ export class Store {
    */
   async backupIdentity(): Promise<string | null> {
     return this.transferTo(
-      BACKUP_FILE_NAME,
-      { name: "DisasterNet identity backup", extensions: ["key"] },
+      () => this.backend.pickSavePath(BACKUP_FILE_NAME, BACKUP_FILTER),
       async (path) => {
         const s = await this.backend.backupIdentity(path);
         return [s.path, `Identity backed up to ${s.path}. Keep this file safe: it IS your identity.`];
@@ -444,9 +467,9 @@ export class Store {
   async exportMessages(room: string | null, format: ExportFormat): Promise<string | null> {
     const { label, extension } = EXPORT_FORMATS[format];
     return this.transferTo(
-      exportFileName(room, format),
-      { name: label, extensions: [extension] },
+      () => this.backend.pickSavePath(exportFileName(room, format), { name: label, extensions: [extension] }),
       async (path) => {
+        this.set({ transfer: { ...this.current.transfer, progress: { path, done: 0, total: 0 } } });
         const s = await this.backend.exportMessages(room, format, path);
         const n = `${s.messages} ${s.messages === 1 ? "message" : "messages"}`;
         return [s.path, `Exported ${n} to ${s.path}.`];
@@ -454,16 +477,34 @@ export class Store {
     );
   }
 
+  /**
+   * Asks for a backup file, then replaces this node's identity with it (the engine restarts;
+   * the previous key is kept). The pane asks the user to confirm before calling this. Returns
+   * the new node id, or null when cancelled or failed (failures are reported).
+   */
+  async restoreIdentity(): Promise<string | null> {
+    return this.transferTo(
+      () => this.backend.pickOpenPath(BACKUP_FILTER),
+      async (path) => {
+        const r = await this.backend.restoreIdentity(path);
+        await this.restarted();
+        const fp = this.current.identity?.fingerprint ?? r.id.slice(0, 8);
+        const kept = r.previous_key ? ` The previous key was kept as ${r.previous_key}.` : "";
+        return [r.id, `Identity restored from ${path}: this device is now ${fp}.${kept}`];
+      },
+    );
+  }
+
+  /** Runs one dialog + backup / restore / export, one at a time, and records the outcome. */
   private async transferTo(
-    defaultName: string,
-    filter: { name: string; extensions: string[] },
+    pick: () => Promise<string | null>,
     write: (path: string) => Promise<[string, string]>,
   ): Promise<string | null> {
     if (this.current.transfer.busy) return null;
     this.set({ transfer: { ...this.current.transfer, busy: true } });
     let done = this.current.transfer.done;
     try {
-      const path = await this.backend.pickSavePath(defaultName, filter);
+      const path = await pick();
       if (path === null) return null;
       const [written, line] = await write(path);
       done = line;
@@ -472,8 +513,14 @@ export class Store {
       this.report(raw);
       return null;
     } finally {
-      this.set({ transfer: { busy: false, done } });
+      this.set({ transfer: { busy: false, done, progress: null } });
     }
+  }
+
+  private applyExportProgress(path: string, done: number, total: number): void {
+    const t = this.current.transfer;
+    if (!t.busy || t.progress?.path !== path) return; // not ours (e.g. a CLI export)
+    this.set({ transfer: { ...t, progress: { path, done, total } } });
   }
 
   async showNetwork(): Promise<void> {
@@ -657,6 +704,9 @@ export class Store {
         break;
       case "dm":
         this.addDm(event.dm);
+        break;
+      case "export_progress":
+        this.applyExportProgress(event.path, event.done, event.total);
         break;
       default:
         // A newer engine may send event types this UI does not know yet: ignore them.

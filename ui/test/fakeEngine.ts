@@ -23,6 +23,12 @@ export class FakeEngine {
   calls: { cmd: string; args: Record<string, unknown> }[] = [];
   /** What the mocked native save dialog answers (null: the user cancelled). */
   savePath: string | null = "/home/ana/backup.key";
+  /** What the mocked native open dialog answers (null: the user cancelled). */
+  openPath: string | null = "/media/usb/disasternet-identity.key";
+  /** Identity restore_identity switches to (any path under /bad/ is "not a backup"). */
+  restoredIdentity: IdentityView = { id: "be".repeat(32), fingerprint: "bebe-bebe", name: "Amara" };
+  /** When set, export_messages waits for this before answering (to observe progress). */
+  exportGate: Promise<void> | null = null;
   /** Files "written" by backup_identity / export_messages, by path. */
   written = new Map<string, string>();
   /** When set, every command fails with it (e.g. engine could not start). */
@@ -161,6 +167,16 @@ export class FakeEngine {
         return this.status();
       case "plugin:dialog|save":
         return this.savePath;
+      case "plugin:dialog|open":
+        return this.openPath;
+      case "restore_identity": {
+        const path = String(args.path);
+        if (path.startsWith("/bad/")) {
+          return fail("invalid_input", `${path} is not a DisasterNet identity backup: expected exactly one line of 64 hex characters`);
+        }
+        this.identity = this.restoredIdentity;
+        return { id: this.identity.id, previous_key: "/tmp/fake/identity.key.replaced-1700000000000" };
+      }
       case "backup_identity":
         if (String(args.path).startsWith("/readonly/")) {
           return fail("io", `${String(args.path)}: read-only file system`);
@@ -173,8 +189,11 @@ export class FakeEngine {
           return fail("invalid_input", `bad format ${String(args.format)}`);
         }
         const messages = this.stored.filter((m) => room === null || m.room === room).length;
-        this.written.set(String(args.path), String(args.format));
-        return { path: String(args.path), messages };
+        const answer = (): unknown => {
+          this.written.set(String(args.path), String(args.format));
+          return { path: String(args.path), messages };
+        };
+        return this.exportGate ? this.exportGate.then(answer) : answer();
       }
       default:
         return fail("internal", `unknown command ${cmd}`);

@@ -2,12 +2,13 @@
 // dialog.
 
 import { clearMocks } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { tauriBackend } from "../src/ipc";
+import { ENGINE_EVENT, ENGINE_RESTARTED_EVENT, tauriBackend } from "../src/ipc";
 import { BACKUP_FILE_NAME, exportFileName, Store } from "../src/store";
 import { mountApp } from "../src/views/app";
-import { BACKUP_WARNING } from "../src/views/identity";
-import { FakeEngine, settle } from "./fakeEngine";
+import { BACKUP_WARNING, progressText, RESTORE_WARNING } from "../src/views/identity";
+import { FakeEngine, SELF_ID, settle } from "./fakeEngine";
 
 let engine: FakeEngine;
 let store: Store;
@@ -49,6 +50,7 @@ describe("identity backup", () => {
     expect(store.state.transfer).toEqual({
       busy: false,
       done: "Identity backed up to /home/ana/backup.key. Keep this file safe: it IS your identity.",
+      progress: null,
     });
     expect(store.state.errors).toEqual([]);
   });
@@ -57,7 +59,7 @@ describe("identity backup", () => {
     engine.savePath = null;
     expect(await store.backupIdentity()).toBeNull();
     expect(engine.calls.some((c) => c.cmd === "backup_identity")).toBe(false);
-    expect(store.state.transfer).toEqual({ busy: false, done: null });
+    expect(store.state.transfer).toEqual({ busy: false, done: null, progress: null });
     expect(store.state.errors).toEqual([]);
   });
 
@@ -148,6 +150,130 @@ describe("identity & export pane", () => {
     } finally {
       unmount();
       root.remove();
+    }
+  });
+});
+
+describe("display name, restore and export progress", () => {
+  const mount = (): { q: <T extends Element>(sel: string) => T; done: () => void } => {
+    const root = document.createElement("div");
+    document.body.append(root);
+    const unmount = mountApp(root, store);
+    store.showIdentity();
+    return {
+      q: <T extends Element>(sel: string): T => {
+        const el = root.querySelector<T>(sel);
+        if (!el) throw new Error(`${sel} not found`);
+        return el;
+      },
+      done: () => {
+        unmount();
+        root.remove();
+      },
+    };
+  };
+
+  it("edits the display name from the pane", async () => {
+    const { q, done } = mount();
+    try {
+      const input = q<HTMLInputElement>("#identity-name");
+      expect(input.value).toBe("Amara");
+      input.value = "Amara (clinic 2)";
+      q<HTMLFormElement>("#identity-name").form?.requestSubmit();
+      await settle();
+      expect(engine.calls.find((c) => c.cmd === "set_name")?.args).toEqual({ name: "Amara (clinic 2)" });
+      expect(store.state.identity?.name).toBe("Amara (clinic 2)");
+      expect(q("#identity-subtitle").textContent).toContain("Amara (clinic 2)");
+    } finally {
+      done();
+    }
+  });
+
+  it("restores only after the user confirms, then shows the new identity", async () => {
+    const { q, done } = mount();
+    try {
+      expect(q("#restore-warning").textContent).toBe(RESTORE_WARNING);
+      const button = q<HTMLButtonElement>("#restore-identity");
+      const confirm = q<HTMLInputElement>("#restore-confirm");
+      expect(button.disabled).toBe(true);
+      button.click();
+      await settle();
+      expect(engine.calls.some((c) => c.cmd === "plugin:dialog|open")).toBe(false);
+
+      confirm.checked = true;
+      confirm.dispatchEvent(new Event("change"));
+      expect(button.disabled).toBe(false);
+      button.click();
+      await settle();
+      const open = engine.calls.find((c) => c.cmd === "plugin:dialog|open")?.args as {
+        options: { multiple: boolean; directory: boolean; filters: { name: string }[] };
+      };
+      expect(open.options.multiple).toBe(false);
+      expect(open.options.filters[0]?.name).toBe("DisasterNet identity backup");
+      expect(engine.calls.find((c) => c.cmd === "restore_identity")?.args).toEqual({
+        path: "/media/usb/disasternet-identity.key",
+      });
+      expect(store.state.identity?.id).toBe("be".repeat(32));
+      expect(q("#identity-subtitle").textContent).toContain("bebe-bebe");
+      expect(q("#transfer-result").textContent).toBe(
+        "Identity restored from /media/usb/disasternet-identity.key: this device is now bebe-bebe. " +
+          "The previous key was kept as /tmp/fake/identity.key.replaced-1700000000000.",
+      );
+      // Confirmation is asked again for the next restore.
+      expect(confirm.checked).toBe(false);
+      expect(button.disabled).toBe(true);
+      expect(store.state.errors).toEqual([]);
+    } finally {
+      done();
+    }
+  });
+
+  it("a wrong file or a cancelled dialog changes nothing", async () => {
+    engine.openPath = null;
+    expect(await store.restoreIdentity()).toBeNull();
+    expect(engine.calls.some((c) => c.cmd === "restore_identity")).toBe(false);
+    engine.openPath = "/bad/holiday.jpg";
+    expect(await store.restoreIdentity()).toBeNull();
+    expect(store.state.identity?.id).toBe(SELF_ID);
+    expect(store.state.errors[0]?.code).toBe("invalid_input");
+    expect(store.state.errors[0]?.message).toContain("not a DisasterNet identity backup");
+    expect(store.state.transfer).toEqual({ busy: false, done: null, progress: null });
+  });
+
+  it("reloads everything when the engine restarts with another identity", async () => {
+    engine.identity = engine.restoredIdentity;
+    await emit(ENGINE_RESTARTED_EVENT, engine.identity.id);
+    await settle();
+    expect(store.state.identity?.fingerprint).toBe("bebe-bebe");
+  });
+
+  it("shows the progress of a large export, ignoring other exports", async () => {
+    const { q, done } = mount();
+    try {
+      let finish = (): void => {};
+      engine.exportGate = new Promise((r) => (finish = r));
+      engine.savePath = "/tmp/all.jsonl";
+      const exporting = store.exportMessages(null, "jsonl");
+      await settle();
+      expect(store.state.transfer.progress).toEqual({ path: "/tmp/all.jsonl", done: 0, total: 0 });
+      expect(q<HTMLElement>(".export-progress").hidden).toBe(false);
+      expect(q("#export-progress-text").textContent).toBe("Exporting…");
+      await emit(ENGINE_EVENT, { type: "export_progress", path: "/tmp/all.jsonl", done: 40000, total: 100000 });
+      await emit(ENGINE_EVENT, { type: "export_progress", path: "/tmp/cli-export.jsonl", done: 5, total: 9 });
+      await settle();
+      expect(store.state.transfer.progress).toEqual({ path: "/tmp/all.jsonl", done: 40000, total: 100000 });
+      expect(q("#export-progress-text").textContent).toBe("Exporting 40,000 of 100,000 messages…");
+      expect(q<HTMLProgressElement>("#export-progress").value).toBe(40000);
+      expect(q<HTMLButtonElement>("#export-messages").disabled).toBe(true);
+      finish();
+      expect(await exporting).toBe("/tmp/all.jsonl");
+      await settle();
+      expect(store.state.transfer.progress).toBeNull();
+      expect(q<HTMLElement>(".export-progress").hidden).toBe(true);
+      expect(q("#transfer-result").textContent).toBe("Exported 2 messages to /tmp/all.jsonl.");
+      expect(progressText(3, 0)).toBe("Exporting…");
+    } finally {
+      done();
     }
   });
 });

@@ -247,13 +247,7 @@ enum RoomCmd {
 }
 
 fn default_data_dir() -> Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join(dn_node::APP_ID));
-    }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set --data-dir (no HOME)"))?;
-    Ok(PathBuf::from(home)
-        .join(".local/share")
-        .join(dn_node::APP_ID))
+    dn_node::default_data_dir().map_err(|e| anyhow!("{}", e.message))
 }
 
 fn main() -> ExitCode {

@@ -229,6 +229,15 @@ pub struct ExportSummary {
     pub messages: u64,
 }
 
+/// Answer to [`Request::Activate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ActivateView {
+    /// True when the node runs inside the desktop app, which now shows its window; false for a
+    /// headless `disasternet node`.
+    pub window: bool,
+}
+
 /// Result of verifying an export file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -411,6 +420,9 @@ pub enum Request {
         /// Address.
         addr: String,
     },
+    /// Ask the program that runs this node to bring its window to the front (sent by a second
+    /// start of the app on the same data directory). → `ActivateView`
+    Activate,
 }
 
 /// Something that happened, pushed to the app (Tauri events) and subscribers.
@@ -458,6 +470,21 @@ pub enum EngineEvent {
         /// Graph now.
         network: NetworkView,
     },
+    /// Progress of an export being written (at most every 100 ms, and once at the end with
+    /// `done == total`).
+    ExportProgress {
+        /// The file being written (as requested).
+        path: String,
+        /// Messages written so far.
+        #[ts(type = "number")]
+        done: u64,
+        /// Messages to write.
+        #[ts(type = "number")]
+        total: u64,
+    },
+    /// Another start of the app on this data directory asked this one to show its window
+    /// (single instance per data directory). Front ends without a window ignore it.
+    Activate,
 }
 
 impl From<dn_store::StoreError> for ApiError {

@@ -28,6 +28,8 @@ use crate::identity;
 const NAME_KEY: &str = "display_name";
 /// Largest page of messages one request returns.
 pub const MAX_PAGE: u32 = 1000;
+/// File name of the message store in the data directory.
+pub const STORE_FILE: &str = "store.sqlite3";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -118,6 +120,8 @@ pub struct NetInfo {
     pub carry_quota_bytes: u64,
     /// The mDNS announcer, to update the name it carries.
     pub announcer: Option<std::sync::Arc<crate::discovery::Mdns>>,
+    /// The node runs inside a program with a window (the desktop app).
+    pub window: bool,
 }
 
 struct Conn {
@@ -184,7 +188,7 @@ impl Core {
     ) -> Result<Core, ApiError> {
         let key = identity::load_or_create(data_dir)?;
         let id = identity::node_id(&key);
-        let store = Store::open(&data_dir.join("store.sqlite3")).map_err(store_err)?;
+        let store = Store::open(&data_dir.join(STORE_FILE)).map_err(store_err)?;
         let name = store
             .get_setting(NAME_KEY)
             .map_err(store_err)?
@@ -322,6 +326,9 @@ impl Core {
     /// Handles one message (public so an offline client can drive a core without a thread).
     pub fn handle(&mut self, msg: CoreMsg) {
         match msg {
+            CoreMsg::Request(Request::Export { room, path, format }, reply) => {
+                self.start_export(room, path, format, reply);
+            }
             CoreMsg::Request(req, reply) => {
                 let r = self.request(req);
                 let _ = reply.send(r);
@@ -824,7 +831,7 @@ impl Core {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let own = ["identity.key", "store.sqlite3", "node.lock", "control.sock"]
+        let own = ["identity.key", STORE_FILE, "node.lock", "control.sock"]
             .iter()
             .any(|f| name.starts_with(f));
         let parent = path
@@ -842,6 +849,68 @@ impl Core {
             )));
         }
         Ok(())
+    }
+
+    /// Checks an export request: the room name, and that `path` is not one of our own files.
+    fn export_room(&self, room: Option<String>, path: &str) -> Result<Option<String>, ApiError> {
+        self.refuse_own_files(Path::new(path))?;
+        room.map(|r| dn_proto::message::normalize_room(&r).map_err(invalid))
+            .transpose()
+    }
+
+    /// Writes an export on a thread of its own with a read-only connection, so a large export
+    /// never holds up messages arriving meanwhile; reports [`EngineEvent::ExportProgress`] and
+    /// answers `reply` when the file is complete.
+    fn start_export(
+        &mut self,
+        room: Option<String>,
+        path: String,
+        format: ExportFormat,
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    ) {
+        let room = match self.export_room(room, &path) {
+            Ok(room) => room,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let db = self.data_dir.join(STORE_FILE);
+        let events = self.events.clone();
+        let span = tracing::info_span!("export", path = %path);
+        let spawned = std::thread::Builder::new()
+            .name("dn-export".into())
+            .spawn(move || {
+                let _g = span.enter();
+                let started = Instant::now();
+                let mut report = |done, total| {
+                    let _ = events.send(EngineEvent::ExportProgress {
+                        path: path.clone(),
+                        done,
+                        total,
+                    });
+                };
+                let r = export::export_file(
+                    &db,
+                    room.as_deref(),
+                    Path::new(&path),
+                    format,
+                    &mut report,
+                );
+                match &r {
+                    Ok(s) => info!(
+                        messages = s.messages,
+                        ms = started.elapsed().as_millis() as u64,
+                        "export written"
+                    ),
+                    Err(e) => warn!("export failed: {}", e.message),
+                }
+                let _ = reply.send(r.and_then(Self::to_value));
+            });
+        if let Err(e) = spawned {
+            // The closure (and `reply` with it) is gone: the caller sees "engine stopped".
+            warn!("cannot start the export thread: {e}");
+        }
     }
 
     /// Executes one request.
@@ -906,17 +975,23 @@ impl Core {
             Request::Peers => Self::to_value(self.peers()?),
             Request::Status => Self::to_value(self.status()?),
             Request::Export { room, path, format } => {
-                let room = match room {
-                    Some(r) => Some(dn_proto::message::normalize_room(&r).map_err(invalid)?),
-                    None => None,
-                };
-                self.refuse_own_files(Path::new(&path))?;
+                // Normally handled by `start_export` (off this thread); this is the same work
+                // done inline, for callers of `request` itself.
+                let room = self.export_room(room, &path)?;
                 Self::to_value(export::export(
                     &self.store,
                     room.as_deref(),
                     Path::new(&path),
                     format,
                 )?)
+            }
+            Request::Activate => {
+                let window = self.net.as_ref().is_some_and(|n| n.window);
+                if window {
+                    info!("asked to show the window (another start on this data dir)");
+                    let _ = self.events.send(EngineEvent::Activate);
+                }
+                Self::to_value(ActivateView { window })
             }
             Request::BackupIdentity { path } => {
                 if !Path::new(&path).is_absolute() {

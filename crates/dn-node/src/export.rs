@@ -41,6 +41,49 @@ pub fn export(
     path: &Path,
     format: ExportFormat,
 ) -> Result<ExportSummary, ApiError> {
+    export_with_progress(store, room, path, format, &mut |_| {})
+}
+
+/// How often, at most, an export reports progress.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// [`export`] on a read-only connection of its own to the database file `db` (so the node's
+/// writer is never held up, see [`Store::open_reader`]), reporting `(done, total)` through
+/// `progress` at most every [`PROGRESS_INTERVAL`] and once at the end with `done == total`.
+/// `total` is counted first; messages arriving meanwhile are not in the file (it is the
+/// snapshot of one statement).
+pub fn export_file(
+    db: &Path,
+    room: Option<&str>,
+    path: &Path,
+    format: ExportFormat,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportSummary, ApiError> {
+    let store =
+        Store::open_reader(db).map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
+    let total = store
+        .message_count(room)
+        .map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
+    progress(0, total);
+    let mut last = std::time::Instant::now();
+    let summary = export_with_progress(&store, room, path, format, &mut |done| {
+        if last.elapsed() >= PROGRESS_INTERVAL {
+            last = std::time::Instant::now();
+            progress(done.min(total), total);
+        }
+    })?;
+    progress(summary.messages, summary.messages.max(total));
+    Ok(summary)
+}
+
+/// [`export`], calling `progress(messages read so far)` after each message.
+pub fn export_with_progress(
+    store: &Store,
+    room: Option<&str>,
+    path: &Path,
+    format: ExportFormat,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ExportSummary, ApiError> {
     let file_name = path.file_name().ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidInput,
@@ -59,6 +102,7 @@ pub fn export(
                 .and_then(|()| w.write_all(b"\n"))
                 .map_err(|e| io(&tmp, e))?;
             n += 1;
+            progress(n);
             Ok(())
         }),
         ExportFormat::Csv => w
@@ -69,6 +113,7 @@ pub fn export(
                     w.write_all(csv_record(&export_line(&sm.message)).as_bytes())
                         .map_err(|e| io(&tmp, e))?;
                     n += 1;
+                    progress(n);
                     Ok(())
                 })
             }),
@@ -77,6 +122,7 @@ pub fn export(
             store
                 .for_each_message(room, |sm| -> Result<(), ApiError> {
                     lines.push(export_line(&sm.message));
+                    progress(lines.len() as u64);
                     Ok(())
                 })
                 .and_then(|()| {

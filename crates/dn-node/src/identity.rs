@@ -104,6 +104,31 @@ pub fn parse_backup(text: &str) -> Result<SigningKey, String> {
     Ok(SigningKey::from_bytes(&secret))
 }
 
+/// Largest file accepted as a backup (a real one is about 300 bytes).
+pub const MAX_BACKUP_BYTES: u64 = 64 * 1024;
+
+/// Reads and validates a backup file (or a plain `identity.key`) without changing anything.
+pub fn read_backup(backup: &Path) -> Result<SigningKey, ApiError> {
+    let not_backup = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "{} is not a DisasterNet identity backup: {e}",
+                backup.display()
+            ),
+        )
+    };
+    let len = fs::metadata(backup).map_err(|e| io_err(backup, &e))?.len();
+    if len > MAX_BACKUP_BYTES {
+        return Err(not_backup(&format!("{len} bytes is far too large")));
+    }
+    let text = fs::read_to_string(backup).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => not_backup(&"not text"),
+        _ => io_err(backup, &e),
+    })?;
+    parse_backup(&text).map_err(|e| not_backup(&e))
+}
+
 /// Replaces the key in `data_dir` with the one in the backup file `backup`. The backup is
 /// validated first (a bad one changes nothing). A previous key different from the restored one
 /// is kept as `identity.key.replaced-<unix ms>`. The caller must hold the data dir's lock.
@@ -113,16 +138,7 @@ pub fn restore(
     backup: &Path,
     now_ms: u64,
 ) -> Result<(SigningKey, Option<std::path::PathBuf>), ApiError> {
-    let text = fs::read_to_string(backup).map_err(|e| io_err(backup, &e))?;
-    let key = parse_backup(&text).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidInput,
-            format!(
-                "{} is not a DisasterNet identity backup: {e}",
-                backup.display()
-            ),
-        )
-    })?;
+    let key = read_backup(backup)?;
     let path = data_dir.join(KEY_FILE);
     let previous = match fs::read_to_string(&path) {
         Ok(old) => Some(old),

@@ -62,6 +62,9 @@ pub struct NodeConfig {
     pub beacon: bool,
     /// Storage allowed for rooms carried for others (not joined), bytes of signed messages.
     pub carry_quota_bytes: u64,
+    /// The node runs inside a program with a window (the desktop app): it answers
+    /// [`Request::Activate`] with [`EngineEvent::Activate`].
+    pub window: bool,
 }
 
 /// Default carry quota: 256 MiB of carried messages.
@@ -78,7 +81,43 @@ impl NodeConfig {
             mdns: true,
             beacon: false,
             carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
+            window: false,
         }
+    }
+}
+
+/// The default data directory, shared by the desktop app and the CLI:
+/// `$XDG_DATA_HOME/org.disasternet.app`, else `~/.local/share/org.disasternet.app` (where
+/// Tauri puts the app's data on Linux).
+pub fn default_data_dir() -> Result<PathBuf, ApiError> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join(APP_ID));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "no HOME to find the default data directory: pass --data-dir",
+            )
+        })?;
+    Ok(PathBuf::from(home).join(".local/share").join(APP_ID))
+}
+
+/// Checks that `backup` is a readable identity backup and returns the node id it holds,
+/// changing nothing (so a front end can refuse a wrong file before stopping its node).
+pub fn check_backup(backup: &Path) -> Result<String, ApiError> {
+    identity::read_backup(backup).map(|k| identity::node_id(&k).to_hex())
+}
+
+/// Single instance per data directory: asks the program already running a node on
+/// `data_dir` (if any) to show its window. `Ok(None)`: nothing runs there (start normally);
+/// `Ok(Some(view))`: something answered, `view.window` says whether it was the desktop app
+/// (which now shows its window) or a headless node.
+pub async fn activate_running(data_dir: &Path) -> Result<Option<ActivateView>, ApiError> {
+    match control::call(data_dir, &Request::Activate).await? {
+        None => Ok(None),
+        Some(v) => serde_json::from_value(v).map(Some).map_err(internal),
     }
 }
 
@@ -185,7 +224,8 @@ struct Inner {
     data_dir: PathBuf,
     /// Only the engine that serves the control socket may remove it.
     serves_socket: bool,
-    _lock: Option<File>,
+    /// The data directory's lock, released by [`Engine::shutdown`] (or when dropped).
+    lock: Mutex<Option<File>>,
 }
 
 impl Drop for Inner {
@@ -230,6 +270,7 @@ impl Engine {
             cmd: net_tx.clone(),
             announcer: None,
             carry_quota_bytes: cfg.carry_quota_bytes,
+            window: cfg.window,
         };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();
@@ -265,7 +306,7 @@ impl Engine {
                 mdns,
                 data_dir: cfg.data_dir.clone(),
                 serves_socket: true,
-                _lock: Some(lock),
+                lock: Mutex::new(Some(lock)),
             }),
         };
         let ctl = control::serve(engine.clone(), &cfg.data_dir)
@@ -334,7 +375,7 @@ impl Engine {
                 mdns: None,
                 data_dir: data_dir.to_path_buf(),
                 serves_socket: false,
-                _lock: Some(lock),
+                lock: Mutex::new(Some(lock)),
             }),
         })
     }
@@ -461,6 +502,10 @@ impl Engine {
             .and_then(|mut t| t.take());
         if let Some(th) = th {
             let _ = tokio::task::spawn_blocking(move || th.join()).await;
+        }
+        // Nothing writes any more: another engine may take the data directory now.
+        if let Ok(mut lock) = self.inner.lock.lock() {
+            lock.take();
         }
     }
 }

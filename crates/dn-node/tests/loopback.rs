@@ -272,3 +272,115 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_start_activates_the_window_of_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing runs: start normally.
+    assert_eq!(dn_node::activate_running(dir.path()).await.unwrap(), None);
+
+    // A headless node answers but has no window to show.
+    let headless = start(dir.path(), "relay", vec![]).await;
+    let mut events = headless.subscribe();
+    let v = dn_node::activate_running(dir.path()).await.unwrap();
+    assert_eq!(v, Some(dn_node::ActivateView { window: false }));
+    headless.shutdown().await;
+    assert!(
+        !std::iter::from_fn(|| events.try_recv().ok()).any(|e| matches!(e, EngineEvent::Activate)),
+        "a headless node must not emit Activate"
+    );
+
+    // The app (window = true) is asked to show its window.
+    let mut c = cfg(dir.path(), vec![]);
+    c.window = true;
+    let app = Engine::start(c).await.unwrap();
+    let mut events = app.subscribe();
+    let v = dn_node::activate_running(dir.path()).await.unwrap();
+    assert_eq!(v, Some(dn_node::ActivateView { window: true }));
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(EngineEvent::Activate) = events.recv().await {
+                return true;
+            }
+        }
+    })
+    .await;
+    assert_eq!(got, Ok(true), "the running app gets EngineEvent::Activate");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_the_data_dir_while_handles_remain() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path(), "ana", vec![]).await;
+    let id = first.identity().await.unwrap().id;
+    let still_held = first.clone();
+    first.shutdown().await;
+    // A clone is still alive (a command in flight, say), yet the directory is free again: the
+    // app restarts its engine in place (identity restore) this way.
+    let second = Engine::start(cfg(dir.path(), vec![]))
+        .await
+        .expect("restart in place");
+    assert_eq!(second.identity().await.unwrap().id, id);
+    let e = still_held.identity().await.unwrap_err();
+    assert_eq!(e.code, dn_node::ErrorCode::Internal, "{}", e.message);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_runs_off_the_core_thread_and_reports_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = start(dir.path(), "ana", vec![]).await;
+    for i in 0..300 {
+        e.send("medical".into(), format!("m{i}")).await.unwrap();
+    }
+    let mut events = e.subscribe();
+    let out = dir.path().join("out").join("medical.jsonl");
+    // A missing directory is a clear error, and no progress claims success.
+    let err = e
+        .export(
+            Some("medical".into()),
+            out.display().to_string(),
+            Default::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, dn_node::ErrorCode::Io, "{}", err.message);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let s = e
+        .export(
+            Some("medical".into()),
+            out.display().to_string(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.messages, 300);
+    let mut progress = vec![];
+    while let Ok(ev) = events.try_recv() {
+        if let EngineEvent::ExportProgress { path, done, total } = ev {
+            if path == out.display().to_string() {
+                progress.push((done, total));
+            }
+        }
+    }
+    assert_eq!(progress.first(), Some(&(0, 300)), "{progress:?}");
+    assert_eq!(progress.last(), Some(&(300, 300)), "{progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "{progress:?}"
+    );
+    let v = dn_node::export::verify_file(&out).unwrap();
+    assert_eq!(v.valid, 300);
+    // Unknown rooms and our own files are refused before any thread starts.
+    let err = e
+        .export(
+            Some("no/such".into()),
+            dir.path().join("x").display().to_string(),
+            Default::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, dn_node::ErrorCode::InvalidInput);
+    e.shutdown().await;
+}

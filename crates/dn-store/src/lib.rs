@@ -20,6 +20,8 @@
 //! Every method takes `&self`. A `Store` is [`Send`] but not [`Sync`]: one thread owns it at a
 //! time, and in the node that thread is the single writer. Another process (the CLI when no node
 //! runs) may open the same file; SQLite's locking and the busy timeout serialise the two.
+//! [`Store::open_reader`] gives a read-only second connection for long reads (exports) that
+//! must not hold up the writer.
 
 mod error;
 mod messages;
@@ -92,6 +94,38 @@ impl Store {
         };
         let conn = Connection::open(path).map_err(|e| with_path(e.into()))?;
         Self::init(conn).map_err(with_path)
+    }
+
+    /// A read-only connection to an existing database at the current schema, for long reads
+    /// (exports) on another thread while the owner keeps writing: in WAL mode each statement
+    /// reads one consistent snapshot and never blocks the writer. Never creates, migrates or
+    /// writes; fails with [`StoreError::Corrupt`] / [`StoreError::TooNew`] like [`Store::open`],
+    /// and with [`StoreError::Corrupt`] if the file is older than this code (open it with
+    /// [`Store::open`] first, which migrates it).
+    pub fn open_reader(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let with_path = |e: StoreError| match e {
+            StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
+            e => e,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| with_path(e.into()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version = schema::check(&conn).map_err(with_path)?;
+        if version != SCHEMA_VERSION {
+            return Err(with_path(StoreError::Corrupt(format!(
+                "schema version {version}, expected {SCHEMA_VERSION} (not migrated yet)"
+            ))));
+        }
+        Ok(Store {
+            conn,
+            clock: Box::new(system_clock_ms),
+        })
     }
 
     /// A fresh database in memory, for tests.

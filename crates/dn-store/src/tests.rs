@@ -213,6 +213,55 @@ fn two_connections_share_a_file() {
 }
 
 #[test]
+fn reader_sees_a_snapshot_and_never_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dn.sqlite");
+    // No file yet: the reader does not create one.
+    assert!(Store::open_reader(&path).is_err());
+    assert!(!path.exists());
+    let w = Store::open(&path).unwrap();
+    for i in 0..3u64 {
+        w.insert_message(&msg(1, "r", i, &format!("m{i}")), 1, true)
+            .unwrap();
+    }
+    let r = Store::open_reader(&path).unwrap();
+    // A statement in progress on the reader keeps its snapshot while the writer goes on.
+    let mut seen = 0;
+    r.for_each_message(Some("r"), |_| -> Result<(), StoreError> {
+        if seen == 0 {
+            w.insert_message(&msg(2, "r", 99, "late"), 1, false)
+                .unwrap();
+        }
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, 3);
+    assert_eq!(r.message_count(Some("r")).unwrap(), 4);
+    // Writes through the reader fail cleanly.
+    assert!(r.join_room("x", 1).is_err());
+    assert!(r.insert_message(&msg(3, "r", 5, "no"), 1, true).is_err());
+    assert_eq!(w.message_count(None).unwrap(), 4);
+}
+
+#[test]
+fn reader_refuses_an_unmigrated_or_foreign_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.sqlite");
+    Connection::open(&old)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x)")
+        .unwrap();
+    assert!(matches!(
+        Store::open_reader(&old),
+        Err(StoreError::Corrupt(_))
+    ));
+    let junk = dir.path().join("junk.sqlite");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    assert!(Store::open_reader(&junk).is_err());
+}
+
+#[test]
 fn duplicate_insert_returns_false_and_keeps_first() {
     let s = Store::open_in_memory().unwrap();
     let m = msg(1, "r", 10, "hello");

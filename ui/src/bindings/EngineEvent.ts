@@ -44,4 +44,16 @@ dm: DmView, } | { "type": "network",
 /**
  * Graph now.
  */
-network: NetworkView, };
+network: NetworkView, } | { "type": "export_progress", 
+/**
+ * The file being written (as requested).
+ */
+path: string, 
+/**
+ * Messages written so far.
+ */
+done: number, 
+/**
+ * Messages to write.
+ */
+total: number, } | { "type": "activate" };

@@ -72,4 +72,4 @@ limit: number, } | { "op": "add_peer",
 /**
  * Address.
  */
-addr: string, };
+addr: string, } | { "op": "activate" };

@@ -8,8 +8,21 @@ import { EXPORT_FORMATS, type AppState, type Store } from "../store";
 export const BACKUP_WARNING =
   "The backup file IS your identity: anyone who holds it can sign messages as you. " +
   "Keep it offline (a USB stick in your pocket), never send it over a chat, and never run two " +
-  "nodes with the same identity at once. To restore it on a new device, stop the app and run " +
-  "`disasternet identity restore FILE`.";
+  "nodes with the same identity at once. Restore it below (or with " +
+  "`disasternet identity restore FILE`).";
+
+/** Shown above the restore controls. */
+export const RESTORE_WARNING =
+  "Restoring replaces this device's identity with the one in the backup file: messages you send " +
+  "from now on are signed with that key, and peers see you as that node. Your current key is " +
+  "kept in the data folder (identity.key.replaced-…), never deleted. Only restore a backup of " +
+  "your own identity, and make sure no other device runs with it.";
+
+/** "Exporting 1,200 of 100,000 messages…" */
+export function progressText(done: number, total: number): string {
+  const n = (x: number): string => x.toLocaleString("en-US");
+  return total > 0 ? `Exporting ${n(done)} of ${n(total)} messages…` : "Exporting…";
+}
 
 const ALL_ROOMS = "";
 
@@ -22,6 +35,28 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
   );
   const subtitle = header.querySelector("p") as HTMLParagraphElement;
 
+  const nameInput = h("input", {
+    id: "identity-name",
+    type: "text",
+    maxlength: "64",
+    autocomplete: "off",
+    "aria-label": "Display name",
+  });
+  const nameButton = h("button", { id: "save-name", type: "submit" }, "Save name");
+  const nameForm = h(
+    "form",
+    { class: "panel", "aria-labelledby": "name-title" },
+    h("h2", { id: "name-title" }, "Display name"),
+    h("p", { class: "muted" }, "Shown to others beside your fingerprint. Your id never changes with it."),
+    nameInput,
+    " ",
+    nameButton,
+  );
+  nameForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void store.setName(nameInput.value);
+  });
+
   const backupButton = h("button", { id: "backup-identity", type: "button", class: "primary" }, "Back up identity…");
   backupButton.addEventListener("click", () => void store.backupIdentity());
   const backup = h(
@@ -30,6 +65,24 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
     h("h2", { id: "backup-title" }, "Identity backup"),
     h("p", { id: "backup-warning", class: "warning", role: "note" }, BACKUP_WARNING),
     backupButton,
+  );
+
+  const restoreConfirm = h("input", { id: "restore-confirm", type: "checkbox" });
+  const restoreButton = h("button", { id: "restore-identity", type: "button", class: "danger" }, "Restore from backup…");
+  restoreConfirm.addEventListener("change", () => render(store.state));
+  restoreButton.addEventListener("click", () => {
+    if (!restoreConfirm.checked) return;
+    restoreConfirm.checked = false;
+    void store.restoreIdentity();
+  });
+  const restore = h(
+    "section",
+    { class: "panel", "aria-labelledby": "restore-title" },
+    h("h2", { id: "restore-title" }, "Restore identity"),
+    h("p", { id: "restore-warning", class: "warning", role: "note" }, RESTORE_WARNING),
+    h("label", { class: "check" }, restoreConfirm, " I understand: replace this device's identity"),
+    " ",
+    restoreButton,
   );
 
   const roomSelect = h("select", { id: "export-room", "aria-label": "Room to export" });
@@ -58,8 +111,14 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
     " ",
     exportButton,
   );
+  const progressBar = h("progress", { id: "export-progress", max: "1", "aria-label": "Export progress" });
+  const progressLabel = h("span", { id: "export-progress-text" });
+  const progress = h("p", { class: "export-progress", role: "status" }, progressBar, " ", progressLabel);
+  exporter.append(progress);
   const result = h("p", { id: "transfer-result", role: "status" });
-  root.append(header, h("div", { class: "identity-pane" }, backup, exporter, result));
+  root.append(header, h("div", { class: "identity-pane" }, nameForm, backup, restore, exporter, result));
+
+  let shownName: string | null | undefined;
 
   const render = (state: AppState): void => {
     const id = state.identity;
@@ -71,14 +130,36 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
       ...state.rooms.map((r) => h("option", { value: r.name }, `#${r.name}`)),
     );
     roomSelect.value = [...roomSelect.options].some((o) => o.value === chosen) ? chosen : ALL_ROOMS;
-    backupButton.disabled = state.transfer.busy;
-    exportButton.disabled = state.transfer.busy;
+    // Keep what the user is typing; follow changes made elsewhere.
+    const name = id?.name ?? "";
+    if (shownName !== name) {
+      nameInput.value = name;
+      shownName = name;
+    }
+    nameButton.disabled = state.pending.name;
+    const busy = state.transfer.busy;
+    backupButton.disabled = busy;
+    exportButton.disabled = busy;
+    restoreConfirm.disabled = busy;
+    restoreButton.disabled = busy || !restoreConfirm.checked;
+    const p = state.transfer.progress;
+    progress.hidden = p === null;
+    if (p) {
+      progressBar.max = Math.max(p.total, 1);
+      progressBar.value = Math.min(p.done, progressBar.max);
+      progressLabel.textContent = progressText(p.done, p.total);
+    }
     result.textContent = state.transfer.done ?? "";
   };
 
   render(store.state);
   return store.subscribe((state, previous) => {
-    if (state.identity !== previous.identity || state.rooms !== previous.rooms || state.transfer !== previous.transfer) {
+    if (
+      state.identity !== previous.identity ||
+      state.rooms !== previous.rooms ||
+      state.transfer !== previous.transfer ||
+      state.pending !== previous.pending
+    ) {
       render(state);
     }
   });
