@@ -920,10 +920,13 @@ impl Core {
             Request::SetName { name } => {
                 let name = normalize_name(&name).map_err(invalid)?;
                 self.store.set_setting(NAME_KEY, &name).map_err(store_err)?;
+                // Connected peers get a second Hello with the new name; the signed neighbour
+                // list (which carries the name to the whole network) is re-signed.
                 self.feed(Input::Renamed(name.clone()));
                 if let Some(m) = self.net.as_ref().and_then(|n| n.announcer.as_ref()) {
                     m.rename(&name);
                 }
+                self.topo_dirty = true;
                 self.status_dirty = true;
                 Self::to_value(self.identity()?)
             }

@@ -384,3 +384,35 @@ async fn export_runs_off_the_core_thread_and_reports_progress() {
     assert_eq!(err.code, dn_node::ErrorCode::InvalidInput);
     e.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_reaches_a_connected_peer_without_reconnecting() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path(), "Amara", vec![]).await;
+    let b = start(db.path(), "Ben", vec![listen_addr(&a).await]).await;
+    let a_id = a.identity().await.unwrap().id;
+    wait_for("b to see a", || async {
+        b.peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == a_id && p.connected)
+    })
+    .await;
+    a.set_name("Amara (clinic 2)".into()).await.unwrap();
+    wait_for("b to learn a's new name", || async {
+        b.peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == a_id && p.connected && p.name == "Amara (clinic 2)")
+    })
+    .await;
+    let status = b.status().await.unwrap();
+    assert_eq!(
+        status.rejected, 0,
+        "the second hello is not a protocol error"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

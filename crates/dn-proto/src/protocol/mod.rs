@@ -530,7 +530,21 @@ impl Protocol {
                     self.announce_rooms(&mut out);
                 }
             }
-            Input::Renamed(name) => self.name = name,
+            Input::Renamed(name) => {
+                if name != self.name {
+                    self.name = name;
+                    // Peers already connected heard the old name in our first Hello: a second
+                    // Hello updates it (see `on_frame`).
+                    let mut peers: Vec<NodeId> = self.peers.keys().copied().collect();
+                    peers.sort();
+                    for peer in peers {
+                        out.push(Output::Send {
+                            peer,
+                            frame: self.hello(),
+                        });
+                    }
+                }
+            }
             Input::Timer(Timer::Missing(id)) => self.on_missing_timer(store, id, &mut out),
             Input::LocalTopology(rec) => {
                 if rec.node == self.me && self.graph.update(rec.clone(), self.now) {
@@ -712,6 +726,33 @@ impl Protocol {
         }
     }
 
+    /// The rooms `peer` serves now (a `Rooms` frame or a repeated `Hello`): carry what it
+    /// carries, offer the rooms newly shared.
+    fn on_rooms(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        rooms: Vec<String>,
+        out: &mut Vec<Output>,
+    ) {
+        let rooms = Self::clean_rooms(rooms);
+        let Some(old) = self.peers.get(&peer).map(|p| p.rooms.clone()) else {
+            return;
+        };
+        self.carry(&rooms, Some(peer), store, out);
+        let newly: Vec<String> = rooms
+            .iter()
+            .filter(|r| !old.contains(*r) && self.member(r))
+            .cloned()
+            .collect();
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.rooms = rooms;
+        }
+        for room in newly {
+            self.offer(store, peer, &room, out);
+        }
+    }
+
     fn on_frame(
         &mut self,
         store: &mut dyn Storage,
@@ -740,10 +781,21 @@ impl Protocol {
                 listen_port,
             } => {
                 if had_hello {
-                    self.counters.rejected += 1;
-                    out.push(Output::Rejected {
+                    // An update (the peer was renamed): same version and identity required.
+                    if version != PROTOCOL_VERSION || node != peer {
+                        self.counters.rejected += 1;
+                        out.push(Output::Rejected {
+                            peer,
+                            reason: ProtoError::Malformed("second hello changes version or id"),
+                        });
+                        return;
+                    }
+                    self.on_rooms(store, peer, rooms.clone(), out);
+                    out.push(Output::PeerHello {
                         peer,
-                        reason: ProtoError::Malformed("second hello"),
+                        name,
+                        rooms: Self::clean_rooms(rooms).into_iter().collect(),
+                        listen_port,
                     });
                     return;
                 }
@@ -787,24 +839,7 @@ impl Protocol {
                     self.offer(store, peer, &room, out);
                 }
             }
-            Frame::Rooms { rooms } => {
-                let rooms = Self::clean_rooms(rooms);
-                let Some(old) = self.peers.get(&peer).map(|p| p.rooms.clone()) else {
-                    return;
-                };
-                self.carry(&rooms, Some(peer), store, out);
-                let newly: Vec<String> = rooms
-                    .iter()
-                    .filter(|r| !old.contains(*r) && self.member(r))
-                    .cloned()
-                    .collect();
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.rooms = rooms;
-                }
-                for room in newly {
-                    self.offer(store, peer, &room, out);
-                }
-            }
+            Frame::Rooms { rooms } => self.on_rooms(store, peer, rooms, out),
             Frame::Msg { hops, message } => self.on_message(store, peer, hops, message, out),
             Frame::Recon { room, msg } => self.on_recon(store, peer, room, &msg, out),
             Frame::ReconDone { room } => {

@@ -253,6 +253,62 @@ fn hello_with_another_identity_closes() {
 }
 
 #[test]
+fn a_rename_reaches_peers_already_connected() {
+    let mut net = Net::new(2, "medical");
+    net.connect(0, 1);
+    net.run();
+    net.input(0, Input::Renamed("Amara (clinic)".into()));
+    let outs = {
+        let mut v = vec![];
+        while let Some((from, to, bytes)) = net.queue.pop_front() {
+            let frame = Frame::decode(&bytes).unwrap();
+            let peer = net.id(from);
+            v.extend(net.nodes[to].handle(&mut net.stores[to], Input::Frame { peer, frame }, 0));
+        }
+        v
+    };
+    let names: Vec<&str> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::PeerHello { name, rooms, .. } => {
+                assert_eq!(rooms, &["medical".to_string()]);
+                Some(name.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["Amara (clinic)"]);
+    assert_eq!(net.rejected, 0);
+    assert!(net.closed.is_empty());
+    // The same name again sends nothing.
+    net.input(0, Input::Renamed("Amara (clinic)".into()));
+    assert!(net.queue.is_empty());
+    // The link still carries messages.
+    let m = net.publish(0, "medical", "after rename", 5);
+    net.run();
+    assert!(net.stores[1].has(&m.id()).unwrap());
+}
+
+#[test]
+fn a_second_hello_cannot_change_identity_or_version() {
+    let mut net = Net::new(3, "medical");
+    net.connect(0, 1);
+    net.run();
+    let (i0, i2) = (net.id(0), net.id(2));
+    for (version, node) in [(1, i2), (99, i0)] {
+        let frame = Frame::Hello {
+            version,
+            node,
+            name: "liar".into(),
+            rooms: vec![],
+            listen_port: 1,
+        };
+        net.input(1, Input::Frame { peer: i0, frame });
+    }
+    assert_eq!(net.rejected, 2);
+}
+
+#[test]
 fn frames_before_hello_close_the_connection() {
     let mut net = Net::new(2, "medical");
     let i0 = net.id(0);
