@@ -31,6 +31,8 @@ export class FakeEngine {
   exportGate: Promise<void> | null = null;
   /** Files "written" by backup_identity / export_messages, by path. */
   written = new Map<string, string>();
+  /** `last_sync_at` in the status (ms since the epoch). */
+  lastSyncAt: number | null = null;
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -65,7 +67,8 @@ export class FakeEngine {
       received: 0,
       rejected: 0,
       last_received_at: null,
-      last_sync_at: null,
+      last_sync_at: this.lastSyncAt,
+      queued: this.stored.filter((m) => m.local && m.held_by === 0).length,
       data_dir: "/tmp/fake",
       network: { nodes: [], links: [] },
       carried_rooms: [],

@@ -521,6 +521,12 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 "messages  {} stored, {} received this run, {} rejected",
                 s.messages, s.received, s.rejected
             );
+            println!(
+                "queue     {} written here and not yet held by any peer; last sync {}",
+                s.queued,
+                s.last_sync_at
+                    .map_or_else(|| "never".to_string(), utc_human)
+            );
         }
         Cmd::Dm(DmArgs {
             cmd: Some(DmCmd::Log { with, limit }),

@@ -208,6 +208,10 @@ pub struct StatusView {
     /// Last time a peer finished offering a shared room (catch-up), ms since the Unix epoch.
     #[ts(type = "number | null")]
     pub last_sync_at: Option<u64>,
+    /// The outgoing queue: messages written here that no peer is known to hold yet (they stay
+    /// stored and go out when peers are reachable).
+    #[ts(type = "number")]
+    pub queued: u64,
     /// Data directory.
     pub data_dir: String,
     /// The network graph as seen from here.

@@ -808,6 +808,7 @@ impl Core {
             rejected,
             last_received_at: self.last_received_at,
             last_sync_at: self.last_sync_at,
+            queued: self.store.queued_count().map_err(store_err)?,
             data_dir: self.data_dir.display().to_string(),
             network: self.network_view(),
             carried_rooms: self
@@ -1077,6 +1078,8 @@ impl Core {
         if let Err(e) = self.store.mark_held(ids, peer, now_ms()) {
             warn!("recording delivery: {e}");
         }
+        // The outgoing queue in the status may have shrunk (status events are debounced).
+        self.status_dirty = true;
         for id in ids {
             self.emit_delivery(id);
         }

@@ -253,6 +253,11 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
         .await
         .unwrap();
     assert_eq!((alone.sent_to, alone.held_by), (0, 0));
+    assert_eq!(
+        a.status().await.unwrap().queued,
+        1,
+        "queued until a peer holds it"
+    );
     let b = start(db.path(), "Bob", vec![listen_addr(&a).await]).await;
     wait_for("B holds the early message", || async {
         bodies(&b).await.len() == 1
@@ -267,6 +272,10 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
         msgs.iter()
             .find(|x| x.id == m.id)
             .is_some_and(|x| x.sent_to == 1 && x.held_by == 1)
+    })
+    .await;
+    wait_for("an empty queue", || async {
+        a.status().await.unwrap().queued == 0
     })
     .await;
     a.shutdown().await;

@@ -313,6 +313,19 @@ impl Store {
         Ok(())
     }
 
+    /// The outgoing queue: messages written here that no peer is known to hold yet.
+    pub fn queued_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages m INDEXED BY messages_local
+                 WHERE m.local = 1 AND NOT EXISTS
+                   (SELECT 1 FROM deliveries d WHERE d.id = m.id AND d.state = 2)",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Delivery of a message written here: (peers it was sent to or that hold it, peers known
     /// to hold it).
     pub fn delivery(&self, id: &MessageId) -> Result<(u32, u32)> {

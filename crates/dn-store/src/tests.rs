@@ -774,13 +774,50 @@ fn upgrade_from_v1_adds_deliveries_and_keeps_messages() {
         s.insert_message(&m, 1, true).unwrap();
         // Turn it back into a version-1 database.
         s.conn
-            .execute_batch("DROP TABLE deliveries; PRAGMA user_version = 1;")
+            .execute_batch(
+                "DROP INDEX messages_local; DROP TABLE deliveries; PRAGMA user_version = 1;",
+            )
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
     assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
     assert!(s.has_message(&m.id()).unwrap());
     assert_eq!(s.delivery(&m.id()).unwrap(), (0, 0));
+}
+
+#[test]
+fn upgrade_from_v2_indexes_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    {
+        let s = Store::open(&path).unwrap();
+        s.insert_message(&msg(1, "r", 5, "queued"), 1, true)
+            .unwrap();
+        s.conn
+            .execute_batch("DROP INDEX messages_local; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    assert_eq!(s.queued_count().unwrap(), 1);
+}
+
+#[test]
+fn the_queue_is_what_no_peer_holds_yet() {
+    let s = Store::open_in_memory().unwrap();
+    let (a, b) = (msg(1, "r", 5, "a"), msg(1, "r", 6, "b"));
+    s.insert_message(&a, 1, true).unwrap();
+    s.insert_message(&b, 1, true).unwrap();
+    s.insert_message(&msg(2, "r", 7, "theirs"), 1, false)
+        .unwrap();
+    assert_eq!(s.queued_count().unwrap(), 2, "only messages written here");
+    let p = NodeId([1; 32]);
+    s.mark_sent(&a.id(), &p, 10).unwrap();
+    assert_eq!(s.queued_count().unwrap(), 2, "sent is not held");
+    s.mark_held(&[a.id()], &p, 11).unwrap();
+    assert_eq!(s.queued_count().unwrap(), 1);
+    s.mark_room_held("r", &p, 12).unwrap();
+    assert_eq!(s.queued_count().unwrap(), 0);
 }
 
 #[test]

@@ -56,6 +56,11 @@ last_received_at: number | null,
  */
 last_sync_at: number | null, 
 /**
+ * The outgoing queue: messages written here that no peer is known to hold yet (they stay
+ * stored and go out when peers are reachable).
+ */
+queued: number, 
+/**
  * Data directory.
  */
 data_dir: string, 
