@@ -9,6 +9,7 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
     id: "composer",
     rows: 2,
     "aria-label": "Message",
+    "aria-describedby": "composer-hint byte-count",
     placeholder: "Write a message…",
   });
   const send = h("button", { id: "send-button", type: "submit", class: "primary" }, "Send");
@@ -48,8 +49,15 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
     }
   };
 
+  // Enter while the previous message is still being stored: send this one right after it
+  // (fast typists, and keyboard-driven tests, would otherwise lose that Enter).
+  let sendAgain = false;
   const submit = async (): Promise<void> => {
-    if (!canWrite || store.state.pending.send) return;
+    if (!canWrite) return;
+    if (store.state.pending.send) {
+      sendAgain = true;
+      return;
+    }
     const body = input.value;
     const check = checkBody(body, limit);
     if (check.empty) return;
@@ -57,12 +65,16 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
       refresh();
       return;
     }
-    if (await store.sendCurrent(body)) {
+    const sent = await store.sendCurrent(body);
+    if (sent) {
       // Keep anything typed while sending; drop exactly what was sent.
       input.value = input.value.startsWith(body) ? input.value.slice(body.length) : input.value;
       refresh();
     }
     input.focus();
+    const again = sendAgain && sent;
+    sendAgain = false;
+    if (again) await submit();
   };
 
   form.addEventListener("submit", (e) => {

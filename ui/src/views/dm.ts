@@ -11,7 +11,13 @@ export function mountDm(root: HTMLElement, store: Store): () => void {
   const header = h("header", { class: "room-header" }, title, subtitle);
   const list = h("ol", { id: "dm-list", class: "message-list", "aria-live": "polite" });
   const placeholder = h("div", { id: "dm-empty", class: "messages-empty muted" });
-  const scroller = h("div", { id: "dm-scroller", class: "message-scroller" }, list, placeholder);
+  // A tab stop so the history scrolls with the arrow and Page keys.
+  const scroller = h(
+    "div",
+    { id: "dm-scroller", class: "message-scroller", tabindex: 0, role: "region", "aria-label": "Direct messages" },
+    list,
+    placeholder,
+  );
   root.append(header, scroller);
 
   const item = (d: DmView, state: AppState): HTMLLIElement =>

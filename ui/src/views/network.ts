@@ -5,6 +5,8 @@ import { layoutNetwork } from "../lib/network";
 import type { AppState, Store } from "../store";
 
 const SVG = "http://www.w3.org/2000/svg";
+/** Longest node label drawn on the map (characters). */
+const MAX_LABEL = 28;
 
 function s<K extends keyof SVGElementTagNameMap>(
   tag: K,
@@ -18,18 +20,23 @@ function s<K extends keyof SVGElementTagNameMap>(
 }
 
 export function mountNetwork(root: HTMLElement, store: Store): () => void {
-  const title = h("h1", { id: "network-title" }, "Network");
+  // Focusable from code only (the sidebar entry moves focus here), not a tab stop.
+  const title = h("h1", { id: "network-title", tabindex: -1 }, "Network");
   const subtitle = h("p", { id: "network-subtitle", class: "muted" });
   const header = h("header", { class: "room-header" }, title, subtitle);
   const figure = h("div", { id: "network-map", class: "network-map" });
   root.append(header, figure);
+
+  // The map is laid out at the size it is shown (so its labels keep their CSS size instead of
+  // being scaled down in a small window); the default until the figure is measured.
+  let size = { width: 760, height: 560 };
 
   const render = (state: AppState): void => {
     const network = state.network ?? { nodes: [], links: [] };
     const others = network.nodes.filter((n) => !n.me);
     const reachable = others.filter((n) => n.hops !== null).length;
     subtitle.textContent = `${others.length} other ${others.length === 1 ? "node" : "nodes"} known · ${reachable} reachable · ${network.links.length} ${network.links.length === 1 ? "link" : "links"}`;
-    const map = layoutNetwork(network);
+    const map = layoutNetwork(network, size.width, size.height);
     const svg = s("svg", {
       viewBox: `0 0 ${map.width} ${map.height}`,
       role: "img",
@@ -44,7 +51,9 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
       svg.append(s("line", { x1: l.x1, y1: l.y1, x2: l.x2, y2: l.y2, class: "link" }));
     }
     for (const n of map.nodes) {
-      const label = n.name || "(no name)";
+      const full = n.name || "(no name)";
+      // Long names would run into the neighbours' labels: cut short, the tooltip has it all.
+      const label = full.length > MAX_LABEL ? `${full.slice(0, MAX_LABEL - 1).trimEnd()}…` : full;
       // Labels go outward (above nodes in the upper half) so links to the centre do not cross them.
       const above = !n.me && n.y < map.height / 2 - 1;
       const r = n.me ? 14 : 10;
@@ -58,7 +67,7 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
             "data-node-id": n.id,
             transform: `translate(${n.x.toFixed(1)} ${n.y.toFixed(1)})`,
           },
-          s("title", {}, `${label} · ${n.fingerprint} · ${hops}\n${n.id}`),
+          s("title", {}, `${full} · ${n.fingerprint} · ${hops}\n${n.id}`),
           s("circle", { r }),
           s("text", { y: nameY, class: "node-name" }, label),
           s("text", { y: nameY + 14, class: "node-meta" }, `${n.fingerprint} · ${hops}`),
@@ -69,9 +78,25 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
   };
 
   render(store.state);
-  return store.subscribe((state, previous) => {
+  const resize =
+    typeof ResizeObserver === "undefined"
+      ? null
+      : new ResizeObserver((entries) => {
+          const box = entries[entries.length - 1]?.contentRect;
+          if (!box || box.width < 1 || box.height < 1) return; // hidden
+          const next = { width: Math.max(320, Math.round(box.width)), height: Math.max(260, Math.round(box.height)) };
+          if (next.width === size.width && next.height === size.height) return;
+          size = next;
+          if (store.state.pane === "network") render(store.state);
+        });
+  resize?.observe(figure);
+  const stopStore = store.subscribe((state, previous) => {
     if (state.pane === "network" && (state.network !== previous.network || state.pane !== previous.pane)) {
       render(state);
     }
   });
+  return () => {
+    stopStore();
+    resize?.disconnect();
+  };
 }

@@ -1,7 +1,10 @@
-// Sidebar: every peer seen, online first, with name and short fingerprint.
+// Sidebar: every peer seen, online first, with name and short fingerprint. One tab stop for the
+// list ("Message" on the remembered peer); the arrow keys move between peers.
 
-import { h, setChildren } from "../lib/dom";
+import { h } from "../lib/dom";
+import { focusComposer, renderKeyed, rovingList } from "../lib/keyboard";
 import { formatFullTime } from "../lib/messages";
+import type { PeerView } from "../bindings/PeerView";
 import { sortedPeers, type AppState, type Store } from "../store";
 
 export function mountPeers(root: HTMLElement, store: Store): () => void {
@@ -11,57 +14,93 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
   root.appendChild(
     h("section", { class: "sidebar-section peers" }, h("h2", {}, "Peers ", count), list, empty),
   );
+  const roving = rovingList(list, { rowAttr: "data-peer-id", primary: ".message-peer" });
 
   const messageButton = (id: string, name: string): HTMLButtonElement => {
+    const who = name || id.slice(0, 8);
     const button = h(
       "button",
-      { type: "button", class: "message-peer link", title: `Direct message to ${name || id.slice(0, 8)}` },
+      {
+        type: "button",
+        class: "message-peer link",
+        "data-slot": "message",
+        title: `Direct message to ${who}`,
+        "aria-label": `Message ${who}`,
+      },
       "Message",
     );
-    button.addEventListener("click", () => void store.openDm(id));
+    button.addEventListener("click", () => {
+      void store.openDm(id);
+      focusComposer();
+    });
     return button;
   };
 
+  const peerTitle = (peer: PeerView): string =>
+    [
+      peer.name || "(no name)",
+      peer.connected ? "Connected" : peer.hops !== null ? `Reachable in ${peer.hops} hops` : "Offline",
+      peer.last_seen !== null ? `last seen ${formatFullTime(peer.last_seen)}` : null,
+      peer.addresses.length > 0 ? peer.addresses.join(", ") : null,
+    ]
+      .filter(Boolean)
+      .join(" · ");
+
+  const peerItem = (peer: PeerView): HTMLLIElement =>
+    h(
+      "li",
+      {
+        class: `peer ${peer.connected ? "online" : "offline"}`,
+        "data-peer-id": peer.id,
+        "data-connected": String(peer.connected),
+      },
+      h("span", { class: "dot", role: "img", "aria-label": peer.connected ? "online" : "offline" }),
+      h(
+        "span",
+        { class: "peer-info" },
+        h("span", { class: "peer-name" }, peer.name || "(no name)"),
+        h(
+          "span",
+          { class: "peer-meta" },
+          h("code", { class: "fingerprint" }, peer.fingerprint),
+          !peer.connected && peer.hops !== null && peer.hops > 1
+            ? h("span", { class: "hops", title: "Reachable through other peers" }, `${peer.hops} hops`)
+            : null,
+        ),
+      ),
+      messageButton(peer.id, peer.name),
+    );
+
+  const rows = new Map<string, { sig: string; el: HTMLElement }>();
   const render = (state: AppState): void => {
     const peers = sortedPeers(state);
     const online = peers.filter((p) => p.connected).length;
     count.textContent = peers.length > 0 ? `${online}/${peers.length}` : "";
+    count.setAttribute("aria-label", peers.length > 0 ? `${online} of ${peers.length} online` : "");
     empty.hidden = peers.length > 0;
-    setChildren(
-      list,
-      ...peers.map((peer) =>
-        h(
-          "li",
-          {
-            class: `peer ${peer.connected ? "online" : "offline"}`,
-            "data-peer-id": peer.id,
-            "data-connected": String(peer.connected),
-            title: [
-              peer.connected
-                ? "Connected"
-                : peer.hops !== null
-                  ? `Reachable in ${peer.hops} hops`
-                  : "Offline",
-              peer.last_seen !== null ? `last seen ${formatFullTime(peer.last_seen)}` : null,
-              peer.addresses.length > 0 ? peer.addresses.join(", ") : null,
-            ]
-              .filter(Boolean)
-              .join(" · "),
+    roving.render(() =>
+      renderKeyed(
+        list,
+        peers.map((peer) => ({
+          key: peer.id,
+          // Peer events come often (last seen, addresses): only these rebuild the row.
+          sig: JSON.stringify([peer.name, peer.connected, peer.hops, peer.fingerprint]),
+          build: () => peerItem(peer),
+          update: (el) => {
+            el.title = peerTitle(peer);
           },
-          h("span", { class: "dot", "aria-label": peer.connected ? "online" : "offline" }),
-          h("span", { class: "peer-name" }, peer.name || "(no name)"),
-          !peer.connected && peer.hops !== null && peer.hops > 1
-            ? h("span", { class: "hops", title: "Reachable through other peers" }, `${peer.hops} hops`)
-            : null,
-          h("code", { class: "fingerprint" }, peer.fingerprint),
-          messageButton(peer.id, peer.name),
-        ),
+        })),
+        rows,
       ),
     );
   };
 
   render(store.state);
-  return store.subscribe((state, previous) => {
+  const stopStore = store.subscribe((state, previous) => {
     if (state.peers !== previous.peers) render(state);
   });
+  return () => {
+    stopStore();
+    roving.stop();
+  };
 }

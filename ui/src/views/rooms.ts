@@ -1,6 +1,7 @@
 // Sidebar: join or create a room by name, pick a room, mute its notifications, leave it.
 
-import { h, setChildren } from "../lib/dom";
+import { h } from "../lib/dom";
+import { focusComposer, focusRoomInput, renderKeyed, rovingList } from "../lib/keyboard";
 import type { MutedRooms } from "../lib/notify";
 import type { RoomView } from "../bindings/RoomView";
 import type { AppState, Store } from "../store";
@@ -12,7 +13,9 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
     maxlength: 64,
     autocomplete: "off",
     placeholder: "Join or create a room",
-    "aria-label": "Room name",
+    "aria-label": "Join or create a room (Ctrl+K)",
+    "aria-keyshortcuts": "Control+K",
+    title: "Join or create a room (Ctrl+K). Escape clears it.",
   });
   const join = h("button", { id: "join-button", type: "submit", class: "primary" }, "Join");
   const form = h("form", { id: "room-form", class: "inline-form" }, input, join);
@@ -25,9 +28,39 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     void store.joinRoom(input.value).then((ok) => {
-      if (ok) input.value = "";
+      if (!ok) return;
+      input.value = "";
+      // Joined and selected: writing is the next step (focus stays here if it cannot write).
+      const active = document.activeElement;
+      if (active === input || active === join || active === document.body || active === null) focusComposer();
     });
   });
+  // Escape empties the field first, then goes to the composer.
+  input.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape" || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    e.stopPropagation();
+    if (input.value !== "") input.value = "";
+    else focusComposer();
+  });
+
+  // One tab stop for the list (the selected room); arrow keys move between rooms.
+  const roving = rovingList(list, {
+    rowAttr: "data-room",
+    primary: ".room-select",
+    preferred: () => store.state.selectedRoom,
+    fallback: () => void focusRoomInput(),
+  });
+
+  const selectLabel = (room: RoomView, unread: number): string =>
+    [
+      `#${room.name}`,
+      room.joined ? null : "not joined, read only",
+      unread > 0 ? `${unread} new` : null,
+      `${room.messages} ${room.messages === 1 ? "message" : "messages"}`,
+    ]
+      .filter(Boolean)
+      .join(", ");
 
   const roomItem = (room: RoomView, state: AppState): HTMLLIElement => {
     const selected = state.pane === "room" && room.name === state.selectedRoom;
@@ -37,18 +70,32 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
       {
         type: "button",
         class: "room-select",
+        "data-slot": "select",
         "aria-current": selected ? "true" : null,
+        "aria-label": selectLabel(room, unread),
         title: room.joined ? `#${room.name}` : `#${room.name} (not joined: read only)`,
       },
-      h("span", { class: "room-hash" }, "#"),
+      h("span", { class: "room-hash", "aria-hidden": "true" }, "#"),
       h("span", { class: "room-name" }, room.name),
       unread > 0 ? h("span", { class: "badge unread", title: `${unread} new` }, String(unread)) : null,
       h("span", { class: "room-count", title: `${room.messages} messages stored` }, String(room.messages)),
     );
-    select.addEventListener("click", () => void store.selectRoom(room.name));
+    select.addEventListener("click", () => {
+      void store.selectRoom(room.name);
+      // Picking a room means "talk there": go to the composer (a read-only room keeps focus).
+      focusComposer();
+    });
     const action = room.joined
-      ? h("button", { type: "button", class: "leave-button link", title: `Leave #${room.name}` }, "Leave")
-      : h("button", { type: "button", class: "rejoin-button link", title: `Join #${room.name}` }, "Join");
+      ? h(
+          "button",
+          { type: "button", class: "leave-button link", "data-slot": "action", title: `Leave #${room.name}`, "aria-label": `Leave #${room.name}` },
+          "Leave",
+        )
+      : h(
+          "button",
+          { type: "button", class: "rejoin-button link", "data-slot": "action", title: `Join #${room.name}`, "aria-label": `Join #${room.name}` },
+          "Join",
+        );
     action.addEventListener("click", () => {
       if (room.joined) void store.leaveRoom(room.name);
       else void store.joinRoom(room.name);
@@ -61,7 +108,9 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
         {
           type: "button",
           class: `mute-button link${isMuted ? " muted" : ""}`,
+          "data-slot": "mute",
           "aria-pressed": String(isMuted),
+          "aria-label": `${isMuted ? "Unmute" : "Mute"} #${room.name}`,
           title: isMuted ? `Notify for #${room.name}` : `Mute notifications for #${room.name}`,
         },
         isMuted ? "Unmute" : "Mute",
@@ -82,8 +131,34 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
     );
   };
 
+  const rows = new Map<string, { sig: string; el: HTMLElement }>();
   const render = (state: AppState): void => {
-    setChildren(list, ...state.rooms.map((room) => roomItem(room, state)));
+    roving.render(() =>
+      renderKeyed(
+        list,
+        state.rooms.map((room) => ({
+          key: room.name,
+          // What a row shows, but the message count: status events replace the rooms array
+          // every few seconds, and the count is updated in place.
+          sig: JSON.stringify([
+            room.joined,
+            state.pane === "room" && room.name === state.selectedRoom,
+            state.unread[room.name] ?? 0,
+            muted ? muted.has(room.name) : null,
+          ]),
+          build: () => roomItem(room, state),
+          update: (el) => {
+            const count = el.querySelector<HTMLElement>(".room-count");
+            if (count && count.textContent !== String(room.messages)) {
+              count.textContent = String(room.messages);
+              count.title = `${room.messages} messages stored`;
+              el.querySelector(".room-select")?.setAttribute("aria-label", selectLabel(room, state.unread[room.name] ?? 0));
+            }
+          },
+        })),
+        rows,
+      ),
+    );
     empty.hidden = state.rooms.length > 0;
     join.disabled = state.pending.join || state.phase !== "ready";
     input.disabled = state.phase !== "ready";
@@ -106,5 +181,6 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
   return () => {
     stopMuted?.();
     stopStore();
+    roving.stop();
   };
 }

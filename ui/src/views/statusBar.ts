@@ -1,6 +1,6 @@
 // Bottom bar: online/offline, peers, messages, who I am.
 
-import { h } from "../lib/dom";
+import { h, setChildren } from "../lib/dom";
 import {
   connectedPeers,
   isOnline,
@@ -23,21 +23,37 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     const n = connectedPeers(state);
     net.className = `net-status ${online ? "online" : "offline"}`;
     net.dataset.online = String(online);
-    if (state.phase === "starting") {
-      net.textContent = "Starting…";
-    } else if (state.phase === "failed") {
-      net.textContent = "Not running";
-      net.className = "net-status failed";
-    } else {
-      net.textContent = online
-        ? "Online"
-        : "Offline — messages are saved and will be sent when peers appear";
+    // The state is a badge that always shows; the hint after it is cut first in a narrow window.
+    const [badge, hint] =
+      state.phase === "starting"
+        ? ["Starting…", null]
+        : state.phase === "failed"
+          ? ["Not running", null]
+          : online
+            ? ["Online", null]
+            : ["Offline", " — messages are saved and will be sent when peers appear"];
+    if (state.phase === "failed") net.className = "net-status failed";
+    // (Only when it changed: this is a live region, and status events come every few seconds.)
+    if (net.textContent !== badge + (hint ?? "")) {
+      setChildren(net, h("span", { class: "net-state" }, badge), hint ? h("span", { class: "net-hint" }, hint) : null);
     }
     peers.textContent = `${n} ${n === 1 ? "peer" : "peers"} connected`;
     const m = totalMessages(state);
     messages.textContent = `${m} ${m === 1 ? "message" : "messages"}`;
     const id = state.identity;
-    self.textContent = id ? `You: ${id.name ?? "(no name)"} · ${id.fingerprint}` : "";
+    // A long name is cut (ellipsis), never the fingerprint after it.
+    const me = id ? `You: ${id.name ?? "(no name)"} · ${id.fingerprint}` : "";
+    if (self.textContent !== me) {
+      setChildren(
+        self,
+        ...(id
+          ? ["You: ", h("span", { class: "self-name" }, id.name ?? "(no name)"), " · ", h("code", { class: "fingerprint" }, id.fingerprint)]
+          : []),
+      );
+    }
+    // Both may be cut short in a narrow window: the full text is the tooltip.
+    self.title = self.textContent;
+    net.title = net.textContent;
   };
 
   render(store.state);
