@@ -1,6 +1,7 @@
+import { emit } from "@tauri-apps/api/event";
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { tauriBackend } from "../src/ipc";
+import { ENGINE_EVENT, tauriBackend } from "../src/ipc";
 import { MAX_BODY_BYTES } from "../src/lib/messages";
 import { Store } from "../src/store";
 import { mountApp } from "../src/views/app";
@@ -108,6 +109,23 @@ describe("app views", () => {
     expect($("#error-banner").textContent).toContain("disk full");
     $<HTMLButtonElement>(".error-dismiss").click();
     expect($("#error-banner").hidden).toBe(true);
+  });
+
+  it("shows the outgoing queue and the last sync in the status bar", async () => {
+    engine.identity.name = "Amara";
+    engine.joined.add("medical");
+    await store.start();
+    expect($("#queue-count").textContent).toBe("nothing queued");
+    expect($("#last-sync").textContent).toBe("never synced");
+    engine.message("medical", "one");
+    engine.message("medical", "two");
+    engine.lastSyncAt = new Date(2026, 10, 21, 14, 5).getTime();
+    await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+    await settle();
+    expect($("#queue-count").textContent).toBe("2 queued");
+    expect($("#queue-count").classList.contains("waiting")).toBe(true);
+    expect($("#last-sync").textContent).toMatch(/^synced (21 Nov )?\d{2}:05( [AP]M)?$/);
+    expect($("#last-sync").title).toContain("Last sync with a peer");
   });
 
   it("lists peers with online state, name and fingerprint", async () => {

@@ -1,6 +1,7 @@
-// Bottom bar: online/offline, peers, messages, who I am.
+// Bottom bar: online/offline, peers, messages, the outgoing queue, last sync, who I am.
 
 import { h, setChildren } from "../lib/dom";
+import { formatFullTime, formatTime } from "../lib/messages";
 import {
   connectedPeers,
   isOnline,
@@ -13,9 +14,14 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
   const net = h("span", { id: "net-status", class: "net-status", role: "status" });
   const peers = h("span", { id: "peer-count" });
   const messages = h("span", { id: "message-count" });
+  const queue = h("span", {
+    id: "queue-count",
+    title: "Messages written here that no peer has confirmed yet. They are saved and go out when peers are reachable.",
+  });
+  const sync = h("span", { id: "last-sync" });
   const self = h("span", { id: "self-identity", class: "self" });
   root.appendChild(
-    h("footer", { id: "status-bar", class: "status-bar" }, net, peers, messages, self),
+    h("footer", { id: "status-bar", class: "status-bar" }, net, peers, messages, queue, sync, self),
   );
 
   const render = (state: AppState): void => {
@@ -40,6 +46,12 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     peers.textContent = `${n} ${n === 1 ? "peer" : "peers"} connected`;
     const m = totalMessages(state);
     messages.textContent = `${m} ${m === 1 ? "message" : "messages"}`;
+    const q = state.status?.queued ?? 0;
+    queue.textContent = q === 0 ? "nothing queued" : `${q} queued`;
+    queue.classList.toggle("waiting", q > 0);
+    const synced = state.status?.last_sync_at ?? null;
+    sync.textContent = synced === null ? "never synced" : `synced ${formatTime(synced)}`;
+    sync.title = synced === null ? "No peer has synchronised a room with this node yet" : `Last sync with a peer: ${formatFullTime(synced)}`;
     const id = state.identity;
     // A long name is cut (ellipsis), never the fingerprint after it.
     const me = id ? `You: ${id.name ?? "(no name)"} · ${id.fingerprint}` : "";
