@@ -130,6 +130,15 @@ async fn join_room(shell: State<'_, Shell>, room: String) -> Result<RoomView, Ap
 }
 
 #[tauri::command]
+async fn set_muted(
+    shell: State<'_, Shell>,
+    room: String,
+    muted: bool,
+) -> Result<RoomView, ApiError> {
+    shell.engine().await?.set_muted(room, muted).await
+}
+
+#[tauri::command]
 async fn leave_room(shell: State<'_, Shell>, room: String) -> Result<RoomView, ApiError> {
     shell.engine().await?.leave_room(room).await
 }
@@ -467,6 +476,7 @@ pub fn run() -> ExitCode {
             set_name,
             join_room,
             leave_room,
+            set_muted,
             rooms,
             send,
             messages,

@@ -78,6 +78,8 @@ export interface Backend {
   setName(name: string): Promise<IdentityView>;
   joinRoom(room: string): Promise<RoomView>;
   leaveRoom(room: string): Promise<RoomView>;
+  /** Mutes or unmutes the room's notifications (kept by the engine). */
+  setMuted(room: string, muted: boolean): Promise<RoomView>;
   rooms(): Promise<RoomView[]>;
   send(room: string, body: string): Promise<MessageView>;
   /** The newest `limit` messages (strictly before message id `before`), oldest first. */
@@ -120,6 +122,7 @@ export const tauriBackend: Backend = {
   setName: (name) => call("set_name", { name }),
   joinRoom: (room) => call("join_room", { room }),
   leaveRoom: (room) => call("leave_room", { room }),
+  setMuted: (room, muted) => call("set_muted", { room, muted }),
   rooms: () => call("rooms"),
   send: (room, body) => call("send", { room, body }),
   messages: (room, limit, before) => call("messages", { room, limit, before }),

@@ -2,7 +2,7 @@
 
 import "./styles.css";
 import { tauriBackend, type Backend } from "./ipc";
-import { MutedRooms } from "./lib/notify";
+import type { MutedRooms } from "./lib/notify";
 import { notifyLater, startNotifications } from "./notifications";
 import { Store } from "./store";
 import { mountApp } from "./views/app";
@@ -10,8 +10,11 @@ import { mountApp } from "./views/app";
 const root = document.getElementById("app");
 if (!root) throw new Error("#app missing from index.html");
 
-const muted = new MutedRooms();
 let store: Store | null = null;
+// Mutes live in the engine (per data directory), in the rooms of the store's state.
+const muted: MutedRooms = {
+  has: (room) => store?.state.rooms.some((r) => r.name === room && r.muted) ?? false,
+};
 const notify = notifyLater(startNotifications(() => store?.state.identity?.id ?? null, muted));
 
 // Every engine event goes to the store and, beside it, to the notifier.
@@ -29,7 +32,7 @@ const backend: Backend = {
 };
 
 store = new Store(backend);
-mountApp(root, store, muted);
+mountApp(root, store);
 void store.start();
 
 window.addEventListener("unhandledrejection", (e) => {

@@ -241,6 +241,9 @@ export class Store {
   private readonly listeners = new Set<Listener>();
   private nextNoticeId = 1;
   private stopEvents: (() => void) | null = null;
+  /** Peer events so far, and the latest one per peer (see `refreshPeers`). */
+  private peerEventSeq = 0;
+  private readonly peerEvents = new Map<string, { seq: number; peer: PeerView }>();
 
   constructor(private readonly backend: Backend) {}
 
@@ -356,7 +359,14 @@ export class Store {
 
   private async refreshPeers(): Promise<void> {
     try {
-      this.set({ peers: await this.backend.peers() });
+      const since = this.peerEventSeq;
+      const fetched = await this.backend.peers();
+      // A peer event that arrived while the list was being fetched is newer than the list:
+      // keep it (a connection made meanwhile must not vanish from the sidebar).
+      const newer = [...this.peerEvents.values()].filter((e) => e.seq > since).map((e) => e.peer);
+      const peers = fetched.map((p) => newer.find((n) => n.id === p.id) ?? p);
+      for (const n of newer) if (!peers.some((p) => p.id === n.id)) peers.push(n);
+      this.set({ peers });
     } catch (raw) {
       this.report(raw);
     }
@@ -413,6 +423,15 @@ export class Store {
       } else {
         this.upsertRoom(room);
       }
+    } catch (raw) {
+      this.report(raw);
+    }
+  }
+
+  /** Mutes or unmutes a room's notifications (the engine keeps it, per data directory). */
+  async setMuted(name: string, muted: boolean): Promise<void> {
+    try {
+      this.upsertRoom(await this.backend.setMuted(name, muted));
     } catch (raw) {
       this.report(raw);
     }
@@ -787,6 +806,8 @@ export class Store {
   }
 
   private upsertPeer(peer: PeerView): void {
+    this.peerEventSeq += 1;
+    this.peerEvents.set(peer.id, { seq: this.peerEventSeq, peer });
     const peers = this.current.peers.some((p) => p.id === peer.id)
       ? this.current.peers.map((p) => (p.id === peer.id ? peer : p))
       : [...this.current.peers, peer];

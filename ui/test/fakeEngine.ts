@@ -15,6 +15,7 @@ export const SELF_ID = "a1b2c3d4".repeat(8);
 export class FakeEngine {
   identity: IdentityView = { id: SELF_ID, fingerprint: "a1b2-c3d4", name: null };
   joined = new Set<string>();
+  muted = new Set<string>();
   stored: MessageView[] = [];
   peers: PeerView[] = [];
   dms: DmView[] = [];
@@ -27,6 +28,8 @@ export class FakeEngine {
   openPath: string | null = "/media/usb/disasternet-identity.key";
   /** Identity restore_identity switches to (any path under /bad/ is "not a backup"). */
   restoredIdentity: IdentityView = { id: "be".repeat(32), fingerprint: "bebe-bebe", name: "Amara" };
+  /** When set, `peers` answers the list as it was when asked, once this resolves. */
+  peersGate: Promise<void> | null = null;
   /** When set, export_messages waits for this before answering (to observe progress). */
   exportGate: Promise<void> | null = null;
   /** Files "written" by backup_identity / export_messages, by path. */
@@ -49,6 +52,7 @@ export class FakeEngine {
     return {
       name,
       joined: this.joined.has(name),
+      muted: this.muted.has(name),
       messages: msgs.length,
       last_timestamp: last ? last.timestamp : null,
     };
@@ -131,6 +135,12 @@ export class FakeEngine {
         this.joined.add(name);
         return this.room(name);
       }
+      case "set_muted": {
+        const name = String(args.room);
+        if (args.muted === true) this.muted.add(name);
+        else this.muted.delete(name);
+        return this.room(name);
+      }
       case "leave_room": {
         const name = String(args.room);
         this.joined.delete(name);
@@ -156,8 +166,10 @@ export class FakeEngine {
         }
         return msgs.slice(-limit);
       }
-      case "peers":
-        return this.peers;
+      case "peers": {
+        const snapshot = [...this.peers];
+        return this.peersGate ? this.peersGate.then(() => snapshot) : snapshot;
+      }
       case "send_dm": {
         if (this.identity.name === null) return fail("no_name", "set a display name first");
         return this.dm(String(args.to), String(args.body), true);

@@ -7,7 +7,6 @@ import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ENGINE_EVENT, tauriBackend } from "../src/ipc";
 import { shortcutOf, stepRoom, type KeyPress } from "../src/lib/keyboard";
-import { MutedRooms } from "../src/lib/notify";
 import { Store } from "../src/store";
 import { mountApp } from "../src/views/app";
 import { FakeEngine, peerView, settle } from "./fakeEngine";
@@ -46,7 +45,7 @@ beforeEach(() => {
   root = document.createElement("div");
   document.body.replaceChildren(root);
   store = new Store(tauriBackend);
-  unmount = mountApp(root, store, new MutedRooms());
+  unmount = mountApp(root, store);
 });
 
 afterEach(() => {
@@ -161,6 +160,7 @@ describe("room list", () => {
     const mute = $<HTMLButtonElement>('[data-room="medical"] .mute-button');
     mute.focus();
     mute.click();
+    await settle(); // the engine keeps mutes: the row updates when it answers
     expect(active()).toBe($('[data-room="medical"] .mute-button'));
     expect(active()?.getAttribute("aria-pressed")).toBe("true");
     expect(active()?.getAttribute("aria-label")).toBe("Unmute #medical");

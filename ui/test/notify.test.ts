@@ -7,8 +7,7 @@ import { tauriBackend } from "../src/ipc";
 import {
   COALESCE_WINDOW_MS,
   MAX_BODY_CHARS,
-  MUTED_ROOMS_KEY,
-  MutedRooms,
+  type MutedRooms,
   Notifier,
   type NotificationSpec,
   plan,
@@ -85,19 +84,17 @@ function dm(body: string, fields: Partial<DmView> = {}): EngineEvent {
   };
 }
 
-class MemoryStorage {
-  data = new Map<string, string>();
-  getItem(key: string): string | null {
-    return this.data.get(key) ?? null;
-  }
-  setItem(key: string, value: string): void {
-    this.data.set(key, value);
+/** Muted rooms as the store keeps them (the engine's `RoomView.muted`). */
+class MutedSet implements MutedRooms {
+  readonly rooms = new Set<string>();
+  has(room: string): boolean {
+    return this.rooms.has(room);
   }
 }
 
-function setup(focused = false): { notifier: Notifier; shown: NotificationSpec[]; muted: MutedRooms } {
+function setup(focused = false): { notifier: Notifier; shown: NotificationSpec[]; muted: MutedSet } {
   const shown: NotificationSpec[] = [];
-  const muted = new MutedRooms(new MemoryStorage());
+  const muted = new MutedSet();
   const notifier = new Notifier({ show: (s) => shown.push(s), selfId: () => SELF_ID, muted });
   notifier.setFocused(focused);
   return { notifier, shown, muted };
@@ -159,13 +156,13 @@ describe("notification rules", () => {
 
   it("muted rooms never notify; unmuting restores them; DMs are not affected", () => {
     const { notifier, shown, muted } = setup(false);
-    expect(muted.toggle("medical")).toBe(true);
+    muted.rooms.add("medical");
     notifier.onEvent(message("medical", "muted"));
     notifier.onEvent(message("shelter", "not muted"));
     notifier.onEvent(dm("direct"));
     vi.advanceTimersByTime(COALESCE_WINDOW_MS);
     expect(shown.map((s) => s.body)).toEqual(["Ben in #shelter: not muted", "Ben in direct message: direct"]);
-    expect(muted.toggle("medical")).toBe(false);
+    muted.rooms.delete("medical");
     notifier.onEvent(message("medical", "back"));
     vi.advanceTimersByTime(COALESCE_WINDOW_MS);
     expect(shown.at(-1)?.body).toBe("Ben in #medical: back");
@@ -213,14 +210,6 @@ describe("notification rules", () => {
     ]);
   });
 
-  it("persists muted rooms in storage", () => {
-    const storage = new MemoryStorage();
-    new MutedRooms(storage).toggle("medical");
-    expect(JSON.parse(storage.getItem(MUTED_ROOMS_KEY) ?? "null")).toEqual(["medical"]);
-    expect(new MutedRooms(storage).has("medical")).toBe(true);
-    storage.setItem(MUTED_ROOMS_KEY, "not json");
-    expect(new MutedRooms(storage).has("medical")).toBe(false);
-  });
 });
 
 describe("notifications wired to the (mocked) plugin and window", () => {
@@ -233,7 +222,7 @@ describe("notifications wired to the (mocked) plugin and window", () => {
 
   it("follows the window focus and sends through the plugin", async () => {
     const { startNotifications } = await import("../src/notifications");
-    const notifier = await startNotifications(() => SELF_ID, new MutedRooms(new MemoryStorage()));
+    const notifier = await startNotifications(() => SELF_ID, new MutedSet());
     expect(notifier.isFocused).toBe(false);
     notifier.onEvent(message("medical", "while away"));
     vi.advanceTimersByTime(COALESCE_WINDOW_MS);
@@ -247,7 +236,7 @@ describe("notifications wired to the (mocked) plugin and window", () => {
   it("sends nothing when the permission is denied", async () => {
     plugin.granted = false;
     const { startNotifications } = await import("../src/notifications");
-    const notifier = await startNotifications(() => SELF_ID, new MutedRooms(new MemoryStorage()));
+    const notifier = await startNotifications(() => SELF_ID, new MutedSet());
     notifier.onEvent(message("medical", "x"));
     vi.advanceTimersByTime(COALESCE_WINDOW_MS);
     expect(plugin.sent).toEqual([]);
@@ -257,7 +246,7 @@ describe("notifications wired to the (mocked) plugin and window", () => {
 describe("mute toggle in the sidebar", () => {
   afterEach(() => clearMocks());
 
-  it("mutes and unmutes a room, and the choice is kept", async () => {
+  it("mutes and unmutes a room, and the engine keeps the choice", async () => {
     vi.useRealTimers();
     const engine = new FakeEngine();
     engine.identity.name = "Amara";
@@ -265,10 +254,8 @@ describe("mute toggle in the sidebar", () => {
     engine.install();
     const root = document.createElement("div");
     document.body.replaceChildren(root);
-    const storage = new MemoryStorage();
-    const muted = new MutedRooms(storage);
     const store = new Store(tauriBackend);
-    const unmount = mountApp(root, store, muted);
+    const unmount = mountApp(root, store);
     await store.start();
     await settle();
     const item = (): HTMLElement => root.querySelector<HTMLElement>('.room[data-room="medical"]')!;
@@ -276,13 +263,21 @@ describe("mute toggle in the sidebar", () => {
     expect(item().dataset.muted).toBe("false");
     expect(button().textContent).toBe("Mute");
     button().click();
+    await settle();
+    expect(engine.calls.find((c) => c.cmd === "set_muted")?.args).toEqual({ room: "medical", muted: true });
     expect(item().dataset.muted).toBe("true");
     expect(button().textContent).toBe("Unmute");
     expect(button().getAttribute("aria-pressed")).toBe("true");
-    expect(new MutedRooms(storage).has("medical")).toBe(true);
+    // Kept by the engine (per data directory): a fresh start shows it muted.
+    expect(engine.muted.has("medical")).toBe(true);
+    const again = new Store(tauriBackend);
+    await again.start();
+    expect(again.state.rooms.find((r) => r.name === "medical")?.muted).toBe(true);
+    again.stop();
     button().click();
+    await settle();
     expect(item().dataset.muted).toBe("false");
-    expect(muted.has("medical")).toBe(false);
+    expect(engine.muted.has("medical")).toBe(false);
     unmount();
     store.stop();
   });

@@ -37,6 +37,26 @@ describe("store", () => {
     expect(isOnline(s)).toBe(false);
   });
 
+  it("a peer that connects while the peer list loads stays listed", async () => {
+    engine.identity.name = "Amara";
+    let release = (): void => {};
+    engine.peersGate = new Promise((r) => (release = r));
+    const starting = store.start();
+    await settle();
+    // The list was asked for before Ben connected; his event arrives before the answer.
+    const ben = peerView({ id: "b".repeat(64), name: "Ben", connected: true });
+    await emit(ENGINE_EVENT, { type: "peer", peer: ben } satisfies EngineEvent);
+    release();
+    await starting;
+    await settle();
+    expect(store.state.peers.map((p) => [p.name, p.connected])).toEqual([["Ben", true]]);
+    // A later full reload (engine state is the truth again) keeps him too.
+    engine.peersGate = null;
+    engine.peers = [ben];
+    await store.reload();
+    expect(store.state.peers).toHaveLength(1);
+  });
+
   it("goes to the failed phase when the engine could not start", async () => {
     engine.startError = { code: "busy", message: "another node runs on this data dir" };
     await store.start();

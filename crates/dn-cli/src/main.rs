@@ -242,6 +242,16 @@ enum RoomCmd {
         /// Room name.
         name: String,
     },
+    /// Mute the room's desktop notifications in the app on this data directory.
+    Mute {
+        /// Room name.
+        name: String,
+    },
+    /// Unmute the room's desktop notifications.
+    Unmute {
+        /// Room name.
+        name: String,
+    },
     /// List rooms.
     List,
 }
@@ -377,6 +387,20 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                     (Request::JoinRoom { room: name }, "joined")
                 }
                 RoomCmd::Leave { name } => (Request::LeaveRoom { room: name }, "left"),
+                RoomCmd::Mute { name } => (
+                    Request::SetMuted {
+                        room: name,
+                        muted: true,
+                    },
+                    "muted",
+                ),
+                RoomCmd::Unmute { name } => (
+                    Request::SetMuted {
+                        room: name,
+                        muted: false,
+                    },
+                    "unmuted",
+                ),
                 RoomCmd::List => {
                     let rooms: Vec<RoomView> = call(client, Request::Rooms).await?;
                     if json {
@@ -384,7 +408,8 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                     }
                     for r in rooms {
                         let mark = if r.joined { "*" } else { " " };
-                        println!("{mark} {:<24} {:>7} messages", r.name, r.messages);
+                        let muted = if r.muted { "  (muted)" } else { "" };
+                        println!("{mark} {:<24} {:>7} messages{muted}", r.name, r.messages);
                     }
                     return Ok(());
                 }

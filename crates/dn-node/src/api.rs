@@ -94,12 +94,26 @@ pub struct RoomView {
     pub name: String,
     /// Whether this node is a member.
     pub joined: bool,
+    /// The user muted the room's notifications (kept in the store, per data directory).
+    pub muted: bool,
     /// Stored messages in the room.
     #[ts(type = "number")]
     pub messages: u64,
     /// Timestamp of the newest message, if any.
     #[ts(type = "number | null")]
     pub last_timestamp: Option<u64>,
+}
+
+impl From<dn_store::RoomRow> for RoomView {
+    fn from(r: dn_store::RoomRow) -> Self {
+        RoomView {
+            name: r.name,
+            joined: r.joined,
+            muted: r.muted,
+            messages: r.messages,
+            last_timestamp: r.last_timestamp,
+        }
+    }
 }
 
 /// A known peer.
@@ -358,6 +372,13 @@ pub enum Request {
     JoinRoom {
         /// Room name.
         room: String,
+    },
+    /// Mute or unmute a room's notifications in the app (joined or not). → `RoomView`
+    SetMuted {
+        /// Room name.
+        room: String,
+        /// Muted from now on.
+        muted: bool,
     },
     /// Leave a room (its messages stay stored). → `RoomView`
     LeaveRoom {

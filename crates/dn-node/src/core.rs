@@ -565,15 +565,11 @@ impl Core {
         Ok(rooms
             .into_iter()
             .find(|r| r.name == name)
-            .map(|r| RoomView {
-                name: r.name,
-                joined: r.joined,
-                messages: r.messages,
-                last_timestamp: r.last_timestamp,
-            })
+            .map(RoomView::from)
             .unwrap_or(RoomView {
                 name: name.to_string(),
                 joined: false,
+                muted: false,
                 messages: 0,
                 last_timestamp: None,
             }))
@@ -586,12 +582,7 @@ impl Core {
             .map_err(store_err)?
             .into_iter()
             .filter(|r| r.name != dm::DM_ROOM)
-            .map(|r| RoomView {
-                name: r.name,
-                joined: r.joined,
-                messages: r.messages,
-                last_timestamp: r.last_timestamp,
-            })
+            .map(RoomView::from)
             .collect();
         v.sort_by(|a, b| b.joined.cmp(&a.joined).then(a.name.cmp(&b.name)));
         Ok(v)
@@ -936,6 +927,15 @@ impl Core {
                 reserved(&room)?;
                 self.store.join_room(&room, now_ms()).map_err(store_err)?;
                 self.feed(Input::Joined(room.clone()));
+                self.status_dirty = true;
+                Self::to_value(self.room_view(&room)?)
+            }
+            Request::SetMuted { room, muted } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                if room == dm::DM_ROOM {
+                    return Err(invalid(format!("{room} is reserved for direct messages")));
+                }
+                self.store.set_room_muted(&room, muted).map_err(store_err)?;
                 self.status_dirty = true;
                 Self::to_value(self.room_view(&room)?)
             }

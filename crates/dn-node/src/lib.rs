@@ -407,6 +407,10 @@ impl Engine {
     pub async fn join_room(&self, room: String) -> Result<RoomView, ApiError> {
         self.typed(Request::JoinRoom { room }).await
     }
+    /// Mutes or unmutes a room's notifications.
+    pub async fn set_muted(&self, room: String, muted: bool) -> Result<RoomView, ApiError> {
+        self.typed(Request::SetMuted { room, muted }).await
+    }
     /// Leaves a room.
     pub async fn leave_room(&self, room: String) -> Result<RoomView, ApiError> {
         self.typed(Request::LeaveRoom { room }).await

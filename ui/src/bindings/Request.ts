@@ -12,7 +12,15 @@ name: string, } | { "op": "join_room",
 /**
  * Room name.
  */
-room: string, } | { "op": "leave_room", 
+room: string, } | { "op": "set_muted", 
+/**
+ * Room name.
+ */
+room: string, 
+/**
+ * Muted from now on.
+ */
+muted: boolean, } | { "op": "leave_room", 
 /**
  * Room name.
  */

@@ -13,6 +13,10 @@ name: string,
  */
 joined: boolean, 
 /**
+ * The user muted the room's notifications (kept in the store, per data directory).
+ */
+muted: boolean, 
+/**
  * Stored messages in the room.
  */
 messages: number, 

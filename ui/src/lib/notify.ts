@@ -12,8 +12,6 @@ export const MAX_BODY_CHARS = 120;
 export const COALESCE_WINDOW_MS = 2000;
 /** More than this many messages in one window: one summary instead. */
 export const MAX_SINGLE_NOTIFICATIONS = 3;
-/** localStorage key of the muted rooms (JSON array of room names). */
-export const MUTED_ROOMS_KEY = "disasternet.mutedRooms";
 
 /** One native notification to show. */
 export interface NotificationSpec {
@@ -77,54 +75,9 @@ export function incomingOf(event: EngineEvent, selfId: string | null): Incoming 
   return null;
 }
 
-/** The rooms the user muted, persisted in localStorage (when there is one). */
-export class MutedRooms {
-  private rooms: Set<string>;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(private readonly storage: Pick<Storage, "getItem" | "setItem"> | null = defaultStorage()) {
-    this.rooms = new Set(load(storage));
-  }
-
-  has(room: string): boolean {
-    return this.rooms.has(room);
-  }
-
-  /** Mutes or unmutes `room`; returns whether it is muted now. */
-  toggle(room: string): boolean {
-    if (this.rooms.has(room)) this.rooms.delete(room);
-    else this.rooms.add(room);
-    try {
-      this.storage?.setItem(MUTED_ROOMS_KEY, JSON.stringify([...this.rooms].sort()));
-    } catch {
-      // Storage full or unavailable: the mute still holds for this session.
-    }
-    for (const listener of this.listeners) listener();
-    return this.rooms.has(room);
-  }
-
-  /** Calls `listener` after every change; returns a function that unsubscribes. */
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-}
-
-function defaultStorage(): Storage | null {
-  try {
-    return typeof localStorage === "undefined" ? null : localStorage;
-  } catch {
-    return null;
-  }
-}
-
-function load(storage: Pick<Storage, "getItem"> | null): string[] {
-  try {
-    const raw: unknown = JSON.parse(storage?.getItem(MUTED_ROOMS_KEY) ?? "[]");
-    return Array.isArray(raw) ? raw.filter((r): r is string => typeof r === "string") : [];
-  } catch {
-    return [];
-  }
+/** Which rooms are muted (the engine keeps this per data directory: `RoomView.muted`). */
+export interface MutedRooms {
+  has(room: string): boolean;
 }
 
 /** What the notifier needs from the outside world. */
@@ -133,7 +86,7 @@ export interface NotifierDeps {
   show(spec: NotificationSpec): void;
   /** Our node id (own messages never notify), null while unknown. */
   selfId(): string | null;
-  muted: Pick<MutedRooms, "has">;
+  muted: MutedRooms;
   /** Timer, injectable for tests. */
   setTimer?: (fn: () => void, ms: number) => unknown;
 }

@@ -10,7 +10,6 @@ import {
   shortcutOf,
   stepRoom,
 } from "../lib/keyboard";
-import type { MutedRooms } from "../lib/notify";
 import { needsName, type AppState, type Store } from "../store";
 import { mountComposer } from "./composer";
 import { mountDirect } from "./direct";
@@ -25,7 +24,7 @@ import { mountPeers } from "./peers";
 import { mountRooms } from "./rooms";
 import { mountStatusBar } from "./statusBar";
 
-export function mountApp(root: HTMLElement, store: Store, muted?: MutedRooms): () => void {
+export function mountApp(root: HTMLElement, store: Store): () => void {
   const banner = h("div", { class: "banner-slot" });
   const brand = h(
     "div",
@@ -45,7 +44,7 @@ export function mountApp(root: HTMLElement, store: Store, muted?: MutedRooms): (
 
   const stops = [
     mountErrorBanner(banner, store),
-    mountRooms(sidebar, store, muted),
+    mountRooms(sidebar, store),
     mountDirect(sidebar, store),
     mountPeers(sidebar, store),
     mountMessages(roomView, store),

@@ -2,11 +2,10 @@
 
 import { h } from "../lib/dom";
 import { focusComposer, focusRoomInput, renderKeyed, rovingList } from "../lib/keyboard";
-import type { MutedRooms } from "../lib/notify";
 import type { RoomView } from "../bindings/RoomView";
 import type { AppState, Store } from "../store";
 
-export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms): () => void {
+export function mountRooms(root: HTMLElement, store: Store): () => void {
   const input = h("input", {
     id: "room-input",
     type: "text",
@@ -100,30 +99,27 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
       if (room.joined) void store.leaveRoom(room.name);
       else void store.joinRoom(room.name);
     });
-    let mute: HTMLButtonElement | null = null;
-    if (muted) {
-      const isMuted = muted.has(room.name);
-      mute = h(
-        "button",
-        {
-          type: "button",
-          class: `mute-button link${isMuted ? " muted" : ""}`,
-          "data-slot": "mute",
-          "aria-pressed": String(isMuted),
-          "aria-label": `${isMuted ? "Unmute" : "Mute"} #${room.name}`,
-          title: isMuted ? `Notify for #${room.name}` : `Mute notifications for #${room.name}`,
-        },
-        isMuted ? "Unmute" : "Mute",
-      );
-      mute.addEventListener("click", () => muted.toggle(room.name));
-    }
+    const isMuted = room.muted;
+    const mute = h(
+      "button",
+      {
+        type: "button",
+        class: `mute-button link${isMuted ? " muted" : ""}`,
+        "data-slot": "mute",
+        "aria-pressed": String(isMuted),
+        "aria-label": `${isMuted ? "Unmute" : "Mute"} #${room.name}`,
+        title: isMuted ? `Notify for #${room.name}` : `Mute notifications for #${room.name}`,
+      },
+      isMuted ? "Unmute" : "Mute",
+    );
+    mute.addEventListener("click", () => void store.setMuted(room.name, !isMuted));
     return h(
       "li",
       {
         class: `room${selected ? " selected" : ""}${room.joined ? "" : " not-joined"}`,
         "data-room": room.name,
         "data-joined": String(room.joined),
-        "data-muted": muted ? String(muted.has(room.name)) : null,
+        "data-muted": String(room.muted),
       },
       select,
       mute,
@@ -144,7 +140,7 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
             room.joined,
             state.pane === "room" && room.name === state.selectedRoom,
             state.unread[room.name] ?? 0,
-            muted ? muted.has(room.name) : null,
+            room.muted,
           ]),
           build: () => roomItem(room, state),
           update: (el) => {
@@ -165,7 +161,6 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
   };
 
   render(store.state);
-  const stopMuted = muted?.subscribe(() => render(store.state));
   const stopStore = store.subscribe((state, previous) => {
     if (
       state.rooms !== previous.rooms ||
@@ -179,7 +174,6 @@ export function mountRooms(root: HTMLElement, store: Store, muted?: MutedRooms):
     }
   });
   return () => {
-    stopMuted?.();
     stopStore();
     roving.stop();
   };
