@@ -35,12 +35,14 @@ CARGO_HOME ?= $(HOME)/.cargo
 TAURI_DRIVER := $(shell command -v tauri-driver 2>/dev/null || echo $(CARGO_HOME)/bin/tauri-driver)
 XVFB_RUN := xvfb-run -a -s "-screen 0 1280x800x24"
 
-# Exactly the system packages of the platform notes (PLATFORM.md): build deps for Tauri/WebKitGTK,
-# Xvfb + WebKitWebDriver for the GUI test, ImageMagick for icons/screens, netns test tools.
+# The system packages of the platform notes (PLATFORM.md): build deps for Tauri/WebKitGTK,
+# Xvfb + WebKitWebDriver for the GUI test, ImageMagick for icons/screens, netns test tools; plus
+# for the GUI tests xdotool (native file dialogs, focus) and dunst + dbus (a real notification
+# daemon on a private session bus).
 APT_PACKAGES := \
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev \
   build-essential pkg-config libssl-dev libxdo-dev file \
-  xvfb xauth webkit2gtk-driver imagemagick \
+  xvfb xauth webkit2gtk-driver imagemagick xdotool dunst dbus \
   iproute2 nftables ethtool avahi-utils
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=600
@@ -122,12 +124,14 @@ test-ui: deps-npm
 	cd ui && $(NPM) test </dev/null
 
 # Needs the app built from the current ui/dist and the CLI (both from `cargo build --bins`).
+# Runs tests/gui's `npm test`; two-apps.test.mjs there puts two apps in network namespaces (via
+# dn-lab): it needs root, or DN_SKIP_NETNS=1 to skip it explicitly when not root.
 test-gui: deps-npm deps-tauri-driver
-	@test -x $(APP_BIN) && test -x $(CLI_BIN) \
+	@test -x $(APP_BIN) && test -x $(CLI_BIN) && test -x $(TARGET_DIR)/debug/dn-lab \
 	  || { echo "build first: cargo build --workspace --bins" >&2; exit 1; }
 	mkdir -p $(TEST_OUT)/gui
 	cd tests/gui && APP_BIN=$(APP_BIN) CLI_BIN=$(CLI_BIN) TAURI_DRIVER=$(TAURI_DRIVER) \
-	  GUI_OUT_DIR=$(TEST_OUT)/gui $(XVFB_RUN) $(NPM) test </dev/null
+	  DN_LAB_BIN=$(TARGET_DIR)/debug/dn-lab GUI_OUT_DIR=$(TEST_OUT)/gui $(XVFB_RUN) $(NPM) test </dev/null
 
 # -------------------------------------------------------------------------------- benchmarks
 

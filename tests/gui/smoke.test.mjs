@@ -12,34 +12,31 @@
 // Everything stays on 127.0.0.1 with mDNS off.
 
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { createServer } from "node:net";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { spawn } from "node:child_process";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { Builder, By, Key, until } from "selenium-webdriver";
+import {
+  APP_BIN,
+  appPids,
+  assertNoErrors,
+  cli,
+  CLI_BIN,
+  elementWithText,
+  eventually,
+  findTauriDriver,
+  freePort,
+  joinRoom,
+  messageWithBody,
+  OUT_DIR,
+  screenshot,
+  setName,
+  sleep,
+  TIMEOUT,
+} from "./lib.mjs";
 
-const execFileP = promisify(execFile);
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? "target");
-const APP_BIN = resolve(process.env.APP_BIN ?? join(targetDir, "debug", "disasternet-app"));
-const CLI_BIN = resolve(process.env.CLI_BIN ?? join(targetDir, "debug", "disasternet"));
-const OUT_DIR = process.env.GUI_OUT_DIR ?? join(targetDir, "test-output", "gui");
-const TIMEOUT = 20_000;
 const ROOM = "medical";
 
 let server; // tauri-driver URL
@@ -49,74 +46,12 @@ let lastDriver; // the session of the running test, for a screenshot when it fai
 
 // ------------------------------------------------------------------------------- helpers
 
-function findTauriDriver() {
-  if (process.env.TAURI_DRIVER) return process.env.TAURI_DRIVER;
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && existsSync(join(dir, "tauri-driver"))) return join(dir, "tauri-driver");
-  }
-  return join(process.env.CARGO_HOME ?? join(homedir(), ".cargo"), "bin", "tauri-driver");
-}
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` (async, returns truthy when done) until it succeeds or `ms` pass. */
-async function eventually(what, check, ms = TIMEOUT) {
-  const describe = typeof what === "function" ? what : () => what;
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${describe()}${last ? `: ${last.message}` : ""}`);
-    }
-    await sleep(200);
-  }
-}
-
 function tempDir(prefix) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   cleanups.push(() => {
     if (!process.env.KEEP_DATA_DIR) rmSync(dir, { recursive: true, force: true });
   });
   return dir;
-}
-
-/** Pids of app processes started for a data dir (matched by binary and that unique dir). */
-function appPids(dataDir) {
-  const pids = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const exe = readlinkSync(`/proc/${entry}/exe`);
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (exe === APP_BIN && argv.includes(dataDir)) pids.push(Number(entry));
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return pids;
-}
-
-/** `disasternet --data-dir DIR ...args`, parsed as JSON when `--json` is among the args. */
-async function cli(dataDir, ...args) {
-  const { stdout } = await execFileP(CLI_BIN, ["--data-dir", dataDir, ...args], { timeout: TIMEOUT });
-  return args.includes("--json") ? JSON.parse(stdout) : stdout;
 }
 
 /** Starts the app in a WebDriver session. */
@@ -155,55 +90,6 @@ async function stopApp(driver, dataDir) {
   } catch {
     // the session ended with the app
   }
-}
-
-async function screenshot(driver, name) {
-  const file = join(OUT_DIR, `${name}.png`);
-  writeFileSync(file, await driver.takeScreenshot(), "base64");
-  console.log(`screenshot: ${file}`);
-}
-
-async function setName(driver, name) {
-  const input = await driver.wait(until.elementLocated(By.css("#name-input")), TIMEOUT);
-  await driver.wait(until.elementIsVisible(input), TIMEOUT);
-  await input.sendKeys(name, Key.ENTER);
-  await driver.wait(until.elementIsNotVisible(driver.findElement(By.css("#name-dialog"))), TIMEOUT);
-  await driver.wait(until.elementTextContains(driver.findElement(By.css("#self-identity")), name), TIMEOUT);
-}
-
-async function joinRoom(driver, room) {
-  await driver.findElement(By.css("#room-input")).sendKeys(room);
-  await driver.findElement(By.css("#join-button")).click();
-  await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), `#${room}`), TIMEOUT);
-  await driver.wait(until.elementLocated(By.css(`.room[data-room="${room}"]`)), TIMEOUT);
-}
-
-/** Waits for an element matching `css` whose text contains `text` (re-located on each try). */
-function elementWithText(driver, css, text) {
-  let seen = [];
-  return eventually(() => `${css} containing ${JSON.stringify(text)} (last seen: ${JSON.stringify(seen)})`, async () => {
-    seen = [];
-    for (const el of await driver.findElements(By.css(css))) {
-      // textContent, not getText(): WebDriver's visibility heuristics skip text in
-      // overflow-clipped flex children (ellipsised names), which is still on screen.
-      const t = await el.getAttribute("textContent");
-      seen.push(t);
-      if (t.includes(text)) return el;
-    }
-    return null;
-  });
-}
-
-/** Waits for a message with exactly this body in the list and returns its element. */
-function messageWithBody(driver, body) {
-  const xpath = `//li[contains(@class,"message")][.//div[@class="body" and text()=${JSON.stringify(body)}]]`;
-  return driver.wait(until.elementLocated(By.xpath(xpath)), TIMEOUT);
-}
-
-async function assertNoErrors(driver) {
-  const errors = await driver.findElements(By.css("#error-banner .error"));
-  const texts = await Promise.all(errors.map((e) => e.getText()));
-  assert.deepEqual(texts, [], "the error banner shows errors");
 }
 
 // ----------------------------------------------------------------------------- fixture
@@ -444,9 +330,36 @@ guiTest("a data dir already used by a running node: the app shows why instead of
   const fatal = await driver.wait(until.elementLocated(By.css("#fatal")), TIMEOUT);
   await driver.wait(until.elementIsVisible(fatal), TIMEOUT);
   assert.equal(await driver.findElement(By.css("#fatal-code")).getText(), "busy");
-  assert.match(await driver.findElement(By.css("#fatal-message")).getText(), /already running/);
+  assert.match(await driver.findElement(By.css("#fatal-message")).getText(), /headless DisasterNet node .* is running/);
   await driver.wait(until.elementTextIs(driver.findElement(By.css("#net-status")), "Not running"), TIMEOUT);
   await screenshot(driver, "06-busy");
+  await stopApp(driver, dir);
+});
+
+guiTest("single instance: starting the app again on its data dir shows the open window and exits", "single-instance", async () => {
+  const dir = tempDir("dn-gui-single-");
+  await cli(dir, "init", "--name", "Only Once");
+  const driver = await launchApp(dir);
+  await elementWithText(driver, "#self-identity", "Only Once");
+  const [first] = appPids(dir);
+
+  // A second double-click: same data dir, same options, no WebDriver in between.
+  const second = spawn(APP_BIN, ["--data-dir", dir, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  second.stderr.on("data", (c) => (stderr += c.toString()));
+  const code = await Promise.race([
+    new Promise((ok) => second.once("exit", ok)),
+    sleep(TIMEOUT).then(() => "still running"),
+  ]);
+  if (code === "still running") second.kill("SIGKILL");
+  assert.equal(code, 0, `the second start should exit 0 at once (stderr: ${stderr})`);
+  assert.match(stderr, /already running on .*; brought its window to the front/);
+  // The first one is untouched and still works.
+  assert.deepEqual(appPids(dir), [first]);
+  await joinRoom(driver, ROOM);
+  await assertNoErrors(driver);
   await stopApp(driver, dir);
 });
 
