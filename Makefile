@@ -137,10 +137,14 @@ test-gui: deps-npm deps-tauri-driver
 
 # Benchmarks (figures of record: docs/benchmarks.md). Release build; results on stdout; the
 # network-namespace section needs root. BENCH_ARGS="--quick", "--json" or "--only sim,recon,…".
+# The app section runs the release app (embedding ui/dist) under Xvfb through tauri-driver and
+# WebKitWebDriver (tests/gui/bench-app.mjs): hence deps and ui.
 BENCH_ARGS ?=
-bench:
-	$(CARGO) build --release -p disasternet-cli -p dn-bench
-	$(TARGET_DIR)/release/dn-bench --disasternet $(TARGET_DIR)/release/disasternet $(BENCH_ARGS)
+bench: deps ui
+	$(CARGO) build --release -p disasternet-cli -p dn-bench -p disasternet-app
+	TAURI_DRIVER=$(TAURI_DRIVER) $(TARGET_DIR)/release/dn-bench \
+	  --disasternet $(TARGET_DIR)/release/disasternet --app $(TARGET_DIR)/release/disasternet-app \
+	  $(BENCH_ARGS) </dev/null
 
 # ---------------------------------------------------------------------------------- package
 

@@ -421,8 +421,24 @@ fn shutdown_engine(app: &AppHandle) {
     tracing::info!("engine stopped");
 }
 
+/// Turns off WebKitGTK's accelerated compositing unless the user chose otherwise
+/// (`WEBKIT_DISABLE_COMPOSITING_MODE=0` keeps it on). Without a GPU driver (VMs, old laptops,
+/// Xvfb) compositing runs on Mesa's software rasterizer: the first frame came 0.5–0.9 s after
+/// the page was ready and the app held ~100 MiB more (docs/benchmarks.md, section 6). Must run
+/// before GTK/WebKit start and before any thread exists; WebKit's helper processes inherit it.
+#[cfg(target_os = "linux")]
+fn prefer_non_composited_rendering() {
+    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+    if std::env::var_os(VAR).is_none() {
+        std::env::set_var(VAR, "1");
+    }
+}
+#[cfg(not(target_os = "linux"))]
+fn prefer_non_composited_rendering() {}
+
 /// Parses the command line, builds the Tauri app and runs it until the last window closes.
 pub fn run() -> ExitCode {
+    prefer_non_composited_rendering();
     let args = Args::parse();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

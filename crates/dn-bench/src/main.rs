@@ -10,6 +10,9 @@
 //! 4. `node` — the real headless `disasternet node`: idle memory on an empty and a 100k store,
 //!    start time, and `log --limit 100` latency.
 //! 5. `live` — propagation latency between real nodes in network namespaces (root only).
+//! 6. `app` — the real desktop app (release build) under Xvfb on a 100k-message store: window
+//!    to interactive and idle memory of the app and all its WebKit processes (needs Xvfb,
+//!    tauri-driver, WebKitWebDriver and `tests/gui/node_modules`: `make deps`).
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -19,6 +22,7 @@
 //! Network traffic stays on loopback (the host node listens on 127.0.0.1 with mDNS and the
 //! broadcast beacon off) or inside the network namespaces the `live` section creates.
 
+mod app;
 mod fixtures;
 mod ingest;
 mod live;
@@ -36,7 +40,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 5] = ["sim", "recon", "ingest", "node", "live"];
+const SECTIONS: [&str; 6] = ["sim", "recon", "ingest", "node", "live", "app"];
 
 #[derive(Parser)]
 #[command(
@@ -50,13 +54,17 @@ struct Args {
     /// Smaller, faster runs (for CI smoke checks; not the figures of record).
     #[arg(long)]
     quick: bool,
-    /// Comma-separated sections to run: sim, recon, ingest, node, live (default: all).
+    /// Comma-separated sections to run: sim, recon, ingest, node, live, app (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node` and `live` sections (default:
     /// `$CARGO_TARGET_DIR/release/disasternet` or `target/release/disasternet`).
     #[arg(long, env = "DN_BENCH_DISASTERNET")]
     disasternet: Option<PathBuf>,
+    /// The desktop app binary for the `app` section (default:
+    /// `$CARGO_TARGET_DIR/release/disasternet-app` or `target/release/disasternet-app`).
+    #[arg(long, env = "DN_BENCH_APP")]
+    app: Option<PathBuf>,
     #[command(subcommand)]
     helper: Option<Helper>,
 }
@@ -80,6 +88,16 @@ enum Helper {
         /// Round trips to measure.
         count: usize,
     },
+    /// Prepare a data dir as the `app` section does (name set, N messages in one joined
+    /// room), to look at the app by hand: `disasternet-app --data-dir DIR --no-mdns …`.
+    #[command(hide = true)]
+    PrepareAppDir {
+        /// Data dir to create (must not hold a store yet).
+        dir: PathBuf,
+        /// Messages to store.
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+    },
 }
 
 /// Options every section sees.
@@ -88,6 +106,8 @@ pub(crate) struct Ctx {
     /// Progress and section text go to stdout unless `--json`.
     pub(crate) json: bool,
     pub(crate) disasternet: PathBuf,
+    /// The desktop app binary for the `app` section.
+    pub(crate) app: PathBuf,
 }
 
 impl Ctx {
@@ -118,7 +138,7 @@ fn run() -> Result<ExitCode> {
     match args.helper {
         Some(Helper::UdpEcho { addr, seconds }) => return live::udp_echo(&addr, seconds),
         Some(Helper::UdpRtt { addr, count }) => return live::udp_rtt(&addr, count),
-        None => {}
+        Some(Helper::PrepareAppDir { .. }) | None => {}
     }
     for s in &args.only {
         if !SECTIONS.contains(&s.as_str()) {
@@ -130,11 +150,21 @@ fn run() -> Result<ExitCode> {
         .disasternet
         .clone()
         .unwrap_or_else(|| dn_tests::target_dir().join("release").join("disasternet"));
+    let app = args.app.clone().unwrap_or_else(|| {
+        dn_tests::target_dir()
+            .join("release")
+            .join("disasternet-app")
+    });
     let ctx = Ctx {
         quick: args.quick,
         json: args.json,
         disasternet,
+        app,
     };
+    if let Some(Helper::PrepareAppDir { dir, messages }) = &args.helper {
+        app::prepare_data_dir(&ctx, dir, *messages)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let started = Instant::now();
     let machine = machine_info();
     if !ctx.json {
@@ -167,7 +197,8 @@ fn run() -> Result<ExitCode> {
             "recon" => recon::run(&ctx),
             "ingest" => ingest::run(&ctx),
             "node" => node::run(&ctx),
-            _ => live::run(&ctx),
+            "live" => live::run(&ctx),
+            _ => app::run(&ctx),
         };
         match result {
             Ok(section) => {

@@ -91,7 +91,7 @@ fn mem_kb(pid: u32) -> Result<(u64, u64)> {
 }
 
 /// Fills `dir/store.sqlite3` with `n` messages in the fixture room (joined).
-fn fill_store(ctx: &Ctx, dir: &Path, n: usize) -> Result<()> {
+pub(crate) fn fill_store(ctx: &Ctx, dir: &Path, n: usize) -> Result<()> {
     ctx.note(&format!("node: signing and storing {n} messages ..."));
     let now = dn_store::system_clock_ms();
     let t0 = now.saturating_sub(1000 * n as u64 + 60_000);
