@@ -42,20 +42,15 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   readSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { Builder } from "selenium-webdriver";
+import { appPids as appPidsOf, findTauriDriver, freePort, sleep, targetDir } from "./lib.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? "target");
 const APP_BIN = resolve(process.env.APP_BIN ?? join(targetDir, "release", "disasternet-app"));
 const DATA_DIR = process.env.DATA_DIR;
 const EXPECT_LAST = process.env.EXPECT_LAST ?? "";
@@ -69,45 +64,12 @@ const TIMEOUT_MS = 30_000;
 const CLK_TCK = 100; // USER_HZ: `getconf CLK_TCK` is 100 on Linux (x86-64, arm64)
 const APP_ARGS = ["--data-dir", DATA_DIR, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0"];
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const note = (msg) => process.stderr.write(`[bench-app] ${msg}\n`);
-
-function findTauriDriver() {
-  if (process.env.TAURI_DRIVER) return process.env.TAURI_DRIVER;
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && existsSync(join(dir, "tauri-driver"))) return join(dir, "tauri-driver");
-  }
-  return join(process.env.CARGO_HOME ?? join(homedir(), ".cargo"), "bin", "tauri-driver");
-}
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
 
 // --------------------------------------------------------------------------------- /proc
 
 /** Pids of app processes on DATA_DIR (matched by binary and that unique dir). */
-function appPids() {
-  const pids = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const exe = readlinkSync(`/proc/${entry}/exe`);
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (exe === APP_BIN && argv.includes(DATA_DIR)) pids.push(Number(entry));
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return pids;
-}
+const appPids = () => appPidsOf(DATA_DIR, APP_BIN);
 
 /** Fields of /proc/PID/stat after the command name (index 0 = state, 1 = ppid, 19 = starttime). */
 function statFields(pid) {

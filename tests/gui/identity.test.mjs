@@ -8,15 +8,14 @@
 // mDNS and the beacon off.
 
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { Builder, By, Key, until } from "selenium-webdriver";
+import { By, Key, until } from "selenium-webdriver";
 import {
-  APP_BIN,
+  GuiFixture,
   OUT_DIR,
   TIMEOUT,
   appPids,
@@ -24,24 +23,12 @@ import {
   cli,
   elementWithText,
   eventually,
-  findTauriDriver,
-  freePort,
   screenshot,
   sleep,
 } from "./lib.mjs";
 
 const run = promisify(execFile);
-const cleanups = [];
-let server;
-let driverProc;
-
-function tempDir(prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => {
-    if (!process.env.KEEP_DATA_DIR) rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
+const fx = new GuiFixture();
 
 const xdotool = async (...args) => (await run("xdotool", args)).stdout.trim();
 
@@ -71,29 +58,16 @@ async function answerFileDialog(pid, title, path, shot, openDialog = false) {
 }
 
 before(async () => {
-  mkdirSync(OUT_DIR, { recursive: true });
   assert.ok(process.env.DISPLAY, "DISPLAY is not set: run under xvfb-run");
-  const port = await freePort();
-  const nativePort = await freePort();
-  const log = createWriteStream(join(OUT_DIR, "identity-tauri-driver.log"));
-  driverProc = spawn(findTauriDriver(), ["--port", String(port), "--native-port", String(nativePort)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  driverProc.stdout.pipe(log);
-  driverProc.stderr.pipe(log);
-  server = `http://127.0.0.1:${port}/`;
-  await eventually("tauri-driver to listen", async () => (await fetch(`${server}status`)).ok);
+  await fx.startDriver("identity-tauri-driver");
 });
 
-after(async () => {
-  for (const cleanup of cleanups) await cleanup();
-  driverProc?.kill("SIGTERM");
-});
+after(() => fx.close());
 
 test("identity pane: rename, back up and restore through the native dialogs", async () => {
-  const dir = tempDir("dn-gui-identity-");
-  const other = tempDir("dn-gui-identity-other-");
-  const files = tempDir("dn-gui-identity-files-");
+  const dir = fx.tempDir("dn-gui-identity-");
+  const other = fx.tempDir("dn-gui-identity-other-");
+  const files = fx.tempDir("dn-gui-identity-files-");
   await cli(dir, "init", "--name", "Amara");
   await cli(dir, "room", "join", "medical");
   await cli(dir, "send", "--room", "medical", "written before the restore");
@@ -104,20 +78,7 @@ test("identity pane: rename, back up and restore through the native dialogs", as
   await cli(other, "identity", "backup", "--out", otherBackup);
   const otherId = (await cli(other, "id")).trim();
 
-  const driver = await new Builder()
-    .usingServer(server)
-    .withCapabilities({
-      browserName: "wry",
-      "tauri:options": {
-        application: APP_BIN,
-        args: ["--data-dir", dir, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0"],
-      },
-    })
-    .build();
-  cleanups.unshift(async () => {
-    await driver.quit().catch(() => {});
-    for (const pid of appPids(dir)) process.kill(pid, "SIGKILL");
-  });
+  const driver = await fx.launchApp(dir);
   try {
     const [pid] = await eventually("the app process", () => {
       const pids = appPids(dir);

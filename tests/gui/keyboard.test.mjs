@@ -8,137 +8,23 @@
 // Everything stays on 127.0.0.1 with mDNS and the beacon off.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { createServer } from "node:net";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { existsSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { Builder, By, Key, until } from "selenium-webdriver";
+import { Key, By, until } from "selenium-webdriver";
+import { APP_BIN, eventually, GuiFixture, screenshot as shot, sleep, TIMEOUT } from "./lib.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const targetDir = resolve(repo, process.env.CARGO_TARGET_DIR ?? "target");
-const APP_BIN = resolve(process.env.APP_BIN ?? join(targetDir, "debug", "disasternet-app"));
-const OUT_DIR = process.env.GUI_OUT_DIR ?? join(targetDir, "test-output", "gui");
-const TIMEOUT = 20_000;
-
-let server; // tauri-driver URL
-let driverProc;
-const cleanups = [];
-let lastDriver;
+const fx = new GuiFixture();
+const tempDir = (prefix) => fx.tempDir(prefix);
+const launchApp = (dataDir) => fx.launchApp(dataDir);
 
 // ------------------------------------------------------------------------------- helpers
-// (the same small helpers as smoke.test.mjs)
-
-function findTauriDriver() {
-  if (process.env.TAURI_DRIVER) return process.env.TAURI_DRIVER;
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && existsSync(join(dir, "tauri-driver"))) return join(dir, "tauri-driver");
-  }
-  return join(process.env.CARGO_HOME ?? join(homedir(), ".cargo"), "bin", "tauri-driver");
-}
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` (async, returns truthy when done) until it succeeds or `ms` pass. */
-async function eventually(what, check, ms = TIMEOUT) {
-  const describe = typeof what === "function" ? what : () => what;
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${describe()}${last ? `: ${last.message}` : ""}`);
-    }
-    await sleep(100);
-  }
-}
-
-function tempDir(prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => {
-    if (!process.env.KEEP_DATA_DIR) rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** Pids of app processes started for a data dir (matched by binary and that unique dir). */
-function appPids(dataDir) {
-  const pids = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const exe = readlinkSync(`/proc/${entry}/exe`);
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (exe === APP_BIN && argv.includes(dataDir)) pids.push(Number(entry));
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return pids;
-}
-
-/** Starts the app in a WebDriver session. */
-async function launchApp(dataDir) {
-  const driver = await new Builder()
-    .usingServer(server)
-    .withCapabilities({
-      browserName: "wry",
-      "tauri:options": {
-        application: APP_BIN,
-        // Never announce or broadcast on the host's real network from a test.
-        args: ["--data-dir", dataDir, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0"],
-      },
-    })
-    .build();
-  lastDriver = driver;
-  cleanups.unshift(async () => {
-    try {
-      await driver.quit();
-    } catch {
-      // session already over
-    }
-    for (const pid of appPids(dataDir)) process.kill(pid, "SIGKILL");
-  });
-  return driver;
-}
 
 async function screenshot(driver, name) {
-  // Two frames, so the focus ring just moved is painted.
+  // Two frames first, so the focus ring just moved is painted.
   await driver
     .executeAsyncScript("const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));")
     .catch(() => {});
-  const file = join(OUT_DIR, `${name}.png`);
-  writeFileSync(file, await driver.takeScreenshot(), "base64");
-  console.log(`screenshot: ${file}`);
+  return shot(driver, name);
 }
 
 // --------------------------------------------------------------------- keyboard helpers
@@ -279,33 +165,19 @@ async function checkLayout(driver, label) {
 
 before(async () => {
   assert.ok(existsSync(APP_BIN), `app binary missing: ${APP_BIN} (run cargo build -p disasternet-app)`);
-  mkdirSync(OUT_DIR, { recursive: true });
-  const port = await freePort();
-  const nativePort = await freePort();
-  const log = createWriteStream(join(OUT_DIR, "tauri-driver-keyboard.log"));
-  driverProc = spawn(findTauriDriver(), ["--port", String(port), "--native-port", String(nativePort)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  driverProc.stdout.pipe(log);
-  driverProc.stderr.pipe(log);
-  driverProc.once("error", (e) => console.error(`tauri-driver: ${e.message}`));
-  server = `http://127.0.0.1:${port}/`;
-  await eventually("tauri-driver to listen", async () => (await fetch(`${server}status`)).ok);
+  await fx.startDriver("tauri-driver-keyboard");
 });
 
-after(async () => {
-  for (const cleanup of cleanups) await cleanup();
-  driverProc?.kill("SIGTERM");
-});
+after(() => fx.close());
 
 /** A test that saves `FAILED-<slug>.png` if it fails while the app is up. */
 function guiTest(title, slug, fn) {
   test(title, async () => {
-    lastDriver = undefined;
+    fx.lastDriver = undefined;
     try {
       await fn();
     } catch (e) {
-      if (lastDriver) await screenshot(lastDriver, `FAILED-${slug}`).catch(() => {});
+      if (fx.lastDriver) await screenshot(fx.lastDriver, `FAILED-${slug}`).catch(() => {});
       throw e;
     }
   });

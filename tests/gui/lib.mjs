@@ -1,5 +1,6 @@
-// Helpers shared by the GUI end-to-end tests (smoke.test.mjs, two-apps.test.mjs): paths from
-// the environment, polling, the CLI, screenshots and the app's common UI steps.
+// Helpers shared by the GUI end-to-end tests (and bench-app.mjs): paths from the environment,
+// polling, the CLI, screenshots, the app's common UI steps, and `GuiFixture` (temporary dirs,
+// one tauri-driver, app sessions, all removed after a test file).
 //
 // Environment (the Makefile sets these):
 //   APP_BIN        app binary          (default: <target>/debug/disasternet-app)
@@ -8,14 +9,24 @@
 //   GUI_OUT_DIR    screenshots, logs   (default: <target>/test-output/gui)
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { By, Key, until } from "selenium-webdriver";
+import { Builder, By, Key, until } from "selenium-webdriver";
 
 export const execFileP = promisify(execFile);
 export const here = dirname(fileURLToPath(import.meta.url));
@@ -67,14 +78,14 @@ export async function eventually(what, check, ms = TIMEOUT) {
 }
 
 /** Pids of app processes started for a data dir (matched by binary and that unique dir). */
-export function appPids(dataDir) {
+export function appPids(dataDir, bin = APP_BIN) {
   const pids = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const exe = readlinkSync(`/proc/${entry}/exe`);
       const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (exe === APP_BIN && argv.includes(dataDir)) pids.push(Number(entry));
+      if (exe === bin && argv.includes(dataDir)) pids.push(Number(entry));
     } catch {
       // gone, or not ours
     }
@@ -88,12 +99,36 @@ export async function cli(dataDir, ...args) {
   return args.includes("--json") ? JSON.parse(stdout) : stdout;
 }
 
-/** Saves the WebDriver screenshot of the app's window as `<OUT_DIR>/<name>.png`. */
+/**
+ * Saves the WebDriver screenshot of the app's window as `<OUT_DIR>/<name>.png`.
+ *
+ * WebKitGTK without accelerated compositing (the app's default, see src-tauri) answers a
+ * screenshot after its next paint, so on a still page (no caret blinking, nothing changing) the
+ * command can wait forever. While it is taken, one pixel in the page's top-left corner (outside
+ * the app's tree) changes shade every frame, so a paint is always due; it is removed after.
+ */
 export async function screenshot(driver, name) {
-  const file = join(OUT_DIR, `${name}.png`);
-  writeFileSync(file, await driver.takeScreenshot(), "base64");
-  console.log(`screenshot: ${file}`);
-  return file;
+  await driver.executeScript(`
+    const el = document.getElementById("dn-test-paint") ?? document.body.appendChild(document.createElement("div"));
+    el.id = "dn-test-paint";
+    el.setAttribute("aria-hidden", "true");
+    window.__dnPaint = true;
+    let shade = 0;
+    const tick = () => {
+      if (!window.__dnPaint) return el.remove();
+      shade ^= 1;
+      el.style.cssText = "position:fixed;left:0;top:0;width:1px;height:1px;pointer-events:none;background:" + (shade ? "#1f2430" : "#1f2431");
+      requestAnimationFrame(tick);
+    };
+    tick();`);
+  try {
+    const file = join(OUT_DIR, `${name}.png`);
+    writeFileSync(file, await driver.takeScreenshot(), "base64");
+    console.log(`screenshot: ${file}`);
+    return file;
+  } finally {
+    await driver.executeScript("window.__dnPaint = false;").catch(() => {});
+  }
 }
 
 /** Answers the first-start name dialog and waits until the status bar shows the name. */
@@ -142,4 +177,78 @@ export async function assertNoErrors(driver) {
   const errors = await driver.findElements(By.css("#error-banner .error"));
   const texts = await Promise.all(errors.map((e) => e.getText()));
   assert.deepEqual(texts, [], "the error banner shows errors");
+}
+
+/**
+ * What one test file starts and must remove afterwards: temporary directories, one
+ * tauri-driver, and app sessions (quit, then any app process left SIGKILLed). Call `close()` in
+ * `after`. Apps run on 127.0.0.1 with mDNS and the beacon off: a test never announces or
+ * broadcasts on the host's real network.
+ */
+export class GuiFixture {
+  /** tauri-driver's URL once `startDriver` resolved. */
+  server = null;
+  /** The app session started last (for a screenshot when a test fails). */
+  lastDriver = undefined;
+  #cleanups = [];
+  #driverProc = null;
+
+  /** A fresh directory, removed by `close()` unless KEEP_DATA_DIR is set. */
+  tempDir(prefix) {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    this.#cleanups.push(() => {
+      if (!process.env.KEEP_DATA_DIR) rmSync(dir, { recursive: true, force: true });
+    });
+    return dir;
+  }
+
+  /** Starts tauri-driver on free ports (log: `<OUT_DIR>/<logName>.log`), with `env` for the apps. */
+  async startDriver(logName = "tauri-driver", env = process.env) {
+    mkdirSync(OUT_DIR, { recursive: true });
+    const port = await freePort();
+    const nativePort = await freePort();
+    const log = createWriteStream(join(OUT_DIR, `${logName}.log`));
+    const proc = spawn(findTauriDriver(), ["--port", String(port), "--native-port", String(nativePort)], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    proc.stdout.pipe(log);
+    proc.stderr.pipe(log);
+    proc.once("error", (e) => console.error(`tauri-driver: ${e.message}`));
+    this.#driverProc = proc;
+    this.server = `http://127.0.0.1:${port}/`;
+    await eventually("tauri-driver to listen", async () => (await fetch(`${this.server}status`)).ok);
+    return this.server;
+  }
+
+  /** Starts the app on `dataDir` in a WebDriver session (`--listen` defaults to a free port). */
+  async launchApp(dataDir, { args = [], listen = "127.0.0.1:0" } = {}) {
+    const driver = await new Builder()
+      .usingServer(this.server)
+      .withCapabilities({
+        browserName: "wry",
+        "tauri:options": {
+          application: APP_BIN,
+          args: ["--data-dir", dataDir, "--no-mdns", "--no-beacon", "--listen", listen, ...args],
+        },
+      })
+      .build();
+    this.lastDriver = driver;
+    this.#cleanups.unshift(async () => {
+      await driver.quit().catch(() => {}); // the session may be over already
+      for (const pid of appPids(dataDir)) process.kill(pid, "SIGKILL");
+    });
+    return driver;
+  }
+
+  /** Runs `fn` at `close()`, before the directories are removed. */
+  onClose(fn) {
+    this.#cleanups.unshift(fn);
+  }
+
+  /** Ends every session and process started here, then removes the directories. */
+  async close() {
+    for (const cleanup of this.#cleanups) await cleanup();
+    this.#driverProc?.kill("SIGTERM");
+  }
 }

@@ -12,20 +12,17 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createWriteStream, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { Builder, By } from "selenium-webdriver";
+import { By } from "selenium-webdriver";
 import {
-  APP_BIN,
   CLI_BIN,
+  GuiFixture,
   OUT_DIR,
-  appPids,
   cli,
   elementWithText,
   eventually,
-  findTauriDriver,
   freePort,
   messageWithBody,
   screenshot,
@@ -33,19 +30,10 @@ import {
 } from "./lib.mjs";
 
 const ROOM = "medical";
-const cleanups = [];
+const fx = new GuiFixture();
 const procs = [];
 let env; // environment with the private session bus
 let dunstOut = ""; // everything dunst printed
-let server;
-
-function tempDir(prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => {
-    if (!process.env.KEEP_DATA_DIR) rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
 
 /** Starts a long-running helper process; its output goes to OUT_DIR/notify-<name>.log. */
 function start(name, cmd, args, onOutput) {
@@ -99,11 +87,8 @@ before(async () => {
   // Another program's window, to move the focus away from the app.
   start("other-window", "display", ["-title", "dn-other-window", "-size", "160x90", "xc:gray"]);
 
-  const port = await freePort();
-  const nativePort = await freePort();
-  start("tauri-driver", findTauriDriver(), ["--port", String(port), "--native-port", String(nativePort)]);
-  server = `http://127.0.0.1:${port}/`;
-  await eventually("tauri-driver to listen", async () => (await fetch(`${server}status`)).ok);
+  // The apps get the private bus through tauri-driver's environment.
+  await fx.startDriver("notify-tauri-driver", env);
   await eventually("dunst to own org.freedesktop.Notifications", () =>
     execFileSync("dunstctl", ["is-paused"], { env }).toString().trim() === "false",
   );
@@ -111,33 +96,20 @@ before(async () => {
 });
 
 after(async () => {
-  for (const cleanup of cleanups) await cleanup();
+  await fx.close();
   for (const p of procs.reverse()) p.kill("SIGTERM");
 });
 
 test("notifications: shown while unfocused, not for a muted room, one summary for a catch-up", async () => {
-  const appDir = tempDir("dn-notify-app-");
-  const nodeDir = tempDir("dn-notify-node-");
+  const appDir = fx.tempDir("dn-notify-app-");
+  const nodeDir = fx.tempDir("dn-notify-node-");
   await cli(appDir, "init", "--name", "Amara");
   await cli(appDir, "room", "join", ROOM);
   await cli(nodeDir, "init", "--name", "Ben");
   await cli(nodeDir, "room", "join", ROOM);
   const appPort = await freePort();
 
-  const driver = await new Builder()
-    .usingServer(server)
-    .withCapabilities({
-      browserName: "wry",
-      "tauri:options": {
-        application: APP_BIN,
-        args: ["--data-dir", appDir, "--no-mdns", "--no-beacon", "--listen", `127.0.0.1:${appPort}`],
-      },
-    })
-    .build();
-  cleanups.unshift(async () => {
-    await driver.quit().catch(() => {});
-    for (const pid of appPids(appDir)) process.kill(pid, "SIGKILL");
-  });
+  const driver = await fx.launchApp(appDir, { listen: `127.0.0.1:${appPort}` });
   try {
     await elementWithText(driver, "#room-title", `#${ROOM}`);
 

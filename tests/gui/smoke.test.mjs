@@ -13,11 +13,10 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createWriteStream, existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { Builder, By, Key, until } from "selenium-webdriver";
+import { By, Key, until } from "selenium-webdriver";
 import {
   APP_BIN,
   appPids,
@@ -26,8 +25,8 @@ import {
   CLI_BIN,
   elementWithText,
   eventually,
-  findTauriDriver,
   freePort,
+  GuiFixture,
   joinRoom,
   messageWithBody,
   OUT_DIR,
@@ -39,45 +38,11 @@ import {
 
 const ROOM = "medical";
 
-let server; // tauri-driver URL
-let driverProc;
-const cleanups = [];
-let lastDriver; // the session of the running test, for a screenshot when it fails
+const fx = new GuiFixture();
+const tempDir = (prefix) => fx.tempDir(prefix);
+const launchApp = (dataDir, args = []) => fx.launchApp(dataDir, { args });
 
 // ------------------------------------------------------------------------------- helpers
-
-function tempDir(prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => {
-    if (!process.env.KEEP_DATA_DIR) rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** Starts the app in a WebDriver session. */
-async function launchApp(dataDir, extraArgs = []) {
-  const driver = await new Builder()
-    .usingServer(server)
-    .withCapabilities({
-      browserName: "wry",
-      "tauri:options": {
-        application: APP_BIN,
-        // Never announce or broadcast on the host's real network from a test.
-        args: ["--data-dir", dataDir, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0", ...extraArgs],
-      },
-    })
-    .build();
-  lastDriver = driver;
-  cleanups.unshift(async () => {
-    try {
-      await driver.quit();
-    } catch {
-      // session already over
-    }
-    for (const pid of appPids(dataDir)) process.kill(pid, "SIGKILL");
-  });
-  return driver;
-}
 
 /** Ends the app with SIGTERM (as a logout would) and waits until the process is gone. */
 async function stopApp(driver, dataDir) {
@@ -98,33 +63,19 @@ before(async () => {
   for (const [what, path] of [["app", APP_BIN], ["CLI", CLI_BIN]]) {
     assert.ok(existsSync(path), `${what} binary missing: ${path} (run cargo build --workspace --bins)`);
   }
-  mkdirSync(OUT_DIR, { recursive: true });
-  const port = await freePort();
-  const nativePort = await freePort();
-  const log = createWriteStream(join(OUT_DIR, "tauri-driver.log"));
-  driverProc = spawn(findTauriDriver(), ["--port", String(port), "--native-port", String(nativePort)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  driverProc.stdout.pipe(log);
-  driverProc.stderr.pipe(log);
-  driverProc.once("error", (e) => console.error(`tauri-driver: ${e.message}`));
-  server = `http://127.0.0.1:${port}/`;
-  await eventually("tauri-driver to listen", async () => (await fetch(`${server}status`)).ok);
+  await fx.startDriver();
 });
 
-after(async () => {
-  for (const cleanup of cleanups) await cleanup();
-  driverProc?.kill("SIGTERM");
-});
+after(() => fx.close());
 
 /** A test that saves `FAILED-<slug>.png` if it fails while the app is up. */
 function guiTest(title, slug, fn) {
   test(title, async () => {
-    lastDriver = undefined;
+    fx.lastDriver = undefined;
     try {
       await fn();
     } catch (e) {
-      if (lastDriver) await screenshot(lastDriver, `FAILED-${slug}`).catch(() => {});
+      if (fx.lastDriver) await screenshot(fx.lastDriver, `FAILED-${slug}`).catch(() => {});
       throw e;
     }
   });
@@ -226,7 +177,7 @@ guiTest("two nodes: a CLI peer shows online, its message appears, ours reaches i
   });
   ben.stdout.pipe(benLog);
   ben.stderr.pipe(benLog);
-  cleanups.unshift(() => ben.kill("SIGTERM"));
+  fx.onClose(() => ben.kill("SIGTERM"));
   await eventually("the peer node to run", async () => (await cli(benDir, "status", "--json")).running);
 
   const appDir = tempDir("dn-gui-app-");
@@ -323,7 +274,7 @@ guiTest("a data dir already used by a running node: the app shows why instead of
   const node = spawn(CLI_BIN, ["--data-dir", dir, "node", "--listen", "127.0.0.1:0", "--no-mdns", "--no-beacon"], {
     stdio: "ignore",
   });
-  cleanups.unshift(() => node.kill("SIGTERM"));
+  fx.onClose(() => node.kill("SIGTERM"));
   await eventually("the node to run", async () => (await cli(dir, "status", "--json")).running);
 
   const driver = await launchApp(dir);
