@@ -114,8 +114,18 @@ pub fn check_backup(backup: &Path) -> Result<String, ApiError> {
 /// `data_dir` (if any) to show its window. `Ok(None)`: nothing runs there (start normally);
 /// `Ok(Some(view))`: something answered, `view.window` says whether it was the desktop app
 /// (which now shows its window) or a headless node.
+/// Gives up after 3 s (a program that holds the socket but does not answer) with `busy`.
 pub async fn activate_running(data_dir: &Path) -> Result<Option<ActivateView>, ApiError> {
-    match control::call(data_dir, &Request::Activate).await? {
+    let call = control::call(data_dir, &Request::Activate);
+    let answer = tokio::time::timeout(Duration::from_secs(3), call)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::Busy,
+                "the program running on this data directory does not answer",
+            )
+        })??;
+    match answer {
         None => Ok(None),
         Some(v) => serde_json::from_value(v).map(Some).map_err(internal),
     }
@@ -603,6 +613,25 @@ mod tests {
         let r = restore_identity(dir.path(), &backup).unwrap();
         assert_eq!(r.id, identity::node_id(&key).to_hex());
         assert!(r.previous_key.unwrap().contains("identity.key.replaced-"));
+    }
+
+    #[tokio::test]
+    async fn activate_gives_up_on_a_program_that_never_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = control::socket_path(dir.path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        // Accepts, reads, never answers.
+        let _hold = tokio::spawn(async move {
+            let mut held = vec![];
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let started = std::time::Instant::now();
+        let e = activate_running(dir.path()).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Busy);
+        assert!(started.elapsed() < Duration::from_secs(6));
     }
 
     #[tokio::test]
