@@ -568,6 +568,39 @@ mod tests {
         assert!(args.listen.is_none() && args.peers.is_empty() && !args.no_mdns);
     }
 
+    /// `tauri build` (`make package`) refuses to bundle when a Tauri crate and its npm package
+    /// differ in major.minor version; catch that in `make test` instead.
+    #[test]
+    fn rust_crates_and_npm_packages_are_on_the_same_minor_versions() {
+        let lock = include_str!("../../Cargo.lock");
+        let npm: serde_json::Value =
+            serde_json::from_str(include_str!("../../ui/package.json")).expect("ui/package.json");
+        let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+        for (krate, package) in [
+            ("tauri", "@tauri-apps/api"),
+            ("tauri-plugin-dialog", "@tauri-apps/plugin-dialog"),
+            (
+                "tauri-plugin-notification",
+                "@tauri-apps/plugin-notification",
+            ),
+        ] {
+            let header = format!("name = \"{krate}\"\nversion = \"");
+            let at = lock
+                .find(&header)
+                .unwrap_or_else(|| panic!("{krate} not in Cargo.lock"));
+            let rest = &lock[at + header.len()..];
+            let rust = &rest[..rest.find('"').expect("version")];
+            let js = npm["dependencies"][package]
+                .as_str()
+                .unwrap_or_else(|| panic!("{package} not in ui/package.json"));
+            assert_eq!(
+                minor(rust),
+                minor(js.trim_start_matches(['^', '~'])),
+                "{krate} {rust} vs {package} {js}"
+            );
+        }
+    }
+
     /// The CLI finds the app's default data dir through `dn_node::APP_ID`; Tauri derives it
     /// from the bundle identifier. They must agree.
     #[test]
