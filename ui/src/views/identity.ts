@@ -116,7 +116,8 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
   const progress = h("p", { class: "export-progress", role: "status" }, progressBar, " ", progressLabel);
   exporter.append(progress);
   const result = h("p", { id: "transfer-result", role: "status" });
-  root.append(header, h("div", { class: "identity-pane" }, nameForm, backup, restore, exporter, result));
+  // Exports come first (the common task; its progress stays in view), the key's care after.
+  root.append(header, h("div", { class: "identity-pane" }, result, nameForm, exporter, backup, restore));
 
   let shownName: string | null | undefined;
 

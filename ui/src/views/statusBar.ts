@@ -45,9 +45,9 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     }
     peers.textContent = `${n} ${n === 1 ? "peer" : "peers"} connected`;
     const m = totalMessages(state);
-    messages.textContent = `${m} ${m === 1 ? "message" : "messages"}`;
+    messages.textContent = `${m.toLocaleString("en-US")} ${m === 1 ? "message" : "messages"}`;
     const q = state.status?.queued ?? 0;
-    queue.textContent = q === 0 ? "nothing queued" : `${q} queued`;
+    queue.textContent = q === 0 ? "nothing queued" : `${q.toLocaleString("en-US")} queued`;
     queue.classList.toggle("waiting", q > 0);
     const synced = state.status?.last_sync_at ?? null;
     sync.textContent = synced === null ? "never synced" : `synced ${formatTime(synced)}`;
