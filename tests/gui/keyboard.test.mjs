@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import { Key, By, until } from "selenium-webdriver";
 import { APP_BIN, eventually, GuiFixture, screenshot as shot, sleep, TIMEOUT } from "./lib.mjs";
 
@@ -171,17 +171,7 @@ before(async () => {
 after(() => fx.close());
 
 /** A test that saves `FAILED-<slug>.png` if it fails while the app is up. */
-function guiTest(title, slug, fn) {
-  test(title, async () => {
-    fx.lastDriver = undefined;
-    try {
-      await fn();
-    } catch (e) {
-      if (fx.lastDriver) await screenshot(fx.lastDriver, `FAILED-${slug}`).catch(() => {});
-      throw e;
-    }
-  });
-}
+const guiTest = (title, slug, fn) => fx.test(title, slug, fn);
 
 // ------------------------------------------------------------------------------- tests
 

@@ -24,6 +24,7 @@ import {
 import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Builder, By, Key, until } from "selenium-webdriver";
@@ -239,6 +240,19 @@ export class GuiFixture {
       for (const pid of appPids(dataDir)) process.kill(pid, "SIGKILL");
     });
     return driver;
+  }
+
+  /** A test that saves `FAILED-<slug>.png` of the app started last if it fails. */
+  test(title, slug, fn) {
+    test(title, async () => {
+      this.lastDriver = undefined;
+      try {
+        await fn();
+      } catch (e) {
+        if (this.lastDriver) await screenshot(this.lastDriver, `FAILED-${slug}`).catch(() => {});
+        throw e;
+      }
+    });
   }
 
   /** Runs `fn` at `close()`, before the directories are removed. */

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createWriteStream, existsSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import { By, Key, until } from "selenium-webdriver";
 import {
   APP_BIN,
@@ -69,17 +69,7 @@ before(async () => {
 after(() => fx.close());
 
 /** A test that saves `FAILED-<slug>.png` if it fails while the app is up. */
-function guiTest(title, slug, fn) {
-  test(title, async () => {
-    fx.lastDriver = undefined;
-    try {
-      await fn();
-    } catch (e) {
-      if (fx.lastDriver) await screenshot(fx.lastDriver, `FAILED-${slug}`).catch(() => {});
-      throw e;
-    }
-  });
-}
+const guiTest = (title, slug, fn) => fx.test(title, slug, fn);
 
 // ------------------------------------------------------------------------------- tests
 

@@ -267,6 +267,20 @@ export class Store {
     this.set({ pending: { ...this.current.pending, [key]: value } });
   }
 
+  /** Runs `action` with `pending[key]` set; errors are reported. Returns true on success. */
+  private async whilePending(key: keyof AppState["pending"], action: () => Promise<void>): Promise<boolean> {
+    this.setPending(key, true);
+    try {
+      await action();
+      return true;
+    } catch (raw) {
+      this.report(raw);
+      return false;
+    } finally {
+      this.setPending(key, false);
+    }
+  }
+
   /** Shows an error in the banner. */
   report(raw: unknown): AppError {
     const error = AppError.from(raw);
@@ -381,16 +395,9 @@ export class Store {
       this.report(new AppError("invalid_input", "Please enter a display name."));
       return false;
     }
-    this.setPending("name", true);
-    try {
+    return this.whilePending("name", async () => {
       this.set({ identity: await this.backend.setName(name) });
-      return true;
-    } catch (raw) {
-      this.report(raw);
-      return false;
-    } finally {
-      this.setPending("name", false);
-    }
+    });
   }
 
   /** Joins (or creates) a room and selects it. Returns true on success. */
@@ -400,18 +407,11 @@ export class Store {
       this.report(new AppError("invalid_input", "Please enter a room name."));
       return false;
     }
-    this.setPending("join", true);
-    try {
+    return this.whilePending("join", async () => {
       const room = await this.backend.joinRoom(name);
       this.upsertRoom(room);
       await this.selectRoom(room.name);
-      return true;
-    } catch (raw) {
-      this.report(raw);
-      return false;
-    } finally {
-      this.setPending("join", false);
-    }
+    });
   }
 
   async leaveRoom(name: string): Promise<void> {
@@ -586,16 +586,9 @@ export class Store {
       this.report(new AppError("invalid_input", check.problem));
       return false;
     }
-    this.setPending("send", true);
-    try {
+    return this.whilePending("send", async () => {
       this.addDm(await this.backend.sendDm(peer, body));
-      return true;
-    } catch (raw) {
-      this.report(raw);
-      return false;
-    } finally {
-      this.setPending("send", false);
-    }
+    });
   }
 
   /** Sends to whatever the main pane shows (room or direct conversation). */
@@ -682,17 +675,10 @@ export class Store {
       this.report(new AppError("invalid_input", check.problem));
       return false;
     }
-    this.setPending("send", true);
-    try {
+    return this.whilePending("send", async () => {
       const message = await this.backend.send(room.name, body);
       this.addMessage(message);
-      return true;
-    } catch (raw) {
-      this.report(raw);
-      return false;
-    } finally {
-      this.setPending("send", false);
-    }
+    });
   }
 
   // ------------------------------------------------------------ engine events

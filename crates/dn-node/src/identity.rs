@@ -55,6 +55,20 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, ApiError> {
 /// First line of an identity backup file (the second line is the 64-hex secret key).
 pub const BACKUP_HEADER: &str = "# DisasterNet identity backup — this file IS your identity; anyone holding it can sign as you. Keep it safe.";
 
+/// Writes `bytes` to `path` (created or truncated) readable by the owner only, and syncs it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode: force owner-only before writing.
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 /// Writes `key` as a backup file at `path`: [`BACKUP_HEADER`], newline, 64 hex characters of
 /// the secret key, newline. Mode 0600, written to a temporary file beside `path`, synced, then
 /// renamed into place.
@@ -67,18 +81,7 @@ pub fn write_backup(key: &SigningKey, path: &Path) -> Result<(), ApiError> {
     })?;
     let tmp = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let text = format!("{BACKUP_HEADER}\n{}\n", hex::encode(key.to_bytes()));
-    let res = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            // An existing temporary file keeps its mode: force owner-only before writing.
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })
+    let res = write_private(&tmp, text.as_bytes())
         .map_err(|e| io_err(&tmp, &e))
         .and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, &e)));
     if res.is_err() {
@@ -154,18 +157,11 @@ pub fn restore(
     }
     fs::create_dir_all(data_dir).map_err(|e| io_err(data_dir, &e))?;
     let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(format!("{}\n", hex::encode(key.to_bytes())).as_bytes())?;
-            f.sync_all()
-        })
-        .map_err(|e| io_err(&tmp, &e))?;
+    write_private(
+        &tmp,
+        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
+    )
+    .map_err(|e| io_err(&tmp, &e))?;
     // Keep the previous key (a second name for the same file) before the new one replaces it,
     // so a crash at any point leaves either key reachable.
     let kept = if previous.is_some() {
