@@ -1,6 +1,6 @@
 import { emit } from "@tauri-apps/api/event";
 import { clearMocks } from "@tauri-apps/api/mocks";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ENGINE_EVENT, tauriBackend } from "../src/ipc";
 import { MAX_BODY_BYTES } from "../src/lib/messages";
 import { Store } from "../src/store";
@@ -120,12 +120,22 @@ describe("app views", () => {
     engine.message("medical", "one");
     engine.message("medical", "two");
     engine.lastSyncAt = new Date(2026, 10, 21, 14, 5).getTime();
-    await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
-    await settle();
-    expect($("#queue-count").textContent).toBe("2 queued");
-    expect($("#queue-count").classList.contains("waiting")).toBe(true);
-    expect($("#last-sync").textContent).toMatch(/^synced (21 Nov )?\d{2}:05( [AP]M)?$/);
-    expect($("#last-sync").title).toContain("Last sync with a peer");
+    // "Now" is fixed: later the same day the time alone is shown, the next day the date too.
+    vi.useFakeTimers({ toFake: ["Date"], now: new Date(2026, 10, 21, 23, 59) });
+    try {
+      await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+      await settle();
+      expect($("#queue-count").textContent).toBe("2 queued");
+      expect($("#queue-count").classList.contains("waiting")).toBe(true);
+      expect($("#last-sync").textContent).toBe("synced 14:05");
+      expect($("#last-sync").title).toBe("Last sync with a peer: 21/11/2026, 14:05:00");
+      vi.setSystemTime(new Date(2026, 10, 22, 0, 1));
+      await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+      await settle();
+      expect($("#last-sync").textContent).toBe("synced 21 Nov 14:05");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("lists peers with online state, name and fingerprint", async () => {

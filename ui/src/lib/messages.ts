@@ -66,16 +66,30 @@ export function fallbackFingerprint(id: string): string {
   return `${id.slice(0, 4)}-${id.slice(4, 8)}`;
 }
 
-/** Local time of a message: `14:05` today, `3 Mar 14:05` otherwise. */
+/**
+ * Locale used for dates and times. `undefined` (the default, and what the app uses) means the
+ * system's locale; tests fix it so that what they assert does not depend on where they run.
+ */
+let displayLocale: string | undefined;
+
+/** Sets the locale of every date and time the UI shows (`undefined`: the system's). */
+export function setDisplayLocale(locale: string | undefined): void {
+  displayLocale = locale;
+}
+
+/**
+ * Local time of a message: `14:05` on the day of `now`, `3 Mar 14:05` earlier in the same year,
+ * `31 Dec 2025 23:59` in another year (separators and order follow the locale).
+ */
 export function formatTime(ms: number, now: Date = new Date()): string {
   const d = new Date(ms);
-  const time = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  const time = d.toLocaleTimeString(displayLocale, { hour: "2-digit", minute: "2-digit" });
   const sameDay =
     d.getFullYear() === now.getFullYear() &&
     d.getMonth() === now.getMonth() &&
     d.getDate() === now.getDate();
   if (sameDay) return time;
-  const day = d.toLocaleDateString(undefined, {
+  const day = d.toLocaleDateString(displayLocale, {
     day: "numeric",
     month: "short",
     ...(d.getFullYear() === now.getFullYear() ? {} : { year: "numeric" }),
@@ -85,7 +99,7 @@ export function formatTime(ms: number, now: Date = new Date()): string {
 
 /** Full local date and time, for tooltips. */
 export function formatFullTime(ms: number): string {
-  return new Date(ms).toLocaleString();
+  return new Date(ms).toLocaleString(displayLocale);
 }
 
 /** Largest direct-message body the engine accepts, in UTF-8 bytes. */
@@ -131,7 +145,7 @@ export function dayLabel(ms: number, now: Date = new Date()): string {
   if (key === dayKey(now.getTime())) return "Today";
   const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1, 12);
   if (key === dayKey(yesterday.getTime())) return "Yesterday";
-  return new Date(ms).toLocaleDateString(undefined, {
+  return new Date(ms).toLocaleDateString(displayLocale, {
     weekday: "long",
     day: "numeric",
     month: "long",
