@@ -395,6 +395,43 @@ mod tests {
         export_line(&Message::create(&k, room, name, 1_700_000_000_123, body).unwrap())
     }
 
+    /// Milliseconds since the epoch of a UTC date and time (days-from-civil, the inverse of
+    /// `civil`), written independently so the two check each other.
+    fn ms_of(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, ms: i64) -> u64 {
+        let y = if mo <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (mo + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        u64::try_from(((days * 24 + h) * 60 + mi) * 60_000 + s * 1000 + ms).unwrap()
+    }
+
+    #[test]
+    fn utc_formatting_across_midnight_and_the_year_boundary() {
+        // Fixed instants, never "now": the last millisecond of a year and the first of the next.
+        let last = ms_of(2026, 12, 31, 23, 59, 59, 999);
+        assert_eq!(utc_iso(last), "2026-12-31T23:59:59Z");
+        assert_eq!(utc_human(last), "2026-12-31 23:59:59 UTC");
+        assert_eq!(utc_iso(last + 1), "2027-01-01T00:00:00Z");
+        assert_eq!(utc_human(last + 1), "2027-01-01 00:00:00 UTC");
+        // Midnight inside a month, a leap day and the day after it, the epoch itself.
+        assert_eq!(utc_iso(ms_of(2026, 11, 21, 23, 59, 59, 0) + 1000), "2026-11-22T00:00:00Z");
+        assert_eq!(utc_iso(ms_of(2028, 2, 29, 12, 0, 0, 0)), "2028-02-29T12:00:00Z");
+        assert_eq!(utc_iso(ms_of(2028, 2, 29, 23, 59, 59, 0) + 1000), "2028-03-01T00:00:00Z");
+        assert_eq!(utc_iso(ms_of(2100, 2, 28, 23, 59, 59, 0) + 1000), "2100-03-01T00:00:00Z");
+        assert_eq!(utc_iso(0), "1970-01-01T00:00:00Z");
+        // Every hour for two years around the boundary round-trips.
+        let start = ms_of(2026, 1, 1, 0, 0, 0, 0);
+        for hour in 0..(2 * 366 * 24) {
+            let t = start + hour * 3_600_000;
+            let (y, mo, d, h, mi, s) = civil(t);
+            let (h, mi, s) = (h as i64, mi as i64, s as i64);
+            assert_eq!(ms_of(y, mo, d, h, mi, s, 0), t, "hour {hour}");
+        }
+    }
+
     #[test]
     fn csv_neutralises_formulas() {
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
