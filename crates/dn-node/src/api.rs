@@ -234,6 +234,11 @@ pub struct StatusView {
     pub carried_rooms: Vec<String>,
     /// The carry quota is used up: carried rooms are not being taken in.
     pub carry_quota_full: bool,
+    /// What this node refused, dropped or cut since start to protect itself, by reason
+    /// (`rate_limited`, `not_reading`, `quota_author`, …; see docs/security.md). Only reasons
+    /// that counted something are listed.
+    #[ts(type = "Record<string, number>")]
+    pub drops: std::collections::BTreeMap<String, u64>,
 }
 
 /// Result of an export.

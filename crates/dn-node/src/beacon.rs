@@ -79,12 +79,53 @@ fn broadcast_addrs() -> Vec<Ipv4Addr> {
     v
 }
 
+/// Beacons accepted per source address per [`SOURCE_WINDOW`]: an honest node beacons every
+/// ~2 s, a few nodes may share an address. More is a flood and is ignored.
+pub const BEACONS_PER_SOURCE: u32 = 4;
+/// The rate window of [`BEACONS_PER_SOURCE`].
+pub const SOURCE_WINDOW: Duration = Duration::from_secs(2);
+/// Source addresses tracked by the rate limiter, at most (the table is reset when full).
+const MAX_SOURCES: usize = 1024;
+
+/// A per-source-address rate limit for unauthenticated discovery input.
+#[derive(Debug, Default)]
+pub struct SourceLimiter {
+    seen: std::collections::HashMap<IpAddr, (tokio::time::Instant, u32)>,
+    /// Packets ignored so far.
+    pub dropped: u64,
+}
+
+impl SourceLimiter {
+    /// Whether a packet from `ip` at `now` is within its source's budget.
+    pub fn allow(&mut self, ip: IpAddr, now: tokio::time::Instant) -> bool {
+        if self.seen.len() >= MAX_SOURCES && !self.seen.contains_key(&ip) {
+            self.seen
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < SOURCE_WINDOW);
+            if self.seen.len() >= MAX_SOURCES {
+                self.dropped += 1;
+                return false;
+            }
+        }
+        let e = self.seen.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(e.0) >= SOURCE_WINDOW {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        let ok = e.1 <= BEACONS_PER_SOURCE;
+        if !ok {
+            self.dropped += 1;
+        }
+        ok
+    }
+}
+
 /// Starts beaconing and listening; found peers go to `found`. Stops when `shutdown` flips.
 pub fn start(
     me: NodeId,
     quic_port: u16,
     found: UnboundedSender<Discovered>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    counters: std::sync::Arc<crate::net::NetCounters>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let sock = bind(BEACON_PORT)?;
     let beacon = encode(&me, quic_port);
@@ -93,6 +134,7 @@ pub fn start(
         // Start soon, then every 2 s with jitter derived from the id (no RNG needed).
         let jitter = u64::from(me.0[0]) * 2; // 0..510 ms
         let mut next = tokio::time::Instant::now() + Duration::from_millis(100 + jitter);
+        let mut limiter = SourceLimiter::default();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -108,6 +150,13 @@ pub fn start(
                 }
                 r = sock.recv_from(&mut buf) => match r {
                     Ok((n, SocketAddr::V4(src))) => {
+                        if !limiter.allow(IpAddr::V4(*src.ip()), tokio::time::Instant::now()) {
+                            crate::net::NetCounters::bump(&counters.beacon_dropped);
+                            if limiter.dropped.is_power_of_two() {
+                                debug!(%src, dropped = limiter.dropped, "beacon flood ignored");
+                            }
+                            continue;
+                        }
                         let Some((id, port)) = decode(&buf[..n]) else { continue };
                         if id == me {
                             continue;
@@ -132,6 +181,26 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_gets_its_budget_per_window_and_others_are_unaffected() {
+        let mut l = SourceLimiter::default();
+        let t0 = tokio::time::Instant::now();
+        let a = IpAddr::from([10, 9, 0, 1]);
+        let b = IpAddr::from([10, 9, 0, 2]);
+        for _ in 0..BEACONS_PER_SOURCE {
+            assert!(l.allow(a, t0));
+        }
+        assert!(!l.allow(a, t0), "over the budget");
+        assert!(l.allow(b, t0), "another source is not affected");
+        assert!(l.allow(a, t0 + SOURCE_WINDOW), "a new window");
+        assert_eq!(l.dropped, 1);
+        // Many sources: the table stays bounded.
+        for i in 0..(MAX_SOURCES as u32 * 3) {
+            let _ = l.allow(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert!(l.seen.len() <= MAX_SOURCES);
+    }
 
     #[test]
     fn roundtrip_and_rejects() {

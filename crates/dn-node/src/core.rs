@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::api::*;
 use crate::export;
 use crate::identity;
+use crate::queue::{InPermit, OutQueue, SendError};
 
 /// Setting key of the display name.
 const NAME_KEY: &str = "display_name";
@@ -54,8 +55,17 @@ pub enum CoreMsg {
         conn_id: u64,
         /// Remote address.
         addr: SocketAddr,
-        /// Frames to send on this connection.
-        tx: tokio::sync::mpsc::UnboundedSender<Frame>,
+        /// Frames to send on this connection (encoded), with its byte budget.
+        tx: OutQueue,
+    },
+    /// The connection's writer wrote `bytes` of our frames to the network.
+    Drained {
+        /// Peer.
+        peer: NodeId,
+        /// Connection serial number.
+        conn_id: u64,
+        /// Bytes written since the last report.
+        bytes: usize,
     },
     /// A connection ended.
     Disconnected {
@@ -72,6 +82,9 @@ pub enum CoreMsg {
         conn_id: u64,
         /// The frame.
         frame: Frame,
+        /// The connection's credit for this frame in the core's queue; returned when the
+        /// frame has been handled (dropped with this message).
+        permit: InPermit,
     },
     /// A frame could not be decoded.
     BadFrame {
@@ -104,6 +117,8 @@ pub enum NetCmd {
         conn_id: u64,
         /// Reason for logs.
         reason: String,
+        /// QUIC application close code.
+        code: u32,
     },
 }
 
@@ -112,6 +127,8 @@ pub enum NetCmd {
 pub struct NetInfo {
     /// Where the QUIC endpoint listens.
     pub listen: SocketAddr,
+    /// The driver's refusals and cuts, by reason.
+    pub counters: std::sync::Arc<crate::net::NetCounters>,
     /// mDNS on.
     pub mdns: bool,
     /// Commands to the driver.
@@ -129,7 +146,28 @@ struct Conn {
     addr: SocketAddr,
     /// The port the peer accepts connections on (from its hello).
     listen_port: Option<u16>,
-    tx: tokio::sync::mpsc::UnboundedSender<Frame>,
+    tx: OutQueue,
+}
+
+/// A side effect held back while a burst's store transaction is open: it happens only once the
+/// transaction committed, so nothing is acknowledged, relayed or shown before it is durable.
+enum Pending {
+    Send { peer: NodeId, frame: Frame },
+    Event(EngineEvent),
+}
+
+impl Pending {
+    /// Whether this effect reports or passes on a message stored in the burst (dropped when the
+    /// burst's commit fails: those messages are not stored after all).
+    fn about_stored_messages(&self) -> bool {
+        match self {
+            Pending::Send { frame, .. } => matches!(frame, Frame::Msg { .. } | Frame::IHave { .. }),
+            Pending::Event(ev) => matches!(
+                ev,
+                EngineEvent::Message { .. } | EngineEvent::Dm { .. } | EngineEvent::Delivery { .. }
+            ),
+        }
+    }
 }
 
 /// Most queued messages handled as one burst (one store transaction for their frames).
@@ -169,6 +207,21 @@ pub struct Core {
     last_tick: Instant,
     suggested: HashMap<NodeId, Instant>,
     last_status: Instant,
+    /// Effects of the burst whose store transaction is open (`None`: no transaction open).
+    pending: Option<Vec<Pending>>,
+    /// Drops and failures the core itself counts (the protocol and the driver count theirs).
+    drops: CoreDrops,
+}
+
+/// What the core dropped or cut, by reason.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CoreDrops {
+    /// Connections closed because the peer did not read: its queue went over budget.
+    pub not_reading: u64,
+    /// Bursts whose store transaction failed to commit (their messages count as not stored).
+    pub failed_commits: u64,
+    /// Frames a peer sent that could not be decoded.
+    pub undecodable: u64,
 }
 
 fn store_err(e: impl std::fmt::Display) -> ApiError {
@@ -231,6 +284,8 @@ impl Core {
             last_tick: Instant::now(),
             suggested: HashMap::new(),
             last_status: Instant::now(),
+            pending: None,
+            drops: CoreDrops::default(),
         })
     }
 
@@ -286,9 +341,12 @@ impl Core {
     }
 
     /// Handles `first` and whatever else is already queued (up to [`BURST`] messages). Frames
-    /// arriving in a burst are stored in one transaction instead of one fsync'd commit each;
-    /// the transaction is committed before any request runs, so a message the user sends is
-    /// still durable before it is reported. Returns true on shutdown.
+    /// arriving in a burst are stored in one transaction instead of one fsync'd commit each
+    /// (group commit). What handling them would send or show (acknowledgements, relays, replies,
+    /// events) waits until that transaction committed; if the commit fails, nothing of the
+    /// burst's messages is reported, relayed or acknowledged (catch-up fetches them again). The
+    /// transaction is committed before any request runs, so a message the user sends is still
+    /// durable before it is reported. Returns true on shutdown.
     fn handle_burst(&mut self, first: CoreMsg, rx: &mpsc::Receiver<CoreMsg>) -> bool {
         let mut batch = vec![first];
         while batch.len() < BURST {
@@ -305,11 +363,9 @@ impl Core {
         for m in batch {
             let is_frame = matches!(m, CoreMsg::Frame { .. });
             if is_frame && frames > 1 {
-                if let Err(e) = self.store.begin_batch() {
-                    warn!("opening a store batch: {e}");
-                }
-            } else if let Err(e) = self.store.commit_batch() {
-                warn!("committing a store batch: {e}");
+                self.begin_group();
+            } else {
+                self.commit_group();
             }
             if matches!(m, CoreMsg::Shutdown) {
                 stop = true;
@@ -317,10 +373,103 @@ impl Core {
             }
             self.handle(m);
         }
-        if let Err(e) = self.store.commit_batch() {
-            warn!("committing a store batch: {e}");
-        }
+        self.commit_group();
         stop
+    }
+
+    /// Opens a group transaction (no-op when one is open or the store refuses).
+    fn begin_group(&mut self) {
+        if self.pending.is_some() {
+            return;
+        }
+        match self.store.begin_batch() {
+            Ok(()) => self.pending = Some(Vec::new()),
+            Err(e) => warn!("opening a store batch: {e}"),
+        }
+    }
+
+    /// Commits the group transaction, then performs its held-back effects in order.
+    fn commit_group(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let pending = match self.store.commit_batch() {
+            Ok(()) => pending,
+            Err(e) => {
+                tracing::error!("committing received messages failed: {e}; none is reported");
+                if let Err(e) = self.store.rollback_batch() {
+                    warn!("rolling back the failed batch: {e}");
+                }
+                self.drops.failed_commits += 1;
+                self.status_dirty = true;
+                pending
+                    .into_iter()
+                    .filter(|p| !p.about_stored_messages())
+                    .collect()
+            }
+        };
+        for p in pending {
+            match p {
+                Pending::Send { peer, frame } => self.transmit(peer, frame),
+                Pending::Event(ev) => {
+                    let _ = self.events.send(ev);
+                }
+            }
+        }
+    }
+
+    /// Shows an event now, or after the open group transaction committed.
+    fn emit(&mut self, ev: EngineEvent) {
+        match &mut self.pending {
+            Some(p) => p.push(Pending::Event(ev)),
+            None => {
+                let _ = self.events.send(ev);
+            }
+        }
+    }
+
+    /// Sends a frame now, or after the open group transaction committed.
+    fn send_frame(&mut self, peer: NodeId, frame: Frame) {
+        match &mut self.pending {
+            Some(p) => p.push(Pending::Send { peer, frame }),
+            None => self.transmit(peer, frame),
+        }
+    }
+
+    /// Queues a frame on the peer's connection. A peer whose queue is over its byte budget is
+    /// not reading: its connection is closed (counted).
+    fn transmit(&mut self, peer: NodeId, frame: Frame) {
+        let own = match &frame {
+            Frame::Msg { message, .. } if message.author == self.id => Some(message.id()),
+            _ => None,
+        };
+        let Some(c) = self.conns.get(&peer) else {
+            return;
+        };
+        match c.tx.send(frame.encode_prefixed()) {
+            Ok(()) => {
+                if let Some(id) = own {
+                    if let Err(e) = self.store.mark_sent(&id, &peer, now_ms()) {
+                        warn!("recording delivery: {e}");
+                    }
+                    self.emit_delivery(&id);
+                }
+            }
+            Err(SendError::Closed) => {}
+            Err(e @ SendError::OverBudget { .. }) => {
+                warn!(peer = %peer.fingerprint(), "closing connection: {e}");
+                self.drops.not_reading += 1;
+                self.status_dirty = true;
+                if let Some(net) = &self.net {
+                    let _ = net.cmd.send(NetCmd::Close {
+                        peer,
+                        conn_id: c.conn_id,
+                        reason: "not reading".to_string(),
+                        code: crate::net::CLOSE_NOT_READING,
+                    });
+                }
+            }
+        }
     }
 
     /// Handles one message (public so an offline client can drive a core without a thread).
@@ -367,10 +516,16 @@ impl Core {
                     self.status_dirty = true;
                 }
             }
+            CoreMsg::Drained {
+                peer: _,
+                conn_id: _,
+                bytes: _,
+            } => {}
             CoreMsg::Frame {
                 peer,
                 conn_id,
                 frame,
+                permit: _permit,
             } => {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
                     // A peer announcing or returning messages written here holds them.
@@ -389,6 +544,7 @@ impl Core {
             }
             CoreMsg::BadFrame { peer, reason } => {
                 warn!(peer = %peer.fingerprint(), %reason, "undecodable frame dropped");
+                self.drops.undecodable += 1;
                 self.proto.count_rejected();
                 self.status_dirty = true;
             }
@@ -430,24 +586,7 @@ impl Core {
         let outs = self.proto.handle(&mut self.store, input, now);
         for o in outs {
             match o {
-                Output::Send { peer, frame } => {
-                    let own = match &frame {
-                        Frame::Msg { message, .. } if message.author == self.id => {
-                            Some(message.id())
-                        }
-                        _ => None,
-                    };
-                    if let Some(c) = self.conns.get(&peer) {
-                        if c.tx.send(frame).is_ok() {
-                            if let Some(id) = own {
-                                if let Err(e) = self.store.mark_sent(&id, &peer, now_ms()) {
-                                    warn!("recording delivery: {e}");
-                                }
-                                self.emit_delivery(&id);
-                            }
-                        }
-                    }
-                }
+                Output::Send { peer, frame } => self.send_frame(peer, frame),
                 Output::SetTimer { at, timer } => {
                     self.timer_seq += 1;
                     self.timers.push(std::cmp::Reverse((at, self.timer_seq)));
@@ -465,14 +604,10 @@ impl Core {
                     match self.store.get_message(&id) {
                         Ok(Some(sm)) if sm.message.room == dm::DM_ROOM => {
                             if let Some(dm) = self.open_dm(&sm) {
-                                let _ = self.events.send(EngineEvent::Dm { dm });
+                                self.emit(EngineEvent::Dm { dm });
                             }
                         }
-                        Ok(Some(sm)) => {
-                            let _ = self
-                                .events
-                                .send(EngineEvent::Message { message: view(&sm) });
-                        }
+                        Ok(Some(sm)) => self.emit(EngineEvent::Message { message: view(&sm) }),
                         Ok(None) => {}
                         Err(e) => warn!("reading back stored message: {e}"),
                     }
@@ -512,6 +647,7 @@ impl Core {
                             peer,
                             conn_id: c.conn_id,
                             reason,
+                            code: crate::net::CLOSE_PROTOCOL,
                         });
                     }
                 }
@@ -525,9 +661,7 @@ impl Core {
                     if let Err(e) = self.store.mark_room_held(&room, &peer, now) {
                         warn!("recording delivery: {e}");
                     }
-                    let _ = self
-                        .events
-                        .send(EngineEvent::DeliveryChanged { room: room.clone() });
+                    self.emit(EngineEvent::DeliveryChanged { room: room.clone() });
                     self.last_sync_at = Some(now);
                     self.status_dirty = true;
                 }
@@ -540,10 +674,10 @@ impl Core {
         }
     }
 
-    fn emit_peer(&self, peer: &NodeId) {
+    fn emit_peer(&mut self, peer: &NodeId) {
         if let Ok(peers) = self.peers() {
             if let Some(p) = peers.into_iter().find(|p| p.id == peer.to_hex()) {
-                let _ = self.events.send(EngineEvent::Peer { peer: p });
+                self.emit(EngineEvent::Peer { peer: p });
             }
         }
     }
@@ -809,7 +943,35 @@ impl Core {
                 .cloned()
                 .collect(),
             carry_quota_full: self.carry_full,
+            drops: self.drops(),
         })
+    }
+
+    /// Everything dropped, refused or cut since start, by reason (the protocol's, the
+    /// driver's and the core's own counters in one table).
+    fn drops(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut d = std::collections::BTreeMap::new();
+        let mut put = |k: &str, v: u64| {
+            if v > 0 {
+                *d.entry(k.to_string()).or_insert(0) += v;
+            }
+        };
+        put("invalid", self.proto.counters().rejected);
+        put("not_reading", self.drops.not_reading);
+        put("failed_commits", self.drops.failed_commits);
+        put("undecodable", self.drops.undecodable);
+        if let Some(net) = &self.net {
+            let c = &net.counters;
+            let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            put("refused_full", get(&c.refused_full));
+            put("refused_per_address", get(&c.refused_per_address));
+            put("refused_handshakes", get(&c.refused_handshakes));
+            put("oversized_frames", get(&c.oversized_frames));
+            put("discovery_dropped", get(&c.discovery_dropped));
+            put("targets_evicted", get(&c.targets_evicted));
+            put("beacon_dropped", get(&c.beacon_dropped));
+        }
+        d
     }
 
     fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
@@ -1086,11 +1248,11 @@ impl Core {
     }
 
     /// Sends the delivery state of a message written here (nothing for other messages).
-    fn emit_delivery(&self, id: &MessageId) {
+    fn emit_delivery(&mut self, id: &MessageId) {
         if let Ok(Some(sm)) = self.store.get_message(id) {
             if sm.local {
                 let message = self.view(&sm);
-                let _ = self.events.send(EngineEvent::Delivery {
+                self.emit(EngineEvent::Delivery {
                     id: message.id,
                     sent_to: message.sent_to,
                     held_by: message.held_by,

@@ -24,6 +24,7 @@ pub mod discovery;
 pub mod export;
 pub mod identity;
 pub mod net;
+pub mod queue;
 pub mod tls;
 
 use std::fs::File;
@@ -274,8 +275,10 @@ impl Engine {
         let (events, _) = broadcast::channel(4096);
         let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
         let (disc_tx, disc_rx) = tokio::sync::mpsc::unbounded_channel();
+        let net_counters = net.counters.clone();
         let info = NetInfo {
             listen,
+            counters: net_counters.clone(),
             mdns: cfg.mdns,
             cmd: net_tx.clone(),
             announcer: None,
@@ -326,7 +329,7 @@ impl Engine {
         }
         if cfg.beacon {
             let rx = engine.inner.shutdown.subscribe();
-            match beacon::start(me, listen.port(), disc_tx, rx) {
+            match beacon::start(me, listen.port(), disc_tx, rx, net_counters) {
                 Ok(task) => {
                     if let Ok(mut t) = engine.inner.tasks.lock() {
                         t.push(task);

@@ -10,7 +10,8 @@
 //! To make races rare, the higher id waits a moment before dialing a freshly discovered peer.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::core::{CoreMsg, NetCmd};
 use crate::discovery::Discovered;
+use crate::queue::{out_queue, InCredit, OutPause, OutReceiver, DRAIN_REPORT_BYTES};
 use crate::tls::{connection_peer_id, TlsIdentity, SERVER_NAME};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -32,9 +34,52 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(6);
 const RACE_WINDOW: Duration = Duration::from_secs(2);
 /// Application close codes.
 const CLOSE_DUPLICATE: u32 = 1;
-const CLOSE_PROTOCOL: u32 = 2;
+/// Closed for breaking the protocol.
+pub const CLOSE_PROTOCOL: u32 = 2;
 const CLOSE_SELF: u32 = 3;
 const CLOSE_SHUTDOWN: u32 = 4;
+/// Closed because the node is at its connection cap (or the source address at its own).
+const CLOSE_BUSY: u32 = 5;
+/// Closed because the peer did not read what it was sent (its queue went over budget).
+pub const CLOSE_NOT_READING: u32 = 6;
+
+/// Live connections, at most. Far above what one LAN node needs (it keeps one connection per
+/// peer it talks to), low enough that queues and state per connection stay bounded in total.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Live connections plus handshakes from one IP address, at most: a few nodes behind one NAT
+/// are fine, one host opening hundreds is not.
+pub const MAX_PER_ADDRESS: usize = 4;
+/// Incoming handshakes in flight at once, at most (each costs a TLS handshake's CPU).
+pub const MAX_HANDSHAKES: usize = 16;
+
+/// What the driver refused or cut, by reason; shared with the core for the status.
+#[derive(Debug, Default)]
+pub struct NetCounters {
+    /// Incoming attempts refused: the node had [`MAX_CONNECTIONS`] connections.
+    pub refused_full: AtomicU64,
+    /// Incoming attempts refused: the source address had [`MAX_PER_ADDRESS`].
+    pub refused_per_address: AtomicU64,
+    /// Incoming attempts refused: [`MAX_HANDSHAKES`] handshakes were in flight.
+    pub refused_handshakes: AtomicU64,
+    /// Frames that did not decode (the connection keeps serving).
+    pub undecodable_frames: AtomicU64,
+    /// Connections closed because the peer sent a frame over the size limit.
+    pub oversized_frames: AtomicU64,
+    /// Discovery records ignored: the source address announced too many ids, or the target
+    /// table was full of verified peers.
+    pub discovery_dropped: AtomicU64,
+    /// Unverified dial targets evicted to make room, or expired.
+    pub targets_evicted: AtomicU64,
+    /// Beacon packets ignored: over their source address's rate.
+    pub beacon_dropped: AtomicU64,
+}
+
+impl NetCounters {
+    /// Adds one to a counter.
+    pub fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Where a dial target came from.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -52,10 +97,27 @@ struct Target {
     attempts: u32,
     /// Kept forever (static, discovered and known peers); others give up after a few tries.
     persistent: bool,
+    /// The address a connection to the expected id was made through: kept first, never pushed
+    /// out of the list by addresses that discovery merely claims.
+    verified: Option<SocketAddr>,
+    /// Last time discovery (mDNS, beacon) mentioned it; `None` for targets not from discovery.
+    heard: Option<Instant>,
 }
 
 /// Addresses remembered per dial target.
 const MAX_ADDRS: usize = 8;
+/// Dial targets remembered, at most. Discovery input is unauthenticated (anyone can send a
+/// beacon or an mDNS record for any id and address): past this, targets never verified by a
+/// connection are evicted oldest-heard first, and new ones are dropped if none can go.
+pub const MAX_TARGETS: usize = 512;
+/// Different unverified node ids one IP address may announce through discovery. An honest host
+/// runs one node (a test host or a shared gateway a few).
+pub const MAX_IDS_PER_ADDRESS: usize = 4;
+/// A discovered target never verified and not heard of for this long is forgotten.
+const DISCOVERED_TTL: Duration = Duration::from_secs(10 * 60);
+/// Outgoing dials in flight at once, at most: forged discovery records must not turn the node
+/// into a tool that dials thousands of addresses at once.
+pub const MAX_DIALS_IN_FLIGHT: usize = 8;
 /// Dial attempts per address of a non-persistent target (a peer of a peer) before giving up.
 const TRIES_PER_ADDR: u32 = 3;
 
@@ -80,6 +142,8 @@ enum Internal {
         peer: NodeId,
         conn_id: u64,
     },
+    /// An incoming handshake from this address ended (either way).
+    HandshakeEnded(IpAddr),
 }
 
 /// Handle for the running driver.
@@ -87,6 +151,8 @@ pub struct Net {
     /// Local address the endpoint is bound to.
     pub listen: SocketAddr,
     endpoint: quinn::Endpoint,
+    /// Refusals and cuts by reason.
+    pub counters: Arc<NetCounters>,
 }
 
 impl Net {
@@ -102,7 +168,11 @@ impl Net {
             Err(e) => return Err(e),
         };
         let listen = endpoint.local_addr()?;
-        Ok(Net { listen, endpoint })
+        Ok(Net {
+            listen,
+            endpoint,
+            counters: Arc::default(),
+        })
     }
 
     /// Runs the driver until `cmds` closes or a shutdown arrives.
@@ -125,6 +195,8 @@ impl Net {
             internal: itx,
             targets: HashMap::new(),
             live: HashMap::new(),
+            handshakes: HashMap::new(),
+            counters: self.counters,
             next_conn_id: 1,
             jitter: u64::from_le_bytes([
                 me.0[0], me.0[1], me.0[2], me.0[3], me.0[4], me.0[5], me.0[6], me.0[7],
@@ -142,6 +214,9 @@ struct Driver {
     internal: UnboundedSender<Internal>,
     targets: HashMap<Key, Target>,
     live: HashMap<NodeId, Live>,
+    /// Incoming handshakes in flight, per source address.
+    handshakes: HashMap<IpAddr, usize>,
+    counters: Arc<NetCounters>,
     next_conn_id: u64,
     /// State of a small LCG for backoff jitter.
     jitter: u64,
@@ -191,6 +266,10 @@ impl Driver {
                     Some(id) if persistent => Key::Id(id),
                     _ => Key::Addr(addr),
                 };
+                if !self.targets.contains_key(&key) && !self.make_room() {
+                    NetCounters::bump(&self.counters.discovery_dropped);
+                    return;
+                }
                 let t = self.targets.entry(key).or_insert_with(|| Target {
                     id,
                     addrs: vec![],
@@ -199,10 +278,13 @@ impl Driver {
                     dialing: false,
                     attempts: 0,
                     persistent,
+                    verified: None,
+                    heard: None,
                 });
                 t.persistent |= persistent;
                 if !t.addrs.contains(&addr) {
-                    t.addrs.insert(0, addr);
+                    let at = usize::from(t.verified.is_some());
+                    t.addrs.insert(at.min(t.addrs.len()), addr);
                     t.addrs.truncate(MAX_ADDRS);
                 }
                 t.next = Instant::now();
@@ -212,25 +294,88 @@ impl Driver {
                 peer,
                 conn_id,
                 reason,
+                code,
             } => {
                 if let Some(l) = self.live.get(&peer).filter(|l| l.conn_id == conn_id) {
-                    l.conn
-                        .close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), reason.as_bytes());
+                    l.conn.close(quinn::VarInt::from_u32(code), reason.as_bytes());
                 }
             }
         }
     }
 
+    /// Makes room for one more dial target: evicts the unverified, non-static target heard of
+    /// longest ago. False if the table is full of targets that must stay.
+    fn make_room(&mut self) -> bool {
+        if self.targets.len() < MAX_TARGETS {
+            return true;
+        }
+        let victim = self
+            .targets
+            .iter()
+            .filter(|(_, t)| t.verified.is_none() && !t.dialing && t.heard.is_some())
+            .min_by_key(|(_, t)| t.heard)
+            .map(|(k, _)| *k);
+        match victim {
+            Some(k) => {
+                self.targets.remove(&k);
+                NetCounters::bump(&self.counters.targets_evicted);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Unverified ids discovery attributed to `ip` (other than `id`).
+    fn ids_claimed_by(&self, ip: IpAddr, id: &NodeId) -> usize {
+        self.targets
+            .values()
+            .filter(|t| {
+                t.heard.is_some()
+                    && t.verified.is_none()
+                    && t.id.as_ref() != Some(id)
+                    && t.addrs.iter().any(|a| a.ip() == ip)
+            })
+            .count()
+    }
+
+    /// Forgets discovered targets never verified and not heard of for [`DISCOVERED_TTL`].
+    fn expire_targets(&mut self) {
+        let now = Instant::now();
+        let before = self.targets.len();
+        self.targets.retain(|_, t| {
+            t.verified.is_some()
+                || t.dialing
+                || t.heard
+                    .is_none_or(|h| now.saturating_duration_since(h) < DISCOVERED_TTL)
+        });
+        for _ in self.targets.len()..before {
+            NetCounters::bump(&self.counters.targets_evicted);
+        }
+    }
+
     fn on_discovered(&mut self, d: Discovered) {
-        if d.id == self.me {
+        if d.id == self.me || d.addrs.is_empty() {
             return;
+        }
+        let key = Key::Id(d.id);
+        if !self.targets.contains_key(&key) {
+            // Unauthenticated input: one source may not fill the table with made-up ids.
+            let flooding = d
+                .addrs
+                .iter()
+                .any(|a| self.ids_claimed_by(a.ip(), &d.id) >= MAX_IDS_PER_ADDRESS);
+            if flooding || !self.make_room() {
+                NetCounters::bump(&self.counters.discovery_dropped);
+                debug!(id = %d.id.fingerprint(), "discovery record ignored (caps)");
+                return;
+            }
         }
         let delay = if self.me < d.id {
             Duration::ZERO
         } else {
             Duration::from_millis(1500)
         };
-        let t = self.targets.entry(Key::Id(d.id)).or_insert_with(|| Target {
+        let t = self.targets.entry(key).or_insert_with(|| Target {
             id: Some(d.id),
             addrs: vec![],
             next: Instant::now() + delay,
@@ -238,14 +383,17 @@ impl Driver {
             dialing: false,
             attempts: 0,
             persistent: true,
+            verified: None,
+            heard: None,
         });
         t.persistent = true;
-        // Fresh addresses first (at most MAX_ADDRS kept). Only a new address is worth an
-        // immediate retry: mDNS and beacons repeat themselves, and an unreachable peer must
-        // not be redialed every time it is heard.
+        t.heard = Some(Instant::now());
+        // The verified address first, then fresh addresses (at most MAX_ADDRS kept). Only a new
+        // address is worth an immediate retry: mDNS and beacons repeat themselves, and an
+        // unreachable peer must not be redialed every time it is heard.
         let fresh = d.addrs.iter().any(|a| !t.addrs.contains(a));
-        let mut addrs = d.addrs;
-        for a in &t.addrs {
+        let mut addrs: Vec<SocketAddr> = t.verified.into_iter().collect();
+        for a in d.addrs.iter().chain(t.addrs.iter()) {
             if !addrs.contains(a) {
                 addrs.push(*a);
             }
@@ -269,16 +417,21 @@ impl Driver {
     }
 
     fn dial_due(&mut self) {
+        self.expire_targets();
         let now = Instant::now();
-        let due: Vec<Key> = self
+        let in_flight = self.targets.values().filter(|t| t.dialing).count();
+        let mut due: Vec<(Instant, Key)> = self
             .targets
             .iter()
             .filter(|(_, t)| {
                 !t.dialing && t.next <= now && !t.addrs.is_empty() && !self.connected_to(t)
             })
-            .map(|(k, _)| *k)
+            .map(|(k, t)| (t.next, *k))
             .collect();
-        for key in due {
+        // Longest-waiting first, and never more than MAX_DIALS_IN_FLIGHT at once.
+        due.sort_by_key(|(next, _)| *next);
+        due.truncate(MAX_DIALS_IN_FLIGHT.saturating_sub(in_flight));
+        for (_, key) in due {
             let Some(t) = self.targets.get_mut(&key) else {
                 continue;
             };
@@ -320,10 +473,40 @@ impl Driver {
         }
     }
 
+    /// Live connections and handshakes in flight from `ip`.
+    fn from_address(&self, ip: IpAddr) -> usize {
+        let live = self
+            .live
+            .values()
+            .filter(|l| l.conn.remote_address().ip() == ip)
+            .count();
+        live + self.handshakes.get(&ip).copied().unwrap_or(0)
+    }
+
     fn accept(&mut self, inc: quinn::Incoming) {
+        let ip = inc.remote_address().ip();
+        let in_flight: usize = self.handshakes.values().sum();
+        let refused = if self.live.len() >= MAX_CONNECTIONS {
+            Some(&self.counters.refused_full)
+        } else if in_flight >= MAX_HANDSHAKES {
+            Some(&self.counters.refused_handshakes)
+        } else if self.from_address(ip) >= MAX_PER_ADDRESS {
+            Some(&self.counters.refused_per_address)
+        } else {
+            None
+        };
+        if let Some(counter) = refused {
+            NetCounters::bump(counter);
+            debug!(%ip, "incoming connection refused (connection caps)");
+            inc.refuse();
+            return;
+        }
+        *self.handshakes.entry(ip).or_default() += 1;
         let itx = self.internal.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(DIAL_TIMEOUT, async { inc.accept()?.await }).await {
+            let res = tokio::time::timeout(DIAL_TIMEOUT, async { inc.accept()?.await }).await;
+            let _ = itx.send(Internal::HandshakeEnded(ip));
+            match res {
                 Ok(Ok(conn)) => {
                     let _ = itx.send(Internal::Established {
                         conn,
@@ -363,6 +546,14 @@ impl Driver {
                 dialer_is_me,
                 key,
             } => self.established(conn, dialer_is_me, key),
+            Internal::HandshakeEnded(ip) => {
+                if let Some(n) = self.handshakes.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.handshakes.remove(&ip);
+                    }
+                }
+            }
             Internal::Closed { peer, conn_id } => {
                 if self.live.get(&peer).is_some_and(|l| l.conn_id == conn_id) {
                     self.live.remove(&peer);
@@ -398,12 +589,28 @@ impl Driver {
             }
             return;
         }
-        if let Some(Key::Addr(_)) = key {
-            if let Some(t) = key.and_then(|k| self.targets.get_mut(&k)) {
+        if let Some(t) = key.and_then(|k| self.targets.get_mut(&k)) {
+            if t.id.is_none() {
                 t.id = Some(peer);
+            }
+            if t.id == Some(peer) {
+                // This address really reaches that node: keep it first from now on.
+                let addr = conn.remote_address();
+                t.verified = Some(addr);
+                t.addrs.retain(|a| *a != addr);
+                t.addrs.insert(0, addr);
+                t.addrs.truncate(MAX_ADDRS);
             }
         }
         let dialer = if dialer_is_me { self.me } else { peer };
+        if !self.live.contains_key(&peer) && self.live.len() >= MAX_CONNECTIONS {
+            // Incoming attempts were refused before the handshake; this is one of our own
+            // dials (or an accept that raced the cap).
+            NetCounters::bump(&self.counters.refused_full);
+            debug!(peer = %peer.fingerprint(), "connection closed: at the connection cap");
+            conn.close(quinn::VarInt::from_u32(CLOSE_BUSY), b"busy");
+            return;
+        }
         if let Some(old) = self.live.get(&peer) {
             // Two connections to one peer. If both were dialed at about the same time by
             // different sides, both nodes keep the one dialed by the lower id. Otherwise the
@@ -428,7 +635,7 @@ impl Driver {
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
         let addr = conn.remote_address();
-        let (ftx, frx) = unbounded_channel();
+        let (ftx, frx, pause) = out_queue();
         self.live.insert(
             peer,
             Live {
@@ -445,14 +652,21 @@ impl Driver {
             tx: ftx,
         });
         let span = tracing::error_span!("conn", peer = %peer.fingerprint(), %addr, id = conn_id);
-        tokio::spawn(writer(conn.clone(), frx).instrument(span.clone()));
+        tokio::spawn(
+            writer(conn.clone(), frx, peer, conn_id, self.core.clone()).instrument(span.clone()),
+        );
         tokio::spawn(
             reader(
-                conn,
-                peer,
-                conn_id,
-                self.core.clone(),
-                self.internal.clone(),
+                Reader {
+                    conn,
+                    peer,
+                    conn_id,
+                    core: self.core.clone(),
+                    internal: self.internal.clone(),
+                    pause,
+                    credit: InCredit::default(),
+                    counters: self.counters.clone(),
+                },
             )
             .instrument(span),
         );
@@ -460,7 +674,15 @@ impl Driver {
     }
 }
 
-async fn writer(conn: quinn::Connection, mut frames: UnboundedReceiver<Frame>) {
+/// Writes the connection's queued frames to our stream, in order, and reports what it wrote
+/// to the core (at least every [`DRAIN_REPORT_BYTES`] and whenever the queue runs empty).
+async fn writer(
+    conn: quinn::Connection,
+    mut frames: OutReceiver,
+    peer: NodeId,
+    conn_id: u64,
+    core: std_mpsc::Sender<CoreMsg>,
+) {
     let mut stream = match conn.open_uni().await {
         Ok(s) => s,
         Err(e) => {
@@ -468,27 +690,65 @@ async fn writer(conn: quinn::Connection, mut frames: UnboundedReceiver<Frame>) {
             return;
         }
     };
-    while let Some(frame) = frames.recv().await {
-        if let Err(e) = stream.write_all(&frame.encode_prefixed()).await {
+    let mut unreported = 0usize;
+    while let Some(bytes) = frames.recv().await {
+        if let Err(e) = stream.write_all(&bytes).await {
             debug!("write: {e}");
             return;
+        }
+        frames.written(bytes.len());
+        unreported += bytes.len();
+        if unreported >= DRAIN_REPORT_BYTES || frames.is_empty() {
+            let msg = CoreMsg::Drained {
+                peer,
+                conn_id,
+                bytes: std::mem::take(&mut unreported),
+            };
+            if core.send(msg).is_err() {
+                return;
+            }
         }
     }
     let _ = stream.finish();
 }
 
-async fn reader(
+/// What a connection's reader needs.
+struct Reader {
     conn: quinn::Connection,
     peer: NodeId,
     conn_id: u64,
     core: std_mpsc::Sender<CoreMsg>,
     internal: UnboundedSender<Internal>,
-) {
+    /// Set while the peer does not read what we queued for it.
+    pause: OutPause,
+    /// This connection's share of the core's queue.
+    credit: InCredit,
+    counters: Arc<NetCounters>,
+}
+
+/// Reads the peer's stream frame by frame and hands each to the core. Stops reading (so QUIC
+/// flow control stops the peer) while the peer does not read its own replies or while the core
+/// still holds [`crate::queue::IN_BUDGET_BYTES`] of this connection's frames.
+async fn reader(r: Reader) {
+    let Reader {
+        conn,
+        peer,
+        conn_id,
+        core,
+        internal,
+        pause,
+        credit,
+        counters,
+    } = r;
     let result: Result<(), String> = async {
         let mut stream = conn.accept_uni().await.map_err(|e| e.to_string())?;
         let mut len = [0u8; 4];
         let mut buf = Vec::new();
         loop {
+            if pause.paused() {
+                debug!("peer is not reading its replies: pausing its requests");
+                pause.wait_until_drained().await;
+            }
             match stream.read_exact(&mut len).await {
                 Ok(()) => {}
                 Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(()),
@@ -496,6 +756,7 @@ async fn reader(
             }
             let n = u32::from_be_bytes(len) as usize;
             if n == 0 || n > MAX_FRAME_BYTES {
+                NetCounters::bump(&counters.oversized_frames);
                 conn.close(quinn::VarInt::from_u32(CLOSE_PROTOCOL), b"frame size");
                 return Err(format!(
                     "frame of {n} bytes is over the limit; connection closed"
@@ -506,16 +767,23 @@ async fn reader(
                 .read_exact(&mut buf)
                 .await
                 .map_err(|e| e.to_string())?;
+            let Some(permit) = credit.take(n).await else {
+                return Ok(());
+            };
             let msg = match Frame::decode(&buf) {
                 Ok(frame) => CoreMsg::Frame {
                     peer,
                     conn_id,
                     frame,
+                    permit,
                 },
-                Err(e) => CoreMsg::BadFrame {
-                    peer,
-                    reason: e.to_string(),
-                },
+                Err(e) => {
+                    NetCounters::bump(&counters.undecodable_frames);
+                    CoreMsg::BadFrame {
+                        peer,
+                        reason: e.to_string(),
+                    }
+                }
             };
             if core.send(msg).is_err() {
                 return Ok(());

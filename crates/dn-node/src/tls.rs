@@ -90,6 +90,9 @@ impl TlsIdentity {
             .map_err(|e| TlsError::Quic(e.to_string()))?;
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         cfg.transport_config(transport());
+        // Connection attempts waiting for the driver to accept or refuse them (see net.rs for
+        // the caps it applies); past this quinn refuses new ones itself.
+        cfg.max_incoming(MAX_INCOMING);
         Ok(cfg)
     }
 
@@ -117,8 +120,24 @@ impl TlsIdentity {
     }
 }
 
+/// Connection attempts quinn holds before the driver has looked at them.
+pub const MAX_INCOMING: usize = 64;
+
+/// Streams a peer may open towards us: the protocol uses exactly one unidirectional stream per
+/// direction and no bidirectional ones. quinn's defaults (100 of each, each with its own receive
+/// window) let one connection pin hundreds of MiB in streams it never finishes.
+pub const MAX_UNI_STREAMS: u32 = 1;
+/// Bytes a peer may have in flight towards us on its stream before it must wait for us to read
+/// (flow control). A frame is at most 64 KiB; 1 MiB keeps a LAN link full (1 MiB per 1 ms RTT)
+/// and a 100 ms relay link at ~10 MB/s, while bounding what one peer can make us buffer.
+pub const STREAM_RECEIVE_WINDOW: u32 = 1024 * 1024;
+/// Bytes quinn buffers for sending on one connection before our writer waits (the peer's window
+/// is the other limit). Our own per-connection queue in front of it has its own byte budget.
+pub const SEND_WINDOW: u64 = 2 * 1024 * 1024;
+
 /// Transport settings for LANs: short keep-alive and idle timeout so a vanished peer is noticed
-/// within seconds, and a LAN-sized initial RTT guess.
+/// within seconds, a LAN-sized initial RTT guess, and deliberate stream and window limits (see
+/// the constants above): what a peer can make us buffer is bounded per connection.
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_secs(2)));
@@ -126,6 +145,12 @@ fn transport() -> Arc<quinn::TransportConfig> {
         t.max_idle_timeout(Some(idle));
     }
     t.initial_rtt(Duration::from_millis(50));
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(MAX_UNI_STREAMS));
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(0));
+    t.stream_receive_window(quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW));
+    t.receive_window(quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW));
+    t.send_window(SEND_WINDOW);
+    t.datagram_receive_buffer_size(None);
     Arc::new(t)
 }
 

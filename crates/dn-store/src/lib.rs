@@ -37,7 +37,7 @@ use rusqlite::{Connection, ErrorCode};
 
 pub use error::StoreError;
 pub use messages::StoredMessage;
-pub use meta::{PeerRow, RoomRow};
+pub use meta::{PeerRow, RoomRow, MAX_PEERS};
 
 /// Result with [`StoreError`] as the default error.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -86,6 +86,15 @@ impl Store {
         Ok(())
     }
 
+    /// Rolls back the transaction opened by [`Store::begin_batch`] (after a failed commit; no-op
+    /// if none is open).
+    pub fn rollback_batch(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
+    }
+
     /// Stores a batch of `(message, received_at_ms, local)` in one transaction: all or none.
     /// Returns, per entry, whether it was new (a repeat inside the batch is not new).
     pub fn insert_messages(&self, batch: &[(Message, u64, bool)]) -> Result<Vec<bool>> {

@@ -56,6 +56,10 @@ fn read_peer(row: &Row<'_>) -> Result<PeerRow> {
 
 const PEER_COLS: &str = "id, name, addresses, last_seen, first_seen";
 
+/// Peers remembered, at most (see [`Store::cap_peers`]). A hub has a few hundred laptops; a
+/// flood of made-up identities must not grow the table (and the peer list) without bound.
+pub const MAX_PEERS: usize = 2048;
+
 impl Store {
     // ---- rooms -------------------------------------------------------------------------
 
@@ -200,6 +204,29 @@ impl Store {
             ms_to_sql(first_seen),
             !unique.is_empty(),
         ])?;
+        self.cap_peers(MAX_PEERS)
+    }
+
+    /// Keeps at most `max` peers: anyone can make keys and connect, so the table is bounded.
+    /// Peers that never gave a name (never completed a hello) go first, then those seen longest
+    /// ago; their sync and delivery records go with them.
+    pub fn cap_peers(&self, max: usize) -> Result<()> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM peers")?
+            .query_row([], |r| r.get(0))?;
+        let excess = usize::try_from(n).unwrap_or(0).saturating_sub(max);
+        if excess == 0 {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "DELETE FROM peers WHERE id IN (
+                     SELECT id FROM peers
+                     ORDER BY name IS NOT NULL, last_seen IS NOT NULL, last_seen, id
+                     LIMIT ?1)",
+            )?
+            .execute([i64::try_from(excess).unwrap_or(i64::MAX)])?;
         Ok(())
     }
 

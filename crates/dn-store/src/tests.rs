@@ -856,3 +856,29 @@ fn sync_state_and_batches_work_inside_a_burst_batch() {
     assert_eq!(s.last_synced(&peer, "r").unwrap(), Some(42));
     assert_eq!(s.message_count(None).unwrap(), 2);
 }
+
+#[test]
+fn the_peer_table_is_capped_dropping_nameless_then_least_recently_seen_peers() {
+    let store = Store::open_in_memory().unwrap();
+    let id = |i: u32| {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_be_bytes());
+        NodeId(b)
+    };
+    // 6 peers: 0-3 named (seen at 10, 40, 20, 30), 4-5 never named.
+    for (i, seen) in [(0u32, 10u64), (1, 40), (2, 20), (3, 30)] {
+        store.upsert_peer(&id(i), Some("n"), &[], Some(seen)).unwrap();
+    }
+    store.upsert_peer(&id(4), None, &[], Some(50)).unwrap();
+    store.upsert_peer(&id(5), None, &[], Some(60)).unwrap();
+    assert_eq!(store.peers().unwrap().len(), 6);
+    store.cap_peers(3).unwrap();
+    let mut left: Vec<NodeId> = store.peers().unwrap().into_iter().map(|p| p.id).collect();
+    left.sort();
+    assert_eq!(left, vec![id(1), id(2), id(3)]);
+    // upsert_peer applies the real cap: the table never grows past it.
+    for i in 100..(100 + crate::meta::MAX_PEERS as u32 + 10) {
+        store.upsert_peer(&id(i), Some("x"), &[], Some(u64::from(i))).unwrap();
+    }
+    assert_eq!(store.peers().unwrap().len(), crate::meta::MAX_PEERS);
+}
