@@ -15,7 +15,10 @@ struct Net {
     queue: VecDeque<(usize, usize, Vec<u8>)>,
     closed: Vec<(usize, String)>,
     rejected: usize,
+    dropped: Vec<(usize, DropReason)>,
     frames: usize,
+    /// Report written bytes back as `Drained` (a peer that reads).
+    drain: bool,
     now: u64,
 }
 
@@ -44,7 +47,9 @@ impl Net {
             queue: VecDeque::new(),
             closed: vec![],
             rejected: 0,
+            dropped: vec![],
             frames: 0,
+            drain: true,
             now: 0,
         }
     }
@@ -64,6 +69,7 @@ impl Net {
                     }
                 }
                 Output::Rejected { .. } => self.rejected += 1,
+                Output::Dropped { reason, .. } => self.dropped.push((i, reason)),
                 Output::Close { reason, .. } => self.closed.push((i, reason)),
                 _ => {}
             }
@@ -91,6 +97,17 @@ impl Net {
                 continue;
             }
             self.frames += 1;
+            if self.drain {
+                let to_id = self.id(to);
+                let written = bytes.len() as u64 + 4;
+                self.input(
+                    from,
+                    Input::Drained {
+                        peer: to_id,
+                        bytes: written,
+                    },
+                );
+            }
             let frame = Frame::decode(&bytes).unwrap();
             if std::env::var("DN_TRACE").is_ok() {
                 eprintln!("t={} {from}->{to} {}", self.now, frame.kind());
