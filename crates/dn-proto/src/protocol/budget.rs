@@ -267,7 +267,11 @@ mod tests {
         assert!(!b.take(1_000));
         assert!(!b.take(1_499), "half a second gives less than one token");
         assert!(b.take(1_500));
-        assert_eq!(b.take_up_to(1_500 + 60_000, 100), 10, "refill capped at burst");
+        assert_eq!(
+            b.take_up_to(1_500 + 60_000, 100),
+            10,
+            "refill capped at burst"
+        );
         // Time going backwards neither refills nor panics.
         assert!(!b.take(0));
     }

@@ -28,8 +28,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 pub mod budget;
 mod pending;
 
-pub use budget::{Budget, DropReason, Drops, TokenBucket};
 use budget::Buckets;
+pub use budget::{Budget, DropReason, Drops, TokenBucket};
 use pending::Pending;
 
 use crate::codec::Frame;
@@ -743,10 +743,7 @@ impl Protocol {
             .map(|(id, _)| *id)
             .collect();
         for peer in waiting {
-            loop {
-                let Some(p) = self.peers.get(&peer) else {
-                    break;
-                };
+            while let Some(p) = self.peers.get(&peer) {
                 if p.in_flight > 0 && p.in_flight + MAX_WIRE_FRAME > REPLY_WINDOW_BYTES {
                     break;
                 }
@@ -1030,11 +1027,11 @@ impl Protocol {
         &mut self,
         store: &mut dyn Storage,
         peer: NodeId,
-        room: String,
+        room: &str,
         ids: Vec<MessageId>,
         out: &mut Vec<Output>,
     ) {
-        if !self.shared(peer, &room) {
+        if !self.shared(peer, room) {
             self.drop_frame(peer, DropReason::UnknownRoom, out);
             return;
         }
@@ -1050,7 +1047,7 @@ impl Protocol {
             }
             match store.has(&id) {
                 Ok(true) => {}
-                Ok(false) => full |= !self.await_missing(id, &room, peer, out),
+                Ok(false) => full |= !self.await_missing(id, room, peer, out),
                 Err(e) => out.push(Output::StorageFailed(e)),
             }
         }
@@ -1249,7 +1246,7 @@ impl Protocol {
             Frame::Msg { hops, message } => self.on_message(store, peer, hops, message, out),
             Frame::Recon { room, msg } => self.on_recon(store, peer, room, &msg, out),
             Frame::ReconDone { room } => self.on_recon_done(peer, room, out),
-            Frame::IHave { room, ids } => self.on_ihave(store, peer, room, ids, out),
+            Frame::IHave { room, ids } => self.on_ihave(store, peer, &room, ids, out),
             Frame::Graft { room, ids } => {
                 if !self.shared(peer, &room) {
                     self.drop_frame(peer, DropReason::UnknownRoom, out);
