@@ -13,9 +13,15 @@
 //!   [`Propagation::Flood`] pushes to every link instead (the baseline the simulator compares
 //!   against). In both modes `hops` drops by one per forward (0 = store, do not forward), the
 //!   store is the seen-set, and peers known to hold a message are skipped.
-//! - **Catch-up**: when two peers share a room (after hello, after either joins), each sends its
-//!   full id set for that room as `Have` frames; the receiver answers with `Want` for the ids it
-//!   lacks, and gets them as `Msg`. Both sides pull, so each missing message crosses once.
+//! - **Catch-up**: when two peers share a room (after hello, after either joins, and every
+//!   [`ANTI_ENTROPY_MS`]) the lower id starts a set reconciliation ([`crate::recon`]); each
+//!   side sends the messages the other lacks. One exchange per (peer, room) at a time, tracked
+//!   by its salt; [`Output::Synced`] only when a tracked exchange completes.
+//! - **Budgets** ([`budget`]): request-like frames are paid from per-peer token buckets, taken
+//!   only for rooms both sides share; over budget they are dropped, counted
+//!   ([`Counters::drops`]) and reported ([`Output::Dropped`]). Replies (grafts, catch-up) wait
+//!   in a bounded per-peer queue and go out within a byte window the driver reopens with
+//!   [`Input::Drained`].
 //! - **Validation**: every received message is verified (signature, size, room and name rules)
 //!   and must be for a room this node joined; anything else is rejected, reported and counted,
 //!   and the connection keeps serving.
