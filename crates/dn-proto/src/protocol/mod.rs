@@ -13,9 +13,15 @@
 //!   [`Propagation::Flood`] pushes to every link instead (the baseline the simulator compares
 //!   against). In both modes `hops` drops by one per forward (0 = store, do not forward), the
 //!   store is the seen-set, and peers known to hold a message are skipped.
-//! - **Catch-up**: when two peers share a room (after hello, after either joins), each sends its
-//!   full id set for that room as `Have` frames; the receiver answers with `Want` for the ids it
-//!   lacks, and gets them as `Msg`. Both sides pull, so each missing message crosses once.
+//! - **Catch-up**: when two peers share a room (after hello, after either joins, and every
+//!   [`ANTI_ENTROPY_MS`]) the lower id starts a set reconciliation ([`crate::recon`]); each
+//!   side sends the messages the other lacks. One exchange per (peer, room) at a time, tracked
+//!   by its salt; [`Output::Synced`] only when a tracked exchange completes.
+//! - **Budgets** ([`budget`]): request-like frames are paid from per-peer token buckets, taken
+//!   only for rooms both sides share; over budget they are dropped, counted
+//!   ([`Counters::drops`]) and reported ([`Output::Dropped`]). Replies (grafts, catch-up) wait
+//!   in a bounded per-peer queue and go out within a byte window the driver reopens with
+//!   [`Input::Drained`].
 //! - **Validation**: every received message is verified (signature, size, room and name rules)
 //!   and must be for a room this node joined; anything else is rejected, reported and counted,
 //!   and the connection keeps serving.
@@ -24,6 +30,13 @@
 //! data ([`Output::SetTimer`] out, [`Input::Timer`] in), so a simulator can run it exactly.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+pub mod budget;
+mod pending;
+
+use budget::Buckets;
+pub use budget::{Budget, DropReason, Drops, TokenBucket};
+use pending::Pending;
 
 use crate::codec::Frame;
 use crate::message::{normalize_room, Message, MessageId, NodeId, PROTOCOL_VERSION};
@@ -44,8 +57,34 @@ const RECON_MIN_GAP_MS: u64 = 1_000;
 pub const ANTI_ENTROPY_MS: u64 = 60_000;
 /// Ids remembered per peer as "already has it" before the memory is reset.
 const KNOWN_CAP: usize = 200_000;
-/// Messages awaited after an `IHave` before the oldest entries are forgotten.
-const MISSING_CAP: usize = 50_000;
+/// Messages awaited after an `IHave`, from all peers together. Each entry is about 100 bytes
+/// and lives one `ihave_timeout_ms` plus one `graft_retry_ms` per announcer: 50,000 is far
+/// more than an honest network announces in that time, and bounds the table to ≈ 5 MB.
+pub const MISSING_CAP: usize = 50_000;
+/// Pending repairs first announced by one peer. An honest peer announces each new message
+/// once; 4,096 unanswered announcements in one `ihave_timeout_ms` is far beyond any honest
+/// burst, and 12 flooding peers cannot fill [`MISSING_CAP`] for the others.
+pub const MISSING_PER_PEER: usize = 4_096;
+/// Ids one peer may have waiting in its reply queue (messages it asked for by Graft or that a
+/// reconciliation found it lacks, sent as its window allows). 65,536 ids are 2 MiB of memory;
+/// a larger difference is sent in later catch-up exchanges, since an exchange only ever
+/// lists what is still missing.
+pub const REPLY_QUEUE_CAP: usize = 65_536;
+/// Bytes of frames to one peer that may be written but not yet reported as drained
+/// ([`Input::Drained`]) before queued replies wait. 1 MiB keeps a fast link busy (a few
+/// hundred messages per round trip) while a peer that never reads costs at most this.
+pub const REPLY_WINDOW_BYTES: u64 = 1024 * 1024;
+/// Largest frame on the wire with its length prefix: a queued reply is released only while
+/// it cannot take the window past [`REPLY_WINDOW_BYTES`].
+const MAX_WIRE_FRAME: u64 = crate::codec::MAX_FRAME_BYTES as u64 + 4;
+/// A reconciliation exchange with no frame either way for this long is abandoned: a new one
+/// may start. Honest rounds follow each other within a round trip; 30 s is also below
+/// [`ANTI_ENTROPY_MS`], so the periodic re-check always finds the previous exchange over.
+pub const EXCHANGE_IDLE_MS: u64 = 30_000;
+/// Own messages remembered per peer as "sent to it", so its acknowledgement (`IHave` from the
+/// receiver) can be reported as [`Output::Acked`]. Acks come one round trip after the send;
+/// 4,096 covers a full reply window of small messages. Older entries are forgotten first.
+pub const SENT_MEMORY_CAP: usize = 4_096;
 /// How often a node re-signs its neighbour list even if nothing changed, ms.
 pub const TOPO_REFRESH_MS: u64 = 120_000;
 /// A neighbour list not refreshed for this long is dropped (its node left), ms.
@@ -194,6 +233,16 @@ pub enum Input {
     /// fell back under it (false). While over, carried rooms are neither announced nor
     /// accepted, and no new room is carried; joined rooms and direct messages go on.
     CarryFull(bool),
+    /// The driver wrote `bytes` of frames for `peer` to the network (each frame counted as
+    /// its encoded body plus the 4-byte length prefix, as [`Frame::encode_prefixed`]). Gives
+    /// back reply window ([`REPLY_WINDOW_BYTES`]) so that queued replies go out. Local only:
+    /// nothing on the wire.
+    Drained {
+        /// Peer id.
+        peer: NodeId,
+        /// Bytes written since the last report.
+        bytes: u64,
+    },
 }
 
 /// An action for the driver.
@@ -260,6 +309,24 @@ pub enum Output {
     TopologyChanged,
     /// The storage failed; the driver logs it.
     StorageFailed(StorageError),
+    /// Something a peer sent was valid but over a budget or cap, or out of context, and was
+    /// dropped (and counted in [`Counters::drops`]); the connection stays up. The driver may
+    /// log it (rate-limited) and show the counts.
+    Dropped {
+        /// Peer.
+        peer: NodeId,
+        /// Why.
+        reason: DropReason,
+    },
+    /// The peer acknowledged (by `IHave`) messages written by this node that this node itself
+    /// sent it as `Msg`: the driver may count them as held by that peer. Ids the peer
+    /// announces without having received them from us are never reported.
+    Acked {
+        /// Peer.
+        peer: NodeId,
+        /// Our own messages it acknowledged.
+        ids: Vec<MessageId>,
+    },
 }
 
 #[derive(Default)]
@@ -270,6 +337,36 @@ struct PeerState {
     lazy: HashSet<String>,
     /// Ids the peer is known to hold (it sent, offered or announced them, or we sent them).
     known: HashSet<MessageId>,
+    /// Request budgets.
+    buckets: Buckets,
+    /// Open or recently finished reconciliation exchanges, per room.
+    exchanges: HashMap<String, Exchange>,
+    /// Messages it asked for, waiting for window (ids, oldest first), and the same as a set.
+    replies: VecDeque<MessageId>,
+    queued: HashSet<MessageId>,
+    /// Bytes of frames emitted for it and not yet reported drained.
+    in_flight: u64,
+    /// Own messages sent to it as `Msg`, not yet acknowledged (oldest first), and as a set.
+    sent_own: VecDeque<MessageId>,
+    sent_own_set: HashSet<MessageId>,
+}
+
+/// One reconciliation exchange with a peer for a room.
+#[derive(Debug, Clone, Copy)]
+struct Exchange {
+    /// The initiator's salt: every message of the exchange carries it.
+    salt: recon::Salt,
+    /// Last frame either way, ms.
+    last: u64,
+    /// A ReconDone was sent or received: the room is synced; stragglers of the same exchange
+    /// are still answered, and a new exchange may start.
+    finished: bool,
+}
+
+impl Exchange {
+    fn stale(&self, now: u64) -> bool {
+        now.saturating_sub(self.last) >= EXCHANGE_IDLE_MS
+    }
 }
 
 impl PeerState {
@@ -279,11 +376,24 @@ impl PeerState {
         }
         self.known.insert(id);
     }
-}
 
-struct Missing {
-    room: String,
-    announcers: VecDeque<NodeId>,
+    /// Remembers that we sent it our own message `id`, forgetting the oldest past the cap.
+    fn sent_own(&mut self, id: MessageId) {
+        if !self.sent_own_set.insert(id) {
+            return;
+        }
+        self.sent_own.push_back(id);
+        while self.sent_own.len() > SENT_MEMORY_CAP {
+            if let Some(old) = self.sent_own.pop_front() {
+                self.sent_own_set.remove(&old);
+            }
+        }
+    }
+
+    /// Whether the room is in the peer's announced list.
+    fn shares(&self, room: &str) -> bool {
+        self.rooms.contains(room)
+    }
 }
 
 /// Counters for status displays and the simulator.
@@ -301,6 +411,8 @@ pub struct Counters {
     pub grafts: u64,
     /// Prunes sent.
     pub prunes: u64,
+    /// Frames (or requests) dropped without being invalid, per reason.
+    pub drops: Drops,
 }
 
 /// The protocol state of one node.
@@ -319,7 +431,7 @@ pub struct Protocol {
     /// The carry quota is used up.
     carry_full: bool,
     peers: BTreeMap<NodeId, PeerState>,
-    missing: HashMap<MessageId, Missing>,
+    missing: Pending,
     /// When a reconciliation last started per (peer, room).
     last_recon: HashMap<(NodeId, String), u64>,
     recon_seq: u64,
@@ -357,7 +469,7 @@ impl Protocol {
             carried: BTreeSet::new(),
             carry_full: false,
             peers: BTreeMap::new(),
-            missing: HashMap::new(),
+            missing: Pending::default(),
             last_recon: HashMap::new(),
             recon_seq: 0,
             graph: Graph::default(),
@@ -475,6 +587,22 @@ impl Protocol {
     pub fn count_rejected(&mut self) {
         self.counters.rejected += 1;
     }
+    /// Replies waiting for `peer`'s window (ids).
+    pub fn reply_queue_len(&self, peer: &NodeId) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.replies.len())
+    }
+    /// Bytes of frames emitted for `peer` and not yet reported drained.
+    pub fn in_flight(&self, peer: &NodeId) -> u64 {
+        self.peers.get(peer).map_or(0, |p| p.in_flight)
+    }
+    /// Messages announced to us that we still await (pending repairs).
+    pub fn pending_repairs(&self) -> usize {
+        self.missing.len()
+    }
+    /// Reconciliation exchanges tracked with `peer` (open or finished).
+    pub fn exchanges_with(&self, peer: &NodeId) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.exchanges.len())
+    }
 
     fn hello(&self) -> Frame {
         Frame::Hello {
@@ -579,10 +707,92 @@ impl Protocol {
                 if self.graph.expire(self.now, TOPO_MAX_AGE_MS, &self.me) {
                     out.push(Output::TopologyChanged);
                 }
+                let now = self.now;
+                for p in self.peers.values_mut() {
+                    p.exchanges.retain(|_, x| !x.stale(now));
+                }
                 self.anti_entropy(store, &mut out);
             }
+            Input::Drained { peer, bytes } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.in_flight = p.in_flight.saturating_sub(bytes);
+                }
+            }
         }
+        self.account(&out);
+        self.pump_replies(store, &mut out);
         out
+    }
+
+    /// Charges every frame in `out` to its peer's window and remembers the own messages sent.
+    fn account(&mut self, out: &[Output]) {
+        for o in out {
+            if let Output::Send { peer, frame } = o {
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.in_flight = p.in_flight.saturating_add(wire_len(frame));
+                    if let Frame::Msg { message, .. } = frame {
+                        if message.author == self.me {
+                            p.sent_own(message.id());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends queued replies as `Msg`, oldest first, while each peer's window allows.
+    fn pump_replies(&mut self, store: &mut dyn Storage, out: &mut Vec<Output>) {
+        let waiting: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.replies.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in waiting {
+            while let Some(p) = self.peers.get(&peer) {
+                if p.in_flight > 0 && p.in_flight + MAX_WIRE_FRAME > REPLY_WINDOW_BYTES {
+                    break;
+                }
+                let Some(id) = p.replies.front().copied() else {
+                    break;
+                };
+                let msg = store.get(&id);
+                let sendable = match &msg {
+                    Ok(Some(m)) => self.member(&m.room) && p.shares(&m.room),
+                    _ => false,
+                };
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    break;
+                };
+                p.replies.pop_front();
+                p.queued.remove(&id);
+                match msg {
+                    Ok(Some(message)) if sendable => {
+                        p.learn(id);
+                        let frame = Frame::Msg {
+                            hops: DEFAULT_HOPS,
+                            message,
+                        };
+                        p.in_flight = p.in_flight.saturating_add(wire_len(&frame));
+                        if let Frame::Msg { message, .. } = &frame {
+                            if message.author == self.me {
+                                p.sent_own(id);
+                            }
+                        }
+                        self.counters.sent += 1;
+                        out.push(Output::Send { peer, frame });
+                    }
+                    Ok(_) => {}
+                    Err(e) => out.push(Output::StorageFailed(e)),
+                }
+            }
+        }
+    }
+
+    /// Counts a drop and reports it.
+    fn drop_frame(&mut self, peer: NodeId, reason: DropReason, out: &mut Vec<Output>) {
+        self.counters.drops.add(reason);
+        out.push(Output::Dropped { peer, reason });
     }
 
     /// Tells every connected peer our rooms. Also peers whose hello has not arrived yet: our
@@ -617,6 +827,22 @@ impl Protocol {
         if self.me > peer {
             return;
         }
+        let now = self.now;
+        let Some(p) = self.peers.get(&peer) else {
+            return;
+        };
+        // One exchange per (peer, room) at a time; the peer would refuse a second one, and
+        // one started within RECON_MIN_GAP_MS of the last.
+        if p.exchanges
+            .get(room)
+            .is_some_and(|x| !x.finished && !x.stale(now))
+            || self
+                .last_recon
+                .get(&(peer, room.to_string()))
+                .is_some_and(|t| now.saturating_sub(*t) < RECON_MIN_GAP_MS)
+        {
+            return;
+        }
         let set = match store.room_set(room) {
             Ok(set) => set,
             Err(e) => {
@@ -627,6 +853,16 @@ impl Protocol {
         self.recon_seq += 1;
         self.last_recon.insert((peer, room.to_string()), self.now);
         let salt = session_salt(&self.me, &peer, room, self.now, self.recon_seq);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.exchanges.insert(
+                room.to_string(),
+                Exchange {
+                    salt,
+                    last: now,
+                    finished: false,
+                },
+            );
+        }
         let msg = if compact {
             recon::start_compact(&set, salt)
         } else {
@@ -649,26 +885,17 @@ impl Protocol {
         msg: &recon::ReconMsg,
         out: &mut Vec<Output>,
     ) {
-        if !self.member(&room) {
-            return; // we left the room meanwhile
+        if !self.shared(peer, &room) {
+            self.drop_frame(peer, DropReason::UnknownRoom, out);
+            return;
         }
-        if msg.round == 0 {
-            // A new exchange. One per (peer, room) at a time: each costs a pass over the set.
-            let key = (peer, room.clone());
-            if self
-                .last_recon
-                .get(&key)
-                .is_some_and(|t| self.now.saturating_sub(*t) < RECON_MIN_GAP_MS)
-                && self.me > peer
-            {
-                self.counters.rejected += 1;
-                out.push(Output::Rejected {
-                    peer,
-                    reason: ProtoError::Malformed("reconciliation too often"),
-                });
-                return;
-            }
-            self.last_recon.insert(key, self.now);
+        if !self.take_budget(peer, Budget::Recon, 1) {
+            self.drop_frame(peer, DropReason::RateLimited(Budget::Recon), out);
+            return;
+        }
+        if let Err(reason) = self.track_exchange(peer, &room, msg) {
+            self.drop_frame(peer, reason, out);
+            return;
         }
         let set = match store.room_set(&room) {
             Ok(set) => set,
@@ -680,6 +907,9 @@ impl Protocol {
         let step = match recon::step(&set, msg) {
             Ok(s) => s,
             Err(e) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.exchanges.remove(&room);
+                }
                 self.counters.rejected += 1;
                 out.push(Output::Rejected {
                     peer,
@@ -698,14 +928,179 @@ impl Protocol {
                 },
             });
         }
-        self.send_wanted(store, peer, &room, step.we_have_they_lack, out);
+        self.send_wanted(peer, &room, step.we_have_they_lack, out);
         if done {
             out.push(Output::Send {
                 peer,
                 frame: Frame::ReconDone { room: room.clone() },
             });
+            if self.finish_exchange(peer, &room) {
+                out.push(Output::Synced { peer, room });
+            }
+        }
+    }
+
+    /// Checks a Recon against the exchanges we track with `peer` and records it: a round 0
+    /// opens one (unless one is running, or the last started under RECON_MIN_GAP_MS ago),
+    /// a later round must belong to the open (or just finished) exchange of the same salt.
+    fn track_exchange(
+        &mut self,
+        peer: NodeId,
+        room: &str,
+        msg: &recon::ReconMsg,
+    ) -> Result<(), DropReason> {
+        let now = self.now;
+        let key = (peer, room.to_string());
+        let too_soon = self
+            .last_recon
+            .get(&key)
+            .is_some_and(|t| now.saturating_sub(*t) < RECON_MIN_GAP_MS);
+        let p = self.peers.get_mut(&peer).ok_or(DropReason::NoExchange)?;
+        if msg.round == 0 {
+            if !p.buckets.get(Budget::ReconStart).take(now) {
+                return Err(DropReason::RateLimited(Budget::ReconStart));
+            }
+            if p.exchanges
+                .get(room)
+                .is_some_and(|x| !x.finished && !x.stale(now))
+            {
+                return Err(DropReason::ExchangeBusy);
+            }
+            if too_soon {
+                return Err(DropReason::RateLimited(Budget::ReconStart));
+            }
+            p.exchanges.insert(
+                room.to_string(),
+                Exchange {
+                    salt: msg.salt,
+                    last: now,
+                    finished: false,
+                },
+            );
+            self.last_recon.insert(key, now);
+            return Ok(());
+        }
+        match p.exchanges.get_mut(room) {
+            Some(x) if x.salt == msg.salt && !x.stale(now) => {
+                x.last = now;
+                Ok(())
+            }
+            _ => Err(DropReason::NoExchange),
+        }
+    }
+
+    /// Marks the exchange for (peer, room) finished; true if it was open (report Synced).
+    fn finish_exchange(&mut self, peer: NodeId, room: &str) -> bool {
+        let now = self.now;
+        match self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.exchanges.get_mut(room))
+        {
+            Some(x) if !x.finished => {
+                x.finished = true;
+                x.last = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A `ReconDone`: the peer's side of a tracked exchange is complete.
+    fn on_recon_done(&mut self, peer: NodeId, room: String, out: &mut Vec<Output>) {
+        if !self.take_budget(peer, Budget::Recon, 1) {
+            self.drop_frame(peer, DropReason::RateLimited(Budget::Recon), out);
+            return;
+        }
+        let now = self.now;
+        let open = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.exchanges.get(&room))
+            .is_some_and(|x| !x.stale(now));
+        if !open {
+            self.drop_frame(peer, DropReason::NoExchange, out);
+            return;
+        }
+        if self.finish_exchange(peer, &room) && self.member(&room) {
             out.push(Output::Synced { peer, room });
         }
+    }
+
+    /// An `IHave`: learn what the peer holds, await what we lack, report acknowledgements of
+    /// our own messages we sent it.
+    fn on_ihave(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        room: &str,
+        ids: Vec<MessageId>,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.shared(peer, room) {
+            self.drop_frame(peer, DropReason::UnknownRoom, out);
+            return;
+        }
+        let ids = self.budgeted_ids(peer, Budget::IHave, ids, out);
+        let mut acked = Vec::new();
+        let mut full = false;
+        for id in ids {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.learn(id);
+                if p.sent_own_set.remove(&id) {
+                    acked.push(id);
+                }
+            }
+            match store.has(&id) {
+                Ok(true) => {}
+                Ok(false) => full |= !self.await_missing(id, room, peer, out),
+                Err(e) => out.push(Output::StorageFailed(e)),
+            }
+        }
+        if full {
+            self.drop_frame(peer, DropReason::PendingRepairsFull, out);
+        }
+        if !acked.is_empty() {
+            out.push(Output::Acked { peer, ids: acked });
+        }
+    }
+
+    /// Both sides serve `room`: we do, and the peer announced it.
+    fn shared(&self, peer: NodeId, room: &str) -> bool {
+        self.member(room) && self.peers.get(&peer).is_some_and(|p| p.shares(room))
+    }
+
+    /// Takes `n` tokens of `budget` from `peer`'s buckets; false (nothing taken) if short.
+    fn take_budget(&mut self, peer: NodeId, budget: Budget, n: u64) -> bool {
+        let now = self.now;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let b = p.buckets.get(budget);
+        if b.available(now) < n {
+            return false;
+        }
+        b.take_up_to(now, n) == n
+    }
+
+    /// The first ids of `ids` that `peer`'s `budget` pays for; a drop is counted if some
+    /// were cut.
+    fn budgeted_ids(
+        &mut self,
+        peer: NodeId,
+        budget: Budget,
+        mut ids: Vec<MessageId>,
+        out: &mut Vec<Output>,
+    ) -> Vec<MessageId> {
+        let now = self.now;
+        let granted = self.peers.get_mut(&peer).map_or(0, |p| {
+            p.buckets.get(budget).take_up_to(now, ids.len() as u64)
+        });
+        if (granted as usize) < ids.len() {
+            ids.truncate(granted as usize);
+            self.drop_frame(peer, DropReason::RateLimited(budget), out);
+        }
+        ids
     }
 
     /// Normalises a peer's room list, dropping invalid names.
@@ -719,7 +1114,10 @@ impl Protocol {
     fn set_lazy(&mut self, peer: NodeId, room: &str, lazy: bool) {
         if let Some(p) = self.peers.get_mut(&peer) {
             if lazy {
-                p.lazy.insert(room.to_string());
+                // Bounded by the peer's announced rooms.
+                if p.shares(room) {
+                    p.lazy.insert(room.to_string());
+                }
             } else {
                 p.lazy.remove(room);
             }
@@ -746,6 +1144,7 @@ impl Protocol {
             .cloned()
             .collect();
         if let Some(p) = self.peers.get_mut(&peer) {
+            p.lazy.retain(|r| rooms.contains(r));
             p.rooms = rooms;
         }
         for room in newly {
@@ -788,6 +1187,10 @@ impl Protocol {
                             peer,
                             reason: ProtoError::Malformed("second hello changes version or id"),
                         });
+                        return;
+                    }
+                    if !self.take_budget(peer, Budget::Rooms, 1) {
+                        self.drop_frame(peer, DropReason::RateLimited(Budget::Rooms), out);
                         return;
                     }
                     self.on_rooms(store, peer, rooms.clone(), out);
@@ -839,36 +1242,38 @@ impl Protocol {
                     self.offer(store, peer, &room, out);
                 }
             }
-            Frame::Rooms { rooms } => self.on_rooms(store, peer, rooms, out),
+            Frame::Rooms { rooms } => {
+                if self.take_budget(peer, Budget::Rooms, 1) {
+                    self.on_rooms(store, peer, rooms, out);
+                } else {
+                    self.drop_frame(peer, DropReason::RateLimited(Budget::Rooms), out);
+                }
+            }
             Frame::Msg { hops, message } => self.on_message(store, peer, hops, message, out),
             Frame::Recon { room, msg } => self.on_recon(store, peer, room, &msg, out),
-            Frame::ReconDone { room } => {
-                if self.member(&room) {
-                    out.push(Output::Synced { peer, room });
-                }
-            }
-            Frame::IHave { room, ids } => {
-                if !self.member(&room) {
+            Frame::ReconDone { room } => self.on_recon_done(peer, room, out),
+            Frame::IHave { room, ids } => self.on_ihave(store, peer, &room, ids, out),
+            Frame::Graft { room, ids } => {
+                if !self.shared(peer, &room) {
+                    self.drop_frame(peer, DropReason::UnknownRoom, out);
                     return;
                 }
-                for id in ids {
-                    if let Some(p) = self.peers.get_mut(&peer) {
-                        p.learn(id);
-                    }
-                    match store.has(&id) {
-                        Ok(true) => {}
-                        Ok(false) => self.await_missing(id, &room, peer, out),
-                        Err(e) => out.push(Output::StorageFailed(e)),
-                    }
+                let ids = self.budgeted_ids(peer, Budget::Graft, ids, out);
+                if ids.is_empty() {
+                    return;
+                }
+                self.set_lazy(peer, &room, false);
+                self.send_wanted(peer, &room, ids, out);
+            }
+            Frame::Prune { room } => {
+                if !self.shared(peer, &room) {
+                    self.drop_frame(peer, DropReason::UnknownRoom, out);
+                } else if self.take_budget(peer, Budget::Prune, 1) {
+                    self.set_lazy(peer, &room, true);
+                } else {
+                    self.drop_frame(peer, DropReason::RateLimited(Budget::Prune), out);
                 }
             }
-            Frame::Graft { room, ids } => {
-                if self.member(&room) {
-                    self.set_lazy(peer, &room, false);
-                    self.send_wanted(store, peer, &room, ids, out);
-                }
-            }
-            Frame::Prune { room } => self.set_lazy(peer, &room, true),
             Frame::Topo(rec) => {
                 if let Err(reason) = rec.verify() {
                     self.counters.rejected += 1;
@@ -920,11 +1325,12 @@ impl Protocol {
         }
     }
 
-    /// Answers a `Graft` or a reconciliation's wants: every listed message we hold in that
-    /// room, as `Msg`.
+    /// Answers a `Graft` or a reconciliation's wants: queues the ids for `peer`; they go out
+    /// as `Msg` while its window allows (see `pump_replies`), each checked then to be a
+    /// message we hold in a room both sides share. Past [`REPLY_QUEUE_CAP`] the rest is
+    /// dropped and counted: a later catch-up exchange lists it again.
     fn send_wanted(
         &mut self,
-        store: &mut dyn Storage,
         peer: NodeId,
         room: &str,
         ids: Vec<MessageId>,
@@ -933,49 +1339,45 @@ impl Protocol {
         if !self.member(room) {
             return;
         }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let mut full = false;
         for id in ids {
-            match store.get(&id) {
-                Ok(Some(m)) if m.room == room => {
-                    if let Some(p) = self.peers.get_mut(&peer) {
-                        p.learn(id);
-                    }
-                    self.counters.sent += 1;
-                    out.push(Output::Send {
-                        peer,
-                        frame: Frame::Msg {
-                            hops: DEFAULT_HOPS,
-                            message: m,
-                        },
-                    });
-                }
-                Ok(_) => {}
-                Err(e) => out.push(Output::StorageFailed(e)),
+            if p.queued.contains(&id) {
+                continue;
             }
+            if p.replies.len() >= REPLY_QUEUE_CAP {
+                full = true;
+                break;
+            }
+            p.queued.insert(id);
+            p.replies.push_back(id);
+        }
+        if full {
+            self.drop_frame(peer, DropReason::ReplyQueueFull, out);
         }
     }
 
-    fn await_missing(&mut self, id: MessageId, room: &str, peer: NodeId, out: &mut Vec<Output>) {
-        if let Some(m) = self.missing.get_mut(&id) {
-            if !m.announcers.contains(&peer) {
-                m.announcers.push_back(peer);
+    /// Awaits a message `peer` announced; false if the pending-repair table refused it.
+    fn await_missing(
+        &mut self,
+        id: MessageId,
+        room: &str,
+        peer: NodeId,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        match self.missing.announce(id, room, peer) {
+            pending::Announced::New => {
+                out.push(Output::SetTimer {
+                    at: self.now + self.config.ihave_timeout_ms,
+                    timer: Timer::Missing(id),
+                });
+                true
             }
-            return;
+            pending::Announced::Known => true,
+            pending::Announced::Full => false,
         }
-        if self.missing.len() >= MISSING_CAP {
-            // Under a flood of announcements, forget them: catch-up sync still covers the room.
-            self.missing.clear();
-        }
-        self.missing.insert(
-            id,
-            Missing {
-                room: room.to_string(),
-                announcers: VecDeque::from([peer]),
-            },
-        );
-        out.push(Output::SetTimer {
-            at: self.now + self.config.ihave_timeout_ms,
-            timer: Timer::Missing(id),
-        });
     }
 
     fn on_missing_timer(&mut self, store: &mut dyn Storage, id: MessageId, out: &mut Vec<Output>) {
@@ -1139,6 +1541,11 @@ impl Protocol {
             }
         }
     }
+}
+
+/// Bytes a frame takes on the stream: body plus the 4-byte length prefix.
+fn wire_len(frame: &Frame) -> u64 {
+    frame.encode().len() as u64 + 4
 }
 
 /// A per-exchange salt for the short-id hash: both ids, the room, the time and a counter, so

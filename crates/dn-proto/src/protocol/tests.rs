@@ -15,7 +15,12 @@ struct Net {
     queue: VecDeque<(usize, usize, Vec<u8>)>,
     closed: Vec<(usize, String)>,
     rejected: usize,
+    dropped: Vec<(usize, DropReason)>,
+    synced: Vec<(usize, NodeId, String)>,
+    acked: Vec<(usize, NodeId, Vec<MessageId>)>,
     frames: usize,
+    /// Report written bytes back as `Drained` (a peer that reads).
+    drain: bool,
     now: u64,
 }
 
@@ -44,26 +49,33 @@ impl Net {
             queue: VecDeque::new(),
             closed: vec![],
             rejected: 0,
+            dropped: vec![],
+            synced: vec![],
+            acked: vec![],
             frames: 0,
+            drain: true,
             now: 0,
         }
     }
     fn id(&self, i: usize) -> NodeId {
         self.nodes[i].id()
     }
-    fn index(&self, id: NodeId) -> usize {
-        self.nodes.iter().position(|n| n.id() == id).unwrap()
-    }
     fn apply(&mut self, i: usize, outs: Vec<Output>) {
         for o in outs {
             match o {
                 Output::Send { peer, frame } => {
-                    let j = self.index(peer);
+                    // Frames for a peer outside the net (an attacker) are never read.
+                    let Some(j) = self.nodes.iter().position(|n| n.id() == peer) else {
+                        continue;
+                    };
                     if self.links.contains(&(i.min(j), i.max(j))) {
                         self.queue.push_back((i, j, frame.encode()));
                     }
                 }
                 Output::Rejected { .. } => self.rejected += 1,
+                Output::Dropped { reason, .. } => self.dropped.push((i, reason)),
+                Output::Synced { peer, room } => self.synced.push((i, peer, room)),
+                Output::Acked { peer, ids } => self.acked.push((i, peer, ids)),
                 Output::Close { reason, .. } => self.closed.push((i, reason)),
                 _ => {}
             }
@@ -91,6 +103,17 @@ impl Net {
                 continue;
             }
             self.frames += 1;
+            if self.drain {
+                let to_id = self.id(to);
+                let written = bytes.len() as u64 + 4;
+                self.input(
+                    from,
+                    Input::Drained {
+                        peer: to_id,
+                        bytes: written,
+                    },
+                );
+            }
             let frame = Frame::decode(&bytes).unwrap();
             if std::env::var("DN_TRACE").is_ok() {
                 eprintln!("t={} {from}->{to} {}", self.now, frame.kind());
@@ -543,4 +566,608 @@ fn a_full_carry_quota_stops_carrying_but_not_joined_rooms() {
         net.stores[1].has(&l.id()).unwrap(),
         "back under quota: caught up by reconciliation"
     );
+}
+
+// ---- An open network: one authenticated peer must not starve, fill or fool a node. ----
+
+/// A frame as it crosses the wire.
+fn wire(frame: &Frame) -> Frame {
+    Frame::decode(&frame.encode()).unwrap()
+}
+
+/// A peer with a valid key that is not part of the test net: its frames go straight to the
+/// victim, and what the victim sends it is collected, never read.
+struct Attacker {
+    id: NodeId,
+}
+
+impl Attacker {
+    /// Connects to `victim` and says hello with `rooms`.
+    fn connect(net: &mut Net, victim: usize, rooms: &[&str]) -> Attacker {
+        let key = SigningKey::from_bytes(&[200; 32]);
+        let a = Attacker {
+            id: NodeId(key.verifying_key().to_bytes()),
+        };
+        a.input(net, victim, Input::Connected { peer: a.id });
+        a.send(
+            net,
+            victim,
+            Frame::Hello {
+                version: PROTOCOL_VERSION,
+                node: a.id,
+                name: "mallory".into(),
+                rooms: rooms.iter().map(|r| r.to_string()).collect(),
+                listen_port: 1,
+            },
+        );
+        a
+    }
+    /// Feeds `victim` one input; returns the frames it sent the attacker and applies the
+    /// rest to the net.
+    fn input(&self, net: &mut Net, victim: usize, input: Input) -> Vec<Frame> {
+        let outs = net.nodes[victim].handle(&mut net.stores[victim], input, net.now);
+        let mut mine = vec![];
+        let mut rest = vec![];
+        for o in outs {
+            match o {
+                Output::Send { peer, frame } if peer == self.id => mine.push(frame),
+                o => rest.push(o),
+            }
+        }
+        net.apply(victim, rest);
+        mine
+    }
+    /// Sends `frame` (through the codec) to `victim`.
+    #[allow(clippy::needless_pass_by_value)] // call sites read better with owned frames
+    fn send(&self, net: &mut Net, victim: usize, frame: Frame) -> Vec<Frame> {
+        let frame = wire(&frame);
+        self.input(
+            net,
+            victim,
+            Input::Frame {
+                peer: self.id,
+                frame,
+            },
+        )
+    }
+}
+
+fn msg_bytes(frames: &[Frame]) -> (usize, u64) {
+    let msgs: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| matches!(f, Frame::Msg { .. }))
+        .collect();
+    let bytes = msgs.iter().map(|f| f.encode().len() as u64 + 4).sum();
+    (msgs.len(), bytes)
+}
+
+fn fill_room(net: &mut Net, node: usize, room: &str, n: usize, body_len: usize) -> Vec<Message> {
+    let body = "x".repeat(body_len);
+    (0..n)
+        .map(|k| {
+            let m = Message::create(&net.keys[node], room, "n", k as u64 + 1, &body).unwrap();
+            assert!(net.stores[node].insert(&m).unwrap());
+            m
+        })
+        .collect()
+}
+
+fn drops(net: &Net, node: usize, reason: DropReason) -> usize {
+    net.dropped
+        .iter()
+        .filter(|(i, r)| *i == node && *r == reason)
+        .count()
+}
+
+#[test]
+fn a_peer_asking_for_a_whole_room_gets_at_most_the_window_until_it_drains() {
+    let mut net = Net::new(2, "medical");
+    net.connect(0, 1);
+    net.run();
+    let held = fill_room(&mut net, 0, "medical", 10_000, 40);
+    let atk = Attacker::connect(&mut net, 0, &["medical"]);
+    // Past the idle timeout of any offer the victim made on connect (never answered).
+    net.now = EXCHANGE_IDLE_MS + 10_000;
+    // "I hold nothing": a summary of the empty set.
+    let ask = Frame::Recon {
+        room: "medical".into(),
+        msg: recon::start_with_salt(&[], [7; 16]),
+    };
+    assert!(ask.encode().len() < 100, "a tiny request");
+    let mut got = atk.send(&mut net, 0, ask);
+    let (n, bytes) = msg_bytes(&got);
+    assert!(n > 0 && n < 10_000, "{n} messages at once");
+    assert!(
+        bytes <= REPLY_WINDOW_BYTES,
+        "{bytes} bytes before any drain"
+    );
+    assert!(net.nodes[0].in_flight(&atk.id) <= REPLY_WINDOW_BYTES + 4_096);
+    assert_eq!(net.nodes[0].reply_queue_len(&atk.id), 10_000 - n);
+    // More requests while it never reads: nothing more is sent.
+    let again = atk.input(&mut net, 0, Input::Tick);
+    assert_eq!(msg_bytes(&again).0, 0);
+    // An honest peer on another link is still served at once.
+    let m = net.publish(0, "medical", "evacuate north", 50_000);
+    net.run();
+    assert!(net.stores[1].has(&m.id()).unwrap());
+    // The attacker reads: each drain releases the next replies, and everything arrives.
+    for _ in 0..1_000 {
+        let bytes: u64 = got.iter().map(|f| f.encode().len() as u64 + 4).sum();
+        if net.nodes[0].reply_queue_len(&atk.id) == 0 {
+            break;
+        }
+        let more = atk.input(
+            &mut net,
+            0,
+            Input::Drained {
+                peer: atk.id,
+                bytes,
+            },
+        );
+        assert!(msg_bytes(&more).1 <= REPLY_WINDOW_BYTES);
+        got.extend(more);
+    }
+    let delivered: HashSet<MessageId> = got
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Msg { message, .. } => Some(message.id()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered.len(), held.len(), "the whole room, in the end");
+    assert!(net.dropped.is_empty(), "{:?}", net.dropped);
+}
+
+#[test]
+fn reply_queue_is_bounded_and_a_disconnect_clears_it() {
+    let mut net = Net::new(1, "medical");
+    fill_room(&mut net, 0, "medical", 200, 8_000);
+    let atk = Attacker::connect(&mut net, 0, &["medical"]);
+    net.now = 10_000;
+    let all: Vec<MessageId> = net.stores[0]
+        .room_set("medical")
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    // Grafts for every message: more than the window, so the rest waits.
+    let got = atk.send(
+        &mut net,
+        0,
+        Frame::Graft {
+            room: "medical".into(),
+            ids: all,
+        },
+    );
+    assert!(msg_bytes(&got).1 <= REPLY_WINDOW_BYTES);
+    assert!(net.nodes[0].reply_queue_len(&atk.id) > 0);
+    // Thousands of grafts for more ids than the queue holds (refilled budget each time).
+    let mut k = 0u32;
+    for _ in 0..70 {
+        net.now += 10_000;
+        let ids = (0..1024)
+            .map(|_| {
+                k += 1;
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&k.to_be_bytes());
+                MessageId(b)
+            })
+            .collect();
+        let out = atk.send(
+            &mut net,
+            0,
+            Frame::Graft {
+                room: "medical".into(),
+                ids,
+            },
+        );
+        assert_eq!(msg_bytes(&out).0, 0, "nothing more without a drain");
+    }
+    assert_eq!(net.nodes[0].reply_queue_len(&atk.id), REPLY_QUEUE_CAP);
+    assert!(drops(&net, 0, DropReason::ReplyQueueFull) > 0);
+    assert!(
+        net.nodes[0]
+            .counters()
+            .drops
+            .get(DropReason::ReplyQueueFull)
+            > 0
+    );
+    atk.input(&mut net, 0, Input::Disconnected { peer: atk.id });
+    assert_eq!(net.nodes[0].reply_queue_len(&atk.id), 0);
+    assert_eq!(net.nodes[0].in_flight(&atk.id), 0);
+}
+
+#[test]
+fn graft_ids_past_the_budget_are_dropped() {
+    let mut net = Net::new(1, "medical");
+    let atk = Attacker::connect(&mut net, 0, &["medical"]);
+    for _ in 0..3 {
+        atk.send(
+            &mut net,
+            0,
+            Frame::Graft {
+                room: "medical".into(),
+                ids: vec![MessageId([1; 32]); 1024],
+            },
+        );
+    }
+    assert_eq!(
+        drops(&net, 0, DropReason::RateLimited(Budget::Graft)),
+        1,
+        "the third frame is over the 2,048-id burst"
+    );
+}
+
+/// A store that counts full passes over a room (what a catch-up step costs).
+struct CountingStore {
+    inner: MemStorage,
+    passes: std::cell::Cell<usize>,
+}
+
+impl Storage for CountingStore {
+    fn has(&self, id: &MessageId) -> Result<bool, StorageError> {
+        self.inner.has(id)
+    }
+    fn insert(&mut self, msg: &Message) -> Result<bool, StorageError> {
+        self.inner.insert(msg)
+    }
+    fn room_set(&self, room: &str) -> Result<Vec<(u64, MessageId)>, StorageError> {
+        self.passes.set(self.passes.get() + 1);
+        self.inner.room_set(room)
+    }
+    fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
+        self.inner.get(id)
+    }
+}
+
+#[test]
+fn catch_up_frames_outside_one_exchange_are_dropped_without_a_pass_over_the_room() {
+    let me = SigningKey::from_bytes(&[9; 32]);
+    let mallory = SigningKey::from_bytes(&[1; 32]);
+    let (me_id, atk) = (
+        NodeId(me.verifying_key().to_bytes()),
+        NodeId(mallory.verifying_key().to_bytes()),
+    );
+    let mut node = Protocol::new(me_id, "v".into(), 1, ["medical".to_string()]);
+    let mut store = CountingStore {
+        inner: MemStorage::default(),
+        passes: std::cell::Cell::new(0),
+    };
+    for k in 0..20 {
+        let m = Message::create(&me, "medical", "v", k + 1, "history").unwrap();
+        store.insert(&m).unwrap();
+    }
+    let mut dropped = vec![];
+    let feed = |node: &mut Protocol,
+                store: &mut CountingStore,
+                dropped: &mut Vec<DropReason>,
+                frame: Frame,
+                now: u64| {
+        let input = Input::Frame {
+            peer: atk,
+            frame: wire(&frame),
+        };
+        for o in node.handle(store, input, now) {
+            if let Output::Dropped { reason, .. } = o {
+                dropped.push(reason);
+            }
+        }
+    };
+    // Well after any offer the victim made on connect went stale.
+    const T: u64 = 100_000;
+    node.handle(&mut store, Input::Connected { peer: atk }, 0);
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        node: atk,
+        name: "m".into(),
+        rooms: vec!["medical".into()],
+        listen_port: 1,
+    };
+    feed(&mut node, &mut store, &mut dropped, hello, 0);
+    store.passes.set(0);
+    // Ten ids the victim lacks: a summary that needs an answer, so the exchange stays open.
+    let theirs: Vec<(u64, MessageId)> = (0..10u8).map(|k| (1, MessageId([k; 32]))).collect();
+    let recon = |round: u8, salt: recon::Salt| {
+        let mut msg = recon::start_with_salt(&theirs, salt);
+        msg.round = round;
+        Frame::Recon {
+            room: "medical".into(),
+            msg,
+        }
+    };
+    // Later rounds with no exchange: dropped before any work.
+    for k in 0..500 {
+        feed(
+            &mut node,
+            &mut store,
+            &mut dropped,
+            recon(1 + (k % 5) as u8, [3; 16]),
+            T + 10_000,
+        );
+    }
+    assert_eq!(store.passes.get(), 0);
+    assert_eq!(dropped.len(), 500);
+    assert!(dropped.iter().all(|r| *r == DropReason::NoExchange));
+    // A forged ReconDone proves nothing.
+    dropped.clear();
+    let outs = node.handle(
+        &mut store,
+        Input::Frame {
+            peer: atk,
+            frame: wire(&Frame::ReconDone {
+                room: "medical".into(),
+            }),
+        },
+        T + 10_000,
+    );
+    assert!(!outs.iter().any(|o| matches!(o, Output::Synced { .. })));
+    assert_eq!(node.counters().drops.get(DropReason::NoExchange), 501);
+    // One exchange opens (from the higher id too: whatever the order); a second start while
+    // it runs is refused, as is a new one within a second of the last.
+    feed(
+        &mut node,
+        &mut store,
+        &mut dropped,
+        recon(0, [4; 16]),
+        T + 10_000,
+    );
+    assert_eq!(store.passes.get(), 1);
+    feed(
+        &mut node,
+        &mut store,
+        &mut dropped,
+        recon(0, [5; 16]),
+        T + 10_500,
+    );
+    assert_eq!(dropped, [DropReason::ExchangeBusy]);
+    // Its later rounds (same salt) are answered, others are not.
+    feed(
+        &mut node,
+        &mut store,
+        &mut dropped,
+        recon(2, [4; 16]),
+        T + 10_600,
+    );
+    feed(
+        &mut node,
+        &mut store,
+        &mut dropped,
+        recon(2, [5; 16]),
+        T + 10_600,
+    );
+    assert_eq!(store.passes.get(), 2);
+    assert_eq!(dropped.last(), Some(&DropReason::NoExchange));
+    // Replaying rounds of the open exchange is paid from the recon budget.
+    dropped.clear();
+    for _ in 0..2_000 {
+        feed(
+            &mut node,
+            &mut store,
+            &mut dropped,
+            recon(2, [4; 16]),
+            T + 10_700,
+        );
+    }
+    assert!(store.passes.get() <= 2 + budget::RECON_FRAME_BURST as usize);
+    assert!(dropped
+        .iter()
+        .all(|r| *r == DropReason::RateLimited(Budget::Recon)));
+    assert!(!dropped.is_empty());
+    // An abandoned exchange goes stale: a new one is welcome again.
+    dropped.clear();
+    let passes = store.passes.get();
+    feed(
+        &mut node,
+        &mut store,
+        &mut dropped,
+        recon(0, [6; 16]),
+        T + 10_700 + EXCHANGE_IDLE_MS,
+    );
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert_eq!(store.passes.get(), passes + 1);
+}
+
+#[test]
+fn delivery_proof_only_from_real_exchanges_and_own_pushes() {
+    let mut net = Net::new(2, "medical");
+    net.connect(0, 1);
+    net.run();
+    // The connect's catch-up is a real exchange: both sides report it.
+    assert!(net.synced.iter().any(|(i, _, r)| *i == 0 && r == "medical"));
+    assert!(net.synced.iter().any(|(i, _, r)| *i == 1 && r == "medical"));
+    let before = net.synced.len();
+    let m = net.publish(0, "medical", "water at the school", 5);
+    net.run();
+    // Node 1 got it from its author and acknowledged it: node 0 reports Acked.
+    assert_eq!(net.acked, [(0, net.id(1), vec![m.id()])]);
+    // A peer that never received our message claims it holds it, and that it synced.
+    let own = net.publish(0, "medical", "not sent to mallory", 6);
+    net.run();
+    net.acked.clear();
+    let atk = Attacker::connect(&mut net, 0, &["medical"]);
+    // Any offer node 0 made the newcomer went unanswered and is abandoned by now.
+    net.now = EXCHANGE_IDLE_MS + 100;
+    atk.send(
+        &mut net,
+        0,
+        Frame::IHave {
+            room: "medical".into(),
+            ids: vec![m.id(), own.id()],
+        },
+    );
+    atk.send(
+        &mut net,
+        0,
+        Frame::ReconDone {
+            room: "medical".into(),
+        },
+    );
+    assert!(net.acked.is_empty(), "{:?}", net.acked);
+    assert_eq!(net.synced.len(), before, "no Synced without an exchange");
+    assert_eq!(drops(&net, 0, DropReason::NoExchange), 1);
+}
+
+#[test]
+fn prune_flood_with_unknown_rooms_keeps_peer_state_bounded() {
+    let mut net = Net::new(1, "medical");
+    let atk = Attacker::connect(&mut net, 0, &["medical"]);
+    for k in 0..5_000 {
+        atk.send(
+            &mut net,
+            0,
+            Frame::Prune {
+                room: format!("junk-{k}"),
+            },
+        );
+    }
+    assert_eq!(drops(&net, 0, DropReason::UnknownRoom), 5_000);
+    assert!(net.nodes[0].peers[&atk.id].lazy.is_empty());
+    // IHave and Graft for rooms not shared are refused the same way.
+    let ids = vec![MessageId([2; 32])];
+    for frame in [
+        Frame::IHave {
+            room: "secret".into(),
+            ids: ids.clone(),
+        },
+        Frame::Graft {
+            room: "secret".into(),
+            ids,
+        },
+    ] {
+        atk.send(&mut net, 0, frame);
+    }
+    assert_eq!(drops(&net, 0, DropReason::UnknownRoom), 5_002);
+    assert_eq!(net.nodes[0].pending_repairs(), 0);
+    // Prunes for the shared room are paid from the prune budget.
+    for _ in 0..1_000 {
+        atk.send(
+            &mut net,
+            0,
+            Frame::Prune {
+                room: "medical".into(),
+            },
+        );
+    }
+    assert_eq!(
+        drops(&net, 0, DropReason::RateLimited(Budget::Prune)),
+        1_000 - budget::PRUNE_BURST as usize
+    );
+    assert_eq!(net.nodes[0].peers[&atk.id].lazy.len(), 1);
+    // A room list without the room forgets its lazy mark too.
+    net.now = 60_000;
+    atk.send(&mut net, 0, Frame::Rooms { rooms: vec![] });
+    assert!(net.nodes[0].peers[&atk.id].lazy.is_empty());
+    // Room updates are budgeted as well.
+    for _ in 0..100 {
+        atk.send(&mut net, 0, Frame::Rooms { rooms: vec![] });
+    }
+    assert_eq!(
+        drops(&net, 0, DropReason::RateLimited(Budget::Rooms)),
+        100 + 1 - budget::ROOMS_BURST as usize
+    );
+}
+
+#[test]
+fn ihave_flood_cannot_evict_honest_pending_repairs() {
+    let mut net = Net::new(2, "medical");
+    net.connect(0, 1);
+    net.run();
+    // An honest announcement of a message node 0 lacks.
+    let honest = MessageId([0xAA; 32]);
+    let i1 = net.id(1);
+    net.input(
+        0,
+        Input::Frame {
+            peer: i1,
+            frame: wire(&Frame::IHave {
+                room: "medical".into(),
+                ids: vec![honest],
+            }),
+        },
+    );
+    assert_eq!(net.nodes[0].pending_repairs(), 1);
+    let atk = Attacker::connect(&mut net, 0, &["medical"]);
+    let mut k = 0u32;
+    for _ in 0..60 {
+        net.now += 10_000; // budget refilled: only the pending-repair caps bind
+        let ids = (0..1024)
+            .map(|_| {
+                k += 1;
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&k.to_be_bytes());
+                MessageId(b)
+            })
+            .collect();
+        atk.send(
+            &mut net,
+            0,
+            Frame::IHave {
+                room: "medical".into(),
+                ids,
+            },
+        );
+    }
+    assert_eq!(net.nodes[0].missing.owned_by(&atk.id), MISSING_PER_PEER);
+    assert_eq!(net.nodes[0].pending_repairs(), MISSING_PER_PEER + 1);
+    assert!(
+        net.nodes[0].missing.get_mut(&honest).is_some(),
+        "the honest repair is still pending"
+    );
+    assert!(drops(&net, 0, DropReason::PendingRepairsFull) > 0);
+    // Without refills the id budget binds first.
+    for _ in 0..8 {
+        atk.send(
+            &mut net,
+            0,
+            Frame::IHave {
+                room: "medical".into(),
+                ids: vec![MessageId([3; 32]); 1024],
+            },
+        );
+    }
+    assert!(drops(&net, 0, DropReason::RateLimited(Budget::IHave)) > 0);
+}
+
+#[test]
+fn honest_traffic_is_never_dropped() {
+    let mut net = Net::new(4, "medical");
+    net.input(2, Input::Joined("logistics".into()));
+    for i in 0..3 {
+        net.connect(i, i + 1);
+    }
+    net.connect(0, 3);
+    net.run();
+    let mut sent = vec![];
+    for k in 0..300u64 {
+        net.now += 50;
+        sent.push(net.publish((k % 4) as usize, "medical", &format!("m{k}"), k + 1));
+        if k % 10 == 0 {
+            net.run();
+        }
+    }
+    net.run();
+    net.disconnect(1, 2);
+    for k in 0..50u64 {
+        sent.push(net.publish(1, "medical", &format!("p{k}"), 1_000 + k));
+    }
+    net.run();
+    net.connect(1, 2);
+    net.run();
+    net.input(3, Input::Renamed("three".into()));
+    net.input(1, Input::Joined("logistics".into()));
+    net.run();
+    for _ in 0..5 {
+        net.now += ANTI_ENTROPY_MS;
+        for i in 0..4 {
+            net.input(i, Input::Tick);
+        }
+        net.run();
+    }
+    for i in 0..4 {
+        for m in &sent {
+            assert!(net.stores[i].has(&m.id()).unwrap(), "node {i}");
+        }
+    }
+    assert!(net.dropped.is_empty(), "{:?}", net.dropped);
+    assert_eq!(net.rejected, 0);
 }

@@ -488,6 +488,16 @@ impl Sim {
                     if self.links.get(&key).map(|l| (l.1, l.2)) != Some((true, gen)) {
                         continue; // connection closed while in flight
                     }
+                    // The sender's driver wrote these bytes: its reply window opens again.
+                    let to_id = self.ids[to];
+                    let written = bytes.len() as u64 + 4;
+                    self.input(
+                        from,
+                        Input::Drained {
+                            peer: to_id,
+                            bytes: written,
+                        },
+                    );
                     let Ok(frame) = Frame::decode(&bytes) else {
                         continue;
                     };

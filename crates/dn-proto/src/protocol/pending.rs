@@ -1,0 +1,93 @@
+//! Pending repairs: messages announced by `IHave` that we lack, bounded per announcer.
+//!
+//! Each entry is charged to the peer whose announcement created it. One peer may own at most
+//! [`MISSING_PER_PEER`] entries and all together at most [`MISSING_CAP`]; past that new
+//! announcements are refused (the caller counts the drop) instead of evicting entries learned
+//! from others, so a flood from one peer cannot make us forget honest repairs.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::{MISSING_CAP, MISSING_PER_PEER};
+use crate::message::{MessageId, NodeId};
+
+/// A message announced to us that we lack.
+pub(super) struct Missing {
+    /// Its room.
+    pub(super) room: String,
+    /// Peers that announced it, tried in order.
+    pub(super) announcers: VecDeque<NodeId>,
+    /// The peer charged for the entry (the first announcer).
+    owner: NodeId,
+}
+
+/// The pending-repair table.
+#[derive(Default)]
+pub(super) struct Pending {
+    entries: HashMap<MessageId, Missing>,
+    per_owner: HashMap<NodeId, usize>,
+}
+
+/// What [`Pending::announce`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Announced {
+    /// A new entry: set its timer.
+    New,
+    /// Already pending: the peer was added as another announcer.
+    Known,
+    /// No room for it (per-peer or total cap).
+    Full,
+}
+
+impl Pending {
+    /// Records that `peer` announced `id` in `room`.
+    pub(super) fn announce(&mut self, id: MessageId, room: &str, peer: NodeId) -> Announced {
+        if let Some(m) = self.entries.get_mut(&id) {
+            if !m.announcers.contains(&peer) {
+                m.announcers.push_back(peer);
+            }
+            return Announced::Known;
+        }
+        let owned = self.per_owner.get(&peer).copied().unwrap_or(0);
+        if owned >= MISSING_PER_PEER || self.entries.len() >= MISSING_CAP {
+            return Announced::Full;
+        }
+        self.per_owner.insert(peer, owned + 1);
+        self.entries.insert(
+            id,
+            Missing {
+                room: room.to_string(),
+                announcers: VecDeque::from([peer]),
+                owner: peer,
+            },
+        );
+        Announced::New
+    }
+
+    /// The entry for `id`.
+    pub(super) fn get_mut(&mut self, id: &MessageId) -> Option<&mut Missing> {
+        self.entries.get_mut(id)
+    }
+
+    /// Forgets `id` (arrived, or no announcer left), releasing its owner's share.
+    pub(super) fn remove(&mut self, id: &MessageId) {
+        if let Some(m) = self.entries.remove(id) {
+            if let Some(n) = self.per_owner.get_mut(&m.owner) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_owner.remove(&m.owner);
+                }
+            }
+        }
+    }
+
+    /// Entries pending.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entries charged to `peer`.
+    #[cfg(test)]
+    pub(super) fn owned_by(&self, peer: &NodeId) -> usize {
+        self.per_owner.get(peer).copied().unwrap_or(0)
+    }
+}
