@@ -19,6 +19,7 @@
 //! [`disasternet`] drives the real `disasternet` binary on top of a lab.
 
 pub mod disasternet;
+pub mod hostile;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};

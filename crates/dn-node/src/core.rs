@@ -517,10 +517,17 @@ impl Core {
                 }
             }
             CoreMsg::Drained {
-                peer: _,
-                conn_id: _,
-                bytes: _,
-            } => {}
+                peer,
+                conn_id,
+                bytes,
+            } => {
+                if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
+                    self.feed(Input::Drained {
+                        peer,
+                        bytes: bytes as u64,
+                    });
+                }
+            }
             CoreMsg::Frame {
                 peer,
                 conn_id,
@@ -528,16 +535,12 @@ impl Core {
                 permit: _permit,
             } => {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
-                    // A peer announcing or returning messages written here holds them.
-                    let held: Vec<MessageId> = match &frame {
-                        Frame::IHave { ids, .. } => ids.clone(),
-                        Frame::Msg { message, .. } if message.author == self.id => {
-                            vec![message.id()]
+                    // A peer returning a message written here holds it (it has the signed
+                    // bytes). Acknowledgements count only through the protocol's `Acked`.
+                    if let Frame::Msg { message, .. } = &frame {
+                        if message.author == self.id {
+                            self.record_held(&[message.id()], &peer);
                         }
-                        _ => vec![],
-                    };
-                    if !held.is_empty() {
-                        self.record_held(&held, &peer);
                     }
                     self.feed(Input::Frame { peer, frame });
                 }
@@ -640,6 +643,21 @@ impl Core {
                     warn!(peer = %peer.fingerprint(), %reason, "rejected data from peer");
                     self.status_dirty = true;
                 }
+                Output::Dropped { peer, reason } => {
+                    // Budget drops can come in floods: log the first of each reason per peer
+                    // and then every power of two (the counts are in the status).
+                    let n = self.proto.counters().drops.get(reason);
+                    if n.is_power_of_two() {
+                        warn!(
+                            peer = %peer.fingerprint(),
+                            reason = reason.name(),
+                            total = n,
+                            "dropped a peer's request (budget)"
+                        );
+                    }
+                    self.status_dirty = true;
+                }
+                Output::Acked { peer, ids } => self.record_held(&ids, &peer),
                 Output::Close { peer, reason } => {
                     warn!(peer = %peer.fingerprint(), %reason, "closing connection");
                     if let (Some(net), Some(c)) = (&self.net, self.conns.get(&peer)) {
@@ -956,7 +974,11 @@ impl Core {
                 *d.entry(k.to_string()).or_insert(0) += v;
             }
         };
-        put("invalid", self.proto.counters().rejected);
+        let counters = self.proto.counters();
+        put("invalid", counters.rejected);
+        for (reason, n) in counters.drops.iter() {
+            put(reason.key(), n);
+        }
         put("not_reading", self.drops.not_reading);
         put("failed_commits", self.drops.failed_commits);
         put("undecodable", self.drops.undecodable);

@@ -75,4 +75,10 @@ carried_rooms: Array<string>,
 /**
  * The carry quota is used up: carried rooms are not being taken in.
  */
-carry_quota_full: boolean, };
+carry_quota_full: boolean, 
+/**
+ * What this node refused, dropped or cut since start to protect itself, by reason
+ * (`rate_limited`, `not_reading`, `quota_author`, …; see docs/security.md). Only reasons
+ * that counted something are listed.
+ */
+drops: Record<string, number>, };

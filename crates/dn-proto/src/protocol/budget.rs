@@ -177,6 +177,19 @@ impl DropReason {
         }
     }
 
+    /// The key of this reason in the node's drop table (`status --json` `drops`): snake_case,
+    /// every rate limit under `rate_limited`.
+    pub fn key(self) -> &'static str {
+        match self {
+            DropReason::RateLimited(_) => "rate_limited",
+            DropReason::ExchangeBusy => "exchange_busy",
+            DropReason::NoExchange => "no_exchange",
+            DropReason::ReplyQueueFull => "reply_queue_full",
+            DropReason::UnknownRoom => "unknown_room",
+            DropReason::PendingRepairsFull => "pending_repairs_full",
+        }
+    }
+
     /// A short stable name for logs and status displays.
     pub fn name(self) -> &'static str {
         match self {

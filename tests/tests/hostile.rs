@@ -1,0 +1,250 @@
+//! One hostile peer against one node, on real separate network stacks (issue #9).
+//!
+//! Three hosts on one bridge: node1 (the victim, with 8,000 stored messages in `ops` so that
+//! "send me the whole room" is expensive), node2 (an honest peer chatting with node1 the whole
+//! time) and host 3, which runs no node but `dn-hostile`: the real protocol over real QUIC/TLS
+//! with keys of its own. For every attack the test asserts, while it runs and after:
+//! - node1's memory (VmRSS) stays under a fixed bound above its idle figure;
+//! - node1's core keeps answering `status` (the CLI's round trip, spawn included);
+//! - node2 and node1 keep getting each other's messages;
+//! - the drop is counted under the right reason in `status --json` (`drops`).
+//!
+//! Figures (memory peak, slowest status, honest latency) go to
+//! `target/test-output/netns/hostile/report.txt`; `make bench` has the timed version.
+//! Needs root; run: `cargo test -p dn-tests --test hostile -- --test-threads=1`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dn_proto::Message;
+use dn_tests::disasternet::Cluster;
+use dn_tests::{check, target_dir, Lab};
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
+
+const ROOM: &str = "ops";
+/// Messages stored in the victim's room before it starts.
+const SEEDED: usize = 8_000;
+/// How long each attack runs.
+const ATTACK_SECONDS: u64 = 8;
+/// node1's resident memory may grow at most this much over its idle figure during an attack.
+/// Without the defences one no-read attack alone added 238 MiB.
+const MEMORY_BOUND_KIB: u64 = 96 * 1024;
+/// A `status` round trip through the CLI (process start included) slower than this fails:
+/// a starved core answers in seconds or not at all. (The 100 ms figure is measured by
+/// `make bench`, not asserted in a timed test.)
+const STATUS_BOUND: Duration = Duration::from_secs(3);
+/// Honest messages sent during an attack must arrive within this after it ends.
+const DELIVERY: Duration = Duration::from_secs(30);
+
+/// (attack, drop reasons of which at least one must have counted something; empty: only the
+/// liveness and memory checks apply).
+const ATTACKS: &[(&str, &[&str])] = &[
+    ("no-read", &["not_reading", "reply_queue_full", "exchange_busy", "rate_limited"]),
+    ("recon-storm", &["exchange_busy", "no_exchange", "rate_limited", "invalid"]),
+    ("spam", &["quota_author", "quota_peer", "invalid_dm"]),
+    ("sybil-spam", &["quota_peer", "quota_author", "invalid_dm"]),
+    ("topo-flood", &["topo_rate", "topo_cap"]),
+    ("streams", &[]),
+    ("connections", &["refused_per_address", "refused_full", "refused_handshakes"]),
+    ("forge-held", &["no_exchange"]),
+    ("prune-flood", &["unknown_room", "rate_limited"]),
+    ("ihave-flood", &["rate_limited", "pending_repairs_full"]),
+    ("beacon-flood", &["discovery_dropped", "beacon_dropped"]),
+];
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Writes `n` messages by 40 authors into node `i`'s store before it starts.
+fn seed(c: &Cluster, i: usize, n: usize) -> Result<()> {
+    let store = dn_store::Store::open(&c.node(i).data_dir.join("store.sqlite3"))?;
+    let keys: Vec<SigningKey> = (0..40u8).map(|k| SigningKey::from_bytes(&[k + 1; 32])).collect();
+    let start = dn_tests::now_ms() - 3_600_000;
+    let body = "seeded history ".repeat(90);
+    let batch: Vec<(Message, u64, bool)> = (0..n)
+        .map(|j| {
+            let m = Message::create(&keys[j % keys.len()], ROOM, "old", start + j as u64, &body)?;
+            Ok((m, start, false))
+        })
+        .collect::<Result<_, dn_proto::ProtoError>>()?;
+    for chunk in batch.chunks(1000) {
+        store.insert_messages(chunk)?;
+    }
+    Ok(())
+}
+
+fn drops(status: &Value) -> Value {
+    status["drops"].clone()
+}
+
+fn counted(drops: &Value, reason: &str) -> u64 {
+    drops[reason].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
+    let Some(mut c) = Cluster::with_lab("hostile", || Lab::with_networks(1, &[&[0], &[0], &[0]]))?
+    else {
+        return Ok(());
+    };
+    let hostile_bin = target_dir().join("debug/dn-hostile");
+    if !hostile_bin.exists() {
+        bail!("{} missing: cargo build --workspace --bins", hostile_bin.display());
+    }
+    c.init(1, "victim")?;
+    c.init(2, "honest")?;
+    c.join(1, ROOM)?;
+    c.join(2, ROOM)?;
+    seed(&c, 1, SEEDED)?;
+    c.start(1, &[])?;
+    c.start(2, &[])?;
+    let id2 = c.id(2)?;
+    c.wait_for("node1 and node2 connected", Duration::from_secs(30), |c| {
+        Ok(c.connected_peer_ids(1)?.contains(&id2))
+    })?;
+    // node2 catches up on the seeded history before the attacks start.
+    c.wait_for("node2 holds the seeded history", Duration::from_secs(90), |c| {
+        Ok(c.status(2)?["messages"].as_u64().unwrap_or(0) >= SEEDED as u64)
+    })?;
+    let pid = c
+        .node(1)
+        .proc
+        .as_ref()
+        .map(|p| p.pid())
+        .context("node1 has no process")?;
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_kib = vm_rss_kib(pid).context("reading node1's VmRSS")?;
+    let target = format!("{}:7300", c.lab.host(1).links[0].ip);
+    let mut report = vec![format!(
+        "idle VmRSS of node1: {} KiB; {SEEDED} messages stored\n\
+         attack        | peak VmRSS over idle | slowest status | honest msgs | drops counted",
+        idle_kib
+    )];
+    for (attack, reasons) in ATTACKS {
+        eprintln!("--- attack {attack}");
+        let before = drops(&c.status(1)?);
+        let log = c.out_dir.join(format!("hostile-{attack}.log"));
+        let mut cmd = c.lab.command(3, &hostile_bin);
+        cmd.args([
+            "--target",
+            &target,
+            "--attack",
+            attack,
+            "--seconds",
+            &ATTACK_SECONDS.to_string(),
+            "--room",
+            ROOM,
+        ]);
+        if *attack == "forge-held" {
+            // The ids of what node1 wrote: the attacker claims to hold them all.
+            let ids: Vec<String> = c
+                .log(1, ROOM)?
+                .iter()
+                .filter(|m| m["local"] == Value::Bool(true))
+                .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                .collect();
+            cmd.env("DN_HOSTILE_IDS", ids.join(","));
+        }
+        let mut attacker = c.lab.spawn(&format!("hostile-{attack}"), cmd, &log)?;
+        let started = Instant::now();
+        let mut peak_kib = idle_kib;
+        let mut slowest = Duration::ZERO;
+        let mut sent = Vec::new();
+        let mut k = 0;
+        while started.elapsed() < Duration::from_secs(ATTACK_SECONDS) {
+            k += 1;
+            let t = Instant::now();
+            let st = c.status(1).with_context(|| format!("status of node1 during {attack}"))?;
+            slowest = slowest.max(t.elapsed());
+            check!(c, st["running"] == Value::Bool(true), "node1 stopped during {attack}");
+            peak_kib = peak_kib.max(vm_rss_kib(pid).unwrap_or(0));
+            let from2 = format!("honest {attack} {k}");
+            let from1 = format!("victim {attack} {k}");
+            c.send(2, ROOM, &from2)?;
+            c.send(1, ROOM, &from1)?;
+            sent.push((from2, from1));
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        attacker.wait_exit(Duration::from_secs(30))?;
+        peak_kib = peak_kib.max(vm_rss_kib(pid).unwrap_or(0));
+        let grew = peak_kib.saturating_sub(idle_kib);
+        check!(
+            c,
+            grew <= MEMORY_BOUND_KIB,
+            "{attack}: node1's memory grew by {grew} KiB (bound {MEMORY_BOUND_KIB} KiB)"
+        );
+        check!(
+            c,
+            slowest <= STATUS_BOUND,
+            "{attack}: a status round trip took {slowest:?} (bound {STATUS_BOUND:?})"
+        );
+        // Every honest message of the attack window arrives on the other side.
+        let want2: Vec<String> = sent.iter().map(|(a, _)| a.clone()).collect();
+        let want1: Vec<String> = sent.iter().map(|(_, b)| b.clone()).collect();
+        let delivered = c.wait_for(
+            &format!("honest messages of the {attack} window delivered both ways"),
+            DELIVERY,
+            |c| {
+                let bodies = |i: usize| -> Result<Vec<String>> {
+                    Ok(c.log(i, ROOM)?
+                        .iter()
+                        .filter_map(|m| m["body"].as_str().map(str::to_owned))
+                        .collect())
+                };
+                let on1 = bodies(1)?;
+                let on2 = bodies(2)?;
+                Ok(want2.iter().all(|b| on1.contains(b)) && want1.iter().all(|b| on2.contains(b)))
+            },
+        )?;
+        let after = drops(&c.status(1)?);
+        let counts: Vec<String> = reasons
+            .iter()
+            .map(|r| format!("{r}={}", counted(&after, r).saturating_sub(counted(&before, r))))
+            .collect();
+        if !reasons.is_empty() {
+            check!(
+                c,
+                reasons
+                    .iter()
+                    .any(|r| counted(&after, r) > counted(&before, r)),
+                "{attack}: no drop counted under {reasons:?}; drops before {before}, after {after}"
+            );
+        }
+        report.push(format!(
+            "{attack:<13} | {:>17} KiB | {:>12.0?} | {} (+{:.1?}) | {}",
+            grew,
+            slowest,
+            sent.len() * 2,
+            delivered,
+            counts.join(" ")
+        ));
+    }
+    // The forged "held by" claims changed nothing: node1's own messages are held by node2 only.
+    let own: Vec<Value> = c
+        .log(1, ROOM)?
+        .into_iter()
+        .filter(|m| m["local"] == Value::Bool(true))
+        .collect();
+    check!(c, !own.is_empty(), "node1 wrote no messages?");
+    let over: Vec<&Value> = own
+        .iter()
+        .filter(|m| m["held_by"].as_u64().unwrap_or(0) > 1)
+        .collect();
+    check!(
+        c,
+        over.is_empty(),
+        "messages of node1 shown as held by more peers than the one honest peer: {over:?}"
+    );
+    let text = report.join("\n");
+    eprintln!("{text}");
+    std::fs::write(c.out_dir.join("report.txt"), &text)?;
+    c.stop(1)?;
+    c.stop(2)?;
+    Ok(())
+}
