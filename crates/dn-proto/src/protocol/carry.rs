@@ -81,6 +81,12 @@ impl Protocol {
         }
     }
 
+    /// Rooms tracked in the demand table.
+    #[cfg(test)]
+    pub(super) fn candidate_count(&self) -> usize {
+        self.demand.rooms.len()
+    }
+
     /// A peer said its first hello now.
     pub(super) fn note_connected(&mut self, peer: NodeId) {
         self.demand.connected_at.insert(peer, self.now);

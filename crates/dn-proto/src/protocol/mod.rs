@@ -105,8 +105,11 @@ pub struct MemStorage {
     msgs: HashMap<MessageId, Message>,
     by_room: HashMap<String, BTreeSet<(u64, MessageId)>>,
     /// Per (room, author): `(timestamp, id)` of the messages and their total signed size.
-    by_author: HashMap<(String, NodeId), (BTreeSet<(u64, MessageId)>, u64)>,
+    by_author: HashMap<(String, NodeId), AuthorEntries>,
 }
+
+/// `(timestamp, id)` of one author's messages in one room, and their total signed size.
+type AuthorEntries = (BTreeSet<(u64, MessageId)>, u64);
 
 impl MemStorage {
     /// Number of stored messages.

@@ -98,8 +98,9 @@ impl Protocol {
             self.topo_guard.drops.full += 1;
             return;
         }
-        if self.graph.update(rec.clone(), self.now) {
-            self.flood_topology(&rec, Some(peer), out);
+        // Newer than what is held (checked above), so the update always takes.
+        self.flood_topology(&rec, Some(peer), out);
+        if self.graph.update(rec, self.now) {
             out.push(Output::TopologyChanged);
         }
     }
