@@ -979,6 +979,15 @@ impl Core {
         for (reason, n) in counters.drops.iter() {
             put(reason.key(), n);
         }
+        let q = self.proto.quota_drops();
+        put("quota_author", q.author);
+        put("quota_peer", q.peer);
+        put("invalid_dm", q.bad_dm);
+        let t = self.proto.topo_drops();
+        put("topo_rate", t.too_soon + t.peer_rate);
+        put("topo_cap", t.full);
+        let cd = self.proto.carry_drops();
+        put("carry_candidates", cd.per_peer + cd.table_full);
         put("not_reading", self.drops.not_reading);
         put("failed_commits", self.drops.failed_commits);
         put("undecodable", self.drops.undecodable);

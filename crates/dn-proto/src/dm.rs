@@ -663,3 +663,19 @@ mod body_tests {
         assert!(from_body("dm1:!!!").is_err());
     }
 }
+
+/// Checks a message body of the [`DM_ROOM`] before a node stores or relays it: the body must
+/// decode as an envelope (so within [`MAX_DM_ENVELOPE_BYTES`]) addressed to a valid node key
+/// (prime-order Ed25519 point, not the neutral element) other than `author`. A note to oneself
+/// never needs to travel, so a carrier refuses it. Carriers cannot check more: the contents are
+/// only readable by the two ends.
+pub fn check_carried(body: &str, author: &NodeId) -> Result<DmEnvelope, DmError> {
+    let env = from_body(body)?;
+    if env.recipient == *author {
+        return Err(DmError::Malformed("direct message addressed to its author"));
+    }
+    if x25519_public(&env.recipient).is_none() {
+        return Err(DmError::BadRecipient);
+    }
+    Ok(env)
+}

@@ -10,6 +10,7 @@
 //! `"DNTOP" | version u8 | node 32 | seq u64 | name str8 | count u16 |
 //!  count × (id 32 | has_addr u8 | [ipv4 4 | port u16])`, then the 64-byte signature.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -154,10 +155,29 @@ impl TopoRecord {
     }
 }
 
+/// A BFS tree from one source: hop distance and parent of every reachable node.
+type Tree = HashMap<NodeId, (u32, Option<NodeId>)>;
+
+/// Most BFS trees kept at once (one per source asked about; in practice only "me").
+const TREE_CACHE_CAP: usize = 8;
+
+/// Derived data, rebuilt lazily after the records change.
+#[derive(Debug, Default, Clone)]
+struct Derived {
+    adjacency: Option<HashMap<NodeId, Vec<NodeId>>>,
+    trees: HashMap<NodeId, Tree>,
+}
+
 /// The network as seen through the records received.
+///
+/// Hop distances and paths are answered from a cached BFS tree per source, recomputed only
+/// when a record is stored, removed or expires: a path lookup per direct-message push costs
+/// a walk up the tree, not a BFS over the whole graph ([`Graph::bfs_runs`] counts the BFS runs).
 #[derive(Debug, Default, Clone)]
 pub struct Graph {
     records: HashMap<NodeId, (TopoRecord, u64)>,
+    derived: RefCell<Derived>,
+    bfs_runs: Cell<u64>,
 }
 
 impl Graph {
@@ -167,6 +187,7 @@ impl Graph {
             Some((old, _)) if old.seq >= rec.seq => false,
             _ => {
                 self.records.insert(rec.node, (rec, now));
+                self.invalidate();
                 true
             }
         }
@@ -177,7 +198,45 @@ impl Graph {
         let before = self.records.len();
         self.records
             .retain(|id, (_, at)| id == keep || now.saturating_sub(*at) <= max_age);
-        before != self.records.len()
+        let changed = before != self.records.len();
+        if changed {
+            self.invalidate();
+        }
+        changed
+    }
+
+    /// Forgets the record of `id`. True if there was one.
+    pub fn remove(&mut self, id: &NodeId) -> bool {
+        let had = self.records.remove(id).is_some();
+        if had {
+            self.invalidate();
+        }
+        had
+    }
+
+    /// Number of records held.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// When the record of `id` was stored (the `now` given to [`Graph::update`]).
+    pub fn received_at(&self, id: &NodeId) -> Option<u64> {
+        self.records.get(id).map(|(_, at)| *at)
+    }
+
+    /// How many BFS runs answered [`Graph::hops_from`] / [`Graph::path`] so far (each run is
+    /// cached until the graph changes).
+    pub fn bfs_runs(&self) -> u64 {
+        self.bfs_runs.get()
+    }
+
+    fn invalidate(&mut self) {
+        *self.derived.get_mut() = Derived::default();
     }
 
     /// All records.
@@ -226,48 +285,52 @@ impl Graph {
         adj
     }
 
+    /// Runs `f` on the (cached) BFS tree from `from`.
+    fn with_tree<R>(&self, from: &NodeId, f: impl FnOnce(&Tree) -> R) -> R {
+        let mut d = self.derived.borrow_mut();
+        if !d.trees.contains_key(from) {
+            if d.adjacency.is_none() {
+                d.adjacency = Some(self.adjacency());
+            }
+            let empty = HashMap::new();
+            let adj = d.adjacency.as_ref().unwrap_or(&empty);
+            let tree = bfs(adj, from);
+            self.bfs_runs.set(self.bfs_runs.get() + 1);
+            if d.trees.len() >= TREE_CACHE_CAP {
+                d.trees.clear();
+            }
+            d.trees.insert(*from, tree);
+        }
+        match d.trees.get(from) {
+            Some(t) => f(t),
+            None => f(&HashMap::new()),
+        }
+    }
+
     /// Hop distance from `from` to every reachable node (BFS; `from` itself is 0).
     pub fn hops_from(&self, from: &NodeId) -> HashMap<NodeId, u32> {
-        let adj = self.adjacency();
-        let mut dist = HashMap::from([(*from, 0u32)]);
-        let mut q = VecDeque::from([*from]);
-        while let Some(n) = q.pop_front() {
-            let d = dist[&n];
-            for m in adj.get(&n).into_iter().flatten() {
-                if !dist.contains_key(m) {
-                    dist.insert(*m, d + 1);
-                    q.push_back(*m);
-                }
-            }
-        }
-        dist
+        self.with_tree(from, |t| t.iter().map(|(id, (d, _))| (*id, *d)).collect())
+    }
+
+    /// Hop distance from `from` to `to`, if reachable.
+    pub fn hops(&self, from: &NodeId, to: &NodeId) -> Option<u32> {
+        self.with_tree(from, |t| t.get(to).map(|(d, _)| *d))
     }
 
     /// A shortest path `from` → `to` (both included), if `to` is reachable.
     pub fn path(&self, from: &NodeId, to: &NodeId) -> Option<Vec<NodeId>> {
-        let adj = self.adjacency();
-        let mut prev: HashMap<NodeId, NodeId> = HashMap::new();
-        let mut q = VecDeque::from([*from]);
-        let mut seen = HashSet::from([*from]);
-        while let Some(n) = q.pop_front() {
-            if n == *to {
-                let mut path = vec![n];
-                let mut cur = n;
-                while let Some(p) = prev.get(&cur) {
-                    path.push(*p);
-                    cur = *p;
-                }
-                path.reverse();
-                return Some(path);
+        self.with_tree(from, |t| {
+            let (d, _) = t.get(to)?;
+            let mut path = Vec::with_capacity(*d as usize + 1);
+            let mut cur = *to;
+            path.push(cur);
+            while let Some((_, Some(p))) = t.get(&cur) {
+                path.push(*p);
+                cur = *p;
             }
-            for m in adj.get(&n).into_iter().flatten() {
-                if seen.insert(*m) {
-                    prev.insert(*m, n);
-                    q.push_back(*m);
-                }
-            }
-        }
-        None
+            path.reverse();
+            Some(path)
+        })
     }
 
     /// Addresses at which others reach `id` (from their records), most reported first.
@@ -284,6 +347,23 @@ impl Graph {
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v.into_iter().map(|(a, _)| a).collect()
     }
+}
+
+/// Breadth-first search over sorted adjacency lists: the first parent found wins, so the tree
+/// (and every path read from it) is the same on every node for the same records.
+fn bfs(adj: &HashMap<NodeId, Vec<NodeId>>, from: &NodeId) -> Tree {
+    let mut tree: Tree = HashMap::from([(*from, (0u32, None))]);
+    let mut q = VecDeque::from([*from]);
+    while let Some(n) = q.pop_front() {
+        let d = tree.get(&n).map_or(0, |(d, _)| *d);
+        for m in adj.get(&n).into_iter().flatten() {
+            if !tree.contains_key(m) {
+                tree.insert(*m, (d + 1, Some(n)));
+                q.push_back(*m);
+            }
+        }
+    }
+    tree
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dn_proto::{Message, MessageId, StorageError};
+use dn_proto::{Message, MessageId, NodeId, StorageError};
 use rusqlite::{Connection, ErrorCode};
 
 pub use error::StoreError;
@@ -178,6 +178,20 @@ impl dn_proto::Storage for Store {
 
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
         Ok(self.get_message(id)?.map(|s| s.message))
+    }
+
+    fn author_usage(&self, room: &str, author: &NodeId) -> Result<(u64, u64), StorageError> {
+        Ok(Store::author_usage(self, room, author)?)
+    }
+
+    fn author_count_between(
+        &self,
+        room: &str,
+        author: &NodeId,
+        from: u64,
+        to: u64,
+    ) -> Result<u64, StorageError> {
+        Ok(Store::author_count_between(self, room, author, from, to)?)
     }
 }
 

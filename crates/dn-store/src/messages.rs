@@ -1,6 +1,6 @@
 //! The message log: insert, look up, page and stream in room order.
 
-use dn_proto::{Message, MessageId};
+use dn_proto::{Message, MessageId, NodeId};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use crate::{blob32, ms_from_sql, ms_to_sql, Result, Store, StoreError};
@@ -146,6 +146,41 @@ impl Store {
     }
 
     /// `(timestamp, id)` of every message of `room`, in room order (for set reconciliation).
+    /// Number of messages of `author` in `room` and the total size of their signed bytes.
+    pub fn author_usage(&self, room: &str, author: &NodeId) -> Result<(u64, u64)> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT count(*), coalesce(sum(length(signed)), 0) FROM messages
+             WHERE room = ?1 AND author = ?2",
+        )?;
+        let (n, bytes): (i64, i64) =
+            st.query_row(params![room, &author.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((
+            ms_from_sql(n, "message count")?,
+            ms_from_sql(bytes, "byte count")?,
+        ))
+    }
+
+    /// Number of messages of `author` in `room` with a timestamp in `from..=to` (an index range
+    /// count on `messages_author`).
+    pub fn author_count_between(
+        &self,
+        room: &str,
+        author: &NodeId,
+        from: u64,
+        to: u64,
+    ) -> Result<u64> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT count(*) FROM messages
+             WHERE room = ?1 AND author = ?2 AND timestamp BETWEEN ?3 AND ?4",
+        )?;
+        let n: i64 = st.query_row(
+            params![room, &author.0[..], ms_to_sql(from), ms_to_sql(to)],
+            |r| r.get(0),
+        )?;
+        ms_from_sql(n, "message count")
+    }
+
+    /// `(timestamp, id)` of every message of a room.
     pub fn room_entries(&self, room: &str) -> Result<Vec<(u64, MessageId)>> {
         let mut st = self.conn.prepare_cached(
             "SELECT timestamp, id FROM messages WHERE room = ?1 ORDER BY timestamp, author, id",

@@ -93,8 +93,15 @@ const V3: &str = "
 CREATE INDEX messages_local ON messages (id) WHERE local = 1;
 ";
 
+/// Version 4: per-author usage of a room (the protocol's per-author quota asks, for every new
+/// message from the network, how many messages its author has in the room around its
+/// timestamp: an index range count, never a scan of the room).
+const V4: &str = "
+CREATE INDEX messages_author ON messages (room, author, timestamp);
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this code writes.
 pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;

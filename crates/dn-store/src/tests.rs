@@ -775,7 +775,8 @@ fn upgrade_from_v1_adds_deliveries_and_keeps_messages() {
         // Turn it back into a version-1 database.
         s.conn
             .execute_batch(
-                "DROP INDEX messages_local; DROP TABLE deliveries; PRAGMA user_version = 1;",
+                "DROP INDEX messages_author; DROP INDEX messages_local; DROP TABLE deliveries;
+                 PRAGMA user_version = 1;",
             )
             .unwrap();
     }
@@ -794,7 +795,9 @@ fn upgrade_from_v2_indexes_the_queue() {
         s.insert_message(&msg(1, "r", 5, "queued"), 1, true)
             .unwrap();
         s.conn
-            .execute_batch("DROP INDEX messages_local; PRAGMA user_version = 2;")
+            .execute_batch(
+                "DROP INDEX messages_author; DROP INDEX messages_local; PRAGMA user_version = 2;",
+            )
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -881,4 +884,51 @@ fn the_peer_table_is_capped_dropping_nameless_then_least_recently_seen_peers() {
         store.upsert_peer(&id(i), Some("x"), &[], Some(u64::from(i))).unwrap();
     }
     assert_eq!(store.peers().unwrap().len(), crate::meta::MAX_PEERS);
+}
+
+#[test]
+fn upgrade_from_v3_indexes_authors_and_counts_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let a = node(1);
+    {
+        let s = Store::open(&path).unwrap();
+        for ts in [5, 10, 20] {
+            s.insert_message(&msg(1, "r", ts, "x"), 1, false).unwrap();
+        }
+        s.insert_message(&msg(2, "r", 10, "other author"), 1, false)
+            .unwrap();
+        s.insert_message(&msg(1, "q", 10, "other room"), 1, false)
+            .unwrap();
+        s.conn
+            .execute_batch("DROP INDEX messages_author; PRAGMA user_version = 3;")
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    let plan: String = s
+        .conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM messages
+             WHERE room = 'r' AND author = x'00' AND timestamp BETWEEN 1 AND 2",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("messages_author"), "{plan}");
+    let size = msg(1, "r", 5, "x").signed_bytes().len() as u64;
+    assert_eq!(Storage::author_usage(&s, "r", &a).unwrap(), (3, 3 * size));
+    assert_eq!(Storage::author_usage(&s, "none", &a).unwrap(), (0, 0));
+    assert_eq!(
+        Storage::author_count_between(&s, "r", &a, 5, 10).unwrap(),
+        2
+    );
+    assert_eq!(
+        Storage::author_count_between(&s, "r", &a, 11, 19).unwrap(),
+        0
+    );
+    assert_eq!(
+        Storage::author_count_between(&s, "r", &a, 0, u64::MAX).unwrap(),
+        3
+    );
 }

@@ -44,6 +44,23 @@ use crate::recon;
 use crate::topo::{Graph, TopoRecord};
 use crate::ProtoError;
 
+mod carry;
+mod quota;
+mod topology;
+
+pub use carry::{
+    CarryDrops, CARRY_DEMAND_WINDOW_MS, CARRY_IDLE_MS, CARRY_MIN_ANNOUNCERS, CARRY_ROOMS_PER_PEER,
+    CARRY_SOLE_PEER_MAX_ROOMS, CARRY_SOLE_PEER_MS, MAX_CARRY_CANDIDATES,
+};
+pub use quota::{
+    QuotaDrops, AUTHOR_CACHE_CAP, AUTHOR_WINDOW_MESSAGES, AUTHOR_WINDOW_MS, MAX_AUTHOR_BYTES,
+    MAX_AUTHOR_MESSAGES, PEER_BUCKETS_CAP, PEER_RELAY_BURST, PEER_RELAY_PER_MIN,
+};
+pub use topology::{
+    TopoDrops, MAX_TOPO_RECORDS, TOPO_HELLO_MAX, TOPO_MIN_GAP_MS, TOPO_NEAR_HOPS,
+    TOPO_NEW_ORIGINS_BURST, TOPO_NEW_ORIGINS_PER_MIN,
+};
+
 /// Eager-push hop budget of a fresh message. Past it a node only announces the message lazily
 /// (`IHave`), so a runaway push chain is bounded but delivery still completes through grafts.
 pub const DEFAULT_HOPS: u8 = 64;
@@ -105,6 +122,20 @@ pub trait Storage {
     fn room_set(&self, room: &str) -> Result<Vec<(u64, MessageId)>, StorageError>;
     /// A stored message by id.
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError>;
+    /// What `author` holds in `room`: number of messages and total size of their signed bytes
+    /// (for the per-author quota, [`MAX_AUTHOR_MESSAGES`] / [`MAX_AUTHOR_BYTES`]). Called once
+    /// per (room, author) while the protocol's usage cache holds the pair, so it may scan.
+    fn author_usage(&self, room: &str, author: &NodeId) -> Result<(u64, u64), StorageError>;
+    /// How many messages of `author` in `room` have a timestamp in `from..=to` (for the
+    /// per-author window, [`AUTHOR_WINDOW_MESSAGES`]). Called for every new message under the
+    /// quota, so it must be an index range count, not a scan.
+    fn author_count_between(
+        &self,
+        room: &str,
+        author: &NodeId,
+        from: u64,
+        to: u64,
+    ) -> Result<u64, StorageError>;
 }
 
 /// An in-memory [`Storage`] for tests and simulators.
@@ -112,7 +143,12 @@ pub trait Storage {
 pub struct MemStorage {
     msgs: HashMap<MessageId, Message>,
     by_room: HashMap<String, BTreeSet<(u64, MessageId)>>,
+    /// Per (room, author): `(timestamp, id)` of the messages and their total signed size.
+    by_author: HashMap<(String, NodeId), AuthorEntries>,
 }
+
+/// `(timestamp, id)` of one author's messages in one room, and their total signed size.
+type AuthorEntries = (BTreeSet<(u64, MessageId)>, u64);
 
 impl MemStorage {
     /// Number of stored messages.
@@ -138,6 +174,13 @@ impl Storage for MemStorage {
             .entry(msg.room.clone())
             .or_default()
             .insert((msg.timestamp, id));
+        let size = msg.signed_bytes().len() as u64;
+        let usage = self
+            .by_author
+            .entry((msg.room.clone(), msg.author))
+            .or_default();
+        usage.0.insert((msg.timestamp, id));
+        usage.1 += size;
         self.msgs.insert(id, msg.clone());
         Ok(true)
     }
@@ -150,6 +193,29 @@ impl Storage for MemStorage {
     }
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
         Ok(self.msgs.get(id).cloned())
+    }
+    fn author_usage(&self, room: &str, author: &NodeId) -> Result<(u64, u64), StorageError> {
+        Ok(self
+            .by_author
+            .get(&(room.to_string(), *author))
+            .map_or((0, 0), |(set, bytes)| (set.len() as u64, *bytes)))
+    }
+    fn author_count_between(
+        &self,
+        room: &str,
+        author: &NodeId,
+        from: u64,
+        to: u64,
+    ) -> Result<u64, StorageError> {
+        if from > to {
+            return Ok(0);
+        }
+        let lo = (from, MessageId([0; 32]));
+        let hi = (to, MessageId([0xff; 32]));
+        Ok(self
+            .by_author
+            .get(&(room.to_string(), *author))
+            .map_or(0, |(set, _)| set.range(lo..=hi).count() as u64))
     }
 }
 
@@ -437,6 +503,12 @@ pub struct Protocol {
     recon_seq: u64,
     graph: Graph,
     counters: Counters,
+    /// Per-author and per-peer storage quotas (quota.rs).
+    quota: quota::QuotaState,
+    /// Admission of neighbour lists (topology.rs).
+    topo_guard: topology::TopoGuard,
+    /// Demand for carried rooms (carry.rs).
+    demand: carry::Demand,
 }
 
 impl Protocol {
@@ -474,6 +546,9 @@ impl Protocol {
             recon_seq: 0,
             graph: Graph::default(),
             counters: Counters::default(),
+            quota: quota::QuotaState::default(),
+            topo_guard: topology::TopoGuard::default(),
+            demand: carry::Demand::default(),
         }
     }
 
@@ -489,14 +564,6 @@ impl Protocol {
     pub fn carried(&self) -> impl Iterator<Item = &String> {
         self.carried.iter()
     }
-    /// Carries these rooms too (e.g. rooms with stored messages after a restart), up to the cap.
-    pub fn carry_rooms(&mut self, rooms: impl IntoIterator<Item = String>) {
-        for r in rooms {
-            if !self.rooms.contains(&r) && self.carried.len() < self.config.max_carried_rooms {
-                self.carried.insert(r);
-            }
-        }
-    }
     fn member(&self, room: &str) -> bool {
         self.rooms.contains(room)
             || (self.carried.contains(room) && (!self.carry_full || room == crate::dm::DM_ROOM))
@@ -507,50 +574,6 @@ impl Protocol {
         s.extend(self.carried.iter().filter(|r| self.member(r)).cloned());
         s
     }
-    /// Starts carrying the rooms a peer announced that we neither joined nor carry yet.
-    fn carry(
-        &mut self,
-        rooms: &BTreeSet<String>,
-        from: Option<NodeId>,
-        store: &mut dyn Storage,
-        out: &mut Vec<Output>,
-    ) {
-        if self.config.max_carried_rooms == 0 || self.carry_full {
-            return;
-        }
-        let mut new = Vec::new();
-        for r in rooms {
-            if !self.member(r) && self.carried.len() < self.config.max_carried_rooms {
-                self.carried.insert(r.clone());
-                new.push(r.clone());
-            }
-        }
-        if new.is_empty() {
-            return;
-        }
-        self.announce_rooms(out);
-        // Other peers that have these rooms: catch up with them too.
-        let others: Vec<(NodeId, Vec<String>)> = self
-            .peers
-            .iter()
-            .filter(|(id, p)| p.hello && Some(**id) != from)
-            .map(|(id, p)| {
-                (
-                    *id,
-                    new.iter()
-                        .filter(|r| p.rooms.contains(*r))
-                        .cloned()
-                        .collect(),
-                )
-            })
-            .collect();
-        for (peer, rooms) in others {
-            for room in rooms {
-                self.offer(store, peer, &room, out);
-            }
-        }
-    }
-
     /// Connected peers that said hello.
     pub fn connected(&self) -> impl Iterator<Item = &NodeId> {
         self.peers.iter().filter(|(_, p)| p.hello).map(|(id, _)| id)
@@ -652,9 +675,7 @@ impl Protocol {
             Input::Left(room) => {
                 // Its messages stay stored and the node keeps carrying the room for others.
                 if self.rooms.remove(&room) {
-                    if self.config.max_carried_rooms > self.carried.len() {
-                        self.carried.insert(room);
-                    }
+                    self.carry_left(room);
                     self.announce_rooms(&mut out);
                 }
             }
@@ -711,6 +732,7 @@ impl Protocol {
                 for p in self.peers.values_mut() {
                     p.exchanges.retain(|_, x| !x.stale(now));
                 }
+                self.carry_tick(store, &mut out);
                 self.anti_entropy(store, &mut out);
             }
             Input::Drained { peer, bytes } => {
@@ -1217,6 +1239,7 @@ impl Protocol {
                     return;
                 }
                 let rooms = Self::clean_rooms(rooms);
+                self.note_connected(peer);
                 self.carry(&rooms, Some(peer), store, out);
                 let shared: Vec<String> = rooms.intersection(&self.served()).cloned().collect();
                 if let Some(p) = self.peers.get_mut(&peer) {
@@ -1229,15 +1252,9 @@ impl Protocol {
                     rooms: rooms.into_iter().collect(),
                     listen_port,
                 });
-                // The newcomer learns the whole known network at once.
-                let mut recs: Vec<TopoRecord> = self.graph.records().cloned().collect();
-                recs.sort_by_key(|r| r.node);
-                for r in recs {
-                    out.push(Output::Send {
-                        peer,
-                        frame: Frame::Topo(r),
-                    });
-                }
+                // The newcomer learns the nearest part of the known network at once (bounded);
+                // the rest reaches it as neighbour lists refresh.
+                Self::send_records(peer, self.hello_records(), out);
                 for room in shared {
                     self.offer(store, peer, &room, out);
                 }
@@ -1274,17 +1291,7 @@ impl Protocol {
                     self.drop_frame(peer, DropReason::RateLimited(Budget::Prune), out);
                 }
             }
-            Frame::Topo(rec) => {
-                if let Err(reason) = rec.verify() {
-                    self.counters.rejected += 1;
-                    out.push(Output::Rejected { peer, reason });
-                    return;
-                }
-                if rec.node != self.me && self.graph.update(rec.clone(), self.now) {
-                    self.flood_topology(&rec, Some(peer), out);
-                    out.push(Output::TopologyChanged);
-                }
-            }
+            Frame::Topo(rec) => self.on_topo(peer, rec, out),
         }
     }
 
@@ -1446,8 +1453,12 @@ impl Protocol {
             });
             return;
         }
+        if self.admit(store, peer, &msg, out).is_err() {
+            return;
+        }
         match store.insert(&msg) {
             Ok(true) => {
+                self.note_stored(&msg);
                 self.counters.received += 1;
                 self.missing.remove(&id);
                 if msg.author == peer {
@@ -1567,3 +1578,5 @@ fn session_salt(me: &NodeId, peer: &NodeId, room: &str, now: u64, seq: u64) -> r
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_quota;

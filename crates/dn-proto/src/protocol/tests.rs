@@ -409,7 +409,9 @@ fn neighbour_lists_flood_and_give_hop_distances() {
     assert_eq!(hops.get(&net.id(3)), Some(&3));
     let path = net.nodes[3].graph().path(&net.id(3), &net.id(0)).unwrap();
     assert_eq!(path.len(), 4);
-    // A forged record is rejected and changes nothing.
+    // A forged record is rejected and changes nothing (sent after the per-node gap, so it
+    // reaches the signature check).
+    net.now = TOPO_MIN_GAP_MS;
     let mut forged = TopoRecord::create(&net.keys[2], 9, "n2", vec![]);
     forged.seq = 10;
     let peer = net.id(1);
@@ -548,6 +550,10 @@ fn a_full_carry_quota_stops_carrying_but_not_joined_rooms() {
     net.input(0, Input::Joined("logistics".into()));
     net.connect(0, 1);
     net.run();
+    // A single peer's rooms are carried once it has been connected a while (carry.rs).
+    net.now = CARRY_SOLE_PEER_MS;
+    net.input(1, Input::Tick);
+    net.run();
     assert!(net.nodes[1].carried().any(|r| r == "logistics"));
     net.input(1, Input::CarryFull(true));
     net.run();
@@ -559,7 +565,7 @@ fn a_full_carry_quota_stops_carrying_but_not_joined_rooms() {
         "over quota: carried room not taken"
     );
     assert!(net.stores[1].has(&m.id()).unwrap());
-    net.now = 5_000; // later: a new reconciliation of the room is welcome
+    net.now = CARRY_SOLE_PEER_MS + 5_000; // later: a new reconciliation is welcome
     net.input(1, Input::CarryFull(false));
     net.run();
     assert!(
@@ -817,6 +823,18 @@ impl Storage for CountingStore {
     }
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
         self.inner.get(id)
+    }
+    fn author_usage(&self, room: &str, author: &NodeId) -> Result<(u64, u64), StorageError> {
+        self.inner.author_usage(room, author)
+    }
+    fn author_count_between(
+        &self,
+        room: &str,
+        author: &NodeId,
+        from: u64,
+        to: u64,
+    ) -> Result<u64, StorageError> {
+        self.inner.author_count_between(room, author, from, to)
     }
 }
 

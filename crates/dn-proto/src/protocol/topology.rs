@@ -1,0 +1,186 @@
+//! Admission of neighbour lists: a Sybil with thousands of fresh keys must not fill, flood or
+//! slow down the network graph.
+//!
+//! A received [`TopoRecord`] is taken in only if, in this order (cheap checks before the
+//! signature):
+//!
+//! 1. it is newer than the record held for its node (else ignored: the normal end of a flood);
+//! 2. the held record of that node is at least [`TOPO_MIN_GAP_MS`] old (else dropped,
+//!    `too_soon`): a node re-signs on connection changes and every
+//!    [`TOPO_REFRESH_MS`](super::TOPO_REFRESH_MS), so one record per 5 s per node is plenty;
+//! 3. for a node we hold no record of, the sending peer still has budget for new nodes: a
+//!    bucket of [`TOPO_NEW_ORIGINS_BURST`] refilled at [`TOPO_NEW_ORIGINS_PER_MIN`] per peer
+//!    (else dropped, `peer_rate`);
+//! 4. its signature verifies (else rejected as invalid);
+//! 5. while [`MAX_TOPO_RECORDS`] are held, a record of a new node is taken only if the node is
+//!    near: a connected peer, or confirmed as a neighbour by a node at most
+//!    [`TOPO_NEAR_HOPS`]` - 1` hops from us. It then replaces the farthest record (unreachable
+//!    first, then most hops, then least recently received); ourselves and connected peers are
+//!    never replaced. Else dropped, `full`.
+//!
+//! What is taken in is flooded on, so what leaves a node is bounded by the same rates. A
+//! newcomer's `Hello` is answered with at most [`TOPO_HELLO_MAX`] records, nearest first; the
+//! rest reaches it as records refresh.
+
+use super::quota::Bucket;
+use super::{Frame, Output, Protocol};
+use crate::message::NodeId;
+use crate::topo::TopoRecord;
+
+/// Most neighbour lists held. A disaster-area mesh has hundreds of nodes; beyond 1,024 the
+/// graph is no longer useful for routing decisions of one node anyway, and BFS over it stays
+/// well under a millisecond.
+pub const MAX_TOPO_RECORDS: usize = 1_024;
+/// A new record of a node is taken at most this often, ms.
+pub const TOPO_MIN_GAP_MS: u64 = 5_000;
+/// Records of nodes new to us that one peer may deliver per minute after the burst.
+pub const TOPO_NEW_ORIGINS_PER_MIN: u64 = 128;
+/// Records of nodes new to us that one peer may deliver at once: twice a `Hello` batch, so
+/// joining a big network is not slowed; the rest comes in with the next refreshes.
+pub const TOPO_NEW_ORIGINS_BURST: u64 = 2 * TOPO_HELLO_MAX as u64;
+/// A newcomer is sent at most this many records on `Hello`, nearest first.
+pub const TOPO_HELLO_MAX: usize = 256;
+/// Over [`MAX_TOPO_RECORDS`], a new node is still taken in if it is at most this many hops
+/// from us (a peer's peer).
+pub const TOPO_NEAR_HOPS: u32 = 2;
+/// Peers whose new-node buckets are remembered; when full, only connected peers' are kept.
+const TOPO_BUCKETS_CAP: usize = 1_024;
+
+/// Neighbour lists not taken in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TopoDrops {
+    /// A newer record of the same node came sooner than [`TOPO_MIN_GAP_MS`].
+    pub too_soon: u64,
+    /// The sending peer is over its rate of records of new nodes.
+    pub peer_rate: u64,
+    /// The graph is full and the node is not near.
+    pub full: u64,
+}
+
+/// State of the topology admission.
+#[derive(Debug, Default)]
+pub(super) struct TopoGuard {
+    buckets: std::collections::HashMap<NodeId, Bucket>,
+    pub(super) drops: TopoDrops,
+}
+
+impl Protocol {
+    /// Neighbour lists dropped by the topology caps.
+    pub fn topo_drops(&self) -> TopoDrops {
+        self.topo_guard.drops
+    }
+
+    /// A `Topo` frame from `peer` (module docs).
+    pub(super) fn on_topo(&mut self, peer: NodeId, rec: TopoRecord, out: &mut Vec<Output>) {
+        if rec.node == self.me {
+            return;
+        }
+        let held = self.graph.record(&rec.node).map(|r| r.seq);
+        if held.is_some_and(|seq| seq >= rec.seq) {
+            return;
+        }
+        if held.is_some() {
+            let at = self.graph.received_at(&rec.node).unwrap_or(0);
+            if self.now.saturating_sub(at) < TOPO_MIN_GAP_MS {
+                self.topo_guard.drops.too_soon += 1;
+                return;
+            }
+        } else if !self.take_new_origin(peer) {
+            self.topo_guard.drops.peer_rate += 1;
+            return;
+        }
+        if let Err(reason) = rec.verify() {
+            self.counters.rejected += 1;
+            out.push(Output::Rejected { peer, reason });
+            return;
+        }
+        if held.is_none() && self.graph.len() >= MAX_TOPO_RECORDS && !self.make_room_for(&rec) {
+            self.topo_guard.drops.full += 1;
+            return;
+        }
+        // Newer than what is held (checked above), so the update always takes.
+        self.flood_topology(&rec, Some(peer), out);
+        if self.graph.update(rec, self.now) {
+            out.push(Output::TopologyChanged);
+        }
+    }
+
+    fn take_new_origin(&mut self, peer: NodeId) -> bool {
+        let now = self.now;
+        let buckets = &mut self.topo_guard.buckets;
+        if !buckets.contains_key(&peer) && buckets.len() >= TOPO_BUCKETS_CAP {
+            let peers = &self.peers;
+            buckets.retain(|id, _| peers.contains_key(id));
+        }
+        buckets
+            .entry(peer)
+            .or_insert_with(|| Bucket::full(TOPO_NEW_ORIGINS_BURST, TOPO_NEW_ORIGINS_PER_MIN, now))
+            .take(now)
+    }
+
+    fn is_direct(&self, id: &NodeId) -> bool {
+        self.peers.get(id).is_some_and(|p| p.hello)
+    }
+
+    /// The graph is full: frees a place for `rec` if its node is near and a farther record
+    /// can go. True if `rec` may be stored.
+    fn make_room_for(&mut self, rec: &TopoRecord) -> bool {
+        let me = self.me;
+        let direct = self.is_direct(&rec.node);
+        let near = direct
+            || rec.neighbours.iter().any(|n| {
+                self.graph
+                    .hops(&me, &n.id)
+                    .is_some_and(|h| h < TOPO_NEAR_HOPS)
+                    && self
+                        .graph
+                        .record(&n.id)
+                        .is_some_and(|r| r.neighbours.iter().any(|m| m.id == rec.node))
+            });
+        if !near {
+            return false;
+        }
+        // The farthest record that is neither ours nor a connected peer's.
+        let victim = self
+            .graph
+            .records()
+            .map(|r| r.node)
+            .filter(|id| *id != me && !self.is_direct(id))
+            .map(|id| {
+                let hops = self.graph.hops(&me, &id).unwrap_or(u32::MAX);
+                let at = self.graph.received_at(&id).unwrap_or(0);
+                (hops, std::cmp::Reverse(at), id)
+            })
+            .max();
+        match victim {
+            Some((hops, _, id)) if hops > TOPO_NEAR_HOPS => self.graph.remove(&id),
+            // Everything held is near: a direct peer still gets in (bounded by connections).
+            _ => direct,
+        }
+    }
+
+    /// The records a newcomer gets on `Hello`: at most [`TOPO_HELLO_MAX`], nearest first.
+    pub(super) fn hello_records(&self) -> Vec<TopoRecord> {
+        let hops = self.graph.hops_from(&self.me);
+        let mut recs: Vec<(u32, &TopoRecord)> = self
+            .graph
+            .records()
+            .map(|r| (hops.get(&r.node).copied().unwrap_or(u32::MAX), r))
+            .collect();
+        recs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.node.cmp(&b.1.node)));
+        recs.into_iter()
+            .take(TOPO_HELLO_MAX)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// A `Topo` frame for every record in `recs` to `peer`.
+    pub(super) fn send_records(peer: NodeId, recs: Vec<TopoRecord>, out: &mut Vec<Output>) {
+        for r in recs {
+            out.push(Output::Send {
+                peer,
+                frame: Frame::Topo(r),
+            });
+        }
+    }
+}
