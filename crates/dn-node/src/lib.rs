@@ -21,7 +21,9 @@ pub mod beacon;
 pub mod control;
 pub mod core;
 pub mod discovery;
+pub mod display;
 pub mod export;
+pub mod fsutil;
 pub mod identity;
 pub mod net;
 pub mod tls;
@@ -155,13 +157,15 @@ pub fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
 /// Takes the exclusive lock of a data directory. The OS releases it when the process dies,
 /// so a crashed node never blocks the next start.
 fn lock_data_dir(data_dir: &Path) -> Result<File, ApiError> {
-    std::fs::create_dir_all(data_dir)
+    // 0700 from creation; an existing too-open data dir is tightened (and logged).
+    fsutil::create_private_dir(data_dir)
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", data_dir.display())))?;
     let path = data_dir.join(LOCK_FILE);
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut opts = File::options();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, fsutil::PRIVATE_FILE_MODE);
+    let f = opts
         .open(&path)
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
     match f.try_lock() {
