@@ -224,6 +224,35 @@ pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary
     })
 }
 
+/// Recovers a damaged store (see [`dn_store::salvage_store`]): the readable, correctly
+/// signed messages, rooms and settings go into a new store, which replaces the damaged one
+/// once it checks out; the damaged file is kept as `store.sqlite3.damaged-<unix ms>`. Works
+/// only while no node (or app, or other command) runs on the data dir (`busy` otherwise).
+pub fn salvage_store(data_dir: &Path) -> Result<dn_store::SalvageOutcome, ApiError> {
+    let _lock = lock_data_dir(data_dir).map_err(|e| {
+        if e.code == ErrorCode::Busy {
+            ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "a DisasterNet node or the app is running on {}; stop it before salvaging \
+                     its store",
+                    data_dir.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    let db = data_dir.join(core::STORE_FILE);
+    if !db.exists() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("{}: no store to salvage", db.display()),
+        ));
+    }
+    dn_store::salvage_store(&db, core::now_ms()).map_err(ApiError::from)
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Internal, e.to_string())
 }

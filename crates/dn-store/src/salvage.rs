@@ -236,21 +236,12 @@ pub fn salvage_store(db: &Path, now_ms: u64) -> Result<SalvageOutcome> {
     let out = with_suffix(db, &format!(".salvaged-{now_ms}"));
     let kept = with_suffix(db, &format!(".damaged-{now_ms}"));
     let companions = ["-wal", "-shm"];
-    let mut moves = vec![(db.to_path_buf(), kept.clone())];
-    for c in companions {
-        let from = with_suffix(db, c);
-        if std::fs::symlink_metadata(&from).is_ok() {
-            moves.push((from, with_suffix(&kept, c)));
-        }
-    }
-    for target in moves
-        .iter()
-        .map(|(_, to)| to.clone())
-        .chain(std::iter::once(out.clone()))
-    {
-        if std::fs::symlink_metadata(&target).is_ok() {
+    let mut targets = vec![out.clone(), kept.clone()];
+    targets.extend(companions.iter().map(|c| with_suffix(&kept, c)));
+    for target in &targets {
+        if std::fs::symlink_metadata(target).is_ok() {
             return Err(io(
-                &target,
+                target,
                 std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
             ));
         }
@@ -266,6 +257,15 @@ pub fn salvage_store(db: &Path, now_ms: u64) -> Result<SalvageOutcome> {
                 out.display(),
                 report.recovered
             )));
+        }
+    }
+    // Listed only now: reading the damaged file may have created its `-wal`/`-shm`, which must
+    // go aside with it and never be paired with the new file.
+    let mut moves = vec![(db.to_path_buf(), kept.clone())];
+    for c in companions {
+        let from = with_suffix(db, c);
+        if std::fs::symlink_metadata(&from).is_ok() {
+            moves.push((from, with_suffix(&kept, c)));
         }
     }
     for c in companions {
@@ -404,6 +404,13 @@ mod tests {
         );
         assert_eq!(std::fs::read(&out.damaged_kept).unwrap(), before);
         assert!(!dir.path().join("store.sqlite3.salvaged-4242").exists());
+        // Companions created while reading the damaged file went aside with it.
+        for c in ["-wal", "-shm"] {
+            assert!(
+                !with_suffix(&db, c).exists(),
+                "{c} left beside the new store"
+            );
+        }
 
         let s = Store::open(&db).unwrap();
         assert_eq!(s.message_count(None).unwrap(), r.recovered);
