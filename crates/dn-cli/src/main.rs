@@ -133,7 +133,11 @@ enum Cmd {
     /// the rooms and settings) into a new store, then move the damaged file aside as
     /// store.sqlite3.damaged-<unix ms> and put the new one in place. Deletes nothing. Only
     /// while no node or app runs on the data dir.
-    Salvage,
+    Salvage {
+        /// Rebuild the store even when its integrity check passes.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the deterministic protocol simulator (tree propagation beside the flooding baseline).
     Sim(SimArgs),
 }
@@ -345,7 +349,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             return run_node(cfg).await;
         }
         Cmd::Verify { file } => return verify(&file, json),
-        Cmd::Salvage => return salvage(&data_dir, json),
+        Cmd::Salvage { force } => return salvage(&data_dir, force, json),
         Cmd::Identity {
             cmd: IdentityCmd::Restore { file },
         } => return restore(&data_dir, &file, json),
@@ -633,7 +637,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
         }
         Cmd::Node { .. }
         | Cmd::Verify { .. }
-        | Cmd::Salvage
+        | Cmd::Salvage { .. }
         | Cmd::Sim(_)
         | Cmd::Identity {
             cmd: IdentityCmd::Restore { .. },
@@ -830,8 +834,8 @@ fn verify_report(v: &FileVerification) -> String {
     out
 }
 
-fn salvage(data_dir: &Path, json: bool) -> Result<ExitCode> {
-    let o = dn_node::salvage_store(data_dir).map_err(api)?;
+fn salvage(data_dir: &Path, force: bool, json: bool) -> Result<ExitCode> {
+    let o = dn_node::salvage_store(data_dir, force).map_err(api)?;
     if json {
         print_json(&o)?;
     } else {
@@ -1077,7 +1081,15 @@ mod tests {
     #[test]
     fn salvage_without_a_store_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        let e = dn_node::salvage_store(dir.path()).unwrap_err();
+        let e = dn_node::salvage_store(dir.path(), false).unwrap_err();
         assert!(e.message.contains("no store to salvage"), "{}", e.message);
+        // A healthy store is left alone unless forced.
+        let db = dir.path().join("store.sqlite3");
+        std::fs::write(&db, b"").unwrap();
+        let e = dn_node::salvage_store(dir.path(), false).unwrap_err();
+        assert!(e.message.contains("not damaged"), "{}", e.message);
+        let o = dn_node::salvage_store(dir.path(), true).unwrap();
+        assert_eq!(o.report.recovered, 0);
+        assert!(o.damaged_kept.exists());
     }
 }

@@ -722,6 +722,8 @@ pub fn verify_file_full(path: &Path) -> Result<FileVerification, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use ed25519_dalek::SigningKey;
 

@@ -184,6 +184,8 @@ pub fn check_private_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(all(test, unix))]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

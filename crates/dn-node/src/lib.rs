@@ -228,7 +228,9 @@ pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary
 /// signed messages, rooms and settings go into a new store, which replaces the damaged one
 /// once it checks out; the damaged file is kept as `store.sqlite3.damaged-<unix ms>`. Works
 /// only while no node (or app, or other command) runs on the data dir (`busy` otherwise).
-pub fn salvage_store(data_dir: &Path) -> Result<dn_store::SalvageOutcome, ApiError> {
+/// A store whose integrity check passes is left alone (`invalid_input`) unless `force`:
+/// rebuilding it would drop the delivery state and the peers list for nothing.
+pub fn salvage_store(data_dir: &Path, force: bool) -> Result<dn_store::SalvageOutcome, ApiError> {
     let _lock = lock_data_dir(data_dir).map_err(|e| {
         if e.code == ErrorCode::Busy {
             ApiError::new(
@@ -248,6 +250,16 @@ pub fn salvage_store(data_dir: &Path) -> Result<dn_store::SalvageOutcome, ApiErr
         return Err(ApiError::new(
             ErrorCode::NotFound,
             format!("{}: no store to salvage", db.display()),
+        ));
+    }
+    if !force && dn_store::Store::open(&db).is_ok() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "{}: the store is not damaged (its integrity check passes); nothing to salvage \
+                 (--force rebuilds it anyway)",
+                db.display()
+            ),
         ));
     }
     dn_store::salvage_store(&db, core::now_ms()).map_err(ApiError::from)

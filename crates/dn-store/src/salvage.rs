@@ -247,6 +247,21 @@ pub fn salvage_store(db: &Path, now_ms: u64) -> Result<SalvageOutcome> {
         }
     }
     let report = salvage_into(db, &out, now_ms)?;
+    if report.rows_read == 0 && report.damaged_ranges > 0 {
+        // Nothing at all could be read: replacing the store would only hide it. Our own empty
+        // output (created moments ago, holding nothing) is removed; the damaged file stays.
+        for p in [
+            out.clone(),
+            with_suffix(&out, "-wal"),
+            with_suffix(&out, "-shm"),
+        ] {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(StoreError::Corrupt(format!(
+            "{}: no message could be read; the file was left in place untouched",
+            db.display()
+        )));
+    }
     {
         // Verify the new store as the node will open it; dropping it checkpoints the WAL.
         let check = Store::open(&out)?;
@@ -434,6 +449,28 @@ mod tests {
         // A second salvage at the same instant would overwrite: refused, nothing changes.
         let e = salvage_store(&db, 4242).unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_store_is_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        fill(&db, &msgs(200));
+        corrupt(&db, 0.0, 1.0);
+        let before = std::fs::read(&db).unwrap();
+        let e = salvage_store(&db, 9).unwrap_err();
+        assert!(e.to_string().contains("no message could be read"), "{e}");
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.contains("salvaged") && !n.contains("damaged-")),
+            "{names:?}"
+        );
     }
 
     #[test]
