@@ -279,6 +279,7 @@ fn quick_check(conn: &Connection) -> Result<()> {
         .map_err(|e| match StoreError::from(e) {
             // Not SQLite at all: that message is clearer than "damaged".
             StoreError::Corrupt(m) if m.starts_with("not a SQLite") => StoreError::Corrupt(m),
+            StoreError::Corrupt(m) => damaged(m),
             e => damaged(e.to_string()),
         })?;
     if rows.len() == 1 && rows[0] == "ok" {
