@@ -66,8 +66,9 @@ fn prepare_socket_dir(path: &Path, data_dir: &Path) -> std::io::Result<()> {
         return Ok(());
     };
     if dir == data_dir {
+        // The user's own data dir may be a symlink to where they keep it: check the real one.
         crate::fsutil::create_private_dir(dir)?;
-        return crate::fsutil::check_private_dir(dir);
+        return crate::fsutil::check_private_dir(&std::fs::canonicalize(dir)?);
     }
     let mut b = std::fs::DirBuilder::new();
     std::os::unix::fs::DirBuilderExt::mode(&mut b, crate::fsutil::PRIVATE_DIR_MODE);
@@ -221,6 +222,10 @@ mod tests {
         prepare_socket_dir(&data.join(SOCKET_FILE), &data).unwrap();
         let mode = std::fs::metadata(&data).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+        // A data dir reached through a symlink is fine (its target is checked).
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        prepare_socket_dir(&link.join(SOCKET_FILE), &link).unwrap();
     }
 
     #[test]

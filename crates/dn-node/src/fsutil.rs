@@ -19,15 +19,16 @@ pub const PRIVATE_FILE_MODE: u32 = 0o600;
 const TEMP_SUFFIX_BYTES: usize = 8;
 
 /// Creates `dir` and its missing parents with mode 0700 from the start (no chmod window). An
-/// existing directory (the final component) that is open to group or others is tightened
-/// to 0700, with a log line. Returns `true` when it had to tighten it.
+/// existing directory (the final component, or where it links to: a user may keep the data
+/// directory elsewhere through a symlink) that is open to group or others is tightened to
+/// 0700, with a log line. Returns `true` when it had to tighten it.
 pub fn create_private_dir(dir: &Path) -> io::Result<bool> {
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, PRIVATE_DIR_MODE);
     b.create(dir)?;
-    tighten(dir, PRIVATE_DIR_MODE)
+    tighten(&fs::canonicalize(dir)?, PRIVATE_DIR_MODE)
 }
 
 /// Removes group/other permission bits from `path` when it has any beyond `mode` (logging
@@ -206,6 +207,11 @@ mod tests {
         check_private_dir(&d).unwrap();
         fs::set_permissions(&d, fs::Permissions::from_mode(0o770)).unwrap();
         assert!(check_private_dir(&d).is_err());
+        // Through a symlink (a data dir kept elsewhere), the real directory is tightened.
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        assert!(create_private_dir(&link).unwrap());
+        assert_eq!(mode(&d), 0o700);
     }
 
     #[test]
