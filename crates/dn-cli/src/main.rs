@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
-use dn_node::export::utc_human;
+use dn_node::display::safe_line;
+use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
     ApiError, BackupSummary, Client, DmView, Engine, ExportFormat, ExportSummary, IdentityView,
     MessageView, NetworkView, NodeConfig, PeerView, Request, RoomView, StatusView,
@@ -121,10 +122,21 @@ enum Cmd {
         #[command(subcommand)]
         cmd: IdentityCmd,
     },
-    /// Verify an export file; non-zero exit if any line fails.
+    /// Verify an export file: every line's signature, and with a manifest (the exporting
+    /// node's signature over the whole file) that no line was removed, added, reordered or
+    /// edited. Non-zero exit if anything fails.
     Verify {
         /// File to check.
         file: PathBuf,
+    },
+    /// Recover a damaged message store: copy every readable, correctly signed message (and
+    /// the rooms and settings) into a new store, then move the damaged file aside as
+    /// store.sqlite3.damaged-<unix ms> and put the new one in place. Deletes nothing. Only
+    /// while no node or app runs on the data dir.
+    Salvage {
+        /// Rebuild the store even when its integrity check passes.
+        #[arg(long)]
+        force: bool,
     },
     /// Run the deterministic protocol simulator (tree propagation beside the flooding baseline).
     Sim(SimArgs),
@@ -337,6 +349,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             return run_node(cfg).await;
         }
         Cmd::Verify { file } => return verify(&file, json),
+        Cmd::Salvage { force } => return salvage(&data_dir, force, json),
         Cmd::Identity {
             cmd: IdentityCmd::Restore { file },
         } => return restore(&data_dir, &file, json),
@@ -378,7 +391,10 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 print_json(&id)?;
             } else {
-                println!("display name set to {}", id.name.unwrap_or_default());
+                println!(
+                    "display name set to {}",
+                    safe_line(&id.name.unwrap_or_default())
+                );
             }
         }
         Cmd::Room { cmd } => {
@@ -406,10 +422,8 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                     if json {
                         return print_json(&rooms);
                     }
-                    for r in rooms {
-                        let mark = if r.joined { "*" } else { " " };
-                        let muted = if r.muted { "  (muted)" } else { "" };
-                        println!("{mark} {:<24} {:>7} messages{muted}", r.name, r.messages);
+                    for r in &rooms {
+                        println!("{}", room_line(r));
                     }
                     return Ok(());
                 }
@@ -418,7 +432,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 print_json(&room)?;
             } else {
-                println!("{verb} room {}", room.name);
+                println!("{verb} room {}", safe_line(&room.name));
             }
         }
         Cmd::Send { room, text } => {
@@ -452,22 +466,8 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 return print_json(&msgs);
             }
-            for m in msgs {
-                let fp = &m.author[..8];
-                let state = match (m.local, m.sent_to, m.held_by) {
-                    (false, ..) => String::new(),
-                    (true, 0, _) => "  [stored locally]".to_string(),
-                    (true, n, 0) => format!("  [sent to {n}]"),
-                    (true, n, h) => format!("  [sent to {n}, held by {h}]"),
-                };
-                println!(
-                    "{} {} ({}-{}): {}{state}",
-                    utc_human(m.timestamp),
-                    m.author_name,
-                    &fp[..4],
-                    &fp[4..],
-                    m.body
-                );
+            for m in &msgs {
+                println!("{}", log_line(m));
             }
         }
         Cmd::Peers => {
@@ -478,25 +478,8 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if peers.is_empty() {
                 println!("no peers known yet");
             }
-            for p in peers {
-                let state = if p.connected {
-                    "online ".to_string()
-                } else {
-                    p.last_seen.map_or("offline".to_string(), |t| {
-                        format!("offline, last seen {}", utc_human(t))
-                    })
-                };
-                let hops = p.hops.map_or("-".to_string(), |h| {
-                    format!("{h} hop{}", if h == 1 { "" } else { "s" })
-                });
-                println!(
-                    "{} {:<20} {} {:<7} {}",
-                    p.fingerprint,
-                    p.name,
-                    state,
-                    hops,
-                    p.addresses.join(",")
-                );
+            for p in &peers {
+                println!("{}", peer_line(p));
             }
         }
         Cmd::Status => {
@@ -504,11 +487,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 return print_json(&s);
             }
-            println!(
-                "node      {} ({})",
-                s.identity.id,
-                s.identity.name.as_deref().unwrap_or("no name")
-            );
+            println!("{}", status_node_line(&s.identity));
             if s.running {
                 println!(
                     "running   yes, listening on {} (mDNS {})",
@@ -533,15 +512,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             } else {
                 println!("running   no (start one with `disasternet node`)");
             }
-            let rooms: Vec<&str> = s.rooms.iter().map(|r| r.name.as_str()).collect();
-            println!(
-                "rooms     {}",
-                if rooms.is_empty() {
-                    "none".to_string()
-                } else {
-                    rooms.join(", ")
-                }
-            );
+            println!("{}", status_rooms_line(&s.rooms));
             println!(
                 "messages  {} stored, {} received this run, {} rejected",
                 s.messages, s.received, s.rejected
@@ -561,14 +532,8 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 return print_json(&msgs);
             }
-            for m in msgs {
-                let arrow = if m.outgoing { "->" } else { "<-" };
-                println!(
-                    "{} {arrow} {}: {}",
-                    utc_human(m.timestamp),
-                    m.author_name,
-                    m.body
-                );
+            for m in &msgs {
+                println!("{}", dm_line(m));
             }
         }
         Cmd::Dm(DmArgs {
@@ -611,7 +576,11 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 } else {
                     " "
                 };
-                println!("{mark} {} {:<20} {hops}", node.fingerprint, node.name);
+                println!(
+                    "{mark} {} {:<20} {hops}",
+                    safe_line(&node.fingerprint),
+                    safe_line(&node.name)
+                );
             }
             println!(
                 "{} nodes, {} links (* this node, = direct link)",
@@ -642,7 +611,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                println!("exported {} messages to {}", s.messages, s.path);
+                println!("exported {} messages to {}", s.messages, safe_line(&s.path));
             }
         }
         Cmd::Identity {
@@ -659,7 +628,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                println!("identity backed up to {}", s.path);
+                println!("identity backed up to {}", safe_line(&s.path));
                 eprintln!(
                     "warning: this file IS your identity; anyone holding it can sign as you. \
                      Keep it offline and safe."
@@ -668,6 +637,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
         }
         Cmd::Node { .. }
         | Cmd::Verify { .. }
+        | Cmd::Salvage { .. }
         | Cmd::Sim(_)
         | Cmd::Identity {
             cmd: IdentityCmd::Restore { .. },
@@ -808,20 +778,16 @@ fn restore(data_dir: &Path, file: &Path, json: bool) -> Result<ExitCode> {
 }
 
 fn verify(file: &Path, json: bool) -> Result<ExitCode> {
-    let s = dn_node::export::verify_file(file).map_err(api)?;
+    let v = dn_node::export::verify_file_full(file).map_err(api)?;
     if json {
-        print_json(&s)?;
+        print_json(&v)?;
     } else {
-        for f in &s.failures {
-            println!("line {}: FAILED: {}", f.line, f.reason);
-        }
-        println!(
-            "{} lines checked: {} valid, {} failed",
-            s.lines,
-            s.valid,
-            s.failures.len()
-        );
+        print!("{}", verify_report(&v));
     }
+    if matches!(v.manifest, ManifestStatus::Absent) {
+        eprintln!("warning: {NO_MANIFEST_WARNING}");
+    }
+    let s = &v.summary;
     if s.failures.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -832,6 +798,146 @@ fn verify(file: &Path, json: bool) -> Result<ExitCode> {
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The human-readable `verify` output (stdout).
+fn verify_report(v: &FileVerification) -> String {
+    let s = &v.summary;
+    let mut out = String::new();
+    for f in &s.failures {
+        out.push_str(&format!(
+            "line {}: FAILED: {}\n",
+            f.line,
+            safe_line(&f.reason)
+        ));
+    }
+    out.push_str(&format!(
+        "{} lines checked: {} valid, {} failed\n",
+        s.lines,
+        s.valid,
+        s.failures.len()
+    ));
+    match &v.manifest {
+        ManifestStatus::Absent => {
+            out.push_str(&format!("manifest  none ({NO_MANIFEST_WARNING})\n"));
+        }
+        ManifestStatus::Valid { exporter, lines } => out.push_str(&format!(
+            "manifest  valid: exported by node {} with {lines} lines; none removed, added, \
+             reordered or edited\n",
+            safe_line(exporter)
+        )),
+        ManifestStatus::Invalid { exporter, .. } => out.push_str(&format!(
+            "manifest  DOES NOT MATCH (names node {}): the file was changed after export\n",
+            safe_line(exporter)
+        )),
+    }
+    out
+}
+
+fn salvage(data_dir: &Path, force: bool, json: bool) -> Result<ExitCode> {
+    let o = dn_node::salvage_store(data_dir, force).map_err(api)?;
+    if json {
+        print_json(&o)?;
+    } else {
+        let r = &o.report;
+        println!(
+            "salvaged {} messages ({} rows read, {} failed their signature check, {} damaged \
+             stretches skipped), {} rooms, {} settings",
+            r.recovered, r.rows_read, r.invalid, r.damaged_ranges, r.rooms, r.settings
+        );
+        println!("the damaged store was kept as {}", o.damaged_kept.display());
+        println!("the recovered store is now {}", o.store.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `log`: one message on one line. Everything a peer wrote is passed through [`safe_line`].
+fn log_line(m: &MessageView) -> String {
+    let fp = m.author.get(..8).unwrap_or(&m.author);
+    let (a, b) = (fp.get(..4).unwrap_or(fp), fp.get(4..).unwrap_or(""));
+    let state = match (m.local, m.sent_to, m.held_by) {
+        (false, ..) => String::new(),
+        (true, 0, _) => "  [stored locally]".to_string(),
+        (true, n, 0) => format!("  [sent to {n}]"),
+        (true, n, h) => format!("  [sent to {n}, held by {h}]"),
+    };
+    format!(
+        "{} {} ({}-{}): {}{state}",
+        utc_human(m.timestamp),
+        safe_line(&m.author_name),
+        safe_line(a),
+        safe_line(b),
+        safe_line(&m.body)
+    )
+}
+
+/// `dm log`: one direct message on one line.
+fn dm_line(m: &DmView) -> String {
+    let arrow = if m.outgoing { "->" } else { "<-" };
+    format!(
+        "{} {arrow} {}: {}",
+        utc_human(m.timestamp),
+        safe_line(&m.author_name),
+        safe_line(&m.body)
+    )
+}
+
+/// `peers`: one peer on one line.
+fn peer_line(p: &PeerView) -> String {
+    let state = if p.connected {
+        "online ".to_string()
+    } else {
+        p.last_seen.map_or("offline".to_string(), |t| {
+            format!("offline, last seen {}", utc_human(t))
+        })
+    };
+    let hops = p.hops.map_or("-".to_string(), |h| {
+        format!("{h} hop{}", if h == 1 { "" } else { "s" })
+    });
+    format!(
+        "{} {:<20} {} {:<7} {}",
+        safe_line(&p.fingerprint),
+        safe_line(&p.name),
+        state,
+        hops,
+        safe_line(&p.addresses.join(","))
+    )
+}
+
+/// `room list`: one room on one line.
+fn room_line(r: &RoomView) -> String {
+    let mark = if r.joined { "*" } else { " " };
+    let muted = if r.muted { "  (muted)" } else { "" };
+    format!(
+        "{mark} {:<24} {:>7} messages{muted}",
+        safe_line(&r.name),
+        r.messages
+    )
+}
+
+/// `status`: the node line.
+fn status_node_line(id: &IdentityView) -> String {
+    format!(
+        "node      {} ({})",
+        safe_line(&id.id),
+        safe_line(id.name.as_deref().unwrap_or("no name"))
+    )
+}
+
+/// `status`: the rooms line.
+fn status_rooms_line(rooms: &[RoomView]) -> String {
+    let names: Vec<String> = rooms
+        .iter()
+        .map(|r| safe_line(&r.name).into_owned())
+        .collect();
+    format!(
+        "rooms     {}",
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )
 }
 
 async fn run_node(cfg: NodeConfig) -> Result<ExitCode> {
@@ -852,4 +958,138 @@ async fn run_node(cfg: NodeConfig) -> Result<ExitCode> {
     tracing::info!("stopping");
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use dn_node::{VerifyFailure, VerifySummary};
+
+    /// CSI clear screen, OSC 52 clipboard write, RLO "exe.txt" trick, C1 CSI, a forged line.
+    const ATTACK: &str =
+        "\x1b[2J\x1b[H\x1b]52;c;Y3VybCBldmlsLnNo\x07inv\u{202e}txt.exe\u{9b}1m\nFAKE LINE\r";
+
+    fn assert_inert(out: &str) {
+        for c in ['\x1b', '\x07', '\u{202e}', '\u{9b}', '\n', '\r'] {
+            assert!(!out.contains(c), "{c:?} reached the terminal: {out:?}");
+        }
+        assert!(out.contains("\\x1b[2J"), "{out}");
+        assert!(out.contains("\\u{202e}"), "{out}");
+    }
+
+    #[test]
+    fn log_and_dm_lines_escape_attacks_in_names_and_bodies() {
+        let m = MessageView {
+            id: "00".repeat(32),
+            room: ATTACK.into(),
+            author: "abcdef0123".into(),
+            author_name: ATTACK.into(),
+            timestamp: 1_700_000_000_000,
+            body: ATTACK.into(),
+            signature: String::new(),
+            signed: String::new(),
+            received_at: 0,
+            local: false,
+            sent_to: 0,
+            held_by: 0,
+        };
+        let l = log_line(&m);
+        assert_inert(&l);
+        assert!(l.starts_with("2023-11-14 22:13:20 UTC "), "{l}");
+        assert!(l.contains("(abcd-ef01)"), "{l}");
+        // An author that is not hex (or too short) cannot make the listing panic.
+        let short = MessageView {
+            author: "é".into(),
+            ..m.clone()
+        };
+        assert_inert(&log_line(&short));
+        let d = DmView {
+            id: String::new(),
+            peer: String::new(),
+            author: String::new(),
+            author_name: ATTACK.into(),
+            timestamp: 0,
+            body: ATTACK.into(),
+            outgoing: false,
+            received_at: 0,
+        };
+        assert_inert(&dm_line(&d));
+    }
+
+    #[test]
+    fn peers_rooms_and_status_lines_escape_attacks() {
+        let p = PeerView {
+            id: String::new(),
+            fingerprint: "abcd-ef01".into(),
+            name: ATTACK.into(),
+            addresses: vec![ATTACK.into()],
+            connected: true,
+            last_seen: None,
+            rooms: vec![],
+            hops: Some(1),
+        };
+        assert_inert(&peer_line(&p));
+        let r = RoomView {
+            name: ATTACK.into(),
+            joined: true,
+            muted: false,
+            messages: 3,
+            last_timestamp: None,
+        };
+        assert_inert(&room_line(&r));
+        assert_inert(&status_rooms_line(&[r.clone(), r]));
+        assert_eq!(status_rooms_line(&[]), "rooms     none");
+        let id = IdentityView {
+            id: "ab".repeat(32),
+            fingerprint: String::new(),
+            name: Some(ATTACK.into()),
+        };
+        assert_inert(&status_node_line(&id));
+    }
+
+    #[test]
+    fn verify_report_names_failures_and_the_manifest() {
+        let v = FileVerification {
+            summary: VerifySummary {
+                lines: 3,
+                valid: 2,
+                failures: vec![VerifyFailure {
+                    line: 2,
+                    reason: "field body differs from the signed bytes".into(),
+                }],
+            },
+            manifest: ManifestStatus::Absent,
+        };
+        let out = verify_report(&v);
+        assert!(out.contains("line 2: FAILED: field body"), "{out}");
+        assert!(out.contains("3 lines checked: 2 valid, 1 failed"), "{out}");
+        assert!(out.contains(NO_MANIFEST_WARNING), "{out}");
+        let v = FileVerification {
+            manifest: ManifestStatus::Invalid {
+                exporter: ATTACK.into(),
+                problems: vec!["1 line(s) removed".into()],
+            },
+            ..v
+        };
+        let out = verify_report(&v);
+        assert!(out.contains("DOES NOT MATCH"), "{out}");
+        assert!(!out.contains('\x1b'), "{out:?}");
+    }
+
+    #[test]
+    fn salvage_without_a_store_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = dn_node::salvage_store(dir.path(), false).unwrap_err();
+        assert!(e.message.contains("no store to salvage"), "{}", e.message);
+        // A healthy store is left alone unless forced.
+        let db = dir.path().join("store.sqlite3");
+        std::fs::write(&db, b"").unwrap();
+        let e = dn_node::salvage_store(dir.path(), false).unwrap_err();
+        assert!(e.message.contains("not damaged"), "{}", e.message);
+        let o = dn_node::salvage_store(dir.path(), true).unwrap();
+        assert_eq!(o.report.recovered, 0);
+        assert!(o.damaged_kept.exists());
+    }
 }

@@ -42,9 +42,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     }
     let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let digest = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    let uid = std::fs::metadata(data_dir)
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(0);
+    let uid = crate::fsutil::my_uid();
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
@@ -53,31 +51,33 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
         .join(format!("{}.sock", hex::encode(&digest[..12])))
 }
 
-/// Makes sure the directory of a fallback socket path is ours and private.
+/// Makes sure the directory the socket is bound in is a real directory owned by this user and
+/// closed to everyone else (mode 0700) *before* the bind.
+///
+/// This is what makes the bind race-free: connecting to a Unix socket needs search permission
+/// on its directory, so while the directory is private no other user can reach the socket in
+/// the moment between `bind` (which creates it with the process umask) and the `chmod 0600`
+/// that follows. The data directory is tightened to 0700 if it is looser; the runtime-dir
+/// fallback (`<runtime dir>/disasternet-<uid>`) is created 0700 and refused when it already
+/// exists but is not ours, is a symlink, or is open to group or others (another user could
+/// otherwise pre-create it and read or replace our socket).
 fn prepare_socket_dir(path: &Path, data_dir: &Path) -> std::io::Result<()> {
     let Some(dir) = path.parent() else {
         return Ok(());
     };
     if dir == data_dir {
-        return Ok(());
+        // The user's own data dir may be a symlink to where they keep it: check the real one.
+        crate::fsutil::create_private_dir(dir)?;
+        return crate::fsutil::check_private_dir(&std::fs::canonicalize(dir)?);
     }
-    match std::fs::create_dir(dir) {
-        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?,
+    let mut b = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, crate::fsutil::PRIVATE_DIR_MODE);
+    match b.create(dir) {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
-    let meta = std::fs::symlink_metadata(dir)?;
-    let me = std::fs::metadata(data_dir).map(|m| std::os::unix::fs::MetadataExt::uid(&m))?;
-    if !meta.is_dir()
-        || std::os::unix::fs::MetadataExt::uid(&meta) != me
-        || meta.permissions().mode() & 0o077 != 0
-    {
-        return Err(std::io::Error::other(format!(
-            "{} is not a private directory of this user; refusing to put the control socket there",
-            dir.display()
-        )));
-    }
-    Ok(())
+    crate::fsutil::check_private_dir(dir)
 }
 
 /// Binds the socket (removing a stale one left by a crashed node: the caller holds the data
@@ -89,8 +89,12 @@ pub(crate) fn serve(
     let path = socket_path(data_dir);
     prepare_socket_dir(&path, data_dir)?;
     let _ = std::fs::remove_file(&path);
+    // The directory is private (checked above), so nobody else can connect before this chmod.
     let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::set_permissions(
+        &path,
+        std::fs::Permissions::from_mode(crate::fsutil::PRIVATE_FILE_MODE),
+    )?;
     Ok(tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -167,5 +171,75 @@ pub async fn call(data_dir: &Path, req: &Request) -> Result<Option<Value>, ApiEr
             ErrorCode::Io,
             format!("node sent an unreadable answer: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_dir_is_created_private() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        let sock = t.path().join("run/disasternet-x/abc.sock");
+        std::fs::create_dir_all(t.path().join("run")).unwrap();
+        prepare_socket_dir(&sock, &data).unwrap();
+        let mode = std::fs::metadata(t.path().join("run/disasternet-x"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn fallback_dir_open_to_others_or_a_symlink_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        let shared = t.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = prepare_socket_dir(&shared.join("a.sock"), &data).unwrap_err();
+        assert!(e.to_string().contains("open to other users"), "{e}");
+        // Loose permissions are not "fixed" on a directory we did not create.
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o777);
+        let private = t.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        let e = prepare_socket_dir(&link.join("a.sock"), &data).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn data_dir_socket_dir_is_tightened_before_bind() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_socket_dir(&data.join(SOCKET_FILE), &data).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A data dir reached through a symlink is fine (its target is checked).
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        prepare_socket_dir(&link.join(SOCKET_FILE), &link).unwrap();
+    }
+
+    #[test]
+    fn fallback_path_names_this_user() {
+        let t = tempfile::tempdir().unwrap();
+        let long = t.path().join("d".repeat(120));
+        let p = socket_path(&long);
+        let parent = p
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(parent, format!("disasternet-{}", crate::fsutil::my_uid()));
     }
 }

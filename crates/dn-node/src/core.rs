@@ -1062,6 +1062,9 @@ impl Core {
         };
         let db = self.data_dir.join(STORE_FILE);
         let events = self.events.clone();
+        // JSONL exports end with a manifest signed by this node (removed, added and reordered
+        // lines are then detectable).
+        let key = self.key.clone();
         let span = tracing::info_span!("export", path = %path);
         let spawned = std::thread::Builder::new()
             .name("dn-export".into())
@@ -1075,11 +1078,12 @@ impl Core {
                         total,
                     });
                 };
-                let r = export::export_file(
+                let r = export::export_file_signed(
                     &db,
                     room.as_deref(),
                     Path::new(&path),
                     format,
+                    Some(&key),
                     &mut report,
                 );
                 match &r {
@@ -1175,11 +1179,12 @@ impl Core {
                 // Normally handled by `start_export` (off this thread); this is the same work
                 // done inline, for callers of `request` itself.
                 let room = self.export_room(room, &path)?;
-                Self::to_value(export::export(
+                Self::to_value(export::export_signed(
                     &self.store,
                     room.as_deref(),
                     Path::new(&path),
                     format,
+                    &self.key,
                 )?)
             }
             Request::Activate => {

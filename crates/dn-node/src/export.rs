@@ -1,5 +1,12 @@
-//! Verifiable exports: JSON Lines, one message per line with its exact signed bytes, and the
-//! offline verifier that checks such a file with nothing but the file itself.
+//! Verifiable exports: JSON Lines, one message per line with its exact signed bytes, closed by
+//! a manifest line signed by the exporting node, and the offline verifier that checks such a
+//! file with nothing but the file itself.
+//!
+//! Each message line proves itself (the author's signature). The manifest proves the file as a
+//! whole: the exporting node signs the number of lines, a hash chain over the exact bytes of
+//! every line in order and an order-independent digest of the same lines, so that a removed,
+//! added, reordered or edited line is detected and named (see `docs/protocol.md`, "Export
+//! manifest", for the exact bytes).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -8,7 +15,12 @@ use std::path::Path;
 use base64::Engine as _;
 use dn_proto::{Message, MessageId};
 use dn_store::Store;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::display::{safe_line, safe_text};
+use crate::fsutil;
 
 use crate::api::{
     ApiError, ErrorCode, ExportFormat, ExportLine, ExportSummary, VerifyFailure, VerifySummary,
@@ -34,14 +46,26 @@ pub fn export_line(m: &Message) -> ExportLine {
 }
 
 /// Writes the messages of `room` (or all rooms) in room order to `path` in `format`,
-/// atomically (a temporary file renamed into place once complete and synced).
+/// atomically (a temporary file renamed into place once complete and synced). No manifest:
+/// see [`export_signed`].
 pub fn export(
     store: &Store,
     room: Option<&str>,
     path: &Path,
     format: ExportFormat,
 ) -> Result<ExportSummary, ApiError> {
-    export_with_progress(store, room, path, format, &mut |_| {})
+    export_signed_with_progress(store, room, path, format, None, &mut |_| {})
+}
+
+/// [`export`], closing a JSON Lines file with a manifest signed by `key` (the node's key).
+pub fn export_signed(
+    store: &Store,
+    room: Option<&str>,
+    path: &Path,
+    format: ExportFormat,
+    key: &SigningKey,
+) -> Result<ExportSummary, ApiError> {
+    export_signed_with_progress(store, room, path, format, Some(key), &mut |_| {})
 }
 
 /// How often, at most, an export reports progress.
@@ -59,6 +83,19 @@ pub fn export_file(
     format: ExportFormat,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ExportSummary, ApiError> {
+    export_file_signed(db, room, path, format, None, progress)
+}
+
+/// [`export_file`], closing a JSON Lines file with a manifest signed by `key` when given
+/// (the node passes its own key; see [`export_signed`]).
+pub fn export_file_signed(
+    db: &Path,
+    room: Option<&str>,
+    path: &Path,
+    format: ExportFormat,
+    key: Option<&SigningKey>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportSummary, ApiError> {
     let store =
         Store::open_reader(db).map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
     let total = store
@@ -66,7 +103,7 @@ pub fn export_file(
         .map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
     progress(0, total);
     let mut last = std::time::Instant::now();
-    let summary = export_with_progress(&store, room, path, format, &mut |done| {
+    let summary = export_signed_with_progress(&store, room, path, format, key, &mut |done| {
         if last.elapsed() >= PROGRESS_INTERVAL {
             last = std::time::Instant::now();
             progress(done.min(total), total);
@@ -84,27 +121,52 @@ pub fn export_with_progress(
     format: ExportFormat,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary, ApiError> {
-    let file_name = path.file_name().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidInput,
-            format!("{} is not a file path", path.display()),
-        )
+    export_signed_with_progress(store, room, path, format, None, progress)
+}
+
+/// [`export_with_progress`] with the manifest key of [`export_signed`].
+///
+/// The temporary file is created exclusively with a random name, mode 0600, never through a
+/// symlink ([`fsutil::create_temp_beside`]), synced, then renamed over `path`.
+pub fn export_signed_with_progress(
+    store: &Store,
+    room: Option<&str>,
+    path: &Path,
+    format: ExportFormat,
+    key: Option<&SigningKey>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ExportSummary, ApiError> {
+    let (f, tmp) = fsutil::create_temp_beside(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => ApiError::new(ErrorCode::InvalidInput, e.to_string()),
+        _ => io(path, e),
     })?;
-    let tmp = path.with_file_name(format!(".{}.partial", file_name.to_string_lossy()));
-    let f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
     let mut w = BufWriter::new(f);
     let mut n = 0u64;
     let res = match format {
-        ExportFormat::Jsonl => store.for_each_message(room, |sm| -> Result<(), ApiError> {
-            let line = serde_json::to_string(&export_line(&sm.message))
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-            w.write_all(line.as_bytes())
-                .and_then(|()| w.write_all(b"\n"))
-                .map_err(|e| io(&tmp, e))?;
-            n += 1;
-            progress(n);
-            Ok(())
-        }),
+        ExportFormat::Jsonl => {
+            let mut manifest = ManifestBuilder::new();
+            store
+                .for_each_message(room, |sm| -> Result<(), ApiError> {
+                    let line = serde_json::to_string(&export_line(&sm.message))
+                        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                    manifest.push(line.as_bytes());
+                    w.write_all(line.as_bytes())
+                        .and_then(|()| w.write_all(b"\n"))
+                        .map_err(|e| io(&tmp, e))?;
+                    n += 1;
+                    progress(n);
+                    Ok(())
+                })
+                .and_then(|()| match key {
+                    Some(key) => {
+                        let line = manifest.finish(key).to_line()?;
+                        w.write_all(line.as_bytes())
+                            .and_then(|()| w.write_all(b"\n"))
+                            .map_err(|e| io(&tmp, e))
+                    }
+                    None => Ok(()),
+                })
+        }
         ExportFormat::Csv => w
             .write_all(CSV_HEADER.as_bytes())
             .map_err(|e| io(&tmp, e))
@@ -140,6 +202,7 @@ pub fn export_with_progress(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    fsutil::sync_parent(path);
     Ok(ExportSummary {
         path: path.display().to_string(),
         messages: n,
@@ -158,19 +221,23 @@ pub fn export_jsonl(
 /// First record of a CSV export.
 pub const CSV_HEADER: &str = "timestamp_utc,room,author_name,author_fingerprint,body,id\r\n";
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF, or starts or ends
-/// with a space; quotes doubled.
+/// One CSV field (RFC 4180), safe to open in a spreadsheet in any locale.
 ///
-/// Text a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) gets
-/// a leading `'` so that a hostile message cannot execute when the file is opened (OWASP CSV
-/// injection); the JSONL export keeps the exact text.
+/// - Control and bidi characters are escaped visibly ([`safe_text`]; line feed and tab stay).
+/// - Text a spreadsheet would run as a formula (its first non-space character is `=`, `+`,
+///   `-` or `@`, or it starts with tab or CR) gets a leading `'` so a hostile message cannot
+///   execute when the file is opened (OWASP CSV injection); this applies to every field.
+///   The JSONL export keeps the exact text.
+/// - The field is quoted, quotes doubled, when it holds a comma, a semicolon (the separator
+///   in many locales), a tab, a quote, CR or LF, or starts or ends with a space.
 pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let s = safe_text(s);
+    let s = if s.starts_with(['\t', '\r']) || s.trim_start().starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {
-        s.to_string()
+        s.into_owned()
     };
-    if s.contains([',', '"', '\r', '\n']) || s.starts_with(' ') || s.ends_with(' ') {
+    if s.contains([',', ';', '\t', '"', '\r', '\n']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
@@ -221,7 +288,8 @@ footer{margin-top:3em;border-top:2px solid #333;padding-top:.5em;font-size:.9em;
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}}";
 
 /// A printable, self-contained HTML report of messages (already in room order), grouped by
-/// room.
+/// room. Peer text is HTML-escaped, and control and bidi characters are shown as visible
+/// escapes ([`safe_text`], [`safe_line`]) so a name cannot reorder the page's text.
 pub fn html_report(lines: &[ExportLine]) -> String {
     use std::fmt::Write as _;
     let mut h = String::new();
@@ -238,7 +306,7 @@ pub fn html_report(lines: &[ExportLine]) -> String {
             if room.is_some() {
                 h.push_str("</section>\n");
             }
-            let _ = writeln!(h, "<section><h2>#{}</h2>", html_escape(&l.room));
+            let _ = writeln!(h, "<section><h2>#{}</h2>", html_escape(&safe_line(&l.room)));
             room = Some(&l.room);
         }
         let _ = writeln!(
@@ -247,9 +315,9 @@ pub fn html_report(lines: &[ExportLine]) -> String {
              <span class=\"fp\">({})</span></div><p class=\"body\">{}</p>\
              <div class=\"id\">id {}</div></div>",
             html_escape(&utc_human(l.timestamp)),
-            html_escape(&l.author_name),
+            html_escape(&safe_line(&l.author_name)),
             html_escape(&fingerprint(&l.author)),
-            html_escape(&l.body),
+            html_escape(&safe_text(&l.body)),
             html_escape(&l.id)
         );
     }
@@ -335,32 +403,280 @@ pub fn verify_line(line: &str) -> Result<(), String> {
     m.verify().map_err(|e| e.to_string())
 }
 
-/// Verifies every line of an export file.
+/// Domain-separation prefix of the bytes an export manifest signs (so that a manifest
+/// signature can never be mistaken for a message or any other signature of the node key).
+pub const MANIFEST_CONTEXT: &[u8] = b"DNexport1";
+/// The manifest format this code writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+/// What `verify` says about a file without a manifest (exports written before manifests, or
+/// a file whose manifest line was cut off).
+pub const NO_MANIFEST_WARNING: &str = "no manifest: removal/reordering cannot be detected";
+
+/// The last line of a signed JSON Lines export: `{"manifest": {...}}`. See `docs/protocol.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportManifest {
+    /// Manifest format, [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The exporting node's id (Ed25519 public key), 64 hex characters.
+    pub exporter: String,
+    /// Number of message lines before the manifest.
+    pub lines: u64,
+    /// `h_N` of the hash chain over the lines in order, 64 hex characters.
+    pub chain: String,
+    /// SHA-256 over the sorted SHA-256 hashes of the lines (order-independent), 64 hex.
+    pub set: String,
+    /// Ed25519 signature of [`manifest_signed_bytes`] by `exporter`, 128 hex characters.
+    pub signature: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ManifestLine {
+    manifest: ExportManifest,
+}
+
+impl ExportManifest {
+    /// The manifest as its line of the file (without the line feed).
+    pub fn to_line(&self) -> Result<String, ApiError> {
+        serde_json::to_string(&ManifestLine {
+            manifest: self.clone(),
+        })
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// Parses a manifest line; `None` for any other line.
+    pub fn from_line(line: &[u8]) -> Option<ExportManifest> {
+        serde_json::from_slice::<ManifestLine>(line)
+            .ok()
+            .map(|l| l.manifest)
+    }
+}
+
+/// The exact bytes a manifest signature covers: [`MANIFEST_CONTEXT`] (9 bytes) ‖ exporter
+/// public key (32) ‖ line count (u64 big-endian, 8) ‖ chain `h_N` (32) ‖ set digest (32).
+pub fn manifest_signed_bytes(
+    exporter: &[u8; 32],
+    lines: u64,
+    chain: &[u8; 32],
+    set: &[u8; 32],
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(MANIFEST_CONTEXT.len() + 104);
+    b.extend_from_slice(MANIFEST_CONTEXT);
+    b.extend_from_slice(exporter);
+    b.extend_from_slice(&lines.to_be_bytes());
+    b.extend_from_slice(chain);
+    b.extend_from_slice(set);
+    b
+}
+
+/// Running digests over the message lines of an export: the chain `h_0 = 32 zero bytes`,
+/// `h_i = SHA-256(h_{i-1} ‖ line_i)`, and the hash of every line for the set digest.
+/// `line_i` is the exact bytes of the line without its terminating line feed.
+#[derive(Debug, Clone)]
+pub struct ManifestBuilder {
+    chain: [u8; 32],
+    hashes: Vec<[u8; 32]>,
+}
+
+impl Default for ManifestBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManifestBuilder {
+    /// No lines yet.
+    pub fn new() -> Self {
+        ManifestBuilder {
+            chain: [0; 32],
+            hashes: Vec::new(),
+        }
+    }
+
+    /// Adds the next line (exact bytes, no line feed).
+    pub fn push(&mut self, line: &[u8]) {
+        let mut h = Sha256::new();
+        h.update(self.chain);
+        h.update(line);
+        self.chain = h.finalize().into();
+        self.hashes.push(Sha256::digest(line).into());
+    }
+
+    /// Lines so far.
+    pub fn count(&self) -> u64 {
+        self.hashes.len() as u64
+    }
+
+    /// `h_N` so far.
+    pub fn chain(&self) -> [u8; 32] {
+        self.chain
+    }
+
+    /// SHA-256 of the concatenated line hashes sorted bytewise ascending.
+    pub fn set_digest(&self) -> [u8; 32] {
+        let mut sorted = self.hashes.clone();
+        sorted.sort_unstable();
+        let mut h = Sha256::new();
+        for x in &sorted {
+            h.update(x);
+        }
+        h.finalize().into()
+    }
+
+    /// The signed manifest of the lines pushed.
+    pub fn finish(&self, key: &SigningKey) -> ExportManifest {
+        let exporter = key.verifying_key().to_bytes();
+        let (lines, chain, set) = (self.count(), self.chain(), self.set_digest());
+        let sig = key.sign(&manifest_signed_bytes(&exporter, lines, &chain, &set));
+        ExportManifest {
+            version: MANIFEST_VERSION,
+            exporter: hex::encode(exporter),
+            lines,
+            chain: hex::encode(chain),
+            set: hex::encode(set),
+            signature: hex::encode(sig.to_bytes()),
+        }
+    }
+}
+
+/// What the manifest of a file says about it as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ManifestStatus {
+    /// No manifest line: each line was checked alone ([`NO_MANIFEST_WARNING`]).
+    Absent,
+    /// Signed by `exporter`; the file holds exactly its `lines` lines, unchanged and in order.
+    Valid {
+        /// The exporting node's id (hex): check that it is the node you expect.
+        exporter: String,
+        /// Message lines covered.
+        lines: u64,
+    },
+    /// The manifest does not match the file (or is not validly signed).
+    Invalid {
+        /// The node id the manifest names (hex; not proof of anything when the signature
+        /// failed).
+        exporter: String,
+        /// Each problem found (removed, added, reordered, edited lines; bad signature).
+        problems: Vec<String>,
+    },
+}
+
+/// The full result of verifying an export file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileVerification {
+    /// Per-line results (message lines only; manifest problems are also listed among the
+    /// failures, at the manifest's line).
+    #[serde(flatten)]
+    pub summary: VerifySummary,
+    /// The whole-file result.
+    pub manifest: ManifestStatus,
+}
+
+/// Checks a manifest against the lines before it; the problems found (empty: valid).
+fn check_manifest(m: &ExportManifest, seen: &ManifestBuilder) -> Vec<String> {
+    let mut problems = vec![];
+    let exporter = hex::decode(&m.exporter)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let hex32 = |s: &str| {
+        hex::decode(s)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    };
+    let (chain, set) = (hex32(&m.chain), hex32(&m.set));
+    let sig = hex::decode(&m.signature)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok());
+    if m.version != MANIFEST_VERSION {
+        problems.push(format!("unknown manifest version {}", m.version));
+    }
+    match (exporter, chain, set, sig) {
+        (Some(exporter), Some(chain), Some(set), Some(sig)) => {
+            let signed = manifest_signed_bytes(&exporter, m.lines, &chain, &set);
+            let ok = VerifyingKey::from_bytes(&exporter)
+                .is_ok_and(|k| k.verify(&signed, &Signature::from_bytes(&sig)).is_ok());
+            if !ok {
+                problems.push("manifest signature does not verify".into());
+            }
+        }
+        _ => problems.push("manifest fields are malformed".into()),
+    }
+    let found = seen.count();
+    if found < m.lines {
+        problems.push(format!(
+            "{} line(s) removed: the manifest lists {}, the file has {found}",
+            m.lines - found,
+            m.lines
+        ));
+    } else if found > m.lines {
+        problems.push(format!(
+            "{} line(s) added: the manifest lists {}, the file has {found}",
+            found - m.lines,
+            m.lines
+        ));
+    } else if chain != Some(seen.chain()) {
+        if set == Some(seen.set_digest()) {
+            problems.push("lines reordered (same lines, different order)".into());
+        } else {
+            problems.push("line(s) edited or replaced (content differs from the manifest)".into());
+        }
+    }
+    problems
+}
+
+/// Verifies every line of an export file and its manifest (see [`verify_file_full`]).
 pub fn verify_file(path: &Path) -> Result<VerifySummary, ApiError> {
+    verify_file_full(path).map(|v| v.summary)
+}
+
+/// Verifies an export file: every message line alone ([`verify_line`]), then the file as a
+/// whole against its manifest (removed, added, reordered or edited lines; lines after the
+/// manifest count as added). Blank lines are skipped. Manifest problems are reported as
+/// failures at the manifest's line number, and in [`FileVerification::manifest`].
+pub fn verify_file_full(path: &Path) -> Result<FileVerification, ApiError> {
     let f = File::open(path).map_err(|e| io(path, e))?;
+    let mut r = BufReader::new(f);
     let mut s = VerifySummary {
         lines: 0,
         valid: 0,
         failures: vec![],
     };
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let lineno = i as u64 + 1;
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                s.lines += 1;
-                s.failures.push(VerifyFailure {
-                    line: lineno,
-                    reason: format!("unreadable: {e}"),
-                });
-                continue;
+    let mut seen = ManifestBuilder::new();
+    // (line number, manifest) of the first manifest; lines after it; other manifests.
+    let mut manifest: Option<(u64, ExportManifest)> = None;
+    let mut after = 0u64;
+    let mut extra_manifests = vec![];
+    let mut buf = Vec::new();
+    let mut lineno = 0u64;
+    loop {
+        buf.clear();
+        let n = r.read_until(b'\n', &mut buf).map_err(|e| io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if let Some(m) = ExportManifest::from_line(&buf) {
+            if manifest.is_none() {
+                manifest = Some((lineno, m));
+            } else {
+                extra_manifests.push(lineno);
             }
-        };
-        if line.trim().is_empty() {
             continue;
         }
         s.lines += 1;
-        match verify_line(&line) {
+        if manifest.is_some() {
+            after += 1;
+        } else {
+            seen.push(&buf);
+        }
+        let text = String::from_utf8_lossy(&buf);
+        match verify_line(&text) {
             Ok(()) => s.valid += 1,
             Err(reason) => s.failures.push(VerifyFailure {
                 line: lineno,
@@ -368,11 +684,46 @@ pub fn verify_file(path: &Path) -> Result<VerifySummary, ApiError> {
             }),
         }
     }
-    Ok(s)
+    let status = match manifest {
+        None => ManifestStatus::Absent,
+        Some((at, m)) => {
+            let mut problems = check_manifest(&m, &seen);
+            if after > 0 {
+                problems.push(format!("{after} line(s) added after the manifest"));
+            }
+            for l in extra_manifests {
+                problems.push(format!("a second manifest at line {l}"));
+            }
+            for p in &problems {
+                s.failures.push(VerifyFailure {
+                    line: at,
+                    reason: format!("manifest: {p}"),
+                });
+            }
+            s.failures.sort_by_key(|f| f.line);
+            if problems.is_empty() {
+                ManifestStatus::Valid {
+                    exporter: m.exporter,
+                    lines: m.lines,
+                }
+            } else {
+                ManifestStatus::Invalid {
+                    exporter: m.exporter,
+                    problems,
+                }
+            }
+        }
+    };
+    Ok(FileVerification {
+        summary: s,
+        manifest: status,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use ed25519_dalek::SigningKey;
 
@@ -446,7 +797,8 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_field("cr\r\nlf"), "\"cr\r\nlf\"");
+        // CR is a control character: shown as an escape (LF stays a line break).
+        assert_eq!(csv_field("cr\r\nlf"), "\"cr\\x0d\nlf\"");
         let l = line("medical", "Ana, \"doc\"", "need stretchers,\n2 \"urgent\"");
         let rec = csv_record(&l);
         assert_eq!(
@@ -505,5 +857,259 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn store_with(msgs: &[Message]) -> Store {
+        let s = Store::open_in_memory().unwrap();
+        for m in msgs {
+            s.insert_message(m, 1, false).unwrap();
+        }
+        s
+    }
+
+    fn sample() -> Vec<Message> {
+        let a = SigningKey::from_bytes(&[1u8; 32]);
+        let b = SigningKey::from_bytes(&[2u8; 32]);
+        (0..5u64)
+            .map(|i| {
+                let k = if i % 2 == 0 { &a } else { &b };
+                Message::create(k, "medical", "Ana", 1_000 + i, &format!("report {i}")).unwrap()
+            })
+            .collect()
+    }
+
+    /// A signed export of [`sample`]; returns (dir, path, lines without the manifest, manifest).
+    fn signed_export() -> (tempfile::TempDir, std::path::PathBuf, Vec<String>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        let node = SigningKey::from_bytes(&[3u8; 32]);
+        let s = export_signed(
+            &store_with(&sample()),
+            None,
+            &path,
+            ExportFormat::Jsonl,
+            &node,
+        )
+        .unwrap();
+        assert_eq!(s.messages, 5);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let manifest = lines.pop().unwrap();
+        assert!(manifest.starts_with("{\"manifest\":"), "{manifest}");
+        (dir, path, lines, manifest)
+    }
+
+    fn verify_text(dir: &Path, text: &str) -> FileVerification {
+        let p = dir.join("check.jsonl");
+        std::fs::write(&p, text).unwrap();
+        verify_file_full(&p).unwrap()
+    }
+
+    fn problems(v: &FileVerification) -> Vec<String> {
+        match &v.manifest {
+            ManifestStatus::Invalid { problems, .. } => problems.clone(),
+            other => panic!("expected an invalid manifest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn signed_export_verifies_with_its_manifest() {
+        let (dir, path, lines, _) = signed_export();
+        let v = verify_file_full(&path).unwrap();
+        assert_eq!(v.summary.lines, 5);
+        assert_eq!(v.summary.valid, 5);
+        assert!(v.summary.failures.is_empty(), "{:?}", v.summary.failures);
+        let node = SigningKey::from_bytes(&[3u8; 32]);
+        assert_eq!(
+            v.manifest,
+            ManifestStatus::Valid {
+                exporter: hex::encode(node.verifying_key().to_bytes()),
+                lines: 5
+            }
+        );
+        // Without the manifest (an old export): each line still verifies, with a warning.
+        let v = verify_text(dir.path(), &(lines.join("\n") + "\n"));
+        assert_eq!(v.manifest, ManifestStatus::Absent);
+        assert_eq!(v.summary.valid, 5);
+        assert!(v.summary.failures.is_empty());
+    }
+
+    #[test]
+    fn manifest_detects_removed_added_reordered_and_edited_lines() {
+        let (dir, _, lines, manifest) = signed_export();
+        let file = |ls: &[String]| format!("{}\n{manifest}\n", ls.join("\n"));
+
+        // Removed: every remaining line is valid on its own; only the manifest tells.
+        let mut removed = lines.clone();
+        removed.remove(2);
+        let v = verify_text(dir.path(), &file(&removed));
+        assert_eq!(v.summary.valid, 4);
+        let p = problems(&v);
+        assert!(p[0].contains("1 line(s) removed"), "{p:?}");
+        assert_eq!(v.summary.failures.len(), 1);
+        assert_eq!(
+            v.summary.failures[0].line, 5,
+            "reported at the manifest's line"
+        );
+
+        // Added: a validly signed message from elsewhere.
+        let k = SigningKey::from_bytes(&[4u8; 32]);
+        let extra = Message::create(&k, "medical", "Eve", 1_002, "all clear").unwrap();
+        let extra = serde_json::to_string(&export_line(&extra)).unwrap();
+        let mut added = lines.clone();
+        added.insert(1, extra.clone());
+        let p = problems(&verify_text(dir.path(), &file(&added)));
+        assert!(p[0].contains("1 line(s) added"), "{p:?}");
+
+        // Reordered.
+        let mut reordered = lines.clone();
+        reordered.swap(0, 3);
+        let v = verify_text(dir.path(), &file(&reordered));
+        assert_eq!(v.summary.valid, 5);
+        assert!(problems(&v)[0].contains("reordered"), "{:?}", problems(&v));
+
+        // Replaced by another validly signed line (same count).
+        let mut replaced = lines.clone();
+        replaced[4] = extra.clone();
+        let v = verify_text(dir.path(), &file(&replaced));
+        assert_eq!(v.summary.valid, 5);
+        assert!(
+            problems(&v)[0].contains("edited or replaced"),
+            "{:?}",
+            problems(&v)
+        );
+
+        // Edited body: the line fails alone, and the manifest says so too.
+        let mut edited = lines.clone();
+        edited[1] = edited[1].replace("report 1", "report 9");
+        let v = verify_text(dir.path(), &file(&edited));
+        assert_eq!(v.summary.valid, 4);
+        assert!(problems(&v)[0].contains("edited"), "{:?}", problems(&v));
+
+        // A line appended after the manifest.
+        let v = verify_text(dir.path(), &format!("{}{extra}\n", file(&lines)));
+        assert!(problems(&v)
+            .iter()
+            .any(|p| p.contains("after the manifest")));
+
+        // A forged manifest (counts changed, signature kept) fails its signature.
+        let forged = manifest.replace("\"lines\":5", "\"lines\":4");
+        let v = verify_text(dir.path(), &format!("{}\n{forged}\n", removed.join("\n")));
+        assert!(
+            problems(&v).iter().any(|p| p.contains("signature")),
+            "{:?}",
+            problems(&v)
+        );
+        // Blank lines do not matter.
+        let v = verify_text(
+            dir.path(),
+            &format!("\n{}\n\n{manifest}\n\n", lines.join("\n\n")),
+        );
+        assert!(matches!(v.manifest, ManifestStatus::Valid { .. }), "{v:?}");
+    }
+
+    /// Pins the documented manifest bytes (docs/protocol.md, "Export manifest"): a third
+    /// party implementation must reproduce these values.
+    #[test]
+    fn manifest_test_vector() {
+        let mut b = ManifestBuilder::new();
+        b.push(b"{\"a\":1}");
+        b.push(b"{\"b\":2}");
+        let key = SigningKey::from_bytes(&[0x42; 32]);
+        let m = b.finish(&key);
+        // h_1 = SHA-256(0^32 || line_1), h_2 = SHA-256(h_1 || line_2)
+        let mut h = [0u8; 32];
+        for l in [&b"{\"a\":1}"[..], &b"{\"b\":2}"[..]] {
+            let mut d = Sha256::new();
+            d.update(h);
+            d.update(l);
+            h = d.finalize().into();
+        }
+        assert_eq!(m.chain, hex::encode(h));
+        let signed = manifest_signed_bytes(&key.verifying_key().to_bytes(), 2, &h, &b.set_digest());
+        assert_eq!(signed.len(), 113);
+        assert_eq!(&signed[..9], b"DNexport1");
+        assert_eq!(
+            m.exporter,
+            "2152f8d19b791d24453242e15f2eab6cb7cffa7b6a5ed30097960e069881db12"
+        );
+        assert_eq!(
+            m.chain,
+            "0b2395e34f7bf5a93f849ba24bfd4e0f93b573e468c754894ad38a08222b0f82"
+        );
+        assert_eq!(
+            m.set,
+            "e995b26f1ff802f91230e035e4e192b91f79fc61970035e2b80bc960b7b17a16"
+        );
+        assert_eq!(
+            m.signature,
+            "e1dd23cf8175de1f5fdba2a92f40dc4d074449769decd4c88d23eacde6c938a1\
+             89884a8b948a4e7c3418428461889d05b32678391f3452c92450ef3a6cabde01"
+        );
+        assert_eq!(
+            m.to_line().unwrap(),
+            format!(
+                "{{\"manifest\":{{\"version\":1,\"exporter\":\"{}\",\"lines\":2,\
+                 \"chain\":\"{}\",\"set\":\"{}\",\"signature\":\"{}\"}}}}",
+                m.exporter, m.chain, m.set, m.signature
+            )
+        );
+    }
+
+    #[test]
+    fn unsigned_export_has_no_manifest_and_exports_are_private_and_replace_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        export(&store_with(&sample()), None, &path, ExportFormat::Jsonl).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let v = verify_file_full(&path).unwrap();
+        assert_eq!(v.manifest, ManifestStatus::Absent);
+        assert_eq!(v.summary.valid, 5);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn csv_quotes_semicolons_and_tabs_and_neutralises_every_field() {
+        assert_eq!(csv_field("a;b"), "\"a;b\"");
+        assert_eq!(csv_field("a\tb"), "\"a\tb\"");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("  =1+1"), "'  =1+1");
+        assert_eq!(csv_field("\t=1"), "\"'\t=1\"");
+        assert_eq!(
+            csv_field("=cmd|' /C calc'!A0;x"),
+            "\"'=cmd|' /C calc'!A0;x\""
+        );
+        // Controls and bidi overrides are escaped visibly.
+        assert_eq!(csv_field("\x1b[2Jx"), "\\x1b[2Jx");
+        assert_eq!(csv_field("a\u{202e}b"), "a\\u{202e}b");
+        let mut l = line("medical", "@SUM(A1)", "+body;more");
+        l.room = "=room".into();
+        let rec = csv_record(&l);
+        assert!(rec.contains(",'=room,'@SUM(A1),"), "{rec}");
+        assert!(rec.contains(",\"'+body;more\","), "{rec}");
+    }
+
+    #[test]
+    fn html_shows_controls_and_bidi_overrides_as_escapes() {
+        let lines = [line(
+            "medical",
+            "Ana\u{202e}gpj.exe",
+            "\x1b]52;c;ZXZpbA==\x07 hi\nthere",
+        )];
+        let h = html_report(&lines);
+        assert!(!h.contains('\u{202e}') && !h.contains('\x1b') && !h.contains('\x07'));
+        assert!(h.contains("Ana\\u{202e}gpj.exe"), "{h}");
+        assert!(h.contains("\\x1b]52;c;ZXZpbA==\\x07 hi\nthere"), "{h}");
     }
 }

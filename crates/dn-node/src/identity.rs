@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use dn_proto::NodeId;
@@ -11,6 +10,7 @@ use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 
 use crate::api::{ApiError, ErrorCode};
+use crate::fsutil;
 
 /// File name of the key inside the data directory.
 pub const KEY_FILE: &str = "identity.key";
@@ -23,28 +23,21 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, ApiError> {
             let bytes = hex::decode(text.trim()).map_err(|_| corrupt(&path))?;
             let secret: [u8; 32] = bytes.try_into().map_err(|_| corrupt(&path))?;
             // Tighten permissions if someone loosened them.
-            if let Ok(meta) = fs::metadata(&path) {
-                if meta.permissions().mode() & 0o077 != 0 {
-                    let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
-                }
+            if let Err(e) = fsutil::tighten(&path, fsutil::PRIVATE_FILE_MODE) {
+                tracing::warn!("cannot tighten {}: {e}", path.display());
             }
             Ok(SigningKey::from_bytes(&secret))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir).map_err(|e| io_err(data_dir, &e))?;
+            fsutil::create_private_dir(data_dir).map_err(|e| io_err(data_dir, &e))?;
             let key = SigningKey::generate(&mut OsRng);
-            let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| io_err(&tmp, &e))?;
-            f.write_all(format!("{}\n", hex::encode(key.to_bytes())).as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| io_err(&tmp, &e))?;
-            fs::rename(&tmp, &path).map_err(|e| io_err(&path, &e))?;
+            // A fresh 0600 temporary file (exclusive, random name, no symlink followed),
+            // synced, then renamed into place.
+            fsutil::write_private_atomic(
+                &path,
+                format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
+            )
+            .map_err(|e| io_err(&path, &e))?;
             tracing::info!(id = %NodeId(key.verifying_key().to_bytes()), "created new node identity");
             Ok(key)
         }
@@ -55,39 +48,19 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, ApiError> {
 /// First line of an identity backup file (the second line is the 64-hex secret key).
 pub const BACKUP_HEADER: &str = "# DisasterNet identity backup — this file IS your identity; anyone holding it can sign as you. Keep it safe.";
 
-/// Writes `bytes` to `path` (created or truncated) readable by the owner only, and syncs it.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // An existing file keeps its mode: force owner-only before writing.
-    f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
 /// Writes `key` as a backup file at `path`: [`BACKUP_HEADER`], newline, 64 hex characters of
-/// the secret key, newline. Mode 0600, written to a temporary file beside `path`, synced, then
+/// the secret key, newline. Mode 0600 from creation: written to a new temporary file with a
+/// random name beside `path` (created exclusively, never through a symlink), synced, then
 /// renamed into place.
 pub fn write_backup(key: &SigningKey, path: &Path) -> Result<(), ApiError> {
-    let name = path.file_name().ok_or_else(|| {
-        ApiError::new(
+    if path.file_name().is_none() {
+        return Err(ApiError::new(
             ErrorCode::InvalidInput,
             format!("{} is not a file path", path.display()),
-        )
-    })?;
-    let tmp = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    let text = format!("{BACKUP_HEADER}\n{}\n", hex::encode(key.to_bytes()));
-    let res = write_private(&tmp, text.as_bytes())
-        .map_err(|e| io_err(&tmp, &e))
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, &e)));
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
+        ));
     }
-    res
+    let text = format!("{BACKUP_HEADER}\n{}\n", hex::encode(key.to_bytes()));
+    fsutil::write_private_atomic(path, text.as_bytes()).map_err(|e| io_err(path, &e))
 }
 
 /// Parses a backup (or a plain `identity.key`): lines starting with `#` and blank lines are
@@ -155,13 +128,16 @@ pub fn restore(
     {
         return Ok((key, None));
     }
-    fs::create_dir_all(data_dir).map_err(|e| io_err(data_dir, &e))?;
-    let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
-    write_private(
-        &tmp,
-        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
-    )
-    .map_err(|e| io_err(&tmp, &e))?;
+    fsutil::create_private_dir(data_dir).map_err(|e| io_err(data_dir, &e))?;
+    let (mut f, tmp) = fsutil::create_temp_beside(&path).map_err(|e| io_err(&path, &e))?;
+    if let Err(e) = f
+        .write_all(format!("{}\n", hex::encode(key.to_bytes())).as_bytes())
+        .and_then(|()| f.sync_all())
+    {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(&tmp, &e));
+    }
+    drop(f);
     // Keep the previous key (a second name for the same file) before the new one replaces it,
     // so a crash at any point leaves either key reachable.
     let kept = if previous.is_some() {
@@ -174,10 +150,11 @@ pub fn restore(
     } else {
         None
     };
-    fs::rename(&tmp, &path).map_err(|e| io_err(&path, &e))?;
-    if let Ok(d) = fs::File::open(data_dir) {
-        let _ = d.sync_all();
+    if let Err(e) = fs::rename(&tmp, &path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(&path, &e));
     }
+    fsutil::sync_parent(&path);
     tracing::info!(id = %node_id(&key), "restored node identity from a backup");
     Ok((key, kept))
 }
@@ -205,6 +182,7 @@ fn io_err(path: &Path, e: &std::io::Error) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn created_once_then_reloaded_with_owner_only_mode() {
@@ -297,5 +275,35 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(names.iter().all(|n| !n.contains("replaced")), "{names:?}");
+    }
+
+    #[test]
+    fn new_data_dir_is_private_and_backups_never_write_through_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("fresh");
+        let key = load_or_create(&data).unwrap();
+        assert_eq!(
+            fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        // A symlink planted at the backup path (or at the old fixed temp name) is replaced
+        // or ignored, never written through.
+        let victim = t.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let out = t.path().join("me.dnkey");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        std::os::unix::fs::symlink(&victim, t.path().join(".me.dnkey.partial")).unwrap();
+        write_backup(&key, &out).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(fs::symlink_metadata(&out).unwrap().is_file());
+        assert_eq!(read_backup(&out).unwrap().to_bytes(), key.to_bytes());
+        // A loosened key file is tightened at the next load.
+        let kf = data.join(KEY_FILE);
+        fs::set_permissions(&kf, fs::Permissions::from_mode(0o644)).unwrap();
+        load_or_create(&data).unwrap();
+        assert_eq!(
+            fs::metadata(&kf).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

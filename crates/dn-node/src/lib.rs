@@ -21,7 +21,9 @@ pub mod beacon;
 pub mod control;
 pub mod core;
 pub mod discovery;
+pub mod display;
 pub mod export;
+pub mod fsutil;
 pub mod identity;
 pub mod net;
 pub mod queue;
@@ -156,13 +158,15 @@ pub fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
 /// Takes the exclusive lock of a data directory. The OS releases it when the process dies,
 /// so a crashed node never blocks the next start.
 fn lock_data_dir(data_dir: &Path) -> Result<File, ApiError> {
-    std::fs::create_dir_all(data_dir)
+    // 0700 from creation; an existing too-open data dir is tightened (and logged).
+    fsutil::create_private_dir(data_dir)
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", data_dir.display())))?;
     let path = data_dir.join(LOCK_FILE);
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut opts = File::options();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, fsutil::PRIVATE_FILE_MODE);
+    let f = opts
         .open(&path)
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display())))?;
     match f.try_lock() {
@@ -219,6 +223,47 @@ pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary
         id: identity::node_id(&key).to_hex(),
         previous_key: kept.map(|p| p.display().to_string()),
     })
+}
+
+/// Recovers a damaged store (see [`dn_store::salvage_store`]): the readable, correctly
+/// signed messages, rooms and settings go into a new store, which replaces the damaged one
+/// once it checks out; the damaged file is kept as `store.sqlite3.damaged-<unix ms>`. Works
+/// only while no node (or app, or other command) runs on the data dir (`busy` otherwise).
+/// A store whose integrity check passes is left alone (`invalid_input`) unless `force`:
+/// rebuilding it would drop the delivery state and the peers list for nothing.
+pub fn salvage_store(data_dir: &Path, force: bool) -> Result<dn_store::SalvageOutcome, ApiError> {
+    let _lock = lock_data_dir(data_dir).map_err(|e| {
+        if e.code == ErrorCode::Busy {
+            ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "a DisasterNet node or the app is running on {}; stop it before salvaging \
+                     its store",
+                    data_dir.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    let db = data_dir.join(core::STORE_FILE);
+    if !db.exists() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("{}: no store to salvage", db.display()),
+        ));
+    }
+    if !force && dn_store::Store::open(&db).is_ok() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "{}: the store is not damaged (its integrity check passes); nothing to salvage \
+                 (--force rebuilds it anyway)",
+                db.display()
+            ),
+        ));
+    }
+    dn_store::salvage_store(&db, core::now_ms()).map_err(ApiError::from)
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
