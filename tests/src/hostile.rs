@@ -186,13 +186,12 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                 for room in &plan.rooms {
                     i += 1;
                     let msg = empty_summary(i);
-                    if l
-                        .send(&Frame::Recon {
-                            room: room.clone(),
-                            msg,
-                        })
-                        .await
-                        .is_err()
+                    if l.send(&Frame::Recon {
+                        room: room.clone(),
+                        msg,
+                    })
+                    .await
+                    .is_err()
                     {
                         break;
                     }
@@ -213,17 +212,16 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                 i += 1;
                 let mut msg = empty_summary(i);
                 msg.round = (i % 4) as u8;
-                if l
-                    .send(&Frame::Recon {
-                        room: room.clone(),
-                        msg,
-                    })
-                    .await
-                    .is_err()
+                if l.send(&Frame::Recon {
+                    room: room.clone(),
+                    msg,
+                })
+                .await
+                .is_err()
                 {
                     break;
                 }
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }
@@ -241,16 +239,30 @@ pub async fn run(plan: &Plan) -> Result<Report> {
             let body = "x".repeat(1000);
             while Instant::now() < end && !l.closed() {
                 i += 1;
-                if sybil && i % 50 == 0 {
+                if sybil && i.is_multiple_of(50) {
                     keys.push(fresh_key());
                 }
                 let k = keys.last().unwrap_or(&a.key);
-                let rm = if i % 3 == 0 { "dm" } else { room.as_str() };
-                let body = if rm == "dm" { "AAAA".repeat(10) } else { body.clone() };
+                let rm = if i.is_multiple_of(3) {
+                    "dm"
+                } else {
+                    room.as_str()
+                };
+                let body = if rm == "dm" {
+                    "AAAA".repeat(10)
+                } else {
+                    body.clone()
+                };
                 let Ok(m) = Message::create(k, rm, "mallory", now_ms(), &body) else {
                     continue;
                 };
-                if l.send(&Frame::Msg { hops: 64, message: m }).await.is_err() {
+                if l.send(&Frame::Msg {
+                    hops: 64,
+                    message: m,
+                })
+                .await
+                .is_err()
+                {
                     break;
                 }
             }
@@ -394,7 +406,7 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                 if sock.send_to(&pkt, dst).await.is_ok() {
                     r.sent += 1;
                 }
-                if i % 32 == 0 {
+                if i.is_multiple_of(32) {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }

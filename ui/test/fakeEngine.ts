@@ -36,6 +36,7 @@ export class FakeEngine {
   written = new Map<string, string>();
   /** `last_sync_at` in the status (ms since the epoch). */
   lastSyncAt: number | null = null;
+  drops: Record<string, number> = {};
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -77,6 +78,7 @@ export class FakeEngine {
       network: { nodes: [], links: [] },
       carried_rooms: [],
       carry_quota_full: false,
+      drops: this.drops,
     };
   }
 

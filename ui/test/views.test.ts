@@ -138,6 +138,20 @@ describe("app views", () => {
     }
   });
 
+  it("shows what the node refused to protect itself, by reason, only when there is any", async () => {
+    engine.identity.name = "Amara";
+    await store.start();
+    expect($("#drop-count").hidden).toBe(true);
+    engine.drops = { rate_limited: 1200, quota_author: 30, not_reading: 0 };
+    await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+    await settle();
+    expect($("#drop-count").hidden).toBe(false);
+    expect($("#drop-count").textContent).toBe("1,230 refused");
+    expect($("#drop-count").title).toContain("rate limited: 1,200");
+    expect($("#drop-count").title).toContain("quota author: 30");
+    expect($("#drop-count").title).not.toContain("not reading");
+  });
+
   it("lists peers with online state, name and fingerprint", async () => {
     engine.identity.name = "Amara";
     engine.peers = [

@@ -410,7 +410,7 @@ impl Core {
         };
         for p in pending {
             match p {
-                Pending::Send { peer, frame } => self.transmit(peer, frame),
+                Pending::Send { peer, frame } => self.transmit(peer, &frame),
                 Pending::Event(ev) => {
                     let _ = self.events.send(ev);
                 }
@@ -432,13 +432,13 @@ impl Core {
     fn send_frame(&mut self, peer: NodeId, frame: Frame) {
         match &mut self.pending {
             Some(p) => p.push(Pending::Send { peer, frame }),
-            None => self.transmit(peer, frame),
+            None => self.transmit(peer, &frame),
         }
     }
 
     /// Queues a frame on the peer's connection. A peer whose queue is over its byte budget is
     /// not reading: its connection is closed (counted).
-    fn transmit(&mut self, peer: NodeId, frame: Frame) {
+    fn transmit(&mut self, peer: NodeId, frame: &Frame) {
         let own = match &frame {
             Frame::Msg { message, .. } if message.author == self.id => Some(message.id()),
             _ => None,
@@ -640,7 +640,12 @@ impl Core {
                     self.emit_peer(&peer);
                 }
                 Output::Rejected { peer, reason } => {
-                    warn!(peer = %peer.fingerprint(), %reason, "rejected data from peer");
+                    // Logged sparsely (a flood of junk must not become a flood of log lines):
+                    // the first ones, then every power of two; the count is in the status.
+                    let n = self.proto.counters().rejected;
+                    if n <= 16 || n.is_power_of_two() {
+                        warn!(peer = %peer.fingerprint(), %reason, total = n, "rejected data from peer");
+                    }
                     self.status_dirty = true;
                 }
                 Output::Dropped { peer, reason } => {
@@ -676,7 +681,13 @@ impl Core {
                         warn!("recording sync: {e}");
                     }
                     // The room is reconciled with that peer: it holds everything we wrote there.
-                    if let Err(e) = self.store.mark_room_held(&room, &peer, now) {
+                    // Except what we sent it that it has not confirmed: an exchange can be
+                    // "agreed" by a peer that claims to hold nothing and then reads nothing.
+                    let unconfirmed = self.proto.unconfirmed(&peer);
+                    if let Err(e) =
+                        self.store
+                            .mark_room_held_except(&room, &peer, now, &unconfirmed)
+                    {
                         warn!("recording delivery: {e}");
                     }
                     self.emit(EngineEvent::DeliveryChanged { room: room.clone() });
@@ -993,7 +1004,8 @@ impl Core {
         put("undecodable", self.drops.undecodable);
         if let Some(net) = &self.net {
             let c = &net.counters;
-            let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let get =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             put("refused_full", get(&c.refused_full));
             put("refused_per_address", get(&c.refused_per_address));
             put("refused_handshakes", get(&c.refused_handshakes));

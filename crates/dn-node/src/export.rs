@@ -768,10 +768,22 @@ mod tests {
         assert_eq!(utc_iso(last + 1), "2027-01-01T00:00:00Z");
         assert_eq!(utc_human(last + 1), "2027-01-01 00:00:00 UTC");
         // Midnight inside a month, a leap day and the day after it, the epoch itself.
-        assert_eq!(utc_iso(ms_of(2026, 11, 21, 23, 59, 59, 0) + 1000), "2026-11-22T00:00:00Z");
-        assert_eq!(utc_iso(ms_of(2028, 2, 29, 12, 0, 0, 0)), "2028-02-29T12:00:00Z");
-        assert_eq!(utc_iso(ms_of(2028, 2, 29, 23, 59, 59, 0) + 1000), "2028-03-01T00:00:00Z");
-        assert_eq!(utc_iso(ms_of(2100, 2, 28, 23, 59, 59, 0) + 1000), "2100-03-01T00:00:00Z");
+        assert_eq!(
+            utc_iso(ms_of(2026, 11, 21, 23, 59, 59, 0) + 1000),
+            "2026-11-22T00:00:00Z"
+        );
+        assert_eq!(
+            utc_iso(ms_of(2028, 2, 29, 12, 0, 0, 0)),
+            "2028-02-29T12:00:00Z"
+        );
+        assert_eq!(
+            utc_iso(ms_of(2028, 2, 29, 23, 59, 59, 0) + 1000),
+            "2028-03-01T00:00:00Z"
+        );
+        assert_eq!(
+            utc_iso(ms_of(2100, 2, 28, 23, 59, 59, 0) + 1000),
+            "2100-03-01T00:00:00Z"
+        );
         assert_eq!(utc_iso(0), "1970-01-01T00:00:00Z");
         // Every hour for two years around the boundary round-trips.
         let start = ms_of(2026, 1, 1, 0, 0, 0, 0);

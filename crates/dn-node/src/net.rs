@@ -297,7 +297,8 @@ impl Driver {
                 code,
             } => {
                 if let Some(l) = self.live.get(&peer).filter(|l| l.conn_id == conn_id) {
-                    l.conn.close(quinn::VarInt::from_u32(code), reason.as_bytes());
+                    l.conn
+                        .close(quinn::VarInt::from_u32(code), reason.as_bytes());
                 }
             }
         }
@@ -353,6 +354,7 @@ impl Driver {
         }
     }
 
+    #[allow(clippy::needless_pass_by_value)] // the record is consumed from its channel
     fn on_discovered(&mut self, d: Discovered) {
         if d.id == self.me || d.addrs.is_empty() {
             return;
@@ -474,7 +476,7 @@ impl Driver {
     }
 
     /// Live connections and handshakes in flight from `ip`.
-    fn from_address(&self, ip: IpAddr) -> usize {
+    fn count_from_address(&self, ip: IpAddr) -> usize {
         let live = self
             .live
             .values()
@@ -490,7 +492,7 @@ impl Driver {
             Some(&self.counters.refused_full)
         } else if in_flight >= MAX_HANDSHAKES {
             Some(&self.counters.refused_handshakes)
-        } else if self.from_address(ip) >= MAX_PER_ADDRESS {
+        } else if self.count_from_address(ip) >= MAX_PER_ADDRESS {
             Some(&self.counters.refused_per_address)
         } else {
             None
@@ -656,18 +658,16 @@ impl Driver {
             writer(conn.clone(), frx, peer, conn_id, self.core.clone()).instrument(span.clone()),
         );
         tokio::spawn(
-            reader(
-                Reader {
-                    conn,
-                    peer,
-                    conn_id,
-                    core: self.core.clone(),
-                    internal: self.internal.clone(),
-                    pause,
-                    credit: InCredit::default(),
-                    counters: self.counters.clone(),
-                },
-            )
+            reader(Reader {
+                conn,
+                peer,
+                conn_id,
+                core: self.core.clone(),
+                internal: self.internal.clone(),
+                pause,
+                credit: InCredit::default(),
+                counters: self.counters.clone(),
+            })
             .instrument(span),
         );
         info!(peer = %peer.fingerprint(), %addr, outgoing = dialer_is_me, "connection up");

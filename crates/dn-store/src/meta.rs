@@ -330,10 +330,47 @@ impl Store {
     /// Records that `peer` holds every message written here in `room` up to now (a
     /// reconciliation of the room with it just completed).
     pub fn mark_room_held(&self, room: &str, peer: &NodeId, at_ms: u64) -> Result<()> {
+        self.mark_room_held_except(room, peer, at_ms, &[])
+    }
+
+    /// Like [`Store::mark_room_held`], except for the messages in `except` (sent to the peer
+    /// but not confirmed by it).
+    pub fn mark_room_held_except(
+        &self,
+        room: &str,
+        peer: &NodeId,
+        at_ms: u64,
+        except: &[MessageId],
+    ) -> Result<()> {
+        self.atomically("mark_room_held", || {
+            self.mark_room_held_inner(room, peer, at_ms, except)
+        })
+    }
+
+    fn mark_room_held_inner(
+        &self,
+        room: &str,
+        peer: &NodeId,
+        at_ms: u64,
+        except: &[MessageId],
+    ) -> Result<()> {
+        self.conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS held_except (id BLOB PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM temp.held_except;",
+        )?;
+        {
+            let mut ins = self
+                .conn
+                .prepare_cached("INSERT OR IGNORE INTO temp.held_except (id) VALUES (?1)")?;
+            for id in except {
+                ins.execute([&id.0[..]])?;
+            }
+        }
         self.conn
             .prepare_cached(
                 "INSERT INTO deliveries (id, peer, state, at)
-                 SELECT id, ?2, 2, ?3 FROM messages WHERE room = ?1 AND local = 1
+                 SELECT id, ?2, 2, ?3 FROM messages
+                 WHERE room = ?1 AND local = 1 AND id NOT IN (SELECT id FROM temp.held_except)
                  ON CONFLICT (id, peer) DO UPDATE SET state = 2, at = excluded.at WHERE state < 2",
             )?
             .execute(rusqlite::params![room, &peer.0[..], ms_to_sql(at_ms)])?;

@@ -870,7 +870,9 @@ fn the_peer_table_is_capped_dropping_nameless_then_least_recently_seen_peers() {
     };
     // 6 peers: 0-3 named (seen at 10, 40, 20, 30), 4-5 never named.
     for (i, seen) in [(0u32, 10u64), (1, 40), (2, 20), (3, 30)] {
-        store.upsert_peer(&id(i), Some("n"), &[], Some(seen)).unwrap();
+        store
+            .upsert_peer(&id(i), Some("n"), &[], Some(seen))
+            .unwrap();
     }
     store.upsert_peer(&id(4), None, &[], Some(50)).unwrap();
     store.upsert_peer(&id(5), None, &[], Some(60)).unwrap();
@@ -881,7 +883,9 @@ fn the_peer_table_is_capped_dropping_nameless_then_least_recently_seen_peers() {
     assert_eq!(left, vec![id(1), id(2), id(3)]);
     // upsert_peer applies the real cap: the table never grows past it.
     for i in 100..(100 + crate::meta::MAX_PEERS as u32 + 10) {
-        store.upsert_peer(&id(i), Some("x"), &[], Some(u64::from(i))).unwrap();
+        store
+            .upsert_peer(&id(i), Some("x"), &[], Some(u64::from(i)))
+            .unwrap();
     }
     assert_eq!(store.peers().unwrap().len(), crate::meta::MAX_PEERS);
 }
@@ -930,5 +934,21 @@ fn upgrade_from_v3_indexes_authors_and_counts_use_it() {
     assert_eq!(
         Storage::author_count_between(&s, "r", &a, 0, u64::MAX).unwrap(),
         3
+    );
+}
+
+#[test]
+fn a_room_is_held_by_a_peer_except_the_messages_it_did_not_confirm() {
+    let s = Store::open_in_memory().unwrap();
+    let p = node(9);
+    let (a, b) = (msg(1, "r", 1, "a"), msg(1, "r", 2, "b"));
+    s.insert_message(&a, 1, true).unwrap();
+    s.insert_message(&b, 1, true).unwrap();
+    s.mark_room_held_except("r", &p, 10, &[b.id()]).unwrap();
+    assert_eq!(s.delivery(&a.id()).unwrap(), (1, 1));
+    assert_eq!(
+        s.delivery(&b.id()).unwrap(),
+        (0, 0),
+        "not confirmed: not held"
     );
 }

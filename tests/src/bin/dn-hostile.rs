@@ -42,7 +42,11 @@ fn main() -> Result<()> {
     }
     let plan = Plan {
         target,
-        rooms: if rooms.is_empty() { vec!["ops".into()] } else { rooms },
+        rooms: if rooms.is_empty() {
+            vec!["ops".into()]
+        } else {
+            rooms
+        },
         attack,
         duration: Duration::from_secs(seconds),
     };

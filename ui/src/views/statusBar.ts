@@ -19,9 +19,10 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     title: "Messages written here that no peer has confirmed yet. They are saved and go out when peers are reachable.",
   });
   const sync = h("span", { id: "last-sync" });
+  const guarded = h("span", { id: "drop-count", class: "drops", hidden: true });
   const self = h("span", { id: "self-identity", class: "self" });
   root.appendChild(
-    h("footer", { id: "status-bar", class: "status-bar" }, net, peers, messages, queue, sync, self),
+    h("footer", { id: "status-bar", class: "status-bar" }, net, peers, messages, queue, sync, guarded, self),
   );
 
   const render = (state: AppState): void => {
@@ -52,6 +53,16 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     const synced = state.status?.last_sync_at ?? null;
     sync.textContent = synced === null ? "never synced" : `synced ${formatTime(synced)}`;
     sync.title = synced === null ? "No peer has synchronised a room with this node yet" : `Last sync with a peer: ${formatFullTime(synced)}`;
+    // Network health: what this node refused to protect itself (a noisy or hostile peer).
+    const drops = Object.entries(state.status?.drops ?? {}).filter(([, v]) => v > 0);
+    const total = drops.reduce((t, [, v]) => t + v, 0);
+    guarded.hidden = total === 0;
+    guarded.textContent = total === 0 ? "" : `${total.toLocaleString("en-US")} refused`;
+    guarded.title =
+      total === 0
+        ? ""
+        : "Requests and data this node refused to protect itself (over a peer's budget or invalid):\n" +
+          drops.map(([k, v]) => `${k.replace(/_/g, " ")}: ${v.toLocaleString("en-US")}`).join("\n");
     const id = state.identity;
     // A long name is cut (ellipsis), never the fingerprint after it.
     const me = id ? `You: ${id.name ?? "(no name)"} · ${id.fingerprint}` : "";

@@ -552,6 +552,23 @@ impl Protocol {
         }
     }
 
+    /// Messages a peer has not confirmed holding although a reconciliation may say it agrees:
+    /// our own messages sent to it and not acknowledged yet, and replies still queued for it.
+    /// A finished exchange proves possession of everything else in the room, never of these
+    /// (a peer can "agree" by claiming an empty set and then read nothing).
+    pub fn unconfirmed(&self, peer: &NodeId) -> Vec<MessageId> {
+        self.peers
+            .get(peer)
+            .map(|p| {
+                p.sent_own_set
+                    .iter()
+                    .chain(p.queued.iter())
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.me
