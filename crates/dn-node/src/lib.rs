@@ -22,6 +22,8 @@ pub mod control;
 pub mod core;
 pub mod discovery;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod net;
 pub mod tls;
