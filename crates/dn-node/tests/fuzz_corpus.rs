@@ -20,8 +20,11 @@ use dn_proto::{Message, MessageId};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
-/// Every fuzz target: its name (the corpus directory and the cargo-fuzz target) and body.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target: its name (the corpus directory and the cargo-fuzz target) and body.
+type Target = (&'static str, fn(&[u8]));
+
+/// Every fuzz target.
+const TARGETS: &[Target] = &[
     ("frame", pf::frame),
     ("recon", pf::recon),
     ("dm", pf::dm),

@@ -305,10 +305,8 @@ impl Harness {
                     let back = Frame::decode(&enc);
                     assert_eq!(back.as_ref(), Ok(&frame), "sends an undecodable frame");
                 }
-                Output::SetTimer { at, timer } => {
-                    if self.timers.len() < MAX_PENDING_TIMERS {
-                        self.timers.push((at, timer));
-                    }
+                Output::SetTimer { at, timer } if self.timers.len() < MAX_PENDING_TIMERS => {
+                    self.timers.push((at, timer));
                 }
                 Output::Close { peer, .. } => close.push(peer),
                 _ => {}
