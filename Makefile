@@ -162,3 +162,26 @@ package: deps ui
 clean:
 	$(CARGO) clean
 	rm -rf ui/dist ui/node_modules tests/gui/node_modules
+
+# ------------------------------------------------------------------------------------- fuzz
+
+# cargo-fuzz targets (fuzz/README.md). `make fuzz` runs every target for FUZZ_SECONDS on nightly
+# (installing cargo-fuzz if missing), growing fuzz/corpus; `make test-fuzz-corpus` replays the
+# committed corpus on stable. `cargo test --workspace` runs the same replay, so CI only replays.
+# No sanitizer (the crates forbid unsafe code; panics and overflow checks are what we hunt, and
+# it runs ~3x faster), debug assertions on (integer overflow panics). The fuzz build keeps its
+# own target dir in fuzz/target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+FUZZ_FLAGS := --sanitizer none --debug-assertions
+.PHONY: fuzz test-fuzz-corpus
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) +nightly install cargo-fuzz --locked </dev/null
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  env -u CARGO_TARGET_DIR $(CARGO) +nightly fuzz run $(FUZZ_FLAGS) "$$t" -- \
+	    -max_total_time=$(FUZZ_SECONDS) </dev/null || exit 1; \
+	done
+
+test-fuzz-corpus:
+	$(CARGO) test -p dn-node --test fuzz_corpus -- --nocapture

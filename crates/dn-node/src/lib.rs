@@ -24,6 +24,8 @@ pub mod discovery;
 pub mod display;
 pub mod export;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod net;
 pub mod queue;

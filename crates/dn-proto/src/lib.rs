@@ -15,6 +15,8 @@
 
 pub mod codec;
 pub mod dm;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod protocol;
 pub mod recon;
