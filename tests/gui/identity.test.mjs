@@ -114,7 +114,7 @@ test("identity pane: rename, back up and restore through the native dialogs", as
     await restore.click();
     await answerFileDialog(pid, "Open File", otherBackup, "identity-04-open-dialog", true);
     await elementWithText(driver, "#transfer-result", "Identity restored from");
-    const fingerprint = `${otherId.slice(0, 4)}-${otherId.slice(4, 8)}`;
+    const fingerprint = `${otherId.slice(0, 4)}-${otherId.slice(4, 8)}-${otherId.slice(8, 12)}-${otherId.slice(12, 16)}`;
     await elementWithText(driver, "#self-identity", fingerprint);
     await elementWithText(driver, "#identity-subtitle", otherId);
     await assertNoErrors(driver);

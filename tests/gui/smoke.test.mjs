@@ -110,7 +110,7 @@ guiTest("first start: set name, join #medical, send with Enter; the message is s
   // It appears in the message list, with author name and fingerprint.
   const message = await messageWithBody(driver, body);
   assert.equal(await message.findElement(By.css(".author")).getText(), name);
-  assert.match(await message.findElement(By.css(".fingerprint")).getText(), /^[0-9a-f]{4}-[0-9a-f]{4}$/);
+  assert.match(await message.findElement(By.css(".fingerprint")).getText(), /^[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}$/);
   assert.equal(await composer.getAttribute("value"), "", "composer is cleared after sending");
   assert.equal((await driver.findElements(By.css(".message"))).length, 1);
   // No peer: the delivery state says it is stored here only.

@@ -221,7 +221,7 @@ export class FakeEngine {
 /** A peer with defaults for everything not given. */
 export function peerView(fields: Partial<PeerView> & Pick<PeerView, "id" | "name">): PeerView {
   return {
-    fingerprint: `${fields.id.slice(0, 4)}-${fields.id.slice(4, 8)}`,
+    fingerprint: `${fields.id.slice(0, 4)}-${fields.id.slice(4, 8)}-${fields.id.slice(8, 12)}-${fields.id.slice(12, 16)}`,
     addresses: [],
     connected: false,
     last_seen: null,

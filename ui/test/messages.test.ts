@@ -51,6 +51,6 @@ describe("message helpers", () => {
   });
 
   it("derives a short fingerprint", () => {
-    expect(fallbackFingerprint("abcdef0123")).toBe("abcd-ef01");
+    expect(fallbackFingerprint("abcdef0123456789ff")).toBe("abcd-ef01-2345-6789");
   });
 });

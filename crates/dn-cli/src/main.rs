@@ -853,8 +853,7 @@ fn salvage(data_dir: &Path, force: bool, json: bool) -> Result<ExitCode> {
 
 /// `log`: one message on one line. Everything a peer wrote is passed through [`safe_line`].
 fn log_line(m: &MessageView) -> String {
-    let fp = m.author.get(..8).unwrap_or(&m.author);
-    let (a, b) = (fp.get(..4).unwrap_or(fp), fp.get(4..).unwrap_or(""));
+    let fp = dn_proto::message::hex_fingerprint(&m.author);
     let state = match (m.local, m.sent_to, m.held_by) {
         (false, ..) => String::new(),
         (true, 0, _) => "  [stored locally]".to_string(),
@@ -862,11 +861,10 @@ fn log_line(m: &MessageView) -> String {
         (true, n, h) => format!("  [sent to {n}, held by {h}]"),
     };
     format!(
-        "{} {} ({}-{}): {}{state}",
+        "{} {} ({}): {}{state}",
         utc_human(m.timestamp),
         safe_line(&m.author_name),
-        safe_line(a),
-        safe_line(b),
+        safe_line(&fp),
         safe_line(&m.body)
     )
 }
@@ -984,7 +982,7 @@ mod tests {
         let m = MessageView {
             id: "00".repeat(32),
             room: ATTACK.into(),
-            author: "abcdef0123".into(),
+            author: "abcdef0123456789ff".into(),
             author_name: ATTACK.into(),
             timestamp: 1_700_000_000_000,
             body: ATTACK.into(),
@@ -998,7 +996,7 @@ mod tests {
         let l = log_line(&m);
         assert_inert(&l);
         assert!(l.starts_with("2023-11-14 22:13:20 UTC "), "{l}");
-        assert!(l.contains("(abcd-ef01)"), "{l}");
+        assert!(l.contains("(abcd-ef01-2345-6789)"), "{l}");
         // An author that is not hex (or too short) cannot make the listing panic.
         let short = MessageView {
             author: "é".into(),
@@ -1022,7 +1020,7 @@ mod tests {
     fn peers_rooms_and_status_lines_escape_attacks() {
         let p = PeerView {
             id: String::new(),
-            fingerprint: "abcd-ef01".into(),
+            fingerprint: "abcd-ef01-2345-6789".into(),
             name: ATTACK.into(),
             addresses: vec![ATTACK.into()],
             connected: true,

@@ -122,7 +122,7 @@ impl From<dn_store::RoomRow> for RoomView {
 pub struct PeerView {
     /// Node id, hex.
     pub id: String,
-    /// Short fingerprint (`abcd-ef01`).
+    /// Short fingerprint (`abcd-ef01-2345-6789`, 64 bits).
     pub fingerprint: String,
     /// Last display name it announced.
     pub name: String,

@@ -8,6 +8,7 @@
 //! added, reordered or edited line is detected and named (see `docs/protocol.md`, "Export
 //! manifest", for the exact bytes).
 
+use dn_proto::message::hex_fingerprint as fingerprint;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -332,14 +333,6 @@ pub fn html_report(lines: &[ExportLine]) -> String {
          the exact signed bytes.</footer>\n</body></html>\n",
     );
     h
-}
-
-/// Short fingerprint (`abcd-ef01`) of a hex node id.
-fn fingerprint(hex_id: &str) -> String {
-    match (hex_id.get(0..4), hex_id.get(4..8)) {
-        (Some(a), Some(b)) => format!("{a}-{b}"),
-        _ => hex_id.to_string(),
-    }
 }
 
 /// (year, month, day, hour, minute, second) of ms since the epoch (civil-from-days).

@@ -59,11 +59,11 @@ export function mergeMessages(list: MessageView[], incoming: MessageView[]): Mes
 }
 
 /**
- * Short fingerprint of a node id when the engine did not give us one (`abcd-ef01`): the first
+ * Short fingerprint of a node id when the engine did not give us one (`abcd-ef01-2345-6789`): the first
  * eight hex digits, as the engine formats `PeerView.fingerprint`.
  */
 export function fallbackFingerprint(id: string): string {
-  return `${id.slice(0, 4)}-${id.slice(4, 8)}`;
+  return `${id.slice(0, 4)}-${id.slice(4, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}`;
 }
 
 /**

@@ -37,6 +37,11 @@ impl TokenBucket {
         }
     }
 
+    /// A full bucket of `burst` tokens refilled at `per_min` tokens a minute.
+    pub const fn per_minute(burst: u64, per_min: u64) -> Self {
+        Self::new(burst, per_min.saturating_mul(1000) / 60)
+    }
+
     fn refill(&mut self, now: u64) {
         let elapsed = now.saturating_sub(self.last);
         self.last = self.last.max(now);

@@ -28,8 +28,13 @@ pub const CARRY_MIN_ANNOUNCERS: usize = 2;
 /// An announcement counts for this long after it was made (unless the peer, still connected,
 /// still lists the room), ms: one hour, enough for a mule going from one camp to the next.
 pub const CARRY_DEMAND_WINDOW_MS: u64 = 60 * 60 * 1000;
-/// A single peer's announcement counts once it has been connected this long, ms.
-pub const CARRY_SOLE_PEER_MS: u64 = 10 * 60 * 1000;
+/// A single peer's announcement counts once it has been connected this long, ms. Zero: a
+/// modest peer's rooms count at once, because carrying through one neighbour is the core of
+/// store-and-forward (a relay or a laptop between two camps meets one node at a time; the
+/// netns test `relay_that_never_joined_the_room_carries_it` needs it). What it weighs against,
+/// one peer filling the carry slots with junk names, stays bounded by
+/// [`CARRY_SOLE_PEER_MAX_ROOMS`] and by rooms more peers want replacing those.
+pub const CARRY_SOLE_PEER_MS: u64 = 0;
 /// A single peer's word is taken only if it lists at most this many rooms: a camp node joins a
 /// handful of rooms; a peer listing more is a carrier itself (or an attacker).
 pub const CARRY_SOLE_PEER_MAX_ROOMS: usize = 16;

@@ -750,6 +750,7 @@ impl Protocol {
                     p.exchanges.retain(|_, x| !x.stale(now));
                 }
                 self.carry_tick(store, &mut out);
+                self.topo_tick(&mut out);
                 self.anti_entropy(store, &mut out);
             }
             Input::Drained { peer, bytes } => {

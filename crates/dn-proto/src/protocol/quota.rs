@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 
+use super::budget::TokenBucket;
 use super::{Output, Protocol, Storage};
 use crate::dm::DM_ROOM;
 use crate::message::{Message, NodeId};
@@ -66,50 +67,12 @@ pub struct QuotaDrops {
     pub bad_dm: u64,
 }
 
-/// Token bucket in thousandths of a token, so refills stay exact in integers.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Bucket {
-    milli: u64,
-    at: u64,
-    burst: u64,
-    per_min: u64,
-}
-
-impl Bucket {
-    /// A full bucket of `burst` tokens refilled at `per_min` tokens a minute.
-    pub(super) fn full(burst: u64, per_min: u64, now: u64) -> Self {
-        Bucket {
-            milli: burst.saturating_mul(1000),
-            at: now,
-            burst,
-            per_min,
-        }
-    }
-    /// Refills up to `now` and takes one token if there is one.
-    pub(super) fn take(&mut self, now: u64) -> bool {
-        let elapsed = now.saturating_sub(self.at);
-        // per_min tokens per 60,000 ms = per_min / 60 thousandths per ms.
-        let refill = elapsed.saturating_mul(self.per_min) / 60;
-        self.milli = self
-            .milli
-            .saturating_add(refill)
-            .min(self.burst.saturating_mul(1000));
-        self.at = self.at.max(now);
-        if self.milli >= 1000 {
-            self.milli -= 1000;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// State of the quotas.
 #[derive(Debug, Default)]
 pub(super) struct QuotaState {
     /// (room, author) → (messages, bytes) stored, loaded on first use.
     usage: HashMap<(String, NodeId), (u64, u64)>,
-    buckets: HashMap<NodeId, Bucket>,
+    buckets: HashMap<NodeId, TokenBucket>,
     pub(super) drops: QuotaDrops,
 }
 
@@ -183,11 +146,10 @@ impl Protocol {
                 let peers = &self.peers;
                 self.quota.buckets.retain(|id, _| peers.contains_key(id));
             }
-            let bucket = self
-                .quota
-                .buckets
-                .entry(peer)
-                .or_insert_with(|| Bucket::full(PEER_RELAY_BURST, PEER_RELAY_PER_MIN, now));
+            let bucket =
+                self.quota.buckets.entry(peer).or_insert_with(|| {
+                    TokenBucket::per_minute(PEER_RELAY_BURST, PEER_RELAY_PER_MIN)
+                });
             if !bucket.take(now) {
                 self.quota.drops.peer += 1;
                 return Err(Refused::Quota);

@@ -406,6 +406,18 @@ fn one_node_may_not_replace_its_record_faster_than_the_gap() {
     );
     assert_eq!(v.p.topo_drops().too_soon, 100 - taken as u64);
     assert_eq!(v.p.graph().record(&a).map(|r| r.seq), Some(51));
+    // The newest held-back list is not lost: once its gap has passed, a tick applies it and
+    // floods it on (a node whose connections changed quickly is still mapped right).
+    v.input(Input::Tick);
+    assert_eq!(
+        v.p.graph().record(&a).map(|r| r.seq),
+        Some(51),
+        "gap not over yet"
+    );
+    v.now += TOPO_MIN_GAP_MS;
+    v.input(Input::Tick);
+    assert_eq!(v.p.graph().record(&a).map(|r| r.seq), Some(100));
+    assert_eq!(topo_sends(&v.take()), 1);
 }
 
 // ---- e. carry by demand ---------------------------------------------------------------------
@@ -429,20 +441,27 @@ fn one_peer_announcing_ten_thousand_rooms_carries_none() {
 }
 
 #[test]
-fn rooms_are_carried_on_two_announcers_or_one_long_connected_peer() {
+fn rooms_are_carried_on_two_announcers_or_one_modest_peer() {
     let mut v = Victim::new(&["medical"]);
-    let (p1, p2) = (id(&key(1)), id(&key(2)));
+    let (p1, p2, p3) = (id(&key(1)), id(&key(2)), id(&key(3)));
+    // A camp node met alone: its few rooms are carried (store-and-forward through one node).
     v.connect(p1, &["medical", "logistics", "camp-north"]);
-    assert!(!v.carried().contains(&"logistics".to_string()));
-    v.connect(p2, &["logistics"]);
-    assert!(v.carried().contains(&"logistics".to_string()), "two peers");
-    assert!(!v.carried().contains(&"camp-north".to_string()));
-    // A camp node met alone: its few rooms are carried once it stayed a while.
     v.now += CARRY_SOLE_PEER_MS;
     v.input(Input::Tick);
+    assert!(v.carried().contains(&"logistics".to_string()));
     assert!(v.carried().contains(&"camp-north".to_string()));
+    // A peer listing more rooms than a modest node does is not taken at its word alone...
+    let many: Vec<String> = (0..=CARRY_SOLE_PEER_MAX_ROOMS)
+        .map(|i| format!("r{i}"))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    v.connect(p2, &many);
+    assert!(!v.carried().contains(&"r3".to_string()));
+    // ...but a room a second peer also serves is demanded.
+    v.connect(p3, &["r3"]);
+    assert!(v.carried().contains(&"r3".to_string()), "two peers");
     // Everyone leaves; a day later the rooms are no longer carried, dm always is.
-    for p in [p1, p2] {
+    for p in [p1, p2, p3] {
         v.input(Input::Disconnected { peer: p });
     }
     v.now += CARRY_IDLE_MS + 1;

@@ -22,7 +22,7 @@
 //! newcomer's `Hello` is answered with at most [`TOPO_HELLO_MAX`] records, nearest first; the
 //! rest reaches it as records refresh.
 
-use super::quota::Bucket;
+use super::budget::TokenBucket;
 use super::{Frame, Output, Protocol};
 use crate::message::NodeId;
 use crate::topo::TopoRecord;
@@ -60,7 +60,12 @@ pub struct TopoDrops {
 /// State of the topology admission.
 #[derive(Debug, Default)]
 pub(super) struct TopoGuard {
-    buckets: std::collections::HashMap<NodeId, Bucket>,
+    buckets: std::collections::HashMap<NodeId, TokenBucket>,
+    /// The newest record of a node that came sooner than [`TOPO_MIN_GAP_MS`] after the one
+    /// held, with the peer it came from: applied once the gap has passed (on `Tick`), so rate
+    /// limiting delays a node's latest neighbour list but never loses it. At most one per node
+    /// already in the graph, so bounded by [`MAX_TOPO_RECORDS`].
+    pending: std::collections::HashMap<NodeId, (TopoRecord, NodeId)>,
     pub(super) drops: TopoDrops,
 }
 
@@ -83,6 +88,10 @@ impl Protocol {
             let at = self.graph.received_at(&rec.node).unwrap_or(0);
             if self.now.saturating_sub(at) < TOPO_MIN_GAP_MS {
                 self.topo_guard.drops.too_soon += 1;
+                let pending = &mut self.topo_guard.pending;
+                if pending.get(&rec.node).is_none_or(|(p, _)| p.seq < rec.seq) {
+                    pending.insert(rec.node, (rec, peer));
+                }
                 return;
             }
         } else if !self.take_new_origin(peer) {
@@ -105,6 +114,29 @@ impl Protocol {
         }
     }
 
+    /// Applies held-back records whose node's gap has passed (called on `Tick`).
+    pub(super) fn topo_tick(&mut self, out: &mut Vec<Output>) {
+        let now = self.now;
+        let due: Vec<NodeId> = self
+            .topo_guard
+            .pending
+            .keys()
+            .filter(|id| {
+                self.graph
+                    .received_at(id)
+                    .is_none_or(|at| now.saturating_sub(at) >= TOPO_MIN_GAP_MS)
+            })
+            .copied()
+            .collect();
+        for id in due {
+            if let Some((rec, from)) = self.topo_guard.pending.remove(&id) {
+                if self.graph.record(&id).is_some() {
+                    self.on_topo(from, rec, out);
+                }
+            }
+        }
+    }
+
     fn take_new_origin(&mut self, peer: NodeId) -> bool {
         let now = self.now;
         let buckets = &mut self.topo_guard.buckets;
@@ -114,7 +146,9 @@ impl Protocol {
         }
         buckets
             .entry(peer)
-            .or_insert_with(|| Bucket::full(TOPO_NEW_ORIGINS_BURST, TOPO_NEW_ORIGINS_PER_MIN, now))
+            .or_insert_with(|| {
+                TokenBucket::per_minute(TOPO_NEW_ORIGINS_BURST, TOPO_NEW_ORIGINS_PER_MIN)
+            })
             .take(now)
     }
 
