@@ -9,7 +9,7 @@ export type PeerView = {
  */
 id: string, 
 /**
- * Short fingerprint (`abcd-ef01`).
+ * Short fingerprint (`abcd-ef01-2345-6789`, 64 bits).
  */
 fingerprint: string, 
 /**
