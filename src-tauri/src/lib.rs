@@ -31,9 +31,9 @@ use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 
 use clap::Parser;
 use dn_node::api::{
-    ApiError, BackupSummary, DmView, EngineEvent, ErrorCode, ExportFormat, ExportSummary,
-    IdentityView, MessageView, NetworkView, PeerView, Request, RestoreSummary, RoomView,
-    StatusView,
+    ApiError, BackupSummary, BlockedView, DmView, EngineEvent, ErrorCode, ExportFormat,
+    ExportSummary, IdentityView, MessageView, NetworkView, PeerView, Request, RestoreSummary,
+    RoomView, StatusView,
 };
 use dn_node::{Engine, NodeConfig};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
@@ -136,6 +136,20 @@ async fn set_muted(
     muted: bool,
 ) -> Result<RoomView, ApiError> {
     shell.engine().await?.set_muted(room, muted).await
+}
+
+#[tauri::command]
+async fn block_author(
+    shell: State<'_, Shell>,
+    author: String,
+    blocked: bool,
+) -> Result<Vec<BlockedView>, ApiError> {
+    shell.engine().await?.block(author, blocked).await
+}
+
+#[tauri::command]
+async fn blocked_authors(shell: State<'_, Shell>) -> Result<Vec<BlockedView>, ApiError> {
+    shell.engine().await?.blocked().await
 }
 
 #[tauri::command]
@@ -493,6 +507,8 @@ pub fn run() -> ExitCode {
             join_room,
             leave_room,
             set_muted,
+            block_author,
+            blocked_authors,
             rooms,
             send,
             messages,

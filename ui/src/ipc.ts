@@ -6,6 +6,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { open, save } from "@tauri-apps/plugin-dialog";
 import type { ApiError } from "./bindings/ApiError";
 import type { BackupSummary } from "./bindings/BackupSummary";
+import type { BlockedView } from "./bindings/BlockedView";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ErrorCode } from "./bindings/ErrorCode";
@@ -80,6 +81,9 @@ export interface Backend {
   leaveRoom(room: string): Promise<RoomView>;
   /** Mutes or unmutes the room's notifications (kept by the engine). */
   setMuted(room: string, muted: boolean): Promise<RoomView>;
+  /** Blocks or unblocks an author (local moderation); the blocked list after the change. */
+  blockAuthor(author: string, blocked: boolean): Promise<BlockedView[]>;
+  blockedAuthors(): Promise<BlockedView[]>;
   rooms(): Promise<RoomView[]>;
   send(room: string, body: string): Promise<MessageView>;
   /** The newest `limit` messages (strictly before message id `before`), oldest first. */
@@ -123,6 +127,8 @@ export const tauriBackend: Backend = {
   joinRoom: (room) => call("join_room", { room }),
   leaveRoom: (room) => call("leave_room", { room }),
   setMuted: (room, muted) => call("set_muted", { room, muted }),
+  blockAuthor: (author, blocked) => call("block_author", { author, blocked }),
+  blockedAuthors: () => call("blocked_authors"),
   rooms: () => call("rooms"),
   send: (room, body) => call("send", { room, body }),
   messages: (room, limit, before) => call("messages", { room, limit, before }),

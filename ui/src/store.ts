@@ -2,6 +2,7 @@
 // subscribe and render. State objects are replaced, never mutated, so views can compare slices
 // by reference to decide what to redraw.
 
+import type { BlockedView } from "./bindings/BlockedView";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ExportFormat } from "./bindings/ExportFormat";
@@ -127,6 +128,8 @@ export interface AppState {
   transfer: TransferState;
   /** A set-name / join / send call is in flight. */
   pending: { name: boolean; join: boolean; send: boolean };
+  /** Authors blocked on this data directory (their messages are hidden and not relayed). */
+  blocked: BlockedView[];
 }
 
 export const initialState: AppState = {
@@ -150,6 +153,7 @@ export const initialState: AppState = {
   errors: [],
   transfer: { busy: false, done: null, progress: null },
   pending: { name: false, join: false, send: false },
+  blocked: [],
 };
 
 export type Listener = (state: AppState, previous: AppState) => void;
@@ -336,7 +340,12 @@ export class Store {
 
   /** Refetches status, rooms, peers, the selected room's newest page and the open DM. */
   async reload(): Promise<void> {
-    await Promise.all([this.refreshStatus(), this.refreshRooms(), this.refreshPeers()]);
+    await Promise.all([
+      this.refreshStatus(),
+      this.refreshRooms(),
+      this.refreshPeers(),
+      this.refreshBlocked(),
+    ]);
     const room = this.current.selectedRoom;
     if (room !== null) await this.loadLatest(room);
     const peer = this.current.selectedDm;
@@ -368,6 +377,35 @@ export class Store {
       this.set({ rooms: await this.backend.rooms() });
     } catch (raw) {
       this.report(raw);
+    }
+  }
+
+  private async refreshBlocked(): Promise<void> {
+    try {
+      this.set({ blocked: await this.backend.blockedAuthors() });
+    } catch (raw) {
+      this.report(raw);
+    }
+  }
+
+  /**
+   * Blocks (or unblocks) an author. Blocking hides their loaded messages at once; unblocking
+   * reloads the open room so their stored messages show again.
+   */
+  async setBlocked(author: string, blocked: boolean): Promise<void> {
+    try {
+      this.set({ blocked: await this.backend.blockAuthor(author, blocked) });
+    } catch (raw) {
+      this.report(raw);
+      return;
+    }
+    if (blocked) {
+      for (const [room, list] of Object.entries(this.current.messages)) {
+        const items = list.items.filter((m) => m.author !== author);
+        if (items.length !== list.items.length) this.setRoomMessages(room, { ...list, items });
+      }
+    } else if (this.current.selectedRoom !== null) {
+      await this.loadLatest(this.current.selectedRoom);
     }
   }
 

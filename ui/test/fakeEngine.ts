@@ -2,6 +2,7 @@
 
 import { mockIPC } from "@tauri-apps/api/mocks";
 import type { ApiError } from "../src/bindings/ApiError";
+import type { BlockedView } from "../src/bindings/BlockedView";
 import type { DmView } from "../src/bindings/DmView";
 import type { NetworkView } from "../src/bindings/NetworkView";
 import type { IdentityView } from "../src/bindings/IdentityView";
@@ -16,6 +17,8 @@ export class FakeEngine {
   identity: IdentityView = { id: SELF_ID, fingerprint: "a1b2-c3d4", name: null };
   joined = new Set<string>();
   muted = new Set<string>();
+  /** Blocked authors by id, as the engine keeps them. */
+  blocked = new Map<string, BlockedView>();
   stored: MessageView[] = [];
   peers: PeerView[] = [];
   dms: DmView[] = [];
@@ -143,6 +146,20 @@ export class FakeEngine {
         else this.muted.delete(name);
         return this.room(name);
       }
+      case "block_author": {
+        const author = String(args.author);
+        if (!/^[0-9a-f]{64}$/.test(author)) fail("invalid_input", "not a node id");
+        if (args.blocked === true) {
+          const name = this.stored.find((m) => m.author === author)?.author_name ?? null;
+          const fingerprint = `${author.slice(0, 4)}-${author.slice(4, 8)}-${author.slice(8, 12)}-${author.slice(12, 16)}`;
+          if (!this.blocked.has(author)) this.blocked.set(author, { id: author, fingerprint, name, since: this.clock });
+        } else {
+          this.blocked.delete(author);
+        }
+        return [...this.blocked.values()];
+      }
+      case "blocked_authors":
+        return [...this.blocked.values()];
       case "leave_room": {
         const name = String(args.room);
         this.joined.delete(name);
@@ -161,7 +178,7 @@ export class FakeEngine {
       case "messages": {
         const room = String(args.room);
         const limit = Number(args.limit);
-        let msgs = this.stored.filter((m) => m.room === room);
+        let msgs = this.stored.filter((m) => m.room === room && !this.blocked.has(m.author));
         if (typeof args.before === "string") {
           const idx = msgs.findIndex((m) => m.id === args.before);
           msgs = idx < 0 ? [] : msgs.slice(0, idx);

@@ -244,3 +244,42 @@ describe("missed events", () => {
     expect(store.state.dms[BEN]?.items.map((d) => d.body)).toEqual(["sent while lagging"]);
   });
 });
+
+describe("blocking an author", () => {
+  it("asks in place, hides the author's messages, and the identity pane unblocks them", async () => {
+    engine.joined.add("medical");
+    engine.message("medical", "spam spam", BEN, "Ben");
+    engine.message("medical", "beds free at the school", CHIOMA, "Chioma");
+    engine.message("medical", "mine", SELF_ID, "Amara");
+    await store.start();
+    await store.selectRoom("medical");
+    await settle();
+    expect(texts("#message-list .body")).toEqual(["spam spam", "beds free at the school", "mine"]);
+    // Own messages have no block button.
+    expect(root.querySelectorAll(".message.local .block-author")).toHaveLength(0);
+    const button = $<HTMLButtonElement>(`.block-author[data-author="${BEN}"]`);
+    button.click();
+    // Nothing happens before the confirmation; Cancel restores the button.
+    expect(engine.calls.some((c) => c.cmd === "block_author")).toBe(false);
+    expect($(".block-confirm").textContent).toContain("Hide and stop relaying everything from Ben?");
+    $<HTMLButtonElement>(".block-no").click();
+    expect(root.querySelector(".block-confirm")).toBeNull();
+    $<HTMLButtonElement>(`.block-author[data-author="${BEN}"]`).click();
+    $<HTMLButtonElement>(".block-yes").click();
+    await settle();
+    expect(engine.calls.find((c) => c.cmd === "block_author")?.args).toEqual({ author: BEN, blocked: true });
+    expect(texts("#message-list .body")).toEqual(["beds free at the school", "mine"]);
+    expect(store.state.blocked.map((b) => b.id)).toEqual([BEN]);
+    // The identity pane lists Ben; Unblock brings his messages back.
+    $<HTMLButtonElement>("#identity-button").click();
+    await settle();
+    expect(texts("#blocked-list .author")).toEqual(["Ben"]);
+    $<HTMLButtonElement>(`#blocked-list .unblock[data-author="${BEN}"]`).click();
+    await settle();
+    expect(engine.calls.filter((c) => c.cmd === "block_author").at(-1)?.args).toEqual({ author: BEN, blocked: false });
+    expect(texts("#blocked-list li")).toEqual(["Nobody is blocked."]);
+    await store.selectRoom("medical");
+    await settle();
+    expect(texts("#message-list .body")).toEqual(["spam spam", "beds free at the school", "mine"]);
+  });
+});

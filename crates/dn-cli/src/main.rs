@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 use dn_node::display::safe_line;
 use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
-    ApiError, BackupSummary, Client, DmView, Engine, ExportFormat, ExportSummary, IdentityView,
-    MessageView, NetworkView, NodeConfig, PeerView, Request, RoomView, StatusView,
+    ApiError, BackupSummary, BlockedView, Client, DmView, Engine, ExportFormat, ExportSummary,
+    IdentityView, MessageView, NetworkView, NodeConfig, PeerView, Request, RoomView, StatusView,
 };
 use dn_proto::sim;
 use serde::de::DeserializeOwned;
@@ -100,6 +100,19 @@ enum Cmd {
     /// shows a conversation.
     #[command(args_conflicts_with_subcommands = true)]
     Dm(DmArgs),
+    /// Block an author on this data directory: their messages are hidden, not stored when they
+    /// arrive, and not relayed or carried by this node.
+    Block {
+        /// The author's node id (64 hex characters; `log --json` shows it as `author`).
+        id: String,
+    },
+    /// Unblock an author.
+    Unblock {
+        /// The author's node id (64 hex characters).
+        id: String,
+    },
+    /// Authors blocked on this data directory.
+    Blocked,
     /// Dial a peer by address on the running node.
     Connect {
         /// HOST:PORT.
@@ -470,6 +483,32 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 println!("{}", log_line(m));
             }
         }
+        Cmd::Block { id } => {
+            let list: Vec<BlockedView> = call(
+                client,
+                Request::Block {
+                    author: id,
+                    blocked: true,
+                },
+            )
+            .await?;
+            print_blocked(&list, json, "blocked")?;
+        }
+        Cmd::Unblock { id } => {
+            let list: Vec<BlockedView> = call(
+                client,
+                Request::Block {
+                    author: id,
+                    blocked: false,
+                },
+            )
+            .await?;
+            print_blocked(&list, json, "unblocked")?;
+        }
+        Cmd::Blocked => {
+            let list: Vec<BlockedView> = call(client, Request::Blocked).await?;
+            print_blocked(&list, json, "")?;
+        }
         Cmd::Peers => {
             let peers: Vec<PeerView> = call(client, Request::Peers).await?;
             if json {
@@ -523,6 +562,11 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 s.last_sync_at
                     .map_or_else(|| "never".to_string(), utc_human)
             );
+            if !s.drops.is_empty() {
+                let reasons: Vec<String> =
+                    s.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!("refused   {} (to protect this node)", reasons.join(", "));
+            }
         }
         Cmd::Dm(DmArgs {
             cmd: Some(DmCmd::Log { with, limit }),
@@ -881,6 +925,36 @@ fn dm_line(m: &DmView) -> String {
 }
 
 /// `peers`: one peer on one line.
+/// Prints the blocked list (after `verb`, when a block changed).
+fn print_blocked(list: &[BlockedView], json: bool, verb: &str) -> Result<()> {
+    if json {
+        return print_json(&list);
+    }
+    if !verb.is_empty() {
+        println!(
+            "{verb}; {} author(s) blocked on this data directory",
+            list.len()
+        );
+    } else if list.is_empty() {
+        println!("no authors blocked");
+    }
+    for b in list {
+        println!("{}", blocked_line(b));
+    }
+    Ok(())
+}
+
+/// One blocked author: fingerprint, name, since when.
+fn blocked_line(b: &BlockedView) -> String {
+    format!(
+        "{} {:<20} blocked {}  {}",
+        safe_line(&b.fingerprint),
+        safe_line(b.name.as_deref().unwrap_or("(unknown)")),
+        utc_human(b.since),
+        safe_line(&b.id)
+    )
+}
+
 fn peer_line(p: &PeerView) -> String {
     let state = if p.connected {
         "online ".to_string()

@@ -116,6 +116,21 @@ impl From<dn_store::RoomRow> for RoomView {
     }
 }
 
+/// An author this user blocked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BlockedView {
+    /// Node id (64 hex).
+    pub id: String,
+    /// Short fingerprint.
+    pub fingerprint: String,
+    /// The name it last signed a message with or said hello with, if known.
+    pub name: Option<String>,
+    /// When it was blocked, ms since the Unix epoch.
+    #[ts(type = "number")]
+    pub since: u64,
+}
+
 /// A known peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -453,6 +468,17 @@ pub enum Request {
     /// Ask the program that runs this node to bring its window to the front (sent by a second
     /// start of the app on the same data directory). → `ActivateView`
     Activate,
+    /// Block or unblock an author (local moderation, kept per data directory): a blocked
+    /// author's messages are hidden, not stored when they arrive, and not relayed or carried.
+    /// → `Vec<BlockedView>` (the list after the change)
+    Block {
+        /// The author's node id (64 hex).
+        author: String,
+        /// Blocked from now on.
+        blocked: bool,
+    },
+    /// Blocked authors, oldest block first. → `Vec<BlockedView>`
+    Blocked,
 }
 
 /// Something that happened, pushed to the app (Tauri events) and subscribers.

@@ -251,6 +251,10 @@ impl Core {
         let mut proto = Protocol::new(id, name, port, rooms);
         // Every node carries direct messages (encrypted; only the two ends can read them).
         proto.carry_rooms([dm::DM_ROOM.to_string()]);
+        // Authors blocked on this data dir stay blocked across restarts.
+        for (author, _) in store.blocked().map_err(store_err)? {
+            proto.set_blocked(author, true);
+        }
         // Rooms with stored messages that were never joined (or were left) are carried on.
         proto.carry_rooms(
             store
@@ -738,6 +742,32 @@ impl Core {
             }))
     }
 
+    fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
+        let peers = self.store.peers().map_err(store_err)?;
+        self.store
+            .blocked()
+            .map_err(store_err)?
+            .into_iter()
+            .map(|(id, since)| {
+                let hello_name = peers
+                    .iter()
+                    .find(|p| p.id == id)
+                    .map(|p| p.name.clone())
+                    .filter(|n| !n.is_empty());
+                let name = match hello_name {
+                    Some(n) => Some(n),
+                    None => self.store.author_name(&id).map_err(store_err)?,
+                };
+                Ok(BlockedView {
+                    id: id.to_hex(),
+                    fingerprint: id.fingerprint(),
+                    name,
+                    since,
+                })
+            })
+            .collect()
+    }
+
     fn rooms(&self) -> Result<Vec<RoomView>, ApiError> {
         let mut v: Vec<RoomView> = self
             .store
@@ -987,6 +1017,7 @@ impl Core {
         };
         let counters = self.proto.counters();
         put("invalid", counters.rejected);
+        put("blocked", self.proto.blocked_drops());
         for (reason, n) in counters.drops.iter() {
             put(reason.key(), n);
         }
@@ -1216,6 +1247,23 @@ impl Core {
                 Self::to_value(BackupSummary { path })
             }
             Request::Network => Self::to_value(self.network_view()),
+            Request::Block { author, blocked } => {
+                let id = NodeId::from_hex(author.trim()).map_err(|_| {
+                    invalid(format!(
+                        "{author:?} is not a node id: give the author's full id (64 hex characters)"
+                    ))
+                })?;
+                if id == self.id {
+                    return Err(invalid("you cannot block yourself"));
+                }
+                self.store
+                    .set_blocked(&id, blocked, now_ms())
+                    .map_err(store_err)?;
+                self.proto.set_blocked(id, blocked);
+                info!(author = %id.fingerprint(), blocked, "author block changed");
+                Self::to_value(self.blocked()?)
+            }
+            Request::Blocked => Self::to_value(self.blocked()?),
             Request::SendDm { to, body } => Self::to_value(self.send_dm(&to, &body)?),
             Request::DmLog { with, limit } => {
                 let with = NodeId::from_hex(&with).map_err(invalid)?;

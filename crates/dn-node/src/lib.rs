@@ -471,6 +471,14 @@ impl Engine {
     pub async fn set_muted(&self, room: String, muted: bool) -> Result<RoomView, ApiError> {
         self.typed(Request::SetMuted { room, muted }).await
     }
+    /// Blocks or unblocks an author; returns the blocked list after the change.
+    pub async fn block(&self, author: String, blocked: bool) -> Result<Vec<BlockedView>, ApiError> {
+        self.typed(Request::Block { author, blocked }).await
+    }
+    /// Authors blocked on this data directory.
+    pub async fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
+        self.typed(Request::Blocked).await
+    }
     /// Leaves a room.
     pub async fn leave_room(&self, room: String) -> Result<RoomView, ApiError> {
         self.typed(Request::LeaveRoom { room }).await

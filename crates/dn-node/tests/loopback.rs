@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use dn_node::{Engine, EngineEvent, NodeConfig};
+use dn_node::{Engine, EngineEvent, ErrorCode, NodeConfig};
 use dn_proto::{Frame, Message, NodeId};
 use ed25519_dalek::SigningKey;
 
@@ -422,6 +422,73 @@ async fn a_rename_reaches_a_connected_peer_without_reconnecting() {
         status.rejected, 0,
         "the second hello is not a protocol error"
     );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path(), "Alice", vec![]).await;
+    let addr = listen_addr(&a).await;
+    let b = start(db.path(), "Bob", vec![addr.clone()]).await;
+    wait_for("connection", || async {
+        b.status().await.unwrap().connected_peers == 1
+    })
+    .await;
+    a.send("medical".into(), "before the block".into())
+        .await
+        .unwrap();
+    wait_for("first message", || async { bodies(&b).await.len() == 1 }).await;
+    let alice = a.identity().await.unwrap().id;
+    // Bad input is a clear error; blocking oneself is refused.
+    let bad = b.block("not-an-id".into(), true).await.unwrap_err();
+    assert_eq!(bad.code, ErrorCode::InvalidInput);
+    let me = b.identity().await.unwrap().id;
+    assert!(b.block(me, true).await.is_err());
+    let list = b.block(alice.clone(), true).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, alice);
+    assert_eq!(list[0].name.as_deref(), Some("Alice"));
+    assert!(bodies(&b).await.is_empty(), "hidden at once");
+    a.send("medical".into(), "after the block".into())
+        .await
+        .unwrap();
+    wait_for("the drop is counted", || async {
+        b.status()
+            .await
+            .unwrap()
+            .drops
+            .get("blocked")
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    })
+    .await;
+    assert!(bodies(&b).await.is_empty());
+    // Kept per data dir: after a restart Bob still blocks Alice.
+    b.shutdown().await;
+    drop(b);
+    let b = Engine::start(cfg(db.path(), vec![addr])).await.unwrap();
+    assert_eq!(b.blocked().await.unwrap().len(), 1);
+    a.send("medical".into(), "after the restart".into())
+        .await
+        .unwrap();
+    wait_for("dropped again", || async {
+        b.status()
+            .await
+            .unwrap()
+            .drops
+            .get("blocked")
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    })
+    .await;
+    assert!(bodies(&b).await.is_empty());
+    // Unblocked: the stored message shows again and catch-up brings the rest.
+    assert!(b.block(alice, false).await.unwrap().is_empty());
+    assert_eq!(bodies(&b).await, vec!["before the block"]);
     a.shutdown().await;
     b.shutdown().await;
 }

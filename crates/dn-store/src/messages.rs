@@ -220,6 +220,7 @@ impl Store {
             let sql = format!(
                 "SELECT {COLS} FROM messages
                  WHERE room = ?1 AND (timestamp, author, id) < (?2, ?3, ?4)
+                   AND author NOT IN (SELECT author FROM blocked)
                  ORDER BY timestamp DESC, author DESC, id DESC LIMIT ?5"
             );
             let mut st = self.conn.prepare_cached(&sql)?;
@@ -229,7 +230,8 @@ impl Store {
             }
         } else {
             let sql = format!(
-                "SELECT {COLS} FROM messages WHERE room = ?1
+                "SELECT {COLS} FROM messages
+                 WHERE room = ?1 AND author NOT IN (SELECT author FROM blocked)
                  ORDER BY timestamp DESC, author DESC, id DESC LIMIT ?2"
             );
             let mut st = self.conn.prepare_cached(&sql)?;

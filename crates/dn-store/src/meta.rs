@@ -163,6 +163,51 @@ impl Store {
         Ok(())
     }
 
+    // ---- blocked authors (local moderation) -------------------------------------------
+
+    /// Blocks (`true`) or unblocks an author: their messages are hidden from room pages
+    /// ([`Store::messages`]) while blocked. Blocking twice keeps the first time.
+    pub fn set_blocked(&self, author: &NodeId, blocked: bool, at_ms: u64) -> Result<()> {
+        if blocked {
+            self.conn
+                .prepare_cached("INSERT OR IGNORE INTO blocked (author, at) VALUES (?1, ?2)")?
+                .execute(params![&author.0[..], ms_to_sql(at_ms)])?;
+        } else {
+            self.conn
+                .prepare_cached("DELETE FROM blocked WHERE author = ?1")?
+                .execute([&author.0[..]])?;
+        }
+        Ok(())
+    }
+
+    /// Blocked authors with when they were blocked (ms), oldest first.
+    pub fn blocked(&self) -> Result<Vec<(NodeId, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT author, at FROM blocked ORDER BY at, author")?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push((
+                NodeId(blob32(r, 0, "blocked author")?),
+                ms_from_sql(r.get(1)?, "blocked at")?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The display name an author last signed a stored message with, if any.
+    pub fn author_name(&self, author: &NodeId) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT author_name FROM messages WHERE author = ?1
+                 ORDER BY timestamp DESC LIMIT 1",
+            )?
+            .query_row([&author.0[..]], |r| r.get(0))
+            .optional()?)
+    }
+
     // ---- peers -------------------------------------------------------------------------
 
     /// Records what we learnt about a peer, merging with what is stored: `name` replaces the

@@ -100,8 +100,17 @@ const V4: &str = "
 CREATE INDEX messages_author ON messages (room, author, timestamp);
 ";
 
+/// Version 4 → 5: authors this user blocked (local moderation, per data directory): their
+/// messages are hidden, not stored when they arrive, and not relayed or carried.
+const V5: &str = "
+CREATE TABLE blocked (
+    author BLOB PRIMARY KEY NOT NULL CHECK (length(author) = 32),
+    at     INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this code writes.
 pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;

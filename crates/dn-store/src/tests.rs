@@ -73,6 +73,7 @@ fn migrates_from_empty_file_with_pragmas() {
     assert_eq!(
         tables,
         [
+            "blocked",
             "deliveries",
             "messages",
             "peers",
@@ -775,7 +776,7 @@ fn upgrade_from_v1_adds_deliveries_and_keeps_messages() {
         // Turn it back into a version-1 database.
         s.conn
             .execute_batch(
-                "DROP INDEX messages_author; DROP INDEX messages_local; DROP TABLE deliveries;
+                "DROP TABLE blocked; DROP INDEX messages_author; DROP INDEX messages_local; DROP TABLE deliveries;
                  PRAGMA user_version = 1;",
             )
             .unwrap();
@@ -796,7 +797,7 @@ fn upgrade_from_v2_indexes_the_queue() {
             .unwrap();
         s.conn
             .execute_batch(
-                "DROP INDEX messages_author; DROP INDEX messages_local; PRAGMA user_version = 2;",
+                "DROP TABLE blocked; DROP INDEX messages_author; DROP INDEX messages_local; PRAGMA user_version = 2;",
             )
             .unwrap();
     }
@@ -905,7 +906,9 @@ fn upgrade_from_v3_indexes_authors_and_counts_use_it() {
         s.insert_message(&msg(1, "q", 10, "other room"), 1, false)
             .unwrap();
         s.conn
-            .execute_batch("DROP INDEX messages_author; PRAGMA user_version = 3;")
+            .execute_batch(
+                "DROP TABLE blocked; DROP INDEX messages_author; PRAGMA user_version = 3;",
+            )
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -951,4 +954,54 @@ fn a_room_is_held_by_a_peer_except_the_messages_it_did_not_confirm() {
         (0, 0),
         "not confirmed: not held"
     );
+}
+
+#[test]
+fn blocked_authors_are_hidden_from_room_pages_until_unblocked() {
+    let s = Store::open_in_memory().unwrap();
+    let (a, b) = (msg(1, "r", 1, "from one"), msg(2, "r", 2, "from two"));
+    s.insert_message(&a, 1, false).unwrap();
+    s.insert_message(&b, 1, false).unwrap();
+    let bodies = |s: &Store| -> Vec<String> {
+        s.messages("r", 10, None)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message.body)
+            .collect()
+    };
+    assert_eq!(bodies(&s), vec!["from one", "from two"]);
+    s.set_blocked(&a.author, true, 5).unwrap();
+    s.set_blocked(&a.author, true, 9).unwrap();
+    assert_eq!(
+        s.blocked().unwrap(),
+        vec![(a.author, 5)],
+        "the first time is kept"
+    );
+    assert_eq!(bodies(&s), vec!["from two"]);
+    // Paging before a visible message skips the blocked one too.
+    assert!(s.messages("r", 10, Some(&b.id())).unwrap().is_empty());
+    assert_eq!(s.author_name(&a.author).unwrap().as_deref(), Some("user1"));
+    s.set_blocked(&a.author, false, 10).unwrap();
+    assert_eq!(bodies(&s), vec!["from one", "from two"]);
+    assert!(s.blocked().unwrap().is_empty());
+}
+
+#[test]
+fn upgrade_from_v4_adds_the_blocked_table_and_keeps_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let m = msg(1, "r", 5, "kept");
+    {
+        let s = Store::open(&path).unwrap();
+        s.insert_message(&m, 1, false).unwrap();
+        s.conn
+            .execute_batch("DROP TABLE blocked; PRAGMA user_version = 4;")
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    assert!(s.blocked().unwrap().is_empty());
+    s.set_blocked(&m.author, true, 1).unwrap();
+    assert!(s.messages("r", 10, None).unwrap().is_empty());
+    assert_eq!(s.message_count(None).unwrap(), 1, "hidden, not deleted");
 }

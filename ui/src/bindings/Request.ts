@@ -80,4 +80,12 @@ limit: number, } | { "op": "add_peer",
 /**
  * Address.
  */
-addr: string, } | { "op": "activate" };
+addr: string, } | { "op": "activate" } | { "op": "block", 
+/**
+ * The author's node id (64 hex).
+ */
+author: string, 
+/**
+ * Blocked from now on.
+ */
+blocked: boolean, } | { "op": "blocked" };

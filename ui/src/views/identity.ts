@@ -117,7 +117,27 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
   exporter.append(progress);
   const result = h("p", { id: "transfer-result", role: "status" });
   // Exports come first (the common task; its progress stays in view), the key's care after.
-  root.append(header, h("div", { class: "identity-pane" }, result, nameForm, exporter, backup, restore));
+  const blockedList = h("ul", { id: "blocked-list", class: "blocked-list" });
+  const blocked = h(
+    "section",
+    { class: "panel", "aria-labelledby": "blocked-title" },
+    h("h2", { id: "blocked-title" }, "Blocked authors"),
+    h(
+      "p",
+      { class: "muted" },
+      "Their messages are hidden on this laptop and it stops passing them on. Others still see them.",
+    ),
+    blockedList,
+  );
+  blockedList.addEventListener("click", (e) => {
+    const button = e.target instanceof HTMLElement ? e.target.closest<HTMLButtonElement>("button.unblock") : null;
+    if (button?.dataset.author) void store.setBlocked(button.dataset.author, false);
+  });
+
+  root.append(
+    header,
+    h("div", { class: "identity-pane" }, result, nameForm, exporter, backup, restore, blocked),
+  );
 
   let shownName: string | null | undefined;
 
@@ -151,6 +171,22 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
       progressLabel.textContent = progressText(p.done, p.total);
     }
     result.textContent = state.transfer.done ?? "";
+    setChildren(
+      blockedList,
+      ...(state.blocked.length === 0
+        ? [h("li", { class: "muted" }, "Nobody is blocked.")]
+        : state.blocked.map((b) =>
+            h(
+              "li",
+              { class: "blocked", "data-author": b.id },
+              h("span", { class: "author" }, b.name ?? "(unknown)"),
+              " ",
+              h("code", { class: "fingerprint", title: b.id }, b.fingerprint),
+              " ",
+              h("button", { type: "button", class: "unblock", "data-author": b.id }, "Unblock"),
+            ),
+          )),
+    );
   };
 
   render(store.state);
@@ -159,7 +195,8 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
       state.identity !== previous.identity ||
       state.rooms !== previous.rooms ||
       state.transfer !== previous.transfer ||
-      state.pending !== previous.pending
+      state.pending !== previous.pending ||
+      state.blocked !== previous.blocked
     ) {
       render(state);
     }

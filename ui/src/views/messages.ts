@@ -53,6 +53,37 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
   const scroller = h("div", { id: "message-scroller", class: "message-scroller" }, older, list, placeholder);
   root.append(header, scroller);
 
+  // Blocking asks first, in place: "Block NAME? [Block] [Cancel]".
+  list.addEventListener("click", (e) => {
+    const target = e.target instanceof HTMLElement ? e.target : null;
+    const button = target?.closest<HTMLButtonElement>("button");
+    if (!button) return;
+    const author = button.dataset.author ?? "";
+    if (button.classList.contains("block-author")) {
+      const name = button.dataset.name || "this author";
+      const confirm = h(
+        "span",
+        { class: "block-confirm", role: "group", "aria-label": `Block ${name}?` },
+        `Hide and stop relaying everything from ${name}? `,
+        h("button", { type: "button", class: "block-yes danger", "data-author": author }, "Block"),
+        " ",
+        h("button", { type: "button", class: "block-no", "data-author": author, "data-name": name }, "Cancel"),
+      );
+      button.replaceWith(confirm);
+      confirm.querySelector<HTMLButtonElement>(".block-no")?.focus();
+    } else if (button.classList.contains("block-yes")) {
+      void store.setBlocked(author, true);
+    } else if (button.classList.contains("block-no")) {
+      const again = h(
+        "button",
+        { type: "button", class: "block-author", "data-author": author, "data-name": button.dataset.name ?? "" },
+        "Block…",
+      );
+      button.closest(".block-confirm")?.replaceWith(again);
+      again.focus();
+    }
+  });
+
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < LOAD_OLDER_MARGIN) void store.loadOlder();
   });
@@ -77,7 +108,17 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
         ),
         m.local
           ? h("span", { class: "delivery", "data-testid": "delivery", title: DELIVERY_HELP }, deliveryLabel(m))
-          : null,
+          : h(
+              "button",
+              {
+                type: "button",
+                class: "block-author",
+                "data-author": m.author,
+                "data-name": m.author_name,
+                title: "Block this author on this laptop: hide their messages and stop relaying them",
+              },
+              "Block…",
+            ),
       ),
       h("div", { class: "body" }, m.body),
     );

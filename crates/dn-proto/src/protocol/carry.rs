@@ -202,13 +202,14 @@ impl Protocol {
                 .peers
                 .get(id)
                 .is_some_and(|p| p.hello || Some(*id) == from);
-            connected
-                && listed <= CARRY_SOLE_PEER_MAX_ROOMS
-                && self
-                    .demand
-                    .connected_at
-                    .get(id)
-                    .is_some_and(|t| self.now.saturating_sub(*t) >= CARRY_SOLE_PEER_MS)
+            // Always true while CARRY_SOLE_PEER_MS is 0; kept so the rule can be tightened.
+            #[allow(clippy::absurd_extreme_comparisons)]
+            let long_enough = self
+                .demand
+                .connected_at
+                .get(id)
+                .is_some_and(|t| self.now.saturating_sub(*t) >= CARRY_SOLE_PEER_MS);
+            connected && listed <= CARRY_SOLE_PEER_MAX_ROOMS && long_enough
         })
     }
 

@@ -503,6 +503,10 @@ pub struct Protocol {
     recon_seq: u64,
     graph: Graph,
     counters: Counters,
+    /// Authors the local user blocked: their messages are neither stored nor served.
+    blocked: HashSet<NodeId>,
+    /// Messages of blocked authors not stored.
+    blocked_drops: u64,
     /// Per-author and per-peer storage quotas (quota.rs).
     quota: quota::QuotaState,
     /// Admission of neighbour lists (topology.rs).
@@ -546,6 +550,8 @@ impl Protocol {
             recon_seq: 0,
             graph: Graph::default(),
             counters: Counters::default(),
+            blocked: HashSet::new(),
+            blocked_drops: 0,
             quota: quota::QuotaState::default(),
             topo_guard: topology::TopoGuard::default(),
             demand: carry::Demand::default(),
@@ -567,6 +573,23 @@ impl Protocol {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Blocks (local moderation) or unblocks an author: a blocked author's messages are not
+    /// stored when they arrive (counted, [`Protocol::blocked_drops`]), nor served to peers from
+    /// what is already stored, so this node stops relaying and carrying them. Our own id cannot
+    /// be blocked.
+    pub fn set_blocked(&mut self, author: NodeId, blocked: bool) {
+        if blocked && author != self.me {
+            self.blocked.insert(author);
+        } else {
+            self.blocked.remove(&author);
+        }
+    }
+
+    /// Messages of blocked authors that arrived and were not stored.
+    pub fn blocked_drops(&self) -> u64 {
+        self.blocked_drops
     }
 
     /// This node's id.
@@ -798,7 +821,11 @@ impl Protocol {
                 };
                 let msg = store.get(&id);
                 let sendable = match &msg {
-                    Ok(Some(m)) => self.member(&m.room) && p.shares(&m.room),
+                    Ok(Some(m)) => {
+                        self.member(&m.room)
+                            && p.shares(&m.room)
+                            && !self.blocked.contains(&m.author)
+                    }
                     _ => false,
                 };
                 let Some(p) = self.peers.get_mut(&peer) else {
@@ -1446,6 +1473,12 @@ impl Protocol {
         let id = msg.id();
         if let Some(p) = self.peers.get_mut(&peer) {
             p.learn(id);
+        }
+        if self.blocked.contains(&msg.author) {
+            // Blocked here: not stored, so not relayed or carried either. Not "rejected": the
+            // peer did nothing wrong by passing it on.
+            self.blocked_drops += 1;
+            return;
         }
         if let Err(reason) = msg.verify() {
             self.counters.rejected += 1;

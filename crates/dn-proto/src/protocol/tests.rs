@@ -1189,3 +1189,43 @@ fn honest_traffic_is_never_dropped() {
     assert!(net.dropped.is_empty(), "{:?}", net.dropped);
     assert_eq!(net.rejected, 0);
 }
+
+#[test]
+fn a_blocked_author_is_neither_stored_nor_relayed_until_unblocked() {
+    // 0 - 1 - 2 in a line: everything from 0 to 2 goes through 1.
+    let mut net = Net::new(3, "medical");
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.run();
+    let author = net.id(0);
+    net.nodes[1].set_blocked(author, true);
+    let me = net.id(1);
+    net.nodes[1].set_blocked(me, true); // our own id cannot be blocked
+    let spam = net.publish(0, "medical", "from the blocked author", 1);
+    let fine = net.publish(2, "medical", "from someone else", 2);
+    net.run();
+    assert!(
+        !net.stores[1].has(&spam.id()).unwrap(),
+        "not stored by the blocker"
+    );
+    assert!(
+        !net.stores[2].has(&spam.id()).unwrap(),
+        "not relayed through the blocker"
+    );
+    assert!(net.stores[0].has(&fine.id()).unwrap(), "others still flow");
+    assert!(net.nodes[1].blocked_drops() >= 1);
+    let own = net.publish(1, "medical", "the blocker's own message", 3);
+    net.run();
+    assert!(net.stores[2].has(&own.id()).unwrap());
+    // Unblocked: the next catch-up brings the message through.
+    net.nodes[1].set_blocked(author, false);
+    for _ in 0..2 {
+        net.now += ANTI_ENTROPY_MS;
+        for i in 0..3 {
+            net.input(i, Input::Tick);
+        }
+        net.run();
+    }
+    assert!(net.stores[1].has(&spam.id()).unwrap());
+    assert!(net.stores[2].has(&spam.id()).unwrap());
+}
