@@ -255,6 +255,36 @@ guiTest("two nodes: a CLI peer shows online, its message appears, ours reaches i
   await assertNoErrors(driver);
   await screenshot(driver, "11-new-marker");
 
+  // Local moderation: block Ben from one of his messages (it asks first, in place); his
+  // messages disappear here, what he writes next is not stored, and the Identity pane lists
+  // him with Unblock. The engine keeps the block (disasternet blocked).
+  const shelterMsg = await messageWithBody(driver, "Water delivery at 18:00");
+  await driver.actions().move({ origin: shelterMsg }).perform();
+  const blockButton = await shelterMsg.findElement(By.css(".block-author"));
+  await driver.wait(until.elementIsVisible(blockButton), TIMEOUT);
+  await blockButton.click();
+  const confirm = await driver.wait(until.elementLocated(By.css(".block-confirm")), TIMEOUT);
+  assert.match(await confirm.getText(), /Hide and stop relaying everything from Ben\?/);
+  await screenshot(driver, "12-block-confirm");
+  await confirm.findElement(By.css(".block-yes")).click();
+  await eventually("Ben's messages to be hidden", async () =>
+    (await driver.findElements(By.xpath('//div[@class="body" and text()="Water delivery at 18:00"]'))).length === 0,
+  );
+  assert.deepEqual(
+    (await cli(appDir, "blocked", "--json")).map((b) => b.id),
+    [benId.id],
+  );
+  await cli(benDir, "send", "--room", OTHER, "Sent after the block");
+  await eventually("the blocked message to be counted, not stored", async () =>
+    ((await cli(appDir, "status", "--json")).drops?.blocked ?? 0) >= 1,
+  );
+  assert.equal((await driver.findElements(By.xpath('//div[@class="body" and text()="Sent after the block"]'))).length, 0);
+  await driver.findElement(By.css("#identity-button")).click();
+  const blockedRow = await elementWithText(driver, "#blocked-list .author", "Ben");
+  await driver.executeScript("arguments[0].scrollIntoView()", blockedRow);
+  await screenshot(driver, "13-blocked-list");
+  await assertNoErrors(driver);
+
   await stopApp(driver, appDir);
 });
 

@@ -614,12 +614,22 @@ step("A exports #medical through the native save dialog; `disasternet verify` ac
   await sleep(300);
   await a.shot("07-exported");
 
-  // Anyone can check the file offline with the CLI: every line verifies.
+  // Anyone can check the file offline with the CLI: every line verifies, and the manifest
+  // signed by A says no line was removed, added or reordered.
   const { stdout } = await execFileP(CLI_BIN, ["verify", exportFile], { timeout: TIMEOUT });
   assert.match(stdout, /^3 lines checked: 3 valid, 0 failed$/m);
   const summary = JSON.parse((await execFileP(CLI_BIN, ["verify", exportFile, "--json"], { timeout: TIMEOUT })).stdout);
-  assert.deepEqual(summary, { lines: 3, valid: 3, failures: [] });
-  const lines = readFileSync(exportFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(summary, {
+    lines: 3,
+    valid: 3,
+    failures: [],
+    manifest: { status: "valid", exporter: a.id, lines: 3 },
+  });
+  const lines = readFileSync(exportFile, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+    .filter((l) => !("manifest" in l));
   assert.deepEqual(
     lines.map((l) => [l.room, l.author_name, l.body]).sort(),
     [

@@ -298,3 +298,168 @@ fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
     c.stop(2)?;
     Ok(())
 }
+
+/// The p-th percentile (0–100) of sorted values.
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) * p) / 100]
+}
+
+/// Four honest nodes chat while one host attacks them all at once: spam at full rate into a
+/// room they serve (at node1), a catch-up storm (node2), forged neighbour lists (node3) and
+/// forged beacons (node4). Every honest message must reach every honest node; honest latency
+/// (coarse: found by polling `log` twice a second) and each node's peak memory are reported.
+#[test]
+fn four_honest_nodes_chat_through_a_combined_attack() -> Result<()> {
+    let Some(mut c) = Cluster::with_lab("hostile-combined", || {
+        Lab::with_networks(1, &[&[0usize][..]; 5])
+    })?
+    else {
+        return Ok(());
+    };
+    let hostile_bin = target_dir().join("debug/dn-hostile");
+    if !hostile_bin.exists() {
+        bail!(
+            "{} missing: cargo build --workspace --bins",
+            hostile_bin.display()
+        );
+    }
+    let honest = [1usize, 2, 3, 4];
+    let mut ids = Vec::new();
+    for &i in &honest {
+        c.init(i, &format!("honest{i}"))?;
+        c.join(i, ROOM)?;
+        c.join(i, CHAT)?;
+    }
+    for &i in &honest {
+        c.start(i, &[])?;
+        ids.push(c.id(i)?);
+    }
+    let everyone: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+    c.wait_for(
+        "the four honest nodes connected",
+        Duration::from_secs(60),
+        |c| {
+            for (k, &i) in honest.iter().enumerate() {
+                let mut want = everyone.clone();
+                want.remove(&ids[k]);
+                if c.connected_peer_ids(i)? != want {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    let pids: Vec<u32> = honest
+        .iter()
+        .map(|&i| c.node(i).proc.as_ref().map(|p| p.pid()))
+        .collect::<Option<_>>()
+        .context("a node has no process")?;
+    let idle: Vec<u64> = pids.iter().map(|&p| vm_rss_kib(p).unwrap_or(0)).collect();
+    let plan = [
+        ("spam", 1usize),
+        ("recon-storm", 2),
+        ("topo-flood", 3),
+        ("beacon-flood", 4),
+    ];
+    let mut attackers = Vec::new();
+    for (attack, victim) in plan {
+        let target = format!("{}:7300", c.lab.host(victim).links[0].ip);
+        let mut cmd = c.lab.command(5, &hostile_bin);
+        cmd.args(["--target", &target, "--attack", attack, "--seconds", "15"]);
+        cmd.args(["--room", ROOM, "--room", CHAT]);
+        let log = c.out_dir.join(format!("hostile-{attack}.log"));
+        attackers.push(c.lab.spawn(&format!("hostile-{attack}"), cmd, &log)?);
+    }
+    // Each honest node writes a message a second; every node's log is polled for arrivals.
+    let started = Instant::now();
+    let mut sent: Vec<(String, Instant)> = Vec::new();
+    let mut seen: std::collections::HashMap<(usize, String), Instant> = Default::default();
+    let mut peak = idle.clone();
+    let mut k = 0;
+    let poll = |c: &Cluster,
+                seen: &mut std::collections::HashMap<(usize, String), Instant>|
+     -> Result<()> {
+        for &i in &honest {
+            for m in c.log(i, CHAT)? {
+                if let Some(b) = m["body"].as_str() {
+                    seen.entry((i, b.to_owned())).or_insert_with(Instant::now);
+                }
+            }
+        }
+        Ok(())
+    };
+    while started.elapsed() < Duration::from_secs(15) {
+        k += 1;
+        for &i in &honest {
+            let body = format!("node{i} says {k}");
+            c.send(i, CHAT, &body)?;
+            sent.push((body, Instant::now()));
+        }
+        for (n, &p) in pids.iter().enumerate() {
+            peak[n] = peak[n].max(vm_rss_kib(p).unwrap_or(0));
+        }
+        poll(&c, &mut seen)?;
+    }
+    for mut a in attackers {
+        a.wait_exit(Duration::from_secs(30))?;
+    }
+    let want = sent.len() * honest.len();
+    c.wait_for("every honest message on every honest node", DELIVERY, |c| {
+        let mut s = std::mem::take(&mut seen);
+        poll(c, &mut s)?;
+        let n = sent
+            .iter()
+            .map(|(b, _)| {
+                honest
+                    .iter()
+                    .filter(|&&i| s.contains_key(&(i, b.clone())))
+                    .count()
+            })
+            .sum::<usize>();
+        seen = s;
+        Ok(n == want)
+    })?;
+    let mut latencies: Vec<u64> = sent
+        .iter()
+        .flat_map(|(b, at)| {
+            honest
+                .iter()
+                .filter_map(|&i| seen.get(&(i, b.clone())))
+                .map(move |t| t.saturating_duration_since(*at).as_millis() as u64)
+        })
+        .collect();
+    latencies.sort_unstable();
+    let mut report = vec![format!(
+        "{} honest messages x {} nodes delivered; latency (coarse, log polled every round) \
+         p50 {} ms, p99 {} ms, max {} ms",
+        sent.len(),
+        honest.len(),
+        percentile(&latencies, 50),
+        percentile(&latencies, 99),
+        latencies.last().copied().unwrap_or(0)
+    )];
+    for (n, &i) in honest.iter().enumerate() {
+        let grew = peak[n].saturating_sub(idle[n]);
+        report.push(format!(
+            "node{i}: idle {} KiB, peak {} KiB (+{grew} KiB), drops {}",
+            idle[n],
+            peak[n],
+            drops(&c.status(i)?)
+        ));
+        check!(
+            c,
+            grew <= MEMORY_BOUND_KIB,
+            "node{i}'s memory grew by {grew} KiB under the combined attack"
+        );
+    }
+    let text = report.join("\n");
+    eprintln!("{text}");
+    std::fs::write(c.out_dir.join("report.txt"), &text)?;
+    for &i in &honest {
+        c.stop(i)?;
+    }
+    Ok(())
+}

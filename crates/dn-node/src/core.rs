@@ -147,6 +147,8 @@ struct Conn {
     /// The port the peer accepts connections on (from its hello).
     listen_port: Option<u16>,
     tx: OutQueue,
+    /// Asked the driver to close it (over budget): counted once, sent nothing more.
+    closing: bool,
 }
 
 /// A side effect held back while a burst's store transaction is open: it happens only once the
@@ -447,7 +449,7 @@ impl Core {
             Frame::Msg { message, .. } if message.author == self.id => Some(message.id()),
             _ => None,
         };
-        let Some(c) = self.conns.get(&peer) else {
+        let Some(c) = self.conns.get_mut(&peer).filter(|c| !c.closing) else {
             return;
         };
         match c.tx.send(frame.encode_prefixed()) {
@@ -461,13 +463,15 @@ impl Core {
             }
             Err(SendError::Closed) => {}
             Err(e @ SendError::OverBudget { .. }) => {
+                c.closing = true;
+                let conn_id = c.conn_id;
                 warn!(peer = %peer.fingerprint(), "closing connection: {e}");
                 self.drops.not_reading += 1;
                 self.status_dirty = true;
                 if let Some(net) = &self.net {
                     let _ = net.cmd.send(NetCmd::Close {
                         peer,
-                        conn_id: c.conn_id,
+                        conn_id,
                         reason: "not reading".to_string(),
                         code: crate::net::CLOSE_NOT_READING,
                     });
@@ -500,6 +504,7 @@ impl Core {
                         addr,
                         listen_port: None,
                         tx,
+                        closing: false,
                     },
                 );
                 self.topo_dirty = true;
@@ -1044,6 +1049,7 @@ impl Core {
             put("discovery_dropped", get(&c.discovery_dropped));
             put("targets_evicted", get(&c.targets_evicted));
             put("beacon_dropped", get(&c.beacon_dropped));
+            put("not_reading", get(&c.stalled));
         }
         d
     }

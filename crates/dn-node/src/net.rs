@@ -72,7 +72,14 @@ pub struct NetCounters {
     pub targets_evicted: AtomicU64,
     /// Beacon packets ignored: over their source address's rate.
     pub beacon_dropped: AtomicU64,
+    /// Connections closed because the peer read nothing of what we queued for it for
+    /// [`STALL_TIMEOUT`].
+    pub stalled: AtomicU64,
 }
+
+/// A peer whose queue stays over the pause mark this long (it reads nothing) is disconnected:
+/// it would otherwise hold a connection slot and its queued bytes for ever.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl NetCounters {
     /// Adds one to a counter.
@@ -747,7 +754,14 @@ async fn reader(r: Reader) {
         loop {
             if pause.paused() {
                 debug!("peer is not reading its replies: pausing its requests");
-                pause.wait_until_drained().await;
+                if tokio::time::timeout(STALL_TIMEOUT, pause.wait_until_drained())
+                    .await
+                    .is_err()
+                {
+                    NetCounters::bump(&counters.stalled);
+                    conn.close(quinn::VarInt::from_u32(CLOSE_NOT_READING), b"not reading");
+                    return Err(format!("peer read nothing for {STALL_TIMEOUT:?}; closed"));
+                }
             }
             match stream.read_exact(&mut len).await {
                 Ok(()) => {}
