@@ -165,6 +165,14 @@ fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
             continue;
         }
         eprintln!("--- attack {attack}");
+        // The last attacker's connections must be gone first (a process that exits without
+        // closing them is noticed by the idle timeout, ~8 s): otherwise this attacker would
+        // meet the per-address cap instead of the defence under test.
+        c.wait_for(
+            "node1 connected to node2 only",
+            Duration::from_secs(30),
+            |c| Ok(c.status(1)?["connected_peers"].as_u64() == Some(1)),
+        )?;
         let before = drops(&c.status(1)?);
         let log = c.out_dir.join(format!("hostile-{attack}.log"));
         let mut cmd = c.lab.command(3, &hostile_bin);

@@ -786,7 +786,7 @@ impl Core {
         Ok(v)
     }
 
-    /// Re-signs our neighbour list when connections changed (at most every 300 ms) or when it
+    /// Re-signs our neighbour list when connections changed (at most every 5.5 s, the gap peers enforce plus a margin) or when it
     /// is due for refresh, and runs the protocol's housekeeping tick.
     fn housekeeping(&mut self) {
         if self.net.is_none() {
@@ -795,7 +795,11 @@ impl Core {
         let due = match self.last_topo {
             None => true,
             Some(t) => {
-                (self.topo_dirty && t.elapsed() >= Duration::from_millis(300))
+                // Not faster than peers accept a node's lists (the protocol holds back one
+                // that comes sooner than TOPO_MIN_GAP_MS after the last), with a margin.
+                (self.topo_dirty
+                    && t.elapsed()
+                        >= Duration::from_millis(dn_proto::protocol::TOPO_MIN_GAP_MS + 500))
                     || t.elapsed() >= Duration::from_millis(dn_proto::protocol::TOPO_REFRESH_MS)
             }
         };

@@ -54,7 +54,8 @@ pub use carry::{
 };
 pub use quota::{
     QuotaDrops, AUTHOR_CACHE_CAP, AUTHOR_WINDOW_MESSAGES, AUTHOR_WINDOW_MS, MAX_AUTHOR_BYTES,
-    MAX_AUTHOR_MESSAGES, PEER_BUCKETS_CAP, PEER_RELAY_BURST, PEER_RELAY_PER_MIN,
+    MAX_AUTHOR_MESSAGES, PEER_BUCKETS_CAP, PEER_JOINED_BURST, PEER_JOINED_PER_MIN,
+    PEER_RELAY_BURST, PEER_RELAY_PER_MIN,
 };
 pub use topology::{
     TopoDrops, MAX_TOPO_RECORDS, TOPO_HELLO_MAX, TOPO_MIN_GAP_MS, TOPO_NEAR_HOPS,
@@ -427,6 +428,9 @@ struct Exchange {
     /// A ReconDone was sent or received: the room is synced; stragglers of the same exchange
     /// are still answered, and a new exchange may start.
     finished: bool,
+    /// `ReconDone` frames received after it finished. One is a race an honest pair can have;
+    /// more are forged claims (dropped and counted as `NoExchange`).
+    late_dones: u8,
 }
 
 impl Exchange {
@@ -927,6 +931,7 @@ impl Protocol {
                     salt,
                     last: now,
                     finished: false,
+                    late_dones: 0,
                 },
             );
         }
@@ -1042,6 +1047,7 @@ impl Protocol {
                     salt: msg.salt,
                     last: now,
                     finished: false,
+                    late_dones: 0,
                 },
             );
             self.last_recon.insert(key, now);
@@ -1089,8 +1095,23 @@ impl Protocol {
             self.drop_frame(peer, DropReason::NoExchange, out);
             return;
         }
-        if self.finish_exchange(peer, &room) && self.member(&room) {
-            out.push(Output::Synced { peer, room });
+        if self.finish_exchange(peer, &room) {
+            if self.member(&room) {
+                out.push(Output::Synced { peer, room });
+            }
+            return;
+        }
+        // The exchange had already finished: a repeated ReconDone claims nothing new.
+        let late = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.exchanges.get_mut(&room))
+            .map(|x| {
+                x.late_dones = x.late_dones.saturating_add(1);
+                x.late_dones
+            });
+        if late.is_some_and(|n| n > 1) {
+            self.drop_frame(peer, DropReason::NoExchange, out);
         }
     }
 

@@ -1229,3 +1229,32 @@ fn a_blocked_author_is_neither_stored_nor_relayed_until_unblocked() {
     assert!(net.stores[1].has(&spam.id()).unwrap());
     assert!(net.stores[2].has(&spam.id()).unwrap());
 }
+
+#[test]
+fn repeated_recon_done_after_a_finished_exchange_is_a_counted_forgery() {
+    let mut net = Net::new(2, "medical");
+    net.publish(0, "medical", "one", 1);
+    net.connect(0, 1);
+    net.run();
+    let synced = net.synced.len();
+    assert!(synced > 0, "the two nodes finished an exchange");
+    let before = drops(&net, 0, DropReason::NoExchange) + drops(&net, 1, DropReason::NoExchange);
+    // Node 1 (as a forger would) repeats ReconDone for the room three times to each side.
+    for (from, to) in [(1, 0), (0, 1)] {
+        for _ in 0..3 {
+            let f = Frame::ReconDone {
+                room: "medical".into(),
+            };
+            net.queue.push_back((from, to, f.encode()));
+        }
+    }
+    net.run();
+    assert_eq!(
+        net.synced.len(),
+        synced,
+        "a finished exchange does not sync again"
+    );
+    let after = drops(&net, 0, DropReason::NoExchange) + drops(&net, 1, DropReason::NoExchange);
+    // One late ReconDone per side is a race an honest pair can have; the others are counted.
+    assert_eq!(after - before, 4);
+}

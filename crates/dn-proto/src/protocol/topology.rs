@@ -87,10 +87,18 @@ impl Protocol {
         if held.is_some() {
             let at = self.graph.received_at(&rec.node).unwrap_or(0);
             if self.now.saturating_sub(at) < TOPO_MIN_GAP_MS {
-                self.topo_guard.drops.too_soon += 1;
+                // Held back, not lost. Only a record superseded while waiting (its node signs
+                // faster than the gap: an honest node never does) counts as dropped.
                 let pending = &mut self.topo_guard.pending;
-                if pending.get(&rec.node).is_none_or(|(p, _)| p.seq < rec.seq) {
-                    pending.insert(rec.node, (rec, peer));
+                match pending.get(&rec.node) {
+                    Some((p, _)) if p.seq >= rec.seq => {}
+                    Some(_) => {
+                        self.topo_guard.drops.too_soon += 1;
+                        pending.insert(rec.node, (rec, peer));
+                    }
+                    None => {
+                        pending.insert(rec.node, (rec, peer));
+                    }
                 }
                 return;
             }
