@@ -401,12 +401,13 @@ fn measure(
         });
         thread::sleep(len);
         stop.store(true, Ordering::Relaxed);
-        (
-            rss.join().unwrap_or_default(),
-            status.join().unwrap_or_default(),
-            honest.join().unwrap_or_default(),
-        )
-    });
+        let panicked = |what: &str| anyhow::anyhow!("the {what} thread of {name} panicked");
+        Ok::<_, anyhow::Error>((
+            rss.join().map_err(|_| panicked("VmRSS sampler"))?,
+            status.join().map_err(|_| panicked("status probe"))?,
+            honest.join().map_err(|_| panicked("honest sender"))?,
+        ))
+    })?;
     let wall_s = started.elapsed().as_secs_f64();
     let cpu_s = cpu_seconds(n.pid).map_or(0.0, |t| t - cpu0);
     let hwm_kib = std::fs::read_to_string(format!("/proc/{}/status", n.pid))
