@@ -1,6 +1,6 @@
 //! # dn-bench — DisasterNet's benchmark runner
 //!
-//! One binary, five sections, each printed with its exact parameters beside its goal and the
+//! One binary, seven sections, each printed with its exact parameters beside its goal and the
 //! peers' published numbers (`/work/shared/notes/ANCHORS.md`, `docs/benchmarks.md`):
 //!
 //! 1. `sim` — propagation in the deterministic simulator (`dn_proto::sim`): tree vs flooding.
@@ -13,17 +13,23 @@
 //! 6. `app` — the real desktop app (release build) under Xvfb on a 100k-message store: window
 //!    to interactive and idle memory of the app and all its WebKit processes (needs Xvfb,
 //!    tauri-driver, WebKitWebDriver and `tests/gui/node_modules`: `make deps`).
+//! 7. `hostile` — one hostile peer (`dn-hostile`, next to the `disasternet` binary) against a
+//!    real node in network namespaces (root only): the victim's memory, CPU, `status` round
+//!    trip, honest-peer latency and counted drops, idle and under each attack.
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
 //! smaller versions; `--json` prints one JSON object instead of text; `--only sim,recon`
-//! picks sections.
+//! picks sections. The `hostile` section also needs `dn-hostile`: add `-p dn-tests` to the
+//! build.
 //!
 //! Network traffic stays on loopback (the host node listens on 127.0.0.1 with mDNS and the
-//! broadcast beacon off) or inside the network namespaces the `live` section creates.
+//! broadcast beacon off) or inside the network namespaces the `live` and `hostile`
+//! sections create.
 
 mod app;
 mod fixtures;
+mod hostile;
 mod ingest;
 mod live;
 mod node;
@@ -40,7 +46,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 6] = ["sim", "recon", "ingest", "node", "live", "app"];
+const SECTIONS: [&str; 7] = ["sim", "recon", "ingest", "node", "live", "app", "hostile"];
 
 #[derive(Parser)]
 #[command(
@@ -54,11 +60,13 @@ struct Args {
     /// Smaller, faster runs (for CI smoke checks; not the figures of record).
     #[arg(long)]
     quick: bool,
-    /// Comma-separated sections to run: sim, recon, ingest, node, live, app (default: all).
+    /// Comma-separated sections to run: sim, recon, ingest, node, live, app,
+    /// hostile (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// The `disasternet` binary for the `node` and `live` sections (default:
-    /// `$CARGO_TARGET_DIR/release/disasternet` or `target/release/disasternet`).
+    /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
+    /// `$CARGO_TARGET_DIR/release/disasternet` or `target/release/disasternet`). `hostile`
+    /// takes `dn-hostile` from the same directory.
     #[arg(long, env = "DN_BENCH_DISASTERNET")]
     disasternet: Option<PathBuf>,
     /// The desktop app binary for the `app` section (default:
@@ -198,6 +206,7 @@ fn run() -> Result<ExitCode> {
             "ingest" => ingest::run(&ctx),
             "node" => node::run(&ctx),
             "live" => live::run(&ctx),
+            "hostile" => hostile::run(&ctx),
             _ => app::run(&ctx),
         };
         match result {
