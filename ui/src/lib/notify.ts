@@ -4,6 +4,7 @@
 // the rules are tested without Tauri (ui/test/notify.test.ts). ui/src/main.ts wires it to
 // @tauri-apps/plugin-notification and the window's focus events.
 
+import { visibleText } from "./text";
 import type { EngineEvent } from "../bindings/EngineEvent";
 
 /** Longest body shown in a single-message notification (characters, before the ellipsis). */
@@ -40,8 +41,8 @@ function place(m: Incoming): string {
 
 /** The notification for one message: "name in #room: text". */
 export function single(m: Incoming): NotificationSpec {
-  const who = m.authorName.trim() || "Someone";
-  return { title: "DisasterNet", body: `${who} in ${place(m)}: ${truncate(m.body)}` };
+  const who = visibleText(m.authorName.trim()) || "Someone";
+  return { title: "DisasterNet", body: `${who} in ${place(m)}: ${visibleText(truncate(m.body))}` };
 }
 
 /** One summary for a burst: "N new messages in #a, #b". */

@@ -1,5 +1,6 @@
 // A direct conversation with one peer: header and message list (newest at the bottom).
 
+import { visibleText } from "../lib/text";
 import { h, setChildren } from "../lib/dom";
 import type { DmView } from "../bindings/DmView";
 import { formatFullTime, formatTime, layoutRows } from "../lib/messages";
@@ -27,7 +28,7 @@ export function mountDm(root: HTMLElement, store: Store): () => void {
       h(
         "div",
         { class: "message-meta" },
-        h("span", { class: "author" }, d.outgoing ? (state.identity?.name ?? "Me") : d.author_name || "(no name)"),
+        h("span", { class: "author" }, d.outgoing ? (state.identity?.name ?? "Me") : visibleText(d.author_name) || "(no name)"),
         h("code", { class: "fingerprint", title: d.author }, fingerprintOf(state, d.author)),
         h(
           "time",
@@ -35,7 +36,7 @@ export function mountDm(root: HTMLElement, store: Store): () => void {
           formatTime(d.timestamp),
         ),
       ),
-      h("div", { class: "body" }, d.body),
+      h("div", { class: "body" }, visibleText(d.body, true)),
     );
 
   const render = (state: AppState): void => {

@@ -1,5 +1,6 @@
 // The "Identity & export" pane: back up the identity key, export messages (JSONL, CSV, HTML).
 
+import { visibleText } from "../lib/text";
 import type { ExportFormat } from "../bindings/ExportFormat";
 import { h, setChildren } from "../lib/dom";
 import { EXPORT_FORMATS, type AppState, type Store } from "../store";
@@ -179,7 +180,7 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
             h(
               "li",
               { class: "blocked", "data-author": b.id },
-              h("span", { class: "author" }, b.name ?? "(unknown)"),
+              h("span", { class: "author" }, visibleText(b.name ?? "") || "(unknown)"),
               " ",
               h("code", { class: "fingerprint", title: b.id }, b.fingerprint),
               " ",

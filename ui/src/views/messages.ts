@@ -1,5 +1,6 @@
 // The selected room: header, message list (newest at the bottom, older pages on scroll-up).
 
+import { visibleText } from "../lib/text";
 import { h } from "../lib/dom";
 import type { MessageView } from "../bindings/MessageView";
 import { deliveryLabel, formatFullTime, formatTime, layoutRows, type Row } from "../lib/messages";
@@ -60,7 +61,7 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
     if (!button) return;
     const author = button.dataset.author ?? "";
     if (button.classList.contains("block-author")) {
-      const name = button.dataset.name || "this author";
+      const name = visibleText(button.dataset.name ?? "") || "this author";
       const confirm = h(
         "span",
         { class: "block-confirm", role: "group", "aria-label": `Block ${name}?` },
@@ -99,7 +100,7 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
       h(
         "div",
         { class: "message-meta" },
-        h("span", { class: "author" }, m.author_name || "(no name)"),
+        h("span", { class: "author" }, visibleText(m.author_name) || "(no name)"),
         h("code", { class: "fingerprint", title: m.author }, fingerprint),
         h(
           "time",
@@ -120,7 +121,7 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
               "Block…",
             ),
       ),
-      h("div", { class: "body" }, m.body),
+      h("div", { class: "body" }, visibleText(m.body, true)),
     );
 
   const separator = (row: Row<MessageView>): HTMLLIElement =>

@@ -1,5 +1,6 @@
 // The network map: an SVG with this node in the centre and others on rings by hop distance.
 
+import { visibleText } from "../lib/text";
 import { h } from "../lib/dom";
 import { layoutNetwork } from "../lib/network";
 import type { AppState, Store } from "../store";
@@ -41,7 +42,7 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
       viewBox: `0 0 ${map.width} ${map.height}`,
       role: "img",
       "aria-label": `Network map: ${network.nodes
-        .map((n) => `${n.name || n.fingerprint}${n.me ? " (this node)" : n.hops !== null ? `, ${n.hops} hops` : ", unreachable"}`)
+        .map((n) => `${visibleText(n.name) || n.fingerprint}${n.me ? " (this node)" : n.hops !== null ? `, ${n.hops} hops` : ", unreachable"}`)
         .join("; ")}`,
     });
     for (const r of map.rings) {
@@ -51,7 +52,7 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
       svg.append(s("line", { x1: l.x1, y1: l.y1, x2: l.x2, y2: l.y2, class: "link" }));
     }
     for (const n of map.nodes) {
-      const full = n.name || "(no name)";
+      const full = visibleText(n.name) || "(no name)";
       // Long names would run into the neighbours' labels: cut short, the tooltip has it all.
       const label = full.length > MAX_LABEL ? `${full.slice(0, MAX_LABEL - 1).trimEnd()}…` : full;
       // Labels go outward (above nodes in the upper half) so links to the centre do not cross them.

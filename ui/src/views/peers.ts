@@ -1,6 +1,7 @@
 // Sidebar: every peer seen, online first, with name and short fingerprint. One tab stop for the
 // list ("Message" on the remembered peer); the arrow keys move between peers.
 
+import { visibleText } from "../lib/text";
 import { h } from "../lib/dom";
 import { focusComposer, renderKeyed, rovingList } from "../lib/keyboard";
 import { formatFullTime } from "../lib/messages";
@@ -38,7 +39,7 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
 
   const peerTitle = (peer: PeerView): string =>
     [
-      peer.name || "(no name)",
+      visibleText(peer.name) || "(no name)",
       peer.connected ? "Connected" : peer.hops !== null ? `Reachable in ${peer.hops} hops` : "Offline",
       peer.last_seen !== null ? `last seen ${formatFullTime(peer.last_seen)}` : null,
       peer.addresses.length > 0 ? peer.addresses.join(", ") : null,
@@ -58,7 +59,7 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
       h(
         "span",
         { class: "peer-info" },
-        h("span", { class: "peer-name" }, peer.name || "(no name)"),
+        h("span", { class: "peer-name" }, visibleText(peer.name) || "(no name)"),
         h(
           "span",
           { class: "peer-meta" },
