@@ -703,21 +703,23 @@ impl Core {
                         });
                     }
                 }
-                Output::Synced { peer, room } => {
+                Output::Synced { peer, room, proven } => {
                     let now = now_ms();
-                    debug!(peer = %peer.fingerprint(), %room, "room offer complete");
+                    debug!(peer = %peer.fingerprint(), %room, proven, "room offer complete");
                     if let Err(e) = self.store.set_synced(&peer, &room, now) {
                         warn!("recording sync: {e}");
                     }
-                    // The room is reconciled with that peer: it holds everything we wrote there.
-                    // Except what we sent it that it has not confirmed: an exchange can be
-                    // "agreed" by a peer that claims to hold nothing and then reads nothing.
-                    let unconfirmed = self.proto.unconfirmed(&peer);
-                    if let Err(e) =
-                        self.store
-                            .mark_room_held_except(&room, &peer, now, &unconfirmed)
-                    {
-                        warn!("recording delivery: {e}");
+                    // Our own step found the sets equal: the peer knows every id we hold there
+                    // and counts as holding what we wrote, except what we sent it that it has
+                    // not confirmed. A ReconDone alone proves nothing (anyone can send one).
+                    if proven {
+                        let unconfirmed = self.proto.unconfirmed(&peer);
+                        if let Err(e) =
+                            self.store
+                                .mark_room_held_except(&room, &peer, now, &unconfirmed)
+                        {
+                            warn!("recording delivery: {e}");
+                        }
                     }
                     self.emit(EngineEvent::DeliveryChanged { room: room.clone() });
                     self.last_sync_at = Some(now);

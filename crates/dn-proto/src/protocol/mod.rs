@@ -371,6 +371,11 @@ pub enum Output {
         peer: NodeId,
         /// Room.
         room: String,
+        /// True when this node's own step found the sets equal: the peer's last catch-up
+        /// message carried fingerprints of the room that match ours, so it knows every id we
+        /// hold there. False when the peer said so (`ReconDone`): a claim anyone can make
+        /// without knowing anything, never evidence of what the peer holds.
+        proven: bool,
     },
     /// The network graph changed (a newer neighbour list arrived or one expired).
     TopologyChanged,
@@ -1007,7 +1012,11 @@ impl Protocol {
                 frame: Frame::ReconDone { room: room.clone() },
             });
             if self.finish_exchange(peer, &room) {
-                out.push(Output::Synced { peer, room });
+                out.push(Output::Synced {
+                    peer,
+                    room,
+                    proven: true,
+                });
             }
         }
     }
@@ -1097,7 +1106,11 @@ impl Protocol {
         }
         if self.finish_exchange(peer, &room) {
             if self.member(&room) {
-                out.push(Output::Synced { peer, room });
+                out.push(Output::Synced {
+                    peer,
+                    room,
+                    proven: false,
+                });
             }
             return;
         }

@@ -17,6 +17,8 @@ struct Net {
     rejected: usize,
     dropped: Vec<(usize, DropReason)>,
     synced: Vec<(usize, NodeId, String)>,
+    /// Of those, the ones this node proved itself (its own step found the sets equal).
+    proven: Vec<(usize, NodeId, String)>,
     acked: Vec<(usize, NodeId, Vec<MessageId>)>,
     frames: usize,
     /// Report written bytes back as `Drained` (a peer that reads).
@@ -51,6 +53,7 @@ impl Net {
             rejected: 0,
             dropped: vec![],
             synced: vec![],
+            proven: vec![],
             acked: vec![],
             frames: 0,
             drain: true,
@@ -74,7 +77,12 @@ impl Net {
                 }
                 Output::Rejected { .. } => self.rejected += 1,
                 Output::Dropped { reason, .. } => self.dropped.push((i, reason)),
-                Output::Synced { peer, room } => self.synced.push((i, peer, room)),
+                Output::Synced { peer, room, proven } => {
+                    if proven {
+                        self.proven.push((i, peer, room.clone()));
+                    }
+                    self.synced.push((i, peer, room));
+                }
                 Output::Acked { peer, ids } => self.acked.push((i, peer, ids)),
                 Output::Close { reason, .. } => self.closed.push((i, reason)),
                 _ => {}
@@ -1257,4 +1265,78 @@ fn repeated_recon_done_after_a_finished_exchange_is_a_counted_forgery() {
     let after = drops(&net, 0, DropReason::NoExchange) + drops(&net, 1, DropReason::NoExchange);
     // One late ReconDone per side is a race an honest pair can have; the others are counted.
     assert_eq!(after - before, 4);
+}
+
+#[test]
+fn only_our_own_step_finding_equal_sets_proves_what_a_peer_holds() {
+    // Two honest nodes: every finished exchange is proven on the side whose step found the
+    // sets equal (the side that sent ReconDone), never only by the ReconDone received.
+    let mut net = Net::new(2, "medical");
+    net.publish(0, "medical", "one", 1);
+    net.connect(0, 1);
+    net.run();
+    assert!(
+        !net.proven.is_empty(),
+        "an honest exchange proves itself on one side"
+    );
+    assert!(net.proven.len() < net.synced.len() || net.synced.len() == 1);
+    // A peer that answers our own exchange start with ReconDone at once ("sets equal")
+    // finishes the exchange but proves nothing.
+    let keys = [
+        SigningKey::from_bytes(&[31; 32]),
+        SigningKey::from_bytes(&[32; 32]),
+    ];
+    let ids = keys
+        .each_ref()
+        .map(|k| NodeId(k.verifying_key().to_bytes()));
+    let (me, liar) = if ids[0] < ids[1] {
+        (ids[0], ids[1])
+    } else {
+        (ids[1], ids[0])
+    };
+    let mut node = Protocol::new(me, "v".into(), 1, ["medical".to_string()]);
+    let mut store = MemStorage::default();
+    let mut all = node.handle(&mut store, Input::Connected { peer: liar }, 0);
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        node: liar,
+        name: "liar".into(),
+        rooms: vec!["medical".into()],
+        listen_port: 1,
+    };
+    all.extend(node.handle(
+        &mut store,
+        Input::Frame {
+            peer: liar,
+            frame: hello,
+        },
+        1,
+    ));
+    assert!(
+        all.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                frame: Frame::Recon { .. },
+                ..
+            }
+        )),
+        "the lower id starts the exchange"
+    );
+    let done = Frame::ReconDone {
+        room: "medical".into(),
+    };
+    let outs = node.handle(
+        &mut store,
+        Input::Frame {
+            peer: liar,
+            frame: done,
+        },
+        2,
+    );
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Synced { proven: false, .. })));
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::Synced { proven: true, .. })));
 }
