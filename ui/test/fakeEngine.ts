@@ -40,6 +40,7 @@ export class FakeEngine {
   /** `last_sync_at` in the status (ms since the epoch). */
   lastSyncAt: number | null = null;
   drops: Record<string, number> = {};
+  carryFull = false;
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -80,7 +81,7 @@ export class FakeEngine {
       data_dir: "/tmp/fake",
       network: { nodes: [], links: [] },
       carried_rooms: [],
-      carry_quota_full: false,
+      carry_quota_full: this.carryFull,
       drops: this.drops,
     };
   }

@@ -150,6 +150,17 @@ describe("app views", () => {
     expect($("#drop-count").title).toContain("rate limited: 1,200");
     expect($("#drop-count").title).toContain("quota author: 30");
     expect($("#drop-count").title).not.toContain("not reading");
+    // A full carry quota is said too.
+    engine.carryFull = true;
+    await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+    await settle();
+    expect($("#drop-count").textContent).toBe("1,230 refused · carry quota full");
+    expect($("#drop-count").title).toContain("rooms carried for others is used up");
+    engine.drops = {};
+    await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+    await settle();
+    expect($("#drop-count").hidden).toBe(false);
+    expect($("#drop-count").textContent).toBe("carry quota full");
   });
 
   it("lists peers with online state, name and fingerprint", async () => {

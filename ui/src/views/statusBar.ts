@@ -56,13 +56,25 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     // Network health: what this node refused to protect itself (a noisy or hostile peer).
     const drops = Object.entries(state.status?.drops ?? {}).filter(([, v]) => v > 0);
     const total = drops.reduce((t, [, v]) => t + v, 0);
-    guarded.hidden = total === 0;
-    guarded.textContent = total === 0 ? "" : `${total.toLocaleString("en-US")} refused`;
-    guarded.title =
+    const full = state.status?.carry_quota_full ?? false;
+    guarded.hidden = total === 0 && !full;
+    guarded.textContent = [
+      total === 0 ? null : `${total.toLocaleString("en-US")} refused`,
+      full ? "carry quota full" : null,
+    ]
+      .filter((s) => s !== null)
+      .join(" · ");
+    guarded.title = [
+      full
+        ? "The storage allowed for rooms carried for others is used up: this laptop no longer takes in rooms it has not joined (your rooms and direct messages go on)."
+        : null,
       total === 0
-        ? ""
+        ? null
         : "Requests and data this node refused to protect itself (over a peer's budget or invalid):\n" +
-          drops.map(([k, v]) => `${k.replace(/_/g, " ")}: ${v.toLocaleString("en-US")}`).join("\n");
+          drops.map(([k, v]) => `${k.replace(/_/g, " ")}: ${v.toLocaleString("en-US")}`).join("\n"),
+    ]
+      .filter((s) => s !== null)
+      .join("\n\n");
     const id = state.identity;
     // A long name is cut (ellipsis), never the fingerprint after it.
     const me = id ? `You: ${id.name ?? "(no name)"} · ${id.fingerprint}` : "";
