@@ -415,3 +415,57 @@ pub async fn run(plan: &Plan) -> Result<Report> {
     }
     Ok(r)
 }
+
+/// The room the victim of the attack scenarios holds history in (the attacks aim at it).
+pub const ROOM: &str = "ops";
+/// The room the honest nodes chat in during an attack (a room of its own keeps checks
+/// readable: `log` pages hold the newest 1,000 messages).
+pub const CHAT: &str = "chat";
+/// Messages seeded into the victim's [`ROOM`] before it starts, so that "send me the whole
+/// room" is expensive.
+pub const SEEDED: usize = 8_000;
+
+/// Writes `n` messages by 40 authors (1.4 KB bodies, dated the last hour) into node `i`'s
+/// store in [`ROOM`] before it starts.
+pub fn seed(c: &crate::disasternet::Cluster, i: usize, n: usize) -> Result<()> {
+    let store = dn_store::Store::open(&c.node(i).data_dir.join("store.sqlite3"))?;
+    let keys: Vec<SigningKey> = (0..40u8)
+        .map(|k| SigningKey::from_bytes(&[k + 1; 32]))
+        .collect();
+    let start = crate::now_ms().saturating_sub(3_600_000);
+    let body = "seeded history ".repeat(90);
+    let batch: Vec<(Message, u64, bool)> = (0..n)
+        .map(|j| {
+            let m = Message::create(&keys[j % keys.len()], ROOM, "old", start + j as u64, &body)?;
+            Ok((m, start, false))
+        })
+        .collect::<Result<_, dn_proto::ProtoError>>()?;
+    for chunk in batch.chunks(1000) {
+        store.insert_messages(chunk)?;
+    }
+    Ok(())
+}
+
+/// The attack scenario's two nodes: node 1 (the victim, [`SEEDED`] messages in [`ROOM`]) and
+/// node 2 (an honest peer), both in [`ROOM`] and [`CHAT`], started, connected, and node 2
+/// caught up on the seeded history. Returns how long the catch-up took.
+pub fn start_victim_and_honest(c: &mut crate::disasternet::Cluster) -> Result<Duration> {
+    c.init(1, "victim")?;
+    c.init(2, "honest")?;
+    for i in [1, 2] {
+        c.join(i, ROOM)?;
+        c.join(i, CHAT)?;
+    }
+    seed(c, 1, SEEDED)?;
+    c.start(1, &[])?;
+    c.start(2, &[])?;
+    let id2 = c.id(2)?;
+    c.wait_for("node1 and node2 connected", Duration::from_secs(30), |c| {
+        Ok(c.connected_peer_ids(1)?.contains(&id2))
+    })?;
+    c.wait_for(
+        "node2 holds the seeded history",
+        Duration::from_secs(90),
+        |c| Ok(c.status(2)?["messages"].as_u64().unwrap_or(0) >= SEEDED as u64),
+    )
+}

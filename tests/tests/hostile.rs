@@ -16,18 +16,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dn_proto::Message;
 use dn_tests::disasternet::Cluster;
+use dn_tests::hostile::{CHAT, ROOM, SEEDED};
 use dn_tests::{check, target_dir, Lab};
-use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
-const ROOM: &str = "ops";
-/// The room the honest nodes chat in during the attacks (the attacker aims at [`ROOM`]; a
-/// room of its own keeps the check readable: `log` pages hold the newest 1,000 messages).
-const CHAT: &str = "chat";
-/// Messages stored in the victim's room before it starts.
-const SEEDED: usize = 8_000;
 /// How long each attack runs.
 const ATTACK_SECONDS: u64 = 8;
 /// node1's resident memory may grow at most this much over its idle figure during an attack.
@@ -82,26 +75,6 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Writes `n` messages by 40 authors into node `i`'s store before it starts.
-fn seed(c: &Cluster, i: usize, n: usize) -> Result<()> {
-    let store = dn_store::Store::open(&c.node(i).data_dir.join("store.sqlite3"))?;
-    let keys: Vec<SigningKey> = (0..40u8)
-        .map(|k| SigningKey::from_bytes(&[k + 1; 32]))
-        .collect();
-    let start = dn_tests::now_ms() - 3_600_000;
-    let body = "seeded history ".repeat(90);
-    let batch: Vec<(Message, u64, bool)> = (0..n)
-        .map(|j| {
-            let m = Message::create(&keys[j % keys.len()], ROOM, "old", start + j as u64, &body)?;
-            Ok((m, start, false))
-        })
-        .collect::<Result<_, dn_proto::ProtoError>>()?;
-    for chunk in batch.chunks(1000) {
-        store.insert_messages(chunk)?;
-    }
-    Ok(())
-}
-
 fn drops(status: &Value) -> Value {
     status["drops"].clone()
 }
@@ -123,25 +96,7 @@ fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
             hostile_bin.display()
         );
     }
-    c.init(1, "victim")?;
-    c.init(2, "honest")?;
-    for i in [1, 2] {
-        c.join(i, ROOM)?;
-        c.join(i, CHAT)?;
-    }
-    seed(&c, 1, SEEDED)?;
-    c.start(1, &[])?;
-    c.start(2, &[])?;
-    let id2 = c.id(2)?;
-    c.wait_for("node1 and node2 connected", Duration::from_secs(30), |c| {
-        Ok(c.connected_peer_ids(1)?.contains(&id2))
-    })?;
-    // node2 catches up on the seeded history before the attacks start.
-    c.wait_for(
-        "node2 holds the seeded history",
-        Duration::from_secs(90),
-        |c| Ok(c.status(2)?["messages"].as_u64().unwrap_or(0) >= SEEDED as u64),
-    )?;
+    dn_tests::hostile::start_victim_and_honest(&mut c)?;
     let pid = c
         .node(1)
         .proc

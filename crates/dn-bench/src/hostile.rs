@@ -27,21 +27,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dn_node::api::Request;
-use dn_proto::Message;
 use dn_tests::disasternet::Cluster;
 use dn_tests::Lab;
-use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
+
+use dn_tests::hostile::{CHAT, ROOM, SEEDED};
 
 use crate::{round2, stats, Ctx, Section};
 
-/// The room the attacker aims at (as in the netns test).
-const ROOM: &str = "ops";
-/// The room the honest nodes chat in during every phase.
-const CHAT: &str = "chat";
-/// Messages seeded into the victim's `ops` before it starts: "send me the whole room" is then
-/// expensive (the netns test's figure).
-const SEEDED: usize = 8_000;
 /// Length of every phase (idle and each attack) in a normal run: long enough for a few
 /// hundred status probes and 75 honest messages per phase, short enough that 12 phases plus
 /// setup stay within [`BUDGET`].
@@ -223,27 +216,6 @@ fn wait_quiet(dir1: &Path, ip: &str) -> f64 {
         thread::sleep(Duration::from_millis(100));
     }
     t.elapsed().as_secs_f64()
-}
-
-/// Writes `n` messages by 40 authors into node `i`'s `ops` before it starts (as the netns
-/// test does).
-fn seed(c: &Cluster, i: usize, n: usize) -> Result<()> {
-    let store = dn_store::Store::open(&c.node(i).data_dir.join("store.sqlite3"))?;
-    let keys: Vec<SigningKey> = (0..40u8)
-        .map(|k| SigningKey::from_bytes(&[k + 1; 32]))
-        .collect();
-    let start = dn_tests::now_ms().saturating_sub(3_600_000);
-    let body = "seeded history ".repeat(90);
-    let batch: Vec<(Message, u64, bool)> = (0..n)
-        .map(|j| {
-            let m = Message::create(&keys[j % keys.len()], ROOM, "old", start + j as u64, &body)?;
-            Ok((m, start, false))
-        })
-        .collect::<Result<_, dn_proto::ProtoError>>()?;
-    for chunk in batch.chunks(1000) {
-        store.insert_messages(chunk)?;
-    }
-    Ok(())
 }
 
 /// What was measured in one phase.
@@ -525,26 +497,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     else {
         return Ok(skipped("needs root"));
     };
-    c.init(1, "victim")?;
-    c.init(2, "honest")?;
-    for i in [1, 2] {
-        c.join(i, ROOM)?;
-        c.join(i, CHAT)?;
-    }
-    seed(&c, 1, SEEDED)?;
-    c.start(1, &[])?;
-    c.start(2, &[])?;
-    let id2 = c.id(2)?;
-    c.wait_for("node1 and node2 connected", Duration::from_secs(30), |c| {
-        Ok(c.connected_peer_ids(1)?.contains(&id2))
-    })?;
-    let catch_up_s = c
-        .wait_for(
-            "node2 holds the seeded history",
-            Duration::from_secs(60),
-            |c| Ok(c.status(2)?["messages"].as_u64().unwrap_or(0) >= SEEDED as u64),
-        )?
-        .as_secs_f64();
+    let catch_up_s = dn_tests::hostile::start_victim_and_honest(&mut c)?.as_secs_f64();
     let n = Nodes {
         pid: c
             .node(1)
