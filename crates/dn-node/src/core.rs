@@ -182,6 +182,10 @@ const GROUP: usize = 64;
 const TARGET_PEERS: usize = 8;
 /// A peer of a peer suggested for dialing is not suggested again for this long.
 const SUGGEST_AGAIN: Duration = Duration::from_secs(60);
+/// Nodes in the network view (the map, `network`, `status`), nearest first: this node, its
+/// connections, then by hops. A hub has a hundred laptops; the topology caps allow 1,024
+/// records, mostly made up in a flood.
+const MAX_VIEW_NODES: usize = 256;
 /// Protocol housekeeping period.
 const TICK: Duration = Duration::from_secs(5);
 
@@ -927,9 +931,14 @@ impl Core {
             .collect();
         nodes.sort_by(|a, b| {
             b.me.cmp(&a.me)
+                .then(b.connected.cmp(&a.connected))
                 .then(a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)))
                 .then(a.id.cmp(&b.id))
         });
+        // The nearest ones only: made-up neighbour lists (within the topology caps) must not
+        // turn every status answer into hundreds of KB.
+        nodes.truncate(MAX_VIEW_NODES);
+        let shown: std::collections::HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
         let mut links: Vec<NetworkLink> = graph
             .links()
             .into_iter()
@@ -937,6 +946,7 @@ impl Core {
                 a: a.to_hex(),
                 b: b.to_hex(),
             })
+            .filter(|l| shown.contains(l.a.as_str()) && shown.contains(l.b.as_str()))
             .collect();
         // Live connections whose records have not propagated yet are links too.
         for id in self.conns.keys() {
