@@ -131,13 +131,10 @@ pub fn sync_parent(path: &Path) {
 }
 
 /// The effective user id of this process (0 where there is no such notion).
-// The one `unsafe` of the crate: `geteuid` takes nothing, touches no memory and cannot fail.
-#[allow(unsafe_code)]
 pub fn my_uid() -> u32 {
     #[cfg(unix)]
     {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() }
+        rustix::process::geteuid().as_raw()
     }
     #[cfg(not(unix))]
     {
