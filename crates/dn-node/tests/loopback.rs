@@ -486,9 +486,11 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     })
     .await;
     assert!(bodies(&b).await.is_empty());
-    // Unblocked: the stored message shows again and catch-up brings the rest.
+    // Unblocked: the stored message shows again at once (the others come with the next
+    // catch-up, up to 60 s later, or at once if replies of the restart's catch-up were still on
+    // their way: not asserted here; dn-proto's blocking test covers it).
     assert!(b.block(alice, false).await.unwrap().is_empty());
-    assert_eq!(bodies(&b).await, vec!["before the block"]);
+    assert!(bodies(&b).await.contains(&"before the block".to_string()));
     a.shutdown().await;
     b.shutdown().await;
 }

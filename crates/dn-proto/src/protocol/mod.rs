@@ -1514,6 +1514,21 @@ impl Protocol {
             self.blocked_drops += 1;
             return;
         }
+        // The cheap checks first (room, duplicates, DM envelope, quotas, the relaying peer's
+        // budget: none of them trusts the unverified fields beyond reading), so a flood that
+        // the quotas refuse costs no signature check. Nothing is recorded for the author
+        // before the signature has been verified and the message stored.
+        if !self.member(&msg.room) {
+            self.counters.rejected += 1;
+            out.push(Output::Rejected {
+                peer,
+                reason: ProtoError::BadRoom(format!("{} (not joined)", msg.room)),
+            });
+            return;
+        }
+        if self.admit(store, peer, &msg, out).is_err() {
+            return;
+        }
         if let Err(reason) = msg.verify() {
             self.counters.rejected += 1;
             out.push(Output::Rejected { peer, reason });
@@ -1528,17 +1543,6 @@ impl Protocol {
                     limit_ms: MAX_FUTURE_MS,
                 },
             });
-            return;
-        }
-        if !self.member(&msg.room) {
-            self.counters.rejected += 1;
-            out.push(Output::Rejected {
-                peer,
-                reason: ProtoError::BadRoom(format!("{} (not joined)", msg.room)),
-            });
-            return;
-        }
-        if self.admit(store, peer, &msg, out).is_err() {
             return;
         }
         match store.insert(&msg) {
