@@ -159,6 +159,24 @@ pub fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
 
 /// Takes the exclusive lock of a data directory. The OS releases it when the process dies,
 /// so a crashed node never blocks the next start.
+/// [`lock_data_dir`] for an offline operation: `busy` says that a node or the app must stop
+/// before `what`.
+fn lock_data_dir_to(data_dir: &Path, what: &str) -> Result<File, ApiError> {
+    lock_data_dir(data_dir).map_err(|e| {
+        if e.code == ErrorCode::Busy {
+            ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "a DisasterNet node or the app is running on {}; stop it before {what}",
+                    data_dir.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
 fn lock_data_dir(data_dir: &Path) -> Result<File, ApiError> {
     // 0700 from creation; an existing too-open data dir is tightened (and logged).
     fsutil::create_private_dir(data_dir)
@@ -206,20 +224,7 @@ async fn lock_data_dir_patiently(data_dir: &Path, patience: Duration) -> Result<
 /// and fails with `busy` otherwise. The backup is validated before anything changes; a
 /// previous, different key is kept as `identity.key.replaced-<unix ms>`.
 pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary, ApiError> {
-    let _lock = lock_data_dir(data_dir).map_err(|e| {
-        if e.code == ErrorCode::Busy {
-            ApiError::new(
-                ErrorCode::Busy,
-                format!(
-                    "a DisasterNet node or the app is running on {}; stop it before restoring \
-                     an identity",
-                    data_dir.display()
-                ),
-            )
-        } else {
-            e
-        }
-    })?;
+    let _lock = lock_data_dir_to(data_dir, "restoring an identity")?;
     let (key, kept) = identity::restore(data_dir, backup, core::now_ms())?;
     Ok(RestoreSummary {
         id: identity::node_id(&key).to_hex(),
@@ -234,20 +239,7 @@ pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary
 /// A store whose integrity check passes is left alone (`invalid_input`) unless `force`:
 /// rebuilding it would drop the delivery state and the peers list for nothing.
 pub fn salvage_store(data_dir: &Path, force: bool) -> Result<dn_store::SalvageOutcome, ApiError> {
-    let _lock = lock_data_dir(data_dir).map_err(|e| {
-        if e.code == ErrorCode::Busy {
-            ApiError::new(
-                ErrorCode::Busy,
-                format!(
-                    "a DisasterNet node or the app is running on {}; stop it before salvaging \
-                     its store",
-                    data_dir.display()
-                ),
-            )
-        } else {
-            e
-        }
-    })?;
+    let _lock = lock_data_dir_to(data_dir, "salvaging its store")?;
     let db = data_dir.join(core::STORE_FILE);
     if !db.exists() {
         return Err(ApiError::new(

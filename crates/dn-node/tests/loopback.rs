@@ -49,6 +49,17 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Messages of blocked authors the engine refused to store, from its status.
+async fn blocked_drops(e: &Engine) -> u64 {
+    e.status()
+        .await
+        .unwrap()
+        .drops
+        .get("blocked")
+        .copied()
+        .unwrap_or(0)
+}
+
 async fn bodies(e: &Engine) -> Vec<String> {
     e.messages("medical".into(), 1000, None)
         .await
@@ -455,14 +466,7 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
         .await
         .unwrap();
     wait_for("the drop is counted", || async {
-        b.status()
-            .await
-            .unwrap()
-            .drops
-            .get("blocked")
-            .copied()
-            .unwrap_or(0)
-            >= 1
+        blocked_drops(&b).await >= 1
     })
     .await;
     assert!(bodies(&b).await.is_empty());
@@ -474,17 +478,7 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     a.send("medical".into(), "after the restart".into())
         .await
         .unwrap();
-    wait_for("dropped again", || async {
-        b.status()
-            .await
-            .unwrap()
-            .drops
-            .get("blocked")
-            .copied()
-            .unwrap_or(0)
-            >= 1
-    })
-    .await;
+    wait_for("dropped again", || async { blocked_drops(&b).await >= 1 }).await;
     assert!(bodies(&b).await.is_empty());
     // Unblocked: the stored message shows again at once (the others come with the next
     // catch-up, up to 60 s later, or at once if replies of the restart's catch-up were still on
