@@ -47,6 +47,20 @@ static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 // Environment checks
 // ---------------------------------------------------------------------------------------------
 
+/// `VmRSS` and `VmHWM` of a process, in kB (from `/proc/<pid>/status`).
+pub fn mem_kb(pid: u32) -> Result<(u64, u64)> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// Whether the current process runs with effective uid 0.
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

@@ -67,14 +67,6 @@ const ATTACKS: &[(&str, &[&str])] = &[
     ("beacon-flood", &["discovery_dropped", "beacon_dropped"]),
 ];
 
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 fn drops(status: &Value) -> Value {
     status["drops"].clone()
 }
@@ -104,7 +96,7 @@ fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
         .map(|p| p.pid())
         .context("node1 has no process")?;
     std::thread::sleep(Duration::from_secs(2));
-    let idle_kib = vm_rss_kib(pid).context("reading node1's VmRSS")?;
+    let idle_kib = dn_tests::mem_kb(pid).context("reading node1's VmRSS")?.0;
     let target = format!("{}:7300", c.lab.host(1).links[0].ip);
     let mut report = vec![format!(
         "idle VmRSS of node1: {} KiB; {SEEDED} messages stored\n\
@@ -171,7 +163,7 @@ fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
                 st["running"] == Value::Bool(true),
                 "node1 stopped during {attack}"
             );
-            peak_kib = peak_kib.max(vm_rss_kib(pid).unwrap_or(0));
+            peak_kib = peak_kib.max(dn_tests::mem_kb(pid).map_or(0, |m| m.0));
             let from2 = format!("honest {attack} {k}");
             let from1 = format!("victim {attack} {k}");
             c.send(2, CHAT, &from2)?;
@@ -180,7 +172,7 @@ fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
             std::thread::sleep(Duration::from_millis(700));
         }
         attacker.wait_exit(Duration::from_secs(30))?;
-        peak_kib = peak_kib.max(vm_rss_kib(pid).unwrap_or(0));
+        peak_kib = peak_kib.max(dn_tests::mem_kb(pid).map_or(0, |m| m.0));
         let grew = peak_kib.saturating_sub(idle_kib);
         check!(
             c,
@@ -320,7 +312,10 @@ fn four_honest_nodes_chat_through_a_combined_attack() -> Result<()> {
         .map(|&i| c.node(i).proc.as_ref().map(|p| p.pid()))
         .collect::<Option<_>>()
         .context("a node has no process")?;
-    let idle: Vec<u64> = pids.iter().map(|&p| vm_rss_kib(p).unwrap_or(0)).collect();
+    let idle: Vec<u64> = pids
+        .iter()
+        .map(|&p| dn_tests::mem_kb(p).map_or(0, |m| m.0))
+        .collect();
     let plan = [
         ("spam", 1usize),
         ("recon-storm", 2),
@@ -362,7 +357,7 @@ fn four_honest_nodes_chat_through_a_combined_attack() -> Result<()> {
             sent.push((body, Instant::now()));
         }
         for (n, &p) in pids.iter().enumerate() {
-            peak[n] = peak[n].max(vm_rss_kib(p).unwrap_or(0));
+            peak[n] = peak[n].max(dn_tests::mem_kb(p).map_or(0, |m| m.0));
         }
         poll(&c, &mut seen)?;
     }

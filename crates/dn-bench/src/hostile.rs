@@ -113,19 +113,6 @@ fn parse_answer(line: &str) -> Result<Value> {
     }
 }
 
-/// VmRSS in KiB from the text of `/proc/<pid>/status`.
-fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    parse_vm_rss_kib(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
-}
-
 /// utime + stime (clock ticks) from the text of `/proc/<pid>/stat`. The command name (field
 /// 2) may hold spaces and parentheses, so fields are counted after its last `)`.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -326,8 +313,8 @@ fn measure(
             let mut v = Vec::new();
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                if let Some(k) = vm_rss_kib(n.pid) {
-                    v.push(k);
+                if let Ok((rss, _)) = dn_tests::mem_kb(n.pid) {
+                    v.push(rss);
                 }
                 next += RSS_EVERY;
                 thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -382,15 +369,7 @@ fn measure(
     })?;
     let wall_s = started.elapsed().as_secs_f64();
     let cpu_s = cpu_seconds(n.pid).map_or(0.0, |t| t - cpu0);
-    let hwm_kib = std::fs::read_to_string(format!("/proc/{}/status", n.pid))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0);
+    let hwm_kib = dn_tests::mem_kb(n.pid).map_or(0, |(_, hwm)| hwm);
     let (report, attacker_failed) = match attacker {
         Some((mut proc, log)) => {
             let Some(st) = proc.wait_exit(ATTACKER_EXIT)? else {
@@ -715,11 +694,9 @@ mod tests {
     }
 
     #[test]
-    fn vm_rss_is_found() {
-        let s = "Name:\tx\nVmPeak:\t  9999 kB\nVmRSS:\t   12345 kB\nVmHWM:\t 20000 kB\n";
-        assert_eq!(parse_vm_rss_kib(s), Some(12345));
-        assert_eq!(parse_vm_rss_kib("Name:\tx\n"), None);
-        assert!(vm_rss_kib(std::process::id()).is_some_and(|k| k > 0));
+    fn vm_rss_and_hwm_are_found() {
+        let (rss, hwm) = dn_tests::mem_kb(std::process::id()).expect("own /proc/<pid>/status");
+        assert!(rss > 0 && hwm >= rss, "rss {rss}, hwm {hwm}");
     }
 
     #[test]

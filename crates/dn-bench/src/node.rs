@@ -76,20 +76,6 @@ fn cli(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output> {
         .with_context(|| format!("running {} {}", bin.display(), args.join(" ")))
 }
 
-/// `VmRSS` and `VmHWM` of a process, in kB.
-fn mem_kb(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 /// Fills `dir/store.sqlite3` with `n` messages in the fixture room (joined).
 pub(crate) fn fill_store(ctx: &Ctx, dir: &Path, n: usize) -> Result<()> {
     ctx.note(&format!("node: signing and storing {n} messages ..."));
@@ -162,7 +148,7 @@ fn measure(ctx: &Ctx, label: &str, dir: &Path, stored: usize, log_runs: usize) -
     }
     let start_s = started.elapsed().as_secs_f64();
     thread::sleep(IDLE);
-    let (rss_kb, hwm_kb) = mem_kb(node.pid())?;
+    let (rss_kb, hwm_kb) = dn_tests::mem_kb(node.pid())?;
     let mut log_ms = Vec::new();
     let limit = "100";
     for _ in 0..log_runs {
@@ -185,7 +171,7 @@ fn measure(ctx: &Ctx, label: &str, dir: &Path, stored: usize, log_runs: usize) -
         }
     }
     let rss_after_log_kb = if log_runs > 0 {
-        Some(mem_kb(node.pid())?.0)
+        Some(dn_tests::mem_kb(node.pid())?.0)
     } else {
         None
     };
