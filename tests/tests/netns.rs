@@ -741,6 +741,89 @@ fn relay_that_never_joined_the_room_carries_it() -> Result<()> {
     Ok(())
 }
 
+/// A carrier with a 1 MiB carry quota takes in a room of ≈ 2.8 MB: it keeps the newest part
+/// (the oldest go first), passes the newest messages on to a node it meets later, and after a
+/// restart does not fetch the evicted messages again (their ids are kept).
+#[test]
+fn carrier_evicts_the_oldest_over_its_quota_and_does_not_fetch_them_again() -> Result<()> {
+    use dn_tests::hostile::{seed, ROOM as OPS};
+    let mut c = cluster!(
+        "carrier_evicts_the_oldest_over_its_quota_and_does_not_fetch_them_again",
+        3
+    );
+    for i in 1..=3 {
+        c.init(i, &format!("node{i}"))?;
+    }
+    c.join(1, OPS)?;
+    c.join(3, OPS)?;
+    c.lab.only_neighbours(1, &[2])?;
+    c.lab.only_neighbours(3, &[2])?;
+    const SEEDED: usize = 2_000; // 1.4 KB bodies: ≈ 2.8 MB
+    seed(&c, 1, SEEDED)?;
+    let quota: &[&str] = &["--carry-quota-mb", "1"];
+    c.start(1, &[])?;
+    c.start(2, quota)?;
+    let latest = c.send(1, OPS, "convoy leaves at six")?;
+    c.wait_holds(&[2], OPS, &[msg_id(&latest)].into(), CATCH_UP_TIMEOUT)?;
+    // The catch-up brings everything; the ticks (every 5 s) evict the oldest as it comes.
+    let all = SEEDED as u64 + 1;
+    c.wait_for(
+        "the carrier took in or evicted every message",
+        CATCH_UP_TIMEOUT,
+        |c| {
+            let s = c.status(2)?;
+            let evicted = s["carry_evicted"].as_u64().unwrap_or(0);
+            Ok(evicted > 0 && evicted + s["messages"].as_u64().unwrap_or(0) == all)
+        },
+    )?;
+    std::thread::sleep(Duration::from_secs(6)); // one more tick: nothing left to evict
+    let s = c.status(2)?;
+    let kept = s["messages"].as_u64().unwrap_or(0);
+    check!(
+        c,
+        s["carry_quota_full"] == false,
+        "quota full after evicting: {s}"
+    );
+    check!(
+        c,
+        (300..800).contains(&kept) && s["carry_evicted"].as_u64().unwrap_or(0) + kept == all,
+        "kept {kept} of {SEEDED}: {s}"
+    );
+    // A restart while node 1 is still there: the evicted ids keep the catch-up from
+    // fetching them again (nothing to evict afterwards).
+    c.stop(2)?;
+    c.start(2, quota)?;
+    let again = c.send(1, OPS, "second convoy at noon")?;
+    c.wait_holds(&[2], OPS, &[msg_id(&again)].into(), CATCH_UP_TIMEOUT)?;
+    std::thread::sleep(Duration::from_secs(11)); // two ticks
+    let s = c.status(2)?;
+    check!(
+        c,
+        s["carry_evicted"] == 0 && s["messages"].as_u64() == Some(kept + 1),
+        "the restarted carrier fetched evicted messages again: kept {kept} before, now {s}"
+    );
+    // Node 3 meets only the carrier, after node 1 left: the newest messages reach it.
+    c.stop(1)?;
+    c.start(3, &[])?;
+    c.wait_holds(
+        &[3],
+        OPS,
+        &[msg_id(&latest), msg_id(&again)].into(),
+        CATCH_UP_TIMEOUT,
+    )?;
+    let got = c.status(3)?["messages"].as_u64().unwrap_or(0);
+    check!(
+        c,
+        got == kept + 1,
+        "node 3 got {got}, the carrier kept {}",
+        kept + 1
+    );
+    for i in 2..=3 {
+        c.stop(i)?;
+    }
+    Ok(())
+}
+
 /// A direct message crosses a chain A–B–C–D where only neighbours reach each other; D reads
 /// it, A reads its own copy, and no carrier's store (database and WAL files) holds the text.
 #[test]

@@ -41,6 +41,7 @@ export class FakeEngine {
   lastSyncAt: number | null = null;
   drops: Record<string, number> = {};
   carryFull = false;
+  carryEvicted = 0;
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -82,6 +83,7 @@ export class FakeEngine {
       network: { nodes: [], links: [] },
       carried_rooms: [],
       carry_quota_full: this.carryFull,
+      carry_evicted: this.carryEvicted,
       drops: this.drops,
     };
   }

@@ -156,6 +156,11 @@ describe("app views", () => {
     await settle();
     expect($("#drop-count").textContent).toBe("1,230 refused · carry quota full");
     expect($("#drop-count").title).toContain("rooms carried for others is used up");
+    expect($("#drop-count").title).not.toContain("removed to stay within");
+    engine.carryEvicted = 1500;
+    await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+    await settle();
+    expect($("#drop-count").title).toContain("1,500 old messages carried for others removed to stay within the carry quota");
     engine.drops = {};
     await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
     await settle();

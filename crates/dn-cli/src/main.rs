@@ -63,7 +63,8 @@ enum Cmd {
         /// Do not send or listen for UDP broadcast beacons (port 7301).
         #[arg(long)]
         no_beacon: bool,
-        /// Storage for rooms carried for others (not joined), in MiB.
+        /// Storage for rooms not joined (carried for others, `dm`, rooms left), in MiB; over
+        /// it the oldest of those messages are evicted.
         #[arg(long, default_value_t = 256)]
         carry_quota_mb: u64,
     },
@@ -566,6 +567,18 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 let reasons: Vec<String> =
                     s.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 println!("refused   {} (to protect this node)", reasons.join(", "));
+            }
+            if s.carry_quota_full || s.carry_evicted > 0 {
+                println!(
+                    "carrying {} room(s) for others{}; {} old carried message(s) evicted",
+                    s.carried_rooms.len(),
+                    if s.carry_quota_full {
+                        ", quota FULL (not taking in more)"
+                    } else {
+                        ""
+                    },
+                    s.carry_evicted
+                );
             }
         }
         Cmd::Dm(DmArgs {

@@ -247,8 +247,13 @@ pub struct StatusView {
     pub network: NetworkView,
     /// Rooms carried for others (not joined; direct messages not listed).
     pub carried_rooms: Vec<String>,
-    /// The carry quota is used up: carried rooms are not being taken in.
+    /// The carry quota is used up: carried rooms are not being taken in (what is kept for
+    /// others is this node's own messages, its DMs and ids of evicted messages).
     pub carry_quota_full: bool,
+    /// Messages kept for others (rooms not joined) evicted under the carry quota since start,
+    /// oldest first.
+    #[ts(type = "number")]
+    pub carry_evicted: u64,
     /// What this node refused, dropped or cut since start to protect itself, by reason
     /// (`rate_limited`, `not_reading`, `quota_author`, …; see docs/security.md). Only reasons
     /// that counted something are listed.

@@ -213,7 +213,6 @@ pub struct Core {
     last_topo: Option<Instant>,
     topo_seq: u64,
     network_dirty: bool,
-    carry_full: bool,
     last_tick: Instant,
     suggested: HashMap<NodeId, Instant>,
     last_status: Instant,
@@ -258,7 +257,15 @@ impl Core {
             .unwrap_or_default();
         let rooms = store.joined_rooms().map_err(store_err)?;
         let port = net.as_ref().map_or(0, |n| n.listen.port());
-        let mut proto = Protocol::new(id, name, port, rooms);
+        let config = dn_proto::Config {
+            carry_quota_bytes: net
+                .as_ref()
+                .map_or(dn_proto::protocol::DEFAULT_CARRY_QUOTA_BYTES, |n| {
+                    n.carry_quota_bytes
+                }),
+            ..dn_proto::Config::default()
+        };
+        let mut proto = Protocol::with_config(id, name, port, rooms, config);
         // Every node carries direct messages (encrypted; only the two ends can read them).
         proto.carry_rooms([dm::DM_ROOM.to_string()]);
         // Authors blocked on this data dir stay blocked across restarts.
@@ -294,7 +301,6 @@ impl Core {
             last_topo: None,
             topo_seq: 0,
             network_dirty: false,
-            carry_full: false,
             last_tick: Instant::now(),
             suggested: HashMap::new(),
             last_status: Instant::now(),
@@ -853,7 +859,6 @@ impl Core {
         }
         if self.last_tick.elapsed() >= TICK {
             self.last_tick = Instant::now();
-            self.check_carry_quota();
             self.feed(Input::Tick);
         }
     }
@@ -1042,7 +1047,8 @@ impl Core {
                 .filter(|r| *r != dm::DM_ROOM)
                 .cloned()
                 .collect(),
-            carry_quota_full: self.carry_full,
+            carry_quota_full: self.proto.carry_full(),
+            carry_evicted: self.proto.counters().evicted,
             drops: self.drops(),
         })
     }
@@ -1342,38 +1348,6 @@ impl Core {
         }
     }
 
-    /// Compares the storage of carried (not joined) rooms with the quota and tells the
-    /// protocol when it crosses it.
-    fn check_carry_quota(&mut self) {
-        let Some(quota) = self.net.as_ref().map(|n| n.carry_quota_bytes) else {
-            return;
-        };
-        let carried: Vec<String> = self
-            .proto
-            .carried()
-            .filter(|r| *r != dm::DM_ROOM)
-            .cloned()
-            .collect();
-        match self.store.bytes_in_rooms(&carried) {
-            Ok(used) => {
-                let full = used > quota;
-                if full != self.carry_full {
-                    if full {
-                        warn!(
-                            used,
-                            quota, "carry quota used up: no longer carrying rooms for others"
-                        );
-                    } else {
-                        info!(used, quota, "carrying rooms for others again");
-                    }
-                    self.carry_full = full;
-                    self.feed(Input::CarryFull(full));
-                }
-            }
-            Err(e) => warn!("measuring carried rooms: {e}"),
-        }
-    }
-
     fn record_held(&mut self, ids: &[MessageId], peer: &NodeId) {
         if let Err(e) = self.store.mark_held(ids, peer, now_ms()) {
             warn!("recording delivery: {e}");
@@ -1542,3 +1516,6 @@ pub fn view(sm: &StoredMessage) -> MessageView {
         held_by: 0,
     }
 }
+
+#[cfg(test)]
+mod commit_tests;

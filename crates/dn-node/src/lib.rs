@@ -65,15 +65,15 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Send and hear UDP broadcast beacons (fallback where multicast is blocked).
     pub beacon: bool,
-    /// Storage allowed for rooms carried for others (not joined), bytes of signed messages.
+    /// Storage allowed for rooms not joined (carried for others, `dm`, rooms left), bytes of
+    /// signed messages; over it the oldest are evicted (`dn_proto::protocol::evict`).
     pub carry_quota_bytes: u64,
     /// The node runs inside a program with a window (the desktop app): it answers
     /// [`Request::Activate`] with [`EngineEvent::Activate`].
     pub window: bool,
 }
 
-/// Default carry quota: 256 MiB of carried messages.
-pub const DEFAULT_CARRY_QUOTA_BYTES: u64 = 256 * 1024 * 1024;
+pub use dn_proto::protocol::DEFAULT_CARRY_QUOTA_BYTES;
 
 impl NodeConfig {
     /// Defaults: listen on `0.0.0.0:7300` (a free port if that is taken), mDNS on, beacon off

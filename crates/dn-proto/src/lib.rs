@@ -26,8 +26,8 @@ pub mod topo;
 pub use codec::Frame;
 pub use message::{Message, MessageId, NodeId};
 pub use protocol::{
-    Budget, Config, DropReason, Drops, Input, MemStorage, Output, Propagation, Protocol, Storage,
-    StorageError, Timer,
+    Budget, Config, DropReason, Drops, Input, MemStorage, Output, Propagation, Protocol, RoomUsage,
+    Storage, StorageError, Timer,
 };
 
 /// Everything that can be wrong with protocol data.

@@ -193,18 +193,26 @@ impl Store {
 }
 
 impl dn_proto::Storage for Store {
+    /// Stored or evicted.
     fn has(&self, id: &MessageId) -> Result<bool, StorageError> {
-        Ok(self.has_message(id)?)
+        Ok(self.has_message(id)? || self.is_evicted(id)?)
     }
 
     /// Stores a message from the network: `received_at` from the store's clock, `local` false.
+    /// An evicted id is not stored again.
     fn insert(&mut self, msg: &Message) -> Result<bool, StorageError> {
+        if self.is_evicted(&msg.id())? {
+            return Ok(false);
+        }
         let now = self.now_ms();
         Ok(self.insert_message(msg, now, false)?)
     }
 
+    /// Stored and evicted messages of the room.
     fn room_set(&self, room: &str) -> Result<Vec<(u64, MessageId)>, StorageError> {
-        Ok(Store::room_entries(self, room)?)
+        let mut set = Store::room_entries(self, room)?;
+        set.extend(self.evicted_entries(room)?);
+        Ok(set)
     }
 
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
@@ -223,6 +231,29 @@ impl dn_proto::Storage for Store {
         to: u64,
     ) -> Result<u64, StorageError> {
         Ok(Store::author_count_between(self, room, author, from, to)?)
+    }
+
+    fn usage(&self) -> Result<Vec<dn_proto::RoomUsage>, StorageError> {
+        Ok(self.room_usage()?)
+    }
+
+    fn oldest(
+        &self,
+        room: &str,
+        after: Option<(u64, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StorageError> {
+        Ok(self.oldest_messages(room, after, limit)?)
+    }
+
+    fn evict(&mut self, ids: &[MessageId]) -> Result<(), StorageError> {
+        self.evict_messages(ids)?;
+        Ok(())
+    }
+
+    fn forget_evicted(&mut self, room: &str) -> Result<(), StorageError> {
+        Store::forget_evicted(self, room)?;
+        Ok(())
     }
 }
 

@@ -331,3 +331,108 @@ fn insert_on(
     ])?;
     Ok(n == 1)
 }
+
+/// The carry quota's view of the log (see `dn_proto::protocol::evict`): per-room usage kept
+/// by triggers, oldest-first reads, and eviction that keeps each evicted `(timestamp, id)`.
+impl Store {
+    /// Messages, signed bytes and evicted ids of every room that has any.
+    pub fn room_usage(&self) -> Result<Vec<dn_proto::RoomUsage>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT room, sum(messages), sum(bytes), sum(evicted) FROM (
+                 SELECT room, messages, bytes, 0 AS evicted FROM room_usage
+                 UNION ALL
+                 SELECT room, 0, 0, count(*) FROM evicted GROUP BY room)
+             GROUP BY room HAVING sum(messages) + sum(evicted) > 0 ORDER BY room",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(dn_proto::RoomUsage {
+                room: row.get(0)?,
+                messages: ms_from_sql(row.get(1)?, "room message count")?,
+                bytes: ms_from_sql(row.get(2)?, "room bytes")?,
+                evicted: ms_from_sql(row.get(3)?, "evicted count")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` messages of `room` in `(timestamp, id)` order, strictly after `after`.
+    pub fn oldest_messages(
+        &self,
+        room: &str,
+        after: Option<(u64, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let (ts, id) = after.map_or((-1, Vec::new()), |(t, i)| (ms_to_sql(t), i.0.to_vec()));
+        let sql = format!(
+            "SELECT {COLS} FROM messages WHERE room = ?1 AND (timestamp, id) > (?2, ?3)
+             ORDER BY timestamp, id LIMIT ?4"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = st.query(params![room, ts, id, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(read_row(row)?.message);
+        }
+        Ok(out)
+    }
+
+    /// Deletes these messages, keeping each one's `(room, timestamp, id)` in `evicted`. Own
+    /// messages' delivery rows go with them. All or none; unknown ids are skipped.
+    pub fn evict_messages(&self, ids: &[MessageId]) -> Result<u64> {
+        self.atomically("evict_messages", || {
+            let mut keep = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO evicted (id, room, timestamp)
+                 SELECT id, room, timestamp FROM messages WHERE id = ?1",
+            )?;
+            let mut del = self
+                .conn
+                .prepare_cached("DELETE FROM messages WHERE id = ?1")?;
+            let mut deliveries = self
+                .conn
+                .prepare_cached("DELETE FROM deliveries WHERE id = ?1")?;
+            let mut n = 0;
+            for id in ids {
+                keep.execute([&id.0[..]])?;
+                n += del.execute([&id.0[..]])? as u64;
+                deliveries.execute([&id.0[..]])?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Whether `id` was evicted under the carry quota.
+    pub fn is_evicted(&self, id: &MessageId) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM evicted WHERE id = ?1")?;
+        Ok(st.exists([&id.0[..]])?)
+    }
+
+    /// Forgets the evicted ids of `room` (a catch-up then fetches them again).
+    pub fn forget_evicted(&self, room: &str) -> Result<u64> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM evicted WHERE room = ?1")?
+            .execute([room])?;
+        Ok(n as u64)
+    }
+
+    /// `(timestamp, id)` of the evicted messages of `room`.
+    pub fn evicted_entries(&self, room: &str) -> Result<Vec<(u64, MessageId)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT timestamp, id FROM evicted WHERE room = ?1")?;
+        let mut rows = st.query([room])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((
+                ms_from_sql(row.get(0)?, "evicted timestamp")?,
+                MessageId(blob32(row, 1, "evicted id")?),
+            ));
+        }
+        Ok(out)
+    }
+}

@@ -109,8 +109,44 @@ CREATE TABLE blocked (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 5 → 6: the carry quota. `room_usage` keeps each room's message count and signed
+/// bytes up to date by trigger, so the quota is read every few seconds without a scan of the
+/// log. `evicted` keeps the `(timestamp, id)` of carried messages deleted under the quota: the
+/// room's set for catch-up still lists them, so peers do not send them again.
+const V6: &str = "
+CREATE TABLE room_usage (
+    room     TEXT PRIMARY KEY NOT NULL,
+    messages INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO room_usage (room, messages, bytes)
+    SELECT room, count(*), coalesce(sum(length(signed)), 0) FROM messages GROUP BY room;
+
+CREATE TRIGGER messages_usage_insert AFTER INSERT ON messages
+BEGIN
+    INSERT INTO room_usage (room, messages, bytes) VALUES (NEW.room, 1, length(NEW.signed))
+    ON CONFLICT (room) DO UPDATE SET messages = messages + 1,
+                                     bytes = bytes + length(NEW.signed);
+END;
+
+CREATE TRIGGER messages_usage_delete AFTER DELETE ON messages
+BEGIN
+    UPDATE room_usage SET messages = messages - 1, bytes = bytes - length(OLD.signed)
+    WHERE room = OLD.room;
+END;
+
+CREATE TABLE evicted (
+    id        BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+    room      TEXT NOT NULL,
+    timestamp INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX evicted_room ON evicted (room, timestamp);
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this code writes.
 pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;

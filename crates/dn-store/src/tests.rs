@@ -36,6 +36,10 @@ fn ids(v: &[StoredMessage]) -> Vec<MessageId> {
     v.iter().map(|s| s.id).collect()
 }
 
+/// Takes a store back to schema 5 (before the carry quota's tables), for upgrade tests.
+const UNDO_V6: &str = "DROP TRIGGER messages_usage_insert; DROP TRIGGER messages_usage_delete;
+    DROP TABLE room_usage; DROP TABLE evicted;";
+
 fn pragma_i64(s: &Store, name: &str) -> i64 {
     s.conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
 }
@@ -75,8 +79,10 @@ fn migrates_from_empty_file_with_pragmas() {
         [
             "blocked",
             "deliveries",
+            "evicted",
             "messages",
             "peers",
+            "room_usage",
             "rooms",
             "settings",
             "sync_state"
@@ -775,10 +781,10 @@ fn upgrade_from_v1_adds_deliveries_and_keeps_messages() {
         s.insert_message(&m, 1, true).unwrap();
         // Turn it back into a version-1 database.
         s.conn
-            .execute_batch(
-                "DROP TABLE blocked; DROP INDEX messages_author; DROP INDEX messages_local; DROP TABLE deliveries;
+            .execute_batch(&format!(
+                "{UNDO_V6} DROP TABLE blocked; DROP INDEX messages_author; DROP INDEX messages_local; DROP TABLE deliveries;
                  PRAGMA user_version = 1;",
-            )
+            ))
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -797,7 +803,7 @@ fn upgrade_from_v2_indexes_the_queue() {
             .unwrap();
         s.conn
             .execute_batch(
-                "DROP TABLE blocked; DROP INDEX messages_author; DROP INDEX messages_local; PRAGMA user_version = 2;",
+                &format!("{UNDO_V6} DROP TABLE blocked; DROP INDEX messages_author; DROP INDEX messages_local; PRAGMA user_version = 2;"),
             )
             .unwrap();
     }
@@ -907,7 +913,7 @@ fn upgrade_from_v3_indexes_authors_and_counts_use_it() {
             .unwrap();
         s.conn
             .execute_batch(
-                "DROP TABLE blocked; DROP INDEX messages_author; PRAGMA user_version = 3;",
+                &format!("{UNDO_V6} DROP TABLE blocked; DROP INDEX messages_author; PRAGMA user_version = 3;"),
             )
             .unwrap();
     }
@@ -995,7 +1001,9 @@ fn upgrade_from_v4_adds_the_blocked_table_and_keeps_messages() {
         let s = Store::open(&path).unwrap();
         s.insert_message(&m, 1, false).unwrap();
         s.conn
-            .execute_batch("DROP TABLE blocked; PRAGMA user_version = 4;")
+            .execute_batch(&format!(
+                "{UNDO_V6} DROP TABLE blocked; PRAGMA user_version = 4;"
+            ))
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -1004,4 +1012,89 @@ fn upgrade_from_v4_adds_the_blocked_table_and_keeps_messages() {
     s.set_blocked(&m.author, true, 1).unwrap();
     assert!(s.messages("r", 10, None).unwrap().is_empty());
     assert_eq!(s.message_count(None).unwrap(), 1, "hidden, not deleted");
+}
+
+#[test]
+fn upgrade_from_v5_counts_existing_rooms_and_keeps_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let (a, b) = (msg(1, "r", 5, "first"), msg(2, "r", 6, "second"));
+    {
+        let s = Store::open(&path).unwrap();
+        s.insert_message(&a, 1, false).unwrap();
+        s.insert_message(&b, 1, false).unwrap();
+        s.conn
+            .execute_batch(&format!("{UNDO_V6} PRAGMA user_version = 5;"))
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    let size = |m: &Message| m.signed_bytes().len() as u64;
+    let u = s.room_usage().unwrap();
+    assert_eq!(u.len(), 1);
+    assert_eq!((u[0].messages, u[0].bytes), (2, size(&a) + size(&b)));
+    let c = msg(3, "r", 7, "third");
+    s.insert_message(&c, 1, false).unwrap();
+    s.insert_message(&c, 1, false).unwrap(); // a repeat counts once
+    let u = s.room_usage().unwrap();
+    assert_eq!(
+        (u[0].messages, u[0].bytes),
+        (3, size(&a) + size(&b) + size(&c))
+    );
+}
+
+#[test]
+fn evicted_messages_leave_their_ids_for_catch_up_until_forgotten() {
+    let mut s = Store::open_in_memory().unwrap();
+    let msgs: Vec<Message> = [30, 10, 20, 10, 40]
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| msg(i as u8 + 1, "carried", *ts, &format!("m{i}")))
+        .collect();
+    for m in &msgs {
+        assert!(Storage::insert(&mut s, m).unwrap());
+    }
+    let other = msg(9, "joined", 1, "stays");
+    s.insert_message(&other, 1, false).unwrap();
+    // Oldest first by (timestamp, id), paged with a cursor.
+    let mut expected: Vec<(u64, MessageId)> = msgs.iter().map(|m| (m.timestamp, m.id())).collect();
+    expected.sort();
+    let first = s.oldest_messages("carried", None, 2).unwrap();
+    let key = |m: &Message| (m.timestamp, m.id());
+    assert_eq!(first.iter().map(key).collect::<Vec<_>>(), expected[..2]);
+    let rest = s
+        .oldest_messages("carried", Some(key(&first[1])), 10)
+        .unwrap();
+    assert_eq!(rest.iter().map(key).collect::<Vec<_>>(), expected[2..]);
+
+    let gone: Vec<MessageId> = expected[..3].iter().map(|(_, id)| *id).collect();
+    assert_eq!(s.evict_messages(&gone).unwrap(), 3);
+    let u = s.room_usage().unwrap();
+    let carried = u.iter().find(|u| u.room == "carried").unwrap();
+    assert_eq!((carried.messages, carried.evicted), (2, 3));
+    let kept_bytes: u64 = msgs
+        .iter()
+        .filter(|m| !gone.contains(&m.id()))
+        .map(|m| m.signed_bytes().len() as u64)
+        .sum();
+    assert_eq!(carried.bytes, kept_bytes);
+    for id in &gone {
+        assert!(Storage::has(&s, id).unwrap(), "still known");
+        assert!(Storage::get(&s, id).unwrap().is_none(), "nothing to serve");
+    }
+    let evicted_msg = msgs.iter().find(|m| m.id() == gone[0]).unwrap();
+    assert!(
+        !Storage::insert(&mut s, evicted_msg).unwrap(),
+        "not stored again"
+    );
+    let mut set = Storage::room_set(&s, "carried").unwrap();
+    set.sort();
+    assert_eq!(set, expected, "catch-up lists stored and evicted ids");
+    assert_eq!(s.message_count(Some("joined")).unwrap(), 1);
+
+    // Joined: forgotten, so the next catch-up fetches them and they can be stored again.
+    assert_eq!(s.forget_evicted("carried").unwrap(), 3);
+    assert!(!Storage::has(&s, &gone[0]).unwrap());
+    assert!(Storage::insert(&mut s, evicted_msg).unwrap());
+    assert_eq!(Storage::room_set(&s, "carried").unwrap().len(), 3);
 }

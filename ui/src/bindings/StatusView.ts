@@ -73,9 +73,15 @@ network: NetworkView,
  */
 carried_rooms: Array<string>, 
 /**
- * The carry quota is used up: carried rooms are not being taken in.
+ * The carry quota is used up: carried rooms are not being taken in (what is kept for
+ * others is this node's own messages, its DMs and ids of evicted messages).
  */
 carry_quota_full: boolean, 
+/**
+ * Messages kept for others (rooms not joined) evicted under the carry quota since start,
+ * oldest first.
+ */
+carry_evicted: number, 
 /**
  * What this node refused, dropped or cut since start to protect itself, by reason
  * (`rate_limited`, `not_reading`, `quota_author`, …; see docs/security.md). Only reasons

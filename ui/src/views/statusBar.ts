@@ -64,10 +64,14 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     ]
       .filter((s) => s !== null)
       .join(" · ");
+    const evicted = state.status?.carry_evicted ?? 0;
     guarded.title = [
       full
-        ? "The storage allowed for rooms carried for others is used up: this laptop no longer takes in rooms it has not joined (your rooms and direct messages go on)."
+        ? "The storage allowed for rooms carried for others is used up by what cannot be removed (your own messages, your direct messages): this laptop no longer takes in rooms it has not joined (your rooms and direct messages go on)."
         : null,
+      evicted === 0
+        ? null
+        : `${evicted.toLocaleString("en-US")} old ${evicted === 1 ? "message" : "messages"} carried for others removed to stay within the carry quota (oldest first; never your rooms).`,
       total === 0
         ? null
         : "Requests and data this node refused to protect itself (over a peer's budget or invalid):\n" +

@@ -45,12 +45,17 @@ use crate::topo::{Graph, TopoRecord};
 use crate::ProtoError;
 
 mod carry;
+pub mod evict;
 mod quota;
 mod topology;
 
 pub use carry::{
     CarryDrops, CARRY_DEMAND_WINDOW_MS, CARRY_IDLE_MS, CARRY_MIN_ANNOUNCERS, CARRY_ROOMS_PER_PEER,
     CARRY_SOLE_PEER_MAX_ROOMS, CARRY_SOLE_PEER_MS, MAX_CARRY_CANDIDATES,
+};
+pub use evict::{
+    DEFAULT_CARRY_QUOTA_BYTES, EVICTED_ID_BYTES, EVICT_BATCH, EVICT_TARGET_PERCENT,
+    MAX_EVICT_PER_TICK,
 };
 pub use quota::{
     QuotaDrops, AUTHOR_CACHE_CAP, AUTHOR_WINDOW_MESSAGES, AUTHOR_WINDOW_MS, MAX_AUTHOR_BYTES,
@@ -137,6 +142,39 @@ pub trait Storage {
         from: u64,
         to: u64,
     ) -> Result<u64, StorageError>;
+    /// What every room with stored or evicted messages takes (for the carry quota,
+    /// [`Config::carry_quota_bytes`]). Called every [`Input::Tick`], so it must not scan the
+    /// messages.
+    fn usage(&self) -> Result<Vec<RoomUsage>, StorageError>;
+    /// Up to `limit` stored messages of `room` in `(timestamp, id)` order, strictly after
+    /// `after` (the carry quota evicts oldest first).
+    fn oldest(
+        &self,
+        room: &str,
+        after: Option<(u64, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StorageError>;
+    /// Deletes these stored messages and keeps each one's `(timestamp, id)` as *evicted*:
+    /// afterwards `has` is still true (a copy arriving again is a duplicate), `room_set` still
+    /// lists it (a catch-up does not fetch it again), `get` returns `None` (nothing to serve)
+    /// and `insert` refuses it. All or none.
+    fn evict(&mut self, ids: &[MessageId]) -> Result<(), StorageError>;
+    /// Forgets the evicted ids of `room` (the user joined it: a catch-up fetches its whole
+    /// history again).
+    fn forget_evicted(&mut self, room: &str) -> Result<(), StorageError>;
+}
+
+/// What one room takes in a store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomUsage {
+    /// The room.
+    pub room: String,
+    /// Stored messages.
+    pub messages: u64,
+    /// Their signed bytes.
+    pub bytes: u64,
+    /// Ids kept of messages evicted under the carry quota.
+    pub evicted: u64,
 }
 
 /// An in-memory [`Storage`] for tests and simulators.
@@ -146,6 +184,12 @@ pub struct MemStorage {
     by_room: HashMap<String, BTreeSet<(u64, MessageId)>>,
     /// Per (room, author): `(timestamp, id)` of the messages and their total signed size.
     by_author: HashMap<(String, NodeId), AuthorEntries>,
+    /// Signed bytes stored per room.
+    room_bytes: HashMap<String, u64>,
+    /// Evicted messages per room: `(timestamp, id)`.
+    evicted: HashMap<String, BTreeSet<(u64, MessageId)>>,
+    /// Evicted id → its room.
+    evicted_ids: HashMap<MessageId, String>,
 }
 
 /// `(timestamp, id)` of one author's messages in one room, and their total signed size.
@@ -164,11 +208,11 @@ impl MemStorage {
 
 impl Storage for MemStorage {
     fn has(&self, id: &MessageId) -> Result<bool, StorageError> {
-        Ok(self.msgs.contains_key(id))
+        Ok(self.msgs.contains_key(id) || self.evicted_ids.contains_key(id))
     }
     fn insert(&mut self, msg: &Message) -> Result<bool, StorageError> {
         let id = msg.id();
-        if self.msgs.contains_key(&id) {
+        if self.msgs.contains_key(&id) || self.evicted_ids.contains_key(&id) {
             return Ok(false);
         }
         self.by_room
@@ -182,6 +226,7 @@ impl Storage for MemStorage {
             .or_default();
         usage.0.insert((msg.timestamp, id));
         usage.1 += size;
+        *self.room_bytes.entry(msg.room.clone()).or_default() += size;
         self.msgs.insert(id, msg.clone());
         Ok(true)
     }
@@ -189,8 +234,10 @@ impl Storage for MemStorage {
         Ok(self
             .by_room
             .get(room)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default())
+            .into_iter()
+            .chain(self.evicted.get(room))
+            .flat_map(|s| s.iter().copied())
+            .collect())
     }
     fn get(&self, id: &MessageId) -> Result<Option<Message>, StorageError> {
         Ok(self.msgs.get(id).cloned())
@@ -218,6 +265,77 @@ impl Storage for MemStorage {
             .get(&(room.to_string(), *author))
             .map_or(0, |(set, _)| set.range(lo..=hi).count() as u64))
     }
+    fn usage(&self) -> Result<Vec<RoomUsage>, StorageError> {
+        let mut rooms: BTreeMap<&str, RoomUsage> = BTreeMap::new();
+        for (room, set) in &self.by_room {
+            let u = rooms.entry(room).or_default();
+            u.messages = set.len() as u64;
+            u.bytes = self.room_bytes.get(room).copied().unwrap_or(0);
+        }
+        for (room, set) in &self.evicted {
+            rooms.entry(room).or_default().evicted = set.len() as u64;
+        }
+        Ok(rooms
+            .into_iter()
+            .filter(|(_, u)| u.messages + u.evicted > 0)
+            .map(|(room, u)| RoomUsage {
+                room: room.to_string(),
+                ..u
+            })
+            .collect())
+    }
+    fn oldest(
+        &self,
+        room: &str,
+        after: Option<(u64, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StorageError> {
+        let Some(set) = self.by_room.get(room) else {
+            return Ok(Vec::new());
+        };
+        let bound = match after {
+            Some(a) => std::ops::Bound::Excluded(a),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(set
+            .range((bound, std::ops::Bound::Unbounded))
+            .take(limit)
+            .filter_map(|(_, id)| self.msgs.get(id).cloned())
+            .collect())
+    }
+    fn evict(&mut self, ids: &[MessageId]) -> Result<(), StorageError> {
+        for id in ids {
+            let Some(msg) = self.msgs.remove(id) else {
+                continue;
+            };
+            let key = (msg.timestamp, *id);
+            let size = msg.signed_bytes().len() as u64;
+            if let Some(set) = self.by_room.get_mut(&msg.room) {
+                set.remove(&key);
+            }
+            if let Some(bytes) = self.room_bytes.get_mut(&msg.room) {
+                *bytes = bytes.saturating_sub(size);
+            }
+            if let Some((set, bytes)) = self.by_author.get_mut(&(msg.room.clone(), msg.author)) {
+                set.remove(&key);
+                *bytes = bytes.saturating_sub(size);
+            }
+            self.evicted
+                .entry(msg.room.clone())
+                .or_default()
+                .insert(key);
+            self.evicted_ids.insert(*id, msg.room);
+        }
+        Ok(())
+    }
+    fn forget_evicted(&mut self, room: &str) -> Result<(), StorageError> {
+        if let Some(set) = self.evicted.remove(room) {
+            for (_, id) in set {
+                self.evicted_ids.remove(&id);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How new messages spread.
@@ -240,6 +358,10 @@ pub struct Config {
     pub graft_retry_ms: u64,
     /// Most rooms carried for others without being joined (0 = carry nothing).
     pub max_carried_rooms: usize,
+    /// Most bytes of messages kept for rooms this node has not joined (carried rooms, `dm`,
+    /// rooms left), counting [`EVICTED_ID_BYTES`] per evicted id. Over it the oldest of those
+    /// messages are evicted ([`evict`]).
+    pub carry_quota_bytes: u64,
 }
 
 impl Default for Config {
@@ -249,6 +371,7 @@ impl Default for Config {
             ihave_timeout_ms: 400,
             graft_retry_ms: 250,
             max_carried_rooms: 64,
+            carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
         }
     }
 }
@@ -296,10 +419,6 @@ pub enum Input {
     /// Housekeeping, about every few seconds: forgets topology records of nodes that went
     /// silent.
     Tick,
-    /// The driver's measure of the storage used by carried rooms crossed the quota (true) or
-    /// fell back under it (false). While over, carried rooms are neither announced nor
-    /// accepted, and no new room is carried; joined rooms and direct messages go on.
-    CarryFull(bool),
     /// The driver wrote `bytes` of frames for `peer` to the network (each frame counted as
     /// its encoded body plus the 4-byte length prefix, as [`Frame::encode_prefixed`]). Gives
     /// back reply window ([`REPLY_WINDOW_BYTES`]) so that queued replies go out. Local only:
@@ -486,6 +605,8 @@ pub struct Counters {
     pub grafts: u64,
     /// Prunes sent.
     pub prunes: u64,
+    /// Messages of rooms not joined evicted under the carry quota.
+    pub evicted: u64,
     /// Frames (or requests) dropped without being invalid, per reason.
     pub drops: Drops,
 }
@@ -708,6 +829,10 @@ impl Protocol {
             Input::Published(msg) => self.push(&msg, None, Some(DEFAULT_HOPS), &mut out),
             Input::Joined(room) => {
                 self.carried.remove(&room);
+                // Its whole history is wanted now, including what was evicted as a carrier.
+                if let Err(e) = store.forget_evicted(&room) {
+                    out.push(Output::StorageFailed(e));
+                }
                 if self.rooms.insert(room.clone()) {
                     self.announce_rooms(&mut out);
                     let sharing: Vec<NodeId> = self
@@ -750,29 +875,6 @@ impl Protocol {
                     out.push(Output::TopologyChanged);
                 }
             }
-            Input::CarryFull(full) => {
-                if full != self.carry_full {
-                    self.carry_full = full;
-                    self.announce_rooms(&mut out);
-                    if !full {
-                        // Carried rooms are served again: catch up on what was refused.
-                        let todo: Vec<(NodeId, String)> = self
-                            .peers
-                            .iter()
-                            .filter(|(_, p)| p.hello)
-                            .flat_map(|(id, p)| {
-                                p.rooms
-                                    .intersection(&self.carried)
-                                    .map(|r| (*id, r.clone()))
-                                    .collect::<Vec<_>>()
-                            })
-                            .collect();
-                        for (peer, room) in todo {
-                            self.offer(store, peer, &room, &mut out);
-                        }
-                    }
-                }
-            }
             Input::Tick => {
                 if self.graph.expire(self.now, TOPO_MAX_AGE_MS, &self.me) {
                     out.push(Output::TopologyChanged);
@@ -781,6 +883,7 @@ impl Protocol {
                 for p in self.peers.values_mut() {
                     p.exchanges.retain(|_, x| !x.stale(now));
                 }
+                self.enforce_carry_quota(store, &mut out);
                 self.carry_tick(store, &mut out);
                 self.topo_tick(&mut out);
                 self.anti_entropy(store, &mut out);
@@ -1665,7 +1768,33 @@ fn session_salt(me: &NodeId, peer: &NodeId, room: &str, now: u64, seq: u64) -> r
     salt
 }
 
+/// The carry-quota methods of a test [`Storage`] wrapper, passed to its `inner` store.
+#[cfg(test)]
+macro_rules! carry_storage_via_inner {
+    () => {
+        fn usage(&self) -> Result<Vec<RoomUsage>, StorageError> {
+            self.inner.usage()
+        }
+        fn oldest(
+            &self,
+            room: &str,
+            after: Option<(u64, MessageId)>,
+            limit: usize,
+        ) -> Result<Vec<Message>, StorageError> {
+            self.inner.oldest(room, after, limit)
+        }
+        fn evict(&mut self, ids: &[MessageId]) -> Result<(), StorageError> {
+            self.inner.evict(ids)
+        }
+        fn forget_evicted(&mut self, room: &str) -> Result<(), StorageError> {
+            self.inner.forget_evicted(room)
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_evict;
 #[cfg(test)]
 mod tests_quota;

@@ -7,27 +7,27 @@ use ed25519_dalek::SigningKey;
 
 use super::*;
 
-struct Net {
-    keys: Vec<SigningKey>,
-    nodes: Vec<Protocol>,
-    stores: Vec<MemStorage>,
-    links: BTreeSet<(usize, usize)>,
-    queue: VecDeque<(usize, usize, Vec<u8>)>,
-    closed: Vec<(usize, String)>,
-    rejected: usize,
-    dropped: Vec<(usize, DropReason)>,
-    synced: Vec<(usize, NodeId, String)>,
+pub(super) struct Net {
+    pub(super) keys: Vec<SigningKey>,
+    pub(super) nodes: Vec<Protocol>,
+    pub(super) stores: Vec<MemStorage>,
+    pub(super) links: BTreeSet<(usize, usize)>,
+    pub(super) queue: VecDeque<(usize, usize, Vec<u8>)>,
+    pub(super) closed: Vec<(usize, String)>,
+    pub(super) rejected: usize,
+    pub(super) dropped: Vec<(usize, DropReason)>,
+    pub(super) synced: Vec<(usize, NodeId, String)>,
     /// Of those, the ones this node proved itself (its own step found the sets equal).
-    proven: Vec<(usize, NodeId, String)>,
-    acked: Vec<(usize, NodeId, Vec<MessageId>)>,
-    frames: usize,
+    pub(super) proven: Vec<(usize, NodeId, String)>,
+    pub(super) acked: Vec<(usize, NodeId, Vec<MessageId>)>,
+    pub(super) frames: usize,
     /// Report written bytes back as `Drained` (a peer that reads).
-    drain: bool,
-    now: u64,
+    pub(super) drain: bool,
+    pub(super) now: u64,
 }
 
 impl Net {
-    fn new(n: usize, room: &str) -> Net {
+    pub(super) fn new(n: usize, room: &str) -> Net {
         let keys: Vec<SigningKey> = (0..n)
             .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
             .collect();
@@ -60,10 +60,10 @@ impl Net {
             now: 0,
         }
     }
-    fn id(&self, i: usize) -> NodeId {
+    pub(super) fn id(&self, i: usize) -> NodeId {
         self.nodes[i].id()
     }
-    fn apply(&mut self, i: usize, outs: Vec<Output>) {
+    pub(super) fn apply(&mut self, i: usize, outs: Vec<Output>) {
         for o in outs {
             match o {
                 Output::Send { peer, frame } => {
@@ -89,23 +89,23 @@ impl Net {
             }
         }
     }
-    fn input(&mut self, i: usize, input: Input) {
+    pub(super) fn input(&mut self, i: usize, input: Input) {
         let outs = self.nodes[i].handle(&mut self.stores[i], input, self.now);
         self.apply(i, outs);
     }
-    fn connect(&mut self, a: usize, b: usize) {
+    pub(super) fn connect(&mut self, a: usize, b: usize) {
         self.links.insert((a.min(b), a.max(b)));
         let (ia, ib) = (self.id(a), self.id(b));
         self.input(a, Input::Connected { peer: ib });
         self.input(b, Input::Connected { peer: ia });
     }
-    fn disconnect(&mut self, a: usize, b: usize) {
+    pub(super) fn disconnect(&mut self, a: usize, b: usize) {
         self.links.remove(&(a.min(b), a.max(b)));
         let (ia, ib) = (self.id(a), self.id(b));
         self.input(a, Input::Disconnected { peer: ib });
         self.input(b, Input::Disconnected { peer: ia });
     }
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         while let Some((from, to, bytes)) = self.queue.pop_front() {
             if !self.links.contains(&(from.min(to), from.max(to))) {
                 continue;
@@ -130,7 +130,7 @@ impl Net {
             self.input(to, Input::Frame { peer, frame });
         }
     }
-    fn publish(&mut self, i: usize, room: &str, body: &str, ts: u64) -> Message {
+    pub(super) fn publish(&mut self, i: usize, room: &str, body: &str, ts: u64) -> Message {
         let m = Message::create(&self.keys[i], room, &format!("n{i}"), ts, body).unwrap();
         assert!(self.stores[i].insert(&m).unwrap());
         self.input(i, Input::Published(m.clone()));
@@ -552,36 +552,6 @@ fn direct_messages_take_the_shortest_known_path_even_over_lazy_links() {
     assert!(net.stores[3].has(&m.id()).unwrap());
 }
 
-#[test]
-fn a_full_carry_quota_stops_carrying_but_not_joined_rooms() {
-    let mut net = Net::new(2, "medical");
-    net.input(0, Input::Joined("logistics".into()));
-    net.connect(0, 1);
-    net.run();
-    // A single peer's rooms are carried once it has been connected a while (carry.rs).
-    net.now = CARRY_SOLE_PEER_MS;
-    net.input(1, Input::Tick);
-    net.run();
-    assert!(net.nodes[1].carried().any(|r| r == "logistics"));
-    net.input(1, Input::CarryFull(true));
-    net.run();
-    let l = net.publish(0, "logistics", "carried?", 1);
-    let m = net.publish(0, "medical", "joined room still flows", 2);
-    net.run();
-    assert!(
-        !net.stores[1].has(&l.id()).unwrap(),
-        "over quota: carried room not taken"
-    );
-    assert!(net.stores[1].has(&m.id()).unwrap());
-    net.now = CARRY_SOLE_PEER_MS + 5_000; // later: a new reconciliation is welcome
-    net.input(1, Input::CarryFull(false));
-    net.run();
-    assert!(
-        net.stores[1].has(&l.id()).unwrap(),
-        "back under quota: caught up by reconciliation"
-    );
-}
-
 // ---- An open network: one authenticated peer must not starve, fill or fool a node. ----
 
 /// A frame as it crosses the wire.
@@ -844,6 +814,7 @@ impl Storage for CountingStore {
     ) -> Result<u64, StorageError> {
         self.inner.author_count_between(room, author, from, to)
     }
+    carry_storage_via_inner!();
 }
 
 #[test]

@@ -211,6 +211,7 @@ impl Storage for FullStore {
     ) -> Result<u64, StorageError> {
         self.inner.author_count_between(room, author, from, to)
     }
+    carry_storage_via_inner!();
 }
 
 #[test]

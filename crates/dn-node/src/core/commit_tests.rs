@@ -1,0 +1,170 @@
+//! Group commit when the commit itself fails after every insert of the burst succeeded (the
+//! other branch, a failing insert, is the netns disk-full test): nothing of the burst may be
+//! reported, acknowledged or relayed, and the same burst stores normally once commits work.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::queue::{out_queue, OutReceiver};
+
+const ROOM: &str = "ops";
+
+/// A trigger that makes every transaction inserting a message fail at COMMIT: each insert
+/// adds a row violating a deferred foreign key, which SQLite checks only when committing.
+const POISON: &str = "
+    CREATE TABLE poison_parent (y INTEGER PRIMARY KEY);
+    CREATE TABLE poison (x INTEGER REFERENCES poison_parent (y) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TRIGGER poison_commit AFTER INSERT ON messages
+    BEGIN
+        INSERT INTO poison VALUES (1);
+    END;";
+const CURE: &str = "DROP TRIGGER poison_commit; DELETE FROM poison;";
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    core: Core,
+    peer: SigningKey,
+    wire: OutReceiver,
+    events: broadcast::Receiver<EngineEvent>,
+    side: rusqlite::Connection,
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&dir.path().join(STORE_FILE)).unwrap();
+        store.join_room(ROOM, 1).unwrap();
+    }
+    let (tx, _) = broadcast::channel(1024);
+    let events = tx.subscribe();
+    let mut core = Core::open(dir.path(), tx, None).unwrap();
+    let peer = SigningKey::from_bytes(&[7; 32]);
+    let id = identity::node_id(&peer);
+    let (out, wire, _pause) = out_queue();
+    core.handle(CoreMsg::Connected {
+        peer: id,
+        conn_id: 1,
+        addr: "127.0.0.1:9".parse().unwrap(),
+        tx: out,
+    });
+    core.handle(frame(
+        &peer,
+        Frame::Hello {
+            version: dn_proto::message::PROTOCOL_VERSION,
+            node: id,
+            name: "field".into(),
+            rooms: vec![ROOM.into()],
+            listen_port: 9,
+        },
+    ));
+    let side = rusqlite::Connection::open(dir.path().join(STORE_FILE)).unwrap();
+    side.busy_timeout(Duration::from_secs(5)).unwrap();
+    Rig {
+        _dir: dir,
+        core,
+        peer,
+        wire,
+        events,
+        side,
+    }
+}
+
+fn frame(peer: &SigningKey, frame: Frame) -> CoreMsg {
+    CoreMsg::Frame {
+        peer: identity::node_id(peer),
+        conn_id: 1,
+        frame,
+        permit: InPermit::none(),
+    }
+}
+
+impl Rig {
+    /// Hands the core `msgs` as one burst of frames, as the network driver would.
+    fn burst(&mut self, msgs: &[Message]) {
+        let (tx, rx) = mpsc::channel();
+        for m in &msgs[1..] {
+            let f = Frame::Msg {
+                hops: 3,
+                message: m.clone(),
+            };
+            tx.send(frame(&self.peer, f)).unwrap();
+        }
+        let first = frame(
+            &self.peer,
+            Frame::Msg {
+                hops: 3,
+                message: msgs[0].clone(),
+            },
+        );
+        self.core.handle_burst(first, &rx);
+    }
+
+    /// Ids acknowledged to the peer (IHave) since the last call.
+    fn acked(&mut self) -> Vec<MessageId> {
+        let mut ids = Vec::new();
+        while let Some(bytes) = self.wire.try_recv() {
+            if let Ok(Frame::IHave { ids: got, .. }) = Frame::decode(&bytes[4..]) {
+                ids.extend(got);
+            }
+        }
+        ids
+    }
+
+    /// Messages shown to the user since the last call.
+    fn shown(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(ev) = self.events.try_recv() {
+            n += usize::from(matches!(ev, EngineEvent::Message { .. }));
+        }
+        n
+    }
+
+    fn stored(&self, msgs: &[Message]) -> usize {
+        msgs.iter()
+            .filter(|m| self.core.store.has_message(&m.id()).unwrap())
+            .count()
+    }
+}
+
+#[test]
+fn a_failed_commit_reports_nothing_and_the_burst_stores_once_commits_work() {
+    let mut r = rig();
+    let msgs: Vec<Message> = (0..10)
+        .map(|i| {
+            Message::create(&r.peer, ROOM, "field", 1_000 + i, &format!("report {i}")).unwrap()
+        })
+        .collect();
+    r.acked();
+    r.shown();
+
+    r.side.execute_batch(POISON).unwrap();
+    r.burst(&msgs);
+    assert_eq!(
+        r.core.drops.failed_commits, 1,
+        "one group, one failed commit"
+    );
+    assert_eq!(r.stored(&msgs), 0, "rolled back");
+    assert!(
+        r.acked().is_empty(),
+        "no acknowledgement for what was not committed"
+    );
+    assert_eq!(r.shown(), 0, "nothing shown as received");
+    assert_eq!(
+        r.core.drops().get("failed_commits"),
+        Some(&1),
+        "counted in the status"
+    );
+
+    // Commits work again: the same frames (a catch-up would bring them) are stored, then
+    // acknowledged and shown.
+    r.side.execute_batch(CURE).unwrap();
+    r.burst(&msgs);
+    assert_eq!(r.core.drops.failed_commits, 1);
+    assert_eq!(r.stored(&msgs), 10);
+    let acked = r.acked();
+    assert!(
+        msgs.iter().all(|m| acked.contains(&m.id())),
+        "all acknowledged"
+    );
+    assert_eq!(r.shown(), 10);
+}
