@@ -1,6 +1,6 @@
 //! # dn-bench — DisasterNet's benchmark runner
 //!
-//! One binary, seven sections, each printed with its exact parameters beside its goal and the
+//! One binary, eight sections, each printed with its exact parameters beside its goal and the
 //! peers' published numbers (`/work/shared/notes/ANCHORS.md`, `docs/benchmarks.md`):
 //!
 //! 1. `sim` — propagation in the deterministic simulator (`dn_proto::sim`): tree vs flooding.
@@ -16,6 +16,8 @@
 //! 7. `hostile` — one hostile peer (`dn-hostile`, next to the `disasternet` binary) against a
 //!    real node in network namespaces (root only): the victim's memory, CPU, `status` round
 //!    trip, honest-peer latency and counted drops, idle and under each attack.
+//! 8. `carry` — the carry quota's housekeeping tick on a real store: measuring usage, and
+//!    evicting the oldest when over (`dn_proto::protocol::evict`).
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -28,6 +30,7 @@
 //! sections create.
 
 mod app;
+mod carry;
 mod fixtures;
 mod hostile;
 mod ingest;
@@ -46,7 +49,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 7] = ["sim", "recon", "ingest", "node", "live", "app", "hostile"];
+const SECTIONS: [&str; 8] = [
+    "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry",
+];
 
 #[derive(Parser)]
 #[command(
@@ -60,8 +65,8 @@ struct Args {
     /// Smaller, faster runs (for CI smoke checks; not the figures of record).
     #[arg(long)]
     quick: bool,
-    /// Comma-separated sections to run: sim, recon, ingest, node, live, app,
-    /// hostile (default: all).
+    /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
+    /// carry (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -204,6 +209,7 @@ fn run() -> Result<ExitCode> {
             "sim" => sim::run(&ctx),
             "recon" => recon::run(&ctx),
             "ingest" => ingest::run(&ctx),
+            "carry" => carry::run(&ctx),
             "node" => node::run(&ctx),
             "live" => live::run(&ctx),
             "hostile" => hostile::run(&ctx),

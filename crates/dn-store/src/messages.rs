@@ -379,8 +379,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes these messages, keeping each one's `(room, timestamp, id)` in `evicted`. Own
-    /// messages' delivery rows go with them. All or none; unknown ids are skipped.
+    /// Deletes these messages, keeping each one's `(room, timestamp, id)` in `evicted`. All or
+    /// none; unknown ids are skipped. (The carry quota never evicts messages written here, the
+    /// only ones with delivery rows.)
     pub fn evict_messages(&self, ids: &[MessageId]) -> Result<u64> {
         self.atomically("evict_messages", || {
             let mut keep = self.conn.prepare_cached(
@@ -390,14 +391,10 @@ impl Store {
             let mut del = self
                 .conn
                 .prepare_cached("DELETE FROM messages WHERE id = ?1")?;
-            let mut deliveries = self
-                .conn
-                .prepare_cached("DELETE FROM deliveries WHERE id = ?1")?;
             let mut n = 0;
             for id in ids {
                 keep.execute([&id.0[..]])?;
                 n += del.execute([&id.0[..]])? as u64;
-                deliveries.execute([&id.0[..]])?;
             }
             Ok(n)
         })

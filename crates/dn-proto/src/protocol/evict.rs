@@ -15,10 +15,11 @@
 //! ids, so a catch-up fetches the full history.
 //!
 //! Back-dating a message does not protect it (it is evicted first), and post-dating is
-//! bounded by [`MAX_FUTURE_MS`](super::MAX_FUTURE_MS). When nothing more can be evicted (all
-//! that is left is our own, our DMs, or evicted ids) and usage is still over the quota, the
-//! quota is *full*: carried rooms are neither announced nor accepted and no new room is
-//! carried (joined rooms and direct messages go on) until usage falls under it again.
+//! bounded by [`MAX_FUTURE_MS`](super::MAX_FUTURE_MS). When usage is still over the quota
+//! after a tick (nothing more can be evicted: all that is left is our own, our DMs, or evicted
+//! ids; or a flood outruns [`MAX_EVICT_PER_TICK`]), the quota is *full*: carried rooms are
+//! neither announced nor accepted and no new room is carried (joined rooms and direct messages
+//! go on) until usage falls under it again.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -34,15 +35,21 @@ pub const EVICTED_ID_BYTES: u64 = 64;
 /// Eviction stops once usage is at this percentage of the quota, so a node over the quota
 /// does not evict a little on every tick.
 pub const EVICT_TARGET_PERCENT: u64 = 90;
-/// Most messages evicted per tick (a tick's eviction takes tens of milliseconds at most).
-pub const MAX_EVICT_PER_TICK: usize = 10_000;
+/// Most messages evicted per tick. Eviction runs on the core thread: 2,000 took ≈ 65 ms on
+/// the reference machine (`make bench`, section 8; each costs a delete from four indexes, an
+/// insert and their share of the commit's fsync), 1,000 about half, so `status` still
+/// answers well within 100 ms. That is 200 messages a second, ten peers relaying at their
+/// full carried-room budget; a faster flood makes the quota full for a while (carrying
+/// pauses) until eviction catches up.
+pub const MAX_EVICT_PER_TICK: usize = 1_000;
 /// Messages read per room at a time while looking for the oldest.
 pub const EVICT_BATCH: usize = 256;
 
 /// One room's oldest messages not yet considered, read [`EVICT_BATCH`] at a time.
 struct Cursor {
     room: String,
-    buffered: VecDeque<Message>,
+    /// `(timestamp, id, message)`, oldest first.
+    buffered: VecDeque<(u64, MessageId, Message)>,
     /// `(timestamp, id)` of the last message read; `None` before the first read.
     after: Option<(u64, MessageId)>,
     exhausted: bool,
@@ -50,16 +57,20 @@ struct Cursor {
 
 impl Cursor {
     /// The room's next message, reading another batch when needed.
-    fn peek(&mut self, store: &dyn Storage) -> Result<Option<&Message>, super::StorageError> {
+    fn peek(
+        &mut self,
+        store: &dyn Storage,
+    ) -> Result<Option<(u64, MessageId)>, super::StorageError> {
         if self.buffered.is_empty() && !self.exhausted {
             let batch = store.oldest(&self.room, self.after, EVICT_BATCH)?;
             self.exhausted = batch.len() < EVICT_BATCH;
-            if let Some(last) = batch.last() {
-                self.after = Some((last.timestamp, last.id()));
+            self.buffered
+                .extend(batch.into_iter().map(|m| (m.timestamp, m.id(), m)));
+            if let Some((ts, id, _)) = self.buffered.back() {
+                self.after = Some((*ts, *id));
             }
-            self.buffered.extend(batch);
         }
-        Ok(self.buffered.front())
+        Ok(self.buffered.front().map(|(ts, id, _)| (*ts, *id)))
     }
 }
 
@@ -143,15 +154,14 @@ impl Protocol {
             // The room whose next message is oldest.
             let mut best: Option<(u64, MessageId, usize)> = None;
             for (i, c) in cursors.iter_mut().enumerate() {
-                if let Some(m) = c.peek(store)? {
-                    let key = (m.timestamp, m.id(), i);
-                    if best.is_none_or(|b| (key.0, key.1) < (b.0, b.1)) {
-                        best = Some(key);
+                if let Some((ts, id)) = c.peek(store)? {
+                    if best.is_none_or(|b| (ts, id) < (b.0, b.1)) {
+                        best = Some((ts, id, i));
                     }
                 }
             }
             let Some((_, id, i)) = best else { break };
-            let Some(msg) = cursors[i].buffered.pop_front() else {
+            let Some((_, _, msg)) = cursors[i].buffered.pop_front() else {
                 break;
             };
             if !evictable(&msg, &self.me) || !seen.insert(id) {

@@ -230,15 +230,16 @@ fn a_full_quota_stops_carrying_until_there_is_room_again() {
 fn one_tick_evicts_a_bounded_amount_and_the_next_ones_finish() {
     let mut net = Net::new(1, "medical");
     let k = SigningKey::from_bytes(&[42; 32]);
-    let n = MAX_EVICT_PER_TICK + 2_000;
+    let n = 2 * MAX_EVICT_PER_TICK;
     let mut one = 0;
     for ts in 0..n as u64 {
         let m = Message::create(&k, "left-behind", "k", ts, &format!("{ts:0>1000}")).unwrap();
         one = size(&m);
         assert!(net.stores[0].insert(&m).unwrap());
     }
-    // Room for an eighth of them: more than one tick's worth must go.
-    net.nodes[0].config.carry_quota_bytes = n as u64 / 8 * one;
+    // Room for half of them: with the evicted ids counted, more than one tick's worth (but
+    // less than two) must go.
+    net.nodes[0].config.carry_quota_bytes = n as u64 / 2 * one;
     tick(&mut net, 0);
     assert_eq!(net.nodes[0].counters().evicted, MAX_EVICT_PER_TICK as u64);
     assert!(net.nodes[0].carry_full(), "still over after the first tick");
