@@ -159,12 +159,7 @@ fn random_id() -> MessageId {
     MessageId(b)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::now_ms;
 
 /// Runs one attack until its time is up.
 pub async fn run(plan: &Plan) -> Result<Report> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use dn_proto::dm;
@@ -32,12 +32,18 @@ pub const MAX_PAGE: u32 = 1000;
 /// File name of the message store in the data directory.
 pub const STORE_FILE: &str = "store.sqlite3";
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// Milliseconds since the Unix epoch (the one wall clock, `dn_store::system_clock_ms`).
+pub use dn_store::system_clock_ms as now_ms;
+
+/// Where a peer accepts connections: the address its connection came from with the port its
+/// Hello gave. `None` for port 0 (it accepts none) and for IPv6 (neighbour lists carry IPv4).
+pub(crate) fn dial_addr(remote: SocketAddr, listen_port: u16) -> Option<std::net::SocketAddrV4> {
+    match remote.ip() {
+        std::net::IpAddr::V4(ip) if listen_port != 0 => {
+            Some(std::net::SocketAddrV4::new(ip, listen_port))
+        }
+        _ => None,
+    }
 }
 
 /// Reply channel of a request.
@@ -242,13 +248,14 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
 }
 
 impl Core {
-    /// Opens identity and store in `data_dir`.
+    /// Opens the store in `data_dir` for the node whose identity key is `key` (loaded once by
+    /// the engine, which also needs it for TLS).
     pub fn open(
         data_dir: &Path,
+        key: SigningKey,
         events: broadcast::Sender<EngineEvent>,
         net: Option<NetInfo>,
     ) -> Result<Core, ApiError> {
-        let key = identity::load_or_create(data_dir)?;
         let id = identity::node_id(&key);
         let store = Store::open(&data_dir.join(STORE_FILE)).map_err(store_err)?;
         let name = store
@@ -256,6 +263,8 @@ impl Core {
             .map_err(store_err)?
             .unwrap_or_default();
         let rooms = store.joined_rooms().map_err(store_err)?;
+        // Kept across restarts: the last catch-up with any peer, from `sync_state`.
+        let last_sync_at = store.last_sync_at().map_err(store_err)?;
         let port = net.as_ref().map_or(0, |n| n.listen.port());
         let config = dn_proto::Config {
             carry_quota_bytes: net
@@ -291,7 +300,7 @@ impl Core {
             net,
             conns: HashMap::new(),
             last_received_at: None,
-            last_sync_at: None,
+            last_sync_at,
             status_dirty: false,
             started: Instant::now(),
             timers: std::collections::BinaryHeap::new(),
@@ -663,7 +672,8 @@ impl Core {
                     let addrs: Vec<String> = self
                         .conns
                         .get(&peer)
-                        .map(|c| vec![SocketAddr::new(c.addr.ip(), listen_port).to_string()])
+                        .and_then(|c| dial_addr(c.addr, listen_port))
+                        .map(|a| vec![a.to_string()])
                         .unwrap_or_default();
                     if let Some(c) = self.conns.get_mut(&peer) {
                         c.listen_port = Some(listen_port);
@@ -844,12 +854,7 @@ impl Core {
                 .iter()
                 .map(|(id, c)| Neighbour {
                     id: *id,
-                    addr: match (c.addr.ip(), c.listen_port) {
-                        (std::net::IpAddr::V4(ip), Some(port)) => {
-                            Some(std::net::SocketAddrV4::new(ip, port))
-                        }
-                        _ => None,
-                    },
+                    addr: c.listen_port.and_then(|port| dial_addr(c.addr, port)),
                 })
                 .collect();
             neighbours.sort_by_key(|n| n.id);
@@ -1335,14 +1340,24 @@ impl Core {
                         "no node is running on this data directory",
                     )
                 })?;
-                let addrs = crate::resolve_addr(&addr)?;
-                for a in addrs {
-                    let _ = net.cmd.send(NetCmd::Dial {
-                        addr: a,
-                        id: None,
-                        persistent: true,
-                    });
+                // Only address literals reach the core: `Engine::request` resolves host names.
+                let a: SocketAddr = addr.parse().map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("bad peer address {addr:?}: {e}"),
+                    )
+                })?;
+                if !a.is_ipv4() {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("{addr:?} is not an IPv4 address"),
+                    ));
                 }
+                let _ = net.cmd.send(NetCmd::Dial {
+                    addr: a,
+                    id: None,
+                    persistent: true,
+                });
                 Ok(Value::Null)
             }
         }
@@ -1518,4 +1533,4 @@ pub fn view(sm: &StoredMessage) -> MessageView {
 }
 
 #[cfg(test)]
-mod commit_tests;
+mod tests;

@@ -47,18 +47,8 @@ pub fn export_line(m: &Message) -> ExportLine {
 }
 
 /// Writes the messages of `room` (or all rooms) in room order to `path` in `format`,
-/// atomically (a temporary file renamed into place once complete and synced). No manifest:
-/// see [`export_signed`].
-pub fn export(
-    store: &Store,
-    room: Option<&str>,
-    path: &Path,
-    format: ExportFormat,
-) -> Result<ExportSummary, ApiError> {
-    export_signed_with_progress(store, room, path, format, None, &mut |_| {})
-}
-
-/// [`export`], closing a JSON Lines file with a manifest signed by `key` (the node's key).
+/// atomically (a temporary file renamed into place once complete and synced), closing a JSON
+/// Lines file with a manifest signed by `key` (the node's key).
 pub fn export_signed(
     store: &Store,
     room: Option<&str>,
@@ -72,7 +62,7 @@ pub fn export_signed(
 /// How often, at most, an export reports progress.
 pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// [`export`] on a read-only connection of its own to the database file `db` (so the node's
+/// [`export_signed`] on a read-only connection of its own to the database file `db` (so the node's
 /// writer is never held up, see [`Store::open_reader`]), reporting `(done, total)` through
 /// `progress` at most every [`PROGRESS_INTERVAL`] and once at the end with `done == total`.
 /// `total` is counted first; messages arriving meanwhile are not in the file (it is the
@@ -114,7 +104,7 @@ pub fn export_file_signed(
     Ok(summary)
 }
 
-/// [`export`], calling `progress(messages read so far)` after each message.
+/// [`export_signed`], calling `progress(messages read so far)` after each message.
 pub fn export_with_progress(
     store: &Store,
     room: Option<&str>,
@@ -208,15 +198,6 @@ pub fn export_signed_with_progress(
         path: path.display().to_string(),
         messages: n,
     })
-}
-
-/// Writes a JSON Lines export (see [`export`]).
-pub fn export_jsonl(
-    store: &Store,
-    room: Option<&str>,
-    path: &Path,
-) -> Result<ExportSummary, ApiError> {
-    export(store, room, path, ExportFormat::Jsonl)
 }
 
 /// First record of a CSV export.
@@ -1069,7 +1050,15 @@ mod tests {
         std::fs::write(&victim, "keep").unwrap();
         let path = dir.path().join("out.jsonl");
         std::os::unix::fs::symlink(&victim, &path).unwrap();
-        export(&store_with(&sample()), None, &path, ExportFormat::Jsonl).unwrap();
+        export_signed_with_progress(
+            &store_with(&sample()),
+            None,
+            &path,
+            ExportFormat::Jsonl,
+            None,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         let meta = std::fs::symlink_metadata(&path).unwrap();
         assert!(meta.is_file());

@@ -32,7 +32,7 @@ pub mod queue;
 pub mod tls;
 
 use std::fs::File;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -137,17 +137,23 @@ pub async fn activate_running(data_dir: &Path) -> Result<Option<ActivateView>, A
 }
 
 /// Resolves `host:port` to IPv4 socket addresses.
-pub fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
-    let addrs: Vec<SocketAddr> = s
-        .to_socket_addrs()
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidInput,
-                format!("bad peer address {s:?}: {e}"),
-            )
+pub async fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("bad peer address {s:?}: {e}"),
+        )
+    };
+    // A name lookup can hang for as long as the resolver likes on a LAN without DNS: bound it.
+    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(s))
+        .await
+        .map_err(|_| {
+            bad(&format!(
+                "no answer from the resolver within {RESOLVE_TIMEOUT:?}"
+            ))
         })?
-        .filter(SocketAddr::is_ipv4)
-        .collect();
+        .map_err(|e| bad(&e))?;
+    let addrs: Vec<SocketAddr> = found.filter(SocketAddr::is_ipv4).collect();
     if addrs.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidInput,
@@ -156,6 +162,9 @@ pub fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
     }
     Ok(addrs)
 }
+
+/// How long [`resolve_addr`] waits for a host name lookup.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Takes the exclusive lock of a data directory. The OS releases it when the process dies,
 /// so a crashed node never blocks the next start.
@@ -326,9 +335,10 @@ impl Engine {
         };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();
-        let mut core = tokio::task::spawn_blocking(move || Core::open(&data_dir, ev, Some(info)))
-            .await
-            .map_err(internal)??;
+        let mut core =
+            tokio::task::spawn_blocking(move || Core::open(&data_dir, key, ev, Some(info)))
+                .await
+                .map_err(internal)??;
         let mdns = if cfg.mdns {
             match discovery::Mdns::start(me, &core.display_name(), listen.port(), disc_tx.clone()) {
                 Ok(m) => Some(Arc::new(m)),
@@ -379,7 +389,7 @@ impl Engine {
         }
         // Static peers, then every peer we have met before (last known addresses).
         for p in &cfg.peers {
-            for addr in resolve_addr(p)? {
+            for addr in resolve_addr(p).await? {
                 let _ = net_tx.send(NetCmd::Dial {
                     addr,
                     id: None,
@@ -410,7 +420,8 @@ impl Engine {
     /// An engine without network, on a data dir where no node runs (used by the CLI).
     fn offline(data_dir: &Path, lock: File) -> Result<Engine, ApiError> {
         let (events, _) = broadcast::channel(16);
-        let core = Core::open(data_dir, events.clone(), None)?;
+        let key = identity::load_or_create(data_dir)?;
+        let core = Core::open(data_dir, key, events.clone(), None)?;
         let (core_tx, core_rx) = std_mpsc::channel();
         let core_thread = std::thread::Builder::new()
             .name("dn-core".into())
@@ -434,6 +445,19 @@ impl Engine {
 
     /// Executes a request on the core thread.
     pub async fn request(&self, req: Request) -> Result<Value, ApiError> {
+        // A host name is looked up here, never on the core thread (a slow resolver would stall
+        // every message); the core gets one request per IPv4 address found.
+        if let Request::AddPeer { addr } = &req {
+            if addr.parse::<SocketAddr>().is_err() {
+                for a in resolve_addr(addr).await? {
+                    Box::pin(self.request(Request::AddPeer {
+                        addr: a.to_string(),
+                    }))
+                    .await?;
+                }
+                return Ok(Value::Null);
+            }
+        }
         let (tx, rx) = oneshot::channel();
         self.inner
             .core

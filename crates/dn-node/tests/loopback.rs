@@ -488,3 +488,27 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `AddPeer` with a host name: looked up by the engine (not on the core thread) and dialled;
+/// a malformed address is refused with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_peer_resolves_a_host_name_and_connects() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path(), "A", vec![]).await;
+    let b = start(db.path(), "B", vec![]).await;
+    let port = listen_addr(&b)
+        .await
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    a.add_peer(format!("localhost:{port}")).await.unwrap();
+    wait_for("A connected to B by name", || async {
+        a.status().await.unwrap().connected_peers == 1
+    })
+    .await;
+    let err = a.add_peer("no port here".into()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput, "{err:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

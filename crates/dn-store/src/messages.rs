@@ -132,19 +132,6 @@ impl Store {
         rows.next()?.map(read_row).transpose()
     }
 
-    /// Ids of all messages of `room`, in room order.
-    pub fn room_ids(&self, room: &str) -> Result<Vec<MessageId>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id FROM messages WHERE room = ?1 ORDER BY timestamp, author, id",
-        )?;
-        let mut rows = st.query([room])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(MessageId(blob32(row, 0, "message id")?));
-        }
-        Ok(out)
-    }
-
     /// `(timestamp, id)` of every message of `room`, in room order (for set reconciliation).
     /// Number of messages of `author` in `room` and the total size of their signed bytes.
     pub fn author_usage(&self, room: &str, author: &NodeId) -> Result<(u64, u64)> {
@@ -268,19 +255,6 @@ impl Store {
             f(read_row(row)?)?;
         }
         Ok(())
-    }
-
-    /// Bytes of signed message data stored in these rooms.
-    pub fn bytes_in_rooms(&self, rooms: &[String]) -> Result<u64> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT coalesce(sum(length(signed)), 0) FROM messages WHERE room = ?1",
-        )?;
-        let mut total = 0u64;
-        for r in rooms {
-            let n: i64 = st.query_row([r], |row| row.get(0))?;
-            total += u64::try_from(n).unwrap_or(0);
-        }
-        Ok(total)
     }
 
     /// Number of stored messages in `room`, or in all rooms.

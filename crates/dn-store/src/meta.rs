@@ -88,7 +88,7 @@ impl Store {
     }
 
     /// Whether the user is a member of `name`.
-    pub fn room_joined(&self, name: &str) -> Result<bool> {
+    pub(crate) fn room_joined(&self, name: &str) -> Result<bool> {
         let mut st = self
             .conn
             .prepare_cached("SELECT joined FROM rooms WHERE name = ?1")?;
@@ -336,14 +336,13 @@ impl Store {
         }
     }
 
-    /// When a catch-up of `room` with `peer` last finished.
-    pub fn last_synced(&self, peer: &NodeId, room: &str) -> Result<Option<u64>> {
-        let mut st = self
+    /// When a catch-up with any peer last finished (the status's "last sync", kept across
+    /// restarts).
+    pub fn last_sync_at(&self) -> Result<Option<u64>> {
+        let v: Option<i64> = self
             .conn
-            .prepare_cached("SELECT last_sync_at FROM sync_state WHERE peer = ?1 AND room = ?2")?;
-        let v: Option<i64> = st
-            .query_row(params![&peer.0[..], room], |r| r.get(0))
-            .optional()?;
+            .prepare_cached("SELECT max(last_sync_at) FROM sync_state")?
+            .query_row([], |r| r.get(0))?;
         opt_ms(v, "last_sync_at")
     }
 
@@ -373,13 +372,8 @@ impl Store {
     }
 
     /// Records that `peer` holds every message written here in `room` up to now (a
-    /// reconciliation of the room with it just completed).
-    pub fn mark_room_held(&self, room: &str, peer: &NodeId, at_ms: u64) -> Result<()> {
-        self.mark_room_held_except(room, peer, at_ms, &[])
-    }
-
-    /// Like [`Store::mark_room_held`], except for the messages in `except` (sent to the peer
-    /// but not confirmed by it).
+    /// reconciliation of the room with it just completed), except the messages in `except`
+    /// (sent to the peer but not confirmed by it).
     pub fn mark_room_held_except(
         &self,
         room: &str,

@@ -1,4 +1,4 @@
-//! Group commit when the commit itself fails after every insert of the burst succeeded (the
+//! Core unit tests. Group commit when the commit itself fails after every insert of the burst succeeded (the
 //! other branch, a failing insert, is the netns disk-full test): nothing of the burst may be
 //! reported, acknowledged or relayed, and the same burst stores normally once commits work.
 
@@ -37,7 +37,8 @@ fn rig() -> Rig {
     }
     let (tx, _) = broadcast::channel(1024);
     let events = tx.subscribe();
-    let mut core = Core::open(dir.path(), tx, None).unwrap();
+    let key = identity::load_or_create(dir.path()).unwrap();
+    let mut core = Core::open(dir.path(), key, tx, None).unwrap();
     let peer = SigningKey::from_bytes(&[7; 32]);
     let id = identity::node_id(&peer);
     let (out, wire, _pause) = out_queue();
@@ -167,4 +168,19 @@ fn a_failed_commit_reports_nothing_and_the_burst_stores_once_commits_work() {
         "all acknowledged"
     );
     assert_eq!(r.shown(), 10);
+}
+
+#[test]
+fn a_peer_that_accepts_no_connections_gets_no_dial_address() {
+    let from: SocketAddr = "10.0.0.7:53211".parse().unwrap();
+    assert_eq!(
+        dial_addr(from, 7300),
+        Some("10.0.0.7:7300".parse().unwrap())
+    );
+    assert_eq!(
+        dial_addr(from, 0),
+        None,
+        "listen_port 0: accepts no connections"
+    );
+    assert_eq!(dial_addr("[::1]:4000".parse().unwrap(), 7300), None);
 }
