@@ -2,8 +2,9 @@
 //!
 //! How the pieces fit:
 //! - [`Args`] reads `--data-dir` (or `DISASTERNET_DATA_DIR`, else [`dn_node::default_data_dir`],
-//!   the same default as the CLI), `--listen`, `--peer` (repeatable), `--no-mdns` and
-//!   `--no-beacon`, with the same meaning as the CLI.
+//!   the same default as the CLI) and the node options shared with `disasternet node`
+//!   ([`dn_node::NodeOptions`]: `--listen`, `--peer`, `--no-mdns`, `--no-beacon`,
+//!   `--carry-quota-mb`); logging and the stop signals come from `dn-node` as well.
 //! - Single instance per data directory: before any window opens, the app asks whatever runs
 //!   on the data dir (through its control socket, `Request::Activate`) to show itself. If that
 //!   is the app, its window comes to the front and this process exits; if it is a headless
@@ -27,7 +28,7 @@
 //!
 //! No business logic lives here; the UI (`ui/`) and the engine (`crates/dn-node`) own it.
 
-use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use dn_node::api::{
@@ -35,7 +36,7 @@ use dn_node::api::{
     ExportSummary, IdentityView, MessageView, NetworkView, PeerView, Request, RestoreSummary,
     RoomView, StatusView,
 };
-use dn_node::{Engine, NodeConfig};
+use dn_node::{Engine, NodeConfig, NodeOptions};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 use tokio::sync::{broadcast, watch};
 
@@ -57,18 +58,9 @@ struct Args {
     /// Data directory (identity, message store). Default: the platform's app data dir.
     #[arg(long, env = "DISASTERNET_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// QUIC listen address (default 0.0.0.0:7300, falling back to a free port).
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<SocketAddr>,
-    /// Peer to dial at start (`host:port`); repeatable.
-    #[arg(long = "peer", value_name = "ADDR")]
-    peers: Vec<String>,
-    /// Turn off mDNS discovery on the local network.
-    #[arg(long)]
-    no_mdns: bool,
-    /// Turn off the UDP broadcast beacon (discovery where multicast is blocked).
-    #[arg(long)]
-    no_beacon: bool,
+    /// The node's options, shared with `disasternet node`.
+    #[command(flatten)]
+    node: NodeOptions,
     /// Added by WebKitWebDriver when it launches the app under test; ignored.
     #[arg(long, hide = true)]
     automation: bool,
@@ -254,13 +246,7 @@ fn node_config(args: &Args) -> Result<NodeConfig, ApiError> {
             format!("cannot create {}: {e}", data_dir.display()),
         )
     })?;
-    let mut cfg = NodeConfig::new(data_dir);
-    if let Some(listen) = args.listen {
-        cfg.listen = listen;
-    }
-    cfg.peers = args.peers.clone();
-    cfg.mdns = !args.no_mdns;
-    cfg.beacon = !args.no_beacon;
+    let mut cfg = args.node.config(data_dir);
     cfg.window = true;
     Ok(cfg)
 }
@@ -342,18 +328,7 @@ async fn forward_events(app: AppHandle, mut events: broadcast::Receiver<EngineEv
 
 /// Ends the app on SIGTERM or SIGINT so that `RunEvent::Exit` shuts the engine down cleanly.
 async fn exit_on_signal(app: AppHandle) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM: {e}");
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting"),
-    }
+    dn_node::shutdown_signal().await;
     app.exit(0);
 }
 
@@ -454,14 +429,7 @@ fn prefer_non_composited_rendering() {}
 pub fn run() -> ExitCode {
     prefer_non_composited_rendering();
     let args = Args::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    dn_node::init_tracing();
 
     // Before any window: if the app already runs on this data dir, bring it to the front.
     let (cfg, start) = match node_config(&args) {
@@ -554,6 +522,7 @@ pub fn run() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn args_match_the_cli_options() {
@@ -569,19 +538,28 @@ mod tests {
             "10.0.0.3:7300",
             "--no-mdns",
             "--no-beacon",
+            "--carry-quota-mb",
+            "2",
             "--automation",
         ])
         .expect("valid arguments");
         assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/dn")));
-        assert_eq!(args.listen, Some(SocketAddr::from(([127, 0, 0, 1], 7301))));
-        assert_eq!(args.peers, ["10.0.0.2:7300", "10.0.0.3:7300"]);
-        assert!(args.no_mdns && args.no_beacon);
+        let cfg = node_config(&args).expect("config");
+        assert_eq!(cfg.listen, SocketAddr::from(([127, 0, 0, 1], 7301)));
+        assert_eq!(cfg.peers, ["10.0.0.2:7300", "10.0.0.3:7300"]);
+        assert!(!cfg.mdns && !cfg.beacon && cfg.window);
+        assert_eq!(cfg.carry_quota_bytes, 2 * 1024 * 1024);
     }
 
     #[test]
     fn defaults_leave_the_engine_defaults() {
         let args = Args::try_parse_from(["disasternet-app"]).expect("no arguments");
-        assert!(args.listen.is_none() && args.peers.is_empty() && !args.no_mdns);
+        let n = &args.node;
+        assert!(n.listen.is_none() && n.peers.is_empty() && !n.no_mdns);
+        assert_eq!(
+            n.carry_quota_mb * 1024 * 1024,
+            dn_node::DEFAULT_CARRY_QUOTA_BYTES
+        );
     }
 
     /// `tauri build` (`make package`) refuses to bundle when a Tauri crate and its npm package

@@ -11,7 +11,8 @@ use dn_node::display::safe_line;
 use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
     ApiError, BackupSummary, BlockedView, Client, DmView, Engine, ExportFormat, ExportSummary,
-    IdentityView, MessageView, NetworkView, NodeConfig, PeerView, Request, RoomView, StatusView,
+    IdentityView, MessageView, NetworkView, NodeConfig, NodeOptions, PeerView, Request, RoomView,
+    StatusView,
 };
 use dn_proto::sim;
 use serde::de::DeserializeOwned;
@@ -50,24 +51,7 @@ enum Cmd {
         name: String,
     },
     /// Run a headless node in the foreground until Ctrl-C or SIGTERM.
-    Node {
-        /// QUIC listen address.
-        #[arg(long, default_value = "0.0.0.0:7300")]
-        listen: std::net::SocketAddr,
-        /// Peer to dial by address (repeatable), for networks without multicast.
-        #[arg(long = "peer", value_name = "HOST:PORT")]
-        peers: Vec<String>,
-        /// Do not announce or browse with mDNS.
-        #[arg(long)]
-        no_mdns: bool,
-        /// Do not send or listen for UDP broadcast beacons (port 7301).
-        #[arg(long)]
-        no_beacon: bool,
-        /// Storage for rooms not joined (carried for others, `dm`, rooms left), in MiB; over
-        /// it the oldest of those messages are evicted.
-        #[arg(long, default_value_t = 256)]
-        carry_quota_mb: u64,
-    },
+    Node(NodeOptions),
     /// Manage rooms.
     Room {
         #[command(subcommand)]
@@ -347,21 +331,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     let json = cli.json;
     match cli.cmd {
-        Cmd::Node {
-            listen,
-            peers,
-            no_mdns,
-            no_beacon,
-            carry_quota_mb,
-        } => {
-            let mut cfg = NodeConfig::new(data_dir.clone());
-            cfg.listen = listen;
-            cfg.peers = peers;
-            cfg.mdns = !no_mdns;
-            cfg.beacon = !no_beacon;
-            cfg.carry_quota_bytes = carry_quota_mb.saturating_mul(1024 * 1024);
-            return run_node(cfg).await;
-        }
+        Cmd::Node(opts) => return run_node(opts.config(data_dir.clone())).await,
         Cmd::Verify { file } => return verify(&file, json),
         Cmd::Salvage { force } => return salvage(&data_dir, force, json),
         Cmd::Identity {
@@ -1026,21 +996,9 @@ fn status_rooms_line(rooms: &[RoomView]) -> String {
 }
 
 async fn run_node(cfg: NodeConfig) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    dn_node::init_tracing();
     let engine = Engine::start(cfg).await.map_err(api)?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
-    tracing::info!("stopping");
+    dn_node::shutdown_signal().await;
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod identity;
 pub mod net;
+pub mod options;
 pub mod queue;
 pub mod tls;
 
@@ -44,6 +45,7 @@ use tracing::{info, warn};
 
 pub use api::*;
 use core::{Core, CoreMsg, NetCmd, NetInfo};
+pub use options::{init_tracing, shutdown_signal, NodeOptions};
 
 /// Application id; also the name of the default data directory (same as the desktop app's).
 pub const APP_ID: &str = "org.disasternet.app";
