@@ -184,10 +184,6 @@ const BURST: usize = 512;
 /// are taken before each group, so one waits behind at most this many frames (≈ 10–20 ms of
 /// verification and storage under a flood) instead of a whole burst; a commit costs ≈ 0.2 ms.
 const GROUP: usize = 64;
-/// Wanted number of connections; below it, peers of peers are dialed (peer exchange).
-const TARGET_PEERS: usize = 8;
-/// A peer of a peer suggested for dialing is not suggested again for this long.
-const SUGGEST_AGAIN: Duration = Duration::from_secs(60);
 /// Nodes in the network view (the map, `network`, `status`), nearest first: this node, its
 /// connections, then by hops. A hub has a hundred laptops; the topology caps allow 1,024
 /// records, mostly made up in a flood.
@@ -220,7 +216,6 @@ pub struct Core {
     topo_seq: u64,
     network_dirty: bool,
     last_tick: Instant,
-    suggested: HashMap<NodeId, Instant>,
     last_status: Instant,
     /// Effects of the burst whose store transaction is open (`None`: no transaction open).
     pending: Option<Vec<Pending>>,
@@ -311,7 +306,6 @@ impl Core {
             topo_seq: 0,
             network_dirty: false,
             last_tick: Instant::now(),
-            suggested: HashMap::new(),
             last_status: Instant::now(),
             pending: None,
             drops: CoreDrops::default(),
@@ -362,7 +356,6 @@ impl Core {
                 if std::mem::take(&mut self.network_dirty) {
                     let network = self.network_view();
                     let _ = self.events.send(EngineEvent::Network { network });
-                    self.exchange_peers();
                 }
             }
         }
@@ -712,6 +705,17 @@ impl Core {
                     self.status_dirty = true;
                 }
                 Output::Acked { peer, ids } => self.record_held(&ids, &peer),
+                Output::Dial { node, addrs } => {
+                    if let Some(net) = &self.net {
+                        for a in addrs {
+                            let _ = net.cmd.send(NetCmd::Dial {
+                                addr: SocketAddr::V4(a),
+                                id: Some(node),
+                                persistent: false,
+                            });
+                        }
+                    }
+                }
                 Output::Close { peer, reason } => {
                     warn!(peer = %peer.fingerprint(), %reason, "closing connection");
                     if let (Some(net), Some(c)) = (&self.net, self.conns.get(&peer)) {
@@ -865,50 +869,6 @@ impl Core {
         if self.last_tick.elapsed() >= TICK {
             self.last_tick = Instant::now();
             self.feed(Input::Tick);
-        }
-    }
-
-    /// Peer exchange: while below [`TARGET_PEERS`] connections, dial the nearest nodes of the
-    /// graph we are not connected to, at the addresses their neighbours reach them.
-    fn exchange_peers(&mut self) {
-        let Some(net) = &self.net else { return };
-        let free = TARGET_PEERS.saturating_sub(self.conns.len());
-        if free == 0 {
-            return;
-        }
-        let graph = self.proto.graph();
-        let hops = graph.hops_from(&self.id);
-        let mut candidates: Vec<(u32, NodeId)> = hops
-            .iter()
-            .filter(|(id, h)| **h >= 2 && **id != self.id && !self.conns.contains_key(*id))
-            .map(|(id, h)| (*h, *id))
-            .collect();
-        candidates.sort();
-        let mut dialed = 0;
-        for (_, id) in candidates {
-            if dialed >= free {
-                break;
-            }
-            if self
-                .suggested
-                .get(&id)
-                .is_some_and(|t| t.elapsed() < SUGGEST_AGAIN)
-            {
-                continue;
-            }
-            let addrs = graph.addresses_of(&id);
-            if addrs.is_empty() {
-                continue;
-            }
-            self.suggested.insert(id, Instant::now());
-            for a in addrs.into_iter().take(2) {
-                let _ = net.cmd.send(NetCmd::Dial {
-                    addr: SocketAddr::V4(a),
-                    id: Some(id),
-                    persistent: false,
-                });
-            }
-            dialed += 1;
         }
     }
 

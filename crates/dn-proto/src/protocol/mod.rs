@@ -46,6 +46,7 @@ use crate::ProtoError;
 
 mod carry;
 pub mod evict;
+pub mod exchange;
 mod quota;
 mod topology;
 
@@ -57,6 +58,7 @@ pub use evict::{
     DEFAULT_CARRY_QUOTA_BYTES, EVICTED_ID_BYTES, EVICT_BATCH, EVICT_TARGET_PERCENT,
     MAX_EVICT_PER_TICK,
 };
+pub use exchange::{DIAL_ADDRS_PER_NODE, EXCHANGE_MIN_GAP_MS, SUGGEST_AGAIN_MS, TARGET_PEERS};
 pub use quota::{
     QuotaDrops, AUTHOR_CACHE_CAP, AUTHOR_WINDOW_MESSAGES, AUTHOR_WINDOW_MS, MAX_AUTHOR_BYTES,
     MAX_AUTHOR_MESSAGES, PEER_BUCKETS_CAP, PEER_JOINED_BURST, PEER_JOINED_PER_MIN,
@@ -498,6 +500,14 @@ pub enum Output {
     },
     /// The network graph changed (a newer neighbour list arrived or one expired).
     TopologyChanged,
+    /// Peer exchange ([`exchange`]): dial `node` (not connected, learned from neighbour
+    /// lists) at these addresses. Not persistent: a failed dial is not retried.
+    Dial {
+        /// The node to reach (the driver checks its TLS identity).
+        node: NodeId,
+        /// Where its neighbours reach it.
+        addrs: Vec<std::net::SocketAddrV4>,
+    },
     /// The storage failed; the driver logs it.
     StorageFailed(StorageError),
     /// Something a peer sent was valid but over a budget or cap, or out of context, and was
@@ -643,6 +653,8 @@ pub struct Protocol {
     topo_guard: topology::TopoGuard,
     /// Demand for carried rooms (carry.rs).
     demand: carry::Demand,
+    /// Peer exchange (exchange.rs).
+    exchange: exchange::Exchange,
 }
 
 impl Protocol {
@@ -685,6 +697,7 @@ impl Protocol {
             quota: quota::QuotaState::default(),
             topo_guard: topology::TopoGuard::default(),
             demand: carry::Demand::default(),
+            exchange: exchange::Exchange::default(),
         }
     }
 
@@ -811,6 +824,10 @@ impl Protocol {
     pub fn handle(&mut self, store: &mut dyn Storage, input: Input, now: u64) -> Vec<Output> {
         self.now = self.now.max(now);
         let mut out = Vec::new();
+        let tick = matches!(input, Input::Tick);
+        if matches!(input, Input::Connected { .. } | Input::Disconnected { .. }) {
+            self.exchange_due();
+        }
         match input {
             Input::Connected { peer } => {
                 self.peers.insert(peer, PeerState::default());
@@ -894,6 +911,10 @@ impl Protocol {
                 }
             }
         }
+        if out.iter().any(|o| matches!(o, Output::TopologyChanged)) {
+            self.exchange_due();
+        }
+        self.exchange_peers(tick, &mut out);
         self.account(&out);
         self.pump_replies(store, &mut out);
         out
@@ -1796,5 +1817,7 @@ macro_rules! carry_storage_via_inner {
 mod tests;
 #[cfg(test)]
 mod tests_evict;
+#[cfg(test)]
+mod tests_exchange;
 #[cfg(test)]
 mod tests_quota;
