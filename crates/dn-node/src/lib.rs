@@ -11,6 +11,8 @@
 //! - [`discovery`]: mDNS announce + browse; [`beacon`]: UDP broadcast fallback.
 //! - [`control`]: the owner-only Unix socket through which the CLI reaches a running node.
 //! - [`export`]: JSON Lines export and offline verification.
+//! - [`api`]: the one definition of the requests (their typed fields and answers), the views
+//!   and errors; [`Engine::call`] / [`Client::call`] run a typed request from [`calls`].
 //!
 //! [`Engine::start`] runs a full node; [`Client::open`] gives the CLI the same request API
 //! whether a node runs on the data directory (over the control socket) or not (directly on
