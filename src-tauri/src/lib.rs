@@ -11,10 +11,12 @@
 //!   `disasternet node`, the window opens and says so.
 //! - `setup` starts the [`Engine`] on Tauri's async runtime without blocking the window and
 //!   publishes the outcome (engine or [`ApiError`]) in a `watch` channel held by [`Shell`].
-//! - Every Tauri command awaits that outcome and maps 1:1 to one engine method, returning
-//!   `Result<T, ApiError>`: the frontend receives `{ code, message }` on failure. If the engine
-//!   could not start (e.g. `busy`: another node owns the data dir) every command returns that
-//!   error and the UI shows it.
+//! - Engine requests go through ONE Tauri command, `engine` (argument `request`: the tagged
+//!   `dn_node::api::Request`), which awaits that outcome and returns the request's JSON answer
+//!   or an [`ApiError`] (`{ code, message }` in the frontend). The requests and their answer
+//!   types are defined once in `dn_node::api`; the UI's typed functions are generated from
+//!   that definition (`ui/src/bindings/api.ts`). If the engine could not start (e.g. `busy`:
+//!   another node owns the data dir) every request gets that error and the UI shows it.
 //! - `restore_identity` checks the backup, stops the engine, swaps the key (the engine's
 //!   `restore_identity`, which keeps the old key) and starts the engine again; commands issued
 //!   meanwhile wait for it, and the frontend gets `"engine-restarted"`.
@@ -31,11 +33,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use dn_node::api::{
-    ApiError, BackupSummary, BlockedView, DmView, EngineEvent, ErrorCode, ExportFormat,
-    ExportSummary, IdentityView, MessageView, NetworkView, PeerView, Request, RestoreSummary,
-    RoomView, StatusView,
-};
+use dn_node::api::{calls, ApiError, EngineEvent, ErrorCode, Request, RestoreSummary};
 use dn_node::{Engine, NodeConfig, NodeOptions};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 use tokio::sync::{broadcast, watch};
@@ -106,131 +104,12 @@ impl Shell {
     }
 }
 
+/// Runs any engine request (the tagged [`Request`], defined once in `dn_node::api`) and
+/// returns its JSON answer. The UI calls it through the generated `ui/src/bindings/api.ts`
+/// (one typed function per request); its name is [`dn_node::api::ENGINE_COMMAND`].
 #[tauri::command]
-async fn identity(shell: State<'_, Shell>) -> Result<IdentityView, ApiError> {
-    shell.engine().await?.identity().await
-}
-
-#[tauri::command]
-async fn set_name(shell: State<'_, Shell>, name: String) -> Result<IdentityView, ApiError> {
-    shell.engine().await?.set_name(name).await
-}
-
-#[tauri::command]
-async fn join_room(shell: State<'_, Shell>, room: String) -> Result<RoomView, ApiError> {
-    shell.engine().await?.join_room(room).await
-}
-
-#[tauri::command]
-async fn set_muted(
-    shell: State<'_, Shell>,
-    room: String,
-    muted: bool,
-) -> Result<RoomView, ApiError> {
-    shell.engine().await?.set_muted(room, muted).await
-}
-
-#[tauri::command]
-async fn block_author(
-    shell: State<'_, Shell>,
-    author: String,
-    blocked: bool,
-) -> Result<Vec<BlockedView>, ApiError> {
-    shell.engine().await?.block(author, blocked).await
-}
-
-#[tauri::command]
-async fn blocked_authors(shell: State<'_, Shell>) -> Result<Vec<BlockedView>, ApiError> {
-    shell.engine().await?.blocked().await
-}
-
-#[tauri::command]
-async fn leave_room(shell: State<'_, Shell>, room: String) -> Result<RoomView, ApiError> {
-    shell.engine().await?.leave_room(room).await
-}
-
-#[tauri::command]
-async fn rooms(shell: State<'_, Shell>) -> Result<Vec<RoomView>, ApiError> {
-    shell.engine().await?.rooms().await
-}
-
-#[tauri::command]
-async fn send(
-    shell: State<'_, Shell>,
-    room: String,
-    body: String,
-) -> Result<MessageView, ApiError> {
-    shell.engine().await?.send(room, body).await
-}
-
-#[tauri::command]
-async fn messages(
-    shell: State<'_, Shell>,
-    room: String,
-    limit: u32,
-    before: Option<String>,
-) -> Result<Vec<MessageView>, ApiError> {
-    shell.engine().await?.messages(room, limit, before).await
-}
-
-#[tauri::command]
-async fn peers(shell: State<'_, Shell>) -> Result<Vec<PeerView>, ApiError> {
-    shell.engine().await?.peers().await
-}
-
-#[tauri::command]
-async fn status(shell: State<'_, Shell>) -> Result<StatusView, ApiError> {
-    shell.engine().await?.status().await
-}
-
-/// Export of one room (or all) in a chosen format, to a path picked by the user.
-#[tauri::command]
-async fn export_messages(
-    shell: State<'_, Shell>,
-    room: Option<String>,
-    format: ExportFormat,
-    path: String,
-) -> Result<ExportSummary, ApiError> {
-    shell.engine().await?.export(room, path, format).await
-}
-
-/// Writes a backup of the node's identity key (the file IS the identity).
-#[tauri::command]
-async fn backup_identity(shell: State<'_, Shell>, path: String) -> Result<BackupSummary, ApiError> {
-    shell.engine().await?.backup_identity(path).await
-}
-
-/// Runs a generic engine request and decodes its JSON answer.
-async fn typed<T: serde::de::DeserializeOwned>(
-    shell: &State<'_, Shell>,
-    req: Request,
-) -> Result<T, ApiError> {
-    let value = shell.engine().await?.request(req).await?;
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("unexpected engine answer: {e}"),
-        )
-    })
-}
-
-#[tauri::command]
-async fn send_dm(shell: State<'_, Shell>, to: String, body: String) -> Result<DmView, ApiError> {
-    typed(&shell, Request::SendDm { to, body }).await
-}
-
-#[tauri::command]
-async fn dm_log(
-    shell: State<'_, Shell>,
-    with: String,
-    limit: u32,
-) -> Result<Vec<DmView>, ApiError> {
-    typed(&shell, Request::DmLog { with, limit }).await
-}
-
-#[tauri::command]
-async fn network(shell: State<'_, Shell>) -> Result<NetworkView, ApiError> {
-    typed(&shell, Request::Network).await
+async fn engine(shell: State<'_, Shell>, request: Request) -> Result<serde_json::Value, ApiError> {
+    shell.engine().await?.request(request).await
 }
 
 /// Builds the engine configuration from the command line (data dir: `--data-dir`, else the
@@ -363,7 +242,7 @@ async fn restore_identity(
     let backup = PathBuf::from(&path);
     let new_id = dn_node::check_backup(&backup)?;
     let engine = shell.engine().await?;
-    if engine.identity().await?.id == new_id {
+    if engine.call(calls::Identity).await?.id == new_id {
         return Ok(RestoreSummary {
             id: new_id,
             previous_key: None,
@@ -469,26 +348,7 @@ pub fn run() -> ExitCode {
                 .build(),
         )
         .manage(shell)
-        .invoke_handler(tauri::generate_handler![
-            identity,
-            set_name,
-            join_room,
-            leave_room,
-            set_muted,
-            block_author,
-            blocked_authors,
-            rooms,
-            send,
-            messages,
-            peers,
-            status,
-            export_messages,
-            backup_identity,
-            restore_identity,
-            send_dm,
-            dm_log,
-            network
-        ])
+        .invoke_handler(tauri::generate_handler![engine, restore_identity])
         .setup(move |app| {
             match start {
                 Ok(cfg) => {
@@ -549,6 +409,16 @@ mod tests {
         assert_eq!(cfg.peers, ["10.0.0.2:7300", "10.0.0.3:7300"]);
         assert!(!cfg.mdns && !cfg.beacon && cfg.window);
         assert_eq!(cfg.carry_quota_bytes, 2 * 1024 * 1024);
+    }
+
+    /// The UI invokes the command by the name the generated bindings carry.
+    #[test]
+    fn engine_command_name_is_the_generated_one() {
+        fn name_of<T>(_: T) -> &'static str {
+            let full = std::any::type_name::<T>();
+            full.rsplit("::").next().unwrap_or(full)
+        }
+        assert_eq!(name_of(engine), dn_node::api::ENGINE_COMMAND);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { open, save } from "@tauri-apps/plugin-dialog";
+import { ENGINE_COMMAND, engineApi } from "./bindings/api";
 import type { ApiError } from "./bindings/ApiError";
 import type { BackupSummary } from "./bindings/BackupSummary";
 import type { BlockedView } from "./bindings/BlockedView";
@@ -73,7 +74,10 @@ export interface SaveFilter {
   extensions: string[];
 }
 
-/** Everything the UI can ask of the engine. One method per Tauri command. */
+/**
+ * Everything the UI can ask of the engine and the app. The engine requests delegate to the
+ * generated typed functions (bindings/api.ts); the rest are the app's own commands and dialogs.
+ */
 export interface Backend {
   identity(): Promise<IdentityView>;
   setName(name: string): Promise<IdentityView>;
@@ -120,22 +124,29 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
   }
 }
 
-/** The real backend: Tauri commands and events. */
+/**
+ * The engine requests, typed: generated from the Rust definition (crates/dn-node/src/api.rs)
+ * into bindings/api.ts, sent through the one Tauri command `engine`.
+ */
+const engine = engineApi((request) => call(ENGINE_COMMAND, { request }));
+
+/** The real backend: the engine's requests, the app's own commands, dialogs and events. */
 export const tauriBackend: Backend = {
-  identity: () => call("identity"),
-  setName: (name) => call("set_name", { name }),
-  joinRoom: (room) => call("join_room", { room }),
-  leaveRoom: (room) => call("leave_room", { room }),
-  setMuted: (room, muted) => call("set_muted", { room, muted }),
-  blockAuthor: (author, blocked) => call("block_author", { author, blocked }),
-  blockedAuthors: () => call("blocked_authors"),
-  rooms: () => call("rooms"),
-  send: (room, body) => call("send", { room, body }),
-  messages: (room, limit, before) => call("messages", { room, limit, before }),
-  peers: () => call("peers"),
-  status: () => call("status"),
-  exportMessages: (room, format, path) => call("export_messages", { room, format, path }),
-  backupIdentity: (path) => call("backup_identity", { path }),
+  identity: () => engine.identity(),
+  setName: (name) => engine.setName(name),
+  joinRoom: (room) => engine.joinRoom(room),
+  leaveRoom: (room) => engine.leaveRoom(room),
+  setMuted: (room, muted) => engine.setMuted(room, muted),
+  blockAuthor: (author, blocked) => engine.block(author, blocked),
+  blockedAuthors: () => engine.blocked(),
+  rooms: () => engine.rooms(),
+  send: (room, body) => engine.send(room, body),
+  messages: (room, limit, before) => engine.messages(room, limit, before),
+  peers: () => engine.peers(),
+  status: () => engine.status(),
+  exportMessages: (room, format, path) => engine.export(room, path, format),
+  backupIdentity: (path) => engine.backupIdentity(path),
+  // Not an engine request: the app stops the engine, swaps the key and starts it again.
   restoreIdentity: (path) => call("restore_identity", { path }),
   async pickSavePath(defaultName, filter) {
     try {
@@ -157,9 +168,9 @@ export const tauriBackend: Backend = {
       throw AppError.from(raw);
     }
   },
-  sendDm: (to, body) => call("send_dm", { to, body }),
-  dmLog: (peer, limit) => call("dm_log", { with: peer, limit }),
-  network: () => call("network"),
+  sendDm: (to, body) => engine.sendDm(to, body),
+  dmLog: (peer, limit) => engine.dmLog(peer, limit),
+  network: () => engine.network(),
   async subscribe(handlers) {
     const stops: UnlistenFn[] = [];
     try {

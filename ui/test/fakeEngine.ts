@@ -1,6 +1,8 @@
-// An in-memory engine behind `mockIPC`: answers the Tauri commands like src-tauri would.
+// An in-memory engine behind `mockIPC`: answers the Tauri commands (the `engine` command
+// with a tagged request, and the app's own commands) like src-tauri would.
 
 import { mockIPC } from "@tauri-apps/api/mocks";
+import { ENGINE_COMMAND } from "../src/bindings/api";
 import type { ApiError } from "../src/bindings/ApiError";
 import type { BlockedView } from "../src/bindings/BlockedView";
 import type { DmView } from "../src/bindings/DmView";
@@ -8,6 +10,7 @@ import type { NetworkView } from "../src/bindings/NetworkView";
 import type { IdentityView } from "../src/bindings/IdentityView";
 import type { MessageView } from "../src/bindings/MessageView";
 import type { PeerView } from "../src/bindings/PeerView";
+import type { Request } from "../src/bindings/Request";
 import type { RoomView } from "../src/bindings/RoomView";
 import type { StatusView } from "../src/bindings/StatusView";
 
@@ -33,9 +36,9 @@ export class FakeEngine {
   restoredIdentity: IdentityView = { id: "be".repeat(32), fingerprint: "bebe-bebe", name: "Amara" };
   /** When set, `peers` answers the list as it was when asked, once this resolves. */
   peersGate: Promise<void> | null = null;
-  /** When set, export_messages waits for this before answering (to observe progress). */
+  /** When set, export waits for this before answering (to observe progress). */
   exportGate: Promise<void> | null = null;
-  /** Files "written" by backup_identity / export_messages, by path. */
+  /** Files "written" by backup_identity / export, by path. */
   written = new Map<string, string>();
   /** `last_sync_at` in the status (ms since the epoch). */
   lastSyncAt: number | null = null;
@@ -126,7 +129,16 @@ export class FakeEngine {
     return d;
   }
 
-  private handle(cmd: string, args: Record<string, unknown>): unknown {
+  private handle(command: string, payload: Record<string, unknown>): unknown {
+    // Engine requests arrive through the one `engine` command as a tagged `Request`; they are
+    // recorded and answered by their `op`, with their fields as arguments.
+    let cmd = command;
+    let args = payload;
+    if (command === ENGINE_COMMAND) {
+      const { op, ...fields } = payload.request as Request;
+      cmd = op;
+      args = fields;
+    }
     this.calls.push({ cmd, args });
     if (this.startError) throw this.startError;
     const fail = (code: ApiError["code"], message: string): never => {
@@ -149,7 +161,7 @@ export class FakeEngine {
         else this.muted.delete(name);
         return this.room(name);
       }
-      case "block_author": {
+      case "block": {
         const author = String(args.author);
         if (!/^[0-9a-f]{64}$/.test(author)) fail("invalid_input", "not a node id");
         if (args.blocked === true) {
@@ -161,7 +173,7 @@ export class FakeEngine {
         }
         return [...this.blocked.values()];
       }
-      case "blocked_authors":
+      case "blocked":
         return [...this.blocked.values()];
       case "leave_room": {
         const name = String(args.room);
@@ -220,7 +232,7 @@ export class FakeEngine {
         }
         this.written.set(String(args.path), "identity");
         return { path: String(args.path) };
-      case "export_messages": {
+      case "export": {
         const room = typeof args.room === "string" ? args.room : null;
         if (!["jsonl", "csv", "html"].includes(String(args.format))) {
           return fail("invalid_input", `bad format ${String(args.format)}`);

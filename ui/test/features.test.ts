@@ -260,14 +260,14 @@ describe("blocking an author", () => {
     const button = $<HTMLButtonElement>(`.block-author[data-author="${BEN}"]`);
     button.click();
     // Nothing happens before the confirmation; Cancel restores the button.
-    expect(engine.calls.some((c) => c.cmd === "block_author")).toBe(false);
+    expect(engine.calls.some((c) => c.cmd === "block")).toBe(false);
     expect($(".block-confirm").textContent).toContain("Hide and stop relaying everything from Ben?");
     $<HTMLButtonElement>(".block-no").click();
     expect(root.querySelector(".block-confirm")).toBeNull();
     $<HTMLButtonElement>(`.block-author[data-author="${BEN}"]`).click();
     $<HTMLButtonElement>(".block-yes").click();
     await settle();
-    expect(engine.calls.find((c) => c.cmd === "block_author")?.args).toEqual({ author: BEN, blocked: true });
+    expect(engine.calls.find((c) => c.cmd === "block")?.args).toEqual({ author: BEN, blocked: true });
     expect(texts("#message-list .body")).toEqual(["beds free at the school", "mine"]);
     expect(store.state.blocked.map((b) => b.id)).toEqual([BEN]);
     // The identity pane lists Ben; Unblock brings his messages back.
@@ -276,7 +276,7 @@ describe("blocking an author", () => {
     expect(texts("#blocked-list .author")).toEqual(["Ben"]);
     $<HTMLButtonElement>(`#blocked-list .unblock[data-author="${BEN}"]`).click();
     await settle();
-    expect(engine.calls.filter((c) => c.cmd === "block_author").at(-1)?.args).toEqual({ author: BEN, blocked: false });
+    expect(engine.calls.filter((c) => c.cmd === "block").at(-1)?.args).toEqual({ author: BEN, blocked: false });
     expect(texts("#blocked-list li")).toEqual(["Nobody is blocked."]);
     await store.selectRoom("medical");
     await settle();

@@ -83,7 +83,7 @@ describe("export", () => {
         filters: [{ name: "CSV spreadsheet", extensions: ["csv"] }],
       },
     });
-    expect(engine.calls.find((c) => c.cmd === "export_messages")?.args).toEqual({
+    expect(engine.calls.find((c) => c.cmd === "export")?.args).toEqual({
       room: "medical",
       format: "csv",
       path: "/home/ana/medical.csv",
@@ -106,7 +106,7 @@ describe("export", () => {
     engine.savePath = null;
     expect(await store.exportMessages("medical", "csv")).toBeNull();
     expect(store.state.transfer.done).toBe(before);
-    expect(engine.calls.filter((c) => c.cmd === "export_messages")).toHaveLength(1);
+    expect(engine.calls.filter((c) => c.cmd === "export")).toHaveLength(1);
   });
 });
 
@@ -141,7 +141,7 @@ describe("identity & export pane", () => {
       engine.savePath = "/tmp/water.html";
       q<HTMLButtonElement>("#export-messages").click();
       await settle();
-      expect(engine.calls.find((c) => c.cmd === "export_messages")?.args).toEqual({
+      expect(engine.calls.find((c) => c.cmd === "export")?.args).toEqual({
         room: "water",
         format: "html",
         path: "/tmp/water.html",

@@ -5,24 +5,22 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use dn_node::display::safe_line;
 use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
-    ApiError, BackupSummary, BlockedView, Client, DmView, Engine, ExportFormat, ExportSummary,
-    IdentityView, MessageView, NetworkView, NodeConfig, NodeOptions, PeerView, Request, RoomView,
-    StatusView,
+    calls, ApiError, BlockedView, Call, Client, DmView, Engine, ErrorCode, ExportFormat,
+    IdentityView, MessageView, NodeConfig, NodeOptions, PeerView, RoomView,
 };
 use dn_proto::sim;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 #[derive(Parser)]
 #[command(
     name = "disasternet",
     version,
-    about = "Offline-first peer-to-peer emergency messaging"
+    about = "Offline-first peer-to-peer emergency messaging",
+    after_help = EXIT_STATUS_HELP
 )]
 struct Cli {
     /// Data directory (identity key, message store). Defaults to the desktop app's.
@@ -267,7 +265,7 @@ enum RoomCmd {
 }
 
 fn default_data_dir() -> Result<PathBuf> {
-    dn_node::default_data_dir().map_err(|e| anyhow!("{}", e.message))
+    Ok(dn_node::default_data_dir()?)
 }
 
 fn main() -> ExitCode {
@@ -293,13 +291,61 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
-            ExitCode::FAILURE
+            let e = api_error(&e);
+            if json {
+                let out = serde_json::json!({ "error": &e });
+                println!("{out}");
+            } else {
+                eprintln!("error: {}", e.message);
+            }
+            ExitCode::from(exit_status(e.code))
         }
     }
+}
+
+/// The exit statuses, for `--help` (kept in step with [`exit_status`] by a test).
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  success
+  1  failure: a verification found bad lines, or an internal error
+  2  invalid input: a bad argument, room name, id or file (also command-line usage errors)
+  3  busy: another node or the app holds the data directory, or it does not answer
+  4  storage: the message store failed
+  5  io: a file or socket operation failed
+  6  not found: a room, peer or file does not exist
+  7  no name: set a display name first (`disasternet name NAME`)
+With --json, an error is printed on stdout as {\"error\": {\"code\": \"...\", \"message\": \"...\"}}.";
+
+/// The exit status of a failed command, by error class (see [`EXIT_STATUS_HELP`]).
+fn exit_status(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::Internal => 1,
+        ErrorCode::InvalidInput => 2,
+        ErrorCode::Busy => 3,
+        ErrorCode::Storage => 4,
+        ErrorCode::Io => 5,
+        ErrorCode::NotFound => 6,
+        ErrorCode::NoName => 7,
+    }
+}
+
+/// The engine's error when there is one in the chain (its code and message), else an
+/// `internal` error with the whole chain on one line.
+fn api_error(e: &anyhow::Error) -> ApiError {
+    match e.chain().find_map(|c| c.downcast_ref::<ApiError>()) {
+        Some(api) if e.chain().count() == 1 => api.clone(),
+        Some(api) => ApiError::new(api.code, one_line(e)),
+        None => ApiError::new(ErrorCode::Internal, one_line(e)),
+    }
+}
+
+/// A wrong argument found by the CLI itself (exit status 2).
+fn invalid(message: impl Into<String>) -> anyhow::Error {
+    ApiError::new(ErrorCode::InvalidInput, message).into()
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -315,13 +361,9 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-async fn call<T: DeserializeOwned>(client: &Client, req: Request) -> Result<T> {
-    let v: Value = client.request(req).await.map_err(api)?;
-    serde_json::from_value(v).context("unexpected answer from the engine")
-}
-
-fn api(e: ApiError) -> anyhow::Error {
-    anyhow!(e.message)
+/// One typed engine request; the answer is decoded by the engine's one JSON → T path.
+async fn call<C: Call>(client: &Client, c: C) -> Result<C::Response> {
+    Ok(client.call(c).await?)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -340,7 +382,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Sim(args) => return simulate(&args, json),
         _ => {}
     }
-    let client = Client::open(&data_dir).await.map_err(api)?;
+    let client = Client::open(&data_dir).await?;
     let result = command(&client, cli.cmd, json).await;
     client.close().await;
     result.map(|()| ExitCode::SUCCESS)
@@ -350,8 +392,8 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
     match cmd {
         Cmd::Init { name } => {
             let id: IdentityView = match name {
-                Some(name) => call(client, Request::SetName { name }).await?,
-                None => call(client, Request::Identity).await?,
+                Some(name) => call(client, calls::SetName { name }).await?,
+                None => call(client, calls::Identity).await?,
             };
             if json {
                 print_json(&id)?;
@@ -363,7 +405,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Id => {
-            let id: IdentityView = call(client, Request::Identity).await?;
+            let id = call(client, calls::Identity).await?;
             if json {
                 print_json(&id)?;
             } else {
@@ -371,7 +413,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Name { name } => {
-            let id: IdentityView = call(client, Request::SetName { name }).await?;
+            let id = call(client, calls::SetName { name }).await?;
             if json {
                 print_json(&id)?;
             } else {
@@ -382,27 +424,38 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Room { cmd } => {
-            let (req, verb) = match cmd {
-                RoomCmd::Create { name } | RoomCmd::Join { name } => {
-                    (Request::JoinRoom { room: name }, "joined")
+            let (room, verb) = match cmd {
+                RoomCmd::Create { name } | RoomCmd::Join { name } => (
+                    call(client, calls::JoinRoom { room: name }).await?,
+                    "joined",
+                ),
+                RoomCmd::Leave { name } => {
+                    (call(client, calls::LeaveRoom { room: name }).await?, "left")
                 }
-                RoomCmd::Leave { name } => (Request::LeaveRoom { room: name }, "left"),
                 RoomCmd::Mute { name } => (
-                    Request::SetMuted {
-                        room: name,
-                        muted: true,
-                    },
+                    call(
+                        client,
+                        calls::SetMuted {
+                            room: name,
+                            muted: true,
+                        },
+                    )
+                    .await?,
                     "muted",
                 ),
                 RoomCmd::Unmute { name } => (
-                    Request::SetMuted {
-                        room: name,
-                        muted: false,
-                    },
+                    call(
+                        client,
+                        calls::SetMuted {
+                            room: name,
+                            muted: false,
+                        },
+                    )
+                    .await?,
                     "unmuted",
                 ),
                 RoomCmd::List => {
-                    let rooms: Vec<RoomView> = call(client, Request::Rooms).await?;
+                    let rooms = call(client, calls::Rooms).await?;
                     if json {
                         return print_json(&rooms);
                     }
@@ -412,7 +465,6 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                     return Ok(());
                 }
             };
-            let room: RoomView = call(client, req).await?;
             if json {
                 print_json(&room)?;
             } else {
@@ -420,9 +472,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Send { room, text } => {
-            let m: MessageView = call(
+            let m = call(
                 client,
-                Request::Send {
+                calls::Send {
                     room,
                     body: text.join(" "),
                 },
@@ -438,9 +490,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Log { room, limit } => {
-            let msgs: Vec<MessageView> = call(
+            let msgs = call(
                 client,
-                Request::Messages {
+                calls::Messages {
                     room,
                     limit,
                     before: None,
@@ -455,9 +507,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Block { id } => {
-            let list: Vec<BlockedView> = call(
+            let list = call(
                 client,
-                Request::Block {
+                calls::Block {
                     author: id,
                     blocked: true,
                 },
@@ -466,9 +518,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             print_blocked(&list, json, "blocked")?;
         }
         Cmd::Unblock { id } => {
-            let list: Vec<BlockedView> = call(
+            let list = call(
                 client,
-                Request::Block {
+                calls::Block {
                     author: id,
                     blocked: false,
                 },
@@ -477,11 +529,11 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             print_blocked(&list, json, "unblocked")?;
         }
         Cmd::Blocked => {
-            let list: Vec<BlockedView> = call(client, Request::Blocked).await?;
+            let list = call(client, calls::Blocked).await?;
             print_blocked(&list, json, "")?;
         }
         Cmd::Peers => {
-            let peers: Vec<PeerView> = call(client, Request::Peers).await?;
+            let peers = call(client, calls::Peers).await?;
             if json {
                 return print_json(&peers);
             }
@@ -493,7 +545,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Status => {
-            let s: StatusView = call(client, Request::Status).await?;
+            let s = call(client, calls::Status).await?;
             if json {
                 return print_json(&s);
             }
@@ -555,7 +607,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             cmd: Some(DmCmd::Log { with, limit }),
             ..
         }) => {
-            let msgs: Vec<DmView> = call(client, Request::DmLog { with, limit }).await?;
+            let msgs = call(client, calls::DmLog { with, limit }).await?;
             if json {
                 return print_json(&msgs);
             }
@@ -569,13 +621,13 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             text,
         }) => {
             let to =
-                to.ok_or_else(|| anyhow!("dm needs --to ID and a text, or `dm log --with ID`"))?;
+                to.ok_or_else(|| invalid("dm needs --to ID and a text, or `dm log --with ID`"))?;
             if text.is_empty() {
-                return Err(anyhow!("dm --to ID needs a text"));
+                return Err(invalid("dm --to ID needs a text"));
             }
-            let m: DmView = call(
+            let m = call(
                 client,
-                Request::SendDm {
+                calls::SendDm {
                     to,
                     body: text.join(" "),
                 },
@@ -588,7 +640,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Network => {
-            let n: NetworkView = call(client, Request::Network).await?;
+            let n = call(client, calls::Network).await?;
             if json {
                 return print_json(&n);
             }
@@ -616,19 +668,16 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             );
         }
         Cmd::Connect { addr } => {
-            client
-                .request(Request::AddPeer { addr: addr.clone() })
-                .await
-                .map_err(api)?;
+            call(client, calls::AddPeer { addr: addr.clone() }).await?;
             if !json {
                 println!("dialing {addr}");
             }
         }
         Cmd::Export { room, out, format } => {
             let path = absolute(&out)?;
-            let s: ExportSummary = call(
+            let s = call(
                 client,
-                Request::Export {
+                calls::Export {
                     room,
                     path: path.display().to_string(),
                     format: format.into(),
@@ -645,9 +694,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             cmd: IdentityCmd::Backup { out },
         } => {
             let path = absolute(&out)?;
-            let s: BackupSummary = call(
+            let s = call(
                 client,
-                Request::BackupIdentity {
+                calls::BackupIdentity {
                     path: path.display().to_string(),
                 },
             )
@@ -681,7 +730,9 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     if p.is_absolute() {
         Ok(p.to_path_buf())
     } else {
-        Ok(std::env::current_dir()?.join(p))
+        let cwd = std::env::current_dir()
+            .map_err(|e| ApiError::new(ErrorCode::Io, format!("current directory: {e}")))?;
+        Ok(cwd.join(p))
     }
 }
 
@@ -755,7 +806,7 @@ fn sim_config(a: &SimArgs) -> Result<sim::SimConfig> {
 }
 
 fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
-    let cfg = sim_config(args)?;
+    let cfg = sim_config(args).map_err(|e| invalid(one_line(&e)))?;
     let mut runs = vec![cfg.clone()];
     if !args.no_baseline {
         runs.push(sim::SimConfig {
@@ -788,7 +839,7 @@ fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
 }
 
 fn restore(data_dir: &Path, file: &Path, json: bool) -> Result<ExitCode> {
-    let s = dn_node::restore_identity(data_dir, file).map_err(api)?;
+    let s = dn_node::restore_identity(data_dir, file)?;
     if json {
         print_json(&s)?;
     } else {
@@ -805,7 +856,7 @@ fn restore(data_dir: &Path, file: &Path, json: bool) -> Result<ExitCode> {
 }
 
 fn verify(file: &Path, json: bool) -> Result<ExitCode> {
-    let v = dn_node::export::verify_file_full(file).map_err(api)?;
+    let v = dn_node::export::verify_file_full(file)?;
     if json {
         print_json(&v)?;
     } else {
@@ -862,7 +913,7 @@ fn verify_report(v: &FileVerification) -> String {
 }
 
 fn salvage(data_dir: &Path, force: bool, json: bool) -> Result<ExitCode> {
-    let o = dn_node::salvage_store(data_dir, force).map_err(api)?;
+    let o = dn_node::salvage_store(data_dir, force)?;
     if json {
         print_json(&o)?;
     } else {
@@ -997,7 +1048,7 @@ fn status_rooms_line(rooms: &[RoomView]) -> String {
 
 async fn run_node(cfg: NodeConfig) -> Result<ExitCode> {
     dn_node::init_tracing();
-    let engine = Engine::start(cfg).await.map_err(api)?;
+    let engine = Engine::start(cfg).await?;
     dn_node::shutdown_signal().await;
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -1119,6 +1170,49 @@ mod tests {
         let out = verify_report(&v);
         assert!(out.contains("DOES NOT MATCH"), "{out}");
         assert!(!out.contains('\x1b'), "{out:?}");
+    }
+
+    /// Every error code has its own documented exit status, distinct from 0 and from the
+    /// others, and `--help` lists it.
+    #[test]
+    fn exit_statuses_are_distinct_and_documented() {
+        let codes = [
+            (ErrorCode::Internal, "internal"),
+            (ErrorCode::InvalidInput, "invalid input"),
+            (ErrorCode::Busy, "busy"),
+            (ErrorCode::Storage, "storage"),
+            (ErrorCode::Io, "io"),
+            (ErrorCode::NotFound, "not found"),
+            (ErrorCode::NoName, "no name"),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, words) in codes {
+            let status = exit_status(code);
+            assert_ne!(status, 0);
+            assert!(seen.insert(status), "{code:?} shares exit status {status}");
+            let line = format!("  {status}  ");
+            let doc = EXIT_STATUS_HELP
+                .lines()
+                .find(|l| l.starts_with(&line))
+                .unwrap_or_else(|| panic!("no help line for {status}"));
+            assert!(doc.contains(words), "{code:?}: {doc}");
+        }
+        assert_eq!(
+            exit_status(ErrorCode::InvalidInput),
+            2,
+            "usage errors are 2 (clap)"
+        );
+    }
+
+    #[test]
+    fn errors_keep_the_engine_code_through_context() {
+        let e: anyhow::Error = ApiError::new(ErrorCode::Busy, "held").into();
+        assert_eq!(api_error(&e), ApiError::new(ErrorCode::Busy, "held"));
+        let e = e.context("opening the data directory");
+        let a = api_error(&e);
+        assert_eq!(a.code, ErrorCode::Busy);
+        assert_eq!(a.message, "opening the data directory: held");
+        assert_eq!(api_error(&anyhow!("boom")).code, ErrorCode::Internal);
     }
 
     #[test]

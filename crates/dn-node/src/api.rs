@@ -1,8 +1,17 @@
 //! The engine API shared by the CLI (directly or over the control socket) and the desktop app.
 //! Every type here crosses a process or language boundary: serde for JSON, ts-rs for the
 //! generated TypeScript bindings in `ui/src/bindings/`.
+//!
+//! The requests are defined once, in the `requests!` list below: each one's name, typed
+//! fields and typed answer. From it come the [`Request`] enum (the JSON/control-socket
+//! protocol), one typed struct per request in [`calls`] ([`Call`]: `engine.call(calls::Rooms)`
+//! answers `Vec<RoomView>`), and the generated `ui/src/bindings/api.ts` (one typed function
+//! per request, [`typescript_api`]), written with the ts-rs bindings and the UI's limits
+//! (`limits.ts`, [`typescript_limits`]) by `cargo test -p dn-node`.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use ts_rs::TS;
 
 /// A stored message as shown to users and scripts. `log --json` and `export` use these field
@@ -381,46 +390,148 @@ pub struct RestoreSummary {
     pub previous_key: Option<String>,
 }
 
-/// A request to the engine (also the control-socket protocol: one JSON object per line).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(tag = "op", rename_all = "snake_case")]
-#[ts(export)]
-pub enum Request {
-    /// → `IdentityView`
-    Identity,
-    /// → `IdentityView`
+/// Name of the Tauri command that runs any [`Request`] (argument `request`, answer: the JSON of
+/// its [`Call::Response`]); the generated `ui/src/bindings/api.ts` calls it.
+pub const ENGINE_COMMAND: &str = "engine";
+
+/// A typed engine request: one struct per [`Request`] variant (in [`calls`]), converting into
+/// it, with the type of its answer. [`crate::Engine::call`] and [`crate::Client::call`] take
+/// these and decode the answer with [`decode`].
+pub trait Call: Into<Request> {
+    /// The answer's type (JSON on the wire and over the control socket, ts-rs in the UI).
+    type Response: Serialize + DeserializeOwned + TS;
+}
+
+/// Decodes an engine answer (JSON) into its type. The one "JSON value → T" path, used by the
+/// engine, the CLI and the app.
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("unexpected engine answer: {e}"),
+        )
+    })
+}
+
+/// Builds a typed call struct: a unit struct for a request without fields.
+macro_rules! call_struct {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name;
+    };
+    ($(#[$m:meta])* $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name { $($body)* }
+    };
+}
+
+/// The one definition of the engine API: from a list of `Variant { fields } => Response;` it
+/// builds the [`Request`] enum (serde-tagged by `op`, the control-socket protocol), one typed
+/// struct per request in [`calls`] implementing [`Call`], and [`typescript_api`], the
+/// generated `ui/src/bindings/api.ts` (one typed function per request).
+macro_rules! requests {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident $({ $(
+            $(#[doc = $fdoc:literal])*
+            $(#[serde($($serde:tt)*)])?
+            $field:ident : $fty:ty
+        ),* $(,)? })? => $resp:ty;
+    )*) => {
+        /// A request to the engine (also the control-socket protocol: one JSON object per line).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        #[ts(export)]
+        pub enum Request {
+            $(
+                $(#[doc = $doc])*
+                $variant $({ $(
+                    $(#[doc = $fdoc])*
+                    $(#[serde($($serde)*)])?
+                    $field: $fty
+                ),* })?,
+            )*
+        }
+
+        /// One typed struct per [`Request`] variant, with the same fields; each implements
+        /// [`Call`] (its answer type) and converts into its [`Request`].
+        pub mod calls {
+            use super::*;
+            $(
+                call_struct! {
+                    $(#[doc = $doc])*
+                    $variant $({ $(
+                        $(#[doc = $fdoc])*
+                        pub $field: $fty
+                    ),* })?
+                }
+                impl Call for $variant {
+                    type Response = $resp;
+                }
+                impl From<$variant> for Request {
+                    fn from(call: $variant) -> Request {
+                        let $variant $({ $($field),* })? = call;
+                        Request::$variant $({ $($field),* })?
+                    }
+                }
+            )*
+        }
+
+        /// Describes every request for the TypeScript generator.
+        fn request_specs() -> Vec<RequestSpec> {
+            vec![$(RequestSpec {
+                variant: stringify!($variant),
+                op: snake_case(stringify!($variant)),
+                docs: &[$($doc),*],
+                fields: vec![$($(FieldSpec {
+                    name: stringify!($field),
+                    docs: &[$($fdoc),*],
+                    ts: <$fty as TS>::name(),
+                }),*)?],
+                response: <$resp as TS>::name(),
+            }),*]
+        }
+    };
+}
+
+requests! {
+    /// This node's identity.
+    Identity => IdentityView;
+    /// Sets the display name.
     SetName {
         /// New display name.
         name: String,
-    },
-    /// Join (creating if new) a room. → `RoomView`
+    } => IdentityView;
+    /// Join (creating if new) a room.
     JoinRoom {
         /// Room name.
         room: String,
-    },
-    /// Mute or unmute a room's notifications in the app (joined or not). → `RoomView`
+    } => RoomView;
+    /// Mute or unmute a room's notifications in the app (joined or not).
     SetMuted {
         /// Room name.
         room: String,
         /// Muted from now on.
         muted: bool,
-    },
-    /// Leave a room (its messages stay stored). → `RoomView`
+    } => RoomView;
+    /// Leave a room (its messages stay stored).
     LeaveRoom {
         /// Room name.
         room: String,
-    },
-    /// → `Vec<RoomView>` (joined rooms first, then rooms with stored messages)
-    Rooms,
-    /// Sign, store durably, then spread. → `MessageView`
+    } => RoomView;
+    /// Rooms: joined rooms first, then rooms with stored messages.
+    Rooms => Vec<RoomView>;
+    /// Sign, store durably, then spread.
     Send {
         /// Room (must be joined).
         room: String,
         /// Text.
         body: String,
-    },
+    } => MessageView;
     /// Messages of a room in room order (timestamp, author, id), the newest `limit`, optionally
-    /// strictly before a message id. → `Vec<MessageView>` oldest first.
+    /// strictly before a message id; oldest first.
     Messages {
         /// Room.
         room: String,
@@ -428,12 +539,12 @@ pub enum Request {
         limit: u32,
         /// Page before this message id.
         before: Option<String>,
-    },
-    /// → `Vec<PeerView>`
-    Peers,
-    /// → `StatusView`
-    Status,
-    /// Write an export (JSON Lines by default). → `ExportSummary`
+    } => Vec<MessageView>;
+    /// Known peers.
+    Peers => Vec<PeerView>;
+    /// Live status.
+    Status => StatusView;
+    /// Write an export (JSON Lines by default).
     Export {
         /// One room, or all when absent.
         room: Option<String>,
@@ -442,48 +553,238 @@ pub enum Request {
         /// File format (absent: `jsonl`).
         #[serde(default)]
         format: ExportFormat,
-    },
+    } => ExportSummary;
     /// Write a backup of this node's identity key (mode 0600; the file IS the identity).
-    /// → `BackupSummary`
     BackupIdentity {
         /// Output file (absolute path, written by the engine's process).
         path: String,
-    },
-    /// The network graph. → `NetworkView`
-    Network,
-    /// Send an end-to-end encrypted direct message. → `DmView`
+    } => BackupSummary;
+    /// The network graph.
+    Network => NetworkView;
+    /// Send an end-to-end encrypted direct message.
     SendDm {
         /// Recipient node id (64 hex).
         to: String,
         /// Text (at most 5,900 bytes).
         body: String,
-    },
-    /// Direct messages exchanged with one node, oldest first. → `Vec<DmView>`
+    } => DmView;
+    /// Direct messages exchanged with one node, oldest first.
     DmLog {
         /// The other node (64 hex).
         with: String,
         /// Most messages returned (newest ones).
         limit: u32,
-    },
-    /// Dial a peer by address (`host:port`). → `null`
+    } => Vec<DmView>;
+    /// Dial a peer by address (`host:port`).
     AddPeer {
         /// Address.
         addr: String,
-    },
+    } => ();
     /// Ask the program that runs this node to bring its window to the front (sent by a second
-    /// start of the app on the same data directory). → `ActivateView`
-    Activate,
+    /// start of the app on the same data directory).
+    Activate => ActivateView;
     /// Block or unblock an author (local moderation, kept per data directory): a blocked
     /// author's messages are hidden, not stored when they arrive, and not relayed or carried.
-    /// → `Vec<BlockedView>` (the list after the change)
+    /// Answers the blocked list after the change.
     Block {
         /// The author's node id (64 hex).
         author: String,
         /// Blocked from now on.
         blocked: bool,
-    },
-    /// Blocked authors, oldest block first. → `Vec<BlockedView>`
-    Blocked,
+    } => Vec<BlockedView>;
+    /// Blocked authors, oldest block first.
+    Blocked => Vec<BlockedView>;
+}
+
+/// `SetName` → `set_name`, as serde's `rename_all = "snake_case"` writes a variant name.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One request as the TypeScript generator sees it.
+struct RequestSpec {
+    variant: &'static str,
+    op: String,
+    docs: &'static [&'static str],
+    fields: Vec<FieldSpec>,
+    response: String,
+}
+
+/// One field of a request.
+struct FieldSpec {
+    name: &'static str,
+    docs: &'static [&'static str],
+    ts: String,
+}
+
+/// Header of the files generated here (not by ts-rs).
+const GENERATED: &str =
+    "// This file was generated from crates/dn-node/src/api.rs by `cargo test -p dn-node`. \
+                         Do not edit this file manually.\n";
+
+/// JavaScript reserved words a field may be named (a parameter cannot be).
+const JS_RESERVED: &[&str] = &[
+    "with", "default", "delete", "export", "function", "import", "in", "new", "this", "var",
+    "void", "while", "yield", "class", "const", "enum", "let", "static",
+];
+
+/// The field as a TypeScript parameter name.
+fn ts_param(field: &str) -> String {
+    if JS_RESERVED.contains(&field) {
+        format!("{field}_")
+    } else {
+        field.to_string()
+    }
+}
+
+/// The binding types a TypeScript type names (`Array<RoomView>` → `RoomView`): identifiers
+/// starting with a capital, except TypeScript's own generics.
+fn named_types(ts: &str) -> impl Iterator<Item = &str> {
+    ts.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
+        .filter(|w| !["Array", "Record", "Promise", "Partial"].contains(w))
+}
+
+/// `SetName` → `setName`.
+fn lower_camel(variant: &str) -> String {
+    let mut c = variant.chars();
+    c.next()
+        .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// A JSDoc block from doc lines (each `///` line is one literal starting with a space).
+fn js_doc(out: &mut String, indent: &str, docs: &[&str], params: &[(String, String)]) {
+    if docs.is_empty() && params.is_empty() {
+        return;
+    }
+    out.push_str(&format!("{indent}/**\n"));
+    for d in docs {
+        out.push_str(&format!("{indent} *{}\n", d.trim_end()));
+    }
+    for (name, doc) in params {
+        out.push_str(&format!("{indent} * @param {name} {doc}\n"));
+    }
+    out.push_str(&format!("{indent} */\n"));
+}
+
+/// The TypeScript module `ui/src/bindings/api.ts`: an `EngineApi` interface with one typed
+/// function per [`Request`] (parameters: its fields in order; result: its [`Call::Response`]),
+/// and `engineApi(send)`, which builds the tagged request and hands it to `send` (the UI's
+/// transport: the Tauri command [`ENGINE_COMMAND`]).
+pub fn typescript_api() -> String {
+    let specs = request_specs();
+    let mut imports = std::collections::BTreeSet::from(["Request"]);
+    for s in &specs {
+        for ts in s
+            .fields
+            .iter()
+            .map(|f| f.ts.as_str())
+            .chain([s.response.as_str()])
+        {
+            imports.extend(named_types(ts));
+        }
+    }
+    let mut out = String::from(GENERATED);
+    for i in &imports {
+        out.push_str(&format!("import type {{ {i} }} from \"./{i}\";\n"));
+    }
+    out.push_str(&format!(
+        "\n/** Name of the Tauri command that runs any engine request (argument `request`). */\n\
+         export const ENGINE_COMMAND = \"{ENGINE_COMMAND}\";\n\n\
+         /** Sends one engine request; resolves to its JSON answer, rejects with an `ApiError`. */\n\
+         export type Send = (request: Request) => Promise<unknown>;\n\n\
+         /** Every engine request as a typed function (one per `Request` variant). */\n\
+         export interface EngineApi {{\n"
+    ));
+    for s in &specs {
+        let params: Vec<(String, String)> = s
+            .fields
+            .iter()
+            .map(|f| (ts_param(f.name), f.docs.join(" ").trim().to_string()))
+            .collect();
+        js_doc(&mut out, "  ", s.docs, &params);
+        let sig: Vec<String> = s
+            .fields
+            .iter()
+            .map(|f| format!("{}: {}", ts_param(f.name), f.ts))
+            .collect();
+        out.push_str(&format!(
+            "  {}({}): Promise<{}>;\n",
+            lower_camel(s.variant),
+            sig.join(", "),
+            s.response
+        ));
+    }
+    out.push_str(
+        "}\n\n/** The typed functions over a transport (`send`). */\n\
+         export function engineApi(send: Send): EngineApi {\n  return {\n",
+    );
+    for s in &specs {
+        let params: Vec<String> = s.fields.iter().map(|f| ts_param(f.name)).collect();
+        let mut body = vec![format!("op: \"{}\"", s.op)];
+        for f in &s.fields {
+            let p = ts_param(f.name);
+            body.push(if p == f.name {
+                p
+            } else {
+                format!("{}: {p}", f.name)
+            });
+        }
+        out.push_str(&format!(
+            "    {}: ({}) => send({{ {} }}) as Promise<{}>,\n",
+            lower_camel(s.variant),
+            params.join(", "),
+            body.join(", "),
+            s.response
+        ));
+    }
+    out.push_str("  };\n}\n");
+    out
+}
+
+/// The TypeScript module `ui/src/bindings/limits.ts`: the protocol limits the UI checks
+/// before sending (the engine enforces them again).
+pub fn typescript_limits() -> String {
+    use dn_proto::{dm, message};
+    let limits: [(&str, usize, &str); 4] = [
+        (
+            "MAX_BODY_BYTES",
+            message::MAX_BODY_BYTES,
+            "Longest message body, UTF-8 bytes.",
+        ),
+        (
+            "MAX_DM_TEXT_BYTES",
+            dm::MAX_DM_TEXT_BYTES,
+            "Longest direct message text, UTF-8 bytes.",
+        ),
+        (
+            "MAX_NAME_BYTES",
+            message::MAX_NAME_BYTES,
+            "Longest display name, UTF-8 bytes.",
+        ),
+        (
+            "MAX_ROOM_BYTES",
+            message::MAX_ROOM_BYTES,
+            "Longest room name, UTF-8 bytes.",
+        ),
+    ];
+    let mut out = String::from(GENERATED);
+    for (name, value, doc) in limits {
+        out.push_str(&format!("\n/** {doc} */\nexport const {name} = {value};\n"));
+    }
+    out
 }
 
 /// Something that happened, pushed to the app (Tauri events) and subscribers.
@@ -551,5 +852,108 @@ pub enum EngineEvent {
 impl From<dn_store::StoreError> for ApiError {
     fn from(e: dn_store::StoreError) -> Self {
         ApiError::new(ErrorCode::Storage, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where ts-rs writes the bindings (`TS_RS_EXPORT_DIR`, set in .cargo/config.toml).
+    fn bindings_dir() -> std::path::PathBuf {
+        std::env::var_os("TS_RS_EXPORT_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings")
+            })
+    }
+
+    fn write_if_changed(name: &str, text: &str) {
+        let path = bindings_dir().join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            std::fs::write(&path, text).unwrap();
+        }
+    }
+
+    /// Writes `api.ts` and `limits.ts` beside the ts-rs bindings (`make test-bindings` then
+    /// catches a stale committed copy).
+    #[test]
+    fn export_api_and_limits_bindings() {
+        write_if_changed("api.ts", &typescript_api());
+        write_if_changed("limits.ts", &typescript_limits());
+    }
+
+    #[test]
+    fn ops_are_the_serde_tags() {
+        let decl = <Request as TS>::decl();
+        let specs = request_specs();
+        assert_eq!(specs.len(), decl.matches("\"op\": ").count(), "{decl}");
+        for s in &specs {
+            assert!(
+                decl.contains(&format!("\"op\": \"{}\"", s.op)),
+                "{} in {decl}",
+                s.op
+            );
+        }
+        let v = serde_json::to_value(Request::from(calls::DmLog {
+            with: "ab".into(),
+            limit: 3,
+        }))
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"op": "dm_log", "with": "ab", "limit": 3})
+        );
+        assert_eq!(Request::from(calls::Identity), Request::Identity);
+    }
+
+    #[test]
+    fn generated_api_has_one_typed_function_per_request() {
+        let ts = typescript_api();
+        assert!(
+            ts.contains("  setName(name: string): Promise<IdentityView>;"),
+            "{ts}"
+        );
+        assert!(
+            ts.contains(
+                "  messages(room: string, limit: number, before: string | null): \
+                 Promise<Array<MessageView>>;"
+            ),
+            "{ts}"
+        );
+        // A reserved word is renamed as a parameter, not in the request.
+        assert!(
+            ts.contains("dmLog: (with_, limit) => send({ op: \"dm_log\", with: with_, limit })"),
+            "{ts}"
+        );
+        assert!(ts.contains("addPeer(addr: string): Promise<null>;"), "{ts}");
+        assert!(
+            ts.contains("import type { ExportFormat } from \"./ExportFormat\";"),
+            "{ts}"
+        );
+        assert_eq!(
+            ts.matches(") => send({ op: ").count(),
+            request_specs().len()
+        );
+    }
+
+    #[test]
+    fn limits_are_the_protocol_constants() {
+        let ts = typescript_limits();
+        assert!(ts.contains("export const MAX_BODY_BYTES = 8192;"), "{ts}");
+        assert!(
+            ts.contains("export const MAX_DM_TEXT_BYTES = 5900;"),
+            "{ts}"
+        );
+        assert!(ts.contains("export const MAX_NAME_BYTES = 64;"), "{ts}");
+        assert!(ts.contains("export const MAX_ROOM_BYTES = 64;"), "{ts}");
+    }
+
+    #[test]
+    fn decode_names_a_wrong_answer_internal() {
+        let e = decode::<RoomView>(serde_json::json!({"name": 1})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Internal);
+        let rooms: Vec<RoomView> = decode(serde_json::json!([])).unwrap();
+        assert!(rooms.is_empty());
     }
 }

@@ -11,6 +11,8 @@
 //! - [`discovery`]: mDNS announce + browse; [`beacon`]: UDP broadcast fallback.
 //! - [`control`]: the owner-only Unix socket through which the CLI reaches a running node.
 //! - [`export`]: JSON Lines export and offline verification.
+//! - [`api`]: the one definition of the requests (their typed fields and answers), the views
+//!   and errors; [`Engine::call`] / [`Client::call`] run a typed request from [`calls`].
 //!
 //! [`Engine::start`] runs a full node; [`Client::open`] gives the CLI the same request API
 //! whether a node runs on the data directory (over the control socket) or not (directly on
@@ -38,7 +40,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 use tracing::{info, warn};
@@ -134,7 +135,7 @@ pub async fn activate_running(data_dir: &Path) -> Result<Option<ActivateView>, A
         })??;
     match answer {
         None => Ok(None),
-        Some(v) => serde_json::from_value(v).map(Some).map_err(internal),
+        Some(v) => decode(v).map(Some),
     }
 }
 
@@ -399,7 +400,7 @@ impl Engine {
                 });
             }
         }
-        for p in engine.peers().await.unwrap_or_default() {
+        for p in engine.call(calls::Peers).await.unwrap_or_default() {
             let Ok(id) = dn_proto::NodeId::from_hex(&p.id) else {
                 continue;
             };
@@ -469,84 +470,10 @@ impl Engine {
             .map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?
     }
 
-    async fn typed<T: DeserializeOwned>(&self, req: Request) -> Result<T, ApiError> {
-        serde_json::from_value(self.request(req).await?).map_err(internal)
-    }
-
-    /// This node's identity.
-    pub async fn identity(&self) -> Result<IdentityView, ApiError> {
-        self.typed(Request::Identity).await
-    }
-    /// Sets the display name.
-    pub async fn set_name(&self, name: String) -> Result<IdentityView, ApiError> {
-        self.typed(Request::SetName { name }).await
-    }
-    /// Joins (creates) a room.
-    pub async fn join_room(&self, room: String) -> Result<RoomView, ApiError> {
-        self.typed(Request::JoinRoom { room }).await
-    }
-    /// Mutes or unmutes a room's notifications.
-    pub async fn set_muted(&self, room: String, muted: bool) -> Result<RoomView, ApiError> {
-        self.typed(Request::SetMuted { room, muted }).await
-    }
-    /// Blocks or unblocks an author; returns the blocked list after the change.
-    pub async fn block(&self, author: String, blocked: bool) -> Result<Vec<BlockedView>, ApiError> {
-        self.typed(Request::Block { author, blocked }).await
-    }
-    /// Authors blocked on this data directory.
-    pub async fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
-        self.typed(Request::Blocked).await
-    }
-    /// Leaves a room.
-    pub async fn leave_room(&self, room: String) -> Result<RoomView, ApiError> {
-        self.typed(Request::LeaveRoom { room }).await
-    }
-    /// Rooms.
-    pub async fn rooms(&self) -> Result<Vec<RoomView>, ApiError> {
-        self.typed(Request::Rooms).await
-    }
-    /// Signs, stores durably, and spreads a message.
-    pub async fn send(&self, room: String, body: String) -> Result<MessageView, ApiError> {
-        self.typed(Request::Send { room, body }).await
-    }
-    /// A page of a room's messages, oldest first.
-    pub async fn messages(
-        &self,
-        room: String,
-        limit: u32,
-        before: Option<String>,
-    ) -> Result<Vec<MessageView>, ApiError> {
-        self.typed(Request::Messages {
-            room,
-            limit,
-            before,
-        })
-        .await
-    }
-    /// Known peers.
-    pub async fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
-        self.typed(Request::Peers).await
-    }
-    /// Live status.
-    pub async fn status(&self) -> Result<StatusView, ApiError> {
-        self.typed(Request::Status).await
-    }
-    /// Export of one room or all rooms (JSON Lines, CSV or HTML).
-    pub async fn export(
-        &self,
-        room: Option<String>,
-        path: String,
-        format: ExportFormat,
-    ) -> Result<ExportSummary, ApiError> {
-        self.typed(Request::Export { room, path, format }).await
-    }
-    /// Writes a backup of this node's identity key (the file IS the identity).
-    pub async fn backup_identity(&self, path: String) -> Result<BackupSummary, ApiError> {
-        self.typed(Request::BackupIdentity { path }).await
-    }
-    /// Dials a peer by address.
-    pub async fn add_peer(&self, addr: String) -> Result<(), ApiError> {
-        self.request(Request::AddPeer { addr }).await.map(|_| ())
+    /// Executes a typed request (one of [`calls`]) and decodes its answer, e.g.
+    /// `engine.call(calls::JoinRoom { room }).await` gives a [`RoomView`].
+    pub async fn call<C: Call>(&self, call: C) -> Result<C::Response, ApiError> {
+        decode(self.request(call.into()).await?)
     }
 
     /// Engine events (messages, peers, status).
@@ -657,6 +584,11 @@ impl Client {
         }
     }
 
+    /// Executes a typed request (one of [`calls`]) and decodes its answer.
+    pub async fn call<C: Call>(&self, call: C) -> Result<C::Response, ApiError> {
+        decode(self.request(call.into()).await?)
+    }
+
     /// Closes an offline engine cleanly.
     pub async fn close(self) {
         if let Client::Local(e) = self {
@@ -714,8 +646,7 @@ mod tests {
     async fn backup_request_writes_the_running_identity() {
         let dir = tempfile::tempdir().unwrap();
         let client = Client::open(dir.path()).await.unwrap();
-        let id: IdentityView =
-            serde_json::from_value(client.request(Request::Identity).await.unwrap()).unwrap();
+        let id = client.call(calls::Identity).await.unwrap();
         let out = dir.path().join("me.backup");
         let v = client
             .request(Request::BackupIdentity {

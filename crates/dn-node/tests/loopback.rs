@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use dn_node::{Engine, EngineEvent, ErrorCode, NodeConfig};
+use dn_node::{calls, Engine, EngineEvent, ErrorCode, NodeConfig};
 use dn_proto::{Frame, Message, NodeId};
 use ed25519_dalek::SigningKey;
 
@@ -26,13 +26,17 @@ async fn start(dir: &Path, name: &str, peers: Vec<String>) -> Engine {
         .with_test_writer()
         .try_init();
     let e = Engine::start(cfg(dir, peers)).await.expect("engine starts");
-    e.set_name(name.into()).await.unwrap();
-    e.join_room("medical".into()).await.unwrap();
+    e.call(calls::SetName { name: name.into() }).await.unwrap();
+    e.call(calls::JoinRoom {
+        room: "medical".into(),
+    })
+    .await
+    .unwrap();
     e
 }
 
 async fn listen_addr(e: &Engine) -> String {
-    e.status().await.unwrap().listen.unwrap()
+    e.call(calls::Status).await.unwrap().listen.unwrap()
 }
 
 async fn wait_for<F, Fut>(what: &str, mut f: F)
@@ -51,7 +55,7 @@ where
 
 /// Messages of blocked authors the engine refused to store, from its status.
 async fn blocked_drops(e: &Engine) -> u64 {
-    e.status()
+    e.call(calls::Status)
         .await
         .unwrap()
         .drops
@@ -61,12 +65,16 @@ async fn blocked_drops(e: &Engine) -> u64 {
 }
 
 async fn bodies(e: &Engine) -> Vec<String> {
-    e.messages("medical".into(), 1000, None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.body)
-        .collect()
+    e.call(calls::Messages {
+        room: "medical".into(),
+        limit: 1000,
+        before: None,
+    })
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|m| m.body)
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,12 +85,15 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
     let b = start(db.path(), "Bob", vec![addr.clone()]).await;
     let mut b_events = b.subscribe();
     wait_for("connection", || async {
-        a.status().await.unwrap().connected_peers == 1
+        a.call(calls::Status).await.unwrap().connected_peers == 1
     })
     .await;
 
     let sent = a
-        .send("medical".into(), "need insulin at the school".into())
+        .call(calls::Send {
+            room: "medical".into(),
+            body: "need insulin at the school".into(),
+        })
         .await
         .unwrap();
     // The event arrives without polling.
@@ -98,7 +109,7 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
     assert_eq!(got.id, sent.id);
     assert!(!got.local);
 
-    let peers = b.peers().await.unwrap();
+    let peers = b.call(calls::Peers).await.unwrap();
     assert_eq!(peers.len(), 1);
     assert!(peers[0].connected);
     assert_eq!(peers[0].name, "Alice");
@@ -107,13 +118,16 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
     b.shutdown().await;
     drop(b);
     wait_for("A notices", || async {
-        a.status().await.unwrap().connected_peers == 0
+        a.call(calls::Status).await.unwrap().connected_peers == 0
     })
     .await;
     for i in 0..5 {
-        a.send("medical".into(), format!("update {i}"))
-            .await
-            .unwrap();
+        a.call(calls::Send {
+            room: "medical".into(),
+            body: format!("update {i}"),
+        })
+        .await
+        .unwrap();
     }
     let b = Engine::start(cfg(db.path(), vec![addr])).await.unwrap();
     wait_for("catch-up", || async { bodies(&b).await.len() == 6 }).await;
@@ -123,7 +137,7 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
         "same room order on both nodes"
     );
     assert!(
-        b.status().await.unwrap().last_sync_at.is_some(),
+        b.call(calls::Status).await.unwrap().last_sync_at.is_some(),
         "catch-up is recorded"
     );
     a.shutdown().await;
@@ -148,7 +162,7 @@ async fn second_engine_on_same_data_dir_is_refused() {
 async fn malformed_frames_and_bad_signatures_are_dropped_and_the_connection_keeps_serving() {
     let d = tempfile::tempdir().unwrap();
     let a = start(d.path(), "Alice", vec![]).await;
-    let a_id = NodeId::from_hex(&a.identity().await.unwrap().id).unwrap();
+    let a_id = NodeId::from_hex(&a.call(calls::Identity).await.unwrap().id).unwrap();
     let addr: SocketAddr = listen_addr(&a).await.parse().unwrap();
 
     let key = SigningKey::from_bytes(&[42u8; 32]);
@@ -208,7 +222,7 @@ async fn malformed_frames_and_bad_signatures_are_dropped_and_the_connection_keep
         bodies(&a).await == vec!["valid after all".to_string()]
     })
     .await;
-    let st = a.status().await.unwrap();
+    let st = a.call(calls::Status).await.unwrap();
     assert_eq!(
         st.rejected, 4,
         "two undecodable frames, one forgery, one unknown room"
@@ -233,7 +247,7 @@ async fn dialing_with_the_wrong_expected_identity_fails() {
         res.is_err(),
         "pinned identity mismatch must refuse the connection"
     );
-    assert_eq!(a.status().await.unwrap().connected_peers, 0);
+    assert_eq!(a.call(calls::Status).await.unwrap().connected_peers, 0);
     a.shutdown().await;
 }
 
@@ -260,12 +274,15 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
     let a = start(da.path(), "Alice", vec![]).await;
     // No peer yet: stored locally only.
     let alone = a
-        .send("medical".into(), "anyone there?".into())
+        .call(calls::Send {
+            room: "medical".into(),
+            body: "anyone there?".into(),
+        })
         .await
         .unwrap();
     assert_eq!((alone.sent_to, alone.held_by), (0, 0));
     assert_eq!(
-        a.status().await.unwrap().queued,
+        a.call(calls::Status).await.unwrap().queued,
         1,
         "queued until a peer holds it"
     );
@@ -275,18 +292,28 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
     })
     .await;
     let m = a
-        .send("medical".into(), "convoy leaves at 6".into())
+        .call(calls::Send {
+            room: "medical".into(),
+            body: "convoy leaves at 6".into(),
+        })
         .await
         .unwrap();
     wait_for("held by B", || async {
-        let msgs = a.messages("medical".into(), 10, None).await.unwrap();
+        let msgs = a
+            .call(calls::Messages {
+                room: "medical".into(),
+                limit: 10,
+                before: None,
+            })
+            .await
+            .unwrap();
         msgs.iter()
             .find(|x| x.id == m.id)
             .is_some_and(|x| x.sent_to == 1 && x.held_by == 1)
     })
     .await;
     wait_for("an empty queue", || async {
-        a.status().await.unwrap().queued == 0
+        a.call(calls::Status).await.unwrap().queued == 0
     })
     .await;
     a.shutdown().await;
@@ -333,7 +360,7 @@ async fn a_second_start_activates_the_window_of_the_first() {
 async fn shutdown_releases_the_data_dir_while_handles_remain() {
     let dir = tempfile::tempdir().unwrap();
     let first = start(dir.path(), "ana", vec![]).await;
-    let id = first.identity().await.unwrap().id;
+    let id = first.call(calls::Identity).await.unwrap().id;
     let still_held = first.clone();
     first.shutdown().await;
     // A clone is still alive (a command in flight, say), yet the directory is free again: the
@@ -341,8 +368,8 @@ async fn shutdown_releases_the_data_dir_while_handles_remain() {
     let second = Engine::start(cfg(dir.path(), vec![]))
         .await
         .expect("restart in place");
-    assert_eq!(second.identity().await.unwrap().id, id);
-    let e = still_held.identity().await.unwrap_err();
+    assert_eq!(second.call(calls::Identity).await.unwrap().id, id);
+    let e = still_held.call(calls::Identity).await.unwrap_err();
     assert_eq!(e.code, dn_node::ErrorCode::Internal, "{}", e.message);
     second.shutdown().await;
 }
@@ -352,27 +379,32 @@ async fn export_runs_off_the_core_thread_and_reports_progress() {
     let dir = tempfile::tempdir().unwrap();
     let e = start(dir.path(), "ana", vec![]).await;
     for i in 0..300 {
-        e.send("medical".into(), format!("m{i}")).await.unwrap();
+        e.call(calls::Send {
+            room: "medical".into(),
+            body: format!("m{i}"),
+        })
+        .await
+        .unwrap();
     }
     let mut events = e.subscribe();
     let out = dir.path().join("out").join("medical.jsonl");
     // A missing directory is a clear error, and no progress claims success.
     let err = e
-        .export(
-            Some("medical".into()),
-            out.display().to_string(),
-            Default::default(),
-        )
+        .call(calls::Export {
+            room: Some("medical".into()),
+            path: out.display().to_string(),
+            format: Default::default(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code, dn_node::ErrorCode::Io, "{}", err.message);
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     let s = e
-        .export(
-            Some("medical".into()),
-            out.display().to_string(),
-            Default::default(),
-        )
+        .call(calls::Export {
+            room: Some("medical".into()),
+            path: out.display().to_string(),
+            format: Default::default(),
+        })
         .await
         .unwrap();
     assert_eq!(s.messages, 300);
@@ -394,11 +426,11 @@ async fn export_runs_off_the_core_thread_and_reports_progress() {
     assert_eq!(v.valid, 300);
     // Unknown rooms and our own files are refused before any thread starts.
     let err = e
-        .export(
-            Some("no/such".into()),
-            dir.path().join("x").display().to_string(),
-            Default::default(),
-        )
+        .call(calls::Export {
+            room: Some("no/such".into()),
+            path: dir.path().join("x").display().to_string(),
+            format: Default::default(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code, dn_node::ErrorCode::InvalidInput);
@@ -410,25 +442,29 @@ async fn a_rename_reaches_a_connected_peer_without_reconnecting() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = start(da.path(), "Amara", vec![]).await;
     let b = start(db.path(), "Ben", vec![listen_addr(&a).await]).await;
-    let a_id = a.identity().await.unwrap().id;
+    let a_id = a.call(calls::Identity).await.unwrap().id;
     wait_for("b to see a", || async {
-        b.peers()
+        b.call(calls::Peers)
             .await
             .unwrap()
             .iter()
             .any(|p| p.id == a_id && p.connected)
     })
     .await;
-    a.set_name("Amara (clinic 2)".into()).await.unwrap();
+    a.call(calls::SetName {
+        name: "Amara (clinic 2)".into(),
+    })
+    .await
+    .unwrap();
     wait_for("b to learn a's new name", || async {
-        b.peers()
+        b.call(calls::Peers)
             .await
             .unwrap()
             .iter()
             .any(|p| p.id == a_id && p.connected && p.name == "Amara (clinic 2)")
     })
     .await;
-    let status = b.status().await.unwrap();
+    let status = b.call(calls::Status).await.unwrap();
     assert_eq!(
         status.rejected, 0,
         "the second hello is not a protocol error"
@@ -444,27 +480,51 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     let addr = listen_addr(&a).await;
     let b = start(db.path(), "Bob", vec![addr.clone()]).await;
     wait_for("connection", || async {
-        b.status().await.unwrap().connected_peers == 1
+        b.call(calls::Status).await.unwrap().connected_peers == 1
     })
     .await;
-    a.send("medical".into(), "before the block".into())
+    a.call(calls::Send {
+        room: "medical".into(),
+        body: "before the block".into(),
+    })
+    .await
+    .unwrap();
+    wait_for("first message", || async { bodies(&b).await.len() == 1 }).await;
+    let alice = a.call(calls::Identity).await.unwrap().id;
+    // Bad input is a clear error; blocking oneself is refused.
+    let bad = b
+        .call(calls::Block {
+            author: "not-an-id".into(),
+            blocked: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code, ErrorCode::InvalidInput);
+    let me = b.call(calls::Identity).await.unwrap().id;
+    assert!(b
+        .call(calls::Block {
+            author: me,
+            blocked: true
+        })
+        .await
+        .is_err());
+    let list = b
+        .call(calls::Block {
+            author: alice.clone(),
+            blocked: true,
+        })
         .await
         .unwrap();
-    wait_for("first message", || async { bodies(&b).await.len() == 1 }).await;
-    let alice = a.identity().await.unwrap().id;
-    // Bad input is a clear error; blocking oneself is refused.
-    let bad = b.block("not-an-id".into(), true).await.unwrap_err();
-    assert_eq!(bad.code, ErrorCode::InvalidInput);
-    let me = b.identity().await.unwrap().id;
-    assert!(b.block(me, true).await.is_err());
-    let list = b.block(alice.clone(), true).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].id, alice);
     assert_eq!(list[0].name.as_deref(), Some("Alice"));
     assert!(bodies(&b).await.is_empty(), "hidden at once");
-    a.send("medical".into(), "after the block".into())
-        .await
-        .unwrap();
+    a.call(calls::Send {
+        room: "medical".into(),
+        body: "after the block".into(),
+    })
+    .await
+    .unwrap();
     wait_for("the drop is counted", || async {
         blocked_drops(&b).await >= 1
     })
@@ -474,16 +534,26 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     b.shutdown().await;
     drop(b);
     let b = Engine::start(cfg(db.path(), vec![addr])).await.unwrap();
-    assert_eq!(b.blocked().await.unwrap().len(), 1);
-    a.send("medical".into(), "after the restart".into())
-        .await
-        .unwrap();
+    assert_eq!(b.call(calls::Blocked).await.unwrap().len(), 1);
+    a.call(calls::Send {
+        room: "medical".into(),
+        body: "after the restart".into(),
+    })
+    .await
+    .unwrap();
     wait_for("dropped again", || async { blocked_drops(&b).await >= 1 }).await;
     assert!(bodies(&b).await.is_empty());
     // Unblocked: the stored message shows again at once (the others come with the next
     // catch-up, up to 60 s later, or at once if replies of the restart's catch-up were still on
     // their way: not asserted here; dn-proto's blocking test covers it).
-    assert!(b.block(alice, false).await.unwrap().is_empty());
+    assert!(b
+        .call(calls::Block {
+            author: alice,
+            blocked: false
+        })
+        .await
+        .unwrap()
+        .is_empty());
     assert!(bodies(&b).await.contains(&"before the block".to_string()));
     a.shutdown().await;
     b.shutdown().await;
@@ -502,12 +572,21 @@ async fn add_peer_resolves_a_host_name_and_connects() {
         .next()
         .unwrap()
         .to_string();
-    a.add_peer(format!("localhost:{port}")).await.unwrap();
+    a.call(calls::AddPeer {
+        addr: format!("localhost:{port}"),
+    })
+    .await
+    .unwrap();
     wait_for("A connected to B by name", || async {
-        a.status().await.unwrap().connected_peers == 1
+        a.call(calls::Status).await.unwrap().connected_peers == 1
     })
     .await;
-    let err = a.add_peer("no port here".into()).await.unwrap_err();
+    let err = a
+        .call(calls::AddPeer {
+            addr: "no port here".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput, "{err:?}");
     a.shutdown().await;
     b.shutdown().await;

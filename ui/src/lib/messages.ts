@@ -1,9 +1,10 @@
 // Pure helpers about messages: ordering, size limit, display formats. No DOM, no IPC.
 
+import { MAX_BODY_BYTES, MAX_DM_TEXT_BYTES } from "../bindings/limits";
 import type { MessageView } from "../bindings/MessageView";
 
-/** Largest message body the engine accepts, in UTF-8 bytes. */
-export const MAX_BODY_BYTES = 8192;
+/** Largest message body the engine accepts, in UTF-8 bytes (generated from the protocol). */
+export { MAX_BODY_BYTES };
 
 const encoder = new TextEncoder();
 
@@ -102,8 +103,8 @@ export function formatFullTime(ms: number): string {
   return new Date(ms).toLocaleString(displayLocale);
 }
 
-/** Largest direct-message body the engine accepts, in UTF-8 bytes. */
-export const MAX_DM_BYTES = 5900;
+/** Largest direct-message body the engine accepts, in UTF-8 bytes (generated from the protocol). */
+export const MAX_DM_BYTES = MAX_DM_TEXT_BYTES;
 
 /**
  * Delivery state of a message written here, or null for messages from others:

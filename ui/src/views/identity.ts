@@ -2,6 +2,7 @@
 
 import { visibleText } from "../lib/text";
 import type { ExportFormat } from "../bindings/ExportFormat";
+import { MAX_NAME_BYTES } from "../bindings/limits";
 import { h, setChildren } from "../lib/dom";
 import { EXPORT_FORMATS, type AppState, type Store } from "../store";
 
@@ -39,7 +40,7 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
   const nameInput = h("input", {
     id: "identity-name",
     type: "text",
-    maxlength: "64",
+    maxlength: String(MAX_NAME_BYTES),
     autocomplete: "off",
     "aria-label": "Display name",
   });

@@ -2,6 +2,7 @@
 // the name field and stays in the dialog (Tab wraps, the app behind is inert); Escape clears
 // the field (a name is required, so there is nothing to cancel).
 
+import { MAX_NAME_BYTES } from "../bindings/limits";
 import { h, show } from "../lib/dom";
 import { focusWorkArea, setBackgroundInert, trapFocus } from "../lib/keyboard";
 import { needsName, type AppState, type Store } from "../store";
@@ -10,7 +11,7 @@ export function mountNamePrompt(root: HTMLElement, store: Store): () => void {
   const input = h("input", {
     id: "name-input",
     type: "text",
-    maxlength: 64,
+    maxlength: MAX_NAME_BYTES,
     autocomplete: "off",
     placeholder: "e.g. Dr. Amara (field clinic)",
     "aria-describedby": "name-error",

@@ -1,5 +1,6 @@
 // Sidebar: join or create a room by name, pick a room, mute its notifications, leave it.
 
+import { MAX_ROOM_BYTES } from "../bindings/limits";
 import { h } from "../lib/dom";
 import { focusComposer, focusRoomInput, renderKeyed, rovingList } from "../lib/keyboard";
 import type { RoomView } from "../bindings/RoomView";
@@ -9,7 +10,7 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
   const input = h("input", {
     id: "room-input",
     type: "text",
-    maxlength: 64,
+    maxlength: MAX_ROOM_BYTES,
     autocomplete: "off",
     placeholder: "Join or create a room",
     "aria-label": "Join or create a room (Ctrl+K)",
