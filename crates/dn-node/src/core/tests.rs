@@ -1,6 +1,9 @@
-//! Core unit tests. Group commit when the commit itself fails after every insert of the burst succeeded (the
-//! other branch, a failing insert, is the netns disk-full test): nothing of the burst may be
-//! reported, acknowledged or relayed, and the same burst stores normally once commits work.
+//! Core unit tests, without threads or sockets.
+//!
+//! - Group commit when the commit itself fails after every insert of the burst succeeded (the
+//!   other branch, a failing insert, is the netns disk-full test): nothing of the burst may be
+//!   reported, acknowledged or relayed, and the same burst stores normally once commits work.
+//! - The dial address of a peer, and the network view (pure functions).
 
 #![allow(clippy::unwrap_used)]
 
@@ -183,4 +186,54 @@ fn a_peer_that_accepts_no_connections_gets_no_dial_address() {
         "listen_port 0: accepts no connections"
     );
     assert_eq!(dial_addr("[::1]:4000".parse().unwrap(), 7300), None);
+}
+
+/// The network view (a pure function): me first, then connections, then by hops; capped at
+/// MAX_VIEW_NODES nearest; links only between shown nodes, plus live connections.
+#[test]
+fn network_view_orders_by_nearness_and_keeps_the_nearest() {
+    use dn_proto::topo::{Graph, Neighbour};
+    let key = |n: u64| {
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&n.to_be_bytes());
+        b[31] = 1;
+        SigningKey::from_bytes(&b)
+    };
+    let id = |n: u64| identity::node_id(&key(n));
+    // A chain me(0) - 1 - 2 - … - 299, each node's record naming its two chain neighbours.
+    let n = MAX_VIEW_NODES as u64 + 44;
+    let mut g = Graph::default();
+    for i in 0..n {
+        let nbs = [i.checked_sub(1), Some(i + 1).filter(|j| *j < n)]
+            .into_iter()
+            .flatten()
+            .map(|j| Neighbour {
+                id: id(j),
+                addr: None,
+            })
+            .collect();
+        assert!(g.update(TopoRecord::create(&key(i), 1, &format!("n{i}"), nbs), 0));
+    }
+    // Connected to node 1 (in the graph) and to a node whose record has not arrived yet.
+    let fresh = id(9_999);
+    let v = views::network_view(&g, id(0), "me", &[id(1), fresh]);
+    assert_eq!(v.nodes.len(), MAX_VIEW_NODES, "capped");
+    assert!(v.nodes[0].me && v.nodes[0].name == "me");
+    assert!(v.nodes[1].connected && v.nodes[2].connected);
+    let hops: Vec<Option<u32>> = v.nodes[3..].iter().map(|n| n.hops).collect();
+    assert!(hops.windows(2).all(|w| w[0] <= w[1]), "nearest first");
+    assert_eq!(
+        v.nodes.last().unwrap().hops,
+        Some(MAX_VIEW_NODES as u32 - 2)
+    );
+    let shown: std::collections::HashSet<&str> = v.nodes.iter().map(|n| n.id.as_str()).collect();
+    assert!(v
+        .links
+        .iter()
+        .all(|l| shown.contains(l.a.as_str()) && shown.contains(l.b.as_str())));
+    let fresh_hex = fresh.to_hex();
+    assert!(
+        v.links.iter().any(|l| l.a == fresh_hex || l.b == fresh_hex),
+        "a live connection is a link before its record arrives"
+    );
 }

@@ -1,0 +1,59 @@
+//! Direct messages on the core: sealing one for a recipient and opening the ones addressed
+//! to (or sent by) this node.
+
+use super::*;
+
+impl Core {
+    /// Decrypts a stored message of the DM room if this node is its sender or recipient.
+    pub(super) fn open_dm(&self, sm: &StoredMessage) -> Option<DmView> {
+        let env = dm::from_body(&sm.message.body).ok()?;
+        let m = &sm.message;
+        let outgoing = m.author == self.id;
+        if !outgoing && env.recipient != self.id {
+            return None; // carried for others
+        }
+        let body = dm::open(&self.key, &m.author, &env, m.timestamp).ok()?;
+        let peer = if outgoing { env.recipient } else { m.author };
+        Some(DmView {
+            id: sm.id.to_hex(),
+            peer: peer.to_hex(),
+            author: m.author.to_hex(),
+            author_name: m.author_name.clone(),
+            timestamp: m.timestamp,
+            body,
+            outgoing,
+            received_at: sm.received_at,
+        })
+    }
+
+    pub(super) fn send_dm(&mut self, to: &str, body: &str) -> Result<DmView, ApiError> {
+        let to = NodeId::from_hex(to).map_err(invalid)?;
+        let name = self.require_name()?;
+        if body.len() > dm::MAX_DM_TEXT_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "direct message is {} bytes; the limit is {} bytes",
+                    body.len(),
+                    dm::MAX_DM_TEXT_BYTES
+                ),
+            ));
+        }
+        let ts = now_ms();
+        let mut eph = [0u8; 32];
+        let mut nonce = [0u8; 24];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut eph);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+        let env = dm::seal(&self.key, &to, body, ts, eph, nonce).map_err(invalid)?;
+        let msg = Message::create(&self.key, dm::DM_ROOM, &name, ts, &dm::to_body(&env))
+            .map_err(invalid)?;
+        let sm = self.store_local(&msg)?;
+        let v = self.open_dm(&sm).ok_or_else(|| {
+            ApiError::new(ErrorCode::Internal, "cannot read back own direct message")
+        })?;
+        let _ = self.events.send(EngineEvent::Dm { dm: v.clone() });
+        self.feed(Input::Published(msg));
+        self.status_dirty = true;
+        Ok(v)
+    }
+}

@@ -1,0 +1,230 @@
+//! The core's answers to [`Request`]s: the one `match` over the request list, and the
+//! writes it needs (publishing a message, setting the name).
+
+use super::*;
+
+impl Core {
+    /// Executes one request.
+    pub fn request(&mut self, req: Request) -> Result<Value, ApiError> {
+        match req {
+            Request::Identity => Self::to_value(self.identity()?),
+            Request::SetName { name } => {
+                let name = normalize_name(&name).map_err(invalid)?;
+                self.store.set_setting(NAME_KEY, &name).map_err(store_err)?;
+                // Connected peers get a second Hello with the new name; the signed neighbour
+                // list (which carries the name to the whole network) is re-signed.
+                self.feed(Input::Renamed(name.clone()));
+                if let Some(m) = self.net.as_ref().and_then(|n| n.announcer.as_ref()) {
+                    m.rename(&name);
+                }
+                self.topo_dirty = true;
+                self.status_dirty = true;
+                Self::to_value(self.identity()?)
+            }
+            Request::JoinRoom { room } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                reserved(&room)?;
+                self.store.join_room(&room, now_ms()).map_err(store_err)?;
+                self.feed(Input::Joined(room.clone()));
+                self.status_dirty = true;
+                Self::to_value(self.room_view(&room)?)
+            }
+            Request::SetMuted { room, muted } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                if room == dm::DM_ROOM {
+                    return Err(invalid(format!("{room} is reserved for direct messages")));
+                }
+                self.store.set_room_muted(&room, muted).map_err(store_err)?;
+                self.status_dirty = true;
+                Self::to_value(self.room_view(&room)?)
+            }
+            Request::LeaveRoom { room } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                if !self
+                    .store
+                    .joined_rooms()
+                    .map_err(store_err)?
+                    .contains(&room)
+                {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("not a member of room {room}"),
+                    ));
+                }
+                self.store.leave_room(&room).map_err(store_err)?;
+                self.feed(Input::Left(room.clone()));
+                self.status_dirty = true;
+                Self::to_value(self.room_view(&room)?)
+            }
+            Request::Rooms => Self::to_value(self.rooms()?),
+            Request::Send { room, body } => Self::to_value(self.send(&room, &body)?),
+            Request::Messages {
+                room,
+                limit,
+                before,
+            } => {
+                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                let before = match before {
+                    Some(b) => Some(MessageId::from_hex(&b).map_err(invalid)?),
+                    None => None,
+                };
+                let limit = limit.clamp(1, MAX_PAGE);
+                let msgs = self
+                    .store
+                    .messages(&room, limit, before.as_ref())
+                    .map_err(store_err)?;
+                Self::to_value(msgs.iter().map(|m| self.view(m)).collect::<Vec<_>>())
+            }
+            Request::Peers => Self::to_value(self.peers()?),
+            Request::Status => Self::to_value(self.status()?),
+            Request::Export { room, path, format } => {
+                // Normally handled by `start_export` (off this thread); this is the same work
+                // done inline, for callers of `request` itself.
+                let room = self.export_room(room, &path)?;
+                Self::to_value(export::export_signed(
+                    &self.store,
+                    room.as_deref(),
+                    Path::new(&path),
+                    format,
+                    &self.key,
+                )?)
+            }
+            Request::Activate => {
+                let window = self.net.as_ref().is_some_and(|n| n.window);
+                if window {
+                    info!("asked to show the window (another start on this data dir)");
+                    let _ = self.events.send(EngineEvent::Activate);
+                }
+                Self::to_value(ActivateView { window })
+            }
+            Request::BackupIdentity { path } => {
+                if !Path::new(&path).is_absolute() {
+                    return Err(invalid(format!("{path}: the backup path must be absolute")));
+                }
+                self.refuse_own_files(Path::new(&path))?;
+                identity::write_backup(&self.key, Path::new(&path))?;
+                Self::to_value(BackupSummary { path })
+            }
+            Request::Network => Self::to_value(self.network_view()),
+            Request::Block { author, blocked } => {
+                let id = NodeId::from_hex(author.trim()).map_err(|_| {
+                    invalid(format!(
+                        "{author:?} is not a node id: give the author's full id (64 hex characters)"
+                    ))
+                })?;
+                if id == self.id {
+                    return Err(invalid("you cannot block yourself"));
+                }
+                self.store
+                    .set_blocked(&id, blocked, now_ms())
+                    .map_err(store_err)?;
+                self.proto.set_blocked(id, blocked);
+                info!(author = %id.fingerprint(), blocked, "author block changed");
+                Self::to_value(self.blocked()?)
+            }
+            Request::Blocked => Self::to_value(self.blocked()?),
+            Request::SendDm { to, body } => Self::to_value(self.send_dm(&to, &body)?),
+            Request::DmLog { with, limit } => {
+                let with = NodeId::from_hex(&with).map_err(invalid)?;
+                let mut v = Vec::new();
+                self.store
+                    .for_each_message(Some(dm::DM_ROOM), |sm| -> Result<(), ApiError> {
+                        if let Some(d) = self.open_dm(&sm) {
+                            if d.peer == with.to_hex() {
+                                v.push(d);
+                            }
+                        }
+                        Ok(())
+                    })?;
+                let skip = v.len().saturating_sub(limit.clamp(1, MAX_PAGE) as usize);
+                Self::to_value(v.split_off(skip))
+            }
+            Request::AddPeer { addr } => {
+                let net = self.net.as_ref().ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "no node is running on this data directory",
+                    )
+                })?;
+                // Only address literals reach the core: `Engine::request` resolves host names.
+                let a: SocketAddr = addr.parse().map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("bad peer address {addr:?}: {e}"),
+                    )
+                })?;
+                if !a.is_ipv4() {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("{addr:?} is not an IPv4 address"),
+                    ));
+                }
+                let _ = net.cmd.send(NetCmd::Dial {
+                    addr: a,
+                    id: None,
+                    persistent: true,
+                });
+                Ok(Value::Null)
+            }
+        }
+    }
+
+    pub(super) fn require_name(&self) -> Result<String, ApiError> {
+        self.name()?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoName,
+                "set a display name first (disasternet init --name NAME)",
+            )
+        })
+    }
+
+    /// Stores a message written here, durably (synchronous=FULL, outside any burst batch),
+    /// and reads it back.
+    pub(super) fn store_local(&mut self, msg: &Message) -> Result<StoredMessage, ApiError> {
+        self.store
+            .insert_message(msg, now_ms(), true)
+            .map_err(store_err)?;
+        self.store
+            .get_message(&msg.id())
+            .map_err(store_err)?
+            .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))
+    }
+
+    pub(super) fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
+        let room = dn_proto::message::normalize_room(room).map_err(invalid)?;
+        reserved(&room)?;
+        let name = self.require_name()?;
+        if !self
+            .store
+            .joined_rooms()
+            .map_err(store_err)?
+            .contains(&room)
+        {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("not a member of room {room}; join it first (room join {room})"),
+            ));
+        }
+        let msg = Message::create(&self.key, &room, &name, now_ms(), body).map_err(invalid)?;
+        // Durable (synchronous=FULL) before anyone is told it was sent.
+        let sm = self.store_local(&msg)?;
+        let v = view(&sm);
+        let _ = self
+            .events
+            .send(EngineEvent::Message { message: v.clone() });
+        self.feed(Input::Published(msg));
+        self.status_dirty = true;
+        Ok(v)
+    }
+}
+
+/// Refuses the room reserved for direct messages in room commands.
+fn reserved(room: &str) -> Result<(), ApiError> {
+    if room == dm::DM_ROOM {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "the room name \"dm\" is reserved for direct messages; use dm --to ID",
+        ));
+    }
+    Ok(())
+}

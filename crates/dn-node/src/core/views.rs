@@ -1,0 +1,310 @@
+//! What the core shows: the views of identity, rooms, peers, messages, the network graph
+//! and the status, built from the store and the protocol state.
+
+use super::*;
+
+impl Core {
+    pub(super) fn name(&self) -> Result<Option<String>, ApiError> {
+        self.store.get_setting(NAME_KEY).map_err(store_err)
+    }
+
+    pub(super) fn identity(&self) -> Result<IdentityView, ApiError> {
+        Ok(IdentityView {
+            id: self.id.to_hex(),
+            fingerprint: self.id.fingerprint(),
+            name: self.name()?,
+        })
+    }
+
+    pub(super) fn room_view(&self, name: &str) -> Result<RoomView, ApiError> {
+        let rooms = self.store.rooms().map_err(store_err)?;
+        Ok(rooms
+            .into_iter()
+            .find(|r| r.name == name)
+            .map(RoomView::from)
+            .unwrap_or(RoomView {
+                name: name.to_string(),
+                joined: false,
+                muted: false,
+                messages: 0,
+                last_timestamp: None,
+            }))
+    }
+
+    pub(super) fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
+        let peers = self.store.peers().map_err(store_err)?;
+        self.store
+            .blocked()
+            .map_err(store_err)?
+            .into_iter()
+            .map(|(id, since)| {
+                let hello_name = peers
+                    .iter()
+                    .find(|p| p.id == id)
+                    .map(|p| p.name.clone())
+                    .filter(|n| !n.is_empty());
+                let name = match hello_name {
+                    Some(n) => Some(n),
+                    None => self.store.author_name(&id).map_err(store_err)?,
+                };
+                Ok(BlockedView {
+                    id: id.to_hex(),
+                    fingerprint: id.fingerprint(),
+                    name,
+                    since,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn rooms(&self) -> Result<Vec<RoomView>, ApiError> {
+        let mut v: Vec<RoomView> = self
+            .store
+            .rooms()
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|r| r.name != dm::DM_ROOM)
+            .map(RoomView::from)
+            .collect();
+        v.sort_by(|a, b| b.joined.cmp(&a.joined).then(a.name.cmp(&b.name)));
+        Ok(v)
+    }
+
+    pub(super) fn network_view(&self) -> NetworkView {
+        let connected: Vec<NodeId> = self.conns.keys().copied().collect();
+        network_view(
+            self.proto.graph(),
+            self.id,
+            &self.display_name(),
+            &connected,
+        )
+    }
+
+    pub(super) fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
+        let hops = self.proto.graph().hops_from(&self.id);
+        let mut v: Vec<PeerView> = self
+            .store
+            .peers()
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|p| p.id != self.id)
+            .map(|p| {
+                let connected = self.conns.contains_key(&p.id);
+                PeerView {
+                    id: p.id.to_hex(),
+                    fingerprint: p.id.fingerprint(),
+                    name: p.name,
+                    addresses: p.addresses,
+                    connected,
+                    last_seen: if connected {
+                        Some(now_ms())
+                    } else {
+                        p.last_seen
+                    },
+                    rooms: if connected {
+                        self.proto.peer_rooms(&p.id)
+                    } else {
+                        vec![]
+                    },
+                    hops: if connected {
+                        Some(1)
+                    } else {
+                        hops.get(&p.id).copied()
+                    },
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            b.connected
+                .cmp(&a.connected)
+                .then(a.name.cmp(&b.name))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(v)
+    }
+
+    pub(super) fn status(&self) -> Result<StatusView, ApiError> {
+        let Counters {
+            received, rejected, ..
+        } = self.proto.counters();
+        let rooms: Vec<RoomView> = self.rooms()?.into_iter().filter(|r| r.joined).collect();
+        Ok(StatusView {
+            identity: self.identity()?,
+            running: self.net.is_some(),
+            listen: self.net.as_ref().map(|n| n.listen.to_string()),
+            mdns: self.net.as_ref().is_some_and(|n| n.mdns),
+            connected_peers: self.proto.connected().count() as u32,
+            known_peers: self
+                .store
+                .peers()
+                .map_err(store_err)?
+                .iter()
+                .filter(|p| p.id != self.id)
+                .count() as u32,
+            rooms,
+            messages: self.store.message_count(None).map_err(store_err)?,
+            received,
+            rejected,
+            last_received_at: self.last_received_at,
+            last_sync_at: self.last_sync_at,
+            queued: self.store.queued_count().map_err(store_err)?,
+            data_dir: self.data_dir.display().to_string(),
+            network: self.network_view(),
+            carried_rooms: self
+                .proto
+                .carried()
+                .filter(|r| *r != dm::DM_ROOM)
+                .cloned()
+                .collect(),
+            carry_quota_full: self.proto.carry_full(),
+            carry_evicted: self.proto.counters().evicted,
+            drops: self.drops(),
+        })
+    }
+
+    /// Everything dropped, refused or cut since start, by reason (the protocol's, the
+    /// driver's and the core's own counters in one table).
+    pub(super) fn drops(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut d = std::collections::BTreeMap::new();
+        let mut put = |k: &str, v: u64| {
+            if v > 0 {
+                *d.entry(k.to_string()).or_insert(0) += v;
+            }
+        };
+        let counters = self.proto.counters();
+        put("invalid", counters.rejected);
+        put("blocked", self.proto.blocked_drops());
+        for (reason, n) in counters.drops.iter() {
+            put(reason.key(), n);
+        }
+        let q = self.proto.quota_drops();
+        put("quota_author", q.author);
+        put("quota_peer", q.peer);
+        put("invalid_dm", q.bad_dm);
+        let t = self.proto.topo_drops();
+        put("topo_rate", t.too_soon + t.peer_rate);
+        put("topo_cap", t.full);
+        let cd = self.proto.carry_drops();
+        put("carry_candidates", cd.per_peer + cd.table_full);
+        put("not_reading", self.drops.not_reading);
+        put("failed_commits", self.drops.failed_commits);
+        put("undecodable", self.drops.undecodable);
+        if let Some(net) = &self.net {
+            let c = &net.counters;
+            let get =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            put("refused_full", get(&c.refused_full));
+            put("refused_per_address", get(&c.refused_per_address));
+            put("refused_handshakes", get(&c.refused_handshakes));
+            put("oversized_frames", get(&c.oversized_frames));
+            put("discovery_dropped", get(&c.discovery_dropped));
+            put("targets_evicted", get(&c.targets_evicted));
+            put("beacon_dropped", get(&c.beacon_dropped));
+            put("not_reading", get(&c.stalled));
+        }
+        d
+    }
+
+    pub(super) fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
+        serde_json::to_value(v).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// The user-facing view of a stored message, with its delivery state if written here.
+    pub(super) fn view(&self, sm: &StoredMessage) -> MessageView {
+        let mut v = view(sm);
+        if sm.local {
+            if let Ok((sent, held)) = self.store.delivery(&sm.id) {
+                v.sent_to = sent;
+                v.held_by = held;
+            }
+        }
+        v
+    }
+}
+
+/// The user-facing view of a stored message.
+pub fn view(sm: &StoredMessage) -> MessageView {
+    let m = &sm.message;
+    MessageView {
+        id: sm.id.to_hex(),
+        room: m.room.clone(),
+        author: m.author.to_hex(),
+        author_name: m.author_name.clone(),
+        timestamp: m.timestamp,
+        body: m.body.clone(),
+        signature: hex::encode(m.signature),
+        signed: base64::engine::general_purpose::STANDARD.encode(m.signed_bytes()),
+        received_at: sm.received_at,
+        local: sm.local,
+        sent_to: 0,
+        held_by: 0,
+    }
+}
+
+/// The network graph as the app and `status` show it: this node, its connections, then the
+/// others by hops (ties by id), at most [`MAX_VIEW_NODES`]; links between shown nodes, plus
+/// live connections whose neighbour lists have not arrived yet. A pure function of its
+/// inputs.
+pub(super) fn network_view(
+    graph: &dn_proto::topo::Graph,
+    me: NodeId,
+    my_name: &str,
+    connected: &[NodeId],
+) -> NetworkView {
+    let hops = graph.hops_from(&me);
+    let mut ids: std::collections::BTreeSet<NodeId> = hops.keys().copied().collect();
+    for r in graph.records() {
+        ids.insert(r.node);
+    }
+    ids.insert(me);
+    ids.extend(connected.iter().copied());
+    let mut nodes: Vec<NetworkNode> = ids
+        .into_iter()
+        .map(|id| NetworkNode {
+            id: id.to_hex(),
+            fingerprint: id.fingerprint(),
+            name: if id == me {
+                my_name.to_string()
+            } else {
+                graph
+                    .record(&id)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default()
+            },
+            hops: hops.get(&id).copied(),
+            connected: connected.contains(&id),
+            me: id == me,
+        })
+        .collect();
+    nodes.sort_by(|a, b| {
+        b.me.cmp(&a.me)
+            .then(b.connected.cmp(&a.connected))
+            .then(a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)))
+            .then(a.id.cmp(&b.id))
+    });
+    // The nearest ones only: made-up neighbour lists (within the topology caps) must not
+    // turn every status answer into hundreds of KB.
+    nodes.truncate(MAX_VIEW_NODES);
+    let shown: std::collections::HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    let mut links: Vec<NetworkLink> = graph
+        .links()
+        .into_iter()
+        .map(|(a, b)| NetworkLink {
+            a: a.to_hex(),
+            b: b.to_hex(),
+        })
+        .filter(|l| shown.contains(l.a.as_str()) && shown.contains(l.b.as_str()))
+        .collect();
+    // Live connections whose records have not propagated yet are links too.
+    for id in connected {
+        let (a, b) = if me < *id { (me, *id) } else { (*id, me) };
+        let l = NetworkLink {
+            a: a.to_hex(),
+            b: b.to_hex(),
+        };
+        if !links.contains(&l) {
+            links.push(l);
+        }
+    }
+    NetworkView { nodes, links }
+}
