@@ -524,13 +524,7 @@ impl Core {
     /// Handles one message (public so an offline client can drive a core without a thread).
     pub fn handle(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Request(Request::Export { room, path, format }, reply) => {
-                self.start_export(room, path, format, reply);
-            }
-            CoreMsg::Request(req, reply) => {
-                let r = self.request(req);
-                let _ = reply.send(r);
-            }
+            CoreMsg::Request(req, reply) => self.request(req, reply),
             CoreMsg::Connected {
                 peer,
                 conn_id,

@@ -4,8 +4,17 @@
 use super::*;
 
 impl Core {
-    /// Executes one request.
-    pub fn request(&mut self, req: Request) -> Result<Value, ApiError> {
+    /// Answers `req` on `reply`: at once, or (an export) from the thread writing the file.
+    pub fn request(&mut self, req: Request, reply: Reply) {
+        let mut slot = Some(reply);
+        let r = self.answer(req, &mut slot);
+        if let Some(reply) = slot {
+            let _ = reply.send(r);
+        }
+    }
+
+    /// The answer to one request. A request answered later (an export) takes `reply`.
+    fn answer(&mut self, req: Request, reply: &mut Option<Reply>) -> Result<Value, ApiError> {
         match req {
             Request::Identity => Self::to_value(self.identity()?),
             Request::SetName { name } => {
@@ -78,16 +87,11 @@ impl Core {
             Request::Peers => Self::to_value(self.peers()?),
             Request::Status => Self::to_value(self.status()?),
             Request::Export { room, path, format } => {
-                // Normally handled by `start_export` (off this thread); this is the same work
-                // done inline, for callers of `request` itself.
-                let room = self.export_room(room, &path)?;
-                Self::to_value(export::export_signed(
-                    &self.store,
-                    room.as_deref(),
-                    Path::new(&path),
-                    format,
-                    &self.key,
-                )?)
+                // Written on a thread of its own, which answers once the file is complete.
+                if let Some(reply) = reply.take() {
+                    self.start_export(room, path, format, reply);
+                }
+                Ok(Value::Null)
             }
             Request::Activate => {
                 let window = self.net.as_ref().is_some_and(|n| n.window);
