@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use dn_node::api::{ExportFormat, Request};
 use dn_proto::codec::Frame;
+use dn_proto::coding::{Encode as _, Writer};
 use dn_proto::fuzzing::{self as pf, Action};
 use dn_proto::recon::{self, Part, ReconMsg};
 use dn_proto::topo::{Neighbour, TopoRecord};
@@ -286,7 +287,7 @@ fn write_seed_corpus() {
     );
     let topo_empty = TopoRecord::create(&stranger, 1, "", vec![]);
     for (label, rec) in [("two-neighbours", &topo), ("empty", &topo_empty)] {
-        let mut w = dn_proto::codec::Writer::default();
+        let mut w = Writer::default();
         rec.encode(&mut w);
         seeds.put("topo", label, &w.into_vec());
     }

@@ -1,7 +1,15 @@
-//! The wire codec: big-endian primitives and the frames two nodes exchange on a QUIC stream.
-//! Layout in `docs/protocol.md` §3. Decoding never panics on hostile input.
+//! The frames two nodes exchange on a QUIC stream and their binary encoding. Layout in
+//! `docs/protocol.md` §3. Decoding never panics on hostile input.
+//!
+//! A [`Frame`] wraps the other wire types ([`Message`], [`TopoRecord`], [`ReconMsg`]); each of
+//! them encodes itself through the [`Encode`] / [`Decode`] traits of the leaf module
+//! [`crate::coding`], so this module only adds the frame type byte, the frame's own fields
+//! and the size limits. Nothing but users of [`Frame`] imports it.
 
+use crate::coding::{self, Decode, Encode, Reader, Writer};
 use crate::message::{Message, MessageId, NodeId};
+use crate::recon::ReconMsg;
+use crate::topo::TopoRecord;
 use crate::ProtoError;
 
 /// Largest frame body (type byte + payload) accepted on the wire.
@@ -10,125 +18,6 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const MAX_IDS_PER_FRAME: usize = 1024;
 /// Most rooms listed in a `Hello` or `Rooms` frame.
 pub const MAX_ROOMS: usize = 256;
-
-/// Appends big-endian primitives to a buffer.
-#[derive(Default)]
-pub struct Writer {
-    buf: Vec<u8>,
-}
-
-impl Writer {
-    /// An empty writer with room for `n` bytes.
-    pub fn with_capacity(n: usize) -> Self {
-        Writer {
-            buf: Vec::with_capacity(n),
-        }
-    }
-    /// Raw bytes.
-    pub fn bytes(&mut self, b: &[u8]) {
-        self.buf.extend_from_slice(b);
-    }
-    /// One byte.
-    pub fn u8(&mut self, v: u8) {
-        self.buf.push(v);
-    }
-    /// u16, big-endian.
-    pub fn u16(&mut self, v: u16) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-    /// u32, big-endian.
-    pub fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-    /// u64, big-endian.
-    pub fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-    /// String with a one-byte length (callers guarantee ≤ 255 bytes).
-    pub fn str8(&mut self, s: &str) {
-        let b = &s.as_bytes()[..s.len().min(255)];
-        self.u8(b.len() as u8);
-        self.bytes(b);
-    }
-    /// String with a two-byte length (callers guarantee ≤ 65535 bytes).
-    pub fn str16(&mut self, s: &str) {
-        let b = &s.as_bytes()[..s.len().min(65535)];
-        self.u16(b.len() as u16);
-        self.bytes(b);
-    }
-    /// The bytes written.
-    pub fn into_vec(self) -> Vec<u8> {
-        self.buf
-    }
-}
-
-/// Reads big-endian primitives from a slice; every read is bounds-checked.
-pub struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    /// Reads from `buf`.
-    pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
-    }
-    /// The next `n` bytes.
-    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], ProtoError> {
-        if self.buf.len() < n {
-            return Err(ProtoError::Malformed("truncated"));
-        }
-        let (a, b) = self.buf.split_at(n);
-        self.buf = b;
-        Ok(a)
-    }
-    /// One byte.
-    pub fn u8(&mut self) -> Result<u8, ProtoError> {
-        Ok(self.bytes(1)?[0])
-    }
-    /// u16, big-endian.
-    pub fn u16(&mut self) -> Result<u16, ProtoError> {
-        let b = self.bytes(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    /// u64, big-endian.
-    pub fn u64(&mut self) -> Result<u64, ProtoError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.bytes(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-    /// 32 raw bytes.
-    pub fn array32(&mut self) -> Result<[u8; 32], ProtoError> {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.bytes(32)?);
-        Ok(a)
-    }
-    /// 64 raw bytes.
-    pub fn array64(&mut self) -> Result<[u8; 64], ProtoError> {
-        let mut a = [0u8; 64];
-        a.copy_from_slice(self.bytes(64)?);
-        Ok(a)
-    }
-    /// UTF-8 string with a one-byte length.
-    pub fn str8(&mut self) -> Result<String, ProtoError> {
-        let n = self.u8()? as usize;
-        let b = self.bytes(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| ProtoError::Malformed("invalid UTF-8"))
-    }
-    /// UTF-8 string with a two-byte length.
-    pub fn str16(&mut self) -> Result<String, ProtoError> {
-        let n = self.u16()? as usize;
-        let b = self.bytes(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| ProtoError::Malformed("invalid UTF-8"))
-    }
-    /// Fails if bytes are left over.
-    pub fn finish(&self) -> Result<(), ProtoError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(ProtoError::Malformed("trailing bytes"))
-        }
-    }
-}
 
 /// A frame exchanged between two connected nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +52,7 @@ pub enum Frame {
         /// Room.
         room: String,
         /// The reconciliation message.
-        msg: crate::recon::ReconMsg,
+        msg: ReconMsg,
     },
     /// Lazy announcement: the sender has stored these new messages (not pushed to us).
     IHave {
@@ -185,7 +74,7 @@ pub enum Frame {
         room: String,
     },
     /// A signed neighbour list (flooded to every node).
-    Topo(crate::topo::TopoRecord),
+    Topo(TopoRecord),
     /// The sender's side of a room's reconciliation ended with nothing more to say.
     ReconDone {
         /// Room.
@@ -213,33 +102,34 @@ fn write_rooms(w: &mut Writer, rooms: &[String]) {
 }
 
 fn read_rooms(r: &mut Reader<'_>) -> Result<Vec<String>, ProtoError> {
-    let n = r.u16()? as usize;
+    let n = usize::from(r.u16()?);
     if n > MAX_ROOMS {
         return Err(ProtoError::Malformed("too many rooms"));
     }
-    (0..n).map(|_| r.str8()).collect()
+    Ok((0..n).map(|_| r.str8()).collect::<Result<_, _>>()?)
 }
 
 fn write_ids(w: &mut Writer, ids: &[MessageId]) {
     let n = ids.len().min(MAX_IDS_PER_FRAME);
     w.u16(n as u16);
     for id in &ids[..n] {
-        w.bytes(&id.0);
+        w.put(id);
     }
 }
 
 fn read_ids(r: &mut Reader<'_>) -> Result<Vec<MessageId>, ProtoError> {
-    let n = r.u16()? as usize;
+    let n = usize::from(r.u16()?);
     if n > MAX_IDS_PER_FRAME {
         return Err(ProtoError::Malformed("too many ids"));
     }
-    (0..n).map(|_| r.array32().map(MessageId)).collect()
+    Ok((0..n)
+        .map(|_| r.get::<MessageId>())
+        .collect::<Result<_, _>>()?)
 }
 
-impl Frame {
-    /// Encodes the frame body (type byte + payload), without the length prefix.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(128);
+/// Frame body: `type u8 | payload` (docs/protocol.md §3), without the length prefix.
+impl Encode for Frame {
+    fn encode(&self, w: &mut Writer) {
         match self {
             Frame::Hello {
                 version,
@@ -250,19 +140,19 @@ impl Frame {
             } => {
                 w.u8(T_HELLO);
                 w.u8(*version);
-                w.bytes(&node.0);
+                w.put(node);
                 w.str8(name);
-                write_rooms(&mut w, rooms);
+                write_rooms(w, rooms);
                 w.u16(*listen_port);
             }
             Frame::Rooms { rooms } => {
                 w.u8(T_ROOMS);
-                write_rooms(&mut w, rooms);
+                write_rooms(w, rooms);
             }
             Frame::Msg { hops, message } => {
                 w.u8(T_MSG);
                 w.u8(*hops);
-                message.encode(&mut w);
+                w.put(message);
             }
             Frame::Recon { room, msg } => {
                 w.u8(T_RECON);
@@ -274,12 +164,12 @@ impl Frame {
             Frame::IHave { room, ids } => {
                 w.u8(T_IHAVE);
                 w.str8(room);
-                write_ids(&mut w, ids);
+                write_ids(w, ids);
             }
             Frame::Graft { room, ids } => {
                 w.u8(T_GRAFT);
                 w.str8(room);
-                write_ids(&mut w, ids);
+                write_ids(w, ids);
             }
             Frame::Prune { room } => {
                 w.u8(T_PRUNE);
@@ -287,14 +177,62 @@ impl Frame {
             }
             Frame::Topo(rec) => {
                 w.u8(T_TOPO);
-                rec.encode(&mut w);
+                w.put(rec);
             }
             Frame::ReconDone { room } => {
                 w.u8(T_RECON_DONE);
                 w.str8(room);
             }
         }
-        w.into_vec()
+    }
+}
+
+/// Reads one frame body. The size limit is checked by [`Frame::decode`], which sees the whole
+/// body; the payload's own counts are checked here before anything is allocated.
+impl Decode for Frame {
+    type Error = ProtoError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        Ok(match r.u8()? {
+            T_HELLO => Frame::Hello {
+                version: r.u8()?,
+                node: r.get::<NodeId>()?,
+                name: r.str8()?,
+                rooms: read_rooms(r)?,
+                listen_port: r.u16()?,
+            },
+            T_ROOMS => Frame::Rooms {
+                rooms: read_rooms(r)?,
+            },
+            T_MSG => Frame::Msg {
+                hops: r.u8()?,
+                message: r.get::<Message>()?,
+            },
+            T_RECON => {
+                let room = r.str8()?;
+                let msg = ReconMsg::decode(r.bytes16()?)
+                    .map_err(|_| ProtoError::Malformed("bad reconciliation message"))?;
+                Frame::Recon { room, msg }
+            }
+            T_IHAVE => Frame::IHave {
+                room: r.str8()?,
+                ids: read_ids(r)?,
+            },
+            T_GRAFT => Frame::Graft {
+                room: r.str8()?,
+                ids: read_ids(r)?,
+            },
+            T_PRUNE => Frame::Prune { room: r.str8()? },
+            T_TOPO => Frame::Topo(r.get::<TopoRecord>()?),
+            T_RECON_DONE => Frame::ReconDone { room: r.str8()? },
+            t => return Err(ProtoError::UnknownFrame(t)),
+        })
+    }
+}
+
+impl Frame {
+    /// Encodes the frame body (type byte + payload), without the length prefix.
+    pub fn encode(&self) -> Vec<u8> {
+        coding::to_vec(self, 128)
     }
 
     /// Encodes with the 4-byte big-endian length prefix used on the stream.
@@ -306,49 +244,13 @@ impl Frame {
         out
     }
 
-    /// Decodes a frame body. Unknown types and malformed payloads are errors.
+    /// Decodes a frame body. Oversized bodies, unknown types, malformed payloads and trailing
+    /// bytes are errors.
     pub fn decode(buf: &[u8]) -> Result<Frame, ProtoError> {
         if buf.len() > MAX_FRAME_BYTES {
             return Err(ProtoError::FrameTooLarge(buf.len()));
         }
-        let mut r = Reader::new(buf);
-        let f = match r.u8()? {
-            T_HELLO => Frame::Hello {
-                version: r.u8()?,
-                node: NodeId(r.array32()?),
-                name: r.str8()?,
-                rooms: read_rooms(&mut r)?,
-                listen_port: r.u16()?,
-            },
-            T_ROOMS => Frame::Rooms {
-                rooms: read_rooms(&mut r)?,
-            },
-            T_MSG => Frame::Msg {
-                hops: r.u8()?,
-                message: Message::decode(&mut r)?,
-            },
-            T_RECON => {
-                let room = r.str8()?;
-                let n = r.u16()? as usize;
-                let msg = crate::recon::ReconMsg::decode(r.bytes(n)?)
-                    .map_err(|_| ProtoError::Malformed("bad reconciliation message"))?;
-                Frame::Recon { room, msg }
-            }
-            T_IHAVE => Frame::IHave {
-                room: r.str8()?,
-                ids: read_ids(&mut r)?,
-            },
-            T_GRAFT => Frame::Graft {
-                room: r.str8()?,
-                ids: read_ids(&mut r)?,
-            },
-            T_PRUNE => Frame::Prune { room: r.str8()? },
-            T_TOPO => Frame::Topo(crate::topo::TopoRecord::decode(&mut r)?),
-            T_RECON_DONE => Frame::ReconDone { room: r.str8()? },
-            t => return Err(ProtoError::UnknownFrame(t)),
-        };
-        r.finish()?;
-        Ok(f)
+        coding::from_slice(buf)
     }
 
     /// Short name for logs and counters.

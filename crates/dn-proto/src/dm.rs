@@ -43,9 +43,8 @@ use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::codec::{Reader, Writer};
+use crate::coding::{self, CodingError, Decode, Encode, Reader, Writer};
 use crate::message::NodeId;
-use crate::ProtoError;
 
 /// Domain-separation prefix of an encoded envelope and of its associated data.
 pub const DM_MAGIC: &[u8; 4] = b"DNDM";
@@ -110,12 +109,9 @@ pub enum DmError {
     Decrypt,
 }
 
-impl From<ProtoError> for DmError {
-    fn from(e: ProtoError) -> Self {
-        match e {
-            ProtoError::Malformed(m) => DmError::Malformed(m),
-            _ => DmError::Malformed("invalid envelope"),
-        }
+impl From<CodingError> for DmError {
+    fn from(e: CodingError) -> Self {
+        DmError::Malformed(e.as_str())
     }
 }
 
@@ -136,30 +132,26 @@ pub struct DmEnvelope {
     pub ciphertext: Vec<u8>,
 }
 
-impl DmEnvelope {
-    /// Binary form: `"DNDM" | version u8 (1) | recipient 32 | ephemeral 32 | nonce 24 |
-    /// wrapped_recipient 48 | wrapped_sender 48 | ciphertext_len u16 BE | ciphertext`.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(DM_OVERHEAD_BYTES + self.ciphertext.len());
+/// `"DNDM" | version u8 (1) | recipient 32 | ephemeral 32 | nonce 24 | wrapped_recipient 48 |
+/// wrapped_sender 48 | ciphertext_len u16 BE | ciphertext`.
+impl Encode for DmEnvelope {
+    fn encode(&self, w: &mut Writer) {
         w.bytes(DM_MAGIC);
         w.u8(DM_VERSION);
-        w.bytes(&self.recipient.0);
+        w.put(&self.recipient);
         w.bytes(&self.ephemeral);
         w.bytes(&self.nonce);
         w.bytes(&self.wrapped_recipient);
         w.bytes(&self.wrapped_sender);
-        let n = self.ciphertext.len().min(usize::from(u16::MAX));
-        w.u16(n as u16);
-        w.bytes(&self.ciphertext[..n]);
-        w.into_vec()
+        w.bytes16(&self.ciphertext);
     }
+}
 
-    /// Parses [`DmEnvelope::encode`] output. Checks structure and size only; never panics.
-    pub fn decode(buf: &[u8]) -> Result<Self, DmError> {
-        if buf.len() > MAX_DM_ENVELOPE_BYTES {
-            return Err(DmError::Malformed("envelope too large"));
-        }
-        let mut r = Reader::new(buf);
+/// Reads one envelope, checking its structure and the ciphertext length; the overall size
+/// limit is checked by [`DmEnvelope::decode`], which sees the whole buffer.
+impl Decode for DmEnvelope {
+    type Error = DmError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DmError> {
         if r.bytes(DM_MAGIC.len())? != DM_MAGIC {
             return Err(DmError::Malformed("bad direct message magic"));
         }
@@ -167,17 +159,16 @@ impl DmEnvelope {
         if version != DM_VERSION {
             return Err(DmError::UnsupportedVersion(version));
         }
-        let recipient = NodeId(r.array32()?);
-        let ephemeral = r.array32()?;
-        let nonce = array(&mut r)?;
-        let wrapped_recipient = array(&mut r)?;
-        let wrapped_sender = array(&mut r)?;
+        let recipient = r.get::<NodeId>()?;
+        let ephemeral = r.array()?;
+        let nonce = r.array()?;
+        let wrapped_recipient = r.array()?;
+        let wrapped_sender = r.array()?;
         let n = usize::from(r.u16()?);
         if !(DM_TAG_BYTES..=MAX_DM_PLAINTEXT_BYTES + DM_TAG_BYTES).contains(&n) {
             return Err(DmError::Malformed("bad ciphertext length"));
         }
         let ciphertext = r.bytes(n)?.to_vec();
-        r.finish()?;
         Ok(DmEnvelope {
             recipient,
             ephemeral,
@@ -189,10 +180,19 @@ impl DmEnvelope {
     }
 }
 
-fn array<const N: usize>(r: &mut Reader<'_>) -> Result<[u8; N], DmError> {
-    r.bytes(N)?
-        .try_into()
-        .map_err(|_| DmError::Malformed("truncated"))
+impl DmEnvelope {
+    /// Binary form (layout: the [`Encode`] impl; `docs/protocol.md` "Direct messages").
+    pub fn encode(&self) -> Vec<u8> {
+        coding::to_vec(self, DM_OVERHEAD_BYTES + self.ciphertext.len())
+    }
+
+    /// Parses [`DmEnvelope::encode`] output. Checks structure and size only; never panics.
+    pub fn decode(buf: &[u8]) -> Result<Self, DmError> {
+        if buf.len() > MAX_DM_ENVELOPE_BYTES {
+            return Err(DmError::Malformed("envelope too large"));
+        }
+        coding::from_slice(buf)
+    }
 }
 
 /// The X25519 public key of a node: Montgomery form of its Ed25519 key. Refuses bytes that are
@@ -211,8 +211,8 @@ fn wrap_aad(sender: &NodeId, env: &DmEnvelope, timestamp: u64) -> Vec<u8> {
     let mut w = Writer::with_capacity(WRAP_AAD_BYTES + 2 * DM_WRAPPED_KEY_BYTES);
     w.bytes(DM_MAGIC);
     w.u8(DM_VERSION);
-    w.bytes(&sender.0);
-    w.bytes(&env.recipient.0);
+    w.put(sender);
+    w.put(&env.recipient);
     w.u64(timestamp);
     w.bytes(&env.ephemeral);
     w.bytes(&env.nonce);

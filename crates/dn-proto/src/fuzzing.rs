@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
-use crate::codec::{Frame, Reader, MAX_FRAME_BYTES, MAX_IDS_PER_FRAME};
+use crate::codec::{Frame, MAX_FRAME_BYTES, MAX_IDS_PER_FRAME};
+use crate::coding::{Decode, Encode, Reader, Writer};
 use crate::dm::{self, DmEnvelope};
 use crate::message::{Message, MessageId, NodeId, PROTOCOL_VERSION};
 use crate::protocol::{Counters, Input, MemStorage, Output, Protocol, Timer};
@@ -150,7 +151,7 @@ pub fn topo(data: &[u8]) {
     };
     let _ = rec.verify();
     if r.finish().is_ok() {
-        let mut w = crate::codec::Writer::default();
+        let mut w = Writer::default();
         rec.encode(&mut w);
         assert_eq!(
             w.into_vec(),

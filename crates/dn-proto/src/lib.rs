@@ -3,8 +3,13 @@
 //! Everything two DisasterNet nodes must agree on lives here, and nothing else: no tokio, no
 //! sockets, no SQLite, no wall clock. That keeps it deterministic and testable.
 //!
+//! - [`coding`]: the leaf every byte layout builds on: a bounds-checked big-endian
+//!   [`coding::Reader`], a [`coding::Writer`] and the [`coding::Encode`] / [`coding::Decode`]
+//!   traits that every wire type ([`Message`], [`topo::TopoRecord`], [`recon::ReconMsg`],
+//!   [`dm::DmEnvelope`], [`Frame`]) implements. It imports nothing from the crate.
 //! - [`message`]: the signed, immutable [`Message`], its signed bytes, id and validation.
-//! - [`codec`]: the [`Frame`]s exchanged over a QUIC stream and their binary encoding.
+//! - [`codec`]: the [`Frame`]s exchanged over a QUIC stream and their binary encoding; the
+//!   only module that knows all the others' wire types.
 //! - [`protocol`]: the [`Protocol`] state machine. The driver feeds it [`Input`]s (a peer
 //!   connected, a frame arrived, the user published a message) and performs the [`Output`]s it
 //!   returns (send a frame, report a stored message, drop a peer). Message storage is reached
@@ -14,6 +19,7 @@
 //! The byte layouts are specified in `docs/protocol.md`.
 
 pub mod codec;
+pub mod coding;
 pub mod dm;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -82,4 +88,10 @@ pub enum ProtoError {
     /// Signature does not verify against the author key.
     #[error("signature does not verify")]
     BadSignature,
+}
+
+impl From<coding::CodingError> for ProtoError {
+    fn from(e: coding::CodingError) -> Self {
+        ProtoError::Malformed(e.as_str())
+    }
 }

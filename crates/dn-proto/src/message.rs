@@ -6,7 +6,7 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::codec::{Reader, Writer};
+use crate::coding::{CodingError, Decode, Encode, Reader, Writer};
 use crate::ProtoError;
 
 /// Protocol version carried by every message and hello.
@@ -96,6 +96,34 @@ impl fmt::Display for MessageId {
 impl fmt::Debug for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MessageId({})", &self.to_hex()[..10])
+    }
+}
+
+/// Wire form: the 32 key bytes.
+impl Encode for NodeId {
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.0);
+    }
+}
+impl Decode for NodeId {
+    type Error = CodingError;
+    /// Reads 32 bytes; whether they are a valid key is checked where it matters
+    /// ([`NodeId::verifying_key`]).
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodingError> {
+        r.array().map(NodeId)
+    }
+}
+
+/// Wire form: the 32 hash bytes.
+impl Encode for MessageId {
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.0);
+    }
+}
+impl Decode for MessageId {
+    type Error = CodingError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodingError> {
+        r.array().map(MessageId)
     }
 }
 
@@ -190,7 +218,7 @@ impl Message {
         w.bytes(MESSAGE_MAGIC);
         w.u8(self.version);
         w.str8(&self.room);
-        w.bytes(&self.author.0);
+        w.put(&self.author);
         w.u64(self.timestamp);
         w.str8(&self.author_name);
         w.str16(&self.body);
@@ -209,7 +237,7 @@ impl Message {
             return Err(ProtoError::UnsupportedVersion(version));
         }
         let room = r.str8()?;
-        let author = NodeId(r.array32()?);
+        let author = r.get::<NodeId>()?;
         let timestamp = r.u64()?;
         let author_name = r.str8()?;
         let body = r.str16()?;
@@ -249,20 +277,24 @@ impl Message {
         )
         .map_err(|_| ProtoError::BadSignature)
     }
+}
 
-    /// Wire form: `signed_len u16 BE | signed bytes | signature 64`.
-    pub fn encode(&self, w: &mut Writer) {
+/// Wire form: `signed_len u16 BE | signed bytes | signature 64`.
+impl Encode for Message {
+    fn encode(&self, w: &mut Writer) {
         let signed = self.signed_bytes();
         w.u16(signed.len() as u16);
         w.bytes(&signed);
         w.bytes(&self.signature);
     }
+}
 
-    /// Reads the wire form written by [`Message::encode`].
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
-        let len = r.u16()? as usize;
-        let signed = r.bytes(len)?;
-        let sig = r.array64()?;
+/// Reads the wire form written by [`Encode`]; does not verify (call [`Message::verify`]).
+impl Decode for Message {
+    type Error = ProtoError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        let signed = r.bytes16()?;
+        let sig = r.array()?;
         Message::from_signed_bytes(signed, sig)
     }
 }

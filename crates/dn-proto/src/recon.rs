@@ -78,8 +78,8 @@ use sha2::compress256;
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
 
+use crate::coding::CodingError;
 use crate::message::MessageId;
-use crate::ProtoError;
 
 pub use sim::{figures, make_sets, simulate, Delivery, Figure, SimOutcome};
 pub use sketch::Cell;
@@ -133,12 +133,9 @@ pub enum ReconError {
     TooManyRounds,
 }
 
-impl From<ProtoError> for ReconError {
-    fn from(e: ProtoError) -> Self {
-        match e {
-            ProtoError::Malformed(w) => ReconError::Malformed(w),
-            _ => ReconError::Malformed("invalid data"),
-        }
+impl From<CodingError> for ReconError {
+    fn from(e: CodingError) -> Self {
+        ReconError::Malformed(e.as_str())
     }
 }
 

@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 
-use crate::codec::{Reader, Writer};
+use crate::coding::{Decode, Encode, Reader, Writer};
 use crate::message::{NodeId, PROTOCOL_VERSION};
 use crate::ProtoError;
 
@@ -70,21 +70,13 @@ impl TopoRecord {
         let mut w = Writer::with_capacity(64 + self.neighbours.len() * 39);
         w.bytes(TOPO_MAGIC);
         w.u8(PROTOCOL_VERSION);
-        w.bytes(&self.node.0);
+        w.put(&self.node);
         w.u64(self.seq);
         w.str8(&self.name);
         let n = self.neighbours.len().min(MAX_NEIGHBOURS);
         w.u16(n as u16);
         for nb in &self.neighbours[..n] {
-            w.bytes(&nb.id.0);
-            match nb.addr {
-                Some(a) => {
-                    w.u8(1);
-                    w.bytes(&a.ip().octets());
-                    w.u16(a.port());
-                }
-                None => w.u8(0),
-            }
+            w.put(nb);
         }
         w.into_vec()
     }
@@ -102,20 +94,55 @@ impl TopoRecord {
             )
             .map_err(|_| ProtoError::BadSignature)
     }
+}
 
-    /// Wire form: `signed_len u16 | signed bytes | signature 64`.
-    pub fn encode(&self, w: &mut Writer) {
+/// Wire form: `id 32 | has_addr u8 | [ipv4 4 | port u16]`.
+impl Encode for Neighbour {
+    fn encode(&self, w: &mut Writer) {
+        w.put(&self.id);
+        match self.addr {
+            Some(a) => {
+                w.u8(1);
+                w.bytes(&a.ip().octets());
+                w.u16(a.port());
+            }
+            None => w.u8(0),
+        }
+    }
+}
+
+impl Decode for Neighbour {
+    type Error = ProtoError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        let id = r.get::<NodeId>()?;
+        let addr = match r.u8()? {
+            0 => None,
+            1 => {
+                let ip = Ipv4Addr::from(r.array::<4>()?);
+                Some(SocketAddrV4::new(ip, r.u16()?))
+            }
+            _ => return Err(ProtoError::Malformed("bad address flag")),
+        };
+        Ok(Neighbour { id, addr })
+    }
+}
+
+/// Wire form: `signed_len u16 | signed bytes | signature 64`.
+impl Encode for TopoRecord {
+    fn encode(&self, w: &mut Writer) {
         let signed = self.signed_bytes();
         w.u16(signed.len() as u16);
         w.bytes(&signed);
         w.bytes(&self.signature);
     }
+}
 
-    /// Reads the wire form (does not verify).
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
-        let len = r.u16()? as usize;
-        let mut s = Reader::new(r.bytes(len)?);
-        let signature = r.array64()?;
+/// Reads the wire form (does not verify; call [`TopoRecord::verify`]).
+impl Decode for TopoRecord {
+    type Error = ProtoError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        let mut s = Reader::new(r.bytes16()?);
+        let signature = r.array()?;
         if s.bytes(5)? != TOPO_MAGIC {
             return Err(ProtoError::Malformed("bad topology magic"));
         }
@@ -123,26 +150,16 @@ impl TopoRecord {
         if version != PROTOCOL_VERSION {
             return Err(ProtoError::UnsupportedVersion(version));
         }
-        let node = NodeId(s.array32()?);
+        let node = s.get::<NodeId>()?;
         let seq = s.u64()?;
         let name = s.str8()?;
-        let n = s.u16()? as usize;
+        let n = usize::from(s.u16()?);
         if n > MAX_NEIGHBOURS {
             return Err(ProtoError::Malformed("too many neighbours"));
         }
         let mut neighbours = Vec::with_capacity(n);
         for _ in 0..n {
-            let id = NodeId(s.array32()?);
-            let addr = match s.u8()? {
-                0 => None,
-                1 => {
-                    let ip = s.bytes(4)?;
-                    let ip = Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]);
-                    Some(SocketAddrV4::new(ip, s.u16()?))
-                }
-                _ => return Err(ProtoError::Malformed("bad address flag")),
-            };
-            neighbours.push(Neighbour { id, addr });
+            neighbours.push(s.get::<Neighbour>()?);
         }
         s.finish()?;
         Ok(TopoRecord {

@@ -1,12 +1,14 @@
-//! Byte layout of [`ReconMsg`] (big-endian, see the module docs of [`crate::recon`]).
-//! Decoding is bounds-checked, enforces every structural rule and never panics.
+//! Byte layout of [`ReconMsg`] (big-endian, see the module docs of [`crate::recon`]): the
+//! [`Encode`] / [`Decode`] impls of [`Range`], [`Cell`], [`Part`] and [`ReconMsg`] over the
+//! shared [`crate::coding`] reader and writer. Decoding is bounds-checked, enforces every
+//! structural rule and never panics.
 
 use super::sketch::{Cell, CELL_BYTES, K};
 use super::{
     Part, Range, ReconError, ReconMsg, MAX_BITMAP_BYTES, MAX_CELLS, MAX_DEPTH, MAX_MSG_BYTES,
     RECON_VERSION,
 };
-use crate::codec::{Reader, Writer};
+use crate::coding::{self, CodingError, Decode, Encode, Reader, Writer};
 
 const KIND_SUMMARY: u8 = 1;
 const KIND_SKETCH: u8 = 2;
@@ -20,17 +22,6 @@ fn bad(what: &'static str) -> ReconError {
     ReconError::Malformed(what)
 }
 
-fn read_u32(r: &mut Reader<'_>) -> Result<u32, ReconError> {
-    let b = r.bytes(4)?;
-    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn read_u128(r: &mut Reader<'_>) -> Result<u128, ReconError> {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(r.bytes(16)?);
-    Ok(u128::from_be_bytes(a))
-}
-
 fn prefix_bytes(depth: u8) -> usize {
     usize::from(depth).div_ceil(8)
 }
@@ -40,26 +31,50 @@ pub(super) fn range_len(r: Range) -> usize {
     1 + prefix_bytes(r.depth)
 }
 
-fn write_range(w: &mut Writer, r: Range) {
-    w.u8(r.depth);
-    let be = r.prefix.to_be_bytes();
-    w.bytes(&be[..prefix_bytes(r.depth)]);
+/// `depth u8 | prefix: ceil(depth/8) bytes`.
+impl Encode for Range {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(self.depth);
+        let be = self.prefix.to_be_bytes();
+        w.bytes(&be[..prefix_bytes(self.depth).min(be.len())]);
+    }
 }
 
-fn read_range(r: &mut Reader<'_>) -> Result<Range, ReconError> {
-    let depth = r.u8()?;
-    if depth > MAX_DEPTH {
-        return Err(bad("range depth over the limit"));
+impl Decode for Range {
+    type Error = ReconError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ReconError> {
+        let depth = r.u8()?;
+        if depth > MAX_DEPTH {
+            return Err(bad("range depth over the limit"));
+        }
+        let mut be = [0u8; 8];
+        let n = prefix_bytes(depth);
+        be[..n].copy_from_slice(r.bytes(n)?);
+        let prefix = u64::from_be_bytes(be);
+        let range = Range { depth, prefix };
+        if range.lo() != prefix {
+            return Err(bad("range prefix has bits below its depth"));
+        }
+        Ok(range)
     }
-    let mut be = [0u8; 8];
-    let n = prefix_bytes(depth);
-    be[..n].copy_from_slice(r.bytes(n)?);
-    let prefix = u64::from_be_bytes(be);
-    let range = Range { depth, prefix };
-    if range.lo() != prefix {
-        return Err(bad("range prefix has bits below its depth"));
+}
+
+/// `key u64 | chk u16`.
+impl Encode for Cell {
+    fn encode(&self, w: &mut Writer) {
+        w.u64(self.key);
+        w.u16(self.chk);
     }
-    Ok(range)
+}
+
+impl Decode for Cell {
+    type Error = CodingError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodingError> {
+        Ok(Cell {
+            key: r.u64()?,
+            chk: r.u16()?,
+        })
+    }
 }
 
 fn write_list(w: &mut Writer, v: &[u64]) {
@@ -102,92 +117,23 @@ pub(super) fn part_len(p: &Part) -> usize {
         }
 }
 
-fn write_part(w: &mut Writer, p: &Part) {
-    match p {
-        Part::Summary {
-            range,
-            count,
-            fp,
-            bitmap,
-        } => {
-            w.u8(KIND_SUMMARY);
-            write_range(w, *range);
-            w.u32(*count);
-            w.bytes(&fp.to_be_bytes());
-            let n = bitmap.len().min(MAX_BITMAP_BYTES);
-            w.u16(n as u16);
-            w.bytes(&bitmap[..n]);
-        }
-        Part::Sketch {
-            range,
-            count,
-            fp,
-            handled,
-            cells,
-        } => {
-            w.u8(KIND_SKETCH);
-            write_range(w, *range);
-            w.u32(*count);
-            w.bytes(&fp.to_be_bytes());
-            write_list(w, handled);
-            let n = cells.len().min(MAX_CELLS);
-            w.u16(n as u16);
-            for c in &cells[..n] {
-                w.u64(c.key);
-                w.u16(c.chk);
-            }
-        }
-        Part::Ids {
-            range,
-            handled,
-            ids,
-        } => {
-            w.u8(KIND_IDS);
-            write_range(w, *range);
-            write_list(w, handled);
-            write_list(w, ids);
-        }
-        Part::Request { range } => {
-            w.u8(KIND_REQUEST);
-            write_range(w, *range);
-        }
-    }
-}
-
-fn read_part(r: &mut Reader<'_>) -> Result<Part, ReconError> {
-    let kind = r.u8()?;
-    let range = read_range(r)?;
-    Ok(match kind {
-        KIND_SUMMARY => {
-            let count = read_u32(r)?;
-            let fp = read_u128(r)?;
-            let n = usize::from(r.u16()?);
-            if n != 0 && (!n.is_power_of_two() || !(8..=MAX_BITMAP_BYTES).contains(&n)) {
-                return Err(bad("bitmap length must be 0 or a power of two in 8..=256"));
-            }
-            let bitmap = r.bytes(n)?.to_vec();
+/// `kind u8 | range | body` (see the wire layout in [`crate::recon`]).
+impl Encode for Part {
+    fn encode(&self, w: &mut Writer) {
+        match self {
             Part::Summary {
                 range,
                 count,
                 fp,
                 bitmap,
-            }
-        }
-        KIND_SKETCH => {
-            let count = read_u32(r)?;
-            let fp = read_u128(r)?;
-            let handled = read_list(r, Some(range))?;
-            let n = usize::from(r.u16()?);
-            if n == 0 || n % K != 0 || n > MAX_CELLS {
-                return Err(bad(
-                    "cell count must be a non-zero multiple of 4, at most 4096",
-                ));
-            }
-            let mut cells = Vec::with_capacity(n);
-            for _ in 0..n {
-                let key = r.u64()?;
-                let chk = r.u16()?;
-                cells.push(Cell { key, chk });
+            } => {
+                w.u8(KIND_SUMMARY);
+                w.put(range);
+                w.u32(*count);
+                w.u128(*fp);
+                let n = bitmap.len().min(MAX_BITMAP_BYTES);
+                w.u16(n as u16);
+                w.bytes(&bitmap[..n]);
             }
             Part::Sketch {
                 range,
@@ -195,16 +141,137 @@ fn read_part(r: &mut Reader<'_>) -> Result<Part, ReconError> {
                 fp,
                 handled,
                 cells,
+            } => {
+                w.u8(KIND_SKETCH);
+                w.put(range);
+                w.u32(*count);
+                w.u128(*fp);
+                write_list(w, handled);
+                let n = cells.len().min(MAX_CELLS);
+                w.u16(n as u16);
+                for c in &cells[..n] {
+                    w.put(c);
+                }
+            }
+            Part::Ids {
+                range,
+                handled,
+                ids,
+            } => {
+                w.u8(KIND_IDS);
+                w.put(range);
+                write_list(w, handled);
+                write_list(w, ids);
+            }
+            Part::Request { range } => {
+                w.u8(KIND_REQUEST);
+                w.put(range);
             }
         }
-        KIND_IDS => Part::Ids {
-            range,
-            handled: read_list(r, Some(range))?,
-            ids: read_list(r, Some(range))?,
-        },
-        KIND_REQUEST => Part::Request { range },
-        _ => return Err(bad("unknown part kind")),
-    })
+    }
+}
+
+/// Reads one part and checks its own rules (counts, id lists inside the range); the order of
+/// parts is checked by [`ReconMsg`]'s decoder.
+impl Decode for Part {
+    type Error = ReconError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ReconError> {
+        let kind = r.u8()?;
+        let range = r.get::<Range>()?;
+        Ok(match kind {
+            KIND_SUMMARY => {
+                let count = r.u32()?;
+                let fp = r.u128()?;
+                let n = usize::from(r.u16()?);
+                if n != 0 && (!n.is_power_of_two() || !(8..=MAX_BITMAP_BYTES).contains(&n)) {
+                    return Err(bad("bitmap length must be 0 or a power of two in 8..=256"));
+                }
+                let bitmap = r.bytes(n)?.to_vec();
+                Part::Summary {
+                    range,
+                    count,
+                    fp,
+                    bitmap,
+                }
+            }
+            KIND_SKETCH => {
+                let count = r.u32()?;
+                let fp = r.u128()?;
+                let handled = read_list(r, Some(range))?;
+                let n = usize::from(r.u16()?);
+                if n == 0 || n % K != 0 || n > MAX_CELLS {
+                    return Err(bad(
+                        "cell count must be a non-zero multiple of 4, at most 4096",
+                    ));
+                }
+                let mut cells = Vec::with_capacity(n);
+                for _ in 0..n {
+                    cells.push(r.get::<Cell>()?);
+                }
+                Part::Sketch {
+                    range,
+                    count,
+                    fp,
+                    handled,
+                    cells,
+                }
+            }
+            KIND_IDS => Part::Ids {
+                range,
+                handled: read_list(r, Some(range))?,
+                ids: read_list(r, Some(range))?,
+            },
+            KIND_REQUEST => Part::Request { range },
+            _ => return Err(bad("unknown part kind")),
+        })
+    }
+}
+
+/// `version u8 | round u8 | salt [16] | nparts u16 | parts | nwants u16 | wants`.
+impl Encode for ReconMsg {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(RECON_VERSION);
+        w.u8(self.round);
+        w.bytes(&self.salt);
+        let n = self.parts.len().min(usize::from(u16::MAX));
+        w.u16(n as u16);
+        for p in &self.parts[..n] {
+            w.put(p);
+        }
+        write_list(w, &self.wants);
+    }
+}
+
+/// Reads one message; the size limit is checked by [`ReconMsg::decode`], which sees the whole
+/// buffer.
+impl Decode for ReconMsg {
+    type Error = ReconError;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, ReconError> {
+        let version = r.u8()?;
+        if version != RECON_VERSION {
+            return Err(ReconError::UnsupportedVersion(version));
+        }
+        let round = r.u8()?;
+        let salt = r.array()?;
+        let n = usize::from(r.u16()?);
+        let mut parts: Vec<Part> = Vec::with_capacity(n.min(MAX_MSG_BYTES / 2));
+        for _ in 0..n {
+            let p = r.get::<Part>()?;
+            if let Some(prev) = parts.last() {
+                if p.range().lo() <= prev.range().hi() {
+                    return Err(bad("parts overlap or are out of order"));
+                }
+            }
+            parts.push(p);
+        }
+        let wants = read_list(r, None)?;
+        Ok(ReconMsg {
+            round,
+            salt,
+            parts,
+            wants,
+        })
+    }
 }
 
 impl ReconMsg {
@@ -216,17 +283,7 @@ impl ReconMsg {
     /// Encodes the message. Messages built by this module are at most [`MAX_MSG_BYTES`];
     /// a hand-built one that is larger encodes but will not decode.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(self.encoded_len());
-        w.u8(RECON_VERSION);
-        w.u8(self.round);
-        w.bytes(&self.salt);
-        let n = self.parts.len().min(usize::from(u16::MAX));
-        w.u16(n as u16);
-        for p in &self.parts[..n] {
-            write_part(&mut w, p);
-        }
-        write_list(&mut w, &self.wants);
-        w.into_vec()
+        coding::to_vec(self, self.encoded_len())
     }
 
     /// Decodes a message. Errors on anything malformed: wrong version, over
@@ -237,32 +294,6 @@ impl ReconMsg {
         if buf.len() > MAX_MSG_BYTES {
             return Err(ReconError::TooLarge(buf.len()));
         }
-        let mut r = Reader::new(buf);
-        let version = r.u8()?;
-        if version != RECON_VERSION {
-            return Err(ReconError::UnsupportedVersion(version));
-        }
-        let round = r.u8()?;
-        let mut salt = [0u8; 16];
-        salt.copy_from_slice(r.bytes(16)?);
-        let n = usize::from(r.u16()?);
-        let mut parts: Vec<Part> = Vec::with_capacity(n.min(MAX_MSG_BYTES / 2));
-        for _ in 0..n {
-            let p = read_part(&mut r)?;
-            if let Some(prev) = parts.last() {
-                if p.range().lo() <= prev.range().hi() {
-                    return Err(bad("parts overlap or are out of order"));
-                }
-            }
-            parts.push(p);
-        }
-        let wants = read_list(&mut r, None)?;
-        r.finish()?;
-        Ok(ReconMsg {
-            round,
-            salt,
-            parts,
-            wants,
-        })
+        coding::from_slice(buf)
     }
 }
