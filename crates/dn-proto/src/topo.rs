@@ -6,7 +6,7 @@
 //! holds the adjacency list of the network it can see. [`Graph`] answers hop distances and
 //! shortest paths (BFS), and which addresses a node may dial to meet its peers' peers.
 //!
-//! Signed bytes (docs/protocol.md §4.2):
+//! Signed bytes (docs/protocol.md §4.3):
 //! `"DNTOP" | version u8 | node 32 | seq u64 | name str8 | count u16 |
 //!  count × (id 32 | has_addr u8 | [ipv4 4 | port u16])`, then the 64-byte signature.
 
