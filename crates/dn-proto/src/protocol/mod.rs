@@ -23,8 +23,8 @@
 //!   in a bounded per-peer queue and go out within a byte window the driver reopens with
 //!   [`Input::Drained`].
 //! - **Validation**: every received message is verified (signature, size, room and name rules)
-//!   and must be for a room this node serves (joined or carried); anything else is rejected, reported and counted,
-//!   and the connection keeps serving.
+//!   and must be for a room this node serves (joined or carried); anything else is rejected,
+//!   reported and counted, and the connection keeps serving.
 //!
 //! Time is a `u64` of milliseconds from any fixed origin, given with each input; timers are
 //! data ([`Output::SetTimer`] out, [`Input::Timer`] in), so a simulator can run it exactly.
