@@ -226,3 +226,22 @@ impl Protocol {
         }
     }
 }
+
+impl Protocol {
+    /// Sends a (new) neighbour list to every peer but the one it came from.
+    pub(super) fn flood_topology(
+        &self,
+        rec: &TopoRecord,
+        from: Option<NodeId>,
+        out: &mut Vec<Output>,
+    ) {
+        for (pid, p) in &self.peers {
+            if p.hello && Some(*pid) != from {
+                out.push(Output::Send {
+                    peer: *pid,
+                    frame: Frame::Topo(rec.clone()),
+                });
+            }
+        }
+    }
+}

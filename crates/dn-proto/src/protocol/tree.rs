@@ -1,0 +1,312 @@
+//! Tree propagation (PlumTree-like): eager push, lazy `IHave` announcements, prune, graft
+//! repairs of missed deliveries, the paced reply queue, and taking in a received message.
+
+use super::*;
+
+impl Protocol {
+    /// Sends queued replies as `Msg`, oldest first, while each peer's window allows.
+    pub(super) fn pump_replies(&mut self, store: &mut dyn Storage, out: &mut Vec<Output>) {
+        let waiting: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.replies.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in waiting {
+            while let Some(p) = self.peers.get(&peer) {
+                if p.in_flight > 0 && p.in_flight + MAX_WIRE_FRAME > REPLY_WINDOW_BYTES {
+                    break;
+                }
+                let Some(id) = p.replies.front().copied() else {
+                    break;
+                };
+                let msg = store.get(&id);
+                let sendable = match &msg {
+                    Ok(Some(m)) => {
+                        self.member(&m.room)
+                            && p.shares(&m.room)
+                            && !self.blocked.contains(&m.author)
+                    }
+                    _ => false,
+                };
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    break;
+                };
+                p.replies.pop_front();
+                p.queued.remove(&id);
+                match msg {
+                    Ok(Some(message)) if sendable => {
+                        p.learn(id);
+                        let frame = Frame::Msg {
+                            hops: DEFAULT_HOPS,
+                            message,
+                        };
+                        p.in_flight = p.in_flight.saturating_add(wire_len(&frame));
+                        if let Frame::Msg { message, .. } = &frame {
+                            if message.author == self.me {
+                                p.sent_own(id);
+                            }
+                        }
+                        self.counters.sent += 1;
+                        out.push(Output::Send { peer, frame });
+                    }
+                    Ok(_) => {}
+                    Err(e) => out.push(Output::StorageFailed(e)),
+                }
+            }
+        }
+    }
+
+    /// An `IHave`: learn what the peer holds, await what we lack, report acknowledgements of
+    /// our own messages we sent it.
+    pub(super) fn on_ihave(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        room: &str,
+        ids: Vec<MessageId>,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.shared(peer, room) {
+            self.drop_frame(peer, DropReason::UnknownRoom, out);
+            return;
+        }
+        let ids = self.budgeted_ids(peer, Budget::IHave, ids, out);
+        let mut acked = Vec::new();
+        let mut full = false;
+        for id in ids {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.learn(id);
+                if p.sent_own_set.remove(&id) {
+                    acked.push(id);
+                }
+            }
+            match store.has(&id) {
+                Ok(true) => {}
+                Ok(false) => full |= !self.await_missing(id, room, peer, out),
+                Err(e) => out.push(Output::StorageFailed(e)),
+            }
+        }
+        if full {
+            self.drop_frame(peer, DropReason::PendingRepairsFull, out);
+        }
+        if !acked.is_empty() {
+            out.push(Output::Acked { peer, ids: acked });
+        }
+    }
+
+    pub(super) fn set_lazy(&mut self, peer: NodeId, room: &str, lazy: bool) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if lazy {
+                // Bounded by the peer's announced rooms.
+                if p.shares(room) {
+                    p.lazy.insert(room.to_string());
+                }
+            } else {
+                p.lazy.remove(room);
+            }
+        }
+    }
+
+    /// Awaits a message `peer` announced; false if the pending-repair table refused it.
+    pub(super) fn await_missing(
+        &mut self,
+        id: MessageId,
+        room: &str,
+        peer: NodeId,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        match self.missing.announce(id, room, peer) {
+            pending::Announced::New => {
+                out.push(Output::SetTimer {
+                    at: self.now + self.config.ihave_timeout_ms,
+                    timer: Timer::Missing(id),
+                });
+                true
+            }
+            pending::Announced::Known => true,
+            pending::Announced::Full => false,
+        }
+    }
+
+    pub(super) fn on_missing_timer(
+        &mut self,
+        store: &mut dyn Storage,
+        id: MessageId,
+        out: &mut Vec<Output>,
+    ) {
+        if matches!(store.has(&id), Ok(true)) {
+            self.missing.remove(&id);
+            return;
+        }
+        let Some(m) = self.missing.get_mut(&id) else {
+            return;
+        };
+        while let Some(peer) = m.announcers.pop_front() {
+            if self.peers.get(&peer).is_some_and(|p| p.hello) {
+                let room = m.room.clone();
+                self.counters.grafts += 1;
+                self.set_lazy(peer, &room, false);
+                out.push(Output::Send {
+                    peer,
+                    frame: Frame::Graft {
+                        room,
+                        ids: vec![id],
+                    },
+                });
+                out.push(Output::SetTimer {
+                    at: self.now + self.config.graft_retry_ms,
+                    timer: Timer::Missing(id),
+                });
+                return;
+            }
+        }
+        self.missing.remove(&id);
+    }
+
+    pub(super) fn on_message(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        hops: u8,
+        msg: Message,
+        out: &mut Vec<Output>,
+    ) {
+        let id = msg.id();
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.learn(id);
+        }
+        if self.blocked.contains(&msg.author) {
+            // Blocked here: not stored, so not relayed or carried either. Not "rejected": the
+            // peer did nothing wrong by passing it on.
+            self.blocked_drops += 1;
+            return;
+        }
+        // The cheap checks first (room, duplicates, DM envelope, quotas, the relaying peer's
+        // budget: none of them trusts the unverified fields beyond reading), so a flood that
+        // the quotas refuse costs no signature check. Nothing is recorded for the author
+        // before the signature has been verified and the message stored.
+        if !self.member(&msg.room) {
+            self.counters.rejected += 1;
+            out.push(Output::Rejected {
+                peer,
+                reason: ProtoError::BadRoom(format!("{} (not joined)", msg.room)),
+            });
+            return;
+        }
+        if self.admit(store, peer, &msg, out).is_err() {
+            return;
+        }
+        if let Err(reason) = msg.verify() {
+            self.counters.rejected += 1;
+            out.push(Output::Rejected { peer, reason });
+            return;
+        }
+        if self.wall_now > 0 && msg.timestamp > self.wall_now + MAX_FUTURE_MS {
+            self.counters.rejected += 1;
+            out.push(Output::Rejected {
+                peer,
+                reason: ProtoError::FromTheFuture {
+                    ahead_ms: msg.timestamp - self.wall_now,
+                    limit_ms: MAX_FUTURE_MS,
+                },
+            });
+            return;
+        }
+        match store.insert(&msg) {
+            Ok(true) => {
+                self.note_stored(&msg);
+                self.counters.received += 1;
+                self.missing.remove(&id);
+                if msg.author == peer {
+                    // Straight from its author: acknowledge, so the author can show "held by".
+                    out.push(Output::Send {
+                        peer,
+                        frame: Frame::IHave {
+                            room: msg.room.clone(),
+                            ids: vec![id],
+                        },
+                    });
+                }
+                self.push(&msg, Some(peer), hops.checked_sub(1), out);
+                let travelled = DEFAULT_HOPS.saturating_sub(hops).saturating_add(1);
+                out.push(Output::Stored {
+                    message: msg,
+                    from: peer,
+                    hops: travelled,
+                });
+            }
+            Ok(false) => {
+                self.counters.duplicates += 1;
+                let room = msg.room;
+                let eager = self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|p| !p.lazy.contains(&room));
+                if self.config.propagation == Propagation::Tree && eager {
+                    self.counters.prunes += 1;
+                    self.set_lazy(peer, &room, true);
+                    out.push(Output::Send {
+                        peer,
+                        frame: Frame::Prune { room },
+                    });
+                }
+            }
+            Err(e) => out.push(Output::StorageFailed(e)),
+        }
+    }
+
+    /// Spreads a new message: `Msg` over eager links (all links when flooding), `IHave` over
+    /// lazy ones, skipping the sender and peers known to hold it. With no hop budget left
+    /// (`hops == None`) every link gets `IHave` only.
+    pub(super) fn push(
+        &mut self,
+        msg: &Message,
+        from: Option<NodeId>,
+        hops: Option<u8>,
+        out: &mut Vec<Output>,
+    ) {
+        let id = msg.id();
+        let flood = self.config.propagation == Propagation::Flood;
+        // A direct message goes first along the shortest known path to its recipient: the
+        // next hop gets the message itself even over a lazy link.
+        let toward = if msg.room == crate::dm::DM_ROOM {
+            crate::dm::from_body(&msg.body).ok().and_then(|env| {
+                self.graph
+                    .path(&self.me, &env.recipient)
+                    .and_then(|p| p.get(1).copied())
+            })
+        } else {
+            None
+        };
+        for (pid, p) in &mut self.peers {
+            if Some(*pid) == from
+                || !p.hello
+                || !p.rooms.contains(&msg.room)
+                || p.known.contains(&id)
+            {
+                continue;
+            }
+            p.learn(id);
+            let eager = flood || !p.lazy.contains(&msg.room) || toward == Some(*pid);
+            if let (true, Some(hops)) = (eager, hops) {
+                self.counters.sent += 1;
+                out.push(Output::Send {
+                    peer: *pid,
+                    frame: Frame::Msg {
+                        hops,
+                        message: msg.clone(),
+                    },
+                });
+            } else {
+                out.push(Output::Send {
+                    peer: *pid,
+                    frame: Frame::IHave {
+                        room: msg.room.clone(),
+                        ids: vec![id],
+                    },
+                });
+            }
+        }
+    }
+}
