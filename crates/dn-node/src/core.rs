@@ -2,8 +2,9 @@
 //! request (from the app, the control socket or an offline CLI) and every network event goes
 //! through its channel, so there is exactly one writer and no locking.
 //!
-//! This file is the driver: the loop, group commit, feeding the protocol and carrying out its
-//! outputs, timers and housekeeping. By job, the rest is in:
+//! This file is the driver: the loop (asleep until the next message or the protocol's next
+//! deadline, `poll_timeout`), group commit, feeding the protocol and carrying out its outputs
+//! (including signing our neighbour list when the protocol asks). By job, the rest is in:
 //! - `requests.rs`: the answer to each [`Request`] (one `match`);
 //! - `views.rs`: what the core shows (identity, rooms, peers, status, the network view as a
 //!   pure function);
@@ -22,7 +23,7 @@ use dn_proto::dm;
 use dn_proto::message::normalize_name;
 use dn_proto::protocol::Counters;
 use dn_proto::topo::{Neighbour, TopoRecord};
-use dn_proto::{Frame, Input, Message, MessageId, NodeId, Output, Protocol};
+use dn_proto::{Frame, Input, Message, MessageId, NodeId, Output, Protocol, Time};
 use dn_store::{Store, StoredMessage};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
@@ -197,8 +198,8 @@ const GROUP: usize = 64;
 /// connections, then by hops. A hub has a hundred laptops; the topology caps allow 1,024
 /// records, mostly made up in a flood.
 const MAX_VIEW_NODES: usize = 256;
-/// Protocol housekeeping period.
-const TICK: Duration = Duration::from_secs(5);
+/// Status and network events are sent at most this often (debounced).
+const STATUS_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// The core state. Built by [`Core::open`], then run by [`Core::run`] on its own thread.
 pub struct Core {
@@ -215,16 +216,9 @@ pub struct Core {
     status_dirty: bool,
     /// Origin of the protocol's millisecond clock.
     started: Instant,
-    /// Protocol timers: (due ms, sequence) min-heap, and what each one is.
-    timers: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
-    timer_data: HashMap<u64, dn_proto::Timer>,
-    timer_seq: u64,
-    /// Our neighbour list must be re-signed (connections changed).
-    topo_dirty: bool,
-    last_topo: Option<Instant>,
+    /// Sequence number of our last signed neighbour list.
     topo_seq: u64,
     network_dirty: bool,
-    last_tick: Instant,
     last_status: Instant,
     /// Effects of the burst whose store transaction is open (`None`: no transaction open).
     pending: Option<Vec<Pending>>,
@@ -307,14 +301,8 @@ impl Core {
             last_sync_at,
             status_dirty: false,
             started: Instant::now(),
-            timers: std::collections::BinaryHeap::new(),
-            timer_data: HashMap::new(),
-            timer_seq: 0,
-            topo_dirty: true,
-            last_topo: None,
             topo_seq: 0,
             network_dirty: false,
-            last_tick: Instant::now(),
             last_status: Instant::now(),
             pending: None,
             drops: CoreDrops::default(),
@@ -343,9 +331,10 @@ impl Core {
     pub fn run(mut self, rx: mpsc::Receiver<CoreMsg>) {
         let span = tracing::error_span!("core", me = %self.id.fingerprint());
         let _g = span.enter();
+        // One loop, no polling: it sleeps until the next message or the next deadline (the
+        // protocol's `poll_timeout`, or a status event waiting for its debounce).
         loop {
-            let wait = self.next_timer_wait().min(Duration::from_millis(250));
-            match rx.recv_timeout(wait) {
+            match rx.recv_timeout(self.next_wait()) {
                 Ok(CoreMsg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Ok(first) => {
                     if self.handle_burst(first, &rx) {
@@ -354,9 +343,16 @@ impl Core {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            self.fire_due_timers();
-            self.housekeeping();
-            if self.status_dirty && self.last_status.elapsed() >= Duration::from_millis(500) {
+            if self
+                .proto
+                .poll_timeout()
+                .is_some_and(|t| t <= self.mono_ms())
+            {
+                let now = self.time();
+                let outs = self.proto.handle_timeout(&mut self.store, now);
+                self.apply(outs);
+            }
+            if self.status_dirty && self.last_status.elapsed() >= STATUS_DEBOUNCE {
                 self.status_dirty = false;
                 self.last_status = Instant::now();
                 if let Ok(status) = self.status() {
@@ -542,7 +538,6 @@ impl Core {
                         closing: false,
                     },
                 );
-                self.topo_dirty = true;
                 self.feed(Input::Connected { peer });
                 self.status_dirty = true;
             }
@@ -550,7 +545,6 @@ impl Core {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
                     info!(peer = %peer.fingerprint(), "peer disconnected");
                     self.conns.remove(&peer);
-                    self.topo_dirty = true;
                     self.feed(Input::Disconnected { peer });
                     let now = now_ms();
                     if let Err(e) = self.store.upsert_peer(&peer, None, &[], Some(now)) {
@@ -603,42 +597,40 @@ impl Core {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn next_timer_wait(&self) -> Duration {
-        match self.timers.peek() {
-            Some(std::cmp::Reverse((at, _))) => {
-                Duration::from_millis(at.saturating_sub(self.mono_ms()))
-            }
-            None => Duration::from_secs(3600),
+    /// Both clocks for the protocol.
+    fn time(&self) -> Time {
+        Time {
+            mono_ms: self.mono_ms(),
+            wall_ms: now_ms(),
         }
     }
 
-    fn fire_due_timers(&mut self) {
-        let now = self.mono_ms();
-        while let Some(std::cmp::Reverse((at, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(std::cmp::Reverse((_, seq))) = self.timers.pop() else {
-                break;
-            };
-            if let Some(t) = self.timer_data.remove(&seq) {
-                self.feed(Input::Timer(t));
-            }
+    /// How long the loop may sleep: until the protocol's next deadline, or the status
+    /// debounce if a status event is waiting (at most an hour).
+    fn next_wait(&self) -> Duration {
+        let mut wait = Duration::from_secs(3600);
+        if let Some(at) = self.proto.poll_timeout() {
+            wait = wait.min(Duration::from_millis(at.saturating_sub(self.mono_ms())));
         }
+        if self.status_dirty {
+            wait = wait.min(STATUS_DEBOUNCE.saturating_sub(self.last_status.elapsed()));
+        }
+        wait
     }
 
     fn feed(&mut self, input: Input) {
-        let now = self.mono_ms();
-        self.proto.set_wall_clock(now_ms());
+        let now = self.time();
         let outs = self.proto.handle(&mut self.store, input, now);
+        self.apply(outs);
+    }
+
+    /// Carries out the protocol's outputs.
+    fn apply(&mut self, outs: Vec<Output>) {
+        let mut sign = false;
         for o in outs {
             match o {
                 Output::Send { peer, frame } => self.send_frame(peer, frame),
-                Output::SetTimer { at, timer } => {
-                    self.timer_seq += 1;
-                    self.timers.push(std::cmp::Reverse((at, self.timer_seq)));
-                    self.timer_data.insert(self.timer_seq, timer);
-                }
+                Output::SignNeighbours => sign = true,
                 Output::Stored {
                     message,
                     from,
@@ -673,7 +665,6 @@ impl Core {
                         .unwrap_or_default();
                     if let Some(c) = self.conns.get_mut(&peer) {
                         c.listen_port = Some(listen_port);
-                        self.topo_dirty = true;
                     }
                     let name = normalize_name(&name).ok();
                     if let Err(e) =
@@ -759,6 +750,9 @@ impl Core {
                 Output::StorageFailed(e) => tracing::error!("storage failure: {e}"),
             }
         }
+        if sign {
+            self.sign_neighbours();
+        }
     }
 
     fn emit_peer(&mut self, peer: &NodeId) {
@@ -769,44 +763,25 @@ impl Core {
         }
     }
 
-    /// Re-signs our neighbour list when connections changed (at most every 5.5 s, the gap peers enforce plus a margin) or when it
-    /// is due for refresh, and runs the protocol's housekeeping tick.
-    fn housekeeping(&mut self) {
+    /// Signs our neighbour list (asked by the protocol, [`Output::SignNeighbours`]): our
+    /// connections with the addresses they accept connections on. A node without a network
+    /// has none to sign.
+    fn sign_neighbours(&mut self) {
         if self.net.is_none() {
             return;
         }
-        let due = match self.last_topo {
-            None => true,
-            Some(t) => {
-                // Not faster than peers accept a node's lists (the protocol holds back one
-                // that comes sooner than TOPO_MIN_GAP_MS after the last), with a margin.
-                (self.topo_dirty
-                    && t.elapsed()
-                        >= Duration::from_millis(dn_proto::protocol::TOPO_MIN_GAP_MS + 500))
-                    || t.elapsed() >= Duration::from_millis(dn_proto::protocol::TOPO_REFRESH_MS)
-            }
-        };
-        if due {
-            self.topo_dirty = false;
-            self.last_topo = Some(Instant::now());
-            self.topo_seq = now_ms().max(self.topo_seq + 1);
-            let mut neighbours: Vec<Neighbour> = self
-                .conns
-                .iter()
-                .map(|(id, c)| Neighbour {
-                    id: *id,
-                    addr: c.listen_port.and_then(|port| dial_addr(c.addr, port)),
-                })
-                .collect();
-            neighbours.sort_by_key(|n| n.id);
-            let rec =
-                TopoRecord::create(&self.key, self.topo_seq, &self.display_name(), neighbours);
-            self.feed(Input::LocalTopology(rec));
-        }
-        if self.last_tick.elapsed() >= TICK {
-            self.last_tick = Instant::now();
-            self.feed(Input::Tick);
-        }
+        self.topo_seq = now_ms().max(self.topo_seq + 1);
+        let mut neighbours: Vec<Neighbour> = self
+            .conns
+            .iter()
+            .map(|(id, c)| Neighbour {
+                id: *id,
+                addr: c.listen_port.and_then(|port| dial_addr(c.addr, port)),
+            })
+            .collect();
+        neighbours.sort_by_key(|n| n.id);
+        let rec = TopoRecord::create(&self.key, self.topo_seq, &self.display_name(), neighbours);
+        self.feed(Input::LocalTopology(rec));
     }
 
     fn record_held(&mut self, ids: &[MessageId], peer: &NodeId) {

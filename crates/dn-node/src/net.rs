@@ -125,6 +125,9 @@ const DISCOVERED_TTL: Duration = Duration::from_secs(10 * 60);
 /// Outgoing dials in flight at once, at most: forged discovery records must not turn the node
 /// into a tool that dials thousands of addresses at once.
 pub const MAX_DIALS_IN_FLIGHT: usize = 8;
+/// The driver wakes at least this often with nothing to dial, to expire targets nobody
+/// announced for [`DISCOVERED_TTL`].
+const IDLE_WAKE: Duration = Duration::from_secs(30);
 /// Dial attempts per address of a non-persistent target (a peer of a peer) before giving up.
 const TRIES_PER_ADDR: u32 = 3;
 
@@ -237,9 +240,9 @@ impl Driver {
         mut internal: UnboundedReceiver<Internal>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Asleep until an event or the next dial that is due: no polling.
+            let wake = self.next_dial_at();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -253,7 +256,7 @@ impl Driver {
                     None => break,
                 },
                 Some(d) = discovered.recv() => self.on_discovered(d),
-                _ = tick.tick() => self.dial_due(),
+                _ = tokio::time::sleep_until(wake) => self.dial_due(),
             }
         }
         self.endpoint
@@ -423,6 +426,23 @@ impl Driver {
                 .values()
                 .any(|l| t.addrs.contains(&l.conn.remote_address())),
         }
+    }
+
+    /// When [`Driver::dial_due`] next has work: the earliest retry of a target that could be
+    /// dialed now (none while [`MAX_DIALS_IN_FLIGHT`] are in flight: a finished dial wakes the
+    /// loop), and at least every [`IDLE_WAKE`] to expire unheard targets.
+    fn next_dial_at(&self) -> Instant {
+        let idle = Instant::now() + IDLE_WAKE;
+        let in_flight = self.targets.values().filter(|t| t.dialing).count();
+        if in_flight >= MAX_DIALS_IN_FLIGHT {
+            return idle;
+        }
+        self.targets
+            .values()
+            .filter(|t| !t.dialing && !t.addrs.is_empty() && !self.connected_to(t))
+            .map(|t| t.next)
+            .min()
+            .map_or(idle, |next| next.min(idle))
     }
 
     fn dial_due(&mut self) {

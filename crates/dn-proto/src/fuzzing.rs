@@ -17,7 +17,7 @@ use crate::codec::{Frame, MAX_FRAME_BYTES, MAX_IDS_PER_FRAME};
 use crate::coding::{Decode, Encode, Reader, Writer};
 use crate::dm::{self, DmEnvelope};
 use crate::message::{Message, MessageId, NodeId, PROTOCOL_VERSION};
-use crate::protocol::{Counters, Input, MemStorage, Output, Protocol, Timer};
+use crate::protocol::{Counters, Input, MemStorage, Output, Protocol, Time};
 use crate::recon::{self, ReconMsg, MAX_MSG_BYTES};
 use crate::topo::TopoRecord;
 
@@ -35,11 +35,7 @@ pub const WALL_MS: u64 = 1_700_000_000_000;
 /// sets one timer per id); twice that plus room for hellos, topology records and
 /// reconciliation replies is far above any honest answer and far below a runaway loop.
 pub const MAX_OUTPUTS_PER_INPUT: usize = 2 * MAX_IDS_PER_FRAME + 256;
-/// Timers kept pending by the [`protocol`] harness. Bounds the work of one fuzz input (each
-/// `IHave` id sets a timer); timers past it are dropped, as a driver under memory pressure
-/// may, and the protocol must cope.
-const MAX_PENDING_TIMERS: usize = 4096;
-/// Timers fired by one "fire timers" chunk: bounds the work of one chunk.
+/// Wake-ups at the protocol's deadlines per "fire timers" chunk: bounds the work of one chunk.
 const MAX_TIMERS_PER_CHUNK: usize = 64;
 /// Time one chunk may advance the clock, per unit of its selector's high nibble, ms.
 const CHUNK_TIME_STEP_MS: u64 = 250;
@@ -253,18 +249,15 @@ struct Harness {
     node: Protocol,
     store: MemStorage,
     now: u64,
-    timers: Vec<(u64, Timer)>,
 }
 
 impl Harness {
     fn new() -> Harness {
-        let mut node = Protocol::new(node_id(&NODE_SEED), "hub".into(), 7300, [ROOM.into()]);
-        node.set_wall_clock(WALL_MS);
+        let node = Protocol::new(node_id(&NODE_SEED), "hub".into(), 7300, [ROOM.into()]);
         let mut h = Harness {
             node,
             store: MemStorage::default(),
             now: 1_000,
-            timers: Vec::new(),
         };
         for m in own_messages() {
             // The driver stores a published message durably before telling the protocol.
@@ -285,9 +278,23 @@ impl Harness {
         });
     }
 
+    /// Both clocks: the harness's monotonic time and a fixed wall clock.
+    fn time(&self) -> Time {
+        Time {
+            mono_ms: self.now,
+            wall_ms: WALL_MS,
+        }
+    }
+
     /// Feeds one input and checks the outputs, acting on them as the driver would.
     fn input(&mut self, input: Input) {
-        let outs = self.node.handle(&mut self.store, input, self.now);
+        let now = self.time();
+        let outs = self.node.handle(&mut self.store, input, now);
+        self.check(outs);
+    }
+
+    /// Checks the outputs of one call, acting on them as the driver would.
+    fn check(&mut self, outs: Vec<Output>) {
         assert!(
             outs.len() <= MAX_OUTPUTS_PER_INPUT,
             "{} outputs for one input",
@@ -306,9 +313,6 @@ impl Harness {
                     let back = Frame::decode(&enc);
                     assert_eq!(back.as_ref(), Ok(&frame), "sends an undecodable frame");
                 }
-                Output::SetTimer { at, timer } if self.timers.len() < MAX_PENDING_TIMERS => {
-                    self.timers.push((at, timer));
-                }
                 Output::Close { peer, .. } => close.push(peer),
                 _ => {}
             }
@@ -318,13 +322,17 @@ impl Harness {
         }
     }
 
+    /// Moves time to the protocol's next deadlines and runs them, as a driver sleeping on
+    /// `poll_timeout` would (a bounded number of wake-ups per chunk).
     fn fire_timers(&mut self) {
-        self.timers.sort_by_key(|(at, _)| *at);
-        let n = self.timers.len().min(MAX_TIMERS_PER_CHUNK);
-        let due: Vec<(u64, Timer)> = self.timers.drain(..n).collect();
-        for (at, timer) in due {
+        for _ in 0..MAX_TIMERS_PER_CHUNK {
+            let Some(at) = self.node.poll_timeout() else {
+                return;
+            };
             self.now = self.now.max(at);
-            self.input(Input::Timer(timer));
+            let now = self.time();
+            let outs = self.node.handle_timeout(&mut self.store, now);
+            self.check(outs);
         }
     }
 }

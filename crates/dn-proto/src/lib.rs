@@ -33,7 +33,7 @@ pub use codec::Frame;
 pub use message::{Message, MessageId, NodeId};
 pub use protocol::{
     Budget, Config, DropReason, Drops, Input, MemStorage, Output, Propagation, Protocol, RoomUsage,
-    Storage, StorageError, Timer,
+    Storage, StorageError, Time,
 };
 
 /// Everything that can be wrong with protocol data.

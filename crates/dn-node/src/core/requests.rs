@@ -26,7 +26,6 @@ impl Core {
                 if let Some(m) = self.net.as_ref().and_then(|n| n.announcer.as_ref()) {
                     m.rename(&name);
                 }
-                self.topo_dirty = true;
                 self.status_dirty = true;
                 Self::to_value(self.identity()?)
             }

@@ -26,8 +26,10 @@
 //!   and must be for a room this node serves (joined or carried); anything else is rejected,
 //!   reported and counted, and the connection keeps serving.
 //!
-//! Time is a `u64` of milliseconds from any fixed origin, given with each input; timers are
-//! data ([`Output::SetTimer`] out, [`Input::Timer`] in), so a simulator can run it exactly.
+//! Time ([`Time`]: monotonic ms from any origin, plus the wall clock) is given with each
+//! input. Like quinn-proto, the protocol keeps its own timer table (pending repairs,
+//! housekeeping): the driver asks [`Protocol::poll_timeout`] when to call
+//! [`Protocol::handle_timeout`], so a simulator runs it exactly and nothing polls.
 //!
 //! ## Layout (state → rooms → propagation, as iroh-gossip layers state → topic → plumtree)
 //! - `mod.rs`: the types (inputs, outputs, config, counters), the [`Protocol`] state and
@@ -83,7 +85,7 @@ pub use quota::{
     PEER_RELAY_BURST, PEER_RELAY_PER_MIN,
 };
 pub use topology::{
-    TopoDrops, MAX_TOPO_RECORDS, TOPO_HELLO_MAX, TOPO_MIN_GAP_MS, TOPO_NEAR_HOPS,
+    TopoDrops, MAX_TOPO_RECORDS, OWN_TOPO_GAP_MS, TOPO_HELLO_MAX, TOPO_MIN_GAP_MS, TOPO_NEAR_HOPS,
     TOPO_NEW_ORIGINS_BURST, TOPO_NEW_ORIGINS_PER_MIN,
 };
 
@@ -171,12 +173,35 @@ impl Default for Config {
     }
 }
 
-/// A timer the driver must fire back as [`Input::Timer`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Timer {
-    /// A message announced by `IHave` may still be missing.
-    Missing(MessageId),
+/// The time of an input: one value carrying both clocks (quinn passes one `Instant`; we also
+/// need the wall clock for the [`MAX_FUTURE_MS`] rule). Build it from a `u64` for monotonic
+/// time alone (tests, simulators).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Time {
+    /// Monotonic milliseconds from any fixed origin: every deadline is on this clock.
+    pub mono_ms: u64,
+    /// Wall-clock milliseconds since the Unix epoch; 0 = unknown (timestamps are then not
+    /// checked against a clock).
+    pub wall_ms: u64,
 }
+
+impl From<u64> for Time {
+    fn from(mono_ms: u64) -> Self {
+        Time {
+            mono_ms,
+            wall_ms: 0,
+        }
+    }
+}
+
+/// Pending repairs handled by one [`Protocol::handle_timeout`] call (each may send a `Graft`):
+/// bounds one call's work and outputs; the rest stay due, so `poll_timeout` asks for the next
+/// call at once.
+pub const MAX_REPAIRS_PER_TIMEOUT: usize = 256;
+/// Housekeeping period, ms: topology expiry, stale exchanges, the carry quota and carry
+/// choice, neighbour-list gap, periodic reconciliation ([`ANTI_ENTROPY_MS`]) and peer
+/// exchange. Scheduled by the protocol itself ([`Protocol::poll_timeout`]).
+pub const TICK_MS: u64 = 5_000;
 
 /// An event for the state machine.
 #[derive(Debug, Clone)]
@@ -206,13 +231,11 @@ pub enum Input {
     Left(String),
     /// The local display name changed.
     Renamed(String),
-    /// A timer set by [`Output::SetTimer`] is due.
-    Timer(Timer),
-    /// This node's own, freshly signed neighbour list (the driver builds it when connections
-    /// change and refreshes it every [`TOPO_REFRESH_MS`]).
+    /// This node's own, freshly signed neighbour list (the driver builds it when asked by
+    /// [`Output::SignNeighbours`]).
     LocalTopology(TopoRecord),
-    /// Housekeeping, about every few seconds: forgets topology records of nodes that went
-    /// silent.
+    /// Housekeeping now (tests, simulators, benchmarks). The protocol schedules it by itself
+    /// every [`TICK_MS`] through [`Protocol::poll_timeout`]; a driver never needs to send it.
     Tick,
     /// The driver wrote `bytes` of frames for `peer` to the network (each frame counted as
     /// its encoded body plus the 4-byte length prefix, as [`Frame::encode_prefixed`]). Gives
@@ -271,13 +294,6 @@ pub enum Output {
         /// Why, for logs.
         reason: String,
     },
-    /// Fire [`Input::Timer`] with `timer` at time `at` (ms, same clock as the inputs).
-    SetTimer {
-        /// When.
-        at: u64,
-        /// What.
-        timer: Timer,
-    },
     /// The peer finished offering a room (its last `Have` arrived and every id it lacks on our
     /// side has been asked for): from now on the two agree on that room up to in-flight pulls.
     Synced {
@@ -293,6 +309,11 @@ pub enum Output {
     },
     /// The network graph changed (a newer neighbour list arrived or one expired).
     TopologyChanged,
+    /// Time to sign this node's neighbour list (its current connections and the addresses
+    /// they listen on, which only the driver knows) and give it back as
+    /// [`Input::LocalTopology`]: at start, [`OWN_TOPO_GAP_MS`] after a change of connections,
+    /// and every [`TOPO_REFRESH_MS`].
+    SignNeighbours,
     /// Peer exchange ([`exchange`]): dial `node` (not connected, learned from neighbour
     /// lists) at these addresses. Not persistent: a failed dial is not retried.
     Dial {
@@ -427,6 +448,10 @@ pub struct Protocol {
     demand: carry::Demand,
     /// Peer exchange (exchange.rs).
     exchange: exchange::Exchange,
+    /// When housekeeping next runs (`None` before the first input).
+    next_tick: Option<u64>,
+    /// When our own neighbour list is due (topology.rs).
+    own_topo: topology::OwnTopo,
 }
 
 impl Protocol {
@@ -470,6 +495,8 @@ impl Protocol {
             topo_guard: topology::TopoGuard::default(),
             demand: carry::Demand::default(),
             exchange: exchange::Exchange::default(),
+            next_tick: None,
+            own_topo: topology::OwnTopo::default(),
         }
     }
 
@@ -546,11 +573,6 @@ impl Protocol {
     pub fn counters(&self) -> Counters {
         self.counters
     }
-    /// Tells the protocol the wall-clock time (ms since the Unix epoch), for the
-    /// [`MAX_FUTURE_MS`] rule. Without it (0) timestamps are not checked against a clock.
-    pub fn set_wall_clock(&mut self, ms: u64) {
-        self.wall_now = ms;
-    }
     /// Counts an invalid frame the driver could not even decode.
     pub fn count_rejected(&mut self) {
         self.counters.rejected += 1;
@@ -572,13 +594,92 @@ impl Protocol {
         self.peers.get(peer).map_or(0, |p| p.exchanges.len())
     }
 
-    /// Feeds one event at time `now` (ms); returns the actions to perform, in order.
-    pub fn handle(&mut self, store: &mut dyn Storage, input: Input, now: u64) -> Vec<Output> {
-        self.now = self.now.max(now);
+    /// When the protocol next wants [`Protocol::handle_timeout`] called (monotonic ms): the
+    /// earliest pending-repair deadline or the next housekeeping tick. `None` before the first
+    /// input. A driver sleeps until then or until the next input, whichever comes first; there
+    /// is nothing to poll in between (quinn-proto's `poll_timeout`).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let tick = self.next_tick?;
+        let mut at = tick.min(self.own_topo_due());
+        if let Some(repair) = self.missing.next_due() {
+            at = at.min(repair);
+        }
+        Some(at)
+    }
+
+    /// Runs what is due at `now`: pending repairs whose wait is over (graft the next
+    /// announcer, or give up) and housekeeping when its tick came. Cheap when nothing is due.
+    pub fn handle_timeout(&mut self, store: &mut dyn Storage, now: impl Into<Time>) -> Vec<Output> {
+        self.set_time(now.into());
+        let mut out = Vec::new();
+        for _ in 0..MAX_REPAIRS_PER_TIMEOUT {
+            let Some(id) = self.missing.pop_due(self.now) else {
+                break;
+            };
+            self.on_missing_timer(store, id, &mut out);
+        }
+        let tick = self.next_tick.is_some_and(|t| t <= self.now);
+        if tick {
+            self.housekeeping(store, &mut out);
+        }
+        self.finish(store, tick, out)
+    }
+
+    fn set_time(&mut self, t: Time) {
+        self.now = self.now.max(t.mono_ms);
+        if t.wall_ms > 0 {
+            self.wall_now = t.wall_ms;
+        }
+        if self.next_tick.is_none() {
+            self.next_tick = Some(self.now + TICK_MS);
+        }
+    }
+
+    /// Housekeeping (every [`TICK_MS`], or when asked with [`Input::Tick`]).
+    fn housekeeping(&mut self, store: &mut dyn Storage, out: &mut Vec<Output>) {
+        self.next_tick = Some(self.now + TICK_MS);
+        if self.graph.expire(self.now, TOPO_MAX_AGE_MS, &self.me) {
+            out.push(Output::TopologyChanged);
+        }
+        let now = self.now;
+        for p in self.peers.values_mut() {
+            p.exchanges.retain(|_, x| !x.stale(now));
+        }
+        self.enforce_carry_quota(store, out);
+        self.carry_tick(store, out);
+        self.topo_tick(out);
+        self.anti_entropy(store, out);
+    }
+
+    /// What every call ends with: peer exchange when due, window accounting, queued replies.
+    fn finish(&mut self, store: &mut dyn Storage, tick: bool, mut out: Vec<Output>) -> Vec<Output> {
+        if out.iter().any(|o| matches!(o, Output::TopologyChanged)) {
+            self.exchange_due();
+        }
+        if out.iter().any(|o| matches!(o, Output::PeerHello { .. })) {
+            // A peer's listen port is part of our neighbour list.
+            self.own_topo_changed();
+        }
+        self.sign_own_topo_if_due(&mut out);
+        self.exchange_peers(tick, &mut out);
+        self.account(&out);
+        self.pump_replies(store, &mut out);
+        out
+    }
+
+    /// Feeds one event at time `now`; returns the actions to perform, in order.
+    pub fn handle(
+        &mut self,
+        store: &mut dyn Storage,
+        input: Input,
+        now: impl Into<Time>,
+    ) -> Vec<Output> {
+        self.set_time(now.into());
         let mut out = Vec::new();
         let tick = matches!(input, Input::Tick);
         if matches!(input, Input::Connected { .. } | Input::Disconnected { .. }) {
             self.exchange_due();
+            self.own_topo_changed();
         }
         match input {
             Input::Connected { peer } => {
@@ -625,6 +726,8 @@ impl Protocol {
             Input::Renamed(name) => {
                 if name != self.name {
                     self.name = name;
+                    // The name is in our signed neighbour list too.
+                    self.own_topo_changed();
                     // Peers already connected heard the old name in our first Hello: a second
                     // Hello updates it (see `on_frame`).
                     let mut peers: Vec<NodeId> = self.peers.keys().copied().collect();
@@ -637,39 +740,20 @@ impl Protocol {
                     }
                 }
             }
-            Input::Timer(Timer::Missing(id)) => self.on_missing_timer(store, id, &mut out),
             Input::LocalTopology(rec) => {
                 if rec.node == self.me && self.graph.update(rec.clone(), self.now) {
                     self.flood_topology(&rec, None, &mut out);
                     out.push(Output::TopologyChanged);
                 }
             }
-            Input::Tick => {
-                if self.graph.expire(self.now, TOPO_MAX_AGE_MS, &self.me) {
-                    out.push(Output::TopologyChanged);
-                }
-                let now = self.now;
-                for p in self.peers.values_mut() {
-                    p.exchanges.retain(|_, x| !x.stale(now));
-                }
-                self.enforce_carry_quota(store, &mut out);
-                self.carry_tick(store, &mut out);
-                self.topo_tick(&mut out);
-                self.anti_entropy(store, &mut out);
-            }
+            Input::Tick => self.housekeeping(store, &mut out),
             Input::Drained { peer, bytes } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.in_flight = p.in_flight.saturating_sub(bytes);
                 }
             }
         }
-        if out.iter().any(|o| matches!(o, Output::TopologyChanged)) {
-            self.exchange_due();
-        }
-        self.exchange_peers(tick, &mut out);
-        self.account(&out);
-        self.pump_replies(store, &mut out);
-        out
+        self.finish(store, tick, out)
     }
 
     /// Charges every frame in `out` to its peer's window and remembers the own messages sent.
@@ -891,3 +975,5 @@ mod tests_evict;
 mod tests_exchange;
 #[cfg(test)]
 mod tests_quota;
+#[cfg(test)]
+mod tests_timers;

@@ -4,8 +4,12 @@
 //! [`MISSING_PER_PEER`] entries and all together at most [`MISSING_CAP`]; past that new
 //! announcements are refused (the caller counts the drop) instead of evicting entries learned
 //! from others, so a flood from one peer cannot make us forget honest repairs.
+//!
+//! Each entry has a deadline (when to graft the next announcer); the table is also the
+//! protocol's timer table for repairs: [`Pending::next_due`] feeds `poll_timeout`, and an entry
+//! removed (the message arrived) cancels its timer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::{MISSING_CAP, MISSING_PER_PEER};
 use crate::message::{MessageId, NodeId};
@@ -18,6 +22,8 @@ pub(super) struct Missing {
     pub(super) announcers: VecDeque<NodeId>,
     /// The peer charged for the entry (the first announcer).
     owner: NodeId,
+    /// When to act on it next (`None` while being handled).
+    due: Option<u64>,
 }
 
 /// The pending-repair table.
@@ -25,6 +31,8 @@ pub(super) struct Missing {
 pub(super) struct Pending {
     entries: HashMap<MessageId, Missing>,
     per_owner: HashMap<NodeId, usize>,
+    /// `(deadline, id)` of every entry that has one, earliest first.
+    deadlines: BTreeSet<(u64, MessageId)>,
 }
 
 /// What [`Pending::announce`] did.
@@ -39,8 +47,14 @@ pub(super) enum Announced {
 }
 
 impl Pending {
-    /// Records that `peer` announced `id` in `room`.
-    pub(super) fn announce(&mut self, id: MessageId, room: &str, peer: NodeId) -> Announced {
+    /// Records that `peer` announced `id` in `room`; a new entry is due at `due`.
+    pub(super) fn announce(
+        &mut self,
+        id: MessageId,
+        room: &str,
+        peer: NodeId,
+        due: u64,
+    ) -> Announced {
         if let Some(m) = self.entries.get_mut(&id) {
             if !m.announcers.contains(&peer) {
                 m.announcers.push_back(peer);
@@ -58,8 +72,10 @@ impl Pending {
                 room: room.to_string(),
                 announcers: VecDeque::from([peer]),
                 owner: peer,
+                due: Some(due),
             },
         );
+        self.deadlines.insert((due, id));
         Announced::New
     }
 
@@ -68,9 +84,42 @@ impl Pending {
         self.entries.get_mut(id)
     }
 
-    /// Forgets `id` (arrived, or no announcer left), releasing its owner's share.
+    /// The earliest deadline.
+    pub(super) fn next_due(&self) -> Option<u64> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// An entry due at or before `now`, taken off the deadlines (handle it, then
+    /// [`Pending::set_due`] or [`Pending::remove`]).
+    pub(super) fn pop_due(&mut self, now: u64) -> Option<MessageId> {
+        let (t, id) = *self.deadlines.first()?;
+        if t > now {
+            return None;
+        }
+        self.deadlines.remove(&(t, id));
+        if let Some(m) = self.entries.get_mut(&id) {
+            m.due = None;
+        }
+        Some(id)
+    }
+
+    /// Sets when `id` is next due.
+    pub(super) fn set_due(&mut self, id: &MessageId, due: u64) {
+        if let Some(m) = self.entries.get_mut(id) {
+            if let Some(old) = m.due.replace(due) {
+                self.deadlines.remove(&(old, *id));
+            }
+            self.deadlines.insert((due, *id));
+        }
+    }
+
+    /// Forgets `id` (arrived, or no announcer left), releasing its owner's share and
+    /// cancelling its deadline.
     pub(super) fn remove(&mut self, id: &MessageId) {
         if let Some(m) = self.entries.remove(id) {
+            if let Some(t) = m.due {
+                self.deadlines.remove(&(t, *id));
+            }
             if let Some(n) = self.per_owner.get_mut(&m.owner) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {

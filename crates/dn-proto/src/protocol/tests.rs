@@ -23,7 +23,10 @@ pub(super) struct Net {
     pub(super) frames: usize,
     /// Report written bytes back as `Drained` (a peer that reads).
     pub(super) drain: bool,
+    /// Simulated monotonic time, ms.
     pub(super) now: u64,
+    /// Simulated wall clock given to every node (0: unknown).
+    pub(super) wall: u64,
 }
 
 impl Net {
@@ -58,6 +61,7 @@ impl Net {
             frames: 0,
             drain: true,
             now: 0,
+            wall: 0,
         }
     }
     pub(super) fn id(&self, i: usize) -> NodeId {
@@ -89,9 +93,37 @@ impl Net {
             }
         }
     }
+    fn time(&self) -> Time {
+        Time {
+            mono_ms: self.now,
+            wall_ms: self.wall,
+        }
+    }
     pub(super) fn input(&mut self, i: usize, input: Input) {
-        let outs = self.nodes[i].handle(&mut self.stores[i], input, self.now);
+        let now = self.time();
+        let outs = self.nodes[i].handle(&mut self.stores[i], input, now);
         self.apply(i, outs);
+    }
+    /// Moves simulated time forward to `until`, waking every node at its own deadlines
+    /// (`poll_timeout` → `handle_timeout`, earliest first) and delivering what they send in
+    /// between, as quinn's `Pair::step` drives two endpoints.
+    pub(super) fn advance_to(&mut self, until: u64) {
+        loop {
+            self.run();
+            let next = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.poll_timeout().map(|t| (t, i)))
+                .filter(|(t, _)| *t <= until)
+                .min();
+            let Some((t, i)) = next else { break };
+            self.now = self.now.max(t);
+            let now = self.time();
+            let outs = self.nodes[i].handle_timeout(&mut self.stores[i], now);
+            self.apply(i, outs);
+        }
+        self.now = self.now.max(until);
     }
     pub(super) fn connect(&mut self, a: usize, b: usize) {
         self.links.insert((a.min(b), a.max(b)));
@@ -443,7 +475,7 @@ fn messages_from_the_future_wait_for_their_time() {
     net.connect(0, 1);
     net.run();
     let now = 1_800_000_000_000;
-    net.nodes[1].set_wall_clock(now);
+    net.wall = now;
     let ahead =
         Message::create(&net.keys[0], "medical", "n0", now + MAX_FUTURE_MS + 1, "x").unwrap();
     let ok = Message::create(&net.keys[0], "medical", "n0", now + MAX_FUTURE_MS, "y").unwrap();
@@ -472,7 +504,7 @@ fn messages_from_the_future_wait_for_their_time() {
     assert!(net.stores[1].has(&ok.id()).unwrap());
     assert_eq!(net.rejected, 1);
     // Later the clock has caught up: the same message is accepted.
-    net.nodes[1].set_wall_clock(now + 60_000);
+    net.wall = now + 60_000;
     net.input(
         1,
         Input::Frame {
@@ -561,13 +593,13 @@ fn wire(frame: &Frame) -> Frame {
 
 /// A peer with a valid key that is not part of the test net: its frames go straight to the
 /// victim, and what the victim sends it is collected, never read.
-struct Attacker {
-    id: NodeId,
+pub(super) struct Attacker {
+    pub(super) id: NodeId,
 }
 
 impl Attacker {
     /// Connects to `victim` and says hello with `rooms`.
-    fn connect(net: &mut Net, victim: usize, rooms: &[&str]) -> Attacker {
+    pub(super) fn connect(net: &mut Net, victim: usize, rooms: &[&str]) -> Attacker {
         let key = SigningKey::from_bytes(&[200; 32]);
         let a = Attacker {
             id: NodeId(key.verifying_key().to_bytes()),
@@ -588,7 +620,7 @@ impl Attacker {
     }
     /// Feeds `victim` one input; returns the frames it sent the attacker and applies the
     /// rest to the net.
-    fn input(&self, net: &mut Net, victim: usize, input: Input) -> Vec<Frame> {
+    pub(super) fn input(&self, net: &mut Net, victim: usize, input: Input) -> Vec<Frame> {
         let outs = net.nodes[victim].handle(&mut net.stores[victim], input, net.now);
         let mut mine = vec![];
         let mut rest = vec![];
@@ -603,7 +635,7 @@ impl Attacker {
     }
     /// Sends `frame` (through the codec) to `victim`.
     #[allow(clippy::needless_pass_by_value)] // call sites read better with owned frames
-    fn send(&self, net: &mut Net, victim: usize, frame: Frame) -> Vec<Frame> {
+    pub(super) fn send(&self, net: &mut Net, victim: usize, frame: Frame) -> Vec<Frame> {
         let frame = wire(&frame);
         self.input(
             net,

@@ -45,6 +45,19 @@ pub const TOPO_HELLO_MAX: usize = 256;
 pub const TOPO_NEAR_HOPS: u32 = 2;
 /// Peers whose new-node buckets are remembered; when full, only connected peers' are kept.
 const TOPO_BUCKETS_CAP: usize = 1_024;
+/// This node's own neighbour list is re-signed this long after the previous one once its
+/// connections changed: peers take a node's lists at most every [`TOPO_MIN_GAP_MS`] (a sooner
+/// one waits), plus a margin for clocks and transit.
+pub const OWN_TOPO_GAP_MS: u64 = TOPO_MIN_GAP_MS + 500;
+
+/// When this node's own neighbour list is due for signing ([`Output::SignNeighbours`]).
+#[derive(Debug, Default)]
+pub(super) struct OwnTopo {
+    /// When it was last asked for (`None`: never).
+    last: Option<u64>,
+    /// Connections changed since.
+    dirty: bool,
+}
 
 /// Neighbour lists not taken in.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +136,33 @@ impl Protocol {
     }
 
     /// Applies held-back records whose node's gap has passed (called on `Tick`).
+    /// Notes that this node's connections (or a peer's listen port) changed.
+    pub(super) fn own_topo_changed(&mut self) {
+        self.own_topo.dirty = true;
+    }
+
+    /// When this node's neighbour list is next due: at once if never signed,
+    /// [`OWN_TOPO_GAP_MS`] after the last one if connections changed, else at the refresh
+    /// ([`TOPO_REFRESH_MS`](super::TOPO_REFRESH_MS)).
+    pub(super) fn own_topo_due(&self) -> u64 {
+        match self.own_topo.last {
+            None => self.now,
+            Some(t) if self.own_topo.dirty => t + OWN_TOPO_GAP_MS,
+            Some(t) => t + super::TOPO_REFRESH_MS,
+        }
+    }
+
+    /// Asks the driver for a freshly signed neighbour list when it is due.
+    pub(super) fn sign_own_topo_if_due(&mut self, out: &mut Vec<Output>) {
+        if self.own_topo_due() <= self.now {
+            self.own_topo = OwnTopo {
+                last: Some(self.now),
+                dirty: false,
+            };
+            out.push(Output::SignNeighbours);
+        }
+    }
+
     pub(super) fn topo_tick(&mut self, out: &mut Vec<Output>) {
         let now = self.now;
         let due: Vec<NodeId> = self

@@ -116,14 +116,12 @@ impl Protocol {
         peer: NodeId,
         out: &mut Vec<Output>,
     ) -> bool {
-        match self.missing.announce(id, room, peer) {
-            pending::Announced::New => {
-                out.push(Output::SetTimer {
-                    at: self.now + self.config.ihave_timeout_ms,
-                    timer: Timer::Missing(id),
-                });
-                true
-            }
+        let _ = out;
+        match self
+            .missing
+            .announce(id, room, peer, self.now + self.config.ihave_timeout_ms)
+        {
+            pending::Announced::New => true,
             pending::Announced::Known => true,
             pending::Announced::Full => false,
         }
@@ -154,10 +152,8 @@ impl Protocol {
                         ids: vec![id],
                     },
                 });
-                out.push(Output::SetTimer {
-                    at: self.now + self.config.graft_retry_ms,
-                    timer: Timer::Missing(id),
-                });
+                let due = self.now + self.config.graft_retry_ms;
+                self.missing.set_due(&id, due);
                 return;
             }
         }

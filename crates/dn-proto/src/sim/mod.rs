@@ -18,7 +18,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::codec::Frame;
 use crate::message::{Message, MessageId, NodeId};
-use crate::protocol::{Config, Input, MemStorage, Output, Propagation, Protocol, Storage, Timer};
+use crate::protocol::{Config, Input, MemStorage, Output, Propagation, Protocol, Storage};
 
 /// The room all simulated traffic uses.
 pub const ROOM: &str = "sim";
@@ -207,10 +207,11 @@ enum Event {
         gen: u64,
         bytes: Vec<u8>,
     },
-    Timer {
+    /// The node's `poll_timeout` deadline `at` (stale if the node asked for another since).
+    Wake {
         node: usize,
         epoch: u64,
-        timer: Timer,
+        at: u64,
     },
     Publish {
         node: usize,
@@ -228,6 +229,8 @@ struct Node {
     proto: Option<Protocol>,
     store: MemStorage,
     epoch: u64,
+    /// The wake-up scheduled for the protocol's next deadline.
+    wake_at: Option<u64>,
 }
 
 /// Builds the undirected edge list of a topology (connected for every variant).
@@ -322,10 +325,15 @@ struct Sim {
     first_arrival: HashMap<(MessageId, usize), (u64, u8)>,
     payload_copies: u64,
     bytes: u64,
+    /// Events scheduled other than wake-ups (deliveries, publishes, faults).
+    work: usize,
 }
 
 impl Sim {
     fn schedule(&mut self, at: u64, ev: Event) {
+        if !matches!(ev, Event::Wake { .. }) {
+            self.work += 1;
+        }
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq)));
         self.events.insert(self.seq, ev);
@@ -342,20 +350,27 @@ impl Sim {
             return;
         };
         let outs = proto.handle(&mut node.store, input, now);
+        self.apply(i, outs);
+    }
+
+    /// Runs node `i`'s due deadlines (a scheduled wake-up).
+    fn wake(&mut self, i: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        node.wake_at = None;
+        let Some(proto) = node.proto.as_mut() else {
+            return;
+        };
+        let outs = proto.handle_timeout(&mut node.store, now);
+        self.apply(i, outs);
+    }
+
+    /// Carries out node `i`'s outputs, then schedules a wake-up at its next deadline if it is
+    /// earlier than the one already scheduled (as a driver sleeping on `poll_timeout` would).
+    fn apply(&mut self, i: usize, outs: Vec<Output>) {
         for o in outs {
             match o {
                 Output::Send { peer, frame } => self.send(i, peer, &frame),
-                Output::SetTimer { at, timer } => {
-                    let epoch = self.nodes[i].epoch;
-                    self.schedule(
-                        at,
-                        Event::Timer {
-                            node: i,
-                            epoch,
-                            timer,
-                        },
-                    );
-                }
                 Output::Stored { message, hops, .. } => {
                     let id = message.id();
                     if self.measured.contains_key(&id) {
@@ -365,6 +380,14 @@ impl Sim {
                     }
                 }
                 _ => {}
+            }
+        }
+        let node = &mut self.nodes[i];
+        if let Some(at) = node.proto.as_ref().and_then(|p| p.poll_timeout()) {
+            if node.wake_at.is_none_or(|w| at < w) {
+                node.wake_at = Some(at);
+                let epoch = node.epoch;
+                self.schedule(at.max(self.now), Event::Wake { node: i, epoch, at });
             }
         }
     }
@@ -472,11 +495,24 @@ impl Sim {
         for (a, b) in edges {
             self.connect(a, b);
         }
-        while let Some(Reverse((at, seq))) = self.queue.pop() {
+        // Until the network is quiet: nothing in flight or scheduled, no repair pending. (The
+        // nodes' housekeeping ticks would go on forever.)
+        while self.work > 0
+            || self
+                .nodes
+                .iter()
+                .any(|n| n.proto.as_ref().is_some_and(|p| p.pending_repairs() > 0))
+        {
+            let Some(Reverse((at, seq))) = self.queue.pop() else {
+                break;
+            };
             self.now = at;
             let Some(ev) = self.events.remove(&seq) else {
                 continue;
             };
+            if !matches!(ev, Event::Wake { .. }) {
+                self.work -= 1;
+            }
             match ev {
                 Event::Deliver {
                     from,
@@ -509,9 +545,10 @@ impl Sim {
                     let peer = self.ids[from];
                     self.input(to, Input::Frame { peer, frame });
                 }
-                Event::Timer { node, epoch, timer } => {
-                    if self.nodes[node].epoch == epoch {
-                        self.input(node, Input::Timer(timer));
+                Event::Wake { node, epoch, at } => {
+                    let n = &self.nodes[node];
+                    if n.epoch == epoch && n.wake_at == Some(at) {
+                        self.wake(node);
                     }
                 }
                 Event::Publish { node, measured, k } => {
@@ -551,6 +588,7 @@ impl Sim {
                         }
                         self.nodes[i].proto = None;
                         self.nodes[i].epoch += 1;
+                        self.nodes[i].wake_at = None;
                     }
                 }
                 Event::Restart(nodes) => {
@@ -637,6 +675,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 proto: None,
                 store: MemStorage::default(),
                 epoch: 0,
+                wake_at: None,
             }
         })
         .collect();
@@ -662,6 +701,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         index,
         links,
         busy_until: HashMap::new(),
+        work: 0,
         cut: HashSet::new(),
         measured: HashMap::new(),
         first_arrival: HashMap::new(),
