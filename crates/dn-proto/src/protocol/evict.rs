@@ -2,8 +2,8 @@
 //!
 //! Everything stored for rooms this node has not joined (carried rooms, the `dm` room, rooms
 //! the user left) counts against [`Config::carry_quota_bytes`](super::Config): the signed
-//! bytes of its messages plus [`EVICTED_ID_BYTES`] per evicted id. At each
-//! [`Input::Tick`](super::Input) over the quota, the oldest of those messages by
+//! bytes of its messages plus [`EVICTED_ID_BYTES`] per evicted id. At each housekeeping tick
+//! ([`TICK_MS`](super::TICK_MS)) over the quota, the oldest of those messages by
 //! `(timestamp, id)` across all such rooms are evicted until usage is at
 //! [`EVICT_TARGET_PERCENT`] of the quota (at most [`MAX_EVICT_PER_TICK`] per tick, so the
 //! core thread stays responsive; the rest goes at the next tick).

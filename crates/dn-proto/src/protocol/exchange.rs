@@ -4,9 +4,9 @@
 //! ([`Output::Dial`]) to dial the nearest nodes of the network graph it is not connected to
 //! (two hops or more, nearest first), at up to [`DIAL_ADDRS_PER_NODE`] addresses their
 //! neighbours report. A node suggested once is not suggested again for [`SUGGEST_AGAIN_MS`].
-//! The check runs at every [`Input::Tick`](super::Input) and after the graph changed, at most
-//! once per [`EXCHANGE_MIN_GAP_MS`] (a flood of neighbour lists does not become a flood of
-//! graph walks).
+//! The check runs at every housekeeping tick ([`TICK_MS`](super::TICK_MS)) and after the
+//! graph changed, at most once per [`EXCHANGE_MIN_GAP_MS`] (a flood of neighbour lists does
+//! not become a flood of graph walks).
 
 use std::collections::HashMap;
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[cfg(doc)]
-use super::{Config, Input};
+use super::{Config, TICK_MS};
 #[cfg(doc)]
 use super::{AUTHOR_WINDOW_MESSAGES, MAX_AUTHOR_BYTES, MAX_AUTHOR_MESSAGES};
 use crate::message::{Message, MessageId, NodeId};
@@ -39,8 +39,8 @@ pub trait Storage {
         to: u64,
     ) -> Result<u64, StorageError>;
     /// What every room with stored or evicted messages takes (for the carry quota,
-    /// [`Config::carry_quota_bytes`]). Called every [`Input::Tick`], so it must not scan the
-    /// messages.
+    /// [`Config::carry_quota_bytes`]). Called at every housekeeping tick ([`TICK_MS`]), so it must
+    /// not scan the messages.
     fn usage(&self) -> Result<Vec<RoomUsage>, StorageError>;
     /// Up to `limit` stored messages of `room` in `(timestamp, id)` order, strictly after
     /// `after` (the carry quota evicts oldest first).
