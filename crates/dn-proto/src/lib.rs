@@ -26,6 +26,7 @@ pub mod fuzzing;
 pub mod message;
 pub mod protocol;
 pub mod recon;
+#[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod topo;
 

@@ -68,6 +68,7 @@
 //! count, fingerprint, cells and ids of Sketch and Ids parts cover the sender's ids in the
 //! range minus `handled` (short ids both sides leave out: already pushed or wanted).
 
+#[cfg(any(test, feature = "sim"))]
 mod sim;
 mod sketch;
 #[cfg(test)]
@@ -81,6 +82,7 @@ use sha2::{Digest, Sha256};
 use crate::coding::CodingError;
 use crate::message::MessageId;
 
+#[cfg(any(test, feature = "sim"))]
 pub use sim::{figures, make_sets, simulate, Delivery, Figure, SimOutcome};
 pub use sketch::Cell;
 
