@@ -48,17 +48,7 @@ impl Core {
             }
             Request::LeaveRoom { room } => {
                 let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
-                if !self
-                    .store
-                    .joined_rooms()
-                    .map_err(store_err)?
-                    .contains(&room)
-                {
-                    return Err(ApiError::new(
-                        ErrorCode::NotFound,
-                        format!("not a member of room {room}"),
-                    ));
-                }
+                self.require_joined(&room, "")?;
                 self.store.leave_room(&room).map_err(store_err)?;
                 self.feed(Input::Left(room.clone()));
                 self.status_dirty = true;
@@ -193,21 +183,28 @@ impl Core {
             .ok_or_else(|| ApiError::new(ErrorCode::Storage, "message vanished after insert"))
     }
 
+    /// `not_found` unless the user joined `room` (`hint` is added to the message).
+    fn require_joined(&self, room: &str, hint: &str) -> Result<(), ApiError> {
+        if self
+            .store
+            .joined_rooms()
+            .map_err(store_err)?
+            .iter()
+            .any(|r| r == room)
+        {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("not a member of room {room}{hint}"),
+        ))
+    }
+
     pub(super) fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
         let room = dn_proto::message::normalize_room(room).map_err(invalid)?;
         reserved(&room)?;
         let name = self.require_name()?;
-        if !self
-            .store
-            .joined_rooms()
-            .map_err(store_err)?
-            .contains(&room)
-        {
-            return Err(ApiError::new(
-                ErrorCode::NotFound,
-                format!("not a member of room {room}; join it first (room join {room})"),
-            ));
-        }
+        self.require_joined(&room, &format!("; join it first (room join {room})"))?;
         let msg = Message::create(&self.key, &room, &name, now_ms(), body).map_err(invalid)?;
         // Durable (synchronous=FULL) before anyone is told it was sent.
         let sm = self.store_local(&msg)?;
