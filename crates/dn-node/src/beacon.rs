@@ -16,7 +16,8 @@ use std::time::Duration;
 use dn_proto::NodeId;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::Sender;
 use tracing::{debug, trace, warn};
 
 use crate::discovery::Discovered;
@@ -123,7 +124,7 @@ impl SourceLimiter {
 pub fn start(
     me: NodeId,
     quic_port: u16,
-    found: UnboundedSender<Discovered>,
+    found: Sender<Discovered>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     counters: std::sync::Arc<crate::net::NetCounters>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -163,8 +164,13 @@ pub fn start(
                         }
                         debug!(peer = %id.fingerprint(), %src, "beacon");
                         let addr = SocketAddr::new(IpAddr::V4(*src.ip()), port);
-                        if found.send(Discovered { id, addrs: vec![addr] }).is_err() {
-                            break;
+                        match found.try_send(Discovered { id, addrs: vec![addr] }) {
+                            Ok(()) => {}
+                            // The driver is behind: beacons repeat, this one is dropped.
+                            Err(TrySendError::Full(_)) => {
+                                crate::net::NetCounters::bump(&counters.discovery_dropped);
+                            }
+                            Err(TrySendError::Closed(_)) => break,
                         }
                     }
                     Ok(_) => {}

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use dn_proto::NodeId;
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tracing::{debug, info, warn};
 
 /// The DNS-SD service type.
@@ -50,7 +50,7 @@ impl Mdns {
         me: NodeId,
         name: &str,
         port: u16,
-        found: UnboundedSender<Discovered>,
+        found: Sender<Discovered>,
     ) -> Result<Mdns, mdns_sd::Error> {
         let daemon = ServiceDaemon::new()?;
         let info = service_info(&me, name, port)?;
@@ -82,7 +82,10 @@ impl Mdns {
                         continue;
                     }
                     info!(peer = %id.fingerprint(), ?addrs, "discovered by mDNS");
-                    if found.send(Discovered { id, addrs }).is_err() {
+                    // Full: dropped (mDNS re-announces); closed: the node stopped.
+                    if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+                        found.try_send(Discovered { id, addrs })
+                    {
                         break;
                     }
                 }

@@ -325,7 +325,7 @@ impl Engine {
         let listen = net.listen;
         let (events, _) = broadcast::channel(4096);
         let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (disc_tx, disc_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (disc_tx, disc_rx) = tokio::sync::mpsc::channel(net::DISCOVERY_QUEUE);
         let net_counters = net.counters.clone();
         let info = NetInfo {
             listen,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use dn_proto::codec::MAX_FRAME_BYTES;
 use dn_proto::{Frame, NodeId};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{channel, Receiver, Sender, UnboundedReceiver};
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
@@ -125,6 +125,13 @@ const DISCOVERED_TTL: Duration = Duration::from_secs(10 * 60);
 /// Outgoing dials in flight at once, at most: forged discovery records must not turn the node
 /// into a tool that dials thousands of addresses at once.
 pub const MAX_DIALS_IN_FLIGHT: usize = 8;
+/// Events from the driver's own tasks (dials, handshakes, connections ending) waiting for it.
+/// They are bounded by the caps (dials in flight, handshakes, connections); their senders wait
+/// rather than drop, so none is lost.
+const INTERNAL_QUEUE: usize = 256;
+/// Peers heard of by mDNS or the beacon waiting for the driver. Discovery repeats itself, so
+/// what does not fit is dropped (counted as `discovery_dropped` by the beacon).
+pub const DISCOVERY_QUEUE: usize = 256;
 /// The driver wakes at least this often with nothing to dial, to expire targets nobody
 /// announced for [`DISCOVERED_TTL`].
 const IDLE_WAKE: Duration = Duration::from_secs(30);
@@ -192,11 +199,11 @@ impl Net {
         tls: Arc<TlsIdentity>,
         core: std_mpsc::Sender<CoreMsg>,
         cmds: UnboundedReceiver<NetCmd>,
-        discovered: UnboundedReceiver<Discovered>,
+        discovered: Receiver<Discovered>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let span = tracing::error_span!("net", me = %me.fingerprint());
-        let (itx, irx) = unbounded_channel();
+        let (itx, irx) = channel(INTERNAL_QUEUE);
         let driver = Driver {
             me,
             tls,
@@ -221,7 +228,7 @@ struct Driver {
     tls: Arc<TlsIdentity>,
     endpoint: quinn::Endpoint,
     core: std_mpsc::Sender<CoreMsg>,
-    internal: UnboundedSender<Internal>,
+    internal: Sender<Internal>,
     targets: HashMap<Key, Target>,
     live: HashMap<NodeId, Live>,
     /// Incoming handshakes in flight, per source address.
@@ -236,8 +243,8 @@ impl Driver {
     async fn run(
         mut self,
         mut cmds: UnboundedReceiver<NetCmd>,
-        mut discovered: UnboundedReceiver<Discovered>,
-        mut internal: UnboundedReceiver<Internal>,
+        mut discovered: Receiver<Discovered>,
+        mut internal: Receiver<Internal>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
@@ -487,7 +494,7 @@ impl Driver {
                     },
                     Err(e) => Err(e.to_string()),
                 };
-                let _ = itx.send(match res {
+                let ev = match res {
                     Ok(conn) => Internal::Established {
                         conn,
                         dialer_is_me: true,
@@ -497,7 +504,8 @@ impl Driver {
                         key,
                         error: format!("{addr}: {error}"),
                     },
-                });
+                };
+                let _ = itx.send(ev).await;
             });
         }
     }
@@ -534,14 +542,16 @@ impl Driver {
         let itx = self.internal.clone();
         tokio::spawn(async move {
             let res = tokio::time::timeout(DIAL_TIMEOUT, async { inc.accept()?.await }).await;
-            let _ = itx.send(Internal::HandshakeEnded(ip));
+            let _ = itx.send(Internal::HandshakeEnded(ip)).await;
             match res {
                 Ok(Ok(conn)) => {
-                    let _ = itx.send(Internal::Established {
-                        conn,
-                        dialer_is_me: false,
-                        key: None,
-                    });
+                    let _ = itx
+                        .send(Internal::Established {
+                            conn,
+                            dialer_is_me: false,
+                            key: None,
+                        })
+                        .await;
                 }
                 Ok(Err(e)) => debug!("incoming handshake failed: {e}"),
                 Err(_) => debug!("incoming handshake timed out"),
@@ -745,7 +755,7 @@ struct Reader {
     peer: NodeId,
     conn_id: u64,
     core: std_mpsc::Sender<CoreMsg>,
-    internal: UnboundedSender<Internal>,
+    internal: Sender<Internal>,
     /// Set while the peer does not read what we queued for it.
     pause: OutPause,
     /// This connection's share of the core's queue.
@@ -830,5 +840,5 @@ async fn reader(r: Reader) {
     }
     let reason = conn.closed().await;
     debug!(%reason, "closed");
-    let _ = internal.send(Internal::Closed { peer, conn_id });
+    let _ = internal.send(Internal::Closed { peer, conn_id }).await;
 }
