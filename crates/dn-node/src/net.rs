@@ -842,3 +842,6 @@ async fn reader(r: Reader) {
     debug!(%reason, "closed");
     let _ = internal.send(Internal::Closed { peer, conn_id }).await;
 }
+
+#[cfg(test)]
+mod tests;
