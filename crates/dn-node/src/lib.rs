@@ -286,6 +286,8 @@ struct Inner {
     data_dir: PathBuf,
     /// Only the engine that serves the control socket may remove it.
     serves_socket: bool,
+    /// The control socket's accept loop (stopped first at shutdown).
+    control: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The data directory's lock, released by [`Engine::shutdown`] (or when dropped).
     lock: Mutex<Option<File>>,
 }
@@ -371,13 +373,14 @@ impl Engine {
                 mdns,
                 data_dir: cfg.data_dir.clone(),
                 serves_socket: true,
+                control: Mutex::new(None),
                 lock: Mutex::new(Some(lock)),
             }),
         };
         let ctl = control::serve(engine.clone(), &cfg.data_dir)
             .map_err(|e| ApiError::new(ErrorCode::Io, format!("control socket: {e}")))?;
-        if let Ok(mut t) = engine.inner.tasks.lock() {
-            t.push(ctl);
+        if let Ok(mut c) = engine.inner.control.lock() {
+            *c = Some(ctl);
         }
         if cfg.beacon {
             let rx = engine.inner.shutdown.subscribe();
@@ -441,6 +444,7 @@ impl Engine {
                 mdns: None,
                 data_dir: data_dir.to_path_buf(),
                 serves_socket: false,
+                control: Mutex::new(None),
                 lock: Mutex::new(Some(lock)),
             }),
         })
@@ -483,6 +487,16 @@ impl Engine {
 
     /// Stops the network, the control socket and the core thread; waits for them.
     pub async fn shutdown(&self) {
+        // First no new control clients: a CLI arriving now finds no socket and waits for the
+        // data dir's lock instead of reaching a node that is going away. Requests already
+        // read are still answered (their tasks run on; the core stops last).
+        if let Some(ctl) = self.inner.control.lock().ok().and_then(|mut c| c.take()) {
+            ctl.abort();
+            let _ = ctl.await;
+        }
+        if self.inner.serves_socket {
+            let _ = std::fs::remove_file(control::socket_path(&self.inner.data_dir));
+        }
         let _ = self.inner.shutdown.send(true);
         if let Some(m) = &self.inner.mdns {
             m.stop();
@@ -506,9 +520,6 @@ impl Engine {
         for t in tasks {
             t.abort();
             let _ = t.await;
-        }
-        if self.inner.serves_socket {
-            let _ = std::fs::remove_file(control::socket_path(&self.inner.data_dir));
         }
         let _ = self.inner.core.send(CoreMsg::Shutdown);
         let th = self
@@ -574,12 +585,27 @@ impl Client {
     /// Executes a request.
     pub async fn request(&self, req: Request) -> Result<Value, ApiError> {
         match self {
-            Client::Remote(dir) => control::call(dir, &req).await?.ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Io,
-                    "the node stopped while we were talking to it",
-                )
-            }),
+            Client::Remote(dir) => {
+                let stopped = || {
+                    ApiError::new(
+                        ErrorCode::Io,
+                        "the node stopped while we were talking to it",
+                    )
+                };
+                if let Some(v) = control::call(dir, &req).await? {
+                    return Ok(v);
+                }
+                // The node stopped since we opened (its socket is gone, so this request was
+                // never sent): do it the way it is done when no node runs.
+                match Box::pin(Client::open(dir)).await? {
+                    Client::Local(e) => {
+                        let r = e.request(req).await;
+                        e.shutdown().await;
+                        r
+                    }
+                    Client::Remote(dir) => control::call(&dir, &req).await?.ok_or_else(stopped),
+                }
+            }
             Client::Local(e) => e.request(req).await,
         }
     }

@@ -591,3 +591,34 @@ async fn add_peer_resolves_a_host_name_and_connects() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A CLI client that found a running node, whose node then stops before its next call: the
+/// call is not lost, it runs the way it does when no node runs (the socket was gone, so
+/// nothing had been sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_node_stops_between_calls_finishes_offline() {
+    let d = tempfile::tempdir().unwrap();
+    let e = start(d.path(), "A", vec![]).await;
+    let c = dn_node::Client::open(d.path()).await.unwrap();
+    assert!(matches!(c, dn_node::Client::Remote(_)));
+    e.shutdown().await;
+    let sent = c
+        .call(calls::Send {
+            room: "medical".into(),
+            body: "written after the node stopped".into(),
+        })
+        .await
+        .unwrap();
+    let offline = dn_node::Client::open(d.path()).await.unwrap();
+    assert!(matches!(offline, dn_node::Client::Local(_)));
+    let msgs = offline
+        .call(calls::Messages {
+            room: "medical".into(),
+            limit: 10,
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert!(msgs.iter().any(|m| m.id == sent.id), "stored");
+    offline.close().await;
+}
