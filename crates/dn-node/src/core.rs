@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -53,6 +52,63 @@ pub(crate) fn dial_addr(remote: SocketAddr, listen_port: u16) -> Option<std::net
             Some(std::net::SocketAddrV4::new(ip, listen_port))
         }
         _ => None,
+    }
+}
+
+/// Requests (and shutdown) that may wait in the core's inbox: far more than the requests
+/// one app and a few CLI calls have in flight; their senders wait when it is full.
+pub const REQUEST_QUEUE: usize = 256;
+/// Network messages (connections, frames, drains) that may wait in the core's inbox. Frames
+/// are also bounded per connection in bytes (`queue::InCredit`); when the inbox is full, the
+/// connections' readers and the driver wait (they stop reading), so nothing is dropped.
+pub const NETWORK_QUEUE: usize = 1024;
+
+/// The core's inbox: two bounded channels, requests and network messages, read with requests
+/// first (a biased select), each in its own order.
+pub struct Inbox {
+    requests: tokio::sync::mpsc::Receiver<CoreMsg>,
+    network: tokio::sync::mpsc::Receiver<CoreMsg>,
+}
+
+/// What waiting on the [`Inbox`] gave (short-lived: the size of a message is fine).
+#[allow(clippy::large_enum_variant)]
+enum Wait {
+    Msg(CoreMsg),
+    Timeout,
+    /// Every request sender is gone (the engine was dropped).
+    Closed,
+}
+
+/// A new inbox and its two senders: `(requests, network, inbox)`.
+pub fn inbox() -> (
+    tokio::sync::mpsc::Sender<CoreMsg>,
+    tokio::sync::mpsc::Sender<CoreMsg>,
+    Inbox,
+) {
+    let (rtx, requests) = tokio::sync::mpsc::channel(REQUEST_QUEUE);
+    let (ntx, network) = tokio::sync::mpsc::channel(NETWORK_QUEUE);
+    (rtx, ntx, Inbox { requests, network })
+}
+
+impl Inbox {
+    /// A message already waiting (requests first).
+    fn try_recv(&mut self) -> Option<CoreMsg> {
+        self.requests
+            .try_recv()
+            .ok()
+            .or_else(|| self.network.try_recv().ok())
+    }
+
+    /// Waits up to `wait` for the next message, requests first.
+    fn wait(&mut self, rt: &tokio::runtime::Runtime, wait: Duration) -> Wait {
+        rt.block_on(async {
+            tokio::select! {
+                biased;
+                m = self.requests.recv() => m.map_or(Wait::Closed, Wait::Msg),
+                Some(m) = self.network.recv() => Wait::Msg(m),
+                () = tokio::time::sleep(wait) => Wait::Timeout,
+            }
+        })
     }
 }
 
@@ -328,20 +384,31 @@ impl Core {
 
     /// Runs until `Shutdown` or until every sender is gone.
     #[allow(clippy::needless_pass_by_value)] // the thread owns its receiver
-    pub fn run(mut self, rx: mpsc::Receiver<CoreMsg>) {
+    pub fn run(mut self, mut inbox: Inbox) {
         let span = tracing::error_span!("core", me = %self.id.fingerprint());
         let _g = span.enter();
+        // Only to wait on the inbox with a deadline; the core's work runs on this thread.
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("core cannot wait for messages: {e}");
+                return;
+            }
+        };
         // One loop, no polling: it sleeps until the next message or the next deadline (the
         // protocol's `poll_timeout`, or a status event waiting for its debounce).
         loop {
-            match rx.recv_timeout(self.next_wait()) {
-                Ok(CoreMsg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Ok(first) => {
-                    if self.handle_burst(first, &rx) {
+            match inbox.wait(&rt, self.next_wait()) {
+                Wait::Msg(CoreMsg::Shutdown) | Wait::Closed => break,
+                Wait::Msg(first) => {
+                    if self.handle_burst(first, &mut inbox) {
                         break;
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Wait::Timeout => {}
             }
             if self
                 .proto
@@ -374,14 +441,14 @@ impl Core {
     /// burst's messages is reported, relayed or acknowledged (catch-up fetches them again). The
     /// transaction is committed before any request runs, so a message the user sends is still
     /// durable before it is reported. Returns true on shutdown.
-    fn handle_burst(&mut self, first: CoreMsg, rx: &mpsc::Receiver<CoreMsg>) -> bool {
+    fn handle_burst(&mut self, first: CoreMsg, inbox: &mut Inbox) -> bool {
         let mut queue = std::collections::VecDeque::from([first]);
         let mut handled = 0;
         loop {
             while handled < BURST && queue.len() < 2 * GROUP {
-                match rx.try_recv() {
-                    Ok(m) => queue.push_back(m),
-                    Err(_) => break,
+                match inbox.try_recv() {
+                    Some(m) => queue.push_back(m),
+                    None => break,
                 }
             }
             // Requests and shutdown first: a flood of frames must not keep the user waiting.

@@ -37,7 +37,7 @@ pub mod tls;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -277,7 +277,8 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 struct Inner {
-    core: std_mpsc::Sender<CoreMsg>,
+    /// Requests to the core (its bounded request channel).
+    core: tokio::sync::mpsc::Sender<CoreMsg>,
     events: broadcast::Sender<EngineEvent>,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -295,7 +296,9 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        let _ = self.core.send(CoreMsg::Shutdown);
+        // The last handle is gone: if the request channel is full the core still ends, when
+        // it finds every request sender dropped.
+        let _ = self.core.try_send(CoreMsg::Shutdown);
         if let Some(m) = &self.mdns {
             m.stop();
         }
@@ -356,13 +359,13 @@ impl Engine {
             None
         };
         core.set_mdns(mdns.clone());
-        let (core_tx, core_rx) = std_mpsc::channel();
+        let (core_tx, net_core_tx, core_rx) = core::inbox();
         let core_thread = std::thread::Builder::new()
             .name("dn-core".into())
             .spawn(move || core.run(core_rx))
             .map_err(internal)?;
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-        let net_task = net.spawn(me, tls, core_tx.clone(), net_rx, disc_rx, shutdown_rx);
+        let net_task = net.spawn(me, tls, net_core_tx, net_rx, disc_rx, shutdown_rx);
         let engine = Engine {
             inner: Arc::new(Inner {
                 core: core_tx,
@@ -428,7 +431,8 @@ impl Engine {
         let (events, _) = broadcast::channel(16);
         let key = identity::load_or_create(data_dir)?;
         let core = Core::open(data_dir, key, events.clone(), None)?;
-        let (core_tx, core_rx) = std_mpsc::channel();
+        // No network: its sender is dropped at once (the core then waits on requests only).
+        let (core_tx, _, core_rx) = core::inbox();
         let core_thread = std::thread::Builder::new()
             .name("dn-core".into())
             .spawn(move || core.run(core_rx))
@@ -469,6 +473,7 @@ impl Engine {
         self.inner
             .core
             .send(CoreMsg::Request(req, tx))
+            .await
             .map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?;
         rx.await
             .map_err(|_| ApiError::new(ErrorCode::Internal, "engine stopped"))?
@@ -521,7 +526,7 @@ impl Engine {
             t.abort();
             let _ = t.await;
         }
-        let _ = self.inner.core.send(CoreMsg::Shutdown);
+        let _ = self.inner.core.send(CoreMsg::Shutdown).await;
         let th = self
             .inner
             .core_thread

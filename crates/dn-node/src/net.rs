@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -197,7 +196,7 @@ impl Net {
         self,
         me: NodeId,
         tls: Arc<TlsIdentity>,
-        core: std_mpsc::Sender<CoreMsg>,
+        core: Sender<CoreMsg>,
         cmds: UnboundedReceiver<NetCmd>,
         discovered: Receiver<Discovered>,
         shutdown: tokio::sync::watch::Receiver<bool>,
@@ -227,7 +226,7 @@ struct Driver {
     me: NodeId,
     tls: Arc<TlsIdentity>,
     endpoint: quinn::Endpoint,
-    core: std_mpsc::Sender<CoreMsg>,
+    core: Sender<CoreMsg>,
     internal: Sender<Internal>,
     targets: HashMap<Key, Target>,
     live: HashMap<NodeId, Live>,
@@ -257,7 +256,7 @@ impl Driver {
                     Some(cmd) => self.on_cmd(cmd),
                     None => break,
                 },
-                Some(ev) = internal.recv() => self.on_internal(ev),
+                Some(ev) = internal.recv() => self.on_internal(ev).await,
                 incoming = self.endpoint.accept() => match incoming {
                     Some(inc) => self.accept(inc),
                     None => break,
@@ -559,7 +558,9 @@ impl Driver {
         });
     }
 
-    fn on_internal(&mut self, ev: Internal) {
+    /// Its messages to the core wait for room in the core's bounded inbox (backpressure: the
+    /// driver does nothing else meanwhile), so no connection event is ever dropped.
+    async fn on_internal(&mut self, ev: Internal) {
         match ev {
             Internal::DialFailed { key, error } => {
                 // Jitter keeps nodes that lost each other at once from redialing in lockstep.
@@ -584,7 +585,7 @@ impl Driver {
                 conn,
                 dialer_is_me,
                 key,
-            } => self.established(conn, dialer_is_me, key),
+            } => self.established(conn, dialer_is_me, key).await,
             Internal::HandshakeEnded(ip) => {
                 if let Some(n) = self.handshakes.get_mut(&ip) {
                     *n = n.saturating_sub(1);
@@ -596,7 +597,10 @@ impl Driver {
             Internal::Closed { peer, conn_id } => {
                 if self.live.get(&peer).is_some_and(|l| l.conn_id == conn_id) {
                     self.live.remove(&peer);
-                    let _ = self.core.send(CoreMsg::Disconnected { peer, conn_id });
+                    let _ = self
+                        .core
+                        .send(CoreMsg::Disconnected { peer, conn_id })
+                        .await;
                     // Try again soon: the peer may only have dropped off briefly.
                     for t in self.targets.values_mut() {
                         if t.id == Some(peer) {
@@ -609,7 +613,7 @@ impl Driver {
         }
     }
 
-    fn established(&mut self, conn: quinn::Connection, dialer_is_me: bool, key: Option<Key>) {
+    async fn established(&mut self, conn: quinn::Connection, dialer_is_me: bool, key: Option<Key>) {
         if let Some(k) = key {
             if let Some(t) = self.targets.get_mut(&k) {
                 t.dialing = false;
@@ -666,10 +670,13 @@ impl Driver {
             old.conn
                 .close(quinn::VarInt::from_u32(CLOSE_DUPLICATE), b"duplicate");
             self.live.remove(&peer);
-            let _ = self.core.send(CoreMsg::Disconnected {
-                peer,
-                conn_id: old_id,
-            });
+            let _ = self
+                .core
+                .send(CoreMsg::Disconnected {
+                    peer,
+                    conn_id: old_id,
+                })
+                .await;
         }
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
@@ -684,12 +691,15 @@ impl Driver {
                 since: Instant::now(),
             },
         );
-        let _ = self.core.send(CoreMsg::Connected {
-            peer,
-            conn_id,
-            addr,
-            tx: ftx,
-        });
+        let _ = self
+            .core
+            .send(CoreMsg::Connected {
+                peer,
+                conn_id,
+                addr,
+                tx: ftx,
+            })
+            .await;
         let span = tracing::error_span!("conn", peer = %peer.fingerprint(), %addr, id = conn_id);
         tokio::spawn(
             writer(conn.clone(), frx, peer, conn_id, self.core.clone()).instrument(span.clone()),
@@ -718,7 +728,7 @@ async fn writer(
     mut frames: OutReceiver,
     peer: NodeId,
     conn_id: u64,
-    core: std_mpsc::Sender<CoreMsg>,
+    core: Sender<CoreMsg>,
 ) {
     let mut stream = match conn.open_uni().await {
         Ok(s) => s,
@@ -741,7 +751,7 @@ async fn writer(
                 conn_id,
                 bytes: std::mem::take(&mut unreported),
             };
-            if core.send(msg).is_err() {
+            if core.send(msg).await.is_err() {
                 return;
             }
         }
@@ -754,7 +764,7 @@ struct Reader {
     conn: quinn::Connection,
     peer: NodeId,
     conn_id: u64,
-    core: std_mpsc::Sender<CoreMsg>,
+    core: Sender<CoreMsg>,
     internal: Sender<Internal>,
     /// Set while the peer does not read what we queued for it.
     pause: OutPause,
@@ -829,7 +839,7 @@ async fn reader(r: Reader) {
                     }
                 }
             };
-            if core.send(msg).is_err() {
+            if core.send(msg).await.is_err() {
                 return Ok(());
             }
         }

@@ -85,13 +85,13 @@ fn frame(peer: &SigningKey, frame: Frame) -> CoreMsg {
 impl Rig {
     /// Hands the core `msgs` as one burst of frames, as the network driver would.
     fn burst(&mut self, msgs: &[Message]) {
-        let (tx, rx) = mpsc::channel();
+        let (_requests, tx, mut inbox) = inbox();
         for m in &msgs[1..] {
             let f = Frame::Msg {
                 hops: 3,
                 message: m.clone(),
             };
-            tx.send(frame(&self.peer, f)).unwrap();
+            tx.try_send(frame(&self.peer, f)).unwrap();
         }
         let first = frame(
             &self.peer,
@@ -100,7 +100,7 @@ impl Rig {
                 message: msgs[0].clone(),
             },
         );
-        self.core.handle_burst(first, &rx);
+        self.core.handle_burst(first, &mut inbox);
     }
 
     /// Ids acknowledged to the peer (IHave) since the last call.
@@ -236,4 +236,40 @@ fn network_view_orders_by_nearness_and_keeps_the_nearest() {
         v.links.iter().any(|l| l.a == fresh_hex || l.b == fresh_hex),
         "a live connection is a link before its record arrives"
     );
+}
+
+/// The core's inbox: bounded, requests before network messages (each in order), a deadline,
+/// and the end once no request sender is left.
+#[test]
+fn the_inbox_is_bounded_reads_requests_first_and_waits_with_a_deadline() {
+    let (requests, network, mut inbox) = inbox();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let bad = |n: u8| CoreMsg::BadFrame {
+        peer: NodeId([n; 32]),
+        reason: "x".into(),
+    };
+    network.try_send(bad(1)).unwrap();
+    network.try_send(bad(2)).unwrap();
+    requests.try_send(CoreMsg::Shutdown).unwrap();
+    let second = Duration::from_secs(1);
+    assert!(matches!(inbox.wait(&rt, second), Wait::Msg(CoreMsg::Shutdown)));
+    for n in [1, 2] {
+        match inbox.wait(&rt, second) {
+            Wait::Msg(CoreMsg::BadFrame { peer, .. }) => assert_eq!(peer, NodeId([n; 32])),
+            _ => panic!("network messages in order"),
+        }
+    }
+    assert!(matches!(
+        inbox.wait(&rt, Duration::from_millis(5)),
+        Wait::Timeout
+    ));
+    for _ in 0..NETWORK_QUEUE {
+        network.try_send(bad(3)).unwrap();
+    }
+    assert!(network.try_send(bad(4)).is_err(), "bounded: the sender must wait");
+    drop(requests);
+    assert!(matches!(inbox.wait(&rt, second), Wait::Closed));
 }

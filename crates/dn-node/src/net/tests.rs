@@ -9,7 +9,7 @@ fn driver() -> Driver {
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     let tls = Arc::new(TlsIdentity::new(&key).unwrap());
     let net = Net::bind(&tls, SocketAddr::from(([127, 0, 0, 1], 0)), false).unwrap();
-    let (core, _) = std_mpsc::channel();
+    let (core, _) = channel(1);
     let (internal, _) = channel(INTERNAL_QUEUE);
     Driver {
         me: crate::identity::node_id(&key),
