@@ -255,7 +255,10 @@ fn the_inbox_is_bounded_reads_requests_first_and_waits_with_a_deadline() {
     network.try_send(bad(2)).unwrap();
     requests.try_send(CoreMsg::Shutdown).unwrap();
     let second = Duration::from_secs(1);
-    assert!(matches!(inbox.wait(&rt, second), Wait::Msg(CoreMsg::Shutdown)));
+    assert!(matches!(
+        inbox.wait(&rt, second),
+        Wait::Msg(CoreMsg::Shutdown)
+    ));
     for n in [1, 2] {
         match inbox.wait(&rt, second) {
             Wait::Msg(CoreMsg::BadFrame { peer, .. }) => assert_eq!(peer, NodeId([n; 32])),
@@ -269,7 +272,10 @@ fn the_inbox_is_bounded_reads_requests_first_and_waits_with_a_deadline() {
     for _ in 0..NETWORK_QUEUE {
         network.try_send(bad(3)).unwrap();
     }
-    assert!(network.try_send(bad(4)).is_err(), "bounded: the sender must wait");
+    assert!(
+        network.try_send(bad(4)).is_err(),
+        "bounded: the sender must wait"
+    );
     drop(requests);
     assert!(matches!(inbox.wait(&rt, second), Wait::Closed));
 }
