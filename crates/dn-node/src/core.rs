@@ -204,7 +204,7 @@ pub struct NetInfo {
     /// mDNS on.
     pub mdns: bool,
     /// Commands to the driver.
-    pub cmd: tokio::sync::mpsc::UnboundedSender<NetCmd>,
+    pub cmd: tokio::sync::mpsc::Sender<NetCmd>,
     /// Storage allowed for carried rooms, bytes.
     pub carry_quota_bytes: u64,
     /// The mDNS announcer, to update the name it carries.
@@ -291,6 +291,9 @@ pub struct CoreDrops {
     pub failed_commits: u64,
     /// Frames a peer sent that could not be decoded.
     pub undecodable: u64,
+    /// Commands to the network driver dropped because its bounded queue was full (the core
+    /// never waits for the driver, which may be waiting for the core).
+    pub net_commands: u64,
 }
 
 fn store_err(e: impl std::fmt::Display) -> ApiError {
@@ -572,15 +575,32 @@ impl Core {
                 warn!(peer = %peer.fingerprint(), "closing connection: {e}");
                 self.drops.not_reading += 1;
                 self.status_dirty = true;
-                if let Some(net) = &self.net {
-                    let _ = net.cmd.send(NetCmd::Close {
-                        peer,
-                        conn_id,
-                        reason: "not reading".to_string(),
-                        code: crate::net::CLOSE_NOT_READING,
-                    });
-                }
+                // If dropped, the driver's stall timeout closes it.
+                self.net_cmd(NetCmd::Close {
+                    peer,
+                    conn_id,
+                    reason: "not reading".to_string(),
+                    code: crate::net::CLOSE_NOT_READING,
+                });
             }
+        }
+    }
+
+    /// Gives the network driver a command without waiting (the driver may itself be waiting
+    /// for room in the core's inbox). False if there is no network or its queue is full
+    /// (counted).
+    fn net_cmd(&mut self, cmd: NetCmd) -> bool {
+        let Some(net) = &self.net else {
+            return false;
+        };
+        match net.cmd.try_send(cmd) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                self.drops.net_commands += 1;
+                self.status_dirty = true;
+                false
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -767,22 +787,20 @@ impl Core {
                 }
                 Output::Acked { peer, ids } => self.record_held(&ids, &peer),
                 Output::Dial { node, addrs } => {
-                    if let Some(net) = &self.net {
-                        for a in addrs {
-                            let _ = net.cmd.send(NetCmd::Dial {
-                                addr: SocketAddr::V4(a),
-                                id: Some(node),
-                                persistent: false,
-                            });
-                        }
+                    for a in addrs {
+                        self.net_cmd(NetCmd::Dial {
+                            addr: SocketAddr::V4(a),
+                            id: Some(node),
+                            persistent: false,
+                        });
                     }
                 }
                 Output::Close { peer, reason } => {
                     warn!(peer = %peer.fingerprint(), %reason, "closing connection");
-                    if let (Some(net), Some(c)) = (&self.net, self.conns.get(&peer)) {
-                        let _ = net.cmd.send(NetCmd::Close {
+                    if let Some(conn_id) = self.conns.get(&peer).map(|c| c.conn_id) {
+                        self.net_cmd(NetCmd::Close {
                             peer,
-                            conn_id: c.conn_id,
+                            conn_id,
                             reason,
                             code: crate::net::CLOSE_PROTOCOL,
                         });

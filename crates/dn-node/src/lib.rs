@@ -329,7 +329,7 @@ impl Engine {
             })?;
         let listen = net.listen;
         let (events, _) = broadcast::channel(4096);
-        let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (net_tx, net_rx) = tokio::sync::mpsc::channel(net::COMMAND_QUEUE);
         let (disc_tx, disc_rx) = tokio::sync::mpsc::channel(net::DISCOVERY_QUEUE);
         let net_counters = net.counters.clone();
         let info = NetInfo {
@@ -399,11 +399,13 @@ impl Engine {
         // Static peers, then every peer we have met before (last known addresses).
         for p in &cfg.peers {
             for addr in resolve_addr(p).await? {
-                let _ = net_tx.send(NetCmd::Dial {
-                    addr,
-                    id: None,
-                    persistent: true,
-                });
+                let _ = net_tx
+                    .send(NetCmd::Dial {
+                        addr,
+                        id: None,
+                        persistent: true,
+                    })
+                    .await;
             }
         }
         for p in engine.call(calls::Peers).await.unwrap_or_default() {
@@ -415,11 +417,13 @@ impl Engine {
                 .iter()
                 .filter_map(|a| a.parse::<SocketAddr>().ok())
             {
-                let _ = net_tx.send(NetCmd::Dial {
-                    addr: a,
-                    id: Some(id),
-                    persistent: true,
-                });
+                let _ = net_tx
+                    .send(NetCmd::Dial {
+                        addr: a,
+                        id: Some(id),
+                        persistent: true,
+                    })
+                    .await;
             }
         }
         info!(id = %me, %listen, mdns = cfg.mdns, beacon = cfg.beacon, "node started");

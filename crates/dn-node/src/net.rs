@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use dn_proto::codec::MAX_FRAME_BYTES;
 use dn_proto::{Frame, NodeId};
-use tokio::sync::mpsc::{channel, Receiver, Sender, UnboundedReceiver};
+use tokio::sync::mpsc::{channel, Receiver, Sender};
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
@@ -124,6 +124,11 @@ const DISCOVERED_TTL: Duration = Duration::from_secs(10 * 60);
 /// Outgoing dials in flight at once, at most: forged discovery records must not turn the node
 /// into a tool that dials thousands of addresses at once.
 pub const MAX_DIALS_IN_FLIGHT: usize = 8;
+/// Commands from the core (dials, closes) waiting for the driver. The core never waits for
+/// the driver (which may be waiting for room in the core's inbox): past this it drops and
+/// counts (`net_commands_dropped`); a dial is suggested again later, a close is also done by
+/// the stall timeout.
+pub const COMMAND_QUEUE: usize = 1024;
 /// Events from the driver's own tasks (dials, handshakes, connections ending) waiting for it.
 /// They are bounded by the caps (dials in flight, handshakes, connections); their senders wait
 /// rather than drop, so none is lost.
@@ -197,7 +202,7 @@ impl Net {
         me: NodeId,
         tls: Arc<TlsIdentity>,
         core: Sender<CoreMsg>,
-        cmds: UnboundedReceiver<NetCmd>,
+        cmds: Receiver<NetCmd>,
         discovered: Receiver<Discovered>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
@@ -241,7 +246,7 @@ struct Driver {
 impl Driver {
     async fn run(
         mut self,
-        mut cmds: UnboundedReceiver<NetCmd>,
+        mut cmds: Receiver<NetCmd>,
         mut discovered: Receiver<Discovered>,
         mut internal: Receiver<Internal>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,

@@ -133,7 +133,7 @@ impl Core {
                 Self::to_value(v.split_off(skip))
             }
             Request::AddPeer { addr } => {
-                let net = self.net.as_ref().ok_or_else(|| {
+                self.net.as_ref().ok_or_else(|| {
                     ApiError::new(
                         ErrorCode::InvalidInput,
                         "no node is running on this data directory",
@@ -152,11 +152,16 @@ impl Core {
                         format!("{addr:?} is not an IPv4 address"),
                     ));
                 }
-                let _ = net.cmd.send(NetCmd::Dial {
+                if !self.net_cmd(NetCmd::Dial {
                     addr: a,
                     id: None,
                     persistent: true,
-                });
+                }) {
+                    return Err(ApiError::new(
+                        ErrorCode::Busy,
+                        "the network driver is busy; try again",
+                    ));
+                }
                 Ok(Value::Null)
             }
         }

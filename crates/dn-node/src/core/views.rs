@@ -189,6 +189,7 @@ impl Core {
         put("not_reading", self.drops.not_reading);
         put("failed_commits", self.drops.failed_commits);
         put("undecodable", self.drops.undecodable);
+        put("net_commands_dropped", self.drops.net_commands);
         if let Some(net) = &self.net {
             let c = &net.counters;
             let get =
