@@ -279,3 +279,37 @@ fn the_inbox_is_bounded_reads_requests_first_and_waits_with_a_deadline() {
     drop(requests);
     assert!(matches!(inbox.wait(&rt, second), Wait::Closed));
 }
+
+/// The status's drop table (a pure function): one row per reason with a count, the core's
+/// and the driver's "not reading" summed, nothing for reasons that never happened.
+#[test]
+fn the_drop_table_merges_the_counters_by_reason() {
+    let mut proto = Protocol::new(NodeId([1; 32]), "n".into(), 0, Vec::<String>::new());
+    proto.count_rejected();
+    proto.count_rejected();
+    let core = CoreDrops {
+        not_reading: 2,
+        failed_commits: 1,
+        ..CoreDrops::default()
+    };
+    let net = crate::net::NetCounters::default();
+    crate::net::NetCounters::bump(&net.stalled);
+    crate::net::NetCounters::bump(&net.beacon_dropped);
+    let d = views::drops_table(&proto, &core, Some(&net));
+    let want: std::collections::BTreeMap<String, u64> = [
+        ("beacon_dropped", 1),
+        ("failed_commits", 1),
+        ("invalid", 2),
+        ("not_reading", 3),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(d, want);
+    assert!(views::drops_table(
+        &Protocol::new(NodeId([1; 32]), "n".into(), 0, Vec::<String>::new()),
+        &CoreDrops::default(),
+        None
+    )
+    .is_empty());
+}

@@ -165,45 +165,11 @@ impl Core {
     /// Everything dropped, refused or cut since start, by reason (the protocol's, the
     /// driver's and the core's own counters in one table).
     pub(super) fn drops(&self) -> std::collections::BTreeMap<String, u64> {
-        let mut d = std::collections::BTreeMap::new();
-        let mut put = |k: &str, v: u64| {
-            if v > 0 {
-                *d.entry(k.to_string()).or_insert(0) += v;
-            }
-        };
-        let counters = self.proto.counters();
-        put("invalid", counters.rejected);
-        put("blocked", self.proto.blocked_drops());
-        for (reason, n) in counters.drops.iter() {
-            put(reason.key(), n);
-        }
-        let q = self.proto.quota_drops();
-        put("quota_author", q.author);
-        put("quota_peer", q.peer);
-        put("invalid_dm", q.bad_dm);
-        let t = self.proto.topo_drops();
-        put("topo_rate", t.too_soon + t.peer_rate);
-        put("topo_cap", t.full);
-        let cd = self.proto.carry_drops();
-        put("carry_candidates", cd.per_peer + cd.table_full);
-        put("not_reading", self.drops.not_reading);
-        put("failed_commits", self.drops.failed_commits);
-        put("undecodable", self.drops.undecodable);
-        put("net_commands_dropped", self.drops.net_commands);
-        if let Some(net) = &self.net {
-            let c = &net.counters;
-            let get =
-                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-            put("refused_full", get(&c.refused_full));
-            put("refused_per_address", get(&c.refused_per_address));
-            put("refused_handshakes", get(&c.refused_handshakes));
-            put("oversized_frames", get(&c.oversized_frames));
-            put("discovery_dropped", get(&c.discovery_dropped));
-            put("targets_evicted", get(&c.targets_evicted));
-            put("beacon_dropped", get(&c.beacon_dropped));
-            put("not_reading", get(&c.stalled));
-        }
-        d
+        drops_table(
+            &self.proto,
+            &self.drops,
+            self.net.as_ref().map(|n| n.counters.as_ref()),
+        )
     }
 
     pub(super) fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
@@ -308,4 +274,52 @@ pub(super) fn network_view(
         }
     }
     NetworkView { nodes, links }
+}
+
+/// Everything dropped, refused or cut since start, by reason: the protocol's, the core's and
+/// the network driver's counters in one table (the status's `drops`). Reasons with nothing
+/// are left out; a reason counted in two places (`not_reading`: queue over budget in the
+/// core, stalled writer in the driver) is summed. A pure function of its inputs.
+pub(super) fn drops_table(
+    proto: &Protocol,
+    core: &CoreDrops,
+    net: Option<&crate::net::NetCounters>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut d = std::collections::BTreeMap::new();
+    let mut put = |k: &str, v: u64| {
+        if v > 0 {
+            *d.entry(k.to_string()).or_insert(0) += v;
+        }
+    };
+    let counters = proto.counters();
+    put("invalid", counters.rejected);
+    put("blocked", proto.blocked_drops());
+    for (reason, n) in counters.drops.iter() {
+        put(reason.key(), n);
+    }
+    let q = proto.quota_drops();
+    put("quota_author", q.author);
+    put("quota_peer", q.peer);
+    put("invalid_dm", q.bad_dm);
+    let t = proto.topo_drops();
+    put("topo_rate", t.too_soon + t.peer_rate);
+    put("topo_cap", t.full);
+    let cd = proto.carry_drops();
+    put("carry_candidates", cd.per_peer + cd.table_full);
+    put("not_reading", core.not_reading);
+    put("failed_commits", core.failed_commits);
+    put("undecodable", core.undecodable);
+    put("net_commands_dropped", core.net_commands);
+    if let Some(c) = net {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        put("refused_full", get(&c.refused_full));
+        put("refused_per_address", get(&c.refused_per_address));
+        put("refused_handshakes", get(&c.refused_handshakes));
+        put("oversized_frames", get(&c.oversized_frames));
+        put("discovery_dropped", get(&c.discovery_dropped));
+        put("targets_evicted", get(&c.targets_evicted));
+        put("beacon_dropped", get(&c.beacon_dropped));
+        put("not_reading", get(&c.stalled));
+    }
+    d
 }
