@@ -195,7 +195,7 @@ impl Store {
 impl dn_proto::Storage for Store {
     /// Stored or evicted.
     fn has(&self, id: &MessageId) -> Result<bool, StorageError> {
-        Ok(self.has_message(id)? || self.is_evicted(id)?)
+        Ok(self.has_or_evicted(id)?)
     }
 
     /// Stores a message from the network: `received_at` from the store's clock, `local` false.

@@ -311,12 +311,10 @@ fn insert_on(
 impl Store {
     /// Messages, signed bytes and evicted ids of every room that has any.
     pub fn room_usage(&self) -> Result<Vec<dn_proto::RoomUsage>> {
+        // Kept by triggers (schema v6, v7): one row per room, never a count of the log.
         let mut st = self.conn.prepare_cached(
-            "SELECT room, sum(messages), sum(bytes), sum(evicted) FROM (
-                 SELECT room, messages, bytes, 0 AS evicted FROM room_usage
-                 UNION ALL
-                 SELECT room, 0, 0, count(*) FROM evicted GROUP BY room)
-             GROUP BY room HAVING sum(messages) + sum(evicted) > 0 ORDER BY room",
+            "SELECT room, messages, bytes, evicted FROM room_usage
+             WHERE messages + evicted > 0 ORDER BY room",
         )?;
         let mut rows = st.query([])?;
         let mut out = Vec::new();
@@ -372,6 +370,16 @@ impl Store {
             }
             Ok(n)
         })
+    }
+
+    /// Whether `id` is stored or was evicted under the carry quota (one lookup; the protocol's
+    /// duplicate check for every message that arrives).
+    pub fn has_or_evicted(&self, id: &MessageId) -> Result<bool> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?1)
+                 OR EXISTS (SELECT 1 FROM evicted WHERE id = ?1)",
+        )?;
+        Ok(st.query_row([&id.0[..]], |r| r.get(0))?)
     }
 
     /// Whether `id` was evicted under the carry quota.

@@ -36,8 +36,13 @@ fn ids(v: &[StoredMessage]) -> Vec<MessageId> {
     v.iter().map(|s| s.id).collect()
 }
 
-/// Takes a store back to schema 5 (before the carry quota's tables), for upgrade tests.
-const UNDO_V6: &str = "DROP TRIGGER messages_usage_insert; DROP TRIGGER messages_usage_delete;
+/// Takes a store back to schema 6 (evicted ids not counted in `room_usage`), for upgrade
+/// tests.
+const UNDO_V7: &str = "DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
+    ALTER TABLE room_usage DROP COLUMN evicted;";
+/// Takes a store back to schema 5.
+const UNDO_V6: &str = "DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
+    DROP TRIGGER messages_usage_insert; DROP TRIGGER messages_usage_delete;
     DROP TABLE room_usage; DROP TABLE evicted;";
 
 /// When a catch-up of `room` with `peer` last finished, read from `sync_state`.
@@ -1124,4 +1129,34 @@ fn evicted_messages_leave_their_ids_for_catch_up_until_forgotten() {
     assert!(!Storage::has(&s, &gone[0]).unwrap());
     assert!(Storage::insert(&mut s, evicted_msg).unwrap());
     assert_eq!(Storage::room_set(&s, "carried").unwrap().len(), 3);
+}
+
+#[test]
+fn upgrade_from_v6_counts_the_evicted_ids_and_keeps_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let msgs: Vec<Message> = (0..4).map(|i| msg(i + 1, "c", u64::from(i), "m")).collect();
+    {
+        let s = Store::open(&path).unwrap();
+        for m in &msgs {
+            s.insert_message(m, 1, false).unwrap();
+        }
+        s.evict_messages(&[msgs[0].id(), msgs[1].id()]).unwrap();
+        s.conn
+            .execute_batch(&format!("{UNDO_V7} PRAGMA user_version = 6;"))
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    let u = s.room_usage().unwrap();
+    assert_eq!(
+        (u[0].messages, u[0].evicted),
+        (2, 2),
+        "counted at the upgrade"
+    );
+    s.evict_messages(&[msgs[2].id()]).unwrap();
+    assert_eq!(s.room_usage().unwrap()[0].evicted, 3, "kept by trigger");
+    s.forget_evicted("c").unwrap();
+    let u = s.room_usage().unwrap();
+    assert_eq!((u[0].messages, u[0].evicted), (1, 0));
 }
