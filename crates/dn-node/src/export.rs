@@ -46,39 +46,14 @@ pub fn export_line(m: &Message) -> ExportLine {
     }
 }
 
-/// Writes the messages of `room` (or all rooms) in room order to `path` in `format`,
-/// atomically (a temporary file renamed into place once complete and synced), closing a JSON
-/// Lines file with a manifest signed by `key` (the node's key).
-pub fn export_signed(
-    store: &Store,
-    room: Option<&str>,
-    path: &Path,
-    format: ExportFormat,
-    key: &SigningKey,
-) -> Result<ExportSummary, ApiError> {
-    export_signed_with_progress(store, room, path, format, Some(key), &mut |_| {})
-}
-
 /// How often, at most, an export reports progress.
 pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// [`export_signed`] on a read-only connection of its own to the database file `db` (so the node's
-/// writer is never held up, see [`Store::open_reader`]), reporting `(done, total)` through
-/// `progress` at most every [`PROGRESS_INTERVAL`] and once at the end with `done == total`.
-/// `total` is counted first; messages arriving meanwhile are not in the file (it is the
-/// snapshot of one statement).
-pub fn export_file(
-    db: &Path,
-    room: Option<&str>,
-    path: &Path,
-    format: ExportFormat,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<ExportSummary, ApiError> {
-    export_file_signed(db, room, path, format, None, progress)
-}
-
-/// [`export_file`], closing a JSON Lines file with a manifest signed by `key` when given
-/// (the node passes its own key; see [`export_signed`]).
+/// [`export_signed_with_progress`] on a read-only connection of its own to the database file
+/// `db` (so the node's writer is never held up, see [`Store::open_reader`]), reporting
+/// `(done, total)` through `progress` at most every [`PROGRESS_INTERVAL`] and once at the end
+/// with `done == total`. `total` is counted first; messages arriving meanwhile are not in the
+/// file (it is the snapshot of one statement). The node passes its own key.
 pub fn export_file_signed(
     db: &Path,
     room: Option<&str>,
@@ -104,18 +79,9 @@ pub fn export_file_signed(
     Ok(summary)
 }
 
-/// [`export_signed`], calling `progress(messages read so far)` after each message.
-pub fn export_with_progress(
-    store: &Store,
-    room: Option<&str>,
-    path: &Path,
-    format: ExportFormat,
-    progress: &mut dyn FnMut(u64),
-) -> Result<ExportSummary, ApiError> {
-    export_signed_with_progress(store, room, path, format, None, progress)
-}
-
-/// [`export_with_progress`] with the manifest key of [`export_signed`].
+/// Writes the messages of `room` (or all rooms) in room order to `path` in `format`,
+/// atomically, calling `progress(messages read so far)` after each message. A JSON Lines file
+/// ends with a manifest signed by `key` when given (§6.1 of docs/protocol.md).
 ///
 /// The temporary file is created exclusively with a random name, mode 0600, never through a
 /// symlink ([`fsutil::create_temp_beside`]), synced, then renamed over `path`.
@@ -869,12 +835,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.jsonl");
         let node = SigningKey::from_bytes(&[3u8; 32]);
-        let s = export_signed(
+        let s = export_signed_with_progress(
             &store_with(&sample()),
             None,
             &path,
             ExportFormat::Jsonl,
-            &node,
+            Some(&node),
+            &mut |_| {},
         )
         .unwrap();
         assert_eq!(s.messages, 5);
