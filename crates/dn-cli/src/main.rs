@@ -11,7 +11,7 @@ use dn_node::display::safe_line;
 use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
     calls, ApiError, BlockedView, Call, Client, DmView, Engine, ErrorCode, ExportFormat,
-    IdentityView, MessageView, NodeConfig, NodeOptions, PeerView, RoomView,
+    IdentityView, MessageKind, MessageView, NodeConfig, NodeOptions, PeerView, RoomView,
 };
 use dn_proto::sim;
 
@@ -1088,6 +1088,9 @@ mod tests {
             local: false,
             sent_to: 0,
             held_by: 0,
+            kind: MessageKind::Text,
+            private: false,
+            subject: None,
         };
         let l = log_line(&m);
         assert_inert(&l);
@@ -1127,6 +1130,10 @@ mod tests {
         assert_inert(&peer_line(&p));
         let r = RoomView {
             name: ATTACK.into(),
+            title: ATTACK.into(),
+            private: false,
+            admin: false,
+            waiting_for_key: 0,
             joined: true,
             muted: false,
             messages: 3,

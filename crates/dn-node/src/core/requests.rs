@@ -164,6 +164,15 @@ impl Core {
                 }
                 Ok(Value::Null)
             }
+            Request::CreatePrivateRoom { .. }
+            | Request::RoomInvite { .. }
+            | Request::JoinInvite { .. }
+            | Request::Members { .. }
+            | Request::RemoveMember { .. }
+            | Request::PromoteMember { .. } => Err(ApiError::new(
+                ErrorCode::Internal,
+                "WIP placeholder: private rooms are being implemented",
+            )),
         }
     }
 

@@ -24,6 +24,10 @@ impl Core {
             .map(RoomView::from)
             .unwrap_or(RoomView {
                 name: name.to_string(),
+                title: name.to_string(),
+                private: false,
+                admin: false,
+                waiting_for_key: 0,
                 joined: false,
                 muted: false,
                 messages: 0,
@@ -205,6 +209,9 @@ pub fn view(sm: &StoredMessage) -> MessageView {
         local: sm.local,
         sent_to: 0,
         held_by: 0,
+        kind: MessageKind::Text,
+        private: false,
+        subject: None,
     }
 }
 
