@@ -243,12 +243,14 @@ guiTest("keyboard only at 1366×768: name, rooms, send, panes, errors, mute, lea
   await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), "#medical"), TIMEOUT);
   await focusIs(driver, "#composer", "Alt+Down");
 
-  // The whole tab order, from the room field: one stop per list (the open room, with its Mute
-  // and Leave), the views, the history, the composer.
+  // The whole tab order, from the room field: the private-room buttons, one stop per list (the
+  // open room, with its Mute and Leave), the views, the history, the composer.
   await press(driver, Key.CONTROL, "k");
   await focusIs(driver, "#room-input");
   await tabThrough(driver, [
     "#join-button",
+    "#new-private-room",
+    "#join-invite-button",
     ".room-select@medical",
     ".mute-button@medical",
     ".leave-button@medical",
@@ -349,7 +351,7 @@ guiTest("keyboard only at 1366×768: name, rooms, send, panes, errors, mute, lea
   assert.equal(await driver.findElement(By.css("#room-input")).getAttribute("value"), "");
 
   // Mute #medical and leave the second room, from the keyboard.
-  await tabThrough(driver, ["#join-button", ".room-select@medical", ".mute-button@medical"]);
+  await tabThrough(driver, ["#join-button", "#new-private-room", "#join-invite-button", ".room-select@medical", ".mute-button@medical"]);
   // (Muted rooms live in the web view's storage, shared by every data dir: toggle relative to
   // what a previous run may have left, and toggle back at the end.)
   const mutedNow = async () =>

@@ -14,6 +14,8 @@ import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ExportFormat } from "./bindings/ExportFormat";
 import type { ExportSummary } from "./bindings/ExportSummary";
 import type { IdentityView } from "./bindings/IdentityView";
+import type { InviteView } from "./bindings/InviteView";
+import type { MemberView } from "./bindings/MemberView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
 import type { PeerView } from "./bindings/PeerView";
@@ -112,6 +114,18 @@ export interface Backend {
   /** The newest `limit` direct messages exchanged with node `peer`, oldest first. */
   dmLog(peer: string, limit: number): Promise<DmView[]>;
   network(): Promise<NetworkView>;
+  /** Creates a private room (this node its creator and admin) and joins it. */
+  createPrivateRoom(title: string): Promise<RoomView>;
+  /** The invite of a private room; also written to the file at `path` when given. */
+  roomInvite(room: string, path: string | null): Promise<InviteView>;
+  /** Joins a private room with an invite code (or the text of an invite file). */
+  joinInvite(invite: string): Promise<RoomView>;
+  /** Members of a private room, admins first. */
+  members(room: string): Promise<MemberView[]>;
+  /** Removes a member of a private room (admins only); the members after. */
+  removeMember(room: string, member: string): Promise<MemberView[]>;
+  /** Makes a member of a private room an admin (admins only); the members after. */
+  promoteMember(room: string, member: string): Promise<MemberView[]>;
   /** Starts delivering engine events; resolves to a function that stops it. */
   subscribe(handlers: EventHandlers): Promise<() => void>;
 }
@@ -171,6 +185,12 @@ export const tauriBackend: Backend = {
   sendDm: (to, body) => engine.sendDm(to, body),
   dmLog: (peer, limit) => engine.dmLog(peer, limit),
   network: () => engine.network(),
+  createPrivateRoom: (title) => engine.createPrivateRoom(title),
+  roomInvite: (room, path) => engine.roomInvite(room, path),
+  joinInvite: (invite) => engine.joinInvite(invite),
+  members: (room) => engine.members(room),
+  removeMember: (room, member) => engine.removeMember(room, member),
+  promoteMember: (room, member) => engine.promoteMember(room, member),
   async subscribe(handlers) {
     const stops: UnlistenFn[] = [];
     try {

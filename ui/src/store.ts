@@ -7,12 +7,15 @@ import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ExportFormat } from "./bindings/ExportFormat";
 import type { IdentityView } from "./bindings/IdentityView";
+import type { InviteView } from "./bindings/InviteView";
+import type { MemberView } from "./bindings/MemberView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
 import type { PeerView } from "./bindings/PeerView";
 import type { RoomView } from "./bindings/RoomView";
 import type { StatusView } from "./bindings/StatusView";
 import { AppError, type AppErrorCode, type Backend } from "./ipc";
+import { INVITE_FILTER, inviteFileName, roomLabel } from "./lib/invite";
 import {
   checkBody,
   fallbackFingerprint,
@@ -94,6 +97,28 @@ export interface DmThread {
 /** Direct messages fetched when a conversation opens. */
 export const DM_PAGE_SIZE = 200;
 
+/** The members of a private room, as this node knows them. */
+export interface MemberList {
+  /** Admins first (engine order). */
+  items: MemberView[];
+  loading: boolean;
+}
+
+/** The invite dialog of a private room (open while this is not null). */
+export interface InviteState {
+  /** The room (its id). */
+  room: string;
+  /** The invite, once the engine answered. */
+  invite: InviteView | null;
+  loading: boolean;
+  /** An invite file is being chosen or written. */
+  saving: boolean;
+  /** The invite file written last (from this dialog), or null. */
+  savedTo: string | null;
+  /** Why the invite could not be made or saved (shown in the dialog), or null. */
+  error: string | null;
+}
+
 export interface AppState {
   /** `failed`: the engine could not start (see `fatal`). */
   phase: Phase;
@@ -127,9 +152,13 @@ export interface AppState {
   /** Identity backup / export in the "Identity & export" pane. */
   transfer: TransferState;
   /** A set-name / join / send call is in flight. */
-  pending: { name: boolean; join: boolean; send: boolean };
+  pending: { name: boolean; join: boolean; send: boolean; privateRoom: boolean; joinInvite: boolean };
   /** Authors blocked on this data directory (their messages are hidden and not relayed). */
   blocked: BlockedView[];
+  /** Members of private rooms whose member list was opened, by room. */
+  members: Readonly<Record<string, MemberList>>;
+  /** The open invite dialog, or null. */
+  invite: InviteState | null;
 }
 
 export const initialState: AppState = {
@@ -152,8 +181,10 @@ export const initialState: AppState = {
   dmUnread: {},
   errors: [],
   transfer: { busy: false, done: null, progress: null },
-  pending: { name: false, join: false, send: false },
+  pending: { name: false, join: false, send: false, privateRoom: false, joinInvite: false },
   blocked: [],
+  members: {},
+  invite: null,
 };
 
 export type Listener = (state: AppState, previous: AppState) => void;
@@ -224,8 +255,8 @@ export function composeTarget(state: AppState): ComposeTarget {
     placeholder: !room
       ? "Join a room to write"
       : room.joined
-        ? `Message #${room.name}`
-        : `Join #${room.name} to write here`,
+        ? `Message ${roomLabel(room)}`
+        : `Join ${roomLabel(room)} to write here`,
     canWrite: ready && room !== null && room.joined,
     limit: MAX_BODY_BYTES,
   };
@@ -475,6 +506,165 @@ export class Store {
     }
   }
 
+  // ------------------------------------------------------------ private rooms
+
+  /**
+   * Runs `action` with `pending[key]` set. Returns null on success, else the error (not put in
+   * the banner: the dialog that asked shows it, and keeps what the user typed).
+   */
+  private async attempt(key: keyof AppState["pending"], action: () => Promise<void>): Promise<AppError | null> {
+    if (this.current.pending[key]) return new AppError("busy", "Still working on the previous request.");
+    this.setPending(key, true);
+    try {
+      await action();
+      return null;
+    } catch (raw) {
+      return AppError.from(raw);
+    } finally {
+      this.setPending(key, false);
+    }
+  }
+
+  /**
+   * Creates a private room named `raw`, selects it and opens its invite dialog. Returns null on
+   * success, else why not (for the dialog that asked).
+   */
+  async createPrivateRoom(raw: string): Promise<AppError | null> {
+    const title = raw.trim();
+    if (title.length === 0) return new AppError("invalid_input", "Please enter a name for the private room.");
+    let created: RoomView | null = null;
+    const error = await this.attempt("privateRoom", async () => {
+      created = await this.backend.createPrivateRoom(title);
+    });
+    if (error || created === null) return error;
+    const room: RoomView = created;
+    this.upsertRoom(room);
+    await this.selectRoom(room.name);
+    await this.openInvite(room.name);
+    return null;
+  }
+
+  /**
+   * Joins a private room with an invite code or an invite file's text, and selects it. Returns
+   * null on success, else the engine's error (e.g. a typo in the code) for the dialog.
+   */
+  async joinInvite(raw: string): Promise<AppError | null> {
+    const invite = raw.trim();
+    if (invite.length === 0) return new AppError("invalid_input", "Paste the invite code you were given first.");
+    let joined: RoomView | null = null;
+    const error = await this.attempt("joinInvite", async () => {
+      joined = await this.backend.joinInvite(invite);
+    });
+    if (error || joined === null) return error;
+    const room: RoomView = joined;
+    this.upsertRoom(room);
+    await this.selectRoom(room.name);
+    return null;
+  }
+
+  /** Opens the invite dialog of a private room and fetches its invite (at its current key). */
+  async openInvite(room: string): Promise<void> {
+    this.set({ invite: { room, invite: null, loading: true, saving: false, savedTo: null, error: null } });
+    await this.refreshInvite(room);
+  }
+
+  /** Fetches the invite again if its dialog is open on `room` (its key may have changed). */
+  private async refreshInvite(room: string): Promise<void> {
+    if (this.current.invite?.room !== room) return;
+    try {
+      const invite = await this.backend.roomInvite(room, null);
+      const now = this.current.invite;
+      if (now?.room === room) this.set({ invite: { ...now, invite, loading: false, error: null } });
+    } catch (raw) {
+      const now = this.current.invite;
+      if (now?.room === room) this.set({ invite: { ...now, loading: false, error: AppError.from(raw).message } });
+    }
+  }
+
+  closeInvite(): void {
+    if (this.current.invite !== null) this.set({ invite: null });
+  }
+
+  /**
+   * Asks where to save, then writes the open invite to that file. Returns the path written, or
+   * null when cancelled or failed (the dialog shows why).
+   */
+  async saveInviteFile(): Promise<string | null> {
+    const start = this.current.invite;
+    if (start === null || start.saving) return null;
+    const room = start.room;
+    const patch = (p: Partial<InviteState>): void => {
+      const now = this.current.invite;
+      if (now?.room === room) this.set({ invite: { ...now, ...p } });
+    };
+    patch({ saving: true, error: null });
+    try {
+      const title = start.invite?.title ?? this.current.rooms.find((r) => r.name === room)?.title ?? "room";
+      const path = await this.backend.pickSavePath(inviteFileName(title), INVITE_FILTER);
+      if (path === null) return null;
+      const written = await this.backend.roomInvite(room, path);
+      const savedTo = written.path ?? path;
+      patch({ invite: written, savedTo });
+      return savedTo;
+    } catch (raw) {
+      patch({ error: AppError.from(raw).message });
+      return null;
+    } finally {
+      patch({ saving: false });
+    }
+  }
+
+  /** Fetches the members of a private room. */
+  async loadMembers(room: string): Promise<void> {
+    const before = this.current.members[room];
+    this.setMembers(room, { items: before?.items ?? [], loading: true });
+    try {
+      this.setMembers(room, { items: await this.backend.members(room), loading: false });
+    } catch (raw) {
+      this.setMembers(room, { items: this.current.members[room]?.items ?? [], loading: false });
+      this.report(raw);
+    }
+  }
+
+  /**
+   * Removes a member from a private room (admins only; the view asks to confirm first): the
+   * engine writes a signed notice and sends a new key to everyone else. True when removed.
+   */
+  async removeMember(room: string, member: string): Promise<boolean> {
+    return this.changeMembers(room, () => this.backend.removeMember(room, member));
+  }
+
+  /** Makes a member of a private room an admin (admins only). True when done. */
+  async promoteMember(room: string, member: string): Promise<boolean> {
+    return this.changeMembers(room, () => this.backend.promoteMember(room, member));
+  }
+
+  private async changeMembers(room: string, change: () => Promise<MemberView[]>): Promise<boolean> {
+    try {
+      this.setMembers(room, { items: await change(), loading: false });
+    } catch (raw) {
+      this.report(raw);
+      return false;
+    }
+    // The notice it wrote, and the room's new state (key epoch, counts).
+    await Promise.all([this.current.messages[room] ? this.loadLatest(room) : null, this.refreshRooms()]);
+    return true;
+  }
+
+  /** A private room changed (a key arrived, or its members): reload what is shown of it. */
+  private async roomChanged(room: RoomView): Promise<void> {
+    this.upsertRoom(room);
+    await Promise.all([
+      this.current.messages[room.name] ? this.loadLatest(room.name) : null,
+      this.current.members[room.name] ? this.loadMembers(room.name) : null,
+      this.refreshInvite(room.name),
+    ]);
+  }
+
+  private setMembers(room: string, list: MemberList): void {
+    this.set({ members: { ...this.current.members, [room]: list } });
+  }
+
   /** Shows a room, fetching its newest page the first time. */
   async selectRoom(name: string): Promise<void> {
     const { unread, firstUnread, newMarker, selectedRoom: previous } = this.current;
@@ -705,7 +895,7 @@ export class Store {
       return false;
     }
     if (!room.joined) {
-      this.report(new AppError("invalid_input", `Join #${room.name} to send messages there.`));
+      this.report(new AppError("invalid_input", `Join ${roomLabel(room)} to send messages there.`));
       return false;
     }
     const check = checkBody(body);
@@ -744,6 +934,9 @@ export class Store {
         break;
       case "delivery_changed":
         void this.refreshDelivery(event.room);
+        break;
+      case "room_changed":
+        void this.roomChanged(event.room);
         break;
       case "dm":
         this.addDm(event.dm);

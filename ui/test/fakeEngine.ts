@@ -8,6 +8,8 @@ import type { BlockedView } from "../src/bindings/BlockedView";
 import type { DmView } from "../src/bindings/DmView";
 import type { NetworkView } from "../src/bindings/NetworkView";
 import type { IdentityView } from "../src/bindings/IdentityView";
+import type { InviteView } from "../src/bindings/InviteView";
+import type { MemberView } from "../src/bindings/MemberView";
 import type { MessageView } from "../src/bindings/MessageView";
 import type { PeerView } from "../src/bindings/PeerView";
 import type { Request } from "../src/bindings/Request";
@@ -15,6 +17,25 @@ import type { RoomView } from "../src/bindings/RoomView";
 import type { StatusView } from "../src/bindings/StatusView";
 
 export const SELF_ID = "a1b2c3d4".repeat(8);
+
+/** What the engine answers for a mistyped invite code (its message, shown as is). */
+export const INVITE_TYPO =
+  "the invite code has a typo: a character is wrong or missing (check it against the original)";
+
+/** A private room as the fake keeps it. */
+export interface FakePrivateRoom {
+  title: string;
+  epoch: number;
+  /** This node may remove and promote. */
+  admin: boolean;
+  waiting: number;
+  /** Members by id (this node included while it is one). */
+  members: Map<string, Omit<MemberView, "id" | "me" | "fingerprint">>;
+}
+
+function fingerprintOf(id: string): string {
+  return `${id.slice(0, 4)}-${id.slice(4, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}`;
+}
 
 export class FakeEngine {
   identity: IdentityView = { id: SELF_ID, fingerprint: "a1b2-c3d4", name: null };
@@ -45,6 +66,10 @@ export class FakeEngine {
   drops: Record<string, number> = {};
   carryFull = false;
   carryEvicted = 0;
+  /** Private rooms by id (`p.` + 32 hex). */
+  privateRooms = new Map<string, FakePrivateRoom>();
+  /** Valid invite codes: code → room id. */
+  invites = new Map<string, string>();
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -58,8 +83,13 @@ export class FakeEngine {
   room(name: string): RoomView {
     const msgs = this.stored.filter((m) => m.room === name);
     const last = msgs.at(-1);
+    const p = this.privateRooms.get(name);
     return {
       name,
+      title: p?.title ?? name,
+      private: p !== undefined,
+      admin: p?.admin ?? false,
+      waiting_for_key: p?.waiting ?? 0,
       joined: this.joined.has(name),
       muted: this.muted.has(name),
       messages: msgs.length,
@@ -91,8 +121,45 @@ export class FakeEngine {
     };
   }
 
+  /**
+   * A private room this node is in (`admin`: may remove and promote), with `others` as further
+   * members (id → name). Returns its id.
+   */
+  addPrivateRoom(title: string, others: Record<string, string> = {}, admin = true): string {
+    const id = `p.${(this.privateRooms.size + 1).toString(16).padStart(32, "0")}`;
+    const members: FakePrivateRoom["members"] = new Map();
+    members.set(SELF_ID, { name: this.identity.name, admin, creator: admin });
+    for (const [other, name] of Object.entries(others)) {
+      members.set(other, { name, admin: !admin && members.size === 1, creator: !admin && members.size === 1 });
+    }
+    this.privateRooms.set(id, { title, epoch: 1, admin, waiting: 0, members });
+    this.joined.add(id);
+    this.invites.set(this.inviteCode(id), id);
+    return id;
+  }
+
+  /** The invite code of a private room at its current epoch. */
+  inviteCode(room: string): string {
+    const epoch = this.privateRooms.get(room)?.epoch ?? 0;
+    return `DNI1-${room.slice(2, 10).toUpperCase()}-${room.slice(-8).toUpperCase()}-E${epoch}`;
+  }
+
+  members(room: string): MemberView[] {
+    const p = this.privateRooms.get(room);
+    if (!p) return [];
+    return [...p.members.entries()]
+      .map(([id, m]) => ({ id, fingerprint: fingerprintOf(id), me: id === SELF_ID, ...m }))
+      .sort((a, b) => Number(b.admin) - Number(a.admin));
+  }
+
   /** Stores a message as if it was sent (local) or received. */
-  message(room: string, body: string, author = SELF_ID, authorName = "Me"): MessageView {
+  message(
+    room: string,
+    body: string,
+    author = SELF_ID,
+    authorName = "Me",
+    fields: Partial<MessageView> = {},
+  ): MessageView {
     const ts = (this.clock += 1000);
     const m: MessageView = {
       id: ts.toString(16).padStart(64, "0"),
@@ -107,6 +174,10 @@ export class FakeEngine {
       local: author === SELF_ID,
       sent_to: 0,
       held_by: 0,
+      kind: "text",
+      private: this.privateRooms.has(room),
+      subject: null,
+      ...fields,
     };
     this.stored.push(m);
     return m;
@@ -212,6 +283,67 @@ export class FakeEngine {
         return this.dms.filter((d) => d.peer === args.with).slice(-Number(args.limit));
       case "network":
         return this.network;
+      case "create_private_room": {
+        const title = String(args.title).trim();
+        if (title === "") return fail("invalid_input", "a room name cannot be empty");
+        const id = this.addPrivateRoom(title);
+        this.message(id, "created the room", SELF_ID, this.identity.name ?? "", { kind: "join" });
+        return this.room(id);
+      }
+      case "room_invite": {
+        const room = String(args.room);
+        const p = this.privateRooms.get(room);
+        if (!p) return fail("invalid_input", `#${room} is an open room: anyone can join it by its name`);
+        const code = this.inviteCode(room);
+        const path = typeof args.path === "string" ? args.path : null;
+        if (path?.startsWith("/readonly/")) return fail("io", `${path}: read-only file system`);
+        if (path !== null) this.written.set(path, `${code}\n`);
+        return {
+          room,
+          title: p.title,
+          code,
+          qr_svg: `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 21 21"><rect width="21" height="21" fill="#fff"/><path d="M1 1h7v7H1z" fill="#000"/></svg>`,
+          epoch: p.epoch,
+          path,
+        } satisfies InviteView;
+      }
+      case "join_invite": {
+        const text = String(args.invite);
+        const code = text.split(/\s+/).find((w) => w.startsWith("DNI1-"));
+        if (code === undefined) return fail("invalid_input", "not an invite: expected a code starting with DNI1-");
+        const room = this.invites.get(code);
+        if (room === undefined) return fail("invalid_input", INVITE_TYPO);
+        this.joined.add(room);
+        this.privateRooms.get(room)?.members.set(SELF_ID, { name: this.identity.name, admin: false, creator: false });
+        return this.room(room);
+      }
+      case "members": {
+        const room = String(args.room);
+        if (!this.privateRooms.has(room)) return fail("invalid_input", `#${room} is an open room: it has no member list`);
+        return this.members(room);
+      }
+      case "remove_member":
+      case "promote_member": {
+        const room = String(args.room);
+        const member = String(args.member);
+        const p = this.privateRooms.get(room);
+        if (!p) return fail("not_found", `no private room ${room}`);
+        if (!p.admin) return fail("invalid_input", "only an admin of the room can change its members");
+        const m = p.members.get(member);
+        if (!m) return fail("not_found", "not a member of this room");
+        if (member === SELF_ID) return fail("invalid_input", "leave the room instead of removing yourself");
+        const name = m.name ?? fingerprintOf(member);
+        if (cmd === "remove_member") {
+          p.members.delete(member);
+          p.epoch += 1;
+          this.invites.set(this.inviteCode(room), room);
+          this.message(room, `removed ${name}`, SELF_ID, this.identity.name ?? "", { kind: "remove", subject: member });
+        } else {
+          p.members.set(member, { ...m, admin: true });
+          this.message(room, `made ${name} an admin`, SELF_ID, this.identity.name ?? "", { kind: "promote", subject: member });
+        }
+        return this.members(room);
+      }
       case "status":
         return this.status();
       case "plugin:dialog|save":

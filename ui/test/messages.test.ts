@@ -22,6 +22,9 @@ const msg = (id: string, timestamp: number, author = "aa"): MessageView => ({
   local: false,
   sent_to: 0,
   held_by: 0,
+  kind: "text",
+  private: false,
+  subject: null,
 });
 
 describe("message helpers", () => {

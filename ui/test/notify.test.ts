@@ -61,6 +61,9 @@ function message(room: string, body: string, fields: Partial<MessageView> = {}):
       local: false,
       sent_to: 0,
       held_by: 0,
+      kind: "text",
+      private: false,
+      subject: null,
       ...fields,
     },
   };

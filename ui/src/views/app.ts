@@ -1,6 +1,7 @@
 // Layout: error banner on top, sidebar (rooms, peers), the room pane, the status bar; and the
 // app-wide keyboard shortcuts (README, "Keyboard").
 
+import { dialogOpen } from "../lib/dialog";
 import { h } from "../lib/dom";
 import {
   canFocus,
@@ -21,6 +22,8 @@ import { mountMessages } from "./messages";
 import { mountNamePrompt } from "./namePrompt";
 import { mountNetwork } from "./network";
 import { mountPeers } from "./peers";
+import { mountPrivateRoom } from "./privateRoom";
+import { mountPrivateRooms } from "./privateRooms";
 import { mountRooms } from "./rooms";
 import { mountStatusBar } from "./statusBar";
 
@@ -42,12 +45,15 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
   const shell = h("div", { class: "app-shell" }, banner, sidebar, pane, statusSlot);
   root.replaceChildren(shell);
 
+  const dialogs = mountPrivateRooms(shell, store);
   const stops = [
+    () => dialogs.stop(),
     mountErrorBanner(banner, store),
-    mountRooms(sidebar, store),
+    mountRooms(sidebar, store, dialogs),
     mountDirect(sidebar, store),
     mountPeers(sidebar, store),
     mountMessages(roomView, store),
+    mountPrivateRoom(roomView, store),
     mountDm(dmView, store),
     mountNetwork(networkView, store),
     mountIdentity(identityView, store),
@@ -141,7 +147,8 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
   const onKeyDown = (e: KeyboardEvent): void => {
     if (e.defaultPrevented || e.isComposing) return;
     const state = store.state;
-    if (state.phase !== "ready" || needsName(state)) return; // a dialog has the keyboard
+    // A dialog has the keyboard.
+    if (state.phase !== "ready" || needsName(state) || dialogOpen(shell)) return;
     const shortcut = shortcutOf(e);
     if (shortcut === null) return;
     if (shortcut === "find-room") {

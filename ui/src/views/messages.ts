@@ -1,7 +1,11 @@
 // The selected room: header, message list (newest at the bottom, older pages on scroll-up).
+// Membership notices of private rooms (joined, removed, made admin) are centred lines, not
+// chat bubbles.
 
 import { visibleText } from "../lib/text";
-import { h } from "../lib/dom";
+import { h, setChildren } from "../lib/dom";
+import { lockIcon } from "../lib/icons";
+import { roomLabel, waitingText } from "../lib/invite";
 import type { MessageView } from "../bindings/MessageView";
 import { deliveryLabel, formatFullTime, formatTime, layoutRows, type Row } from "../lib/messages";
 import { composeTarget, fingerprintOf, selectedRoom, type AppState, type Store } from "../store";
@@ -47,7 +51,8 @@ const STICK_TO_BOTTOM_MARGIN = 48;
 export function mountMessages(root: HTMLElement, store: Store): () => void {
   const title = h("h1", { id: "room-title" });
   const subtitle = h("p", { id: "room-subtitle", class: "muted" });
-  const header = h("header", { class: "room-header" }, title, subtitle);
+  const waiting = h("p", { id: "room-waiting", class: "waiting-key", role: "status", hidden: true });
+  const header = h("header", { class: "room-header" }, title, subtitle, waiting);
   const older = h("div", { id: "older-status", class: "older-status muted" });
   const list = h("ol", { id: "message-list", class: "message-list", "aria-live": "polite" });
   const placeholder = h("div", { id: "messages-empty", class: "messages-empty muted" });
@@ -124,6 +129,22 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
       h("div", { class: "body" }, visibleText(m.body, true)),
     );
 
+  // "Amara removed Ben": who did it, then the engine's sentence.
+  const noticeItem = (m: MessageView, fingerprint: string): HTMLLIElement =>
+    h(
+      "li",
+      { class: `room-notice notice-${m.kind}`, "data-id": m.id, "data-testid": "notice", "data-kind": m.kind },
+      h("span", { class: "author" }, visibleText(m.author_name) || fingerprint),
+      " ",
+      h("span", { class: "notice-body" }, visibleText(m.body)),
+      " ",
+      h(
+        "time",
+        { datetime: new Date(m.timestamp).toISOString(), title: formatFullTime(m.timestamp) },
+        formatTime(m.timestamp),
+      ),
+    );
+
   const separator = (row: Row<MessageView>): HTMLLIElement =>
     row.kind === "day"
       ? h("li", { class: "day-separator", role: "separator", "data-day": row.key }, h("span", {}, row.label))
@@ -157,6 +178,14 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
       } else {
         const m = row.item;
         const fingerprint = fingerprintOf(state, m.author);
+        if (m.kind !== "text") {
+          el ??= noticeItem(m, fingerprint);
+          rendered.set(row.key, el);
+          previous = undefined; // the next message starts a new group
+          if (el === cursor) cursor = cursor.nextSibling;
+          else list.insertBefore(el, cursor);
+          continue;
+        }
         if (!el) {
           el = messageItem(m, fingerprint);
         } else {
@@ -188,12 +217,21 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
     if (!room) {
       title.textContent = "No room selected";
       subtitle.textContent = "Join a room from the sidebar to start talking.";
+    } else if (room.private) {
+      setChildren(title, lockIcon("Private room", 16), " ", roomLabel(room));
+      subtitle.textContent = `Private room · end-to-end encrypted, members only · ${room.messages} ${
+        room.messages === 1 ? "message" : "messages"
+      } stored${room.joined ? "" : " · not joined (read only)"}`;
     } else {
       title.textContent = `#${room.name}`;
       subtitle.textContent = `${room.messages} ${room.messages === 1 ? "message" : "messages"} stored${
         room.joined ? "" : " · not joined (read only)"
       }`;
     }
+    title.classList.toggle("private", room?.private ?? false);
+    const wait = room ? waitingText(room.waiting_for_key) : null;
+    waiting.textContent = wait ?? "";
+    waiting.hidden = wait === null;
 
     const items = loaded?.items ?? [];
     older.textContent = loaded?.loading

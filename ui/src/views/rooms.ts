@@ -1,12 +1,21 @@
-// Sidebar: join or create a room by name, pick a room, mute its notifications, leave it.
+// Sidebar: join or create a room by name, create a private room or join one with an invite,
+// pick a room, mute its notifications, leave it. Private rooms show their title with a lock.
 
 import { MAX_ROOM_BYTES } from "../bindings/limits";
 import { h } from "../lib/dom";
+import { lockIcon } from "../lib/icons";
+import { roomLabel, roomSpoken } from "../lib/invite";
 import { focusComposer, focusRoomInput, renderKeyed, rovingList } from "../lib/keyboard";
 import type { RoomView } from "../bindings/RoomView";
 import type { AppState, Store } from "../store";
 
-export function mountRooms(root: HTMLElement, store: Store): () => void {
+/** The private-room dialogs the sidebar opens. */
+export interface RoomDialogs {
+  newPrivateRoom(): void;
+  joinWithInvite(): void;
+}
+
+export function mountRooms(root: HTMLElement, store: Store, dialogs: RoomDialogs | null = null): () => void {
   const input = h("input", {
     id: "room-input",
     type: "text",
@@ -19,10 +28,24 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
   });
   const join = h("button", { id: "join-button", type: "submit", class: "primary" }, "Join");
   const form = h("form", { id: "room-form", class: "inline-form" }, input, join);
+  const newPrivate = h(
+    "button",
+    { id: "new-private-room", type: "button", class: "link private-action", title: "Create a room only invited people can read" },
+    lockIcon(),
+    " New private room…",
+  );
+  const joinInvite = h(
+    "button",
+    { id: "join-invite-button", type: "button", class: "link private-action", title: "Join a private room with the invite code or file you were given" },
+    "Join with invite…",
+  );
+  newPrivate.addEventListener("click", () => dialogs?.newPrivateRoom());
+  joinInvite.addEventListener("click", () => dialogs?.joinWithInvite());
+  const privateActions = h("div", { class: "private-actions", hidden: dialogs === null }, newPrivate, joinInvite);
   const list = h("ul", { id: "room-list", class: "room-list", "aria-label": "Rooms" });
   const empty = h("p", { class: "muted empty", id: "rooms-empty" }, "No rooms yet. Try “medical” or “shelter”.");
   root.appendChild(
-    h("section", { class: "sidebar-section rooms" }, h("h2", {}, "Rooms"), form, list, empty),
+    h("section", { class: "sidebar-section rooms" }, h("h2", {}, "Rooms"), form, privateActions, list, empty),
   );
 
   form.addEventListener("submit", (e) => {
@@ -54,7 +77,7 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
 
   const selectLabel = (room: RoomView, unread: number): string =>
     [
-      `#${room.name}`,
+      roomSpoken(room),
       room.joined ? null : "not joined, read only",
       unread > 0 ? `${unread} new` : null,
       `${room.messages} ${room.messages === 1 ? "message" : "messages"}`,
@@ -73,10 +96,12 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
         "data-slot": "select",
         "aria-current": selected ? "true" : null,
         "aria-label": selectLabel(room, unread),
-        title: room.joined ? `#${room.name}` : `#${room.name} (not joined: read only)`,
+        title: `${roomSpoken(room)}${room.joined ? "" : " (not joined: read only)"}`,
       },
-      h("span", { class: "room-hash", "aria-hidden": "true" }, "#"),
-      h("span", { class: "room-name" }, room.name),
+      room.private
+        ? h("span", { class: "room-hash room-lock", "aria-hidden": "true" }, lockIcon())
+        : h("span", { class: "room-hash", "aria-hidden": "true" }, "#"),
+      h("span", { class: "room-name" }, room.private ? roomLabel(room) : room.name),
       unread > 0 ? h("span", { class: "badge unread", title: `${unread} new` }, String(unread)) : null,
       h("span", { class: "room-count", title: `${room.messages} messages stored` }, String(room.messages)),
     );
@@ -88,12 +113,12 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
     const action = room.joined
       ? h(
           "button",
-          { type: "button", class: "leave-button link", "data-slot": "action", title: `Leave #${room.name}`, "aria-label": `Leave #${room.name}` },
+          { type: "button", class: "leave-button link", "data-slot": "action", title: `Leave ${roomSpoken(room)}`, "aria-label": `Leave ${roomSpoken(room)}` },
           "Leave",
         )
       : h(
           "button",
-          { type: "button", class: "rejoin-button link", "data-slot": "action", title: `Join #${room.name}`, "aria-label": `Join #${room.name}` },
+          { type: "button", class: "rejoin-button link", "data-slot": "action", title: `Join ${roomSpoken(room)}`, "aria-label": `Join ${roomSpoken(room)}` },
           "Join",
         );
     action.addEventListener("click", () => {
@@ -108,8 +133,8 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
         class: `mute-button link${isMuted ? " muted" : ""}`,
         "data-slot": "mute",
         "aria-pressed": String(isMuted),
-        "aria-label": `${isMuted ? "Unmute" : "Mute"} #${room.name}`,
-        title: isMuted ? `Notify for #${room.name}` : `Mute notifications for #${room.name}`,
+        "aria-label": `${isMuted ? "Unmute" : "Mute"} ${roomSpoken(room)}`,
+        title: isMuted ? `Notify for ${roomSpoken(room)}` : `Mute notifications for ${roomSpoken(room)}`,
       },
       isMuted ? "Unmute" : "Mute",
     );
@@ -117,8 +142,9 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
     return h(
       "li",
       {
-        class: `room${selected ? " selected" : ""}${room.joined ? "" : " not-joined"}`,
+        class: `room${selected ? " selected" : ""}${room.joined ? "" : " not-joined"}${room.private ? " private" : ""}`,
         "data-room": room.name,
+        "data-private": String(room.private),
         "data-joined": String(room.joined),
         "data-muted": String(room.muted),
       },
@@ -139,6 +165,8 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
           // every few seconds, and the count is updated in place.
           sig: JSON.stringify([
             room.joined,
+            room.private,
+            room.title,
             state.pane === "room" && room.name === state.selectedRoom,
             state.unread[room.name] ?? 0,
             room.muted,
@@ -159,6 +187,8 @@ export function mountRooms(root: HTMLElement, store: Store): () => void {
     empty.hidden = state.rooms.length > 0;
     join.disabled = state.pending.join || state.phase !== "ready";
     input.disabled = state.phase !== "ready";
+    newPrivate.disabled = state.phase !== "ready" || state.pending.privateRoom;
+    joinInvite.disabled = state.phase !== "ready" || state.pending.joinInvite;
   };
 
   render(store.state);
