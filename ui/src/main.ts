@@ -2,6 +2,7 @@
 
 import "./styles.css";
 import { tauriBackend, type Backend } from "./ipc";
+import { roomSpoken } from "./lib/invite";
 import type { MutedRooms } from "./lib/notify";
 import { notifyLater, startNotifications } from "./notifications";
 import { Store } from "./store";
@@ -15,7 +16,12 @@ let store: Store | null = null;
 const muted: MutedRooms = {
   has: (room) => store?.state.rooms.some((r) => r.name === room && r.muted) ?? false,
 };
-const notify = notifyLater(startNotifications(() => store?.state.identity?.id ?? null, muted));
+// Private rooms are named by their title ("private room medical"), never by their opaque id.
+const roomName = (room: string): string | null => {
+  const r = store?.state.rooms.find((x) => x.name === room);
+  return r ? roomSpoken(r) : null;
+};
+const notify = notifyLater(startNotifications(() => store?.state.identity?.id ?? null, muted, roomName));
 
 // Every engine event goes to the store and, beside it, to the notifier.
 const backend: Backend = {

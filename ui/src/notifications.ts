@@ -13,6 +13,7 @@ import { type MutedRooms, Notifier } from "./lib/notify";
 export async function startNotifications(
   selfId: () => string | null,
   muted: MutedRooms,
+  roomName?: (room: string) => string | null,
 ): Promise<Notifier> {
   let permitted = false;
   const notifier = new Notifier({
@@ -26,6 +27,7 @@ export async function startNotifications(
     },
     selfId,
     muted,
+    roomName,
   });
   try {
     const win = getCurrentWindow();

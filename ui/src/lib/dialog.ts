@@ -17,8 +17,11 @@ export interface ModalOptions {
 
 export interface Modal {
   overlay: HTMLElement;
-  /** Shows it and focuses `focus` (remembering what had the focus). */
-  open(focus: HTMLElement | null): void;
+  /**
+   * Shows it and focuses `focus`. Closing it later gives the focus back to `returnTo` (default:
+   * what has the focus now; a clicked button does not always take it).
+   */
+  open(focus: HTMLElement | null, returnTo?: Element | null): void;
   /** Hides it; focus goes back to where it was when opened (or the work area). */
   close(): void;
   readonly isOpen: boolean;
@@ -56,9 +59,9 @@ export function modal(root: HTMLElement, content: HTMLElement, options: ModalOpt
   let shown = false;
   return {
     overlay,
-    open(focus) {
+    open(focus, returnTo) {
       if (!shown) {
-        opener = document.activeElement;
+        opener = returnTo ?? document.activeElement;
         shown = true;
         overlay.hidden = false;
         setBackgroundInert(root, overlay, true);

@@ -32,6 +32,7 @@ export function roomSpoken(room: Pick<RoomView, "name" | "title" | "private">): 
 export function inviteFileName(title: string): string {
   const safe = title
     .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
     .replace(/[^A-Za-z0-9._-]+/g, "-")
     .replace(/^[-.]+|-+$/g, "")
     .slice(0, 40);
@@ -116,7 +117,13 @@ export async function readInviteFile(file: Blob): Promise<string> {
       `That file is ${file.size.toLocaleString("en-US")} bytes: too large to be an invite (an invite is a few hundred bytes).`,
     );
   }
-  return file.text();
+  // FileReader rather than Blob.text(): the same in every webview (and in the tests' DOM).
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(typeof reader.result === "string" ? reader.result : "");
+    reader.onerror = () => reject(new Error(`That file could not be read: ${reader.error?.message ?? "unknown error"}.`));
+    reader.readAsText(file);
+  });
 }
 
 /** Copies `text` to the clipboard. False when the clipboard cannot be written here. */

@@ -23,6 +23,8 @@ export interface NotificationSpec {
 /** An incoming message that may notify. `room` is null for a direct message. */
 export interface Incoming {
   room: string | null;
+  /** How the room is named to the user (`#medical`, `private room medical`); default `#room`. */
+  roomName?: string;
   authorName: string;
   body: string;
 }
@@ -36,7 +38,7 @@ export function truncate(text: string, max = MAX_BODY_CHARS): string {
 
 /** Where a message came from, as shown in notifications: `#room` or `direct message`. */
 function place(m: Incoming): string {
-  return m.room === null ? "direct message" : `#${m.room}`;
+  return m.room === null ? "direct message" : (m.roomName ?? `#${m.room}`);
 }
 
 /** The notification for one message: "name in #room: text". */
@@ -88,6 +90,8 @@ export interface NotifierDeps {
   /** Our node id (own messages never notify), null while unknown. */
   selfId(): string | null;
   muted: MutedRooms;
+  /** How a room is named to the user (private rooms by their title), null when unknown. */
+  roomName?: (room: string) => string | null;
   /** Timer, injectable for tests. */
   setTimer?: (fn: () => void, ms: number) => unknown;
 }
@@ -119,7 +123,8 @@ export class Notifier {
     const incoming = incomingOf(event, this.deps.selfId());
     if (!incoming) return;
     if (incoming.room !== null && this.deps.muted.has(incoming.room)) return;
-    this.batch.push(incoming);
+    const roomName = incoming.room === null ? null : (this.deps.roomName?.(incoming.room) ?? null);
+    this.batch.push(roomName === null ? incoming : { ...incoming, roomName });
     if (!this.timerSet) {
       this.timerSet = true;
       const setTimer = this.deps.setTimer ?? ((fn, ms) => setTimeout(fn, ms));

@@ -4,6 +4,7 @@ import { visibleText } from "../lib/text";
 import type { ExportFormat } from "../bindings/ExportFormat";
 import { MAX_NAME_BYTES } from "../bindings/limits";
 import { h, setChildren } from "../lib/dom";
+import { roomSpoken } from "../lib/invite";
 import { EXPORT_FORMATS, type AppState, type Store } from "../store";
 
 /** Shown above the backup button. */
@@ -150,7 +151,7 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
     setChildren(
       roomSelect,
       h("option", { value: ALL_ROOMS }, "All rooms"),
-      ...state.rooms.map((r) => h("option", { value: r.name }, `#${r.name}`)),
+      ...state.rooms.map((r) => h("option", { value: r.name }, roomSpoken(r))),
     );
     roomSelect.value = [...roomSelect.options].some((o) => o.value === chosen) ? chosen : ALL_ROOMS;
     // Keep what the user is typing; follow changes made elsewhere.

@@ -52,7 +52,11 @@ export function mountPrivateRoom(root: HTMLElement, store: Store): () => void {
 
   inviteButton.addEventListener("click", () => {
     const room = store.state.selectedRoom;
-    if (room !== null) void store.openInvite(room);
+    if (room === null) return;
+    // The invite dialog gives the focus back to what had it: this button (a click does not
+    // always focus it).
+    inviteButton.focus();
+    void store.openInvite(room);
   });
   membersButton.addEventListener("click", () => {
     const room = store.state.selectedRoom;

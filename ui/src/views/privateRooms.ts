@@ -12,8 +12,10 @@ import type { AppState, Store } from "../store";
 
 /** Opens the dialogs started from the sidebar. */
 export interface PrivateRoomDialogs {
-  newPrivateRoom(): void;
-  joinWithInvite(): void;
+  /** Opens "New private room"; focus comes back to `returnTo` when it closes. */
+  newPrivateRoom(returnTo?: HTMLElement): void;
+  /** Opens "Join with invite"; focus comes back to `returnTo` when it closes. */
+  joinWithInvite(returnTo?: HTMLElement): void;
   stop(): void;
 }
 
@@ -251,7 +253,7 @@ export function mountPrivateRooms(root: HTMLElement, store: Store): PrivateRoomD
     saved.textContent = s.savedTo ? `Invite saved to ${s.savedTo}. Keep the file as safe as the code.` : "";
     inviteProblem.textContent = s.error ?? "";
     inviteProblem.hidden = s.error === null;
-    if (!inviteDialog.isOpen) inviteDialog.open(code === "" ? closeInvite : codeField);
+    if (!inviteDialog.isOpen) inviteDialog.open(codeField);
   };
 
   render(store.state);
@@ -266,13 +268,13 @@ export function mountPrivateRooms(root: HTMLElement, store: Store): PrivateRoomD
   );
 
   return {
-    newPrivateRoom() {
+    newPrivateRoom(returnTo) {
       showNewProblem("");
-      newDialog.open(nameInput);
+      newDialog.open(nameInput, returnTo);
     },
-    joinWithInvite() {
+    joinWithInvite(returnTo) {
       showJoinProblem("");
-      joinDialog.open(inviteText);
+      joinDialog.open(inviteText, returnTo);
     },
     stop() {
       for (const stop of stops) stop();

@@ -11,8 +11,8 @@ import type { AppState, Store } from "../store";
 
 /** The private-room dialogs the sidebar opens. */
 export interface RoomDialogs {
-  newPrivateRoom(): void;
-  joinWithInvite(): void;
+  newPrivateRoom(returnTo?: HTMLElement): void;
+  joinWithInvite(returnTo?: HTMLElement): void;
 }
 
 export function mountRooms(root: HTMLElement, store: Store, dialogs: RoomDialogs | null = null): () => void {
@@ -39,8 +39,8 @@ export function mountRooms(root: HTMLElement, store: Store, dialogs: RoomDialogs
     { id: "join-invite-button", type: "button", class: "link private-action", title: "Join a private room with the invite code or file you were given" },
     "Join with invite…",
   );
-  newPrivate.addEventListener("click", () => dialogs?.newPrivateRoom());
-  joinInvite.addEventListener("click", () => dialogs?.joinWithInvite());
+  newPrivate.addEventListener("click", () => dialogs?.newPrivateRoom(newPrivate));
+  joinInvite.addEventListener("click", () => dialogs?.joinWithInvite(joinInvite));
   const privateActions = h("div", { class: "private-actions", hidden: dialogs === null }, newPrivate, joinInvite);
   const list = h("ul", { id: "room-list", class: "room-list", "aria-label": "Rooms" });
   const empty = h("p", { class: "muted empty", id: "rooms-empty" }, "No rooms yet. Try “medical” or “shelter”.");
