@@ -344,9 +344,14 @@ fn check_text(text: &str) -> Result<(), PrivateError> {
     Ok(())
 }
 
+/// The plaintext of an envelope:
 /// `kind u8 | room_name str8 | author_name str8 | content` (content: Text = str16, Join =
 /// nothing, Remove = member 32 | new_epoch u32 BE, Promote = member 32).
-fn encode_plain(room_name: &str, author_name: &str, content: &Content) -> Zeroizing<Vec<u8>> {
+pub(crate) fn encode_plain(
+    room_name: &str,
+    author_name: &str,
+    content: &Content,
+) -> Zeroizing<Vec<u8>> {
     let mut w = Writer::with_capacity(MIN_PRIVATE_PLAINTEXT_BYTES + 192);
     let kind = match content {
         Content::Text(_) => KIND_TEXT,
@@ -369,7 +374,9 @@ fn encode_plain(room_name: &str, author_name: &str, content: &Content) -> Zeroiz
     Zeroizing::new(w.into_vec())
 }
 
-fn decode_plain(buf: &[u8]) -> Result<Plain, PrivateError> {
+/// Reads and validates a plaintext written by [`encode_plain`] (names in normal form, text
+/// rules, nothing trailing).
+pub(crate) fn decode_plain(buf: &[u8]) -> Result<Plain, PrivateError> {
     let mut r = Reader::new(buf);
     let kind = r.u8()?;
     let room_name = r.str8()?;
