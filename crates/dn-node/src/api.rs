@@ -46,6 +46,72 @@ pub struct MessageView {
     /// Written here: peers known to hold it (they returned or announced it, or reconciled the
     /// room with this node since).
     pub held_by: u32,
+    /// What the message is: text, or (private rooms) a membership notice whose `body` is a
+    /// readable sentence.
+    #[serde(default)]
+    pub kind: MessageKind,
+    /// From a private room: decrypted here with the room key (`author_name` and `body` are
+    /// the encrypted ones; the signed bytes hold the ciphertext).
+    #[serde(default)]
+    pub private: bool,
+    /// The member a `remove` or `promote` notice is about (64 hex).
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+/// What a message is. Open rooms only have `text`; private rooms also carry signed membership
+/// notices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum MessageKind {
+    /// A chat message.
+    #[default]
+    Text,
+    /// Its author joined the private room.
+    Join,
+    /// Its author (an admin) removed `subject` and moved the room to a new key.
+    Remove,
+    /// Its author (an admin) made `subject` an admin.
+    Promote,
+}
+
+/// A member of a private room, as this node knows the membership (from the signed, encrypted
+/// notices and messages it holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct MemberView {
+    /// Node id (64 hex).
+    pub id: String,
+    /// Short fingerprint.
+    pub fingerprint: String,
+    /// The name it last wrote in the room with, if any.
+    pub name: Option<String>,
+    /// May remove members and promote others.
+    pub admin: bool,
+    /// Created the room.
+    pub creator: bool,
+    /// This node.
+    pub me: bool,
+}
+
+/// An invite to a private room: whoever holds the code can read and write the room (at its
+/// current key) and pass the invite on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct InviteView {
+    /// The room's id on the wire (`p.` + 32 hex).
+    pub room: String,
+    /// The room's name.
+    pub title: String,
+    /// The invite code (`DNI1-…`, with a checksum that catches a typo).
+    pub code: String,
+    /// The code as a QR image (SVG document).
+    pub qr_svg: String,
+    /// The key epoch the invite opens.
+    pub epoch: u32,
+    /// The invite file written, when a path was given.
+    pub path: Option<String>,
 }
 
 /// A direct message, decrypted (only its sender and recipient ever see this).
@@ -93,14 +159,43 @@ pub struct ExportLine {
     pub signature: String,
     /// Signed bytes, base64.
     pub signed: String,
+    /// A private-room message as the exporting member read it (absent for open rooms and for
+    /// private rooms the exporter holds no key for). Not covered by the author's signature
+    /// (that covers the ciphertext in `body`); covered by the export's signed manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub private: Option<PrivateText>,
+}
+
+/// The decrypted text of a private-room message in an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PrivateText {
+    /// The room's name.
+    pub title: String,
+    /// The author's display name inside the message.
+    pub author_name: String,
+    /// The text (for a membership notice, a readable sentence).
+    pub body: String,
 }
 
 /// A room as listed in the sidebar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct RoomView {
-    /// Normalised room name.
+    /// Normalised room name; for a private room its opaque id on the wire (`p.` + 32 hex).
+    /// Requests take this name.
     pub name: String,
+    /// What to show: the room name; for a private room the name inside its invite and
+    /// messages (never on the wire in clear).
+    pub title: String,
+    /// A private room: end-to-end encrypted, joined by invite.
+    pub private: bool,
+    /// Private room: this node may remove members and promote others.
+    pub admin: bool,
+    /// Private room: stored messages this node cannot read yet (their key has not arrived).
+    #[ts(type = "number")]
+    pub waiting_for_key: u64,
     /// Whether this node is a member.
     pub joined: bool,
     /// The user muted the room's notifications (kept in the store, per data directory).
@@ -116,7 +211,11 @@ pub struct RoomView {
 impl From<dn_store::RoomRow> for RoomView {
     fn from(r: dn_store::RoomRow) -> Self {
         RoomView {
+            title: r.name.clone(),
             name: r.name,
+            private: false,
+            admin: false,
+            waiting_for_key: 0,
             joined: r.joined,
             muted: r.muted,
             messages: r.messages,
@@ -594,6 +693,44 @@ requests! {
     } => Vec<BlockedView>;
     /// Blocked authors, oldest block first.
     Blocked => Vec<BlockedView>;
+    /// Create a private room (a new random key; this node is its creator and admin) and join it.
+    CreatePrivateRoom {
+        /// The room's name, shown to members only (same rules as a room name).
+        title: String,
+    } => RoomView;
+    /// The invite of a private room (its current key), optionally also written to a file.
+    RoomInvite {
+        /// The room (its id, or its name if unambiguous).
+        room: String,
+        /// Also write the invite to this file (absolute path, mode 0600).
+        path: Option<String>,
+    } => InviteView;
+    /// Join a private room with an invite code (or the text of an invite file).
+    JoinInvite {
+        /// The code (`DNI1-…`) or an invite file's text.
+        invite: String,
+    } => RoomView;
+    /// Members of a private room, admins first.
+    Members {
+        /// The room.
+        room: String,
+    } => Vec<MemberView>;
+    /// Remove a member of a private room (admins only): a signed notice, then a new key sent
+    /// to every remaining member over end-to-end encrypted direct messages. The removed member
+    /// keeps what they had and reads nothing written after.
+    RemoveMember {
+        /// The room.
+        room: String,
+        /// The member's node id (64 hex).
+        member: String,
+    } => Vec<MemberView>;
+    /// Make a member of a private room an admin (admins only).
+    PromoteMember {
+        /// The room.
+        room: String,
+        /// The member's node id (64 hex).
+        member: String,
+    } => Vec<MemberView>;
 }
 
 /// `SetName` → `set_name`, as serde's `rename_all = "snake_case"` writes a variant name.
@@ -821,6 +958,12 @@ pub enum EngineEvent {
     DeliveryChanged {
         /// Room.
         room: String,
+    },
+    /// A private room changed: a key arrived (messages waiting for it can be read now) or
+    /// its membership changed. Reload its messages and members.
+    RoomChanged {
+        /// The room now.
+        room: RoomView,
     },
     /// A direct message to or from this node was stored.
     Dm {

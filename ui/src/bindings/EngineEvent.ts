@@ -3,6 +3,7 @@ import type { DmView } from "./DmView";
 import type { MessageView } from "./MessageView";
 import type { NetworkView } from "./NetworkView";
 import type { PeerView } from "./PeerView";
+import type { RoomView } from "./RoomView";
 import type { StatusView } from "./StatusView";
 
 /**
@@ -36,7 +37,11 @@ held_by: number, } | { "type": "delivery_changed",
 /**
  * Room.
  */
-room: string, } | { "type": "dm", 
+room: string, } | { "type": "room_changed", 
+/**
+ * The room now.
+ */
+room: RoomView, } | { "type": "dm", 
 /**
  * The message, decrypted.
  */

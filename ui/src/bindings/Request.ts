@@ -88,4 +88,40 @@ author: string,
 /**
  * Blocked from now on.
  */
-blocked: boolean, } | { "op": "blocked" };
+blocked: boolean, } | { "op": "blocked" } | { "op": "create_private_room", 
+/**
+ * The room's name, shown to members only (same rules as a room name).
+ */
+title: string, } | { "op": "room_invite", 
+/**
+ * The room (its id, or its name if unambiguous).
+ */
+room: string, 
+/**
+ * Also write the invite to this file (absolute path, mode 0600).
+ */
+path: string | null, } | { "op": "join_invite", 
+/**
+ * The code (`DNI1-…`) or an invite file's text.
+ */
+invite: string, } | { "op": "members", 
+/**
+ * The room.
+ */
+room: string, } | { "op": "remove_member", 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * The member's node id (64 hex).
+ */
+member: string, } | { "op": "promote_member", 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * The member's node id (64 hex).
+ */
+member: string, };

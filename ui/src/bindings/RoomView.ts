@@ -5,9 +5,27 @@
  */
 export type RoomView = { 
 /**
- * Normalised room name.
+ * Normalised room name; for a private room its opaque id on the wire (`p.` + 32 hex).
+ * Requests take this name.
  */
 name: string, 
+/**
+ * What to show: the room name; for a private room the name inside its invite and
+ * messages (never on the wire in clear).
+ */
+title: string, 
+/**
+ * A private room: end-to-end encrypted, joined by invite.
+ */
+private: boolean, 
+/**
+ * Private room: this node may remove members and promote others.
+ */
+admin: boolean, 
+/**
+ * Private room: stored messages this node cannot read yet (their key has not arrived).
+ */
+waiting_for_key: number, 
 /**
  * Whether this node is a member.
  */

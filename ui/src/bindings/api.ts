@@ -6,6 +6,8 @@ import type { DmView } from "./DmView";
 import type { ExportFormat } from "./ExportFormat";
 import type { ExportSummary } from "./ExportSummary";
 import type { IdentityView } from "./IdentityView";
+import type { InviteView } from "./InviteView";
+import type { MemberView } from "./MemberView";
 import type { MessageView } from "./MessageView";
 import type { NetworkView } from "./NetworkView";
 import type { PeerView } from "./PeerView";
@@ -122,6 +124,41 @@ export interface EngineApi {
    * Blocked authors, oldest block first.
    */
   blocked(): Promise<Array<BlockedView>>;
+  /**
+   * Create a private room (a new random key; this node is its creator and admin) and join it.
+   * @param title The room's name, shown to members only (same rules as a room name).
+   */
+  createPrivateRoom(title: string): Promise<RoomView>;
+  /**
+   * The invite of a private room (its current key), optionally also written to a file.
+   * @param room The room (its id, or its name if unambiguous).
+   * @param path Also write the invite to this file (absolute path, mode 0600).
+   */
+  roomInvite(room: string, path: string | null): Promise<InviteView>;
+  /**
+   * Join a private room with an invite code (or the text of an invite file).
+   * @param invite The code (`DNI1-…`) or an invite file's text.
+   */
+  joinInvite(invite: string): Promise<RoomView>;
+  /**
+   * Members of a private room, admins first.
+   * @param room The room.
+   */
+  members(room: string): Promise<Array<MemberView>>;
+  /**
+   * Remove a member of a private room (admins only): a signed notice, then a new key sent
+   * to every remaining member over end-to-end encrypted direct messages. The removed member
+   * keeps what they had and reads nothing written after.
+   * @param room The room.
+   * @param member The member's node id (64 hex).
+   */
+  removeMember(room: string, member: string): Promise<Array<MemberView>>;
+  /**
+   * Make a member of a private room an admin (admins only).
+   * @param room The room.
+   * @param member The member's node id (64 hex).
+   */
+  promoteMember(room: string, member: string): Promise<Array<MemberView>>;
 }
 
 /** The typed functions over a transport (`send`). */
@@ -146,5 +183,11 @@ export function engineApi(send: Send): EngineApi {
     activate: () => send({ op: "activate" }) as Promise<ActivateView>,
     block: (author, blocked) => send({ op: "block", author, blocked }) as Promise<Array<BlockedView>>,
     blocked: () => send({ op: "blocked" }) as Promise<Array<BlockedView>>,
+    createPrivateRoom: (title) => send({ op: "create_private_room", title }) as Promise<RoomView>,
+    roomInvite: (room, path) => send({ op: "room_invite", room, path }) as Promise<InviteView>,
+    joinInvite: (invite) => send({ op: "join_invite", invite }) as Promise<RoomView>,
+    members: (room) => send({ op: "members", room }) as Promise<Array<MemberView>>,
+    removeMember: (room, member) => send({ op: "remove_member", room, member }) as Promise<Array<MemberView>>,
+    promoteMember: (room, member) => send({ op: "promote_member", room, member }) as Promise<Array<MemberView>>,
   };
 }
