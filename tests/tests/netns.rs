@@ -909,6 +909,182 @@ fn direct_message_crosses_a_chain_and_carriers_cannot_read_it() -> Result<()> {
     Ok(())
 }
 
+/// Bodies shown in node `i`'s log of `room`.
+fn bodies(c: &Cluster, i: usize, room: &str) -> Result<Vec<String>> {
+    Ok(c.log(i, room)?
+        .iter()
+        .filter_map(|m| m["body"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// True when some file directly under `dir` holds `needle`.
+fn dir_holds(dir: &std::path::Path, needle: &[u8]) -> Result<Vec<String>> {
+    let mut hits = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_file() {
+            let bytes = fs::read(&p)?;
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    Ok(hits)
+}
+
+/// A private room on a chain 1 – 2 – 3 – 4 – 5: nodes 1 (creator), 4 and 5 are members, 2 and
+/// 3 are carriers that never get the invite. Members read everything both ways across the
+/// carriers; a mistyped invite is refused; 1 removes 5, and what 1 writes afterwards reaches 4
+/// (its new key crossed the carriers in a direct message) but not 5, which holds the message
+/// and cannot open it. The carriers' files (store, WAL, logs) hold neither the room's name nor
+/// a body, only envelopes.
+#[test]
+fn private_room_across_carriers() -> Result<()> {
+    let mut c = cluster!("private_room_across_carriers", 5);
+    let ids = init_all(&mut c)?;
+    c.lab.only_neighbours(1, &[2])?;
+    c.lab.only_neighbours(2, &[1, 3])?;
+    c.lab.only_neighbours(3, &[2, 4])?;
+    c.lab.only_neighbours(4, &[3, 5])?;
+    c.lab.only_neighbours(5, &[4])?;
+    for i in 1..=5 {
+        c.start(i, &[])?;
+    }
+    let title = "triage-zone7";
+    let created = c.cli_json(1, &["room", "create", title, "--private"])?;
+    let code = created["invite"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let room = created["room"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    check!(
+        c,
+        code.starts_with("DNI1-") && room.starts_with("p."),
+        "create: {created}"
+    );
+
+    // One wrong character: a clear error, nothing joined.
+    let mut typo: Vec<char> = code.chars().collect();
+    let at = typo.len() / 2;
+    typo[at] = if typo[at] == '7' { '8' } else { '7' };
+    let typo: String = typo.into_iter().collect();
+    let out = c.cli_raw(4, &["room", "join", "--invite", &typo])?;
+    check!(
+        c,
+        !out.success() && out.stderr.contains("typo"),
+        "a mistyped invite was not refused clearly: {}",
+        out.both()
+    );
+    let rooms = c.cli(4, &["room", "list", "--json"])?.stdout;
+    check!(
+        c,
+        !rooms.contains(&room),
+        "the typo joined something: {rooms}"
+    );
+
+    // Node 4 joins with the code, node 5 with an invite file written by node 1.
+    let file = c.node(1).data_dir.parent().map_or_else(
+        || std::path::PathBuf::from("/tmp/invite.txt"),
+        |p| p.join("triage.invite"),
+    );
+    c.cli(
+        1,
+        &[
+            "room",
+            "invite",
+            title,
+            "--file",
+            &file.display().to_string(),
+        ],
+    )?;
+    c.cli(4, &["room", "join", "--invite", &code])?;
+    c.cli(
+        5,
+        &["room", "join", "--invite", &file.display().to_string()],
+    )?;
+
+    let first = "patient Zed in tent 4 needs insulin";
+    let reply = "Bo here: insulin on its way to tent 4";
+    c.send(1, title, first)?;
+    c.send(4, title, reply)?;
+    c.wait_for("members read both messages", CATCH_UP_TIMEOUT, |c| {
+        Ok([1, 4, 5].iter().all(|&i| {
+            bodies(c, i, title)
+                .is_ok_and(|b| b.iter().any(|x| x == first) && b.iter().any(|x| x == reply))
+        }))
+    })?;
+    for carrier in [2, 3] {
+        let out = c.cli_raw(carrier, &["log", "--room", &room, "--json"])?;
+        check!(
+            c,
+            !out.stdout.contains(first) && !out.stdout.contains("tent"),
+            "carrier {carrier} shows the room: {}",
+            out.both()
+        );
+    }
+
+    // Node 1 removes node 5; node 4 gets the new key over the carriers.
+    c.cli(1, &["room", "remove", title, &ids[4]])?;
+    let after = "after removal: Zed moved to tent 9";
+    c.send(1, title, after)?;
+    c.wait_for(
+        "node 4 reads what came after the removal",
+        CATCH_UP_TIMEOUT,
+        |c| Ok(bodies(c, 4, title)?.iter().any(|x| x == after)),
+    )?;
+    c.wait_for(
+        "node 5 holds the message it cannot read",
+        CATCH_UP_TIMEOUT,
+        |c| {
+            let rooms = c.cli_json(5, &["room", "list"])?;
+            Ok(rooms.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["name"] == room.as_str() && r["waiting_for_key"].as_u64() >= Some(1))
+            }))
+        },
+    )?;
+    let five = bodies(&c, 5, title)?;
+    check!(
+        c,
+        five.iter().any(|b| b.starts_with("removed")) && !five.iter().any(|b| b.contains("tent 9")),
+        "node 5 after its removal: {five:?}"
+    );
+
+    for i in 1..=5 {
+        c.stop(i)?;
+    }
+    for carrier in [2, 3] {
+        let dir = c.node(carrier).data_dir.clone();
+        for secret in [title, first, reply, after, "insulin", "tent 9"] {
+            let mut hits = dir_holds(&dir, secret.as_bytes())?;
+            let log = fs::read(&c.node(carrier).log).unwrap_or_default();
+            if log.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                hits.push(c.node(carrier).log.display().to_string());
+            }
+            check!(
+                c,
+                hits.is_empty(),
+                "carrier {carrier} holds {secret:?} in {hits:?}"
+            );
+        }
+        check!(
+            c,
+            !dir_holds(&dir, b"pr1:")?.is_empty(),
+            "carrier {carrier} did not store the envelopes it relayed"
+        );
+    }
+    // The search finds what is there: the creator's store holds the room's name.
+    check!(
+        c,
+        !dir_holds(&c.node(1).data_dir.clone(), title.as_bytes())?.is_empty(),
+        "search broken"
+    );
+    Ok(())
+}
+
 #[test]
 fn helpers_work() -> Result<()> {
     let line = r#"{"id":"ab","body":"hello","x":1}"#;

@@ -11,7 +11,7 @@ use dn_node::display::safe_line;
 use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
     calls, ApiError, BlockedView, Call, Client, DmView, Engine, ErrorCode, ExportFormat,
-    IdentityView, MessageKind, MessageView, NodeConfig, NodeOptions, PeerView, RoomView,
+    IdentityView, MemberView, MessageView, NodeConfig, NodeOptions, PeerView, RoomView,
 };
 use dn_proto::sim;
 
@@ -235,15 +235,54 @@ struct SimArgs {
 
 #[derive(Subcommand)]
 enum RoomCmd {
-    /// Create a room (same as join: rooms are addressed by name).
+    /// Create a room (same as join: open rooms are addressed by name). With --private: a new
+    /// end-to-end encrypted room, joined by invite only; prints its invite code.
     Create {
         /// Room name.
         name: String,
+        /// A private room: a random key, an opaque id on the wire; carriers cannot read it.
+        #[arg(long)]
+        private: bool,
     },
-    /// Join a room.
+    /// Join an open room by name, or a private room with its invite (code or file).
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["name", "invite"]))]
     Join {
-        /// Room name.
-        name: String,
+        /// Room name (open room, or a private room you left).
+        name: Option<String>,
+        /// Invite code (DNI1-…) or the path of an invite file.
+        #[arg(long)]
+        invite: Option<String>,
+    },
+    /// Print the invite of a private room (anyone holding it can read and write the room).
+    Invite {
+        /// The private room (its name or id).
+        room: String,
+        /// Also write it to this invite file (mode 0600).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Also draw the code as a QR code in the terminal.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// List the members of a private room.
+    Members {
+        /// The private room.
+        room: String,
+    },
+    /// Remove a member of a private room (admins only): the remaining members get a new key;
+    /// the removed member reads nothing written after.
+    Remove {
+        /// The private room.
+        room: String,
+        /// The member's node id (64 hex).
+        member: String,
+    },
+    /// Make a member of a private room an admin (admins only).
+    Promote {
+        /// The private room.
+        room: String,
+        /// The member's node id (64 hex).
+        member: String,
     },
     /// Leave a room (its messages stay stored).
     Leave {
@@ -425,10 +464,88 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
         }
         Cmd::Room { cmd } => {
             let (room, verb) = match cmd {
-                RoomCmd::Create { name } | RoomCmd::Join { name } => (
+                RoomCmd::Create {
+                    name,
+                    private: true,
+                } => {
+                    let room = call(client, calls::CreatePrivateRoom { title: name }).await?;
+                    let inv = call(
+                        client,
+                        calls::RoomInvite {
+                            room: room.name.clone(),
+                            path: None,
+                        },
+                    )
+                    .await?;
+                    if json {
+                        return print_json(&serde_json::json!({ "room": room, "invite": inv }));
+                    }
+                    println!(
+                        "created private room {} ({})",
+                        safe_line(&room.title),
+                        room.name
+                    );
+                    println!("invite (anyone holding it can read and write the room):");
+                    println!("{}", inv.code);
+                    return Ok(());
+                }
+                RoomCmd::Create { name, .. }
+                | RoomCmd::Join {
+                    name: Some(name),
+                    invite: None,
+                } => (
                     call(client, calls::JoinRoom { room: name }).await?,
                     "joined",
                 ),
+                RoomCmd::Join {
+                    invite: Some(invite),
+                    ..
+                } => {
+                    let text = invite_text(&invite)?;
+                    (
+                        call(client, calls::JoinInvite { invite: text }).await?,
+                        "joined private",
+                    )
+                }
+                RoomCmd::Join { .. } => return Err(anyhow!("give a room name or --invite")),
+                RoomCmd::Invite { room, file, qr } => {
+                    let path = file
+                        .as_deref()
+                        .map(absolute)
+                        .transpose()?
+                        .map(|p| p.display().to_string());
+                    let inv = call(client, calls::RoomInvite { room, path }).await?;
+                    if json {
+                        return print_json(&inv);
+                    }
+                    println!("{}", inv.code);
+                    if qr {
+                        println!("{}", qr_text(&inv.code)?);
+                    }
+                    if let Some(p) = &inv.path {
+                        eprintln!("invite written to {}", safe_line(p));
+                    }
+                    eprintln!(
+                        "anyone holding this invite can read and write {}; share it only with people who should",
+                        safe_line(&inv.title)
+                    );
+                    return Ok(());
+                }
+                RoomCmd::Members { room } => {
+                    let members = call(client, calls::Members { room }).await?;
+                    return print_members(&members, json);
+                }
+                RoomCmd::Remove { room, member } => {
+                    let members = call(client, calls::RemoveMember { room, member }).await?;
+                    if !json {
+                        eprintln!("removed; the remaining members get a new key:");
+                    }
+                    return print_members(&members, json);
+                }
+                RoomCmd::Promote { room, member } => {
+                    let members = call(client, calls::PromoteMember { room, member }).await?;
+                    return print_members(&members, json);
+                }
                 RoomCmd::Leave { name } => {
                     (call(client, calls::LeaveRoom { room: name }).await?, "left")
                 }
@@ -468,7 +585,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             if json {
                 print_json(&room)?;
             } else {
-                println!("{verb} room {}", safe_line(&room.name));
+                println!("{verb} room {}", safe_line(&room.title));
             }
         }
         Cmd::Send { room, text } => {
@@ -1014,11 +1131,75 @@ fn peer_line(p: &PeerView) -> String {
 fn room_line(r: &RoomView) -> String {
     let mark = if r.joined { "*" } else { " " };
     let muted = if r.muted { "  (muted)" } else { "" };
+    let private = if r.private {
+        format!("  (private, {})", r.name)
+    } else {
+        String::new()
+    };
+    let waiting = if r.waiting_for_key > 0 {
+        format!("  ({} waiting for the room key)", r.waiting_for_key)
+    } else {
+        String::new()
+    };
     format!(
-        "{mark} {:<24} {:>7} messages{muted}",
-        safe_line(&r.name),
+        "{mark} {:<24} {:>7} messages{muted}{private}{waiting}",
+        safe_line(&r.title),
         r.messages
     )
+}
+
+/// `room members`: one member per line.
+fn member_line(m: &MemberView) -> String {
+    let mut tags = Vec::new();
+    if m.creator {
+        tags.push("creator");
+    }
+    if m.admin {
+        tags.push("admin");
+    }
+    if m.me {
+        tags.push("you");
+    }
+    format!(
+        "{} {:<24} {}{}",
+        m.fingerprint,
+        safe_line(m.name.as_deref().unwrap_or("(no name yet)")),
+        m.id,
+        if tags.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", tags.join(", "))
+        }
+    )
+}
+
+fn print_members(members: &[MemberView], json: bool) -> Result<()> {
+    if json {
+        return print_json(&members);
+    }
+    for m in members {
+        println!("{}", member_line(m));
+    }
+    Ok(())
+}
+
+/// The text of `--invite`: the code itself, or the contents of the invite file it names.
+fn invite_text(arg: &str) -> Result<String> {
+    let p = Path::new(arg);
+    if !arg.trim_start().starts_with("DNI") && p.is_file() {
+        let meta = std::fs::metadata(p)?;
+        if meta.len() > 64 * 1024 {
+            return Err(anyhow!("{} is too large to be an invite file", p.display()));
+        }
+        return std::fs::read_to_string(p)
+            .map_err(|e| anyhow!("cannot read the invite file {}: {e}", p.display()));
+    }
+    Ok(arg.to_string())
+}
+
+/// The code as a QR code drawn in the terminal.
+fn qr_text(code: &str) -> Result<String> {
+    Ok(dn_node::qr::terminal(code)?)
 }
 
 /// `status`: the node line.
@@ -1034,7 +1215,7 @@ fn status_node_line(id: &IdentityView) -> String {
 fn status_rooms_line(rooms: &[RoomView]) -> String {
     let names: Vec<String> = rooms
         .iter()
-        .map(|r| safe_line(&r.name).into_owned())
+        .map(|r| safe_line(&r.title).into_owned())
         .collect();
     format!(
         "rooms     {}",
@@ -1059,7 +1240,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use dn_node::{VerifyFailure, VerifySummary};
+    use dn_node::{MessageKind, VerifyFailure, VerifySummary};
 
     /// CSI clear screen, OSC 52 clipboard write, RLO "exe.txt" trick, C1 CSI, a forged line.
     const ATTACK: &str =

@@ -159,6 +159,24 @@ pub struct ExportLine {
     pub signature: String,
     /// Signed bytes, base64.
     pub signed: String,
+    /// A private-room message as the exporting member read it (absent for open rooms and for
+    /// private rooms the exporter holds no key for). Not covered by the author's signature
+    /// (that covers the ciphertext in `body`); covered by the export's signed manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub private: Option<PrivateText>,
+}
+
+/// The decrypted text of a private-room message in an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PrivateText {
+    /// The room's name.
+    pub title: String,
+    /// The author's display name inside the message.
+    pub author_name: String,
+    /// The text (for a membership notice, a readable sentence).
+    pub body: String,
 }
 
 /// A room as listed in the sidebar.

@@ -280,6 +280,11 @@ pub struct Core {
     pending: Option<Vec<Pending>>,
     /// Drops and failures the core itself counts (the protocol and the driver count theirs).
     drops: CoreDrops,
+    /// Private rooms this node is a member of, by id (`p.` + 32 hex), with their keys.
+    private: HashMap<String, private::PrivRoom>,
+    /// What each private room's messages say (membership, names, unreadable count), built on
+    /// first use and kept up to date.
+    room_states: std::cell::RefCell<HashMap<String, private::RoomState>>,
 }
 
 /// What the core dropped or cut, by reason.
@@ -294,6 +299,9 @@ pub struct CoreDrops {
     /// Commands to the network driver dropped because its bounded queue was full (the core
     /// never waits for the driver, which may be waiting for the core).
     pub net_commands: u64,
+    /// Private-room key grants ignored: for a room this node is not a member of, or from a
+    /// node that is not an admin of it.
+    pub grants_ignored: u64,
 }
 
 fn store_err(e: impl std::fmt::Display) -> ApiError {
@@ -320,6 +328,7 @@ impl Core {
             .map_err(store_err)?
             .unwrap_or_default();
         let rooms = store.joined_rooms().map_err(store_err)?;
+        let private = Self::load_private(&store)?;
         // Kept across restarts: the last catch-up with any peer, from `sync_state`.
         let last_sync_at = store.last_sync_at().map_err(store_err)?;
         let port = net.as_ref().map_or(0, |n| n.listen.port());
@@ -365,6 +374,8 @@ impl Core {
             last_status: Instant::now(),
             pending: None,
             drops: CoreDrops::default(),
+            private,
+            room_states: std::cell::RefCell::new(HashMap::new()),
         })
     }
 
@@ -729,8 +740,24 @@ impl Core {
                     let id = message.id();
                     match self.store.get_message(&id) {
                         Ok(Some(sm)) if sm.message.room == dm::DM_ROOM => {
-                            if let Some(dm) = self.open_dm(&sm) {
+                            if let Some((from, grant)) = self.open_grant(&sm) {
+                                match grant {
+                                    Ok(inv) => {
+                                        self.take_grant(&from, &inv);
+                                    }
+                                    Err(e) => {
+                                        self.drops.grants_ignored += 1;
+                                        debug!(from = %from.fingerprint(), "malformed key grant: {e}");
+                                    }
+                                }
+                            } else if let Some(dm) = self.open_dm(&sm) {
                                 self.emit(EngineEvent::Dm { dm });
+                            }
+                        }
+                        Ok(Some(sm)) if dn_proto::private::is_private_room(&sm.message.room) => {
+                            // Shown only to members who can read it; carriers show nothing.
+                            if let Some(message) = self.private_arrived(&sm) {
+                                self.emit(EngineEvent::Message { message });
                             }
                         }
                         Ok(Some(sm)) => self.emit(EngineEvent::Message { message: view(&sm) }),
@@ -897,6 +924,7 @@ impl Core {
 
 mod direct;
 mod files;
+mod private;
 mod requests;
 mod views;
 
@@ -904,3 +932,5 @@ pub use views::view;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_private;

@@ -24,7 +24,8 @@ use crate::display::{safe_line, safe_text};
 use crate::fsutil;
 
 use crate::api::{
-    ApiError, ErrorCode, ExportFormat, ExportLine, ExportSummary, VerifyFailure, VerifySummary,
+    ApiError, ErrorCode, ExportFormat, ExportLine, ExportSummary, PrivateText, VerifyFailure,
+    VerifySummary,
 };
 
 fn io(path: &Path, e: impl std::fmt::Display) -> ApiError {
@@ -43,6 +44,34 @@ pub fn export_line(m: &Message) -> ExportLine {
         body: m.body.clone(),
         signature: hex::encode(m.signature),
         signed: base64::engine::general_purpose::STANDARD.encode(signed),
+        private: None,
+    }
+}
+
+/// Opens private-room messages for an export: the decrypted text, or `None` (open rooms,
+/// private rooms without a key).
+pub type Reader<'a> = &'a dyn Fn(&Message) -> Option<PrivateText>;
+
+/// [`export_line`] with the decrypted text of a private-room message, if `reader` opens it.
+pub fn readable_line(m: &Message, reader: Option<Reader<'_>>) -> ExportLine {
+    let mut l = export_line(m);
+    if dn_proto::private::is_private_room(&m.room) {
+        l.private = reader.and_then(|r| r(m));
+    }
+    l
+}
+
+/// What a report (CSV, HTML) shows of a line: room, author name, text. A private-room message
+/// shows what the exporting member read, or says it is encrypted.
+fn shown(l: &ExportLine) -> (String, &str, &str) {
+    match &l.private {
+        Some(p) => (format!("{} (private)", p.title), &p.author_name, &p.body),
+        None if dn_proto::private::is_private_room(&l.room) => (
+            "(private room)".to_string(),
+            "-",
+            "(encrypted: this node holds no key for this room)",
+        ),
+        None => (l.room.clone(), &l.author_name, &l.body),
     }
 }
 
@@ -60,6 +89,7 @@ pub fn export_file_signed(
     path: &Path,
     format: ExportFormat,
     key: Option<&SigningKey>,
+    reader: Option<Reader<'_>>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ExportSummary, ApiError> {
     let store =
@@ -69,12 +99,13 @@ pub fn export_file_signed(
         .map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
     progress(0, total);
     let mut last = std::time::Instant::now();
-    let summary = export_signed_with_progress(&store, room, path, format, key, &mut |done| {
-        if last.elapsed() >= PROGRESS_INTERVAL {
-            last = std::time::Instant::now();
-            progress(done.min(total), total);
-        }
-    })?;
+    let summary =
+        export_signed_with_progress(&store, room, path, format, key, reader, &mut |done| {
+            if last.elapsed() >= PROGRESS_INTERVAL {
+                last = std::time::Instant::now();
+                progress(done.min(total), total);
+            }
+        })?;
     progress(summary.messages, summary.messages.max(total));
     Ok(summary)
 }
@@ -91,6 +122,7 @@ pub fn export_signed_with_progress(
     path: &Path,
     format: ExportFormat,
     key: Option<&SigningKey>,
+    reader: Option<Reader<'_>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary, ApiError> {
     let (f, tmp) = fsutil::create_temp_beside(path).map_err(|e| match e.kind() {
@@ -104,7 +136,7 @@ pub fn export_signed_with_progress(
             let mut manifest = ManifestBuilder::new();
             store
                 .for_each_message(room, |sm| -> Result<(), ApiError> {
-                    let line = serde_json::to_string(&export_line(&sm.message))
+                    let line = serde_json::to_string(&readable_line(&sm.message, reader))
                         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
                     manifest.push(line.as_bytes());
                     w.write_all(line.as_bytes())
@@ -129,7 +161,7 @@ pub fn export_signed_with_progress(
             .map_err(|e| io(&tmp, e))
             .and_then(|()| {
                 store.for_each_message(room, |sm| -> Result<(), ApiError> {
-                    w.write_all(csv_record(&export_line(&sm.message)).as_bytes())
+                    w.write_all(csv_record(&readable_line(&sm.message, reader)).as_bytes())
                         .map_err(|e| io(&tmp, e))?;
                     n += 1;
                     progress(n);
@@ -140,7 +172,7 @@ pub fn export_signed_with_progress(
             let mut lines = vec![];
             store
                 .for_each_message(room, |sm| -> Result<(), ApiError> {
-                    lines.push(export_line(&sm.message));
+                    lines.push(readable_line(&sm.message, reader));
                     progress(lines.len() as u64);
                     Ok(())
                 })
@@ -194,12 +226,13 @@ pub fn csv_field(s: &str) -> String {
 
 /// One CSV record (CRLF-terminated) for an export line.
 pub fn csv_record(l: &ExportLine) -> String {
+    let (room, author_name, body) = shown(l);
     let fields = [
         utc_iso(l.timestamp),
-        l.room.clone(),
-        l.author_name.clone(),
+        room,
+        author_name.to_string(),
         fingerprint(&l.author),
-        l.body.clone(),
+        body.to_string(),
         l.id.clone(),
     ];
     let mut out = fields
@@ -250,11 +283,12 @@ pub fn html_report(lines: &[ExportLine]) -> String {
     );
     let mut room: Option<&str> = None;
     for l in lines {
+        let (title, author_name, body) = shown(l);
         if room != Some(l.room.as_str()) {
             if room.is_some() {
                 h.push_str("</section>\n");
             }
-            let _ = writeln!(h, "<section><h2>#{}</h2>", html_escape(&safe_line(&l.room)));
+            let _ = writeln!(h, "<section><h2>#{}</h2>", html_escape(&safe_line(&title)));
             room = Some(&l.room);
         }
         let _ = writeln!(
@@ -263,9 +297,9 @@ pub fn html_report(lines: &[ExportLine]) -> String {
              <span class=\"fp\">({})</span></div><p class=\"body\">{}</p>\
              <div class=\"id\">id {}</div></div>",
             html_escape(&utc_human(l.timestamp)),
-            html_escape(&safe_line(&l.author_name)),
+            html_escape(&safe_line(author_name)),
             html_escape(&fingerprint(&l.author)),
-            html_escape(&safe_text(&l.body)),
+            html_escape(&safe_text(body)),
             html_escape(&l.id)
         );
     }
@@ -841,6 +875,7 @@ mod tests {
             &path,
             ExportFormat::Jsonl,
             Some(&node),
+            None,
             &mut |_| {},
         )
         .unwrap();
@@ -1022,6 +1057,7 @@ mod tests {
             None,
             &path,
             ExportFormat::Jsonl,
+            None,
             None,
             &mut |_| {},
         )

@@ -11,6 +11,8 @@
 //! - [`discovery`]: mDNS announce + browse; [`beacon`]: UDP broadcast fallback.
 //! - [`control`]: the owner-only Unix socket through which the CLI reaches a running node.
 //! - [`export`]: JSON Lines export and offline verification.
+//! - Private rooms (`core/private.rs`): room keys, invites, membership and key grants on top
+//!   of `dn_proto::private`; [`qr`] draws invite codes.
 //! - [`api`]: the one definition of the requests (their typed fields and answers), the views
 //!   and errors; [`Engine::call`] / [`Client::call`] run a typed request from [`calls`].
 //!
@@ -31,6 +33,7 @@ pub mod fuzzing;
 pub mod identity;
 pub mod net;
 pub mod options;
+pub mod qr;
 pub mod queue;
 pub mod tls;
 

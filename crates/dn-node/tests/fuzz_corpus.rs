@@ -31,6 +31,8 @@ const TARGETS: &[Target] = &[
     ("dm", pf::dm),
     ("topo", pf::topo),
     ("protocol", pf::protocol),
+    ("private", pf::private),
+    ("invite", pf::invite),
     ("beacon", dn_node::fuzzing::beacon),
     ("control_request", dn_node::fuzzing::control_request),
     ("export_line", dn_node::fuzzing::export_line),
@@ -268,6 +270,11 @@ fn write_seed_corpus() {
         pf::WALL_MS - 10,
         &dn_proto::dm::to_body(&env),
     );
+
+    // Private-room envelopes, bodies and plaintexts; invite codes and grants.
+    for (target, label, data) in pf::private_seeds() {
+        seeds.put(target, &label, &data);
+    }
 
     // Topology records.
     let topo = TopoRecord::create(

@@ -17,6 +17,7 @@ use crate::codec::{Frame, MAX_FRAME_BYTES, MAX_IDS_PER_FRAME};
 use crate::coding::{Decode, Encode, Reader, Writer};
 use crate::dm::{self, DmEnvelope};
 use crate::message::{Message, MessageId, NodeId, PROTOCOL_VERSION};
+use crate::private::{self, Content, Envelope, Invite, Plain, RoomId};
 use crate::protocol::{Counters, Input, MemStorage, Output, Protocol, Time};
 use crate::recon::{self, ReconMsg, MAX_MSG_BYTES};
 use crate::topo::TopoRecord;
@@ -136,6 +137,151 @@ pub fn dm(data: &[u8]) {
             assert_eq!(back.as_ref(), Ok(&env), "body does not round-trip");
         }
     }
+}
+
+/// The first key of the room the [`private`] target opens envelopes of (its id is the room).
+pub const PRIVATE_FIRST_KEY: [u8; 32] = [0x42; 32];
+/// The epoch key the [`private`] target opens envelopes with (any epoch number).
+pub const PRIVATE_EPOCH_KEY: [u8; 32] = [0x07; 32];
+/// The author key of the messages the [`private`] target opens.
+pub const PRIVATE_AUTHOR_SEED: [u8; 32] = [0x55; 32];
+/// The timestamp the [`private`] target opens envelopes with.
+pub const PRIVATE_TIMESTAMP: u64 = WALL_MS;
+
+/// Opens `env` with the fixed key of the [`private`] target; an envelope that opens must be
+/// exactly what sealing its plaintext with its nonce gives (the plaintext is canonical).
+fn open_fixed(env: &Envelope) {
+    let room = RoomId::from_key(&PRIVATE_FIRST_KEY);
+    let author = node_id(&PRIVATE_AUTHOR_SEED);
+    let (key, ts) = (&PRIVATE_EPOCH_KEY, PRIVATE_TIMESTAMP);
+    if let Ok(plain) = private::open(&room, key, &author, ts, env) {
+        let again = private::seal(&room, env.epoch, key, &author, ts, &plain, env.nonce);
+        assert_eq!(
+            again,
+            Ok(private::to_body(env)),
+            "an opened envelope does not re-seal to itself"
+        );
+    }
+}
+
+/// Private rooms: the bytes as an [`Envelope`] (then [`private::open`] with a fixed key), as a
+/// message body ([`private::from_body`]) and as a plaintext (what `open` parses after
+/// decrypting, which a fuzzer cannot reach through the AEAD): never panic; a decoded envelope
+/// or body re-encodes to its input, a valid plaintext re-encodes to its input, an envelope
+/// that opens re-seals to itself.
+pub fn private(data: &[u8]) {
+    if let Ok(env) = Envelope::decode(data) {
+        assert_eq!(
+            env.encode(),
+            data,
+            "envelope does not re-encode to its input"
+        );
+        open_fixed(&env);
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(env) = private::from_body(text) {
+            assert_eq!(
+                private::to_body(&env),
+                text,
+                "body does not re-encode to its input"
+            );
+            open_fixed(&env);
+        }
+    }
+    if let Ok(p) = private::decode_plain(data) {
+        let enc = private::encode_plain(&p.room_name, &p.author_name, &p.content);
+        assert_eq!(&enc[..], data, "plaintext does not re-encode to its input");
+    }
+}
+
+/// Invite codes: the bytes as text through [`Invite::from_code`] and
+/// [`private::grant_from_text`]: never panic; an accepted code's canonical form
+/// ([`Invite::to_code`]) reads back to the same invite; error messages render.
+pub fn invite(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match Invite::from_code(text) {
+        Ok(inv) => {
+            let code = inv.to_code();
+            assert_eq!(
+                Invite::from_code(&code).as_ref(),
+                Ok(&inv),
+                "code does not round-trip"
+            );
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    if let Some(Ok(inv)) = private::grant_from_text(text) {
+        let back = private::grant_from_text(&private::grant_text(&inv));
+        assert_eq!(back, Some(Ok(inv)), "grant does not round-trip");
+    }
+}
+
+/// Hand-made seeds of the [`private`] and [`invite`] targets: `(target, label, bytes)`, written
+/// to `fuzz/corpus/<target>/seed-<label>`: envelopes of every kind sealed so that the
+/// [`private`] target opens them, their bodies, plaintexts, and invite codes and grants.
+pub fn private_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let room = RoomId::from_key(&PRIVATE_FIRST_KEY);
+    let author = node_id(&PRIVATE_AUTHOR_SEED);
+    let contents = [
+        (
+            "text",
+            Content::Text("patient in tent 4 needs insulin".into()),
+        ),
+        ("join", Content::Join),
+        (
+            "remove",
+            Content::Remove {
+                member: node_id(&PEER_SEEDS[0]),
+                new_epoch: 4,
+            },
+        ),
+        (
+            "promote",
+            Content::Promote {
+                member: node_id(&PEER_SEEDS[1]),
+            },
+        ),
+    ];
+    let mut out = Vec::new();
+    for (i, (label, content)) in contents.into_iter().enumerate() {
+        let plain = Plain {
+            room_name: "medical".into(),
+            author_name: "Ana".into(),
+            content,
+        };
+        let bytes = private::encode_plain(&plain.room_name, &plain.author_name, &plain.content);
+        out.push(("private", format!("plain-{label}"), bytes.to_vec()));
+        let nonce = [i as u8 + 1; 24];
+        let (key, ts) = (&PRIVATE_EPOCH_KEY, PRIVATE_TIMESTAMP);
+        if let Ok(body) = private::seal(&room, 3, key, &author, ts, &plain, nonce) {
+            if let Ok(env) = private::from_body(&body) {
+                out.push(("private", format!("envelope-{label}"), env.encode()));
+            }
+            out.push(("private", format!("body-{label}"), body.into_bytes()));
+        }
+    }
+    let inv = Invite {
+        room,
+        epoch: 3,
+        key: PRIVATE_EPOCH_KEY,
+        creator: author,
+        name: "medical".into(),
+    };
+    let code = inv.to_code();
+    let sloppy = code.to_lowercase().replace('-', " ").replace('0', "o");
+    let typo = code.replacen('0', "1", 1);
+    for (label, text) in [
+        ("code", code.clone()),
+        ("code-sloppy", format!(" {sloppy}\n")),
+        ("code-typo", typo),
+        ("grant", private::grant_text(&inv)),
+        ("not-an-invite", "DNI2-ABCDE".to_string()),
+    ] {
+        out.push(("invite", label.to_string(), text.into_bytes()));
+    }
+    out
 }
 
 /// [`TopoRecord::decode`] then [`TopoRecord::verify`]: never panic; a decoded record with no
@@ -368,4 +514,70 @@ pub fn protocol_counters(data: &[u8]) -> Counters {
         }
     }
     h.node.counters()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn corpus(target: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus")
+            .join(target)
+    }
+
+    /// The committed seeds of the private-room targets are what [`private_seeds`] makes (else
+    /// rerun the seed writer, fuzz/README.md), and every committed input of those targets
+    /// replays without a panic. (`crates/dn-node/tests/fuzz_corpus.rs` replays all targets.)
+    #[test]
+    fn private_seed_corpus_is_current_and_replays() {
+        let seeds = private_seeds();
+        assert!(seeds.iter().any(|(t, _, _)| *t == "private"));
+        assert!(seeds.iter().any(|(t, _, _)| *t == "invite"));
+        for (target, label, bytes) in &seeds {
+            let path = corpus(target).join(format!("seed-{label}"));
+            let on_disk =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(&on_disk, bytes, "{} is stale", path.display());
+        }
+        for (target, body) in [("private", private as fn(&[u8])), ("invite", invite)] {
+            let mut n = 0;
+            for entry in std::fs::read_dir(corpus(target)).unwrap() {
+                body(&std::fs::read(entry.unwrap().path()).unwrap());
+                n += 1;
+            }
+            assert!(n >= 5, "{target}: {n} inputs");
+        }
+    }
+
+    /// The seeds reach the interesting paths: every envelope opens, the codes parse.
+    #[test]
+    fn private_seeds_open_and_parse() {
+        let room = RoomId::from_key(&PRIVATE_FIRST_KEY);
+        let author = node_id(&PRIVATE_AUTHOR_SEED);
+        let mut opened = 0;
+        for (target, label, bytes) in private_seeds() {
+            if label.starts_with("envelope-") {
+                let env = Envelope::decode(&bytes).unwrap();
+                private::open(&room, &PRIVATE_EPOCH_KEY, &author, PRIVATE_TIMESTAMP, &env).unwrap();
+                opened += 1;
+            }
+            if target == "invite" && label.starts_with("code") && label != "code-typo" {
+                Invite::from_code(std::str::from_utf8(&bytes).unwrap()).unwrap();
+            }
+        }
+        assert_eq!(opened, 4);
+    }
+
+    #[test]
+    #[ignore = "writes the private-room seeds into fuzz/corpus; run by hand (see fuzz/README.md)"]
+    fn write_private_seed_corpus() {
+        for (target, label, bytes) in private_seeds() {
+            let dir = corpus(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("seed-{label}")), bytes).unwrap();
+        }
+    }
 }

@@ -15,6 +15,8 @@
 //!   returns (send a frame, report a stored message, drop a peer). Message storage is reached
 //!   through the [`Storage`] trait so the same logic runs over SQLite (`dn-store`) or in memory
 //!   (tests and simulators).
+//! - [`private`]: private rooms: the encrypted envelope of their messages, invites and key
+//!   grants, and the membership rules.
 //!
 //! The byte layouts are specified in `docs/protocol.md`.
 
@@ -24,6 +26,7 @@ pub mod dm;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod message;
+pub mod private;
 pub mod protocol;
 pub mod recon;
 #[cfg(any(test, feature = "sim"))]

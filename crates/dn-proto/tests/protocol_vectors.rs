@@ -7,10 +7,13 @@
 //! `cryptography`'s Ed25519) from the text of the document alone.
 #![allow(clippy::unwrap_used)]
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use dn_proto::message::{normalize_name, normalize_room};
+use dn_proto::private::{self, Content, Invite, InviteError, Plain, RoomId};
 use dn_proto::recon::{self, Part, Range, ReconMsg, Salt};
 use dn_proto::topo::{Neighbour, TopoRecord};
-use dn_proto::{Frame, MessageId, NodeId};
+use dn_proto::{Frame, Message, MessageId, NodeId};
 use ed25519_dalek::SigningKey;
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
@@ -68,6 +71,32 @@ const TOPO_SIGNATURE: &str = "dc30f700331c38937c6a6c77f89320f9110b1824f23352ef01
 /// §4.1: a Hello of the same node, name `Ana`, rooms `dm` and `medical`, `listen_port` 0.
 const HELLO: &str = "0101fd1724385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f618\
 03416e61000202646d076d65646963616c0000";
+
+/// §8: the private room whose first key is 32×`42`: its id and wire name.
+const PR_ROOM_ID: &str = "923433d4af353ea4b96126d52c61bbdc";
+const PR_ROOM_NAME: &str = "p.923433d4af353ea4b96126d52c61bbdc";
+/// §8: the message key of epoch key 32×`07` in that room.
+const PR_MESSAGE_KEY: &str = "7f41baca4f7cfec8c1e08cf43f84f32ac610b1bf713ad16345dccff53e4c745b";
+/// §8: author = node of secret key 32×`01`, timestamp 1700000000000, epoch 2, nonce 24×`04`.
+const PR_AAD: &str = "444e505201923433d4af353ea4b96126d52c61bbdc8a88e3dd7409f195fd52db2d3cba5d\
+72ca6709bf1d94121bf3748801b40f6f5c0000018bcfe5680000000002040404040404040404040404040404040404\
+040404040404";
+/// §8: Text `hi` from `Ana` in `medical`: plaintext, envelope and message body.
+const PR_PLAIN: &str = "01076d65646963616c03416e6100026869";
+const PR_ENVELOPE: &str = "444e50520100000002040404040404040404040404040404040404040404040404\
+002113737ed6d7d6545f21d81fb9d39528b4ed3aef912907ead8edb087c7c5f514a578";
+const PR_BODY: &str =
+    "pr1:RE5QUgEAAAACBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEACETc37W19ZUXyHYH7nTlSi07Trv\
+kSkH6tjtsIfHxfUUpXg=";
+/// §8.4: the invite to that room at epoch 2 (key 32×`07`), creator the same node, name
+/// `medical`: payload, checksum and code.
+const INVITE_PAYLOAD: &str = "01923433d4af353ea4b96126d52c61bbdc00000002070707070707070707070707\
+07070707070707070707070707070707070707078a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf37488\
+01b40f6f5c076d65646963616c";
+const INVITE_CHECKSUM: &str = "f6dc1dff";
+const INVITE_CODE: &str = "DNI1-06938-CYMNW-TKX95-SC4KD-AB31Q-FE000-00083-GE1R7-0W3GE-1R70W-\
+3GE1R-70W3G-E1R70-W3GE1-R70W3-GE1R7-0W3GF-2M8WF-EQ82F-HJQYN-5PSD7-JX5TW-PACW4-VY7CM-28DZ6-\
+X4806-T0YVT-W0XPP-AS39C-DGPSX-PW3QZ-G";
 
 /// `id(i)` of the vectors: SHA-256 of `i` as a big-endian u32 (any 32 bytes would do).
 fn id(i: u32) -> MessageId {
@@ -366,6 +395,95 @@ fn display_name_examples() {
 }
 
 #[test]
+fn private_room_envelope() {
+    let room = RoomId::from_key(&[0x42; 32]);
+    assert_eq!(hex::encode(room.0), PR_ROOM_ID);
+    assert_eq!(room.room_name(), PR_ROOM_NAME);
+    assert_eq!(RoomId::parse(PR_ROOM_NAME), Some(room));
+    // The message key and associated data, recomputed from the text of §8.
+    let mut mk = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(Some(&room.0), &[7; 32])
+        .expand(b"DisasterNet private room v1 message", &mut mk)
+        .unwrap();
+    assert_eq!(hex::encode(mk), PR_MESSAGE_KEY);
+    let author = node(1);
+    let mut aad = b"DNPR\x01".to_vec();
+    aad.extend_from_slice(&room.0);
+    aad.extend_from_slice(&author.0);
+    aad.extend_from_slice(&1_700_000_000_000u64.to_be_bytes());
+    aad.extend_from_slice(&2u32.to_be_bytes());
+    aad.extend_from_slice(&[4; 24]);
+    assert_eq!(hex::encode(&aad), PR_AAD);
+    let plain = Plain {
+        room_name: "medical".into(),
+        author_name: "Ana".into(),
+        content: Content::Text("hi".into()),
+    };
+    let body = private::seal(
+        &room,
+        2,
+        &[7; 32],
+        &author,
+        1_700_000_000_000,
+        &plain,
+        [4; 24],
+    )
+    .unwrap();
+    assert_eq!(body, PR_BODY);
+    let env = private::from_body(&body).unwrap();
+    assert_eq!(hex::encode(env.encode()), PR_ENVELOPE);
+    assert_eq!(env.epoch, 2);
+    // The ciphertext is XChaCha20-Poly1305 of the documented plaintext under that key and AAD.
+    let opened = XChaCha20Poly1305::new(&mk.into())
+        .decrypt(
+            XNonce::from_slice(&[4; 24]),
+            Payload {
+                msg: &env.ciphertext,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    assert_eq!(hex::encode(opened), PR_PLAIN);
+    assert_eq!(
+        private::open(&room, &[7; 32], &author, 1_700_000_000_000, &env),
+        Ok(plain)
+    );
+    let msg = Message::create(
+        &key(1),
+        PR_ROOM_NAME,
+        private::HIDDEN_AUTHOR_NAME,
+        1_700_000_000_000,
+        &body,
+    )
+    .unwrap();
+    assert_eq!(private::check_carried(&msg), Ok(()));
+}
+
+#[test]
+fn invite_code() {
+    let inv = Invite {
+        room: RoomId::from_key(&[0x42; 32]),
+        epoch: 2,
+        key: [7; 32],
+        creator: node(1),
+        name: "medical".into(),
+    };
+    let payload = hex::decode(INVITE_PAYLOAD).unwrap();
+    let mut h = Sha256::new();
+    h.update(b"DisasterNet invite v1");
+    h.update(&payload);
+    assert_eq!(hex::encode(&h.finalize()[..4]), INVITE_CHECKSUM);
+    assert_eq!(inv.to_code(), INVITE_CODE);
+    assert_eq!(Invite::from_code(INVITE_CODE), Ok(inv.clone()));
+    assert_eq!(
+        private::grant_from_text(&format!("dnroomkey:{INVITE_CODE}")),
+        Some(Ok(inv))
+    );
+    let typo = INVITE_CODE.replacen("CYMNW", "CYMNV", 1);
+    assert_eq!(Invite::from_code(&typo), Err(InviteError::Checksum));
+}
+
+#[test]
 fn docs_contain_every_vector() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md");
     let text = std::fs::read_to_string(path).unwrap();
@@ -388,6 +506,16 @@ fn docs_contain_every_vector() {
         TOPO_SIGNED,
         TOPO_SIGNATURE,
         HELLO,
+        PR_ROOM_ID,
+        PR_ROOM_NAME,
+        PR_MESSAGE_KEY,
+        PR_AAD,
+        PR_PLAIN,
+        PR_ENVELOPE,
+        PR_BODY,
+        INVITE_PAYLOAD,
+        INVITE_CHECKSUM,
+        INVITE_CODE,
     ];
     all.extend(SHORTS_123);
     for v in all {

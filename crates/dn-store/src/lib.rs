@@ -26,6 +26,7 @@
 mod error;
 mod messages;
 mod meta;
+mod private;
 mod salvage;
 mod schema;
 
@@ -39,6 +40,7 @@ use rusqlite::{Connection, ErrorCode};
 pub use error::StoreError;
 pub use messages::StoredMessage;
 pub use meta::{PeerRow, RoomRow, MAX_PEERS};
+pub use private::PrivateRoomRow;
 pub use salvage::{salvage_into, salvage_store, SalvageOutcome, SalvageReport};
 
 /// Result with [`StoreError`] as the default error.

@@ -40,6 +40,8 @@ pub struct SalvageReport {
     pub rooms: u64,
     /// Settings (display name, …) copied.
     pub settings: u64,
+    /// Private-room keys copied (without them a member cannot read its private rooms).
+    pub room_keys: u64,
 }
 
 /// The result of [`salvage_store`].
@@ -172,6 +174,7 @@ pub fn salvage_into(damaged: &Path, out: &Path, now_ms: u64) -> Result<SalvageRe
     flush(&mut batch, &mut report)?;
     report.rooms = copy_rooms(&src, &dst);
     report.settings = copy_settings(&src, &dst);
+    report.room_keys = copy_private(&src, &dst);
     Ok(report)
 }
 
@@ -200,6 +203,55 @@ fn copy_rooms(src: &Connection, dst: &Store) -> u64 {
         let ok = (joined != 1 || dst.join_room(&name, at).is_ok())
             && (muted != 1 || dst.set_room_muted(&name, true).is_ok());
         n += u64::from(ok);
+    }
+    n
+}
+
+/// Copies readable private rooms and their keys; the number of keys copied. (A store from
+/// before schema v8 has neither table: nothing to copy.)
+fn copy_private(src: &Connection, dst: &Store) -> u64 {
+    let rooms = src
+        .prepare("SELECT room, title, creator, added_at FROM private_rooms")
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+    let keys = src
+        .prepare("SELECT room, epoch, key, added_at FROM room_keys")
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+    let (Ok(rooms), Ok(keys)) = (rooms, keys) else {
+        tracing::warn!("the private-room tables are unreadable; rejoin private rooms by invite");
+        return 0;
+    };
+    for (room, title, creator, at) in rooms {
+        if let Ok(creator) = <[u8; 32]>::try_from(creator) {
+            let at = u64::try_from(at).unwrap_or(0);
+            let _ = dst.add_private_room(&room, &title, &dn_proto::NodeId(creator), at);
+        }
+    }
+    let mut n = 0;
+    for (room, epoch, key, at) in keys {
+        if let (Ok(epoch), Ok(key)) = (u32::try_from(epoch), <[u8; 32]>::try_from(key)) {
+            let at = u64::try_from(at).unwrap_or(0);
+            n += u64::from(dst.add_room_key(&room, epoch, &key, at).is_ok());
+        }
     }
     n
 }
@@ -351,6 +403,13 @@ mod tests {
         s.join_room("room1", 77).unwrap();
         s.set_room_muted("room1", true).unwrap();
         s.set_setting("display_name", "Ana").unwrap();
+        let creator = dn_proto::NodeId([5; 32]);
+        s.add_private_room("p.00112233445566778899aabbccddeeff", "medical", &creator, 9)
+            .unwrap();
+        s.add_room_key("p.00112233445566778899aabbccddeeff", 0, &[7; 32], 9)
+            .unwrap();
+        s.add_room_key("p.00112233445566778899aabbccddeeff", 1, &[8; 32], 10)
+            .unwrap();
     }
 
     /// Overwrites pages `from..to` (fractions of the file) with garbage.
@@ -481,7 +540,13 @@ mod tests {
         let out = salvage_store(&db, 1).unwrap();
         assert_eq!(out.report.recovered, 50);
         assert_eq!(out.report.damaged_ranges, 0);
-        assert_eq!(Store::open(&db).unwrap().message_count(None).unwrap(), 50);
+        assert_eq!(out.report.room_keys, 2);
+        let s = Store::open(&db).unwrap();
+        assert_eq!(s.message_count(None).unwrap(), 50);
+        // Private rooms and every key epoch survive a salvage.
+        let room = "p.00112233445566778899aabbccddeeff";
+        assert_eq!(s.private_rooms().unwrap()[0].title, "medical");
+        assert_eq!(s.room_keys(room).unwrap(), vec![(0, [7; 32]), (1, [8; 32])]);
     }
 
     #[cfg(unix)]

@@ -167,8 +167,31 @@ BEGIN
 END;
 ";
 
+/// Version 7 → 8: private rooms this node is a member of, and their keys. Rows here exist
+/// only on members; carriers store a private room's messages like any other room's
+/// (ciphertext under an opaque room id) and have none of this.
+const V8: &str = "
+-- A private room known from an invite (or created here). `room` is the opaque id on the wire
+-- (`p.` + 32 hex), `title` its name (members only), `creator` its first admin.
+CREATE TABLE private_rooms (
+    room      TEXT PRIMARY KEY NOT NULL,
+    title     TEXT NOT NULL,
+    creator   BLOB NOT NULL CHECK (length(creator) = 32),
+    added_at  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Every key epoch of a private room this node holds (from the invite, creation or a key grant).
+CREATE TABLE room_keys (
+    room      TEXT NOT NULL REFERENCES private_rooms (room),
+    epoch     INTEGER NOT NULL CHECK (epoch >= 0),
+    key       BLOB NOT NULL CHECK (length(key) = 32),
+    added_at  INTEGER NOT NULL,
+    PRIMARY KEY (room, epoch)
+) STRICT, WITHOUT ROWID;
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this code writes.
 pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;

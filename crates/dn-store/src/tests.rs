@@ -36,12 +36,14 @@ fn ids(v: &[StoredMessage]) -> Vec<MessageId> {
     v.iter().map(|s| s.id).collect()
 }
 
-/// Takes a store back to schema 6 (evicted ids not counted in `room_usage`), for upgrade
+/// Takes a store back to schema 6 (no private rooms; evicted ids not counted in `room_usage`), for upgrade
 /// tests.
-const UNDO_V7: &str = "DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
+const UNDO_V7: &str = "DROP TABLE room_keys; DROP TABLE private_rooms;
+    DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
     ALTER TABLE room_usage DROP COLUMN evicted;";
 /// Takes a store back to schema 5.
-const UNDO_V6: &str = "DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
+const UNDO_V6: &str = "DROP TABLE room_keys; DROP TABLE private_rooms;
+    DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
     DROP TRIGGER messages_usage_insert; DROP TRIGGER messages_usage_delete;
     DROP TABLE room_usage; DROP TABLE evicted;";
 
@@ -100,6 +102,8 @@ fn migrates_from_empty_file_with_pragmas() {
             "evicted",
             "messages",
             "peers",
+            "private_rooms",
+            "room_keys",
             "room_usage",
             "rooms",
             "settings",
@@ -1159,4 +1163,54 @@ fn upgrade_from_v6_counts_the_evicted_ids_and_keeps_counting() {
     s.forget_evicted("c").unwrap();
     let u = s.room_usage().unwrap();
     assert_eq!((u[0].messages, u[0].evicted), (1, 0));
+}
+
+#[test]
+fn private_rooms_and_keys_first_one_wins() {
+    let s = Store::open_in_memory().unwrap();
+    let room = "p.0123456789abcdef0123456789abcdef";
+    assert!(s.private_rooms().unwrap().is_empty());
+    // A key needs its room (foreign key).
+    assert!(s.add_room_key(room, 0, &[1; 32], 5).is_err());
+    assert!(s.add_private_room(room, "medical", &node(1), 5).unwrap());
+    assert!(!s.add_private_room(room, "other", &node(2), 6).unwrap());
+    let rows = s.private_rooms().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].title.as_str(), rows[0].creator, rows[0].added_at),
+        ("medical", node(1), 5)
+    );
+    assert!(s.add_room_key(room, 1, &[2; 32], 7).unwrap());
+    assert!(s.add_room_key(room, 0, &[1; 32], 7).unwrap());
+    // A second key for an epoch never replaces the first (a grant cannot swap a key).
+    assert!(!s.add_room_key(room, 1, &[9; 32], 8).unwrap());
+    assert_eq!(s.room_keys(room).unwrap(), vec![(0, [1; 32]), (1, [2; 32])]);
+    assert_eq!(s.room_key(room, 1).unwrap(), Some([2; 32]));
+    assert_eq!(s.room_key(room, 2).unwrap(), None);
+    assert!(s
+        .room_keys("p.ffffffffffffffffffffffffffffffff")
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn upgrade_from_v7_adds_private_rooms_and_keeps_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let m = msg(1, "medical", 5, "keep me");
+    {
+        let s = Store::open(&path).unwrap();
+        s.insert_message(&m, 1, false).unwrap();
+        s.conn
+            .execute_batch(
+                "DROP TABLE room_keys; DROP TABLE private_rooms; PRAGMA user_version = 7;",
+            )
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    assert!(s.get_message(&m.id()).unwrap().is_some());
+    assert!(s
+        .add_private_room("p.00000000000000000000000000000000", "t", &node(1), 1)
+        .unwrap());
 }

@@ -39,8 +39,7 @@ impl Core {
         path: &str,
     ) -> Result<Option<String>, ApiError> {
         self.refuse_own_files(Path::new(path))?;
-        room.map(|r| dn_proto::message::normalize_room(&r).map_err(invalid))
-            .transpose()
+        room.map(|r| self.resolve_room(&r)).transpose()
     }
 
     /// Writes an export on a thread of its own with a read-only connection, so a large export
@@ -65,6 +64,8 @@ impl Core {
         // JSONL exports end with a manifest signed by this node (removed, added and reordered
         // lines are then detectable).
         let key = self.key.clone();
+        // Private rooms are exported as this member reads them (beside the signed ciphertext).
+        let reader = self.export_reader();
         let span = tracing::info_span!("export", path = %path);
         let spawned = std::thread::Builder::new()
             .name("dn-export".into())
@@ -84,6 +85,7 @@ impl Core {
                     Path::new(&path),
                     format,
                     Some(&key),
+                    Some(&|m: &Message| reader.read(m)),
                     &mut report,
                 );
                 match &r {

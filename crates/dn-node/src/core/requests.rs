@@ -30,15 +30,20 @@ impl Core {
                 Self::to_value(self.identity()?)
             }
             Request::JoinRoom { room } => {
-                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                let room = self.resolve_room(&room)?;
                 reserved(&room)?;
+                if dn_proto::private::is_private_room(&room) && !self.private.contains_key(&room) {
+                    return Err(invalid(
+                        "that is a private room: join it with its invite (room join --invite CODE)",
+                    ));
+                }
                 self.store.join_room(&room, now_ms()).map_err(store_err)?;
                 self.feed(Input::Joined(room.clone()));
                 self.status_dirty = true;
                 Self::to_value(self.room_view(&room)?)
             }
             Request::SetMuted { room, muted } => {
-                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                let room = self.resolve_room(&room)?;
                 if room == dm::DM_ROOM {
                     return Err(invalid(format!("{room} is reserved for direct messages")));
                 }
@@ -47,7 +52,7 @@ impl Core {
                 Self::to_value(self.room_view(&room)?)
             }
             Request::LeaveRoom { room } => {
-                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                let room = self.resolve_room(&room)?;
                 self.require_joined(&room, "")?;
                 self.store.leave_room(&room).map_err(store_err)?;
                 self.feed(Input::Left(room.clone()));
@@ -61,7 +66,7 @@ impl Core {
                 limit,
                 before,
             } => {
-                let room = dn_proto::message::normalize_room(&room).map_err(invalid)?;
+                let room = self.resolve_room(&room)?;
                 let before = match before {
                     Some(b) => Some(MessageId::from_hex(&b).map_err(invalid)?),
                     None => None,
@@ -71,7 +76,7 @@ impl Core {
                     .store
                     .messages(&room, limit, before.as_ref())
                     .map_err(store_err)?;
-                Self::to_value(msgs.iter().map(|m| self.view(m)).collect::<Vec<_>>())
+                Self::to_value(self.show_room(&room, &msgs))
             }
             Request::Peers => Self::to_value(self.peers()?),
             Request::Status => Self::to_value(self.status()?),
@@ -164,15 +169,16 @@ impl Core {
                 }
                 Ok(Value::Null)
             }
-            Request::CreatePrivateRoom { .. }
-            | Request::RoomInvite { .. }
-            | Request::JoinInvite { .. }
-            | Request::Members { .. }
-            | Request::RemoveMember { .. }
-            | Request::PromoteMember { .. } => Err(ApiError::new(
-                ErrorCode::Internal,
-                "WIP placeholder: private rooms are being implemented",
-            )),
+            Request::CreatePrivateRoom { title } => Self::to_value(self.create_private(&title)?),
+            Request::RoomInvite { room, path } => Self::to_value(self.invite(&room, path)?),
+            Request::JoinInvite { invite } => Self::to_value(self.join_invite(&invite)?),
+            Request::Members { room } => Self::to_value(self.members(&room)?),
+            Request::RemoveMember { room, member } => {
+                Self::to_value(self.remove_member(&room, &member)?)
+            }
+            Request::PromoteMember { room, member } => {
+                Self::to_value(self.promote_member(&room, &member)?)
+            }
         }
     }
 
@@ -215,10 +221,13 @@ impl Core {
     }
 
     pub(super) fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
-        let room = dn_proto::message::normalize_room(room).map_err(invalid)?;
+        let room = self.resolve_room(room)?;
         reserved(&room)?;
         let name = self.require_name()?;
         self.require_joined(&room, &format!("; join it first (room join {room})"))?;
+        if dn_proto::private::is_private_room(&room) {
+            return self.send_private(&room, dn_proto::private::Content::Text(body.to_string()));
+        }
         let msg = Message::create(&self.key, &room, &name, now_ms(), body).map_err(invalid)?;
         // Durable (synchronous=FULL) before anyone is told it was sent.
         let sm = self.store_local(&msg)?;

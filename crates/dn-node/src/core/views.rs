@@ -18,7 +18,7 @@ impl Core {
 
     pub(super) fn room_view(&self, name: &str) -> Result<RoomView, ApiError> {
         let rooms = self.store.rooms().map_err(store_err)?;
-        Ok(rooms
+        let v = rooms
             .into_iter()
             .find(|r| r.name == name)
             .map(RoomView::from)
@@ -32,7 +32,8 @@ impl Core {
                 muted: false,
                 messages: 0,
                 last_timestamp: None,
-            }))
+            });
+        Ok(self.dress_room(v))
     }
 
     pub(super) fn blocked(&self) -> Result<Vec<BlockedView>, ApiError> {
@@ -68,9 +69,18 @@ impl Core {
             .map_err(store_err)?
             .into_iter()
             .filter(|r| r.name != dm::DM_ROOM)
-            .map(RoomView::from)
+            // Private rooms only carried here are not the user's business (opaque ids).
+            .filter(|r| {
+                !dn_proto::private::is_private_room(&r.name) || self.private.contains_key(&r.name)
+            })
+            .map(|r| self.dress_room(RoomView::from(r)))
             .collect();
-        v.sort_by(|a, b| b.joined.cmp(&a.joined).then(a.name.cmp(&b.name)));
+        v.sort_by(|a, b| {
+            b.joined
+                .cmp(&a.joined)
+                .then(a.title.cmp(&b.title))
+                .then(a.name.cmp(&b.name))
+        });
         Ok(v)
     }
 
@@ -308,6 +318,7 @@ pub(super) fn drops_table(
     put("quota_author", q.author);
     put("quota_peer", q.peer);
     put("invalid_dm", q.bad_dm);
+    put("invalid_private", q.bad_private);
     let t = proto.topo_drops();
     put("topo_rate", t.too_soon + t.peer_rate);
     put("topo_cap", t.full);
@@ -317,6 +328,7 @@ pub(super) fn drops_table(
     put("failed_commits", core.failed_commits);
     put("undecodable", core.undecodable);
     put("net_commands_dropped", core.net_commands);
+    put("grants_ignored", core.grants_ignored);
     if let Some(c) = net {
         let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         put("refused_full", get(&c.refused_full));

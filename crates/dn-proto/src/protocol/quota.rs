@@ -6,6 +6,9 @@
 //! 1. **Direct-message envelopes** (room [`DM_ROOM`]): the body must be a well-formed envelope
 //!    for a valid recipient other than its author ([`crate::dm::check_carried`]); else the
 //!    message is rejected as invalid ([`Output::Rejected`]).
+//!    **Private-room messages** (a room named `p.` + 32 hex) must carry an envelope and hide
+//!    their author's name ([`crate::private::check_carried`]); else they are rejected the same
+//!    way. A carrier has no key: it checks the structure, the signature checks the rest.
 //! 2. **Per-author quota** in every room, `dm` included: at most [`MAX_AUTHOR_MESSAGES`]
 //!    messages and [`MAX_AUTHOR_BYTES`] bytes per author per room, and at most
 //!    [`AUTHOR_WINDOW_MESSAGES`] per [`AUTHOR_WINDOW_MS`] of message time. Our own messages are
@@ -74,6 +77,9 @@ pub struct QuotaDrops {
     pub peer: u64,
     /// A `dm` message whose body is not a valid envelope (also counted as rejected).
     pub bad_dm: u64,
+    /// A private-room message that is not an envelope or shows its author's name (also
+    /// counted as rejected).
+    pub bad_private: u64,
 }
 
 /// State of the quotas.
@@ -119,6 +125,23 @@ impl Protocol {
                     crate::dm::DmError::BadRecipient => "direct message to an invalid node key",
                     crate::dm::DmError::Malformed(m) => m,
                     _ => "invalid direct message envelope",
+                };
+                out.push(Output::Rejected {
+                    peer,
+                    reason: ProtoError::Malformed(reason),
+                });
+                return Err(Refused::Invalid);
+            }
+        } else if crate::private::is_private_room(&msg.room) {
+            if let Err(e) = crate::private::check_carried(msg) {
+                self.quota.drops.bad_private += 1;
+                self.counters.rejected += 1;
+                let reason = match e {
+                    crate::private::PrivateError::NameNotHidden => {
+                        "private room message shows its author's name"
+                    }
+                    crate::private::PrivateError::Malformed(m) => m,
+                    _ => "invalid private room envelope",
                 };
                 out.push(Output::Rejected {
                     peer,

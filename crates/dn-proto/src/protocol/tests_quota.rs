@@ -145,6 +145,44 @@ fn dm_room_stores_only_valid_envelopes_for_another_node() {
     assert!(!v.closed());
 }
 
+#[test]
+fn private_rooms_store_only_envelopes_that_hide_the_author_name() {
+    use crate::private::{self, Content, Plain, RoomId, HIDDEN_AUTHOR_NAME};
+    let room_key = [7u8; 32];
+    let rid = RoomId::from_key(&room_key);
+    let room = rid.room_name();
+    // A member of the room (it is joined here), so nothing is refused for being carried.
+    let mut v = Victim::new(&[room.as_str()]);
+    let a = key(1);
+    v.connect(id(&a), &[room.as_str()]);
+    v.take();
+    let plain = Plain {
+        room_name: "medical".into(),
+        author_name: "Ana".into(),
+        content: Content::Text("tent 4".into()),
+    };
+    let body = private::seal(&rid, 0, &room_key, &id(&a), 5, &plain, [1; 24]).unwrap();
+    for (name, body) in [
+        (
+            HIDDEN_AUTHOR_NAME,
+            "plain text in a private room".to_string(),
+        ),
+        (HIDDEN_AUTHOR_NAME, "pr1:!!!".to_string()),
+        ("Ana", body.clone()),
+    ] {
+        let m = Message::create(&a, &room, name, 5, &body).unwrap();
+        v.msg(id(&a), &m);
+        assert!(!v.s.has(&m.id()).unwrap(), "stored {name} {body:.30}");
+    }
+    let outs = v.take();
+    assert_eq!(rejected(&outs), 3);
+    assert_eq!(v.p.quota_drops().bad_private, 3);
+    let good = Message::create(&a, &room, HIDDEN_AUTHOR_NAME, 5, &body).unwrap();
+    v.msg(id(&a), &good);
+    assert!(v.s.has(&good.id()).unwrap());
+    assert!(!v.closed());
+}
+
 // ---- a. per-author quota ------------------------------------------------------------------
 
 #[test]

@@ -1,0 +1,461 @@
+//! Private rooms across several cores in one process (no threads, no sockets): messages are
+//! handed from store to store as `Msg` frames, as the network would. The real network (four
+//! nodes in network namespaces, carriers in the middle) is the netns test
+//! `private_room_across_carriers`.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::queue::{out_queue, OutReceiver};
+
+struct Node {
+    dir: tempfile::TempDir,
+    core: Core,
+    id: NodeId,
+    /// Kept so the fake connections stay open.
+    wires: Vec<OutReceiver>,
+}
+
+fn node(name: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, _) = broadcast::channel(1024);
+    let key = identity::load_or_create(dir.path()).unwrap();
+    let id = identity::node_id(&key);
+    let mut core = Core::open(dir.path(), key, tx, None).unwrap();
+    call(&mut core, Request::SetName { name: name.into() }).unwrap();
+    Node {
+        dir,
+        core,
+        id,
+        wires: vec![],
+    }
+}
+
+fn call(core: &mut Core, req: Request) -> Result<Value, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    core.request(req, tx);
+    rx.blocking_recv().unwrap()
+}
+
+fn typed<C: Call>(n: &mut Node, c: C) -> Result<C::Response, ApiError> {
+    call(&mut n.core, c.into()).map(|v| decode(v).unwrap())
+}
+
+/// `to` sees `from` connected, wanting `rooms` (so a carrier takes them in).
+fn link(to: &mut Node, from: &StubNode, rooms: &[&str]) {
+    let (out, wire, _pause) = out_queue();
+    to.wires.push(wire);
+    to.core.handle(CoreMsg::Connected {
+        peer: from.id,
+        conn_id: 1,
+        addr: "127.0.0.1:9".parse().unwrap(),
+        tx: out,
+    });
+    to.core.handle(CoreMsg::Frame {
+        peer: from.id,
+        conn_id: 1,
+        frame: Frame::Hello {
+            version: dn_proto::message::PROTOCOL_VERSION,
+            node: from.id,
+            name: "peer".into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            listen_port: 9,
+        },
+        permit: InPermit::none(),
+    });
+}
+
+/// Every node sees every other connected, wanting `rooms` (so a carrier takes them in).
+fn mesh(nodes: &mut [Node], rooms: &[&str]) {
+    for i in 0..nodes.len() {
+        for j in 0..nodes.len() {
+            if i != j {
+                let from = Node::stub(nodes[j].id);
+                link(&mut nodes[i], &from, rooms);
+            }
+        }
+    }
+}
+
+/// Hands every message each node stores to every other node, as frames from the holder,
+/// until nothing new arrives.
+fn gossip(nodes: &mut [Node]) {
+    loop {
+        let before: u64 = nodes
+            .iter()
+            .map(|n| n.core.store.message_count(None).unwrap())
+            .sum();
+        let held: Vec<(NodeId, Vec<Message>)> = nodes
+            .iter()
+            .map(|n| {
+                let mut all = Vec::new();
+                n.core
+                    .store
+                    .for_each_message(None, |sm| -> Result<(), ApiError> {
+                        all.push(sm.message);
+                        Ok(())
+                    })
+                    .unwrap();
+                (n.id, all)
+            })
+            .collect();
+        for to in nodes.iter_mut() {
+            for (from, msgs) in &held {
+                if *from == to.id {
+                    continue;
+                }
+                for message in msgs {
+                    to.core.handle(CoreMsg::Frame {
+                        peer: *from,
+                        conn_id: 1,
+                        frame: Frame::Msg {
+                            hops: 1,
+                            message: message.clone(),
+                        },
+                        permit: InPermit::none(),
+                    });
+                }
+            }
+        }
+        let after: u64 = nodes
+            .iter()
+            .map(|n| n.core.store.message_count(None).unwrap())
+            .sum();
+        if after == before {
+            return;
+        }
+    }
+}
+
+impl Node {
+    /// Only an id (for `link`).
+    fn stub(id: NodeId) -> StubNode {
+        StubNode { id }
+    }
+}
+
+/// What `link` needs of the other side.
+struct StubNode {
+    id: NodeId,
+}
+
+fn bodies(n: &mut Node, room: &str) -> Vec<String> {
+    typed(
+        n,
+        calls::Messages {
+            room: room.into(),
+            limit: 100,
+            before: None,
+        },
+    )
+    .unwrap()
+    .into_iter()
+    .map(|m| format!("{}: {}", m.author_name, m.body))
+    .collect()
+}
+
+/// Every byte of every file under `dir`.
+fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            out.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
+    let mut ana = node("Ana Creator");
+    let mut bo = node("Bo Member");
+    let mut cy = node("Cy Removed");
+    let dee = node("Dee Carrier");
+
+    let room = typed(
+        &mut ana,
+        calls::CreatePrivateRoom {
+            title: "Medical".into(),
+        },
+    )
+    .unwrap();
+    assert!(room.private && room.admin && room.joined);
+    assert_eq!(room.title, "medical");
+    let id = room.name.clone();
+    assert!(dn_proto::private::is_private_room(&id), "{id}");
+    typed(
+        &mut ana,
+        calls::Send {
+            room: "medical".into(),
+            body: "patient Zed in tent 4".into(),
+        },
+    )
+    .unwrap();
+
+    let inv = typed(
+        &mut ana,
+        calls::RoomInvite {
+            room: id.clone(),
+            path: None,
+        },
+    )
+    .unwrap();
+    assert!(inv.code.starts_with("DNI1-") && inv.qr_svg.contains("<svg"));
+
+    // A code with one character changed is refused with the typo error; nothing is joined.
+    let mut typo: Vec<char> = inv.code.chars().collect();
+    let at = typo.len() - 3;
+    typo[at] = if typo[at] == 'A' { 'B' } else { 'A' };
+    let typo: String = typo.into_iter().collect();
+    let e = typed(&mut bo, calls::JoinInvite { invite: typo }).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    assert!(e.message.contains("typo"), "{}", e.message);
+    assert!(typed(&mut bo, calls::Rooms).unwrap().is_empty());
+
+    // An invite file's text (comment lines, then the code) works as well as the code.
+    let file = private::invite_file_text("medical", &inv.code);
+    let joined = typed(&mut bo, calls::JoinInvite { invite: file }).unwrap();
+    assert_eq!(
+        (joined.name.as_str(), joined.title.as_str()),
+        (id.as_str(), "medical")
+    );
+    assert!(!joined.admin);
+    typed(
+        &mut cy,
+        calls::JoinInvite {
+            invite: inv.code.clone(),
+        },
+    )
+    .unwrap();
+
+    // Dee carries the room (every peer wants it) without a key.
+    let mut net = vec![ana, bo, cy, dee];
+    mesh(&mut net, &[&id]);
+    gossip(&mut net);
+    let [ana, bo, cy, dee] = &mut net[..] else {
+        unreachable!()
+    };
+
+    assert_eq!(
+        bodies(bo, &id),
+        [
+            "Ana Creator: created the room",
+            "Ana Creator: patient Zed in tent 4",
+            "Bo Member: joined the room",
+            "Cy Removed: joined the room"
+        ]
+    );
+    assert_eq!(bodies(cy, "medical").len(), 4);
+    // The carrier stores all four, shows none and lists no room.
+    assert_eq!(dee.core.store.message_count(Some(&id)).unwrap(), 4);
+    assert!(bodies(dee, &id).is_empty());
+    assert!(typed(dee, calls::Rooms).unwrap().is_empty());
+    let members = typed(bo, calls::Members { room: id.clone() }).unwrap();
+    let names: Vec<(Option<String>, bool, bool)> = members
+        .iter()
+        .map(|m| (m.name.clone(), m.admin, m.me))
+        .collect();
+    assert_eq!(names[0], (Some("Ana Creator".into()), true, false));
+    assert_eq!(members.len(), 3);
+
+    // Only an admin removes; Bo is not one.
+    let e = typed(
+        bo,
+        calls::RemoveMember {
+            room: id.clone(),
+            member: cy.id.to_hex(),
+        },
+    )
+    .unwrap_err();
+    assert!(e.message.contains("only an admin"), "{}", e.message);
+    let left = typed(
+        ana,
+        calls::RemoveMember {
+            room: id.clone(),
+            member: cy.id.to_hex(),
+        },
+    )
+    .unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|m| m.id != cy.id.to_hex()));
+    typed(
+        ana,
+        calls::Send {
+            room: id.clone(),
+            body: "after: Zed moved to tent 9".into(),
+        },
+    )
+    .unwrap();
+    gossip(&mut net);
+    let [ana, bo, cy, _] = &mut net[..] else {
+        unreachable!()
+    };
+
+    // Bo took the new key from Ana's grant and reads the message written after the removal.
+    let b = bodies(bo, &id);
+    assert!(
+        b.contains(&"Ana Creator: removed Cy Removed".to_string()),
+        "{b:?}"
+    );
+    assert_eq!(b.last().unwrap(), "Ana Creator: after: Zed moved to tent 9");
+    assert_eq!(bo.core.store.room_keys(&id).unwrap().len(), 2);
+    // Cy sees the removal notice (old key) but not what came after; it waits for a key that
+    // never comes.
+    let c = bodies(cy, &id);
+    assert!(c.last().unwrap().contains("removed Cy Removed"), "{c:?}");
+    assert!(!c.iter().any(|l| l.contains("tent 9")));
+    let cy_room = typed(cy, calls::Rooms).unwrap().remove(0);
+    assert_eq!(cy_room.waiting_for_key, 1);
+    assert_eq!(cy.core.store.room_keys(&id).unwrap().len(), 1);
+    // A grant from Cy (not an admin) is ignored and counted.
+    let fake = dn_proto::private::Invite {
+        room: dn_proto::private::RoomId::parse(&id).unwrap(),
+        epoch: 2,
+        key: [9; 32],
+        creator: ana.id,
+        name: "medical".into(),
+    };
+    cy.core
+        .send_dm_quiet(&bo.id, &dn_proto::private::grant_text(&fake), true)
+        .unwrap();
+    gossip(&mut net);
+    let [ana, bo, _cy, dee] = &mut net[..] else {
+        unreachable!()
+    };
+    assert_eq!(bo.core.store.room_keys(&id).unwrap().len(), 2);
+    assert_eq!(bo.core.drops.grants_ignored, 1);
+    // Grants are not conversations.
+    let dms = typed(
+        bo,
+        calls::DmLog {
+            with: ana.id.to_hex(),
+            limit: 10,
+        },
+    )
+    .unwrap();
+    assert!(dms.is_empty(), "{dms:?}");
+
+    // The carrier's files hold none of the room's names or texts (WAL included).
+    let files = all_bytes(dee.dir.path());
+    assert!(
+        contains(&all_bytes(ana.dir.path()), "Ana Creator"),
+        "the search works"
+    );
+    for secret in [
+        "medical",
+        "patient Zed",
+        "tent 9",
+        "Ana Creator",
+        "Bo Member",
+        "Cy Removed",
+    ] {
+        assert!(
+            !contains(&files, secret),
+            "{secret:?} found in the carrier's files"
+        );
+    }
+}
+
+#[test]
+fn private_room_state_survives_a_restart_and_names_resolve() {
+    let mut ana = node("Ana");
+    let room = typed(
+        &mut ana,
+        calls::CreatePrivateRoom {
+            title: "ops".into(),
+        },
+    )
+    .unwrap();
+    // By name, the private room (rejoining it if left).
+    let again = typed(&mut ana, calls::JoinRoom { room: "ops".into() }).unwrap();
+    assert_eq!(again.name, room.name);
+    // An open room of the same name is reached as #ops.
+    let open = typed(
+        &mut ana,
+        calls::JoinRoom {
+            room: "#ops".into(),
+        },
+    )
+    .unwrap();
+    assert!(!open.private && open.name == "ops");
+    typed(
+        &mut ana,
+        calls::Send {
+            room: "ops".into(),
+            body: "private hello".into(),
+        },
+    )
+    .unwrap();
+    typed(
+        &mut ana,
+        calls::Send {
+            room: "#ops".into(),
+            body: "open hello".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        bodies(&mut ana, "ops"),
+        ["Ana: created the room", "Ana: private hello"]
+    );
+    assert_eq!(bodies(&mut ana, "#ops"), ["Ana: open hello"]);
+    // Unknown private ids cannot be joined by name.
+    let e = typed(
+        &mut ana,
+        calls::JoinRoom {
+            room: "p.00000000000000000000000000000000".into(),
+        },
+    )
+    .unwrap_err();
+    assert!(e.message.contains("invite"), "{}", e.message);
+    // Exports show what the member reads; the JSON Lines still verify (signatures over the
+    // ciphertext) and carry the text beside it.
+    let csv = ana.dir.path().join("out.csv");
+    let jsonl = ana.dir.path().join("out.jsonl");
+    for (path, format) in [(&csv, ExportFormat::Csv), (&jsonl, ExportFormat::Jsonl)] {
+        typed(
+            &mut ana,
+            calls::Export {
+                room: Some("ops".into()),
+                path: path.display().to_string(),
+                format,
+            },
+        )
+        .unwrap();
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.contains("ops (private),Ana,"), "{text}");
+    assert!(
+        text.contains("private hello") && !text.contains("open hello"),
+        "{text}"
+    );
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert!(lines.contains("\"private\":{\"title\":\"ops\""), "{lines}");
+    let v = crate::export::verify_file(&jsonl).unwrap();
+    assert_eq!((v.lines, v.valid), (2, 2), "{:?}", v.failures);
+    let Node { dir, core, .. } = ana;
+    drop(core);
+    let (tx, _) = broadcast::channel(16);
+    let key = identity::load_or_create(dir.path()).unwrap();
+    let mut core = Core::open(dir.path(), key, tx, None).unwrap();
+    let again: Vec<MessageView> = decode(
+        call(
+            &mut core,
+            Request::Messages {
+                room: room.name.clone(),
+                limit: 10,
+                before: None,
+            },
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|m| m.private));
+    assert_eq!(again[0].kind, MessageKind::Join);
+}
