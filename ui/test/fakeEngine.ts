@@ -297,20 +297,20 @@ export class FakeEngine {
         const code = this.inviteCode(room);
         const path = typeof args.path === "string" ? args.path : null;
         if (path?.startsWith("/readonly/")) return fail("io", `${path}: read-only file system`);
-        if (path !== null) this.written.set(path, `${code}\n`);
+        if (path !== null) this.written.set(path, `# DisasterNet invite to the private room "${p.title}".\n${code}\n`);
         return {
           room,
           title: p.title,
           code,
-          qr_svg: `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 21 21"><rect width="21" height="21" fill="#fff"/><path d="M1 1h7v7H1z" fill="#000"/></svg>`,
+          qr_svg: `<?xml version="1.0" standalone="yes"?><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 21 21"><rect width="21" height="21" fill="#fff"/><path d="M1 1h7v7H1z" fill="#000"/></svg>`,
           epoch: p.epoch,
           path,
         } satisfies InviteView;
       }
       case "join_invite": {
         const text = String(args.invite);
-        const code = text.split(/\s+/).find((w) => w.startsWith("DNI1-"));
-        if (code === undefined) return fail("invalid_input", "not an invite: expected a code starting with DNI1-");
+        const code = text.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#")).join("");
+        if (!code.startsWith("DNI1-")) return fail("invalid_input", "not an invite: expected a code starting with DNI1-");
         const room = this.invites.get(code);
         if (room === undefined) return fail("invalid_input", INVITE_TYPO);
         this.joined.add(room);

@@ -85,9 +85,10 @@ describe("pure helpers", () => {
   });
 
   it("suggests a safe invite file name", () => {
-    expect(inviteFileName("medical")).toBe("disasternet-invite-medical.dninvite");
-    expect(inviteFileName("Médical / triage")).toBe("disasternet-invite-Medical-triage.dninvite");
-    expect(inviteFileName("../..")).toBe("disasternet-invite-room.dninvite");
+    expect(inviteFileName("medical")).toBe("medical.invite");
+    expect(inviteFileName("Médical / triage")).toBe("Medical-triage.invite");
+    expect(inviteFileName("../..")).toBe("room.invite");
+    expect(inviteFileName(".hidden")).toBe("hidden.invite");
   });
 
   it("keeps only drawing elements and attributes of the QR image", () => {
@@ -275,21 +276,21 @@ describe("invite dialog", () => {
   });
 
   it("saves the invite file where the native dialog says", async () => {
-    engine.savePath = "/home/ana/medical.dninvite";
+    engine.savePath = "/home/ana/medical.invite";
     $<HTMLButtonElement>("#save-invite").click();
     await settle();
     expect(calls("plugin:dialog|save")).toEqual([
       {
         options: {
-          defaultPath: "disasternet-invite-medical.dninvite",
-          filters: [{ name: "DisasterNet room invite", extensions: ["dninvite"] }],
+          defaultPath: "medical.invite",
+          filters: [{ name: "DisasterNet room invite", extensions: ["invite"] }],
         },
       },
     ]);
-    expect(calls("room_invite").at(-1)).toEqual({ room: id, path: "/home/ana/medical.dninvite" });
-    expect(engine.written.get("/home/ana/medical.dninvite")).toBe(`${engine.inviteCode(id)}\n`);
+    expect(calls("room_invite").at(-1)).toEqual({ room: id, path: "/home/ana/medical.invite" });
+    expect(engine.written.get("/home/ana/medical.invite")).toContain(`\n${engine.inviteCode(id)}\n`);
     expect($("#invite-saved").textContent).toBe(
-      "Invite saved to /home/ana/medical.dninvite. Keep the file as safe as the code.",
+      "Invite saved to /home/ana/medical.invite. Keep the file as safe as the code.",
     );
   });
 
@@ -299,11 +300,11 @@ describe("invite dialog", () => {
     await settle();
     expect(calls("room_invite")).toHaveLength(1);
     expect($("#invite-saved").textContent).toBe("");
-    engine.savePath = "/readonly/x.dninvite";
+    engine.savePath = "/readonly/x.invite";
     $<HTMLButtonElement>("#save-invite").click();
     await settle();
     expect($("#invite-dialog-error").hidden).toBe(false);
-    expect($("#invite-dialog-error").textContent).toBe("/readonly/x.dninvite: read-only file system");
+    expect($("#invite-dialog-error").textContent).toBe("/readonly/x.invite: read-only file system");
     expect($<HTMLButtonElement>("#save-invite").disabled).toBe(false);
   });
 
@@ -396,15 +397,22 @@ describe("join with invite", () => {
       Object.defineProperty(input, "files", { value: [file], configurable: true });
       input.dispatchEvent(new Event("change"));
     };
-    choose(new File([`${engine.inviteCode(id)}\n`], "medical.dninvite"));
+    const fileText = `# DisasterNet invite to the private room "medical".\n${engine.inviteCode(id)}\n`;
+    choose(new File([fileText], "medical.invite"));
     await settle();
-    expect($<HTMLTextAreaElement>("#invite-input").value).toBe(engine.inviteCode(id));
+    expect($<HTMLTextAreaElement>("#invite-input").value).toBe(fileText.trim());
+    // The file's text goes to the engine as is (it skips the comment lines).
+    $<HTMLFormElement>("#join-invite-form").requestSubmit();
+    await settle();
+    expect(calls("join_invite")).toEqual([{ invite: fileText.trim() }]);
+    expect(store.state.selectedRoom).toBe(id);
+    $<HTMLButtonElement>("#join-invite-button").click();
     choose(new File(["x".repeat(MAX_INVITE_FILE_BYTES + 1)], "movie.mkv"));
     await settle();
     expect($("#invite-error").textContent).toBe(
       `That file is ${(MAX_INVITE_FILE_BYTES + 1).toLocaleString("en-US")} bytes: too large to be an invite (an invite is a few hundred bytes).`,
     );
-    expect($<HTMLTextAreaElement>("#invite-input").value).toBe(engine.inviteCode(id));
+    expect($<HTMLTextAreaElement>("#invite-input").value).toBe("");
   });
 });
 

@@ -9,10 +9,10 @@ import { visibleText } from "./text";
 export const INVITE_WARNING =
   "Anyone with this code can read and write this room. Share it only with people who should.";
 
-/** File type of invite files in the save dialog. */
-export const INVITE_FILTER = { name: "DisasterNet room invite", extensions: ["dninvite"] };
+/** File type of invite files in the save dialog (`triage.invite`, as the README's CLI examples). */
+export const INVITE_FILTER = { name: "DisasterNet room invite", extensions: ["invite"] };
 
-/** Largest invite file the app reads (an invite is a few hundred bytes). */
+/** Largest invite file the app reads (an invite is a few hundred bytes; the CLI's limit too). */
 export const MAX_INVITE_FILE_BYTES = 64 * 1024;
 
 /** What a room is called on screen: `#name` for an open room, its title for a private one. */
@@ -36,7 +36,7 @@ export function inviteFileName(title: string): string {
     .replace(/[^A-Za-z0-9._-]+/g, "-")
     .replace(/^[-.]+|-+$/g, "")
     .slice(0, 40);
-  return `disasternet-invite-${safe || "room"}.${INVITE_FILTER.extensions[0]}`;
+  return `${safe || "room"}.${INVITE_FILTER.extensions[0]}`;
 }
 
 /** "3 messages waiting for the room key", or null when none wait. */
