@@ -3,7 +3,8 @@
 // "medical" and opens its invite dialog; the test reads the code from the field (and sees the
 // QR image); B first types the code with one character changed (the typo error shows in B's
 // dialog, which keeps the text), then joins with the right code; both chat; A opens the members
-// panel and removes B; what A writes after that never shows at B, who got the removal notice.
+// panel and removes B; what A writes after that never shows at B, who got the removal notice
+// (and whose app says it was removed and no longer offers to write there).
 //
 //   cd tests/gui && xvfb-run -a -s "-screen 0 1280x800x24" node --test private-rooms.test.mjs
 //
@@ -179,18 +180,17 @@ step("A opens the members panel and removes B (after confirming)", "remove", asy
   const d = a.driver;
   await d.findElement(By.css("#members-button")).click();
   const panel = await dialogShown(a, "members-panel", true);
-  const row = await eventually("B in A's member list", async () => {
-    const rows = await d.findElements(By.css(`#member-list [data-member="${b.id}"]`));
-    return rows[0] ?? null;
-  }, GOSSIP_TIMEOUT);
+  // (A row is drawn again when what it shows changes: located afresh for each action.)
+  const rowCss = `#member-list [data-member="${b.id}"]`;
+  await d.wait(until.elementLocated(By.css(rowCss)), GOSSIP_TIMEOUT, "B in A's member list");
   const me = await panel.findElement(By.css(`[data-member="${a.id}"]`));
   assert.match(await me.getText(), /admin/);
   await a.shot("08-members");
-  await row.findElement(By.css(".remove-member")).click();
-  const confirm = await row.findElement(By.css(".remove-confirm"));
-  assert.match(await confirm.getText(), /will not read anything new/);
+  await d.findElement(By.css(`${rowCss} .remove-member`)).click();
+  const confirm = await d.findElement(By.css(`${rowCss} .remove-confirm`));
+  assert.match(await confirm.getText(), /^Remove Ben \(logistics\)\? They keep what they already have but will not read anything new\./);
   await a.shot("09-confirm-removal");
-  await confirm.findElement(By.css(".remove-yes")).click();
+  await d.findElement(By.css(`${rowCss} .remove-yes`)).click();
   await eventually("B to leave A's member list", async () =>
     (await d.findElements(By.css(`#member-list [data-member="${b.id}"]`))).length === 0,
   );
@@ -203,6 +203,11 @@ step("A writes after the removal: B gets the removal notice but never shows the 
   const { a, b } = suite.apps;
   const notice = await elementWithText(b.driver, '[data-testid="notice"][data-kind="remove"]', "removed", GOSSIP_TIMEOUT);
   console.log(`B's removal notice: ${await notice.getAttribute("textContent")}`);
+  // B's app says it and no longer offers to write there (nobody would read it).
+  const removed = await b.driver.findElement(By.css("#room-removed"));
+  await b.driver.wait(until.elementIsVisible(removed), TIMEOUT, "B's header to say it was removed");
+  assert.match(await removed.getText(), /removed you from this room/);
+  assert.equal(await b.driver.findElement(By.css("#composer")).isEnabled(), false, "B can still write in the room");
   const sent = await send(a, bodies.afterRemoval);
   // B may still carry it (it cannot read it): wait until B holds it, or some seconds.
   const held = await eventually(

@@ -231,6 +231,22 @@ export function nameOf(state: AppState, nodeId: string): string {
   return fingerprintOf(state, nodeId);
 }
 
+/**
+ * The notice that removed this node from a private room, from its loaded messages (the newest
+ * removal of this node not followed by a join of its own), or null.
+ */
+export function removalOf(state: AppState, room: string): MessageView | null {
+  const me = state.identity?.id;
+  const items = state.messages[room]?.items;
+  if (!me || !items) return null;
+  for (let i = items.length - 1; i >= 0; i--) {
+    const m = items[i];
+    if (m?.kind === "join" && m.author === me) return null;
+    if (m?.kind === "remove" && m.subject === me) return m;
+  }
+  return null;
+}
+
 /** What the composer writes to now, or null when it cannot write. */
 export interface ComposeTarget {
   placeholder: string;
@@ -251,6 +267,10 @@ export function composeTarget(state: AppState): ComposeTarget {
     };
   }
   const room = selectedRoom(state);
+  if (room?.private && removalOf(state, room.name)) {
+    // Nobody would read it: the room has moved to a key this node does not have.
+    return { placeholder: `You were removed from ${roomLabel(room)}`, canWrite: false, limit: MAX_BODY_BYTES };
+  }
   return {
     placeholder: !room
       ? "Join a room to write"

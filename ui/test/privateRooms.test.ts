@@ -541,3 +541,48 @@ describe("notifications", () => {
     }
   });
 });
+
+describe("removed from a private room", () => {
+  it("says so, stops writing there and no longer counts messages as waiting", async () => {
+    const id = engine.addPrivateRoom("medical", { [BO]: "Bo" }, false);
+    engine.privateRooms.get(id)!.waiting = 2;
+    engine.message(id, "before", BO, "Bo");
+    await store.start();
+    await store.selectRoom(id);
+    await settle();
+    expect($<HTMLTextAreaElement>("#composer").disabled).toBe(false);
+    expect($("#room-waiting").hidden).toBe(false);
+    expect($("#room-removed").hidden).toBe(true);
+
+    // Bo (the admin) removes this node: the notice arrives as a message.
+    const notice = engine.message(id, "removed Amara", BO, "Bo", { kind: "remove", subject: SELF_ID });
+    await emit(ENGINE_EVENT, { type: "message", message: notice } satisfies EngineEvent);
+    await settle();
+    expect($("#room-removed").hidden).toBe(false);
+    expect($("#room-removed").textContent).toBe(
+      "Bo removed you from this room: you keep what you already have and read nothing written after.",
+    );
+    expect($("#room-waiting").hidden).toBe(true);
+    expect($<HTMLTextAreaElement>("#composer").disabled).toBe(true);
+    expect($<HTMLTextAreaElement>("#composer").placeholder).toBe("You were removed from medical");
+    expect($("#invite-button").hidden).toBe(true);
+    expect($('[data-testid="notice"][data-kind="remove"]').textContent).toContain("Bo removed Amara");
+
+    // Invited again: its own join notice after the removal opens the room again.
+    const join = engine.message(id, "joined the room", SELF_ID, "Amara", { kind: "join" });
+    await emit(ENGINE_EVENT, { type: "message", message: join } satisfies EngineEvent);
+    await settle();
+    expect($("#room-removed").hidden).toBe(true);
+    expect($<HTMLTextAreaElement>("#composer").disabled).toBe(false);
+  });
+
+  it("someone else's removal changes nothing for this node", async () => {
+    const id = engine.addPrivateRoom("medical", { [BO]: "Bo", [CHIOMA]: "Chioma" });
+    await store.start();
+    await store.selectRoom(id);
+    await store.removeMember(id, CHIOMA);
+    await settle();
+    expect($("#room-removed").hidden).toBe(true);
+    expect($<HTMLTextAreaElement>("#composer").disabled).toBe(false);
+  });
+});

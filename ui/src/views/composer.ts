@@ -107,6 +107,7 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
       state.selectedDm !== previous.selectedDm ||
       state.peers !== previous.peers ||
       state.rooms !== previous.rooms ||
+      state.messages !== previous.messages || // a removal notice closes a private room
       state.pending !== previous.pending ||
       state.phase !== previous.phase
     ) {

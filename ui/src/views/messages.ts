@@ -8,7 +8,7 @@ import { lockIcon } from "../lib/icons";
 import { roomLabel, waitingText } from "../lib/invite";
 import type { MessageView } from "../bindings/MessageView";
 import { deliveryLabel, formatFullTime, formatTime, layoutRows, type Row } from "../lib/messages";
-import { composeTarget, fingerprintOf, selectedRoom, type AppState, type Store } from "../store";
+import { composeTarget, fingerprintOf, removalOf, selectedRoom, type AppState, type Store } from "../store";
 
 /** Messages from the same author closer than this (ms) share one header. */
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
@@ -52,7 +52,8 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
   const title = h("h1", { id: "room-title" });
   const subtitle = h("p", { id: "room-subtitle", class: "muted" });
   const waiting = h("p", { id: "room-waiting", class: "waiting-key", role: "status", hidden: true });
-  const header = h("header", { class: "room-header" }, title, subtitle, waiting);
+  const removed = h("p", { id: "room-removed", class: "waiting-key", role: "status", hidden: true });
+  const header = h("header", { class: "room-header" }, title, subtitle, waiting, removed);
   const older = h("div", { id: "older-status", class: "older-status muted" });
   const list = h("ol", { id: "message-list", class: "message-list", "aria-live": "polite" });
   const placeholder = h("div", { id: "messages-empty", class: "messages-empty muted" });
@@ -229,7 +230,13 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
       }`;
     }
     title.classList.toggle("private", room?.private ?? false);
-    const wait = room ? waitingText(room.waiting_for_key) : null;
+    const removal = room?.private ? removalOf(state, room.name) : null;
+    removed.hidden = removal === null;
+    removed.textContent = removal
+      ? `${visibleText(removal.author_name) || "An admin"} removed you from this room: you keep what you already have and read nothing written after.`
+      : "";
+    // Messages written after a removal never become readable here: not "waiting".
+    const wait = room && removal === null ? waitingText(room.waiting_for_key) : null;
     waiting.textContent = wait ?? "";
     waiting.hidden = wait === null;
 

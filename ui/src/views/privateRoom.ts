@@ -6,7 +6,7 @@ import type { RoomView } from "../bindings/RoomView";
 import { h } from "../lib/dom";
 import { renderKeyed } from "../lib/keyboard";
 import { visibleText } from "../lib/text";
-import { selectedRoom, type AppState, type Store } from "../store";
+import { removalOf, selectedRoom, type AppState, type Store } from "../store";
 
 /** What the confirmation of a removal says. */
 export function removeQuestion(name: string): string {
@@ -144,7 +144,7 @@ export function mountPrivateRoom(root: HTMLElement, store: Store): () => void {
     const room = selectedRoom(state);
     const isPrivate = state.pane === "room" && room !== null && room.private;
     tools.hidden = !isPrivate;
-    inviteButton.hidden = !room?.joined;
+    inviteButton.hidden = !room?.joined || removalOf(state, room.name) !== null;
     if (openFor !== null && openFor !== room?.name) {
       openFor = null;
       confirming = null;
@@ -179,7 +179,8 @@ export function mountPrivateRoom(root: HTMLElement, store: Store): () => void {
       state.selectedRoom !== previous.selectedRoom ||
       state.pane !== previous.pane ||
       state.rooms !== previous.rooms ||
-      state.members !== previous.members
+      state.members !== previous.members ||
+      state.messages !== previous.messages
     ) {
       render(state);
     }

@@ -87,7 +87,7 @@ export function mountPrivateRooms(root: HTMLElement, store: Store): PrivateRoomD
 
   const inviteText = h("textarea", {
     id: "invite-input",
-    rows: 4,
+    rows: 5,
     autocomplete: "off",
     spellcheck: "false",
     placeholder: "DNI1-…",
