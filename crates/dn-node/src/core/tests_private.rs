@@ -263,6 +263,38 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
     assert_eq!(names[0], (Some("Ana Creator".into()), true, false));
     assert_eq!(members.len(), 3);
 
+    // Someone without the key (who knows the room id from the traffic) writes into it: Bo
+    // stores it (a valid envelope), never shows it, and does not count it as waiting for a key.
+    let mallory = SigningKey::from_bytes(&[66; 32]);
+    let rid = dn_proto::private::RoomId::parse(&id).unwrap();
+    let plain = dn_proto::private::Plain {
+        room_name: "medical".into(),
+        author_name: "Mallory".into(),
+        content: dn_proto::private::Content::Text("fake order".into()),
+    };
+    let m_id = identity::node_id(&mallory);
+    let body = dn_proto::private::seal(&rid, 0, &[1; 32], &m_id, 5, &plain, [2; 24]).unwrap();
+    let forged = Message::create(
+        &mallory,
+        &id,
+        dn_proto::private::HIDDEN_AUTHOR_NAME,
+        5,
+        &body,
+    )
+    .unwrap();
+    bo.core.handle(CoreMsg::Frame {
+        peer: ana.id,
+        conn_id: 1,
+        frame: Frame::Msg {
+            hops: 1,
+            message: forged.clone(),
+        },
+        permit: InPermit::none(),
+    });
+    assert!(bo.core.store.has_message(&forged.id()).unwrap());
+    assert_eq!(bodies(bo, &id).len(), 4);
+    assert_eq!(typed(bo, calls::Rooms).unwrap()[0].waiting_for_key, 0);
+
     // Only an admin removes; Bo is not one.
     let e = typed(
         bo,
