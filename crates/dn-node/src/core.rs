@@ -10,6 +10,8 @@
 //!   pure function);
 //! - `direct.rs`: sealing and opening direct messages;
 //! - `files.rs`: exports on their own thread and the data-dir file checks;
+//! - `atrest.rs`: turning the passphrase on, changing and removing it (re-encrypting the
+//!   store it owns), and locked backups;
 //! - `tests.rs`: unit tests without threads.
 
 use std::collections::HashMap;
@@ -280,6 +282,8 @@ pub struct Core {
     pending: Option<Vec<Pending>>,
     /// Drops and failures the core itself counts (the protocol and the driver count theirs).
     drops: CoreDrops,
+    /// The at-rest keys while the data directory is locked with a passphrase.
+    lock: Option<crate::atrest::LockKeys>,
 }
 
 /// What the core dropped or cut, by reason.
@@ -313,8 +317,24 @@ impl Core {
         events: broadcast::Sender<EngineEvent>,
         net: Option<NetInfo>,
     ) -> Result<Core, ApiError> {
+        Self::open_locked(data_dir, key, None, events, net)
+    }
+
+    /// [`Core::open`] for a data directory unlocked by [`crate::atrest::unlock`]: with `lock`,
+    /// the store is opened with its SQLCipher key.
+    pub fn open_locked(
+        data_dir: &Path,
+        key: SigningKey,
+        lock: Option<crate::atrest::LockKeys>,
+        events: broadcast::Sender<EngineEvent>,
+        net: Option<NetInfo>,
+    ) -> Result<Core, ApiError> {
         let id = identity::node_id(&key);
-        let store = Store::open(&data_dir.join(STORE_FILE)).map_err(store_err)?;
+        let store = Store::open_with_key(
+            &data_dir.join(STORE_FILE),
+            lock.as_ref().map(|l| &l.store_key),
+        )
+        .map_err(crate::atrest::store_open_error)?;
         let name = store
             .get_setting(NAME_KEY)
             .map_err(store_err)?
@@ -365,6 +385,7 @@ impl Core {
             last_status: Instant::now(),
             pending: None,
             drops: CoreDrops::default(),
+            lock,
         })
     }
 
@@ -895,6 +916,7 @@ impl Core {
     }
 }
 
+mod atrest;
 mod direct;
 mod files;
 mod requests;

@@ -62,8 +62,22 @@ pub fn export_file_signed(
     key: Option<&SigningKey>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ExportSummary, ApiError> {
-    let store =
-        Store::open_reader(db).map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
+    export_file_signed_with_key(db, None, room, path, format, key, progress)
+}
+
+/// [`export_file_signed`] on a store encrypted at rest with `store_key` (the export file itself
+/// is plain: the user asked for a readable copy).
+pub fn export_file_signed_with_key(
+    db: &Path,
+    store_key: Option<&dn_store::StoreKey>,
+    room: Option<&str>,
+    path: &Path,
+    format: ExportFormat,
+    key: Option<&SigningKey>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportSummary, ApiError> {
+    let store = Store::open_reader_with_key(db, store_key)
+        .map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
     let total = store
         .message_count(room)
         .map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
