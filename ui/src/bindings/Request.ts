@@ -88,4 +88,20 @@ author: string,
 /**
  * Blocked from now on.
  */
-blocked: boolean, } | { "op": "blocked" };
+blocked: boolean, } | { "op": "blocked" } | { "op": "lock_state" } | { "op": "set_passphrase", 
+/**
+ * The new passphrase.
+ */
+passphrase: string, } | { "op": "change_passphrase", 
+/**
+ * The current passphrase.
+ */
+old: string, 
+/**
+ * The new passphrase (at least 8 characters).
+ */
+new: string, } | { "op": "remove_passphrase", 
+/**
+ * The current passphrase.
+ */
+passphrase: string, };

@@ -6,6 +6,7 @@ import type { DmView } from "./DmView";
 import type { ExportFormat } from "./ExportFormat";
 import type { ExportSummary } from "./ExportSummary";
 import type { IdentityView } from "./IdentityView";
+import type { LockView } from "./LockView";
 import type { MessageView } from "./MessageView";
 import type { NetworkView } from "./NetworkView";
 import type { PeerView } from "./PeerView";
@@ -122,6 +123,28 @@ export interface EngineApi {
    * Blocked authors, oldest block first.
    */
   blocked(): Promise<Array<BlockedView>>;
+  /**
+   * Whether this data directory is locked with a passphrase.
+   */
+  lockState(): Promise<LockView>;
+  /**
+   * Lock this laptop's DisasterNet: encrypt the identity key and the store under a
+   * passphrase (at least 8 characters), asked for at every start from now on. The store is
+   * copied encrypted and verified before the plain copy goes.
+   * @param passphrase The new passphrase.
+   */
+  setPassphrase(passphrase: string): Promise<LockView>;
+  /**
+   * Change the passphrase (the store is not re-written).
+   * @param old The current passphrase.
+   * @param new_ The new passphrase (at least 8 characters).
+   */
+  changePassphrase(old: string, new_: string): Promise<LockView>;
+  /**
+   * Remove the passphrase: the identity key and the store are stored unencrypted again.
+   * @param passphrase The current passphrase.
+   */
+  removePassphrase(passphrase: string): Promise<LockView>;
 }
 
 /** The typed functions over a transport (`send`). */
@@ -146,5 +169,9 @@ export function engineApi(send: Send): EngineApi {
     activate: () => send({ op: "activate" }) as Promise<ActivateView>,
     block: (author, blocked) => send({ op: "block", author, blocked }) as Promise<Array<BlockedView>>,
     blocked: () => send({ op: "blocked" }) as Promise<Array<BlockedView>>,
+    lockState: () => send({ op: "lock_state" }) as Promise<LockView>,
+    setPassphrase: (passphrase) => send({ op: "set_passphrase", passphrase }) as Promise<LockView>,
+    changePassphrase: (old, new_) => send({ op: "change_passphrase", old, new: new_ }) as Promise<LockView>,
+    removePassphrase: (passphrase) => send({ op: "remove_passphrase", passphrase }) as Promise<LockView>,
   };
 }
