@@ -1,6 +1,6 @@
 //! # dn-bench — DisasterNet's benchmark runner
 //!
-//! One binary, eight sections, each printed with its exact parameters beside its goal and the
+//! One binary, nine sections, each printed with its exact parameters beside its goal and the
 //! peers' published numbers (`/work/shared/notes/ANCHORS.md`, `docs/benchmarks.md`):
 //!
 //! 1. `sim` — propagation in the deterministic simulator (`dn_proto::sim`): tree vs flooding.
@@ -18,6 +18,8 @@
 //!    trip, honest-peer latency and counted drops, idle and under each attack.
 //! 8. `carry` — the carry quota's housekeeping tick on a real store: measuring usage, and
 //!    evicting the oldest when over (`dn_proto::protocol::evict`).
+//! 9. `atrest` — a data directory locked with a passphrase beside an unlocked one: ingest rate
+//!    into an encrypted store, and the start of the real `disasternet` on 100k messages.
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -30,6 +32,7 @@
 //! sections create.
 
 mod app;
+mod atrest;
 mod carry;
 mod fixtures;
 mod hostile;
@@ -49,8 +52,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 8] = [
-    "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry",
+const SECTIONS: [&str; 9] = [
+    "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest",
 ];
 
 #[derive(Parser)]
@@ -66,7 +69,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry (default: all).
+    /// carry, atrest (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -213,6 +216,7 @@ fn run() -> Result<ExitCode> {
             "node" => node::run(&ctx),
             "live" => live::run(&ctx),
             "hostile" => hostile::run(&ctx),
+            "atrest" => atrest::run(&ctx),
             _ => app::run(&ctx),
         };
         match result {

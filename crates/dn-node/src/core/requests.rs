@@ -2,6 +2,7 @@
 //! writes it needs (publishing a message, setting the name).
 
 use super::*;
+use crate::atrest::Passphrase;
 
 impl Core {
     /// Answers `req` on `reply`: at once, or (an export) from the thread writing the file.
@@ -100,7 +101,7 @@ impl Core {
                     return Err(invalid(format!("{path}: the backup path must be absolute")));
                 }
                 self.refuse_own_files(Path::new(&path))?;
-                identity::write_backup(&self.key, Path::new(&path))?;
+                self.write_backup(Path::new(&path))?;
                 Self::to_value(BackupSummary { path })
             }
             Request::Network => Self::to_value(self.network_view()),
@@ -178,6 +179,16 @@ impl Core {
             }
             Request::PromoteMember { room, member } => {
                 Self::to_value(self.promote_member(&room, &member)?)
+            }
+            Request::LockState => Self::to_value(self.lock_view()),
+            Request::SetPassphrase { passphrase } => {
+                Self::to_value(self.set_passphrase(&Passphrase::new(passphrase))?)
+            }
+            Request::ChangePassphrase { old, new } => Self::to_value(
+                self.change_passphrase(&Passphrase::new(old), &Passphrase::new(new))?,
+            ),
+            Request::RemovePassphrase { passphrase } => {
+                Self::to_value(self.remove_passphrase(&Passphrase::new(passphrase))?)
             }
         }
     }
