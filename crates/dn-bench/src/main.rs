@@ -20,6 +20,8 @@
 //!    evicting the oldest when over (`dn_proto::protocol::evict`).
 //! 9. `atrest` — a data directory locked with a passphrase beside an unlocked one: ingest rate
 //!    into an encrypted store, and the start of the real `disasternet` on 100k messages.
+//! 10. `private` — reading a private room (sealed messages opened when shown) beside an open
+//!    room of the same size, through the engine.
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -39,6 +41,7 @@ mod hostile;
 mod ingest;
 mod live;
 mod node;
+mod private;
 mod recon;
 mod sim;
 mod stats;
@@ -52,8 +55,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 9] = [
-    "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest",
+const SECTIONS: [&str; 10] = [
+    "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
 ];
 
 #[derive(Parser)]
@@ -69,7 +72,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry, atrest (default: all).
+    /// carry, atrest, private (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -213,6 +216,7 @@ fn run() -> Result<ExitCode> {
             "recon" => recon::run(&ctx),
             "ingest" => ingest::run(&ctx),
             "carry" => carry::run(&ctx),
+            "private" => private::run(&ctx),
             "node" => node::run(&ctx),
             "live" => live::run(&ctx),
             "hostile" => hostile::run(&ctx),

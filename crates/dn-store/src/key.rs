@@ -2,7 +2,8 @@
 //! another key (or none) for turning the passphrase on and off.
 //!
 //! SQLCipher encrypts every page of the database file and of its `-wal` (AES-256-CBC with a
-//! per-page random IV and an HMAC-SHA512 per page); the `-shm` index holds no content. The key
+//! per-page random IV and an HMAC-SHA256 per page, [`CIPHER_SETTINGS`]); the `-shm` index holds
+//! no content. The key
 //! is a *raw* 32-byte key (`PRAGMA key = "x'<64 hex>'"`), so SQLCipher's own password KDF is
 //! not used: the random key is wrapped under the user's passphrase by the node (Argon2id, see
 //! docs/security.md "At rest"). An unkeyed store is an ordinary SQLite file.
@@ -14,6 +15,14 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use zeroize::Zeroizing;
 
 use crate::{schema, Result, Store, StoreError, BUSY_TIMEOUT};
+
+/// SQLCipher settings of every encrypted store, given right after its key (they are part of the
+/// file format: a store must always be opened with the same ones). HMAC-SHA256 instead of
+/// SQLCipher 4's default HMAC-SHA512 per page: the same integrity, and on this x86-64 laptop's
+/// class of CPU (SHA extensions) it reads a 100k-message store's pages in 117 ms instead of
+/// 160 ms and ingests 12 % faster (docs/benchmarks.md §9). The page size stays 4 KiB: 16 KiB
+/// reads faster still but makes each single-message commit (the `send` path) 25 % slower.
+pub const CIPHER_SETTINGS: &str = "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;";
 
 /// Length of a store key in bytes.
 pub const STORE_KEY_LEN: usize = 32;
@@ -53,7 +62,10 @@ pub(crate) fn apply(conn: &Connection, key: Option<&StoreKey>, path: &Path) -> R
     let Some(key) = key else {
         return Ok(());
     };
-    let sql = Zeroizing::new(format!("PRAGMA key = {};", key.literal().as_str()));
+    let sql = Zeroizing::new(format!(
+        "PRAGMA key = {}; {CIPHER_SETTINGS}",
+        key.literal().as_str()
+    ));
     conn.execute_batch(&sql)?;
     // SQLCipher logs to stderr by default (a wrong key prints "hmac check failed" lines around
     // our own clear error); its errors reach us as SQLite errors anyway. The level is
@@ -146,6 +158,10 @@ impl Store {
             literal.as_str()
         ));
         self.conn.execute_batch(&sql)?;
+        if key.is_some() {
+            self.conn
+                .execute_batch(&CIPHER_SETTINGS.replace("PRAGMA ", "PRAGMA dn_export."))?;
+        }
         let version = schema::user_version(&self.conn)?;
         let app = schema::application_id(&self.conn)?;
         let r = self
@@ -268,6 +284,33 @@ mod tests {
         fill(&s, 50);
         drop(s);
         assert!(files(&plain).iter().any(|(_, b)| contains(b, BODY)));
+    }
+
+    #[test]
+    fn stores_and_their_copies_use_the_documented_cipher_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let s = Store::open_with_key(&db, Some(&key(1))).unwrap();
+        fill(&s, 5);
+        let copy = dir.path().join("copy.db");
+        s.export_to(&copy, Some(&key(2))).unwrap();
+        drop(s);
+        let literal = |k: &StoreKey| k.literal().as_str().to_string();
+        for (path, k) in [(&db, key(1)), (&copy, key(2))] {
+            let count = |settings: &str| {
+                let c = Connection::open(path).unwrap();
+                c.execute_batch(&format!("PRAGMA key = {}; {settings}", literal(&k)))
+                    .unwrap();
+                c.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
+            };
+            assert_eq!(count(CIPHER_SETTINGS).unwrap(), 5);
+            // SQLCipher's defaults (HMAC-SHA512) do not open it: the settings are in force.
+            assert!(
+                count("").is_err(),
+                "{} opened with the defaults",
+                path.display()
+            );
+        }
     }
 
     #[test]
