@@ -21,7 +21,7 @@
 //! 9. `atrest` — a data directory locked with a passphrase beside an unlocked one: ingest rate
 //!    into an encrypted store, and the start of the real `disasternet` on 100k messages.
 //! 10. `private` — reading a private room (sealed messages opened when shown) beside an open
-//!    room of the same size, through the engine.
+//!     room of the same size, through the engine.
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs

@@ -22,7 +22,7 @@ use crate::{schema, Result, Store, StoreError, BUSY_TIMEOUT};
 /// class of CPU (SHA extensions) it reads a 100k-message store's pages in 117 ms instead of
 /// 160 ms and ingests 12 % faster (docs/benchmarks.md §9). The page size stays 4 KiB: 16 KiB
 /// reads faster still but makes each single-message commit (the `send` path) 25 % slower.
-pub const CIPHER_SETTINGS: &str = "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;";
+pub(crate) const CIPHER_SETTINGS: &str = "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;";
 
 /// Length of a store key in bytes.
 pub const STORE_KEY_LEN: usize = 32;
