@@ -473,11 +473,7 @@ impl Core {
         let v = self.private_arrived(&sm).ok_or_else(|| {
             ApiError::new(ErrorCode::Internal, "cannot read back own private message")
         })?;
-        let _ = self
-            .events
-            .send(EngineEvent::Message { message: v.clone() });
-        self.feed(Input::Published(msg));
-        self.status_dirty = true;
+        self.publish_local(msg, &v);
         Ok(v)
     }
 

@@ -243,12 +243,18 @@ impl Core {
         // Durable (synchronous=FULL) before anyone is told it was sent.
         let sm = self.store_local(&msg)?;
         let v = view(&sm);
-        let _ = self
-            .events
-            .send(EngineEvent::Message { message: v.clone() });
+        self.publish_local(msg, &v);
+        Ok(v)
+    }
+
+    /// After a message written here is stored: shows it, then hands it to the protocol to
+    /// spread.
+    pub(super) fn publish_local(&mut self, msg: Message, shown: &MessageView) {
+        let _ = self.events.send(EngineEvent::Message {
+            message: shown.clone(),
+        });
         self.feed(Input::Published(msg));
         self.status_dirty = true;
-        Ok(v)
     }
 }
 
