@@ -1,4 +1,4 @@
-//! Section 9: encryption at rest (a data directory locked with a passphrase, SQLCipher) beside
+//! Section 10: encryption at rest (a data directory locked with a passphrase, SQLCipher) beside
 //! the unlocked figures: ingest rate (verify + store, batched) into a plain and an encrypted
 //! store, and the start of the real `disasternet` on a data directory with 100k messages
 //! (`status` with no node running: lock, unlock (Argon2id), open the store with its integrity
@@ -148,7 +148,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "== 9. At rest: locked (SQLCipher + Argon2id) beside unlocked"
+        "== 10. At rest: locked (SQLCipher + Argon2id) beside unlocked"
     );
     let _ = writeln!(
         text,

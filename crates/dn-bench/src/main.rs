@@ -18,9 +18,12 @@
 //!    trip, honest-peer latency and counted drops, idle and under each attack.
 //! 8. `carry` — the carry quota's housekeeping tick on a real store: measuring usage, and
 //!    evicting the oldest when over (`dn_proto::protocol::evict`).
-//! 9. `atrest` — a data directory locked with a passphrase beside an unlocked one: ingest rate
-//!    into an encrypted store, and the start of the real `disasternet` on 100k messages.
-//! 10. `private` — reading a private room (sealed messages opened when shown) beside an open
+//!
+//! (docs/benchmarks.md §9 compares two commits; it is not a section here.)
+//!
+//! 10. `atrest` — a data directory locked with a passphrase beside an unlocked one: ingest rate
+//!     into an encrypted store, and the start of the real `disasternet` on 100k messages.
+//! 11. `private` — reading a private room (sealed messages opened when shown) beside an open
 //!     room of the same size, through the engine.
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`

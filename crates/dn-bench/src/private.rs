@@ -1,4 +1,4 @@
-//! Section 10: reading a private room. Its messages are stored sealed (as they travel); the
+//! Section 11: reading a private room. Its messages are stored sealed (as they travel); the
 //! core opens them when it shows them. The first read of a room builds its state (membership,
 //! names, messages waiting for a key) by opening every message once; later pages open only
 //! what they show. Beside the same work on an open room of the same size, through the real
@@ -132,7 +132,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "== 10. Private rooms: reading sealed messages through the engine"
+        "== 11. Private rooms: reading sealed messages through the engine"
     );
     let _ = writeln!(
         text,
