@@ -256,7 +256,8 @@ pub struct PeerView {
     /// Last time it was connected, ms since the Unix epoch.
     #[ts(type = "number | null")]
     pub last_seen: Option<u64>,
-    /// Rooms it announced (while connected).
+    /// Rooms it announced (while connected); a private room by its title when this node is a
+    /// member, other private rooms left out.
     pub rooms: Vec<String>,
     /// Hop distance in the network graph (1 = direct neighbour), when reachable.
     pub hops: Option<u32>,

@@ -255,6 +255,21 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
     assert_eq!(dee.core.store.message_count(Some(&id)).unwrap(), 4);
     assert!(bodies(dee, &id).is_empty());
     assert!(typed(dee, calls::Rooms).unwrap().is_empty());
+    // Peers' announced rooms: a private room by its title for a member, left out for a carrier.
+    let peer_rooms = |n: &mut Node| -> Vec<String> {
+        typed(n, calls::Peers)
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| p.rooms)
+            .collect()
+    };
+    assert!(
+        peer_rooms(bo).iter().all(|r| r == "medical"),
+        "{:?}",
+        peer_rooms(bo)
+    );
+    assert!(!peer_rooms(bo).is_empty());
+    assert!(peer_rooms(dee).is_empty(), "{:?}", peer_rooms(dee));
     let members = typed(bo, calls::Members { room: id.clone() }).unwrap();
     let names: Vec<(Option<String>, bool, bool)> = members
         .iter()
