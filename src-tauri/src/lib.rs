@@ -20,6 +20,10 @@
 //! - `restore_identity` checks the backup, stops the engine, swaps the key (the engine's
 //!   `restore_identity`, which keeps the old key) and starts the engine again; commands issued
 //!   meanwhile wait for it, and the frontend gets `"engine-restarted"`.
+//! - A data directory locked with a passphrase (docs/security.md "At rest") does not start the
+//!   engine at launch: the UI asks `unlock_status`, shows its unlock screen and calls `unlock`
+//!   (a Tauri command, not an engine request: there is no engine yet) with the passphrase; a
+//!   wrong one leaves the app waiting for another try. Engine requests wait until then.
 //! - One task forwards `engine.subscribe()` to the frontend as the Tauri event `"engine"`
 //!   (payload: the `EngineEvent` JSON), except `Activate`, which shows the window. If the
 //!   frontend falls behind the broadcast channel it gets `"engine-lagged"` and reloads its state.
@@ -74,8 +78,12 @@ struct Shell {
     slot: watch::Sender<EngineSlot>,
     /// How the engine was started (absent when the configuration itself failed).
     cfg: Option<NodeConfig>,
-    /// Held while the engine is stopped and restarted (identity restore).
+    /// Held while the engine is stopped and restarted (identity restore, unlock).
     restart: tokio::sync::Mutex<()>,
+    /// The data directory is locked and the engine waits for [`unlock`].
+    waiting_for_passphrase: std::sync::atomic::AtomicBool,
+    /// The passphrase the engine was unlocked with (to restart it after an identity restore).
+    passphrase: std::sync::Mutex<Option<dn_node::atrest::Passphrase>>,
 }
 
 impl Shell {
@@ -235,10 +243,12 @@ async fn restore_identity(
     path: String,
 ) -> Result<RestoreSummary, ApiError> {
     let _one_at_a_time = shell.restart.lock().await;
-    let cfg = shell
+    let mut cfg = shell
         .cfg
         .clone()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the engine has no configuration"))?;
+    cfg.passphrase = shell.passphrase.lock().ok().and_then(|p| p.clone());
+    let pass = cfg.passphrase.clone();
     let backup = PathBuf::from(&path);
     let new_id = dn_node::check_backup(&backup)?;
     let engine = shell.engine().await?;
@@ -253,11 +263,13 @@ async fn restore_identity(
     engine.shutdown().await;
     drop(engine);
     let dir = cfg.data_dir.clone();
-    let restored =
-        tauri::async_runtime::spawn_blocking(move || dn_node::restore_identity(&dir, &backup))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("restore task: {e}")))
-            .and_then(|r| r);
+    // A locked backup is tried with this data directory's passphrase.
+    let restored = tauri::async_runtime::spawn_blocking(move || {
+        dn_node::restore_identity_with(&dir, &backup, pass.as_ref(), pass.as_ref())
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("restore task: {e}")))
+    .and_then(|r| r);
     let started = start_engine(app.clone(), cfg).await;
     let running = started.is_ok();
     shell.slot.send_replace(Some(started));
@@ -270,6 +282,50 @@ async fn restore_identity(
         }
     }
     restored
+}
+
+/// True while the data directory is locked and the engine waits for [`unlock`].
+#[tauri::command]
+async fn unlock_status(shell: State<'_, Shell>) -> Result<bool, ApiError> {
+    Ok(shell
+        .waiting_for_passphrase
+        .load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Starts the engine of a locked data directory with `passphrase`. A wrong one is
+/// `wrong_passphrase` and the app keeps waiting (nothing changed on disk); any other start
+/// error is published to every request, as at launch.
+#[tauri::command]
+async fn unlock(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    passphrase: String,
+) -> Result<(), ApiError> {
+    use std::sync::atomic::Ordering;
+    let _one_at_a_time = shell.restart.lock().await;
+    if !shell.waiting_for_passphrase.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let mut cfg = shell
+        .cfg
+        .clone()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the engine has no configuration"))?;
+    let pass = dn_node::atrest::Passphrase::new(passphrase);
+    cfg.passphrase = Some(pass.clone());
+    match start_engine(app, cfg).await {
+        Err(e) if matches!(e.code, ErrorCode::WrongPassphrase | ErrorCode::Locked) => Err(e),
+        result => {
+            let started = result.as_ref().map(|_| ()).map_err(Clone::clone);
+            if started.is_ok() {
+                if let Ok(mut p) = shell.passphrase.lock() {
+                    *p = Some(pass);
+                }
+            }
+            shell.waiting_for_passphrase.store(false, Ordering::SeqCst);
+            shell.slot.send_replace(Some(result));
+            started
+        }
+    }
 }
 
 /// Stops the engine (if running) before the process exits.
@@ -333,6 +389,8 @@ pub fn run() -> ExitCode {
         slot: slot_tx,
         cfg,
         restart: tokio::sync::Mutex::new(()),
+        waiting_for_passphrase: std::sync::atomic::AtomicBool::new(false),
+        passphrase: std::sync::Mutex::new(None),
     };
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
@@ -348,9 +406,21 @@ pub fn run() -> ExitCode {
                 .build(),
         )
         .manage(shell)
-        .invoke_handler(tauri::generate_handler![engine, restore_identity])
+        .invoke_handler(tauri::generate_handler![
+            engine,
+            restore_identity,
+            unlock_status,
+            unlock
+        ])
         .setup(move |app| {
             match start {
+                // Locked: the engine starts when the UI's unlock screen gives the passphrase.
+                Ok(cfg) if dn_node::atrest::is_locked(&cfg.data_dir).unwrap_or(false) => {
+                    tracing::info!("the data directory is locked: waiting for the passphrase");
+                    app.state::<Shell>()
+                        .waiting_for_passphrase
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 Ok(cfg) => {
                     let handle = app.handle().clone();
                     tauri::async_runtime::spawn(async move {

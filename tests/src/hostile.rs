@@ -30,6 +30,7 @@ pub const ATTACKS: &[&str] = &[
     "prune-flood",
     "ihave-flood",
     "beacon-flood",
+    "private-junk",
 ];
 
 /// What to attack and how long.
@@ -259,6 +260,57 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                 .is_err()
                 {
                     break;
+                }
+            }
+            r.sent += l.sent;
+            r.bytes += l.bytes;
+        }
+        // Validly signed messages into a private room (named in Hello, so the victim carries
+        // it) that a carrier must refuse: the author's real name outside, a plain-text body, a
+        // body that only looks like an envelope.
+        "private-junk" => {
+            use dn_proto::private::{self, Content, Plain, RoomId, HIDDEN_AUTHOR_NAME};
+            let a = Attacker::new()?;
+            let mut room_key = [0u8; 32];
+            OsRng.fill_bytes(&mut room_key);
+            let rid = RoomId::from_key(&room_key);
+            let mut rooms = plan.rooms.clone();
+            rooms.push(rid.room_name());
+            let mut l = a.connect(plan.target, &rooms).await?;
+            r.connections += 1;
+            let me = a.id();
+            let mut i = 0u64;
+            while Instant::now() < end && !l.closed() {
+                i += 1;
+                let ts = now_ms();
+                let plain = Plain {
+                    room_name: "medical".into(),
+                    author_name: "mallory".into(),
+                    content: Content::Text(format!("leak {i}")),
+                };
+                let mut nonce = [0u8; 24];
+                OsRng.fill_bytes(&mut nonce);
+                let sealed = private::seal(&rid, 0, &room_key, &me, ts, &plain, nonce)
+                    .map_err(|e| anyhow!("{e}"))?;
+                let (name, body) = match i % 3 {
+                    0 => ("mallory", sealed),
+                    1 => (HIDDEN_AUTHOR_NAME, format!("patient list {i}")),
+                    _ => (HIDDEN_AUTHOR_NAME, format!("pr1:{}", "QUFB".repeat(20))),
+                };
+                let Ok(m) = Message::create(&a.key, &rid.room_name(), name, ts, &body) else {
+                    continue;
+                };
+                if l.send(&Frame::Msg {
+                    hops: 64,
+                    message: m,
+                })
+                .await
+                .is_err()
+                {
+                    break;
+                }
+                if i.is_multiple_of(64) {
+                    tokio::task::yield_now().await;
                 }
             }
             r.sent += l.sent;

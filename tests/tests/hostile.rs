@@ -65,6 +65,8 @@ const ATTACKS: &[(&str, &[&str])] = &[
     ("prune-flood", &["unknown_room", "rate_limited"]),
     ("ihave-flood", &["rate_limited", "pending_repairs_full"]),
     ("beacon-flood", &["discovery_dropped", "beacon_dropped"]),
+    // Carried private-room messages that show a name or are not envelopes: refused.
+    ("private-junk", &["invalid_private"]),
 ];
 
 fn drops(status: &Value) -> Value {

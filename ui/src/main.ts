@@ -7,6 +7,7 @@ import type { MutedRooms } from "./lib/notify";
 import { notifyLater, startNotifications } from "./notifications";
 import { Store } from "./store";
 import { mountApp } from "./views/app";
+import { tauriUnlock, unlockFirst } from "./views/unlock";
 
 const root = document.getElementById("app");
 if (!root) throw new Error("#app missing from index.html");
@@ -37,9 +38,15 @@ const backend: Backend = {
     }),
 };
 
-store = new Store(backend);
-mountApp(root, store);
-void store.start();
+// A locked data directory: the unlock screen first (the engine starts with the passphrase).
+// If the shell cannot say (an IPC failure), the app starts and shows the engine's own error.
+void unlockFirst(root, tauriUnlock)
+  .catch(() => undefined)
+  .then(() => {
+    store = new Store(backend);
+    mountApp(root, store);
+    void store.start();
+  });
 
 window.addEventListener("unhandledrejection", (e) => {
   store?.report(e.reason);

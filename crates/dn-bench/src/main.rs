@@ -1,6 +1,6 @@
 //! # dn-bench — DisasterNet's benchmark runner
 //!
-//! One binary, eight sections, each printed with its exact parameters beside its goal and the
+//! One binary, nine sections, each printed with its exact parameters beside its goal and the
 //! peers' published numbers (`/work/shared/notes/ANCHORS.md`, `docs/benchmarks.md`):
 //!
 //! 1. `sim` — propagation in the deterministic simulator (`dn_proto::sim`): tree vs flooding.
@@ -19,6 +19,13 @@
 //! 8. `carry` — the carry quota's housekeeping tick on a real store: measuring usage, and
 //!    evicting the oldest when over (`dn_proto::protocol::evict`).
 //!
+//! (docs/benchmarks.md §9 compares two commits; it is not a section here.)
+//!
+//! 10. `atrest` — a data directory locked with a passphrase beside an unlocked one: ingest rate
+//!     into an encrypted store, and the start of the real `disasternet` on 100k messages.
+//! 11. `private` — reading a private room (sealed messages opened when shown) beside an open
+//!     room of the same size, through the engine.
+//!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
 //! smaller versions; `--json` prints one JSON object instead of text; `--only sim,recon`
@@ -30,12 +37,14 @@
 //! sections create.
 
 mod app;
+mod atrest;
 mod carry;
 mod fixtures;
 mod hostile;
 mod ingest;
 mod live;
 mod node;
+mod private;
 mod recon;
 mod sim;
 mod stats;
@@ -49,8 +58,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 8] = [
-    "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry",
+const SECTIONS: [&str; 10] = [
+    "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
 ];
 
 #[derive(Parser)]
@@ -66,7 +75,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry (default: all).
+    /// carry, atrest, private (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -210,9 +219,11 @@ fn run() -> Result<ExitCode> {
             "recon" => recon::run(&ctx),
             "ingest" => ingest::run(&ctx),
             "carry" => carry::run(&ctx),
+            "private" => private::run(&ctx),
             "node" => node::run(&ctx),
             "live" => live::run(&ctx),
             "hostile" => hostile::run(&ctx),
+            "atrest" => atrest::run(&ctx),
             _ => app::run(&ctx),
         };
         match result {

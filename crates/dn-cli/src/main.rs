@@ -1,6 +1,12 @@
 //! `disasternet` — the DisasterNet command-line program: a headless node (`node`), and
 //! commands to script it. While a node (or the desktop app) runs on a data directory, commands
 //! talk to it over its control socket; otherwise they work on the store directly.
+//!
+//! A data directory locked with a passphrase (`disasternet passphrase set`) is opened with
+//! `DISASTERNET_PASSPHRASE`, else a passphrase asked for on the terminal (no echo), else the
+//! command fails with `locked` (exit status 8). Commands served by a running node need none.
+
+mod passphrase;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -136,6 +142,14 @@ enum Cmd {
     },
     /// Run the deterministic protocol simulator (tree propagation beside the flooding baseline).
     Sim(SimArgs),
+    /// Lock this laptop's DisasterNet with a passphrase (the identity key and the message
+    /// store encrypted at rest), change it or remove it. The passphrase is asked for twice on
+    /// the terminal, or read from DISASTERNET_NEW_PASSPHRASE (the current one from
+    /// DISASTERNET_PASSPHRASE). Forgetting it loses the data: there is no recovery.
+    Passphrase {
+        #[command(subcommand)]
+        cmd: passphrase::PassphraseCmd,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -357,6 +371,8 @@ Exit status:
   5  io: a file or socket operation failed
   6  not found: a room, peer or file does not exist
   7  no name: set a display name first (`disasternet name NAME`)
+  8  locked: the data directory is locked; give its passphrase (DISASTERNET_PASSPHRASE)
+  9  wrong passphrase: nothing was changed
 With --json, an error is printed on stdout as {\"error\": {\"code\": \"...\", \"message\": \"...\"}}.";
 
 /// The exit status of a failed command, by error class (see [`EXIT_STATUS_HELP`]).
@@ -369,6 +385,8 @@ fn exit_status(code: ErrorCode) -> u8 {
         ErrorCode::Io => 5,
         ErrorCode::NotFound => 6,
         ErrorCode::NoName => 7,
+        ErrorCode::Locked => 8,
+        ErrorCode::WrongPassphrase => 9,
     }
 }
 
@@ -412,16 +430,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     let json = cli.json;
     match cli.cmd {
-        Cmd::Node(opts) => return run_node(opts.config(data_dir.clone())).await,
+        Cmd::Node(opts) => {
+            let mut cfg = opts.config(data_dir.clone());
+            cfg.passphrase = passphrase::for_start(&data_dir)?;
+            return run_node(cfg).await;
+        }
         Cmd::Verify { file } => return verify(&file, json),
         Cmd::Salvage { force } => return salvage(&data_dir, force, json),
         Cmd::Identity {
             cmd: IdentityCmd::Restore { file },
         } => return restore(&data_dir, &file, json),
         Cmd::Sim(args) => return simulate(&args, json),
+        Cmd::Passphrase { cmd } => return passphrase::run(&data_dir, cmd, json).await,
         _ => {}
     }
-    let client = Client::open(&data_dir).await?;
+    let client = passphrase::open_client(&data_dir).await?;
     let result = command(&client, cli.cmd, json).await;
     client.close().await;
     result.map(|()| ExitCode::SUCCESS)
@@ -832,6 +855,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
         | Cmd::Verify { .. }
         | Cmd::Salvage { .. }
         | Cmd::Sim(_)
+        | Cmd::Passphrase { .. }
         | Cmd::Identity {
             cmd: IdentityCmd::Restore { .. },
         } => unreachable_cmd()?,
@@ -956,7 +980,9 @@ fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
 }
 
 fn restore(data_dir: &Path, file: &Path, json: bool) -> Result<ExitCode> {
-    let s = dn_node::restore_identity(data_dir, file)?;
+    let (backup_pass, dir_pass) = passphrase::for_restore(data_dir, file)?;
+    let s =
+        dn_node::restore_identity_with(data_dir, file, backup_pass.as_ref(), dir_pass.as_ref())?;
     if json {
         print_json(&s)?;
     } else {
@@ -1030,7 +1056,8 @@ fn verify_report(v: &FileVerification) -> String {
 }
 
 fn salvage(data_dir: &Path, force: bool, json: bool) -> Result<ExitCode> {
-    let o = dn_node::salvage_store(data_dir, force)?;
+    let o =
+        dn_node::salvage_store_with(data_dir, force, passphrase::for_start(data_dir)?.as_ref())?;
     if json {
         print_json(&o)?;
     } else {
@@ -1372,6 +1399,8 @@ mod tests {
             (ErrorCode::Io, "io"),
             (ErrorCode::NotFound, "not found"),
             (ErrorCode::NoName, "no name"),
+            (ErrorCode::Locked, "locked"),
+            (ErrorCode::WrongPassphrase, "wrong passphrase"),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for (code, words) in codes {

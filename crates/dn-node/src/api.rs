@@ -256,7 +256,8 @@ pub struct PeerView {
     /// Last time it was connected, ms since the Unix epoch.
     #[ts(type = "number | null")]
     pub last_seen: Option<u64>,
-    /// Rooms it announced (while connected).
+    /// Rooms it announced (while connected); a private room by its title when this node is a
+    /// member, other private rooms left out.
     pub rooms: Vec<String>,
     /// Hop distance in the network graph (1 = direct neighbour), when reachable.
     pub hops: Option<u32>,
@@ -444,6 +445,12 @@ pub enum ErrorCode {
     Busy,
     /// Anything else.
     Internal,
+    /// The data directory is locked with a passphrase and none was given (the message says
+    /// how to give one).
+    Locked,
+    /// The passphrase given does not open the locked data directory or backup; nothing was
+    /// changed.
+    WrongPassphrase,
 }
 
 impl ApiError {
@@ -487,6 +494,15 @@ pub struct RestoreSummary {
     /// Where the previous, different key was kept (absent when there was none or it was the
     /// same identity).
     pub previous_key: Option<String>,
+}
+
+/// Whether the data directory is locked with a passphrase ("Lock this laptop's DisasterNet":
+/// its identity key and store encrypted at rest, docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct LockView {
+    /// Locked: a passphrase is asked for at every start.
+    pub locked: bool,
 }
 
 /// Name of the Tauri command that runs any [`Request`] (argument `request`, answer: the JSON of
@@ -731,6 +747,27 @@ requests! {
         /// The member's node id (64 hex).
         member: String,
     } => Vec<MemberView>;
+    /// Whether this data directory is locked with a passphrase.
+    LockState => LockView;
+    /// Lock this laptop's DisasterNet: encrypt the identity key and the store under a
+    /// passphrase (at least 8 characters), asked for at every start from now on. The store is
+    /// copied encrypted and verified before the plain copy goes.
+    SetPassphrase {
+        /// The new passphrase.
+        passphrase: String,
+    } => LockView;
+    /// Change the passphrase (the store is not re-written).
+    ChangePassphrase {
+        /// The current passphrase.
+        old: String,
+        /// The new passphrase (at least 8 characters).
+        new: String,
+    } => LockView;
+    /// Remove the passphrase: the identity key and the store are stored unencrypted again.
+    RemovePassphrase {
+        /// The current passphrase.
+        passphrase: String,
+    } => LockView;
 }
 
 /// `SetName` → `set_name`, as serde's `rename_all = "snake_case"` writes a variant name.

@@ -10,6 +10,8 @@
 //!   pure function);
 //! - `direct.rs`: sealing and opening direct messages;
 //! - `files.rs`: exports on their own thread and the data-dir file checks;
+//! - `atrest.rs`: turning the passphrase on, changing and removing it (re-encrypting the
+//!   store it owns), and locked backups;
 //! - `tests.rs`: unit tests without threads.
 
 use std::collections::HashMap;
@@ -285,6 +287,8 @@ pub struct Core {
     /// What each private room's messages say (membership, names, unreadable count), built on
     /// first use and kept up to date.
     room_states: std::cell::RefCell<HashMap<String, private::RoomState>>,
+    /// The at-rest keys while the data directory is locked with a passphrase.
+    lock: Option<crate::atrest::LockKeys>,
 }
 
 /// What the core dropped or cut, by reason.
@@ -321,8 +325,24 @@ impl Core {
         events: broadcast::Sender<EngineEvent>,
         net: Option<NetInfo>,
     ) -> Result<Core, ApiError> {
+        Self::open_locked(data_dir, key, None, events, net)
+    }
+
+    /// [`Core::open`] for a data directory unlocked by [`crate::atrest::unlock`]: with `lock`,
+    /// the store is opened with its SQLCipher key.
+    pub fn open_locked(
+        data_dir: &Path,
+        key: SigningKey,
+        lock: Option<crate::atrest::LockKeys>,
+        events: broadcast::Sender<EngineEvent>,
+        net: Option<NetInfo>,
+    ) -> Result<Core, ApiError> {
         let id = identity::node_id(&key);
-        let store = Store::open(&data_dir.join(STORE_FILE)).map_err(store_err)?;
+        let store = Store::open_with_key(
+            &data_dir.join(STORE_FILE),
+            lock.as_ref().map(|l| &l.store_key),
+        )
+        .map_err(crate::atrest::store_open_error)?;
         let name = store
             .get_setting(NAME_KEY)
             .map_err(store_err)?
@@ -376,6 +396,7 @@ impl Core {
             drops: CoreDrops::default(),
             private,
             room_states: std::cell::RefCell::new(HashMap::new()),
+            lock,
         })
     }
 
@@ -922,6 +943,7 @@ impl Core {
     }
 }
 
+mod atrest;
 mod direct;
 mod files;
 mod private;

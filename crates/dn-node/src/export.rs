@@ -79,12 +79,16 @@ fn shown(l: &ExportLine) -> (String, &str, &str) {
 pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// [`export_signed_with_progress`] on a read-only connection of its own to the database file
-/// `db` (so the node's writer is never held up, see [`Store::open_reader`]), reporting
-/// `(done, total)` through `progress` at most every [`PROGRESS_INTERVAL`] and once at the end
-/// with `done == total`. `total` is counted first; messages arriving meanwhile are not in the
-/// file (it is the snapshot of one statement). The node passes its own key.
-pub fn export_file_signed(
+/// `db` (so the node's writer is never held up, see [`Store::open_reader`]), opened with
+/// `store_key` when the store is encrypted at rest (the export file itself is plain: the user
+/// asked for a readable copy), reporting `(done, total)` through `progress` at most every
+/// [`PROGRESS_INTERVAL`] and once at the end with `done == total`. `total` is counted first;
+/// messages arriving meanwhile are not in the file (it is the snapshot of one statement). The
+/// node passes its own key, and a `reader` that opens its private rooms.
+#[allow(clippy::too_many_arguments)]
+pub fn export_file_signed_with_key(
     db: &Path,
+    store_key: Option<&dn_store::StoreKey>,
     room: Option<&str>,
     path: &Path,
     format: ExportFormat,
@@ -92,8 +96,8 @@ pub fn export_file_signed(
     reader: Option<Reader<'_>>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ExportSummary, ApiError> {
-    let store =
-        Store::open_reader(db).map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
+    let store = Store::open_reader_with_key(db, store_key)
+        .map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;
     let total = store
         .message_count(room)
         .map_err(|e| ApiError::new(ErrorCode::Storage, e.to_string()))?;

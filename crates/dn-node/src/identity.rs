@@ -102,7 +102,56 @@ pub fn read_backup(backup: &Path) -> Result<SigningKey, ApiError> {
         std::io::ErrorKind::InvalidData => not_backup(&"not text"),
         _ => io_err(backup, &e),
     })?;
+    if crate::atrest::backup_record(&text).is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Locked,
+            format!(
+                "{} is a backup locked with a passphrase: give its passphrase to restore it",
+                backup.display()
+            ),
+        ));
+    }
     parse_backup(&text).map_err(|e| not_backup(&e))
+}
+
+/// Reads a backup, plain or locked: a locked one is opened with `passphrase` (`locked` when
+/// none is given, `wrong_passphrase` when it does not open it). Changes nothing.
+pub fn read_any_backup(
+    backup: &Path,
+    passphrase: Option<&crate::atrest::Passphrase>,
+) -> Result<SigningKey, ApiError> {
+    match read_backup(backup) {
+        Err(e) if e.code == ErrorCode::Locked => {
+            let text = fs::read_to_string(backup).map_err(|e| io_err(backup, &e))?;
+            let record = crate::atrest::backup_record(&text)
+                .ok_or_else(|| e.clone())?
+                .map_err(|why| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("{}: damaged locked backup: {why}", backup.display()),
+                    )
+                })?;
+            let pass = passphrase.ok_or(e)?;
+            crate::atrest::unseal_backup(&record, pass)
+        }
+        other => other,
+    }
+}
+
+/// The node id a backup holds, plain or locked (a locked backup names its id in clear), without
+/// a passphrase and without changing anything.
+pub fn backup_id(backup: &Path) -> Result<NodeId, ApiError> {
+    match read_backup(backup) {
+        Ok(k) => Ok(node_id(&k)),
+        Err(e) if e.code == ErrorCode::Locked => {
+            let text = fs::read_to_string(backup).map_err(|e| io_err(backup, &e))?;
+            match crate::atrest::backup_record(&text) {
+                Some(Ok(r)) => Ok(r.id),
+                _ => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Replaces the key in `data_dir` with the one in the backup file `backup`. The backup is
@@ -115,25 +164,49 @@ pub fn restore(
     now_ms: u64,
 ) -> Result<(SigningKey, Option<std::path::PathBuf>), ApiError> {
     let key = read_backup(backup)?;
+    if crate::atrest::is_locked(data_dir)? {
+        // A plain key file would orphan the encrypted store: that restore needs the passphrase
+        // (`crate::restore_identity_with`).
+        return Err(crate::atrest::locked_error(data_dir));
+    }
+    let text = crate::atrest::plain_key_file(&key);
+    let kept = install_key(data_dir, &key, &text, now_ms)?;
+    Ok((key, kept))
+}
+
+/// Puts `text` (the key file for `key`: hex, or a locked record) in place of the data dir's
+/// `identity.key`, unless that file already holds the same identity (`Ok(None)`). A previous,
+/// different key file is kept as `identity.key.replaced-<now_ms>` (its path is returned). The
+/// caller must hold the data dir's lock.
+pub fn install_key(
+    data_dir: &Path,
+    key: &SigningKey,
+    text: &str,
+    now_ms: u64,
+) -> Result<Option<std::path::PathBuf>, ApiError> {
     let path = data_dir.join(KEY_FILE);
     let previous = match fs::read_to_string(&path) {
         Ok(old) => Some(old),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(&path, &e)),
     };
+    let previous_id = |old: &str| {
+        if crate::atrest::Record::is_record(old) {
+            crate::atrest::Record::parse(old).ok().map(|r| r.id)
+        } else {
+            parse_backup(old).ok().map(|k| node_id(&k))
+        }
+    };
     if previous
         .as_deref()
-        .and_then(|old| parse_backup(old).ok())
-        .is_some_and(|old| old.to_bytes() == key.to_bytes())
+        .and_then(previous_id)
+        .is_some_and(|old| old == node_id(key))
     {
-        return Ok((key, None));
+        return Ok(None);
     }
     fsutil::create_private_dir(data_dir).map_err(|e| io_err(data_dir, &e))?;
     let (mut f, tmp) = fsutil::create_temp_beside(&path).map_err(|e| io_err(&path, &e))?;
-    if let Err(e) = f
-        .write_all(format!("{}\n", hex::encode(key.to_bytes())).as_bytes())
-        .and_then(|()| f.sync_all())
-    {
+    if let Err(e) = f.write_all(text.as_bytes()).and_then(|()| f.sync_all()) {
         let _ = fs::remove_file(&tmp);
         return Err(io_err(&tmp, &e));
     }
@@ -155,8 +228,8 @@ pub fn restore(
         return Err(io_err(&path, &e));
     }
     fsutil::sync_parent(&path);
-    tracing::info!(id = %node_id(&key), "restored node identity from a backup");
-    Ok((key, kept))
+    tracing::info!(id = %node_id(key), "restored node identity from a backup");
+    Ok(kept)
 }
 
 /// The node id of a key.

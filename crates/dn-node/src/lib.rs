@@ -4,6 +4,8 @@
 //! desktop app (neither implements anything twice):
 //!
 //! - [`identity`]: the Ed25519 node key in the data directory.
+//! - [`atrest`]: the optional passphrase that encrypts the key and the store at rest
+//!   ([`atrest::unlock`] at every start of a locked data directory).
 //! - [`tls`]: the same key as a self-signed QUIC/TLS identity, with pinned-id verifiers.
 //! - [`core`]: the single thread that owns the store (the one writer) and the
 //!   [`dn_proto::Protocol`] state, and answers every [`api::Request`].
@@ -21,6 +23,7 @@
 //! the store).
 
 pub mod api;
+pub mod atrest;
 pub mod beacon;
 pub mod control;
 pub mod core;
@@ -77,6 +80,9 @@ pub struct NodeConfig {
     /// The node runs inside a program with a window (the desktop app): it answers
     /// [`Request::Activate`] with [`EngineEvent::Activate`].
     pub window: bool,
+    /// The passphrase of a locked data directory (see [`atrest`]); ignored when it is not
+    /// locked. Without it a locked directory does not start (`locked`).
+    pub passphrase: Option<atrest::Passphrase>,
 }
 
 pub use dn_proto::protocol::DEFAULT_CARRY_QUOTA_BYTES;
@@ -93,6 +99,7 @@ impl NodeConfig {
             beacon: false,
             carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
             window: false,
+            passphrase: None,
         }
     }
 }
@@ -117,8 +124,9 @@ pub fn default_data_dir() -> Result<PathBuf, ApiError> {
 
 /// Checks that `backup` is a readable identity backup and returns the node id it holds,
 /// changing nothing (so a front end can refuse a wrong file before stopping its node).
+/// A backup locked with a passphrase names its id in clear, so this needs no passphrase.
 pub fn check_backup(backup: &Path) -> Result<String, ApiError> {
-    identity::read_backup(backup).map(|k| identity::node_id(&k).to_hex())
+    identity::backup_id(backup).map(|id| id.to_hex())
 }
 
 /// Single instance per data directory: asks the program already running a node on
@@ -239,8 +247,35 @@ async fn lock_data_dir_patiently(data_dir: &Path, patience: Duration) -> Result<
 /// and fails with `busy` otherwise. The backup is validated before anything changes; a
 /// previous, different key is kept as `identity.key.replaced-<unix ms>`.
 pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary, ApiError> {
+    restore_identity_with(data_dir, backup, None, None)
+}
+
+/// [`restore_identity`] with passphrases: `backup_pass` opens a backup locked with a
+/// passphrase, `dir_pass` a locked data directory, whose new `identity.key` is then sealed
+/// under the same passphrase with the same store key (the store stays readable). Each falls
+/// back to the other when absent. `locked` when one is needed and none is given,
+/// `wrong_passphrase` when one does not open; nothing changes in either case.
+pub fn restore_identity_with(
+    data_dir: &Path,
+    backup: &Path,
+    backup_pass: Option<&atrest::Passphrase>,
+    dir_pass: Option<&atrest::Passphrase>,
+) -> Result<RestoreSummary, ApiError> {
     let _lock = lock_data_dir_to(data_dir, "restoring an identity")?;
-    let (key, kept) = identity::restore(data_dir, backup, core::now_ms())?;
+    let key = identity::read_any_backup(backup, backup_pass.or(dir_pass))?;
+    let text = if atrest::is_locked(data_dir)? {
+        let pass = dir_pass
+            .or(backup_pass)
+            .ok_or_else(|| atrest::locked_error(data_dir))?;
+        let unlocked = atrest::unlock(data_dir, Some(pass))?;
+        let lock = unlocked
+            .lock
+            .ok_or_else(|| internal("a locked data directory unlocked without its keys"))?;
+        atrest::locked_key_file(&lock.kek, &key, &lock.store_key)?
+    } else {
+        atrest::plain_key_file(&key)
+    };
+    let kept = identity::install_key(data_dir, &key, &text, core::now_ms())?;
     Ok(RestoreSummary {
         id: identity::node_id(&key).to_hex(),
         previous_key: kept.map(|p| p.display().to_string()),
@@ -254,7 +289,19 @@ pub fn restore_identity(data_dir: &Path, backup: &Path) -> Result<RestoreSummary
 /// A store whose integrity check passes is left alone (`invalid_input`) unless `force`:
 /// rebuilding it would drop the delivery state and the peers list for nothing.
 pub fn salvage_store(data_dir: &Path, force: bool) -> Result<dn_store::SalvageOutcome, ApiError> {
+    salvage_store_with(data_dir, force, None)
+}
+
+/// [`salvage_store`] on a data directory that may be locked with a passphrase (the salvaged
+/// store is encrypted with the same store key).
+pub fn salvage_store_with(
+    data_dir: &Path,
+    force: bool,
+    passphrase: Option<&atrest::Passphrase>,
+) -> Result<dn_store::SalvageOutcome, ApiError> {
     let _lock = lock_data_dir_to(data_dir, "salvaging its store")?;
+    let unlocked = atrest::unlock(data_dir, passphrase)?;
+    let store_key = unlocked.store_key();
     let db = data_dir.join(core::STORE_FILE);
     if !db.exists() {
         return Err(ApiError::new(
@@ -262,7 +309,7 @@ pub fn salvage_store(data_dir: &Path, force: bool) -> Result<dn_store::SalvageOu
             format!("{}: no store to salvage", db.display()),
         ));
     }
-    if !force && dn_store::Store::open(&db).is_ok() {
+    if !force && dn_store::Store::open_with_key(&db, store_key).is_ok() {
         return Err(ApiError::new(
             ErrorCode::InvalidInput,
             format!(
@@ -272,7 +319,10 @@ pub fn salvage_store(data_dir: &Path, force: bool) -> Result<dn_store::SalvageOu
             ),
         ));
     }
-    dn_store::salvage_store(&db, core::now_ms()).map_err(ApiError::from)
+    dn_store::salvage_store_with_key(&db, store_key, core::now_ms()).map_err(|e| match e {
+        dn_store::StoreError::WrongKey(_) => atrest::store_open_error(e),
+        e => ApiError::from(e),
+    })
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -320,7 +370,12 @@ impl Engine {
     /// mDNS, dials the given peers and known peers, serves the control socket.
     pub async fn start(cfg: NodeConfig) -> Result<Engine, ApiError> {
         let lock = lock_data_dir_patiently(&cfg.data_dir, Duration::from_secs(3)).await?;
-        let key = identity::load_or_create(&cfg.data_dir)?;
+        // Argon2id takes a good fraction of a second: off the async threads.
+        let (dir, pass) = (cfg.data_dir.clone(), cfg.passphrase.clone());
+        let unlocked = tokio::task::spawn_blocking(move || atrest::unlock(&dir, pass.as_ref()))
+            .await
+            .map_err(internal)??;
+        let atrest::Unlocked { key, lock: at_rest } = unlocked;
         let me = identity::node_id(&key);
         let tls = Arc::new(tls::TlsIdentity::new(&key).map_err(internal)?);
         let net =
@@ -346,10 +401,11 @@ impl Engine {
         };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();
-        let mut core =
-            tokio::task::spawn_blocking(move || Core::open(&data_dir, key, ev, Some(info)))
-                .await
-                .map_err(internal)??;
+        let mut core = tokio::task::spawn_blocking(move || {
+            Core::open_locked(&data_dir, key, at_rest, ev, Some(info))
+        })
+        .await
+        .map_err(internal)??;
         let mdns = if cfg.mdns {
             match discovery::Mdns::start(me, &core.display_name(), listen.port(), disc_tx.clone()) {
                 Ok(m) => Some(Arc::new(m)),
@@ -434,10 +490,14 @@ impl Engine {
     }
 
     /// An engine without network, on a data dir where no node runs (used by the CLI).
-    fn offline(data_dir: &Path, lock: File) -> Result<Engine, ApiError> {
+    fn offline(
+        data_dir: &Path,
+        lock: File,
+        passphrase: Option<&atrest::Passphrase>,
+    ) -> Result<Engine, ApiError> {
         let (events, _) = broadcast::channel(16);
-        let key = identity::load_or_create(data_dir)?;
-        let core = Core::open(data_dir, key, events.clone(), None)?;
+        let atrest::Unlocked { key, lock: at_rest } = atrest::unlock(data_dir, passphrase)?;
+        let core = Core::open_locked(data_dir, key, at_rest, events.clone(), None)?;
         // No network: its sender is dropped at once (the core then waits on requests only).
         let (core_tx, _, core_rx) = core::inbox();
         let core_thread = std::thread::Builder::new()
@@ -567,13 +627,23 @@ impl Client {
     /// than racing the offline work. While someone else holds the lock (a node starting or
     /// stopping, another offline command), both are retried for a few seconds.
     pub async fn open(data_dir: &Path) -> Result<Client, ApiError> {
+        Self::open_with(data_dir, None).await
+    }
+
+    /// [`Client::open`] with the passphrase of a locked data directory, used only when no node
+    /// runs (a running node is already unlocked). Without one, a locked directory with no node
+    /// running is `locked`.
+    pub async fn open_with(
+        data_dir: &Path,
+        passphrase: Option<&atrest::Passphrase>,
+    ) -> Result<Client, ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             if control::call(data_dir, &Request::Identity).await?.is_some() {
                 return Ok(Client::Remote(data_dir.to_path_buf()));
             }
             match lock_data_dir(data_dir) {
-                Ok(lock) => return Ok(Client::Local(Engine::offline(data_dir, lock)?)),
+                Ok(lock) => return Ok(Client::Local(Engine::offline(data_dir, lock, passphrase)?)),
                 Err(e) if e.code == ErrorCode::Busy => {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(ApiError::new(

@@ -36,6 +36,11 @@ pub enum StoreError {
         /// The underlying error.
         error: std::io::Error,
     },
+    /// The store is encrypted at rest and the key given does not open it (or no key was given
+    /// for an encrypted store, or a key for a plain one). Nothing was changed; this is never a
+    /// sign of damage.
+    #[error("wrong store key: {0}")]
+    WrongKey(String),
     /// A message id given as a reference point is not stored (in that room).
     #[error("message {0} is not stored")]
     NotFound(MessageId),

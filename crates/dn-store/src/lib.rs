@@ -8,6 +8,11 @@
 //! - [`Store::open`] opens (or creates) the file, sets the connection pragmas (WAL,
 //!   `foreign_keys`, a 5 s `busy_timeout`, `synchronous=FULL` so a message reported as sent is
 //!   on disk) and migrates the schema (see `schema.rs`; versions in `PRAGMA user_version`).
+//! - Encryption at rest (`key.rs`): with a [`StoreKey`], [`Store::open_with_key`] opens a
+//!   SQLCipher-encrypted file (every page of the file and its `-wal`); without one the file is
+//!   plain SQLite, as before. [`Store::export_to`] copies a store into a new file with another
+//!   key (or none) and [`verify_copy`] checks such a copy: the node turns its passphrase on and
+//!   off with them.
 //! - Messages are stored as their signed bytes plus signature, the form their id is computed
 //!   from, and parsed back with [`Message::from_signed_bytes`]. Reading does not re-verify
 //!   signatures; a row that does not parse back is reported as [`StoreError::Corrupt`].
@@ -24,6 +29,7 @@
 //! must not hold up the writer.
 
 mod error;
+mod key;
 mod messages;
 mod meta;
 mod private;
@@ -38,10 +44,14 @@ use dn_proto::{Message, MessageId, NodeId, StorageError};
 use rusqlite::{Connection, ErrorCode};
 
 pub use error::StoreError;
+pub use key::{verify_copy, StoreKey, STORE_KEY_LEN};
 pub use messages::StoredMessage;
 pub use meta::{PeerRow, RoomRow, MAX_PEERS};
 pub use private::PrivateRoomRow;
-pub use salvage::{salvage_into, salvage_store, SalvageOutcome, SalvageReport};
+pub use salvage::{
+    salvage_into, salvage_into_with_key, salvage_store, salvage_store_with_key, SalvageOutcome,
+    SalvageReport,
+};
 
 /// Result with [`StoreError`] as the default error.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -109,6 +119,14 @@ impl Store {
     /// damaged and with [`StoreError::TooNew`] if a newer program wrote it; none of these
     /// cases modifies the file.
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_with_key(path, None)
+    }
+
+    /// [`Store::open`] for a store encrypted at rest with `key` (SQLCipher; `None`: a plain
+    /// store). The key is the connection's first statement; a key that does not open the file
+    /// (or a missing key for an encrypted file) is [`StoreError::WrongKey`], before any
+    /// integrity check, and changes nothing. A new file given a key is created encrypted.
+    pub fn open_with_key(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let mut b = std::fs::DirBuilder::new();
             b.recursive(true);
@@ -125,6 +143,8 @@ impl Store {
             e => e,
         };
         let conn = Connection::open(path).map_err(|e| with_path(e.into()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        key::apply(&conn, key, path)?;
         quick_check(&conn).map_err(with_path)?;
         Self::init(conn).map_err(with_path)
     }
@@ -136,6 +156,11 @@ impl Store {
     /// and with [`StoreError::Corrupt`] if the file is older than this code (open it with
     /// [`Store::open`] first, which migrates it).
     pub fn open_reader(path: &Path) -> Result<Store> {
+        Self::open_reader_with_key(path, None)
+    }
+
+    /// [`Store::open_reader`] for a store encrypted with `key` (see [`Store::open_with_key`]).
+    pub fn open_reader_with_key(path: &Path, key: Option<&StoreKey>) -> Result<Store> {
         use rusqlite::OpenFlags;
         let with_path = |e: StoreError| match e {
             StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
@@ -149,6 +174,7 @@ impl Store {
         )
         .map_err(|e| with_path(e.into()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        key::apply(&conn, key, path)?;
         let version = schema::check(&conn).map_err(with_path)?;
         if version != SCHEMA_VERSION {
             return Err(with_path(StoreError::Corrupt(format!(

@@ -258,15 +258,21 @@ impl Store {
     }
 
     /// Number of stored messages in `room`, or in all rooms.
+    ///
+    /// Read from `room_usage`, which triggers keep exact on every insert and delete: O(rooms),
+    /// not a scan of the messages (`status` asks often, and on an encrypted store every page
+    /// scanned is decrypted).
     pub fn message_count(&self, room: Option<&str>) -> Result<u64> {
         let n: i64 = match room {
             Some(r) => self
                 .conn
-                .prepare_cached("SELECT count(*) FROM messages WHERE room = ?1")?
+                .prepare_cached(
+                    "SELECT coalesce(sum(messages), 0) FROM room_usage WHERE room = ?1",
+                )?
                 .query_row([r], |r| r.get(0))?,
             None => self
                 .conn
-                .prepare_cached("SELECT count(*) FROM messages")?
+                .prepare_cached("SELECT coalesce(sum(messages), 0) FROM room_usage")?
                 .query_row([], |r| r.get(0))?,
         };
         ms_from_sql(n, "count")

@@ -17,7 +17,7 @@ use dn_proto::Message;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store, StoreError, StoreKey};
 
 /// Messages inserted per transaction into the new store.
 const SALVAGE_BATCH: usize = 1000;
@@ -124,6 +124,18 @@ fn verified(row: &RawRow) -> Option<Message> {
 /// `damaged`, opened read-only, and writes the verified ones into a new store at `out`
 /// (which must not exist). `now_ms` stands in for unreadable arrival times.
 pub fn salvage_into(damaged: &Path, out: &Path, now_ms: u64) -> Result<SalvageReport> {
+    salvage_into_with_key(damaged, out, None, now_ms)
+}
+
+/// [`salvage_into`] for a store encrypted at rest with `key`: the damaged file is read with
+/// it and the new store is written with it. A key that does not open the damaged file is
+/// [`StoreError::WrongKey`] before anything is written.
+pub fn salvage_into_with_key(
+    damaged: &Path,
+    out: &Path,
+    key: Option<&StoreKey>,
+    now_ms: u64,
+) -> Result<SalvageReport> {
     if std::fs::symlink_metadata(out).is_ok() {
         return Err(io(
             out,
@@ -134,7 +146,8 @@ pub fn salvage_into(damaged: &Path, out: &Path, now_ms: u64) -> Result<SalvageRe
         damaged,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    let dst = Store::open(out)?;
+    crate::key::apply(&src, key, damaged)?;
+    let dst = Store::open_with_key(out, key)?;
     let mut report = SalvageReport::default();
     let mut batch: Vec<(Message, u64, bool)> = Vec::with_capacity(SALVAGE_BATCH);
     let flush = |batch: &mut Vec<(Message, u64, bool)>, report: &mut SalvageReport| {
@@ -285,6 +298,16 @@ fn copy_settings(src: &Connection, dst: &Store) -> u64 {
 /// Never overwrites or deletes anything: every target name is checked to be free first, and
 /// a failure before step 3 leaves the damaged store in place.
 pub fn salvage_store(db: &Path, now_ms: u64) -> Result<SalvageOutcome> {
+    salvage_store_with_key(db, None, now_ms)
+}
+
+/// [`salvage_store`] for a store encrypted at rest with `key` (the new store is encrypted with
+/// the same key).
+pub fn salvage_store_with_key(
+    db: &Path,
+    key: Option<&StoreKey>,
+    now_ms: u64,
+) -> Result<SalvageOutcome> {
     let out = with_suffix(db, &format!(".salvaged-{now_ms}"));
     let kept = with_suffix(db, &format!(".damaged-{now_ms}"));
     let companions = ["-wal", "-shm"];
@@ -298,7 +321,7 @@ pub fn salvage_store(db: &Path, now_ms: u64) -> Result<SalvageOutcome> {
             ));
         }
     }
-    let report = salvage_into(db, &out, now_ms)?;
+    let report = salvage_into_with_key(db, &out, key, now_ms)?;
     if report.rows_read == 0 && report.damaged_ranges > 0 {
         // Nothing at all could be read: replacing the store would only hide it. Our own empty
         // output (created moments ago, holding nothing) is removed; the damaged file stays.
@@ -316,7 +339,7 @@ pub fn salvage_store(db: &Path, now_ms: u64) -> Result<SalvageOutcome> {
     }
     {
         // Verify the new store as the node will open it; dropping it checkpoints the WAL.
-        let check = Store::open(&out)?;
+        let check = Store::open_with_key(&out, key)?;
         let count = check.message_count(None)?;
         if count != report.recovered {
             return Err(StoreError::Corrupt(format!(

@@ -3,4 +3,4 @@
 /**
  * Stable error codes.
  */
-export type ErrorCode = "invalid_input" | "not_found" | "no_name" | "storage" | "io" | "busy" | "internal";
+export type ErrorCode = "invalid_input" | "not_found" | "no_name" | "storage" | "io" | "busy" | "internal" | "locked" | "wrong_passphrase";

@@ -29,7 +29,8 @@ connected: boolean,
  */
 last_seen: number | null, 
 /**
- * Rooms it announced (while connected).
+ * Rooms it announced (while connected); a private room by its title when this node is a
+ * member, other private rooms left out.
  */
 rooms: Array<string>, 
 /**

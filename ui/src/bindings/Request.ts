@@ -124,4 +124,20 @@ room: string,
 /**
  * The member's node id (64 hex).
  */
-member: string, };
+member: string, } | { "op": "lock_state" } | { "op": "set_passphrase", 
+/**
+ * The new passphrase.
+ */
+passphrase: string, } | { "op": "change_passphrase", 
+/**
+ * The current passphrase.
+ */
+old: string, 
+/**
+ * The new passphrase (at least 8 characters).
+ */
+new: string, } | { "op": "remove_passphrase", 
+/**
+ * The current passphrase.
+ */
+passphrase: string, };

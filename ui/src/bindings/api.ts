@@ -7,6 +7,7 @@ import type { ExportFormat } from "./ExportFormat";
 import type { ExportSummary } from "./ExportSummary";
 import type { IdentityView } from "./IdentityView";
 import type { InviteView } from "./InviteView";
+import type { LockView } from "./LockView";
 import type { MemberView } from "./MemberView";
 import type { MessageView } from "./MessageView";
 import type { NetworkView } from "./NetworkView";
@@ -159,6 +160,28 @@ export interface EngineApi {
    * @param member The member's node id (64 hex).
    */
   promoteMember(room: string, member: string): Promise<Array<MemberView>>;
+  /**
+   * Whether this data directory is locked with a passphrase.
+   */
+  lockState(): Promise<LockView>;
+  /**
+   * Lock this laptop's DisasterNet: encrypt the identity key and the store under a
+   * passphrase (at least 8 characters), asked for at every start from now on. The store is
+   * copied encrypted and verified before the plain copy goes.
+   * @param passphrase The new passphrase.
+   */
+  setPassphrase(passphrase: string): Promise<LockView>;
+  /**
+   * Change the passphrase (the store is not re-written).
+   * @param old The current passphrase.
+   * @param new_ The new passphrase (at least 8 characters).
+   */
+  changePassphrase(old: string, new_: string): Promise<LockView>;
+  /**
+   * Remove the passphrase: the identity key and the store are stored unencrypted again.
+   * @param passphrase The current passphrase.
+   */
+  removePassphrase(passphrase: string): Promise<LockView>;
 }
 
 /** The typed functions over a transport (`send`). */
@@ -189,5 +212,9 @@ export function engineApi(send: Send): EngineApi {
     members: (room) => send({ op: "members", room }) as Promise<Array<MemberView>>,
     removeMember: (room, member) => send({ op: "remove_member", room, member }) as Promise<Array<MemberView>>,
     promoteMember: (room, member) => send({ op: "promote_member", room, member }) as Promise<Array<MemberView>>,
+    lockState: () => send({ op: "lock_state" }) as Promise<LockView>,
+    setPassphrase: (passphrase) => send({ op: "set_passphrase", passphrase }) as Promise<LockView>,
+    changePassphrase: (old, new_) => send({ op: "change_passphrase", old, new: new_ }) as Promise<LockView>,
+    removePassphrase: (passphrase) => send({ op: "remove_passphrase", passphrase }) as Promise<LockView>,
   };
 }

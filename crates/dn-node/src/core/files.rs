@@ -6,7 +6,7 @@ use super::*;
 
 impl Core {
     /// Refuses an output path that would replace one of the data dir's own files (the key, the
-    /// store, the lock, the socket, a kept key).
+    /// store and its copies, the lock, the socket, a kept key).
     pub(super) fn refuse_own_files(&self, path: &Path) -> Result<(), ApiError> {
         let name = path
             .file_name()
@@ -66,6 +66,7 @@ impl Core {
         let key = self.key.clone();
         // Private rooms are exported as this member reads them (beside the signed ciphertext).
         let reader = self.export_reader();
+        let store_key = self.lock.as_ref().map(|l| l.store_key.clone());
         let span = tracing::info_span!("export", path = %path);
         let spawned = std::thread::Builder::new()
             .name("dn-export".into())
@@ -79,8 +80,9 @@ impl Core {
                         total,
                     });
                 };
-                let r = export::export_file_signed(
+                let r = export::export_file_signed_with_key(
                     &db,
+                    store_key.as_ref(),
                     room.as_deref(),
                     Path::new(&path),
                     format,

@@ -31,6 +31,15 @@ impl PrivRoom {
     }
 }
 
+/// A stored private-room message, opened or not.
+enum Opened {
+    Read(u32, Plain),
+    /// No key for its epoch (yet).
+    NoKey,
+    /// It will never open here.
+    Bad,
+}
+
 /// What the messages of one private room say about it, built from the messages held (one pass
 /// over the room) and kept up to date as messages arrive.
 pub(super) struct RoomState {
@@ -40,8 +49,8 @@ pub(super) struct RoomState {
     earliest_text: HashMap<NodeId, (u64, MessageId)>,
     /// The last name each author wrote with (inside the ciphertext).
     names: HashMap<NodeId, (u64, String)>,
-    /// Messages this node cannot open (their epoch key has not arrived, or they do not
-    /// decrypt).
+    /// Messages this node cannot open yet: their epoch key has not arrived. (Ones that do not
+    /// decrypt under a key held, written without the key, are not counted: they never will.)
     pub(super) waiting: u64,
     pub(super) membership: Membership,
 }
@@ -264,13 +273,30 @@ impl Core {
     /// Opens a stored message of a private room this node holds a key for: its epoch and
     /// plaintext.
     pub(super) fn open_private(&self, sm: &StoredMessage) -> Option<(u32, Plain)> {
-        let r = self.private.get(&sm.message.room)?;
-        let env = private::from_body(&sm.message.body).ok()?;
-        let key = r.keys.get(&env.epoch)?;
+        match self.try_open_private(sm) {
+            Opened::Read(epoch, plain) => Some((epoch, plain)),
+            Opened::NoKey | Opened::Bad => None,
+        }
+    }
+
+    /// [`Core::open_private`], telling a message whose key has not arrived (it may still open)
+    /// from one that never will (not an envelope, or it does not decrypt under the key held
+    /// for its epoch: written by someone without the key).
+    fn try_open_private(&self, sm: &StoredMessage) -> Opened {
+        let Some(r) = self.private.get(&sm.message.room) else {
+            return Opened::NoKey;
+        };
+        let Ok(env) = private::from_body(&sm.message.body) else {
+            return Opened::Bad;
+        };
+        let Some(key) = r.keys.get(&env.epoch) else {
+            return Opened::NoKey;
+        };
         let m = &sm.message;
-        private::open(&r.id, key, &m.author, m.timestamp, &env)
-            .ok()
-            .map(|p| (env.epoch, p))
+        match private::open(&r.id, key, &m.author, m.timestamp, &env) {
+            Ok(p) => Opened::Read(env.epoch, p),
+            Err(_) => Opened::Bad,
+        }
     }
 
     /// Runs `f` on the state of a private room (built on first use, then kept up to date as
@@ -288,9 +314,10 @@ impl Core {
         let res = self
             .store
             .for_each_message(Some(room), |sm| -> Result<(), ApiError> {
-                match self.open_private(&sm) {
-                    Some((epoch, plain)) => state.add(&sm, epoch, &plain),
-                    None => state.waiting += 1,
+                match self.try_open_private(&sm) {
+                    Opened::Read(epoch, plain) => state.add(&sm, epoch, &plain),
+                    Opened::NoKey => state.waiting += 1,
+                    Opened::Bad => {}
                 }
                 Ok(())
             });
@@ -316,24 +343,31 @@ impl Core {
     pub(super) fn private_arrived(&mut self, sm: &StoredMessage) -> Option<MessageView> {
         let room = sm.message.room.clone();
         let creator = self.private.get(&room)?.creator;
-        let opened = self.open_private(sm);
-        let known = self.room_states.borrow().contains_key(&room);
-        if known {
-            if let Some(s) = self.room_states.borrow_mut().get_mut(&room) {
-                match &opened {
-                    Some((epoch, plain)) => {
-                        s.add(sm, *epoch, plain);
-                        s.recompute(creator);
-                    }
-                    None => s.waiting += 1,
+        let opened = self.try_open_private(sm);
+        if let Some(s) = self.room_states.borrow_mut().get_mut(&room) {
+            match &opened {
+                Opened::Read(epoch, plain) => {
+                    s.add(sm, *epoch, plain);
+                    s.recompute(creator);
                 }
+                Opened::NoKey => s.waiting += 1,
+                Opened::Bad => {}
             }
         }
-        let (epoch, plain) = opened?;
+        let Opened::Read(epoch, plain) = opened else {
+            return None;
+        };
         let membership_changed = !matches!(plain.content, Content::Text(_));
         if let Content::Promote { .. } = plain.content {
-            // A grant from the new admin may have arrived before this notice.
-            self.rescan_grants(Some(&room));
+            // A grant from the new admin may have arrived before this notice (only a promote
+            // by an admin counts: anyone else's cannot make us look again).
+            let author = sm.message.author;
+            if self
+                .with_room_state(&room, |s| s.membership.is_admin(&author))
+                .unwrap_or(false)
+            {
+                self.rescan_grants(Some(&room));
+            }
         }
         let v = self.private_view(sm, epoch, &plain)?;
         if membership_changed {
@@ -439,11 +473,7 @@ impl Core {
         let v = self.private_arrived(&sm).ok_or_else(|| {
             ApiError::new(ErrorCode::Internal, "cannot read back own private message")
         })?;
-        let _ = self
-            .events
-            .send(EngineEvent::Message { message: v.clone() });
-        self.feed(Input::Published(msg));
-        self.status_dirty = true;
+        self.publish_local(msg, &v);
         Ok(v)
     }
 

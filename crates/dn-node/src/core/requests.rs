@@ -2,6 +2,7 @@
 //! writes it needs (publishing a message, setting the name).
 
 use super::*;
+use crate::atrest::Passphrase;
 
 impl Core {
     /// Answers `req` on `reply`: at once, or (an export) from the thread writing the file.
@@ -100,7 +101,7 @@ impl Core {
                     return Err(invalid(format!("{path}: the backup path must be absolute")));
                 }
                 self.refuse_own_files(Path::new(&path))?;
-                identity::write_backup(&self.key, Path::new(&path))?;
+                self.write_backup(Path::new(&path))?;
                 Self::to_value(BackupSummary { path })
             }
             Request::Network => Self::to_value(self.network_view()),
@@ -179,6 +180,16 @@ impl Core {
             Request::PromoteMember { room, member } => {
                 Self::to_value(self.promote_member(&room, &member)?)
             }
+            Request::LockState => Self::to_value(self.lock_view()),
+            Request::SetPassphrase { passphrase } => {
+                Self::to_value(self.set_passphrase(&Passphrase::new(passphrase))?)
+            }
+            Request::ChangePassphrase { old, new } => Self::to_value(
+                self.change_passphrase(&Passphrase::new(old), &Passphrase::new(new))?,
+            ),
+            Request::RemovePassphrase { passphrase } => {
+                Self::to_value(self.remove_passphrase(&Passphrase::new(passphrase))?)
+            }
         }
     }
 
@@ -232,12 +243,18 @@ impl Core {
         // Durable (synchronous=FULL) before anyone is told it was sent.
         let sm = self.store_local(&msg)?;
         let v = view(&sm);
-        let _ = self
-            .events
-            .send(EngineEvent::Message { message: v.clone() });
+        self.publish_local(msg, &v);
+        Ok(v)
+    }
+
+    /// After a message written here is stored: shows it, then hands it to the protocol to
+    /// spread.
+    pub(super) fn publish_local(&mut self, msg: Message, shown: &MessageView) {
+        let _ = self.events.send(EngineEvent::Message {
+            message: shown.clone(),
+        });
         self.feed(Input::Published(msg));
         self.status_dirty = true;
-        Ok(v)
     }
 }
 

@@ -255,6 +255,21 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
     assert_eq!(dee.core.store.message_count(Some(&id)).unwrap(), 4);
     assert!(bodies(dee, &id).is_empty());
     assert!(typed(dee, calls::Rooms).unwrap().is_empty());
+    // Peers' announced rooms: a private room by its title for a member, left out for a carrier.
+    let peer_rooms = |n: &mut Node| -> Vec<String> {
+        typed(n, calls::Peers)
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| p.rooms)
+            .collect()
+    };
+    assert!(
+        peer_rooms(bo).iter().all(|r| r == "medical"),
+        "{:?}",
+        peer_rooms(bo)
+    );
+    assert!(!peer_rooms(bo).is_empty());
+    assert!(peer_rooms(dee).is_empty(), "{:?}", peer_rooms(dee));
     let members = typed(bo, calls::Members { room: id.clone() }).unwrap();
     let names: Vec<(Option<String>, bool, bool)> = members
         .iter()
@@ -262,6 +277,38 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         .collect();
     assert_eq!(names[0], (Some("Ana Creator".into()), true, false));
     assert_eq!(members.len(), 3);
+
+    // Someone without the key (who knows the room id from the traffic) writes into it: Bo
+    // stores it (a valid envelope), never shows it, and does not count it as waiting for a key.
+    let mallory = SigningKey::from_bytes(&[66; 32]);
+    let rid = dn_proto::private::RoomId::parse(&id).unwrap();
+    let plain = dn_proto::private::Plain {
+        room_name: "medical".into(),
+        author_name: "Mallory".into(),
+        content: dn_proto::private::Content::Text("fake order".into()),
+    };
+    let m_id = identity::node_id(&mallory);
+    let body = dn_proto::private::seal(&rid, 0, &[1; 32], &m_id, 5, &plain, [2; 24]).unwrap();
+    let forged = Message::create(
+        &mallory,
+        &id,
+        dn_proto::private::HIDDEN_AUTHOR_NAME,
+        5,
+        &body,
+    )
+    .unwrap();
+    bo.core.handle(CoreMsg::Frame {
+        peer: ana.id,
+        conn_id: 1,
+        frame: Frame::Msg {
+            hops: 1,
+            message: forged.clone(),
+        },
+        permit: InPermit::none(),
+    });
+    assert!(bo.core.store.has_message(&forged.id()).unwrap());
+    assert_eq!(bodies(bo, &id).len(), 4);
+    assert_eq!(typed(bo, calls::Rooms).unwrap()[0].waiting_for_key, 0);
 
     // Only an admin removes; Bo is not one.
     let e = typed(

@@ -116,7 +116,7 @@ impl Core {
                         p.last_seen
                     },
                     rooms: if connected {
-                        self.proto.peer_rooms(&p.id)
+                        self.shown_room_names(self.proto.peer_rooms(&p.id))
                     } else {
                         vec![]
                     },
@@ -135,6 +135,20 @@ impl Core {
                 .then(a.id.cmp(&b.id))
         });
         Ok(v)
+    }
+
+    /// Room names as the user knows them: a private room this node is a member of by its
+    /// title, other private rooms (opaque ids, carried for others) left out.
+    fn shown_room_names(&self, rooms: Vec<String>) -> Vec<String> {
+        rooms
+            .into_iter()
+            .filter_map(|r| {
+                if !dn_proto::private::is_private_room(&r) {
+                    return Some(r);
+                }
+                self.private.get(&r).map(|p| p.title.clone())
+            })
+            .collect()
     }
 
     pub(super) fn status(&self) -> Result<StatusView, ApiError> {
