@@ -21,6 +21,7 @@ import {
   fallbackFingerprint,
   MAX_BODY_BYTES,
   MAX_DM_BYTES,
+  MAX_PRIVATE_BYTES,
   mergeMessages,
   updateDelivery,
 } from "./lib/messages";
@@ -278,7 +279,7 @@ export function composeTarget(state: AppState): ComposeTarget {
         ? `Message ${roomLabel(room)}`
         : `Join ${roomLabel(room)} to write here`,
     canWrite: ready && room !== null && room.joined,
-    limit: MAX_BODY_BYTES,
+    limit: room?.private ? MAX_PRIVATE_BYTES : MAX_BODY_BYTES,
   };
 }
 
@@ -918,7 +919,7 @@ export class Store {
       this.report(new AppError("invalid_input", `Join ${roomLabel(room)} to send messages there.`));
       return false;
     }
-    const check = checkBody(body);
+    const check = checkBody(body, room.private ? MAX_PRIVATE_BYTES : MAX_BODY_BYTES);
     if (check.problem !== null) {
       this.report(new AppError("invalid_input", check.problem));
       return false;

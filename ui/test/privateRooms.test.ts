@@ -7,6 +7,7 @@ import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { EngineEvent } from "../src/bindings/EngineEvent";
+import { MAX_BODY_BYTES, MAX_PRIVATE_TEXT_BYTES } from "../src/bindings/limits";
 import { ENGINE_EVENT, tauriBackend } from "../src/ipc";
 import {
   INVITE_WARNING,
@@ -147,6 +148,9 @@ describe("sidebar and header", () => {
     expect($("#room-waiting").hidden).toBe(false);
     expect($("#room-waiting").textContent).toBe("3 messages waiting for the room key");
     expect(composeTarget(store.state).placeholder).toBe("Message medical");
+    // The text of a private room is smaller than a body: its sealed envelope must fit one.
+    expect(composeTarget(store.state).limit).toBe(MAX_PRIVATE_TEXT_BYTES);
+    expect(MAX_PRIVATE_TEXT_BYTES).toBeLessThan(MAX_BODY_BYTES);
     expect($("#invite-button").hidden).toBe(false);
     expect($(".room-tools").hidden).toBe(false);
 

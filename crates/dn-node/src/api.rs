@@ -931,8 +931,8 @@ pub fn typescript_api() -> String {
 /// The TypeScript module `ui/src/bindings/limits.ts`: the protocol limits the UI checks
 /// before sending (the engine enforces them again).
 pub fn typescript_limits() -> String {
-    use dn_proto::{dm, message};
-    let limits: [(&str, usize, &str); 4] = [
+    use dn_proto::{dm, message, private};
+    let limits: [(&str, usize, &str); 5] = [
         (
             "MAX_BODY_BYTES",
             message::MAX_BODY_BYTES,
@@ -942,6 +942,11 @@ pub fn typescript_limits() -> String {
             "MAX_DM_TEXT_BYTES",
             dm::MAX_DM_TEXT_BYTES,
             "Longest direct message text, UTF-8 bytes.",
+        ),
+        (
+            "MAX_PRIVATE_TEXT_BYTES",
+            private::MAX_PRIVATE_TEXT_BYTES,
+            "Longest text in a private room, UTF-8 bytes (its sealed envelope must fit a body).",
         ),
         (
             "MAX_NAME_BYTES",

@@ -6,6 +6,9 @@ export const MAX_BODY_BYTES = 8192;
 /** Longest direct message text, UTF-8 bytes. */
 export const MAX_DM_TEXT_BYTES = 5900;
 
+/** Longest text in a private room, UTF-8 bytes (its sealed envelope must fit a body). */
+export const MAX_PRIVATE_TEXT_BYTES = 5957;
+
 /** Longest display name, UTF-8 bytes. */
 export const MAX_NAME_BYTES = 64;
 

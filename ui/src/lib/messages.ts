@@ -1,6 +1,6 @@
 // Pure helpers about messages: ordering, size limit, display formats. No DOM, no IPC.
 
-import { MAX_BODY_BYTES, MAX_DM_TEXT_BYTES } from "../bindings/limits";
+import { MAX_BODY_BYTES, MAX_DM_TEXT_BYTES, MAX_PRIVATE_TEXT_BYTES } from "../bindings/limits";
 import type { MessageView } from "../bindings/MessageView";
 
 /** Largest message body the engine accepts, in UTF-8 bytes (generated from the protocol). */
@@ -105,6 +105,9 @@ export function formatFullTime(ms: number): string {
 
 /** Largest direct-message body the engine accepts, in UTF-8 bytes (generated from the protocol). */
 export const MAX_DM_BYTES = MAX_DM_TEXT_BYTES;
+
+/** Largest text of a private room, in UTF-8 bytes (generated from the protocol). */
+export const MAX_PRIVATE_BYTES = MAX_PRIVATE_TEXT_BYTES;
 
 /**
  * Delivery state of a message written here, or null for messages from others:

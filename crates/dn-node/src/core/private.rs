@@ -429,9 +429,14 @@ impl Core {
         if let Some(r) = self.private.get(&v.name) {
             v.title = r.title.clone();
             v.private = true;
-            if let Some((admin, waiting)) =
-                self.with_room_state(&v.name, |s| (s.membership.is_admin(&self.id), s.waiting))
-            {
+            if let Some((admin, waiting)) = self.with_room_state(&v.name, |s| {
+                // A removed member waits for no key: none will come.
+                let removed = s.membership.removed_at(&self.id).is_some();
+                (
+                    s.membership.is_admin(&self.id),
+                    if removed { 0 } else { s.waiting },
+                )
+            }) {
                 v.admin = admin;
                 v.waiting_for_key = waiting;
             }
@@ -456,6 +461,17 @@ impl Core {
     ) -> Result<MessageView, ApiError> {
         let name = self.require_name()?;
         let r = self.priv_room(room)?;
+        let me = self.id;
+        if self
+            .with_room_state(room, |s| s.membership.removed_at(&me).is_some())
+            .unwrap_or(false)
+        {
+            return Err(invalid(format!(
+                "you were removed from {}: you keep what you have, but can no longer write to \
+                 it (ask an admin for a new invite)",
+                r.title
+            )));
+        }
         let (epoch, key) = r
             .current()
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "private room without a key"))?;

@@ -241,8 +241,11 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         unreachable!()
     };
 
+    // Ana's first two messages may share a millisecond (room order is then by id).
+    let mut seen = bodies(bo, &id);
+    seen.sort();
     assert_eq!(
-        bodies(bo, &id),
+        seen,
         [
             "Ana Creator: created the room",
             "Ana Creator: patient Zed in tent 4",
@@ -349,15 +352,31 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         b.contains(&"Ana Creator: removed Cy Removed".to_string()),
         "{b:?}"
     );
-    assert_eq!(b.last().unwrap(), "Ana Creator: after: Zed moved to tent 9");
+    assert!(
+        b.contains(&"Ana Creator: after: Zed moved to tent 9".to_string()),
+        "{b:?}"
+    );
     assert_eq!(bo.core.store.room_keys(&id).unwrap().len(), 2);
     // Cy sees the removal notice (old key) but not what came after; it waits for a key that
     // never comes.
     let c = bodies(cy, &id);
-    assert!(c.last().unwrap().contains("removed Cy Removed"), "{c:?}");
+    assert!(c.iter().any(|l| l.contains("removed Cy Removed")), "{c:?}");
     assert!(!c.iter().any(|l| l.contains("tent 9")));
     let cy_room = typed(cy, calls::Rooms).unwrap().remove(0);
-    assert_eq!(cy_room.waiting_for_key, 1);
+    // It holds the message (sealed) but waits for no key: it was removed.
+    assert_eq!(cy_room.waiting_for_key, 0);
+    // Stored beyond what it shows: the message after its removal and Mallory's forgery.
+    assert_eq!(cy_room.messages, c.len() as u64 + 2);
+    let e = typed(
+        cy,
+        calls::Send {
+            room: id.clone(),
+            body: "still here?".into(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    assert!(e.message.contains("you were removed"), "{}", e.message);
     assert_eq!(cy.core.store.room_keys(&id).unwrap().len(), 1);
     // A grant from Cy (not an admin) is ignored and counted.
     let fake = dn_proto::private::Invite {
@@ -446,10 +465,9 @@ fn private_room_state_survives_a_restart_and_names_resolve() {
         },
     )
     .unwrap();
-    assert_eq!(
-        bodies(&mut ana, "ops"),
-        ["Ana: created the room", "Ana: private hello"]
-    );
+    let mut ops = bodies(&mut ana, "ops");
+    ops.sort(); // the two may share a millisecond
+    assert_eq!(ops, ["Ana: created the room", "Ana: private hello"]);
     assert_eq!(bodies(&mut ana, "#ops"), ["Ana: open hello"]);
     // Unknown private ids cannot be joined by name.
     let e = typed(
@@ -504,5 +522,5 @@ fn private_room_state_survives_a_restart_and_names_resolve() {
     .unwrap();
     assert_eq!(again.len(), 2);
     assert!(again.iter().all(|m| m.private));
-    assert_eq!(again[0].kind, MessageKind::Join);
+    assert!(again.iter().any(|m| m.kind == MessageKind::Join));
 }
