@@ -15,6 +15,7 @@ import type { ExportFormat } from "./bindings/ExportFormat";
 import type { ExportSummary } from "./bindings/ExportSummary";
 import type { IdentityView } from "./bindings/IdentityView";
 import type { InviteView } from "./bindings/InviteView";
+import type { LockView } from "./bindings/LockView";
 import type { MemberView } from "./bindings/MemberView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
@@ -126,6 +127,14 @@ export interface Backend {
   removeMember(room: string, member: string): Promise<MemberView[]>;
   /** Makes a member of a private room an admin (admins only); the members after. */
   promoteMember(room: string, member: string): Promise<MemberView[]>;
+  /** Whether this data directory is locked with a passphrase. */
+  lockState(): Promise<LockView>;
+  /** Locks this laptop's DisasterNet with `passphrase` (the store is re-written encrypted). */
+  setPassphrase(passphrase: string): Promise<LockView>;
+  /** Changes the passphrase (`old` must be the current one). */
+  changePassphrase(old: string, next: string): Promise<LockView>;
+  /** Removes the passphrase (the store is re-written unencrypted). */
+  removePassphrase(passphrase: string): Promise<LockView>;
   /** Starts delivering engine events; resolves to a function that stops it. */
   subscribe(handlers: EventHandlers): Promise<() => void>;
 }
@@ -191,6 +200,10 @@ export const tauriBackend: Backend = {
   members: (room) => engine.members(room),
   removeMember: (room, member) => engine.removeMember(room, member),
   promoteMember: (room, member) => engine.promoteMember(room, member),
+  lockState: () => engine.lockState(),
+  setPassphrase: (passphrase) => engine.setPassphrase(passphrase),
+  changePassphrase: (old, next) => engine.changePassphrase(old, next),
+  removePassphrase: (passphrase) => engine.removePassphrase(passphrase),
   async subscribe(handlers) {
     const stops: UnlistenFn[] = [];
     try {

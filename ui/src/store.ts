@@ -12,6 +12,8 @@ import type { MemberView } from "./bindings/MemberView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
 import type { PeerView } from "./bindings/PeerView";
+import type { LockView } from "./bindings/LockView";
+import { MIN_PASSPHRASE_CHARS } from "./bindings/limits";
 import type { RoomView } from "./bindings/RoomView";
 import type { StatusView } from "./bindings/StatusView";
 import { AppError, type AppErrorCode, type Backend } from "./ipc";
@@ -160,6 +162,20 @@ export interface AppState {
   members: Readonly<Record<string, MemberList>>;
   /** The open invite dialog, or null. */
   invite: InviteState | null;
+  /** "Lock this laptop's DisasterNet" in the "Identity & export" pane. */
+  lock: LockState;
+}
+
+/** The passphrase lock as the identity pane shows it. */
+export interface LockState {
+  /** Whether the data directory is locked (null until asked). */
+  locked: boolean | null;
+  /** A set / change / remove is running (setting or removing re-writes the store). */
+  busy: boolean;
+  /** What the last action did, for the status line. */
+  done: string | null;
+  /** Why the last action was refused (shown beside the form; nothing changed). */
+  problem: string | null;
 }
 
 export const initialState: AppState = {
@@ -186,9 +202,26 @@ export const initialState: AppState = {
   blocked: [],
   members: {},
   invite: null,
+  lock: { locked: null, busy: false, done: null, problem: null },
 };
 
 export type Listener = (state: AppState, previous: AppState) => void;
+
+/** Status lines of the passphrase lock. */
+export const LOCKED_DONE =
+  "Locked: DisasterNet now asks for this passphrase at every start. Without it nothing on this laptop can be read.";
+export const CHANGED_DONE = "Passphrase changed. Use the new one from the next start.";
+export const REMOVED_DONE = "Passphrase removed: the key and the messages on this laptop are no longer encrypted.";
+export const WRONG_PASSPHRASE = "That is not the current passphrase. Nothing was changed.";
+
+/** Why a new passphrase (typed twice) cannot be used, or null. */
+export function newPassphraseProblem(passphrase: string, again: string): string | null {
+  if ([...passphrase].length < MIN_PASSPHRASE_CHARS) {
+    return `Use at least ${MIN_PASSPHRASE_CHARS} characters.`;
+  }
+  if (passphrase !== again) return "The two passphrases are not the same.";
+  return null;
+}
 
 // ---------------------------------------------------------------- selectors (pure)
 
@@ -397,6 +430,7 @@ export class Store {
       this.refreshRooms(),
       this.refreshPeers(),
       this.refreshBlocked(),
+      this.refreshLock(),
     ]);
     const room = this.current.selectedRoom;
     if (room !== null) await this.loadLatest(room);
@@ -761,6 +795,59 @@ export class Store {
         return [r.id, `Identity restored from ${path}: this device is now ${fp}.${kept}`];
       },
     );
+  }
+
+  private async refreshLock(): Promise<void> {
+    try {
+      const v = await this.backend.lockState();
+      this.set({ lock: { ...this.current.lock, locked: v.locked } });
+    } catch (raw) {
+      this.report(raw);
+    }
+  }
+
+  /**
+   * Locks this laptop's DisasterNet with `passphrase` (typed twice). Returns true when done; a
+   * refusal (too short, not the same twice, the engine's error) is shown beside the form.
+   */
+  async lockWithPassphrase(passphrase: string, again: string): Promise<boolean> {
+    const problem = newPassphraseProblem(passphrase, again);
+    return this.lockAction(problem, () => this.backend.setPassphrase(passphrase), LOCKED_DONE);
+  }
+
+  /** Changes the passphrase (`next` typed twice). */
+  async changePassphrase(current: string, next: string, again: string): Promise<boolean> {
+    const problem = current === "" ? "Type the current passphrase." : newPassphraseProblem(next, again);
+    return this.lockAction(problem, () => this.backend.changePassphrase(current, next), CHANGED_DONE);
+  }
+
+  /** Removes the passphrase (the current one must be given). */
+  async removePassphrase(current: string): Promise<boolean> {
+    const problem = current === "" ? "Type the current passphrase." : null;
+    return this.lockAction(problem, () => this.backend.removePassphrase(current), REMOVED_DONE);
+  }
+
+  private async lockAction(
+    problem: string | null,
+    action: () => Promise<LockView>,
+    done: string,
+  ): Promise<boolean> {
+    if (this.current.lock.busy) return false;
+    if (problem !== null) {
+      this.set({ lock: { ...this.current.lock, problem, done: null } });
+      return false;
+    }
+    this.set({ lock: { ...this.current.lock, busy: true, problem: null, done: null } });
+    try {
+      const v = await action();
+      this.set({ lock: { locked: v.locked, busy: false, problem: null, done } });
+      return true;
+    } catch (raw) {
+      const e = AppError.from(raw);
+      const problem = e.code === "wrong_passphrase" ? WRONG_PASSPHRASE : e.message;
+      this.set({ lock: { ...this.current.lock, busy: false, problem } });
+      return false;
+    }
   }
 
   /** Runs one dialog + backup / restore / export, one at a time, and records the outcome. */

@@ -70,6 +70,8 @@ export class FakeEngine {
   privateRooms = new Map<string, FakePrivateRoom>();
   /** Valid invite codes: code → room id. */
   invites = new Map<string, string>();
+  /** The data directory's passphrase (null: not locked), as the engine keeps it. */
+  passphrase: string | null = null;
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -344,6 +346,21 @@ export class FakeEngine {
         }
         return this.members(room);
       }
+      case "lock_state":
+        return { locked: this.passphrase !== null };
+      case "set_passphrase":
+        if (this.passphrase !== null) fail("invalid_input", "this data directory is already locked");
+        if ([...String(args.passphrase)].length < 8) fail("invalid_input", "the passphrase is too short");
+        this.passphrase = String(args.passphrase);
+        return { locked: true };
+      case "change_passphrase":
+        if (args.old !== this.passphrase) fail("wrong_passphrase", "wrong passphrase");
+        this.passphrase = String(args.new);
+        return { locked: true };
+      case "remove_passphrase":
+        if (args.passphrase !== this.passphrase) fail("wrong_passphrase", "wrong passphrase");
+        this.passphrase = null;
+        return { locked: false };
       case "status":
         return this.status();
       case "plugin:dialog|save":

@@ -932,7 +932,7 @@ pub fn typescript_api() -> String {
 /// before sending (the engine enforces them again).
 pub fn typescript_limits() -> String {
     use dn_proto::{dm, message, private};
-    let limits: [(&str, usize, &str); 5] = [
+    let limits: [(&str, usize, &str); 6] = [
         (
             "MAX_BODY_BYTES",
             message::MAX_BODY_BYTES,
@@ -942,6 +942,11 @@ pub fn typescript_limits() -> String {
             "MAX_DM_TEXT_BYTES",
             dm::MAX_DM_TEXT_BYTES,
             "Longest direct message text, UTF-8 bytes.",
+        ),
+        (
+            "MIN_PASSPHRASE_CHARS",
+            crate::atrest::MIN_PASSPHRASE_CHARS,
+            "Shortest passphrase that locks this laptop's DisasterNet, characters.",
         ),
         (
             "MAX_PRIVATE_TEXT_BYTES",

@@ -6,6 +6,9 @@ export const MAX_BODY_BYTES = 8192;
 /** Longest direct message text, UTF-8 bytes. */
 export const MAX_DM_TEXT_BYTES = 5900;
 
+/** Shortest passphrase that locks this laptop's DisasterNet, characters. */
+export const MIN_PASSPHRASE_CHARS = 8;
+
 /** Longest text in a private room, UTF-8 bytes (its sealed envelope must fit a body). */
 export const MAX_PRIVATE_TEXT_BYTES = 5957;
 

@@ -6,6 +6,7 @@ import { MAX_NAME_BYTES } from "../bindings/limits";
 import { h, setChildren } from "../lib/dom";
 import { roomSpoken } from "../lib/invite";
 import { EXPORT_FORMATS, type AppState, type Store } from "../store";
+import { mountLockPanel } from "./lock";
 
 /** Shown above the backup button. */
 export const BACKUP_WARNING =
@@ -137,14 +138,16 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
     if (button?.dataset.author) void store.setBlocked(button.dataset.author, false);
   });
 
+  const lock = mountLockPanel(store);
   root.append(
     header,
-    h("div", { class: "identity-pane" }, result, nameForm, exporter, backup, restore, blocked),
+    h("div", { class: "identity-pane" }, result, nameForm, exporter, lock.panel, backup, restore, blocked),
   );
 
   let shownName: string | null | undefined;
 
   const render = (state: AppState): void => {
+    lock.render(state);
     const id = state.identity;
     subtitle.textContent = id ? `${id.name ?? "(no name)"} · ${id.fingerprint} · ${id.id}` : "";
     const chosen = roomSelect.value;
@@ -199,7 +202,8 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
       state.rooms !== previous.rooms ||
       state.transfer !== previous.transfer ||
       state.pending !== previous.pending ||
-      state.blocked !== previous.blocked
+      state.blocked !== previous.blocked ||
+      state.lock !== previous.lock
     ) {
       render(state);
     }
