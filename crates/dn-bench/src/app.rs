@@ -577,7 +577,9 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         .count();
     let _ = writeln!(
         text,
-        "   LOCKED: a copy of D locked with `disasternet passphrase set` ({:.1} s; store {:.1} MB),          one locked run after each run above, started the same way; the script types the          passphrase ({} characters) as soon as the unlock screen is visible, then clicks Unlock.",
+        "   LOCKED: a copy of D locked with `disasternet passphrase set` ({:.1} s; store {:.1} MB), \
+         one locked run after each run above, started the same way; the script types the \
+         passphrase ({} characters) as soon as the unlock screen is visible, then clicks Unlock.",
         lock_s,
         locked_bytes as f64 / 1e6,
         PASSPHRASE.chars().count()
@@ -628,7 +630,8 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     );
     let _ = writeln!(
         text,
-        "   locked start (c): median {l_med:.0} ms = {:.0} % of unlocked {i_med:.0} ms (goal ≤          {:.0} %) → {}; {l_within} of {} locked runs within {:.0} % of the unlocked median",
+        "   locked start (c): median {l_med:.0} ms = {:.0} % of unlocked {i_med:.0} ms (goal ≤ \
+         {:.0} %) → {}; {l_within} of {} locked runs within {:.0} % of the unlocked median",
         l_ratio * 100.0,
         GOAL_LOCKED_RATIO * 100.0,
         if l_met { "met" } else { "MISSED" },
@@ -637,7 +640,9 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     );
     let _ = writeln!(
         text,
-        "   in this process, same files, median of {OPEN_REPS}: Argon2id unseal of identity.key          (m = 64 MiB, t = 3, p = 1) {:.0} ms; store open as at start (key, quick_check over every          page, schema): plain {:.0} ms, SQLCipher {:.0} ms (+{:.0} ms)",
+        "   in this process, same files, median of {OPEN_REPS}: Argon2id unseal of identity.key \
+         (m = 64 MiB, t = 3, p = 1) {:.0} ms; store open as at start (key, quick_check over every \
+         page, schema): plain {:.0} ms, SQLCipher {:.0} ms (+{:.0} ms)",
         kdf_s * 1000.0,
         open_plain_s * 1000.0,
         open_locked_s * 1000.0,
