@@ -13,6 +13,9 @@
 //   DIRECT_RUN     1: one more start without WebDriver, memory only (default 1)
 //   TAURI_DRIVER   tauri-driver (default: PATH, then ~/.cargo/bin)
 //   OUT_DIR        screenshot and logs (default: <target>/test-output/bench)
+//   LOCKED_DATA_DIR  optional: the same data locked with a passphrase (`disasternet passphrase
+//                  set`); each run on DATA_DIR is then followed by one on it (interleaved)
+//   PASSPHRASE     the passphrase of LOCKED_DATA_DIR
 //
 // Per run:
 // - t_spawn: the app process's start time (/proc/PID/stat starttime against /proc/uptime: 10 ms
@@ -27,6 +30,23 @@
 //   /proc/PID/smaps_rollup, and the number of distinct physical pages they map (pagemap, root
 //   only): shared pages counted once whoever else maps them, so it does not depend on other
 //   WebKit processes on the host, which lower PSS.
+//
+// A locked run (LOCKED_DATA_DIR) starts the app the same way. The UI first shows its unlock
+// screen (ui/src/views/unlock.ts; the engine has not started); the script polls for it, types
+// the passphrase into it as soon as it is visible and clicks Unlock; then it waits for the same
+// "dn:interactive" mark as above (the UI mounts the app, hence sets the mark, only after the
+// unlock). Per locked run:
+// - spawn → unlock screen: its first paint (the page's "first-contentful-paint": the unlock
+//   screen is the page's first content, #app being empty until then) and when the polling saw
+//   it (20 ms, an upper bound);
+// - the typing: from the poll that saw the screen to just before the click (WebDriver sendKeys);
+// - Unlock click → interactive (the mark), split by a MutationObserver set on the page before
+//   typing: the `unlock` command (from the submit handler disabling Unlock to the screen's
+//   removal when the command answered: IPC, Argon2id, the store opened with its integrity
+//   check, the engine started) and the UI after it (mount, first page, one frame);
+// - spawn → interactive minus the typing: (spawn → screen seen) + (click → mark), the figure
+//   compared with the unlocked window to interactive.
+// Locked runs measure no memory.
 //
 // Each run gets a fresh tauri-driver and fresh XDG config/data/cache dirs, so WebKit starts
 // with no cache, no local storage and the default window size (the OS page cache stays warm).
@@ -48,7 +68,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Builder } from "selenium-webdriver";
+import { Builder, By } from "selenium-webdriver";
 import { appPids as appPidsOf, findTauriDriver, freePort, sleep, targetDir } from "./lib.mjs";
 
 const APP_BIN = resolve(process.env.APP_BIN ?? join(targetDir, "release", "disasternet-app"));
@@ -59,17 +79,20 @@ const IDLE_S = Number(process.env.IDLE_S ?? 10);
 const MEM_RUNS = Math.min(RUNS, Number(process.env.MEM_RUNS ?? RUNS));
 const DIRECT_RUN = (process.env.DIRECT_RUN ?? "1") === "1";
 const OUT_DIR = process.env.OUT_DIR ?? join(targetDir, "test-output", "bench");
+const LOCKED_DATA_DIR = process.env.LOCKED_DATA_DIR ?? "";
+const PASSPHRASE = process.env.PASSPHRASE ?? "";
 const POLL_MS = 20;
 const TIMEOUT_MS = 30_000;
 const CLK_TCK = 100; // USER_HZ: `getconf CLK_TCK` is 100 on Linux (x86-64, arm64)
-const APP_ARGS = ["--data-dir", DATA_DIR, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0"];
+const appArgs = (dir) => ["--data-dir", dir, "--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0"];
+const APP_ARGS = appArgs(DATA_DIR);
 
 const note = (msg) => process.stderr.write(`[bench-app] ${msg}\n`);
 
 // --------------------------------------------------------------------------------- /proc
 
-/** Pids of app processes on DATA_DIR (matched by binary and that unique dir). */
-const appPids = () => appPidsOf(DATA_DIR, APP_BIN);
+/** Pids of app processes on `dir` (DATA_DIR by default; matched by binary and that unique dir). */
+const appPids = (dir = DATA_DIR) => appPidsOf(dir, APP_BIN);
 
 /** Fields of /proc/PID/stat after the command name (index 0 = state, 1 = ppid, 19 = starttime). */
 function statFields(pid) {
@@ -294,11 +317,11 @@ function removeDir(dir) {
   }
 }
 
-async function waitGone(ms) {
+async function waitGone(ms, dir = DATA_DIR) {
   const deadline = Date.now() + ms;
-  while (appPids().length > 0) {
+  while (appPids(dir).length > 0) {
     if (Date.now() > deadline) {
-      for (const pid of appPids()) process.kill(pid, "SIGKILL");
+      for (const pid of appPids(dir)) process.kill(pid, "SIGKILL");
       await sleep(200);
       return false;
     }
@@ -336,6 +359,41 @@ const PROBE = `
   };
 `;
 
+/** Runs in the page of a locked data dir: is the unlock screen up, and its first paint. */
+const PROBE_LOCK = `
+  const input = document.getElementById("unlock-input");
+  const r = input ? input.getBoundingClientRect() : null;
+  const fcp = performance.getEntriesByName("first-contentful-paint")[0];
+  return {
+    visible: Boolean(r && r.width > 0 && r.height > 0),
+    now: Date.now(),
+    origin: performance.timeOrigin,
+    fcp: fcp ? fcp.startTime : null,
+    mounted: document.getElementById("composer") !== null,
+  };
+`;
+
+/**
+ * Watches the unlock screen (epoch ms in window.__dnUnlock): `start` when its submit handler
+ * disabled Unlock (and invoked the shell's `unlock` command), `end` when the command answered
+ * and the screen was removed. The page's Tauri `invoke` cannot be wrapped (non-writable).
+ */
+const WATCH_UNLOCK = `
+  const mark = window.__dnUnlock = {};
+  const submit = document.getElementById("unlock-submit");
+  if (!submit) return false;
+  const seen = () => {
+    if (!mark.start && submit.disabled) mark.start = Date.now();
+    if (!mark.end && !document.getElementById("unlock-dialog")) mark.end = Date.now();
+    return Boolean(mark.end);
+  };
+  const observer = new MutationObserver(() => {
+    if (seen()) observer.disconnect();
+  });
+  observer.observe(document.body, { subtree: true, childList: true, attributes: true });
+  return true;
+`;
+
 // --------------------------------------------------------------------------------- a run
 
 async function startDriver(xdg, log) {
@@ -371,21 +429,46 @@ function freshXdg(base) {
   return xdg;
 }
 
-async function timedRun(i, measureMemory, log) {
+/**
+ * Waits for the unlock screen, types `passphrase` and clicks Unlock. Returns what was seen and
+ * when (epoch ms, host clock).
+ */
+async function unlockScreen(driver, passphrase, t0) {
+  let lock;
+  let firstLock = null;
+  for (;;) {
+    lock = await driver.executeScript(PROBE_LOCK);
+    firstLock ??= lock;
+    if (lock.visible) break;
+    if (lock.mounted) throw new Error("the app opened without its unlock screen: is the data dir locked?");
+    if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`no unlock screen within ${TIMEOUT_MS} ms`);
+    await sleep(POLL_MS);
+  }
+  const watched = await driver.executeScript(WATCH_UNLOCK);
+  const input = await driver.findElement(By.css("#unlock-input"));
+  await input.sendKeys(passphrase);
+  const clickAt = Date.now();
+  await driver.findElement(By.css("#unlock-submit")).click();
+  return { seen: lock, visibleAtFirstPoll: firstLock.visible, watched, clickAt };
+}
+
+async function timedRun(i, measureMemory, log, dataDir = DATA_DIR, passphrase = "") {
   const base = mkdtempSync(join(tmpdir(), "dn-bench-app-xdg-"));
   const { proc, url } = await startDriver(freshXdg(base), log);
+  const appPids = () => appPidsOf(dataDir, APP_BIN);
   let driver;
   try {
     const t0 = Date.now();
     driver = await new Builder()
       .usingServer(url)
-      .withCapabilities({ browserName: "wry", "tauri:options": { application: APP_BIN, args: APP_ARGS } })
+      .withCapabilities({ browserName: "wry", "tauri:options": { application: APP_BIN, args: appArgs(dataDir) } })
       .build();
     const tSession = Date.now();
     const pids = appPids();
     if (pids.length !== 1) throw new Error(`expected one app process, found [${pids}]`);
     const pid = pids[0];
     const spawnAt = processStartEpochMs(pid);
+    const unlock = passphrase ? await unlockScreen(driver, passphrase, t0) : null;
     let first = null;
     let probe;
     let seenReady = null; // the first probe that saw the UI ready
@@ -423,6 +506,42 @@ async function timedRun(i, measureMemory, log) {
       dom_elements: probe.nodes,
       mark_after_dom_ready_ms: probe.mark === null ? null : Math.round(probe.origin + probe.mark - ready.now),
     };
+    if (unlock) {
+      const markAt = probe.mark === null ? null : probe.origin + probe.mark;
+      // The unlock screen's first paint: read now (the entry may come after the poll saw it).
+      const { times, fcp } = await driver.executeScript(`
+        const fcp = performance.getEntriesByName("first-contentful-paint")[0];
+        return { times: window.__dnUnlock ?? {}, fcp: fcp ? fcp.startTime : null };`);
+      const { seen } = unlock;
+      const typing = unlock.clickAt - seen.now;
+      Object.assign(run, {
+        locked: true,
+        spawn_to_unlock_screen_painted_ms: fcp === null ? null : Math.round(seen.origin + fcp - spawnAt),
+        unlock_screen_painted_when_seen: seen.fcp !== null,
+        spawn_to_unlock_screen_polled_ms: Math.round(seen.now - spawnAt),
+        unlock_screen_at_first_poll: unlock.visibleAtFirstPoll,
+        typing_ms: typing,
+        click_to_mark_ms: markAt === null ? null : Math.round(markAt - unlock.clickAt),
+        unlock_command_ms: times.end && times.start ? times.end - times.start : null,
+        click_to_unlock_command_ms: times.start ? times.start - unlock.clickAt : null,
+        unlock_command_to_mark_ms: markAt !== null && times.end ? Math.round(markAt - times.end) : null,
+        spawn_to_mark_minus_typing_ms: markAt === null ? null : Math.round(markAt - spawnAt - typing),
+        click_to_ready_polled_ms: ready.now - unlock.clickAt,
+      });
+      note(
+        `locked run ${i + 1}: spawn→unlock screen ${run.spawn_to_unlock_screen_painted_ms ?? "?"} ms (painted), ` +
+          `${run.spawn_to_unlock_screen_polled_ms} ms (seen); typing ${typing} ms; click→interactive ` +
+          `${run.click_to_mark_ms ?? "?"} ms (unlock command ${run.unlock_command_ms ?? "?"} ms); ` +
+          `spawn→interactive minus typing ${run.spawn_to_mark_minus_typing_ms ?? "?"} ms`,
+      );
+      if (i === RUNS - 1) {
+        mkdirSync(OUT_DIR, { recursive: true });
+        const shot = join(OUT_DIR, "app-unlocked.png");
+        writeFileSync(shot, await driver.takeScreenshot(), "base64");
+        run.screenshot = shot;
+      }
+      return run;
+    }
     note(
       `run ${i + 1}: spawn→interactive ${run.spawn_to_mark_ms ?? "?"} ms (mark), ${run.spawn_to_ready_polled_ms} ms ` +
         `(polled), WebDriver→interactive ${run.webdriver_to_ready_ms} ms; ${probe.messages} messages in the DOM`,
@@ -449,7 +568,7 @@ async function timedRun(i, measureMemory, log) {
     } catch {
       // the session ended with the app
     }
-    await waitGone(5000);
+    await waitGone(5000, dataDir);
     await waitPidsGone(tree, 3000);
     proc.kill("SIGTERM");
     removeDir(base);
@@ -485,24 +604,35 @@ async function main() {
   if (!existsSync(APP_BIN)) throw new Error(`app binary missing: ${APP_BIN}`);
   if (!process.env.DISPLAY) throw new Error("no DISPLAY: run under xvfb-run");
   if (appPids().length > 0) throw new Error(`an app is already running on ${DATA_DIR}`);
+  if (LOCKED_DATA_DIR) {
+    if (!existsSync(LOCKED_DATA_DIR)) throw new Error(`LOCKED_DATA_DIR ${LOCKED_DATA_DIR} does not exist`);
+    if (!PASSPHRASE) throw new Error("LOCKED_DATA_DIR needs PASSPHRASE");
+    if (appPids(LOCKED_DATA_DIR).length > 0) throw new Error(`an app is already running on ${LOCKED_DATA_DIR}`);
+  }
   mkdirSync(OUT_DIR, { recursive: true });
   const log = createWriteStream(join(OUT_DIR, "bench-app.log"));
   const runs = [];
-  for (let i = 0; i < RUNS; i++) runs.push(await timedRun(i, i >= RUNS - MEM_RUNS, log));
+  const lockedRuns = [];
+  for (let i = 0; i < RUNS; i++) {
+    runs.push(await timedRun(i, i >= RUNS - MEM_RUNS, log));
+    if (LOCKED_DATA_DIR) lockedRuns.push(await timedRun(i, false, log, LOCKED_DATA_DIR, PASSPHRASE));
+  }
   let direct = null;
   if (DIRECT_RUN) {
     const slowest = Math.max(...runs.map((r) => r.spawn_to_ready_polled_ms));
     direct = await directRun(slowest + IDLE_S * 1000, log);
   }
   log.end();
-  process.stdout.write(`${JSON.stringify({ app: APP_BIN, idle_s: IDLE_S, poll_ms: POLL_MS, runs, direct })}\n`);
+  process.stdout.write(`${JSON.stringify({ app: APP_BIN, idle_s: IDLE_S, poll_ms: POLL_MS, runs, direct, locked_runs: lockedRuns })}\n`);
 }
 
 main().then(
   () => process.exit(0),
   (e) => {
     process.stderr.write(`bench-app: ${e.stack ?? e}\n`);
-    for (const pid of appPids()) process.kill(pid, "SIGKILL");
+    for (const dir of [DATA_DIR, LOCKED_DATA_DIR].filter(Boolean)) {
+      for (const pid of appPids(dir)) process.kill(pid, "SIGKILL");
+    }
     process.exit(1);
   },
 );

@@ -21,6 +21,17 @@
 //!   the library pages), so it depends on what else runs.
 //!
 //! One more start without WebDriver (no automation mode) measures idle memory only.
+//!
+//! **Locked** (issue #11, "At rest"): a copy of the same data dir is locked with a passphrase
+//! (`disasternet passphrase set`) and each run above is followed by one on it, started the same
+//! way. The app then shows its unlock screen first; the script types the passphrase as soon as
+//! the screen is visible and clicks Unlock, then waits for the same `dn:interactive` mark (the
+//! UI mounts, hence marks, only after the unlock). Reported: spawn → unlock screen (painted,
+//! and seen by polling), Unlock click → interactive (split into the shell's `unlock` command and
+//! the UI after it), and spawn → interactive minus the typing, compared with the unlocked
+//! window to interactive (goal: within 15 %). Where the time goes is measured beside it, in
+//! this process on the same files: Argon2id (unsealing `identity.key`) and the store's open
+//! with its integrity check (`PRAGMA quick_check` over every page), plain and SQLCipher.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +43,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::{node, round2, stats, Ctx, Section};
+use dn_node::atrest::{self, Passphrase};
+use dn_store::Store;
 
 /// Goal: window to interactive with 100,000 stored messages.
 const GOAL_INTERACTIVE_MS: f64 = 1000.0;
@@ -39,6 +52,12 @@ const GOAL_INTERACTIVE_MS: f64 = 1000.0;
 const GOAL_PSS_MIB: f64 = 150.0;
 /// Display name set before the app starts.
 const NAME: &str = "Bench Operator";
+/// Goal: the locked start (minus the typing) within 15 % of the unlocked one.
+const GOAL_LOCKED_RATIO: f64 = 1.15;
+/// The passphrase of the locked copy (what the script types: 28 characters).
+pub(crate) const PASSPHRASE: &str = "bench app passphrase, locked";
+/// In-process repetitions of the unlock and the store open (median).
+const OPEN_REPS: usize = 3;
 
 /// Run parameters.
 struct Plan {
@@ -164,6 +183,68 @@ pub(crate) fn prepare_data_dir(ctx: &Ctx, dir: &Path, messages: usize) -> Result
     node::fill_store(ctx, dir, messages)
 }
 
+/// Locks `dir` with `passphrase` (`disasternet passphrase set`); returns the seconds it took.
+pub(crate) fn lock_data_dir(ctx: &Ctx, dir: &Path, passphrase: &str) -> Result<f64> {
+    let t = Instant::now();
+    let out = Command::new(&ctx.disasternet)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["passphrase", "set"])
+        .env("DISASTERNET_NEW_PASSPHRASE", passphrase)
+        .env_remove("DISASTERNET_PASSPHRASE")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} passphrase set", ctx.disasternet.display()))?;
+    if !out.status.success() {
+        bail!(
+            "disasternet passphrase set failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Copies the regular files of data dir `from` into a new dir `to` (nothing runs on `from`).
+fn copy_data_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Seconds to open the store of `dir` as the engine does at start (`Store::open_with_key`:
+/// key, `PRAGMA quick_check` over the whole file, schema check), median of [`OPEN_REPS`];
+/// locked: also the seconds of `atrest::unlock` (Argon2id + unsealing `identity.key`).
+fn time_open(dir: &Path, passphrase: Option<&str>) -> Result<(f64, Option<f64>)> {
+    let (mut open, mut kdf) = (vec![], vec![]);
+    for _ in 0..OPEN_REPS {
+        let key = match passphrase {
+            Some(p) => {
+                let t = Instant::now();
+                let unlocked = atrest::unlock(dir, Some(&Passphrase::new(p.to_owned())))
+                    .map_err(|e| anyhow::anyhow!("unlocking {}: {}", dir.display(), e.message))?;
+                kdf.push(t.elapsed().as_secs_f64());
+                unlocked.store_key().cloned()
+            }
+            None => None,
+        };
+        let t = Instant::now();
+        let store = Store::open_with_key(&dir.join("store.sqlite3"), key.as_ref())
+            .with_context(|| format!("opening the store of {}", dir.display()))?;
+        open.push(t.elapsed().as_secs_f64());
+        drop(store);
+    }
+    Ok((
+        stats::pct(&open, 0.5),
+        (!kdf.is_empty()).then(|| stats::pct(&kdf, 0.5)),
+    ))
+}
+
 pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     let plan = if ctx.quick {
         Plan {
@@ -199,10 +280,21 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     let db_bytes = std::fs::metadata(dir.join("store.sqlite3"))?.len()
         + std::fs::metadata(dir.join("store.sqlite3-wal")).map_or(0, |m| m.len());
     let expect_last = format!("report {:07}:", plan.messages - 1);
+    // The locked copy: the same files, then `passphrase set`; the store's open timed before
+    // (plain) and after (SQLCipher) in this process, on the same file.
+    let locked_dir = tmp.path().join("locked");
+    copy_data_dir(&dir, &locked_dir)?;
+    let (open_plain_s, _) = time_open(&locked_dir, None)?;
+    ctx.note("app: locking a copy of the data dir (passphrase set) ...");
+    let lock_s = lock_data_dir(ctx, &locked_dir, PASSPHRASE)?;
+    let (open_locked_s, kdf_s) = time_open(&locked_dir, Some(PASSPHRASE))?;
+    let kdf_s = kdf_s.unwrap_or(0.0);
+    let locked_bytes = std::fs::metadata(locked_dir.join("store.sqlite3"))?.len()
+        + std::fs::metadata(locked_dir.join("store.sqlite3-wal")).map_or(0, |m| m.len());
     let out_dir = dn_tests::target_dir().join("test-output").join("bench");
 
     ctx.note(&format!(
-        "app: {} runs of {} under Xvfb ({} messages, {} s idle) ...",
+        "app: {} runs (each then locked) of {} under Xvfb ({} messages, {} s idle) ...",
         plan.runs,
         ctx.app.display(),
         plan.messages,
@@ -224,6 +316,8 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         .env("DIRECT_RUN", if plan.direct_run { "1" } else { "0" })
         .env("TAURI_DRIVER", &driver)
         .env("OUT_DIR", &out_dir)
+        .env("LOCKED_DATA_DIR", &locked_dir)
+        .env("PASSPHRASE", PASSPHRASE)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -454,6 +548,106 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
             }
         );
     }
+    let locked = result["locked_runs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let l_painted = nums(&locked, "spawn_to_unlock_screen_painted_ms");
+    let l_seen = nums(&locked, "spawn_to_unlock_screen_polled_ms");
+    let l_typing = nums(&locked, "typing_ms");
+    let l_click = nums(&locked, "click_to_mark_ms");
+    let l_command = nums(&locked, "unlock_command_ms");
+    let l_after = nums(&locked, "unlock_command_to_mark_ms");
+    let l_start = nums(&locked, "spawn_to_mark_minus_typing_ms");
+    let l_raw = nums(&locked, "spawn_to_mark_ms");
+    if locked.len() != runs.len() || l_start.len() != locked.len() {
+        bail!(
+            "bench-app.mjs reported {} locked runs with a mark of {} (expected {})",
+            l_start.len(),
+            locked.len(),
+            runs.len()
+        );
+    }
+    let l_med = stats::pct(&l_start, 0.5);
+    let l_ratio = l_med / i_med.max(1e-9);
+    let l_met = l_ratio <= GOAL_LOCKED_RATIO;
+    let l_within = l_start
+        .iter()
+        .filter(|&&v| v <= i_med * GOAL_LOCKED_RATIO)
+        .count();
+    let _ = writeln!(
+        text,
+        "   LOCKED: a copy of D locked with `disasternet passphrase set` ({:.1} s; store {:.1} MB), \
+         one locked run after each run above, started the same way; the script types the \
+         passphrase ({} characters) as soon as the unlock screen is visible, then clicks Unlock.",
+        lock_s,
+        locked_bytes as f64 / 1e6,
+        PASSPHRASE.chars().count()
+    );
+    let _ = writeln!(
+        text,
+        "   {:<58} {:>7} {:>7} {:>7}",
+        "ms", "median", "min", "max"
+    );
+    let mut row = |label: &str, v: &[f64]| {
+        if !v.is_empty() {
+            let _ = writeln!(
+                text,
+                "   {:<58} {:>7.0} {:>7.0} {:>7.0}",
+                label,
+                stats::pct(v, 0.5),
+                stats::min(v),
+                stats::max(v),
+            );
+        }
+    };
+    row(
+        "(a) spawn → unlock screen painted (first paint)",
+        &l_painted,
+    );
+    row("    spawn → unlock screen seen (20 ms polling)", &l_seen);
+    row(
+        "    typing: screen seen → Unlock clicked (not counted)",
+        &l_typing,
+    );
+    row("(b) Unlock click → INTERACTIVE (mark)", &l_click);
+    row(
+        "      the unlock command: Unlock disabled → screen gone",
+        &l_command,
+    );
+    row(
+        "      then the UI: mount, state, first page, a frame",
+        &l_after,
+    );
+    row(
+        "(c) LOCKED spawn → interactive minus typing = seen + (b)",
+        &l_start,
+    );
+    row("    spawn → interactive with the typing", &l_raw);
+    row(
+        "    UNLOCKED window to interactive (the runs above)",
+        interactive,
+    );
+    let _ = writeln!(
+        text,
+        "   locked start (c): median {l_med:.0} ms = {:.0} % of unlocked {i_med:.0} ms (goal ≤ \
+         {:.0} %) → {}; {l_within} of {} locked runs within {:.0} % of the unlocked median",
+        l_ratio * 100.0,
+        GOAL_LOCKED_RATIO * 100.0,
+        if l_met { "met" } else { "MISSED" },
+        l_start.len(),
+        GOAL_LOCKED_RATIO * 100.0,
+    );
+    let _ = writeln!(
+        text,
+        "   in this process, same files, median of {OPEN_REPS}: Argon2id unseal of identity.key \
+         (m = 64 MiB, t = 3, p = 1) {:.0} ms; store open as at start (key, quick_check over every \
+         page, schema): plain {:.0} ms, SQLCipher {:.0} ms (+{:.0} ms)",
+        kdf_s * 1000.0,
+        open_plain_s * 1000.0,
+        open_locked_s * 1000.0,
+        (open_locked_s - open_plain_s) * 1000.0
+    );
     let _ = writeln!(
         text,
         "   (the runs took {runs_s:.1} s; screenshot and log in {})",
@@ -492,6 +686,25 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         "distinct_pages_mib": mib_stats(&unique),
         "goal_met_memory": memory_met,
         "runs_within_memory_goal": mem_within,
+        "locked": {
+            "passphrase_set_s": round2(lock_s),
+            "store_bytes": locked_bytes,
+            "spawn_to_unlock_screen_painted_ms": ms_stats(&l_painted),
+            "spawn_to_unlock_screen_seen_ms": ms_stats(&l_seen),
+            "typing_ms": ms_stats(&l_typing),
+            "click_to_interactive_ms": ms_stats(&l_click),
+            "unlock_command_ms": ms_stats(&l_command),
+            "unlock_command_to_interactive_ms": ms_stats(&l_after),
+            "spawn_to_interactive_minus_typing_ms": ms_stats(&l_start),
+            "spawn_to_interactive_with_typing_ms": ms_stats(&l_raw),
+            "ratio_to_unlocked": round2(l_ratio),
+            "goal_ratio": GOAL_LOCKED_RATIO,
+            "goal_met": l_met,
+            "runs_within_goal": l_within,
+            "argon2id_unseal_ms": round2(kdf_s * 1000.0),
+            "store_open_plain_ms": round2(open_plain_s * 1000.0),
+            "store_open_locked_ms": round2(open_locked_s * 1000.0),
+        },
         "detail": result,
     });
     Ok(Section { text, json })

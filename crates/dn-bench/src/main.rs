@@ -11,8 +11,10 @@
 //!    start time, and `log --limit 100` latency.
 //! 5. `live` — propagation latency between real nodes in network namespaces (root only).
 //! 6. `app` — the real desktop app (release build) under Xvfb on a 100k-message store: window
-//!    to interactive and idle memory of the app and all its WebKit processes (needs Xvfb,
-//!    tauri-driver, WebKitWebDriver and `tests/gui/node_modules`: `make deps`).
+//!    to interactive and idle memory of the app and all its WebKit processes, and the same
+//!    data dir locked with a passphrase: spawn → unlock screen, Unlock → interactive, and the
+//!    locked start beside the unlocked one (needs Xvfb, tauri-driver, WebKitWebDriver and
+//!    `tests/gui/node_modules`: `make deps`).
 //! 7. `hostile` — one hostile peer (`dn-hostile`, next to the `disasternet` binary) against a
 //!    real node in network namespaces (root only): the victim's memory, CPU, `status` round
 //!    trip, honest-peer latency and counted drops, idle and under each attack.
@@ -119,6 +121,9 @@ enum Helper {
         /// Messages to store.
         #[arg(long, default_value_t = 100_000)]
         messages: usize,
+        /// Then lock it with the `app` section's passphrase (printed), as its locked runs do.
+        #[arg(long)]
+        locked: bool,
     },
 }
 
@@ -183,8 +188,17 @@ fn run() -> Result<ExitCode> {
         disasternet,
         app,
     };
-    if let Some(Helper::PrepareAppDir { dir, messages }) = &args.helper {
+    if let Some(Helper::PrepareAppDir {
+        dir,
+        messages,
+        locked,
+    }) = &args.helper
+    {
         app::prepare_data_dir(&ctx, dir, *messages)?;
+        if *locked {
+            app::lock_data_dir(&ctx, dir, app::PASSPHRASE)?;
+            println!("locked; passphrase: {}", app::PASSPHRASE);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let started = Instant::now();

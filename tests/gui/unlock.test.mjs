@@ -1,0 +1,225 @@
+// GUI end-to-end test: a data directory locked with a passphrase ("Lock this laptop's
+// DisasterNet", docs/security.md "At rest"), opened in the real app as a person would: the
+// unlock screen, a wrong passphrase (a clear error, nothing changed on disk), then the right
+// one (the room and its history). Meanwhile, no file under the data directory holds a message
+// body, the room name or the identity key in the clear, while the app runs or after it exits.
+//
+//   cd tests/gui && xvfb-run -a -s "-screen 0 1280x800x24" node --test unlock.test.mjs
+//
+// Environment: APP_BIN, CLI_BIN, TAURI_DRIVER, GUI_OUT_DIR, KEEP_DATA_DIR (see smoke.test.mjs).
+// Screenshots: GUI_OUT_DIR/unlock-*.png. Everything stays on 127.0.0.1 with mDNS and the
+// beacon off.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before } from "node:test";
+import { By, Key, until } from "selenium-webdriver";
+import {
+  APP_BIN,
+  appPids,
+  assertNoErrors,
+  CLI_BIN,
+  elementWithText,
+  eventually,
+  execFileP,
+  GuiFixture,
+  messageWithBody,
+  screenshot,
+  sleep,
+  TIMEOUT,
+} from "./lib.mjs";
+
+const PASSPHRASE = "correct horse battery staple";
+const WRONG = "correct horse battery stable";
+// Distinctive strings: any of them found in a file under the data dir is a leak.
+const ROOM = "triage-ward-seven";
+const NAME = "Amara Okafor";
+const BODY = "Patient Josefina Ruiz, insulin-dependent, sheltered at 14 Calle Luna";
+const TYPED = "Second patient moved to the school gym, room B (typed after unlock)";
+
+const fx = new GuiFixture();
+
+/** The CLI on `dir` with extra environment (passphrases); stdout. */
+async function cliEnv(dir, env, ...args) {
+  const { stdout } = await execFileP(CLI_BIN, ["--data-dir", dir, ...args], {
+    timeout: TIMEOUT,
+    env: { ...process.env, ...env },
+  });
+  return args.includes("--json") ? JSON.parse(stdout) : stdout;
+}
+
+/** The CLI on `dir` that must fail; returns its exit code and what it printed. */
+async function cliFails(dir, env, ...args) {
+  try {
+    await cliEnv(dir, env, ...args);
+  } catch (e) {
+    return { code: e.code, output: `${e.stdout}${e.stderr}` };
+  }
+  assert.fail(`disasternet ${args.join(" ")} succeeded with a wrong passphrase`);
+}
+
+/** Every regular file under `dir` (recursively): path → contents. */
+function filesUnder(dir) {
+  const out = new Map();
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    const st = lstatSync(path);
+    if (st.isDirectory()) for (const [p, b] of filesUnder(path)) out.set(p, b);
+    else if (st.isFile()) out.set(path, readFileSync(path));
+  }
+  return out;
+}
+
+/** path → "sha256 size mtime" of every regular file under `dir`. */
+function fingerprint(dir) {
+  const out = {};
+  for (const [path, bytes] of filesUnder(dir)) {
+    const st = lstatSync(path);
+    out[path] = `${createHash("sha256").update(bytes).digest("hex")} ${st.size} ${st.mtimeMs}`;
+  }
+  return out;
+}
+
+/**
+ * Asserts that no file under `dir` contains any of `secrets` ({label: Buffer}); returns how
+ * many files and bytes were searched (so a test cannot pass by searching nothing).
+ */
+function assertNoPlaintext(dir, secrets, when) {
+  const files = filesUnder(dir);
+  let bytes = 0;
+  for (const [path, content] of files) {
+    bytes += content.length;
+    for (const [label, needle] of Object.entries(secrets)) {
+      assert.equal(content.indexOf(needle), -1, `${when}: ${path} contains ${label} in the clear`);
+    }
+  }
+  console.log(`${when}: searched ${files.size} files, ${bytes} bytes: no plaintext`);
+  return { files: files.size, bytes };
+}
+
+before(async () => {
+  for (const [what, path] of [["app", APP_BIN], ["CLI", CLI_BIN]]) {
+    assert.ok(existsSync(path), `${what} binary missing: ${path} (run cargo build --workspace --bins)`);
+  }
+  await fx.startDriver("unlock-tauri-driver");
+});
+
+after(() => fx.close());
+
+fx.test("a locked data dir: unlock screen, a wrong passphrase changes nothing, the right one opens the room; no plaintext on disk", "unlock", async () => {
+  // A data dir used without a passphrase, then locked with the CLI.
+  const dir = fx.tempDir("dn-gui-unlock-");
+  await cliEnv(dir, {}, "init", "--name", NAME);
+  await cliEnv(dir, {}, "room", "join", ROOM);
+  await cliEnv(dir, {}, "send", "--room", ROOM, BODY);
+  const secretHex = readFileSync(join(dir, "identity.key"), "utf8").trim();
+  assert.match(secretHex, /^[0-9a-f]{64}$/, "the unlocked key file holds the secret key in hex");
+  // The search can find what it looks for: before the lock, the store holds the body.
+  const before = [...filesUnder(dir).values()];
+  assert.ok(before.some((b) => b.includes(Buffer.from(BODY))), "the plain store holds the body (sanity check)");
+
+  await cliEnv(dir, { DISASTERNET_NEW_PASSPHRASE: PASSPHRASE }, "passphrase", "set");
+  const secrets = {
+    "the message body": Buffer.from(BODY),
+    "the body typed in the app": Buffer.from(TYPED),
+    "the room name": Buffer.from(ROOM),
+    "the display name": Buffer.from(NAME),
+    "the identity key (hex)": Buffer.from(secretHex),
+    "the identity key (bytes)": Buffer.from(secretHex, "hex"),
+  };
+  assert.match(readFileSync(join(dir, "identity.key"), "utf8"), /^DNLOCK1 argon2id /);
+  assertNoPlaintext(dir, secrets, "locked, app not started");
+
+  // The app shows the unlock screen (the engine has not started).
+  const driver = await fx.launchApp(dir);
+  const dialog = await driver.wait(until.elementLocated(By.css("#unlock-dialog")), TIMEOUT);
+  await driver.wait(until.elementIsVisible(dialog), TIMEOUT);
+  assert.equal(await driver.findElement(By.css("#unlock-title")).getText(), "DisasterNet is locked");
+  const input = await driver.findElement(By.css("#unlock-input"));
+  assert.equal(await input.getAttribute("type"), "password", "the passphrase is not shown");
+  await eventually("the passphrase field to have the focus", async () =>
+    (await driver.executeScript("return document.activeElement?.id")) === "unlock-input",
+  );
+  // Nothing of the room is shown or loaded behind it.
+  assert.equal((await driver.findElements(By.css(`.room[data-room="${ROOM}"]`))).length, 0);
+  assert.equal((await driver.findElements(By.css(".message"))).length, 0);
+  await screenshot(driver, "unlock-01-locked");
+
+  // The app waits for the passphrase: the data dir is as the CLI left it.
+  const atRest = fingerprint(dir);
+  await sleep(500);
+
+  // Empty: asked for, nothing tried.
+  await driver.findElement(By.css("#unlock-submit")).click();
+  const problem = await driver.findElement(By.css("#unlock-error"));
+  await driver.wait(until.elementTextIs(problem, "Please enter the passphrase."), TIMEOUT);
+
+  // A wrong passphrase: a clear error, still on the unlock screen, the field ready for another
+  // try, and not one byte changed under the data dir.
+  await input.sendKeys(WRONG, Key.ENTER);
+  await driver.wait(until.elementTextIs(problem, "Wrong passphrase. Nothing was changed; try again."), TIMEOUT);
+  assert.ok(await problem.isDisplayed(), "the error is shown");
+  assert.equal(await input.getAttribute("aria-invalid"), "true");
+  assert.ok(await dialog.isDisplayed(), "still on the unlock screen");
+  const submit = await driver.findElement(By.css("#unlock-submit"));
+  assert.equal(await submit.isEnabled(), true, "Unlock can be pressed again");
+  assert.equal(await submit.getText(), "Unlock");
+  assert.equal(await driver.executeScript("return document.activeElement?.id"), "unlock-input");
+  assert.equal((await driver.findElements(By.css(".message"))).length, 0);
+  await screenshot(driver, "unlock-02-wrong-passphrase");
+  assert.deepEqual(fingerprint(dir), atRest, "a wrong passphrase changed files under the data dir");
+  assertNoPlaintext(dir, secrets, "after a wrong passphrase");
+
+  // Typing again clears the error; the right passphrase (Unlock clicked) opens the normal UI
+  // on the room, with the message written before the lock.
+  await input.clear();
+  await input.sendKeys(PASSPHRASE);
+  await driver.wait(until.elementIsNotVisible(problem), TIMEOUT);
+  await submit.click();
+  await eventually("the unlock screen to go", async () => (await driver.findElements(By.css("#unlock-dialog"))).length === 0);
+  await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), `#${ROOM}`), TIMEOUT);
+  await elementWithText(driver, `.room[data-room="${ROOM}"]`, ROOM);
+  const message = await messageWithBody(driver, BODY);
+  assert.equal(await message.findElement(By.css(".author")).getText(), NAME);
+  await elementWithText(driver, "#self-identity", NAME);
+
+  // It works as usual: a message typed now is shown, and stored (asked through the running
+  // app's control socket: no passphrase needed while it runs).
+  const composer = await driver.findElement(By.css("#composer"));
+  await driver.wait(until.elementIsEnabled(composer), TIMEOUT);
+  await composer.sendKeys(TYPED, Key.ENTER);
+  await messageWithBody(driver, TYPED);
+  await eventually("the typed message in the store", async () =>
+    (await cliEnv(dir, {}, "log", "--room", ROOM, "--json")).some((m) => m.body === TYPED),
+  );
+  await assertNoErrors(driver);
+  await sleep(300); // let the frame settle
+  await screenshot(driver, "unlock-03-unlocked");
+
+  // While the app runs, with the store open and its WAL written: still no plaintext.
+  const names = readdirSync(dir);
+  assert.ok(names.includes("store.sqlite3-wal"), `the store's WAL is there while the app runs (${names})`);
+  const searched = assertNoPlaintext(dir, secrets, "while the app runs");
+  assert.ok(searched.bytes > 10_000, `searched only ${searched.bytes} bytes`);
+
+  // The app exits (SIGTERM: the WAL is checkpointed into the store): still no plaintext, and
+  // a restart with the passphrase has everything; a wrong one is refused and changes nothing.
+  const [pid] = appPids(dir);
+  process.kill(pid, "SIGTERM");
+  await eventually("the app to exit", () => appPids(dir).length === 0);
+  await driver.quit().catch(() => {});
+  assertNoPlaintext(dir, secrets, "after the app exited");
+  const stopped = fingerprint(dir);
+  const refused = await cliFails(dir, { DISASTERNET_PASSPHRASE: WRONG }, "log", "--room", ROOM, "--json");
+  assert.equal(refused.code, 9, `exit code 9 for a wrong passphrase (output: ${refused.output})`);
+  // With --json the error is JSON on stdout.
+  assert.match(refused.output, /"code":"wrong_passphrase","message":"wrong passphrase: nothing was changed/);
+  assert.deepEqual(fingerprint(dir), stopped, "a wrong passphrase changed files under the data dir");
+  const log = await cliEnv(dir, { DISASTERNET_PASSPHRASE: PASSPHRASE }, "log", "--room", ROOM, "--json");
+  assert.deepEqual(
+    log.map((m) => [m.body, m.author_name]).sort(),
+    [[BODY, NAME], [TYPED, NAME]].sort(),
+  );
+});
