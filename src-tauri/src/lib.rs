@@ -117,7 +117,18 @@ impl Shell {
 /// (one typed function per request); its name is [`dn_node::api::ENGINE_COMMAND`].
 #[tauri::command]
 async fn engine(shell: State<'_, Shell>, request: Request) -> Result<serde_json::Value, ApiError> {
-    shell.engine().await?.request(request).await
+    // The passphrase the engine restarts with (after an identity restore) follows the lock.
+    let follows = match &request {
+        Request::SetPassphrase { passphrase } => Some(Some(passphrase.clone())),
+        Request::ChangePassphrase { new, .. } => Some(Some(new.clone())),
+        Request::RemovePassphrase { .. } => Some(None),
+        _ => None,
+    };
+    let answer = shell.engine().await?.request(request).await?;
+    if let (Some(next), Ok(mut p)) = (follows, shell.passphrase.lock()) {
+        *p = next.map(dn_node::atrest::Passphrase::new);
+    }
+    Ok(answer)
 }
 
 /// Builds the engine configuration from the command line (data dir: `--data-dir`, else the
