@@ -20,7 +20,8 @@
 //!   bytes, as typed) and the 16-byte random `salt`, with memory `m` KiB, `t` passes and `p`
 //!   lanes. Product parameters: m = 65536 (64 MiB), t = 3, p = 1 ([`KdfParams::PRODUCT`]),
 //!   above OWASP's minimum for Argon2id (19 MiB, t = 2); about 0.1 s on a 2-core machine
-//!   (108 ms measured, docs/benchmarks.md §6). A record states its own parameters; a reader refuses m > 1 GiB, t > 64, p > 16.
+//!   (108 ms measured, docs/benchmarks.md §6). A record states its own parameters; a reader
+//!   refuses m > 1 GiB, t > 64, p > 16.
 //! - XChaCha20-Poly1305 seals the payload under that key with the random 24-byte `nonce`;
 //!   the associated data is the record's text up to and excluding ` nonce=` (format version,
 //!   algorithm, parameters, node id and salt): changing any of them fails the tag.
