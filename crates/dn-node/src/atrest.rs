@@ -461,6 +461,8 @@ pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 pub fn recover_switch(data_dir: &Path, store_key: Option<&StoreKey>) -> Result<(), ApiError> {
     let db = data_dir.join(STORE_FILE);
     let next = with_suffix(&db, NEXT_STORE_SUFFIX);
+    // A copy interrupted before it was verified never became `.next`: it is only removed.
+    dn_store::remove_with_companions(&dn_store::partial_path(&next));
     if std::fs::symlink_metadata(&next).is_err() {
         return Ok(());
     }

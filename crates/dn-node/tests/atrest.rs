@@ -432,6 +432,18 @@ fn a_crash_between_the_steps_is_finished_or_rolled_back() {
             .unwrap()
             .starts_with(b"SQLite format 3\0"));
 
+        // 4b. A crash while copying (before the first commit: an empty file) must never be
+        // taken for the store, whichever key it opens with. Nothing of it is installed: as
+        // `.next.partial` (where the copy is written) it is removed; even as `.next` an empty
+        // file is not a complete copy, and the store stays.
+        let partial = dir.join("store.sqlite3.next.partial");
+        std::fs::write(&partial, b"").unwrap();
+        assert_eq!(bodies(&dir, None).await.unwrap(), known());
+        assert!(!partial.exists());
+        std::fs::write(&next, b"").unwrap();
+        assert_eq!(bodies(&dir, None).await.unwrap(), known());
+        assert!(!next.exists());
+
         // 5. A copy that opens with neither key while the store does not open either: left
         // alone with an error.
         std::fs::write(&next, b"garbage").unwrap();

@@ -126,19 +126,38 @@ impl Store {
                 error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
             });
         }
+        // Written under a temporary name and renamed to `dest` only once verified and synced:
+        // a crash leaves either no `dest` or a complete, checked one (never an empty file that
+        // a recovery could take for the store).
+        let partial = partial_path(dest);
+        remove_with_companions(&partial);
         // Owner-only from creation, like the store itself.
-        crate::private_files(dest)?;
-        let r = self.export_unchecked(dest, key).and_then(|()| {
-            let expected = self.table_counts()?;
-            verify_copy(dest, key, Some(&expected))
-        });
+        crate::private_files(&partial)?;
+        let r = self
+            .export_unchecked(&partial, key)
+            .and_then(|()| {
+                let expected = self.table_counts()?;
+                verify_copy(&partial, key, Some(&expected))
+            })
+            .and_then(|()| {
+                let io = |error| StoreError::Io {
+                    path: partial.clone(),
+                    error,
+                };
+                std::fs::File::open(&partial)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io)?;
+                std::fs::rename(&partial, dest).map_err(io)?;
+                if let Some(dir) = dest.parent() {
+                    if let Ok(d) = std::fs::File::open(dir) {
+                        let _ = d.sync_all();
+                    }
+                }
+                Ok(())
+            });
         if r.is_err() {
             let _ = self.conn.execute_batch("DETACH DATABASE dn_export");
-            for suffix in ["", "-journal", "-wal", "-shm"] {
-                let mut p = dest.as_os_str().to_owned();
-                p.push(suffix);
-                let _ = std::fs::remove_file(std::path::PathBuf::from(p));
-            }
+            remove_with_companions(&partial);
         }
         r
     }
@@ -182,6 +201,22 @@ impl Store {
     }
 }
 
+/// Where [`Store::export_to`] writes before the copy is verified: `<dest>.partial`.
+pub fn partial_path(dest: &Path) -> std::path::PathBuf {
+    let mut p = dest.as_os_str().to_owned();
+    p.push(".partial");
+    std::path::PathBuf::from(p)
+}
+
+/// Removes `path` and its `-journal`/`-wal`/`-shm` (what is missing is fine).
+pub fn remove_with_companions(path: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+}
+
 /// Checks a store file written by [`Store::export_to`] (or left by an interrupted switch):
 /// `key` opens it, `PRAGMA quick_check` passes, it is a DisasterNet store at a known schema
 /// version, and (when given) every table holds `expected` rows. Opens the file read-only, so it
@@ -199,6 +234,15 @@ pub fn verify_copy(
     apply(&conn, key, path)?;
     crate::quick_check(&conn)?;
     schema::check(&conn)?;
+    // A copy of a store always has the schema: an empty or unversioned file (a copy that never
+    // got written) is never taken for one.
+    let version = schema::user_version(&conn)?;
+    if schema::application_id(&conn)? != schema::APPLICATION_ID || version < 1 {
+        return Err(StoreError::Corrupt(format!(
+            "{}: not a complete copy of a store (schema version {version})",
+            path.display()
+        )));
+    }
     if let Some(expected) = expected {
         let found = table_counts(&conn, "main")?;
         if found != expected {

@@ -44,7 +44,7 @@ use dn_proto::{Message, MessageId, NodeId, StorageError};
 use rusqlite::{Connection, ErrorCode};
 
 pub use error::StoreError;
-pub use key::{verify_copy, StoreKey, STORE_KEY_LEN};
+pub use key::{partial_path, remove_with_companions, verify_copy, StoreKey, STORE_KEY_LEN};
 pub use messages::StoredMessage;
 pub use meta::{PeerRow, RoomRow, MAX_PEERS};
 pub use private::PrivateRoomRow;
