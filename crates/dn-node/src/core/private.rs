@@ -108,6 +108,14 @@ impl RoomState {
         self.membership = m;
     }
 
+    /// Whether an admin's removal this node can read moved the room to `epoch`.
+    fn announced_by_admin(&self, epoch: u32) -> bool {
+        self.events.iter().any(|e| {
+            matches!(e.content, Content::Remove { new_epoch, .. } if new_epoch == epoch)
+                && (e.author == self.membership.creator() || self.membership.is_admin(&e.author))
+        })
+    }
+
     fn name(&self, id: &NodeId) -> Option<String> {
         self.names.get(id).map(|(_, n)| n.clone())
     }
@@ -431,7 +439,10 @@ impl Core {
             v.private = true;
             if let Some((admin, waiting)) = self.with_room_state(&v.name, |s| {
                 // A removed member waits for no key: none will come.
-                let removed = s.membership.removed_at(&self.id).is_some();
+                let removed = s
+                    .membership
+                    .removed_at(&self.id)
+                    .is_some_and(|(_, new_epoch)| !r.keys.contains_key(&new_epoch));
                 (
                     s.membership.is_admin(&self.id),
                     if removed { 0 } else { s.waiting },
@@ -462,8 +473,14 @@ impl Core {
         let name = self.require_name()?;
         let r = self.priv_room(room)?;
         let me = self.id;
+        let held = r.current().map_or(0, |(e, _)| e);
+        // Removed, and not invited back with the key of the removal's epoch (or later).
         if self
-            .with_room_state(room, |s| s.membership.removed_at(&me).is_some())
+            .with_room_state(room, |s| {
+                s.membership
+                    .removed_at(&me)
+                    .is_some_and(|(_, new_epoch)| held < new_epoch)
+            })
             .unwrap_or(false)
         {
             return Err(invalid(format!(
@@ -587,11 +604,42 @@ impl Core {
     pub(super) fn join_invite(&mut self, text: &str) -> Result<RoomView, ApiError> {
         let inv = Invite::from_code(&invite_code_of(text)).map_err(invalid)?;
         self.require_name()?;
+        if inv.epoch == 0 && RoomId::from_key(&inv.key) != inv.room {
+            return Err(invalid(
+                "this invite's key does not belong to its room: it was altered or forged",
+            ));
+        }
         let room = inv.room.room_name();
+        if let Some(r) = self.private.get(&room) {
+            // A room held already gets its new keys from its admins (grants). An invite may
+            // bring a key only for an epoch an admin announced in a removal this node can read
+            // (a removed member invited back): anyone who saw the room's id could otherwise
+            // hand out a "newer key" of their own and read what this node writes next.
+            if inv.creator != r.creator {
+                return Err(invalid(
+                    "this invite names another creator for a room you hold",
+                ));
+            }
+            let announced = r.keys.contains_key(&inv.epoch)
+                || self
+                    .with_room_state(&room, |s| s.announced_by_admin(inv.epoch))
+                    .unwrap_or(false);
+            if !announced {
+                return Err(invalid(format!(
+                    "you already hold {}; its new keys come from its admins, not from an invite \
+                     (this one names key epoch {}, which no admin announced)",
+                    r.title, inv.epoch
+                )));
+            }
+        }
         let newly = self.take_key(&inv)?;
         // Keys granted before we held this invite (we may have carried the room's grants).
         self.rescan_grants(Some(&room));
-        if newly {
+        let me = self.id;
+        let back = self
+            .with_room_state(&room, |s| s.membership.removed_at(&me).is_some())
+            .unwrap_or(false);
+        if newly || back {
             info!(%room, epoch = inv.epoch, "joined a private room by invite");
             self.send_private(&room, Content::Join)?;
         }

@@ -378,6 +378,43 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
     assert_eq!(e.code, ErrorCode::InvalidInput);
     assert!(e.message.contains("you were removed"), "{}", e.message);
     assert_eq!(cy.core.store.room_keys(&id).unwrap().len(), 1);
+    // Forged invites for a room already held bring no key: a newer epoch no admin announced,
+    // another creator, or an epoch-0 key that is not the room's.
+    let rid = dn_proto::private::RoomId::parse(&id).unwrap();
+    let forged = |epoch: u32, key: [u8; 32], creator: NodeId| {
+        dn_proto::private::Invite {
+            room: rid,
+            epoch,
+            key,
+            creator,
+            name: "medical".into(),
+        }
+        .to_code()
+    };
+    let refused = |who: &mut Node, code: String, why: &str| {
+        let e = typed(who, calls::JoinInvite { invite: code }).unwrap_err();
+        assert!(e.message.contains(why), "{}", e.message);
+    };
+    refused(bo, forged(7, [7; 32], ana.id), "no admin announced");
+    refused(cy, forged(5, [5; 32], ana.id), "no admin announced");
+    let bo_id = bo.id;
+    refused(bo, forged(1, [7; 32], bo_id), "another creator");
+    let mut stranger = node("Stranger");
+    let e = typed(
+        &mut stranger,
+        calls::JoinInvite {
+            invite: forged(0, [3; 32], ana.id),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("does not belong to its room"),
+        "{}",
+        e.message
+    );
+    assert_eq!(bo.core.store.room_keys(&id).unwrap().len(), 2);
+    assert_eq!(cy.core.store.room_keys(&id).unwrap().len(), 1);
+
     // A grant from Cy (not an admin) is ignored and counted.
     let fake = dn_proto::private::Invite {
         room: dn_proto::private::RoomId::parse(&id).unwrap(),
@@ -390,7 +427,7 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         .send_dm_quiet(&bo.id, &dn_proto::private::grant_text(&fake), true)
         .unwrap();
     gossip(&mut net);
-    let [ana, bo, _cy, dee] = &mut net[..] else {
+    let [ana, bo, cy, _] = &mut net[..] else {
         unreachable!()
     };
     assert_eq!(bo.core.store.room_keys(&id).unwrap().len(), 2);
@@ -405,6 +442,38 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
     )
     .unwrap();
     assert!(dms.is_empty(), "{dms:?}");
+
+    // Invited back: the invite's epoch is the one Ana's removal announced (Cy can read that
+    // notice), so Cy takes it, writes a Join and reads what it missed.
+    let back = typed(
+        ana,
+        calls::RoomInvite {
+            room: id.clone(),
+            path: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(back.epoch, 1);
+    let joined = typed(cy, calls::JoinInvite { invite: back.code }).unwrap();
+    assert_eq!(joined.waiting_for_key, 0);
+    gossip(&mut net);
+    let [ana, _bo, cy, dee] = &mut net[..] else {
+        unreachable!()
+    };
+    assert!(bodies(cy, &id).iter().any(|l| l.contains("tent 9")));
+    let members = typed(ana, calls::Members { room: id.clone() }).unwrap();
+    assert!(
+        members.iter().any(|m| m.id == cy.id.to_hex()),
+        "{members:?}"
+    );
+    typed(
+        cy,
+        calls::Send {
+            room: id.clone(),
+            body: "back on duty".into(),
+        },
+    )
+    .unwrap();
 
     // The carrier's files hold none of the room's names or texts (WAL included).
     let files = all_bytes(dee.dir.path());
