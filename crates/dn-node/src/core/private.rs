@@ -49,6 +49,8 @@ pub(super) struct RoomState {
     earliest_text: HashMap<NodeId, (u64, MessageId)>,
     /// The last name each author wrote with (inside the ciphertext).
     names: HashMap<NodeId, (u64, String)>,
+    /// The largest `(timestamp, id)` applied to `membership`.
+    last: Option<(u64, MessageId)>,
     /// Messages this node cannot open yet: their epoch key has not arrived. (Ones that do not
     /// decrypt under a key held, written without the key, are not counted: they never will.)
     pub(super) waiting: u64,
@@ -61,12 +63,16 @@ impl RoomState {
             events: Vec::new(),
             earliest_text: HashMap::new(),
             names: HashMap::new(),
+            last: None,
             waiting: 0,
             membership: Membership::new(creator),
         }
     }
 
-    /// Takes one opened message into account (`recompute` afterwards).
+    /// Takes one opened message into account and brings the membership up to date: at once
+    /// for an event that sorts after every one applied (messages mostly arrive in order), by a
+    /// full replay only when it sorts earlier; nothing when it changes nothing (a text by an
+    /// author who wrote before). So a catch-up of N messages costs O(N), not O(N²).
     fn add(&mut self, sm: &StoredMessage, epoch: u32, plain: &Plain) {
         let m = &sm.message;
         let newer = self
@@ -77,35 +83,44 @@ impl RoomState {
             self.names
                 .insert(m.author, (m.timestamp, plain.author_name.clone()));
         }
-        let event = Event {
+        let key = (m.timestamp, sm.id);
+        let mut event = Event {
             timestamp: m.timestamp,
             id: sm.id,
             author: m.author,
             epoch,
             content: plain.content.clone(),
         };
+        let mut replaced = false;
         if matches!(plain.content, Content::Text(_)) {
-            let key = (m.timestamp, sm.id);
-            let earlier = self.earliest_text.get(&m.author).is_none_or(|k| key < *k);
-            if earlier {
-                if let Some(old) = self.earliest_text.insert(m.author, key) {
-                    self.events
-                        .retain(|e| !(e.author == m.author && (e.timestamp, e.id) == old));
-                }
-                self.events.push(Event {
-                    content: Content::Text(String::new()),
-                    ..event
-                });
+            // Only the earliest text of each author matters for membership.
+            if self.earliest_text.get(&m.author).is_some_and(|k| *k <= key) {
+                return;
             }
+            if let Some(old) = self.earliest_text.insert(m.author, key) {
+                self.events
+                    .retain(|e| !(e.author == m.author && (e.timestamp, e.id) == old));
+                replaced = true;
+            }
+            event.content = Content::Text(String::new());
+        }
+        let in_order = !replaced && self.last.is_none_or(|last| key > last);
+        if in_order {
+            self.membership.apply(&event);
+            self.last = Some(key);
+            self.events.push(event);
         } else {
             self.events.push(event);
+            self.replay();
         }
     }
 
-    fn recompute(&mut self, creator: NodeId) {
-        let mut m = Membership::new(creator);
+    /// Replays every event from the start (`Membership::apply_all` sorts them).
+    fn replay(&mut self) {
+        let mut m = Membership::new(self.membership.creator());
         m.apply_all(&mut self.events);
         self.membership = m;
+        self.last = self.events.last().map(|e| (e.timestamp, e.id));
     }
 
     /// Whether an admin's removal this node can read moved the room to `epoch`.
@@ -333,7 +348,6 @@ impl Core {
             warn!(%room, "reading a private room: {e}");
             return None;
         }
-        state.recompute(r.creator);
         let out = f(&state);
         self.room_states
             .borrow_mut()
@@ -350,14 +364,11 @@ impl Core {
     /// this node can read it and the membership shows it.
     pub(super) fn private_arrived(&mut self, sm: &StoredMessage) -> Option<MessageView> {
         let room = sm.message.room.clone();
-        let creator = self.private.get(&room)?.creator;
+        self.private.get(&room)?;
         let opened = self.try_open_private(sm);
         if let Some(s) = self.room_states.borrow_mut().get_mut(&room) {
             match &opened {
-                Opened::Read(epoch, plain) => {
-                    s.add(sm, *epoch, plain);
-                    s.recompute(creator);
-                }
+                Opened::Read(epoch, plain) => s.add(sm, *epoch, plain),
                 Opened::NoKey => s.waiting += 1,
                 Opened::Bad => {}
             }
