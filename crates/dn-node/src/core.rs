@@ -289,6 +289,11 @@ pub struct Core {
     room_states: std::cell::RefCell<HashMap<String, private::RoomState>>,
     /// The at-rest keys while the data directory is locked with a passphrase.
     lock: Option<crate::atrest::LockKeys>,
+    /// Export threads running (each reads the store through its own connection).
+    exports: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The store was lost (a failed switch of its encryption could not reopen it): the core
+    /// stops rather than acknowledge messages it cannot keep.
+    store_lost: bool,
 }
 
 /// What the core dropped or cut, by reason.
@@ -397,6 +402,8 @@ impl Core {
             private,
             room_states: std::cell::RefCell::new(HashMap::new()),
             lock,
+            exports: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            store_lost: false,
         })
     }
 
@@ -444,6 +451,10 @@ impl Core {
                     }
                 }
                 Wait::Timeout => {}
+            }
+            if self.store_lost {
+                tracing::error!("stopping: the message store is not open (see the error above)");
+                break;
             }
             if self
                 .proto

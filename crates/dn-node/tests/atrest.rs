@@ -454,3 +454,36 @@ fn a_crash_between_the_steps_is_finished_or_rolled_back() {
         assert!(next.exists());
     });
 }
+
+#[test]
+fn locking_seals_the_previous_keys_kept_by_restores() {
+    rt().block_on(async {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("dn");
+        fill(&dir, None).await;
+        // A key a restore kept (plain hex, as `identity restore` leaves it).
+        let old = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+        let hex_key = hex::encode(old.to_bytes());
+        let kept = dir.join("identity.key.replaced-1700000000000");
+        std::fs::write(&kept, format!("{hex_key}\n")).unwrap();
+        request(
+            &dir,
+            None,
+            calls::SetPassphrase {
+                passphrase: PASS.into(),
+            },
+        )
+        .await
+        .unwrap();
+        let text = std::fs::read_to_string(&kept).unwrap();
+        assert!(
+            !text.contains(&hex_key),
+            "the kept key is still in the clear"
+        );
+        // It is a locked backup under the same passphrase, holding the same key.
+        let record = atrest::backup_record(&text).unwrap().unwrap();
+        let back = atrest::unseal_backup(&record, &pass(PASS)).unwrap();
+        assert_eq!(back.to_bytes(), old.to_bytes());
+        assert!(atrest::unseal_backup(&record, &pass("another one")).is_err());
+    });
+}

@@ -35,8 +35,12 @@ impl Core {
         let text = ar::locked_key_file(&kek, &self.key, &store_key)?;
         let old = ar::plain_key_file(&self.key);
         self.switch_store(Some(&store_key), &text, &old, None)?;
+        let sealed = self.seal_kept_keys(&kek);
         self.lock = Some(LockKeys { store_key, kek });
-        info!("data directory locked with a passphrase");
+        info!(
+            kept_keys_sealed = sealed,
+            "data directory locked with a passphrase"
+        );
         Ok(self.lock_view())
     }
 
@@ -113,15 +117,22 @@ impl Core {
                 let _ = std::fs::remove_file(ar::with_suffix(&next, suffix));
             }
         };
+        if self.exports.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Err(ApiError::new(
+                ErrorCode::Busy,
+                "an export is being written; try again when it is done",
+            ));
+        }
         // A copy left by an earlier failed attempt of this run (start-up cleared older ones).
         remove_next();
         self.store.export_to(&next, new_key).map_err(store_err)?;
+        // Made before the key file changes, so nothing can fail between that and the swap.
+        let placeholder = Store::open_in_memory().map_err(store_err)?;
         if let Err(e) = ar::write_key_file(&self.data_dir, key_text) {
             remove_next();
             return Err(e);
         }
         // From here on the key file names the copy's key: a crash now is finished at start-up.
-        let placeholder = Store::open_in_memory().map_err(store_err)?;
         drop(std::mem::replace(&mut self.store, placeholder));
         if let Err(e) = ar::install_next(&db) {
             // The old store is still in place: so is the key file that opens it.
@@ -130,10 +141,13 @@ impl Core {
             remove_next();
             match Store::open_with_key(&db, old_key) {
                 Ok(store) if back.is_ok() => self.store = store,
-                _ => tracing::error!(
-                    "the store could not be reopened after a failed switch; restart DisasterNet \
-                     (start-up finishes or rolls back the switch)"
-                ),
+                _ => {
+                    tracing::error!(
+                        "the store could not be reopened after a failed switch; restart \
+                         DisasterNet (start-up finishes or rolls back the switch)"
+                    );
+                    self.store_lost = true;
+                }
             }
             return Err(e);
         }
@@ -144,9 +158,52 @@ impl Core {
             }
             Err(e) => {
                 tracing::error!("the store does not reopen after switching its encryption: {e}");
+                self.store_lost = true;
                 Err(ar::store_open_error(e))
             }
         }
+    }
+}
+
+impl Core {
+    /// Seals the previous identity keys kept in the data directory
+    /// (`identity.key.replaced-<ms>`, left by restores) under the new passphrase, as locked
+    /// backups: a locked directory keeps no key in the clear. Returns how many it sealed;
+    /// one it cannot read or rewrite is left as it is, with a warning.
+    fn seal_kept_keys(&self, kek: &Kek) -> usize {
+        let prefix = format!("{}.replaced-", crate::identity::KEY_FILE);
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return 0;
+        };
+        let mut sealed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let named = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix));
+            if !named {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path).map(Zeroizing::new) else {
+                warn!(path = %path.display(), "a kept identity key cannot be read; left as it is");
+                continue;
+            };
+            if ar::backup_record(&text).is_some() {
+                continue; // locked already
+            }
+            let Ok(key) = crate::identity::parse_backup(&text) else {
+                warn!(path = %path.display(), "a kept identity key does not parse; left as it is");
+                continue;
+            };
+            match ar::locked_backup(kek, &key).and_then(|t| fsutil_write(&path, &t)) {
+                Ok(()) => sealed += 1,
+                Err(e) => {
+                    warn!(path = %path.display(), "sealing a kept identity key: {}", e.message);
+                }
+            }
+        }
+        sealed
     }
 }
 

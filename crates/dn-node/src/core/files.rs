@@ -68,9 +68,12 @@ impl Core {
         let reader = self.export_reader();
         let store_key = self.lock.as_ref().map(|l| l.store_key.clone());
         let span = tracing::info_span!("export", path = %path);
+        // Counted while it runs: the store's encryption is not switched under a reader.
+        let running = ExportGuard::new(&self.exports);
         let spawned = std::thread::Builder::new()
             .name("dn-export".into())
             .spawn(move || {
+                let _running = running;
                 let _g = span.enter();
                 let started = Instant::now();
                 let mut report = |done, total| {
@@ -104,5 +107,21 @@ impl Core {
             // The closure (and `reply` with it) is gone: the caller sees "engine stopped".
             warn!("cannot start the export thread: {e}");
         }
+    }
+}
+
+/// Counts one export thread for as long as it lives (see `Core::exports`).
+struct ExportGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl ExportGuard {
+    fn new(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ExportGuard(count.clone())
+    }
+}
+
+impl Drop for ExportGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -521,9 +521,9 @@ impl Core {
         Ok(v)
     }
 
-    /// Records a private room and a key; joins it. Returns whether this node was not yet a
-    /// member (joined now).
-    fn take_key(&mut self, inv: &Invite) -> Result<bool, ApiError> {
+    /// Records a private room and a key, and (`join`) joins it. Returns whether it joined now.
+    /// A key grant does not join: a room the user left stays left.
+    fn take_key(&mut self, inv: &Invite, join: bool) -> Result<bool, ApiError> {
         let room = inv.room.room_name();
         let now = now_ms();
         self.store
@@ -546,6 +546,9 @@ impl Core {
             entry.keys.insert(inv.epoch, inv.key);
             self.forget_room_state(&room);
         }
+        if !join {
+            return Ok(false);
+        }
         let newly = self.store.join_room(&room, now).map_err(store_err)?;
         if newly {
             self.feed(Input::Joined(room.clone()));
@@ -565,7 +568,7 @@ impl Core {
             creator: self.id,
             name: title,
         };
-        self.take_key(&inv)?;
+        self.take_key(&inv, true)?;
         let room = inv.room.room_name();
         info!(%room, "created a private room");
         self.send_private(&room, Content::Join)?;
@@ -643,7 +646,7 @@ impl Core {
                 )));
             }
         }
-        let newly = self.take_key(&inv)?;
+        let newly = self.take_key(&inv, true)?;
         // Keys granted before we held this invite (we may have carried the room's grants).
         self.rescan_grants(Some(&room));
         let me = self.id;
@@ -756,7 +759,7 @@ impl Core {
             creator: r.creator,
             name: r.title.clone(),
         };
-        self.take_key(&inv)?;
+        self.take_key(&inv, false)?;
         let members = self
             .with_room_state(&room, |s| s.membership.members())
             .ok_or_else(|| ApiError::new(ErrorCode::Storage, "cannot read the room"))?;
@@ -809,7 +812,7 @@ impl Core {
             name: r.title.clone(),
             ..inv.clone()
         };
-        match self.take_key(&inv) {
+        match self.take_key(&inv, false) {
             Ok(_) => {
                 info!(%room, epoch = inv.epoch, from = %from.fingerprint(), "received a new room key");
                 self.emit_room_changed(&room);
