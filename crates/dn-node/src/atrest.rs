@@ -123,7 +123,8 @@ impl KdfParams {
         t: 3,
         p: 1,
     };
-    /// Largest memory a record may ask for (1 GiB): a planted record cannot exhaust memory.
+    /// Largest memory a record may ask for (1 GiB): a planted record (a backup someone hands
+    /// over) cannot ask for more, though at these caps one unlock may take a minute.
     pub const MAX_M_KIB: u32 = 1024 * 1024;
     /// Most passes a record may ask for.
     pub const MAX_T: u32 = 64;

@@ -20,7 +20,7 @@ use crate::{schema, Result, Store, StoreError, BUSY_TIMEOUT};
 /// file format: a store must always be opened with the same ones). HMAC-SHA256 instead of
 /// SQLCipher 4's default HMAC-SHA512 per page: the same integrity, and on this x86-64 laptop's
 /// class of CPU (SHA extensions) it reads a 100k-message store's pages in 117 ms instead of
-/// 160 ms and ingests 12 % faster (docs/benchmarks.md §9). The page size stays 4 KiB: 16 KiB
+/// 160 ms and ingests 12 % faster (docs/benchmarks.md §10). The page size stays 4 KiB: 16 KiB
 /// reads faster still but makes each single-message commit (the `send` path) 25 % slower.
 pub(crate) const CIPHER_SETTINGS: &str = "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;";
 
