@@ -17,6 +17,10 @@
 //!   [`ANTI_ENTROPY_MS`]) the lower id starts a set reconciliation ([`crate::recon`]); each
 //!   side sends the messages the other lacks. One exchange per (peer, room) at a time, tracked
 //!   by its salt; [`Output::Synced`] only when a tracked exchange completes.
+//! - **Retry** (`retry.rs`): a room with own messages no peer is known to hold is reconciled
+//!   again [`RETRY_FIRST_MS`] after the newest one was written, then at doubling intervals up
+//!   to [`RETRY_MAX_MS`]; a new own message or a new connection starts over
+//!   ([`Protocol::next_retry_at`]).
 //! - **Budgets** ([`budget`]): request-like frames are paid from per-peer token buckets, taken
 //!   only for rooms both sides share; over budget they are dropped, counted
 //!   ([`Counters::drops`]) and reported ([`Output::Dropped`]). Replies (grafts, catch-up) wait
@@ -40,6 +44,7 @@
 //! - `tree.rs`: eager push, `IHave`, prune, graft repairs, the paced reply queue, taking in a
 //!   message;
 //! - `catchup.rs`: when to reconcile, one exchange per (peer, room), what its end proves;
+//! - `retry.rs`: retrying own messages no peer holds, with backoff;
 //! - `topology.rs`: neighbour-list admission and flooding; `exchange.rs`: peer exchange;
 //! - `budget.rs`, `quota.rs`, `pending.rs`: per-peer budgets, storage quotas, pending repairs.
 
@@ -64,10 +69,12 @@ pub mod evict;
 pub mod exchange;
 mod hello;
 mod quota;
+mod retry;
 mod storage;
 mod topology;
 mod tree;
 
+pub use retry::{RETRY_FIRST_MS, RETRY_MAX_MS};
 pub use storage::{MemStorage, RoomUsage, Storage, StorageError};
 
 pub use carry::{
@@ -452,6 +459,8 @@ pub struct Protocol {
     next_tick: Option<u64>,
     /// When our own neighbour list is due (topology.rs).
     own_topo: topology::OwnTopo,
+    /// Own messages no peer holds yet, per room, and when to retry them (retry.rs).
+    retry: BTreeMap<String, retry::RoomRetry>,
 }
 
 impl Protocol {
@@ -497,6 +506,7 @@ impl Protocol {
             exchange: exchange::Exchange::default(),
             next_tick: None,
             own_topo: topology::OwnTopo::default(),
+            retry: BTreeMap::new(),
         }
     }
 
@@ -595,7 +605,8 @@ impl Protocol {
     }
 
     /// When the protocol next wants [`Protocol::handle_timeout`] called (monotonic ms): the
-    /// earliest pending-repair deadline or the next housekeeping tick. `None` before the first
+    /// earliest pending-repair deadline, retry of own messages ([`Protocol::next_retry_at`])
+    /// or the next housekeeping tick. `None` before the first
     /// input. A driver sleeps until then or until the next input, whichever comes first; there
     /// is nothing to poll in between (quinn-proto's `poll_timeout`).
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -604,11 +615,15 @@ impl Protocol {
         if let Some(repair) = self.missing.next_due() {
             at = at.min(repair);
         }
+        if let Some(retry) = self.next_retry_at() {
+            at = at.min(retry);
+        }
         Some(at)
     }
 
     /// Runs what is due at `now`: pending repairs whose wait is over (graft the next
-    /// announcer, or give up) and housekeeping when its tick came. Cheap when nothing is due.
+    /// announcer, or give up), retries of own messages no peer holds, and housekeeping when
+    /// its tick came. Cheap when nothing is due.
     pub fn handle_timeout(&mut self, store: &mut dyn Storage, now: impl Into<Time>) -> Vec<Output> {
         self.set_time(now.into());
         let mut out = Vec::new();
@@ -617,6 +632,9 @@ impl Protocol {
                 break;
             };
             self.on_missing_timer(store, id, &mut out);
+        }
+        if self.next_retry_at().is_some_and(|t| t <= self.now) {
+            self.retry_due(store, &mut out);
         }
         let tick = self.next_tick.is_some_and(|t| t <= self.now);
         if tick {
@@ -664,6 +682,7 @@ impl Protocol {
         self.exchange_peers(tick, &mut out);
         self.account(&out);
         self.pump_replies(store, &mut out);
+        self.retry_learn(&out);
         out
     }
 
@@ -696,7 +715,10 @@ impl Protocol {
                 self.last_recon.retain(|(p, _), _| *p != peer);
             }
             Input::Frame { peer, frame } => self.on_frame(store, peer, frame, &mut out),
-            Input::Published(msg) => self.push(&msg, None, Some(DEFAULT_HOPS), &mut out),
+            Input::Published(msg) => {
+                self.retry_published(&msg);
+                self.push(&msg, None, Some(DEFAULT_HOPS), &mut out);
+            }
             Input::Joined(room) => {
                 self.carried.remove(&room);
                 // Its whole history is wanted now, including what was evicted as a carrier.
@@ -882,6 +904,7 @@ impl Protocol {
                 }
                 let rooms = Self::clean_rooms(rooms);
                 self.note_connected(peer);
+                self.retry_reset_for(&rooms);
                 self.carry(&rooms, Some(peer), store, out);
                 let shared: Vec<String> = rooms.intersection(&self.served()).cloned().collect();
                 if let Some(p) = self.peers.get_mut(&peer) {
@@ -908,7 +931,13 @@ impl Protocol {
                     self.drop_frame(peer, DropReason::RateLimited(Budget::Rooms), out);
                 }
             }
-            Frame::Msg { hops, message } => self.on_message(store, peer, hops, message, out),
+            Frame::Msg { hops, message } => {
+                // A peer sending back a message of ours holds it.
+                if message.author == self.me {
+                    self.retry_held(&[message.id()]);
+                }
+                self.on_message(store, peer, hops, message, out);
+            }
             Frame::Recon { room, msg } => self.on_recon(store, peer, room, &msg, out),
             Frame::ReconDone { room } => self.on_recon_done(peer, room, out),
             Frame::IHave { room, ids } => self.on_ihave(store, peer, &room, ids, out),
@@ -975,5 +1004,7 @@ mod tests_evict;
 mod tests_exchange;
 #[cfg(test)]
 mod tests_quota;
+#[cfg(test)]
+mod tests_retry;
 #[cfg(test)]
 mod tests_timers;
