@@ -17,6 +17,8 @@ pub(super) struct Exchange {
     /// `ReconDone` frames received after it finished. One is a race an honest pair can have;
     /// more are forged claims (dropped and counted as `NoExchange`).
     late_dones: u8,
+    /// We started it (our salt).
+    ours: bool,
 }
 
 impl Exchange {
@@ -50,6 +52,20 @@ impl Protocol {
         if self.me > peer {
             return;
         }
+        self.open_recon(store, peer, room, compact, out);
+    }
+
+    /// Starts reconciling `room` with `peer` whichever side is the usual initiator (a retry of
+    /// own messages no peer holds, retry.rs). Should the peer start one at the same time, the
+    /// lower id's exchange goes on (see `track_exchange`).
+    pub(super) fn open_recon(
+        &mut self,
+        store: &mut dyn Storage,
+        peer: NodeId,
+        room: &str,
+        compact: bool,
+        out: &mut Vec<Output>,
+    ) {
         let now = self.now;
         let Some(p) = self.peers.get(&peer) else {
             return;
@@ -84,6 +100,7 @@ impl Protocol {
                     last: now,
                     finished: false,
                     late_dones: 0,
+                    ours: true,
                 },
             );
         }
@@ -169,7 +186,8 @@ impl Protocol {
     }
 
     /// Checks a Recon against the exchanges we track with `peer` and records it: a round 0
-    /// opens one (unless one is running, or the last started under RECON_MIN_GAP_MS ago),
+    /// opens one (unless one is running, or the last started under RECON_MIN_GAP_MS ago;
+    /// except that a lower id's start replaces one we just started, crossing it),
     /// a later round must belong to the open (or just finished) exchange of the same salt.
     pub(super) fn track_exchange(
         &mut self,
@@ -183,18 +201,26 @@ impl Protocol {
             .last_recon
             .get(&key)
             .is_some_and(|t| now.saturating_sub(*t) < RECON_MIN_GAP_MS);
+        let me = self.me;
         let p = self.peers.get_mut(&peer).ok_or(DropReason::NoExchange)?;
         if msg.round == 0 {
+            // A start crossing one we just started (a retry, retry.rs): the lower id's
+            // exchange goes on, so the higher id gives its own up.
+            let crossing = peer < me
+                && p.exchanges
+                    .get(room)
+                    .is_some_and(|x| x.ours && !x.finished && !x.stale(now));
             if !p.buckets.get(Budget::ReconStart).take(now) {
                 return Err(DropReason::RateLimited(Budget::ReconStart));
             }
-            if p.exchanges
-                .get(room)
-                .is_some_and(|x| !x.finished && !x.stale(now))
+            if !crossing
+                && p.exchanges
+                    .get(room)
+                    .is_some_and(|x| !x.finished && !x.stale(now))
             {
                 return Err(DropReason::ExchangeBusy);
             }
-            if too_soon {
+            if too_soon && !crossing {
                 return Err(DropReason::RateLimited(Budget::ReconStart));
             }
             p.exchanges.insert(
@@ -204,6 +230,7 @@ impl Protocol {
                     last: now,
                     finished: false,
                     late_dones: 0,
+                    ours: false,
                 },
             );
             self.last_recon.insert(key, now);

@@ -13,7 +13,8 @@
 //! then after twice the previous wait, up to [`RETRY_MAX_MS`]. A new own message, or a new
 //! connection sharing the room (its hello reconciles at once), starts over. A retry
 //! reconciles the room with every connected peer sharing it (the ordinary catch-up start,
-//! same budgets).
+//! same budgets), also with a peer of lower id, which usually starts them: should both start
+//! one at the same moment, the lower id's goes on.
 
 use super::*;
 
@@ -138,7 +139,7 @@ impl Protocol {
                 .map(|(id, _)| *id)
                 .collect();
             for peer in sharing {
-                self.start_recon(store, peer, &room, true, out);
+                self.open_recon(store, peer, &room, true, out);
             }
         }
     }

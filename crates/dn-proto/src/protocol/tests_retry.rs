@@ -60,6 +60,45 @@ fn a_message_nobody_holds_is_retried_within_30_s_and_then_arrives() {
 }
 
 #[test]
+fn the_higher_id_retries_too_and_crossing_starts_resolve_to_the_lower_ids() {
+    // Alone, the higher id (which never starts the periodic check) retries its message.
+    let (mut net, a, b) = pair();
+    net.links.clear();
+    net.now = 1_000;
+    let mb = net.publish(b, "medical", "from the higher id", 1);
+    net.links.insert((0, 1));
+    net.advance_to(1_000 + RETRY_FIRST_MS);
+    assert!(net.stores[a].has(&mb.id()).unwrap());
+    assert_eq!(net.nodes[b].next_retry_at(), None);
+    // Both retry at the same moment: the two starts cross, the lower id's exchange goes on
+    // and both messages arrive in it.
+    net.links.clear();
+    net.dropped.clear();
+    net.now = 20_000;
+    let ma = net.publish(a, "medical", "from a", 2);
+    let mb2 = net.publish(b, "medical", "from b", 3);
+    net.links.insert((0, 1));
+    let at = 20_000 + RETRY_FIRST_MS;
+    assert_eq!(net.nodes[a].next_retry_at(), Some(at));
+    assert_eq!(net.nodes[b].next_retry_at(), Some(at));
+    // Both timers fire before either start is delivered.
+    let ka = timeout_frames(&mut net, a, at);
+    let kb = timeout_frames(&mut net, b, at);
+    assert!(
+        ka.contains(&"recon") && kb.contains(&"recon"),
+        "{ka:?} {kb:?}"
+    );
+    net.run();
+    assert!(net.stores[b].has(&ma.id()).unwrap());
+    assert!(net.stores[a].has(&mb2.id()).unwrap());
+    // The lower id refused the higher one's start as busy (counted); the higher gave its
+    // own up for the lower one's.
+    assert_eq!(net.dropped, vec![(a, DropReason::ExchangeBusy)]);
+    assert_eq!(net.nodes[a].next_retry_at(), None);
+    assert_eq!(net.nodes[b].next_retry_at(), None);
+}
+
+#[test]
 fn retries_back_off_while_nothing_changes_and_are_capped() {
     let (mut net, a, _) = pair();
     net.links.clear(); // every frame is lost from now on
