@@ -119,6 +119,7 @@ export class FakeEngine {
       carried_rooms: [],
       carry_quota_full: this.carryFull,
       carry_evicted: this.carryEvicted,
+      next_retry_in_ms: null,
       drops: this.drops,
     };
   }

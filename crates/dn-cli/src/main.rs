@@ -725,6 +725,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 s.last_sync_at
                     .map_or_else(|| "never".to_string(), utc_human)
             );
+            if let Some(ms) = s.next_retry_in_ms {
+                println!("retry     next in {}", retry_human(ms));
+            }
             if !s.drops.is_empty() {
                 let reasons: Vec<String> =
                     s.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -1254,6 +1257,17 @@ fn status_rooms_line(rooms: &[RoomView]) -> String {
     )
 }
 
+/// `status`: when the next retry is due, from ms from now (whole seconds, rounded up).
+fn retry_human(ms: u64) -> String {
+    let secs = ms.div_ceil(1000);
+    match secs {
+        0 => "now".to_string(),
+        1..=59 => format!("{secs} s"),
+        _ if secs % 60 == 0 => format!("{} min", secs / 60),
+        _ => format!("{} min {} s", secs / 60, secs % 60),
+    }
+}
+
 async fn run_node(cfg: NodeConfig) -> Result<ExitCode> {
     dn_node::init_tracing();
     let engine = Engine::start(cfg).await?;
@@ -1279,6 +1293,16 @@ mod tests {
         }
         assert!(out.contains("\\x1b[2J"), "{out}");
         assert!(out.contains("\\u{202e}"), "{out}");
+    }
+
+    #[test]
+    fn the_next_retry_reads_in_seconds_and_minutes() {
+        assert_eq!(retry_human(0), "now");
+        assert_eq!(retry_human(1), "1 s");
+        assert_eq!(retry_human(14_200), "15 s");
+        assert_eq!(retry_human(60_000), "1 min");
+        assert_eq!(retry_human(125_000), "2 min 5 s");
+        assert_eq!(retry_human(600_000), "10 min");
     }
 
     #[test]

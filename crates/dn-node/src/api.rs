@@ -350,6 +350,13 @@ pub struct StatusView {
     /// stored and go out when peers are reachable).
     #[ts(type = "number")]
     pub queued: u64,
+    /// When the next retry of those messages is due, ms from now (0 = due now): a
+    /// reconciliation of their rooms with every connected peer sharing them, 15 s after the
+    /// newest one was written and then at doubling intervals up to 10 min (sooner after a new
+    /// message or connection). `None` when nothing written here since start is waiting for a
+    /// peer.
+    #[ts(type = "number | null")]
+    pub next_retry_in_ms: Option<u64>,
     /// Data directory.
     pub data_dir: String,
     /// The network graph as seen from here.

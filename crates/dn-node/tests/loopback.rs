@@ -281,10 +281,12 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
         .await
         .unwrap();
     assert_eq!((alone.sent_to, alone.held_by), (0, 0));
-    assert_eq!(
-        a.call(calls::Status).await.unwrap().queued,
-        1,
-        "queued until a peer holds it"
+    let st = a.call(calls::Status).await.unwrap();
+    assert_eq!(st.queued, 1, "queued until a peer holds it");
+    assert!(
+        st.next_retry_in_ms.is_some_and(|ms| ms <= 15_000),
+        "retried within 15 s: {:?}",
+        st.next_retry_in_ms
     );
     let b = start(db.path(), "Bob", vec![listen_addr(&a).await]).await;
     wait_for("B holds the early message", || async {
@@ -312,8 +314,9 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
             .is_some_and(|x| x.sent_to == 1 && x.held_by == 1)
     })
     .await;
-    wait_for("an empty queue", || async {
-        a.call(calls::Status).await.unwrap().queued == 0
+    wait_for("an empty queue, no retry due", || async {
+        let st = a.call(calls::Status).await.unwrap();
+        st.queued == 0 && st.next_retry_in_ms.is_none()
     })
     .await;
     a.shutdown().await;

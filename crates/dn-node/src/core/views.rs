@@ -176,6 +176,10 @@ impl Core {
             last_received_at: self.last_received_at,
             last_sync_at: self.last_sync_at,
             queued: self.store.queued_count().map_err(store_err)?,
+            next_retry_in_ms: self
+                .proto
+                .next_retry_at()
+                .map(|at| at.saturating_sub(self.mono_ms())),
             data_dir: self.data_dir.display().to_string(),
             network: self.network_view(),
             carried_rooms: self

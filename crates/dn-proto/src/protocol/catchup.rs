@@ -1,6 +1,6 @@
 //! Catch-up scheduling: when to reconcile a room with a peer (after hello, after a join,
-//! every [`ANTI_ENTROPY_MS`]), one tracked exchange per (peer, room), and what an exchange's
-//! end proves.
+//! every [`ANTI_ENTROPY_MS`], and retries of own messages from `retry.rs`), one tracked
+//! exchange per (peer, room), and what an exchange's end proves.
 
 use super::*;
 

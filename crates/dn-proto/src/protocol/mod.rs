@@ -20,7 +20,8 @@
 //! - **Retry** (`retry.rs`): a room with own messages no peer is known to hold is reconciled
 //!   again [`RETRY_FIRST_MS`] after the newest one was written, then at doubling intervals up
 //!   to [`RETRY_MAX_MS`]; a new own message or a new connection starts over
-//!   ([`Protocol::next_retry_at`]).
+//!   ([`Protocol::next_retry_at`]). A retry starts an exchange whichever id is lower; when two
+//!   starts cross, the lower id's goes on.
 //! - **Budgets** ([`budget`]): request-like frames are paid from per-peer token buckets, taken
 //!   only for rooms both sides share; over budget they are dropped, counted
 //!   ([`Counters::drops`]) and reported ([`Output::Dropped`]). Replies (grafts, catch-up) wait
