@@ -61,6 +61,14 @@ last_sync_at: number | null,
  */
 queued: number, 
 /**
+ * When the next retry of those messages is due, ms from now (0 = due now): a
+ * reconciliation of their rooms with every connected peer sharing them, 15 s after the
+ * newest one was written and then at doubling intervals up to 10 min (sooner after a new
+ * message or connection). `None` when nothing written here since start is waiting for a
+ * peer.
+ */
+next_retry_in_ms: number | null, 
+/**
  * Data directory.
  */
 data_dir: string, 
