@@ -1263,7 +1263,7 @@ fn retry_human(ms: u64) -> String {
     match secs {
         0 => "now".to_string(),
         1..=59 => format!("{secs} s"),
-        _ if secs % 60 == 0 => format!("{} min", secs / 60),
+        _ if secs.is_multiple_of(60) => format!("{} min", secs / 60),
         _ => format!("{} min {} s", secs / 60, secs % 60),
     }
 }
