@@ -368,6 +368,8 @@ impl Core {
         let mut proto = Protocol::with_config(id, name, port, rooms, config);
         // Every node carries direct messages (encrypted; only the two ends can read them).
         proto.carry_rooms([dm::DM_ROOM.to_string()]);
+        // Own messages no peer held when the node last stopped are retried like new ones.
+        proto.note_unheld(store.queued_ids().map_err(store_err)?);
         // Authors blocked on this data dir stay blocked across restarts.
         for (author, _) in store.blocked().map_err(store_err)? {
             proto.set_blocked(author, true);

@@ -46,7 +46,7 @@ use rusqlite::{Connection, ErrorCode};
 pub use error::StoreError;
 pub use key::{partial_path, remove_with_companions, verify_copy, StoreKey, STORE_KEY_LEN};
 pub use messages::StoredMessage;
-pub use meta::{PeerRow, RoomRow, MAX_PEERS};
+pub use meta::{PeerRow, RoomRow, MAX_PEERS, MAX_QUEUED_IDS};
 pub use private::PrivateRoomRow;
 pub use salvage::{
     salvage_into, salvage_into_with_key, salvage_store, salvage_store_with_key, SalvageOutcome,

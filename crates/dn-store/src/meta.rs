@@ -60,6 +60,10 @@ const PEER_COLS: &str = "id, name, addresses, last_seen, first_seen";
 /// flood of made-up identities must not grow the table (and the peer list) without bound.
 pub const MAX_PEERS: usize = 2048;
 
+/// Most queued ids [`Store::queued_ids`] returns (a node restarted after weeks offline hands
+/// the protocol at most this many to retry; the rest still go out by catch-up).
+pub const MAX_QUEUED_IDS: usize = 100_000;
+
 impl Store {
     // ---- rooms -------------------------------------------------------------------------
 
@@ -431,6 +435,23 @@ impl Store {
             )?
             .query_row([], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Messages written here that no peer is known to hold (the outgoing queue of
+    /// [`Store::queued_count`]), as (room, id), at most [`MAX_QUEUED_IDS`] (oldest first).
+    pub fn queued_ids(&self) -> Result<Vec<(String, MessageId)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT m.room, m.id FROM messages m INDEXED BY messages_local
+             WHERE m.local = 1 AND NOT EXISTS
+               (SELECT 1 FROM deliveries d WHERE d.id = m.id AND d.state = 2)
+             LIMIT ?1",
+        )?;
+        let mut rows = st.query([MAX_QUEUED_IDS as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push((r.get(0)?, MessageId(blob32(r, 1, "queued id")?)));
+        }
+        Ok(out)
     }
 
     /// Delivery of a message written here: (peers it was sent to or that hold it, peers known

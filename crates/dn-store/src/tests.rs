@@ -860,10 +860,17 @@ fn the_queue_is_what_no_peer_holds_yet() {
     let p = NodeId([1; 32]);
     s.mark_sent(&a.id(), &p, 10).unwrap();
     assert_eq!(s.queued_count().unwrap(), 2, "sent is not held");
+    let mut ids = s.queued_ids().unwrap();
+    ids.sort();
+    let mut want = vec![("r".to_string(), a.id()), ("r".to_string(), b.id())];
+    want.sort();
+    assert_eq!(ids, want);
     s.mark_held(&[a.id()], &p, 11).unwrap();
     assert_eq!(s.queued_count().unwrap(), 1);
+    assert_eq!(s.queued_ids().unwrap(), vec![("r".to_string(), b.id())]);
     s.mark_room_held_except("r", &p, 12, &[]).unwrap();
     assert_eq!(s.queued_count().unwrap(), 0);
+    assert!(s.queued_ids().unwrap().is_empty());
 }
 
 #[test]

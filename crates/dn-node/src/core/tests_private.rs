@@ -593,3 +593,34 @@ fn private_room_state_survives_a_restart_and_names_resolve() {
     assert!(again.iter().all(|m| m.private));
     assert!(again.iter().any(|m| m.kind == MessageKind::Join));
 }
+
+/// Not a private-room test, but it needs the same harness: a message no peer held when the
+/// node stopped is retried after a restart (the core hands the store's queue to the protocol).
+#[test]
+fn a_message_nobody_held_is_retried_after_a_restart() {
+    let mut ana = node("Ana");
+    typed(&mut ana, calls::JoinRoom { room: "ops".into() }).unwrap();
+    typed(
+        &mut ana,
+        calls::Send {
+            room: "ops".into(),
+            body: "written alone".into(),
+        },
+    )
+    .unwrap();
+    assert!(typed(&mut ana, calls::Status)
+        .unwrap()
+        .next_retry_in_ms
+        .is_some());
+    let Node { dir, core, .. } = ana;
+    drop(core);
+    let (tx, _) = broadcast::channel(16);
+    let key = identity::load_or_create(dir.path()).unwrap();
+    let mut core = Core::open(dir.path(), key, tx, None).unwrap();
+    let status: StatusView = decode(call(&mut core, Request::Status).unwrap()).unwrap();
+    assert_eq!(status.queued, 1);
+    let next = status
+        .next_retry_in_ms
+        .expect("scheduled again after the restart");
+    assert!(next <= dn_proto::protocol::RETRY_FIRST_MS, "{next}");
+}

@@ -5,9 +5,8 @@
 //! as the driver's delivery record: an acknowledgement ([`Output::Acked`]), a finished
 //! reconciliation that proved the peer holds the room ([`Output::Synced`] with `proven`,
 //! except what was sent to the peer and not confirmed, [`Protocol::unconfirmed`]), or the peer
-//! sending the message back. Nothing new is asked of the driver or the store; what was
-//! pending before a restart is only known again once written anew (a new connection still
-//! reconciles every shared room at once, and [`ANTI_ENTROPY_MS`] still runs).
+//! sending the message back. What was pending before a restart the driver hands over once,
+//! at start ([`Protocol::note_unheld`], from the store's delivery records).
 //!
 //! Per room with such messages: a retry [`RETRY_FIRST_MS`] after the newest one was written,
 //! then after twice the previous wait, up to [`RETRY_MAX_MS`]. A new own message, or a new
@@ -44,6 +43,18 @@ impl Protocol {
     /// Own messages no peer is known to hold yet (as the protocol learned it since start).
     pub fn unheld_own(&self) -> usize {
         self.retry.values().map(|r| r.ids.len()).sum()
+    }
+
+    /// Own messages no peer held when this node last stopped (the driver reads them from its
+    /// store at start): they are scheduled as if just written.
+    pub fn note_unheld(&mut self, pending: impl IntoIterator<Item = (String, MessageId)>) {
+        let due = self.now + RETRY_FIRST_MS;
+        for (room, id) in pending {
+            let r = self.retry.entry(room).or_default();
+            r.ids.insert(id);
+            r.wait = RETRY_FIRST_MS;
+            r.due = due;
+        }
     }
 
     /// A message of ours was written: (re)start its room's schedule.

@@ -108,6 +108,9 @@ impl Net {
     /// (`poll_timeout` → `handle_timeout`, earliest first) and delivering what they send in
     /// between, as quinn's `Pair::step` drives two endpoints.
     pub(super) fn advance_to(&mut self, until: u64) {
+        // A deadline that handle_timeout does not move would spin here for ever: fail instead.
+        let mut same = (u64::MAX, usize::MAX);
+        let mut repeats = 0u32;
         loop {
             self.run();
             let next = self
@@ -118,6 +121,16 @@ impl Net {
                 .filter(|(t, _)| *t <= until)
                 .min();
             let Some((t, i)) = next else { break };
+            if (t, i) == same {
+                repeats += 1;
+                assert!(
+                    repeats < 10_000,
+                    "node {i}'s deadline {t} ms does not move after handle_timeout"
+                );
+            } else {
+                same = (t, i);
+                repeats = 0;
+            }
             self.now = self.now.max(t);
             let now = self.time();
             let outs = self.nodes[i].handle_timeout(&mut self.stores[i], now);

@@ -194,3 +194,17 @@ fn nothing_is_scheduled_once_a_peer_holds_it() {
     assert!(poll.is_some());
     assert_eq!(net.nodes[a].next_retry_at(), None, "and nothing comes back");
 }
+
+#[test]
+fn what_no_peer_held_at_the_last_stop_is_retried_after_a_restart() {
+    let (mut net, a, _b) = pair();
+    net.disconnect(0, 1);
+    let m = net.publish(a, "medical", "written before the restart", 1);
+    // A restarted node knows nothing of it until the driver hands the store's queue over.
+    let restarted = Protocol::new(net.nodes[a].id(), "A".into(), 7000, ["medical".to_string()]);
+    assert_eq!(restarted.next_retry_at(), None);
+    let mut restarted = restarted;
+    restarted.note_unheld([("medical".to_string(), m.id())]);
+    assert_eq!(restarted.next_retry_at(), Some(RETRY_FIRST_MS));
+    assert_eq!(restarted.unheld_own(), 1);
+}
