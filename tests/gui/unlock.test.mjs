@@ -156,7 +156,7 @@ async function openLockPanel(driver, locked) {
   const panel = await driver.wait(until.elementLocated(By.css("#lock-panel")), TIMEOUT);
   await driver.wait(until.elementIsVisible(panel), TIMEOUT);
   await driver.wait(
-    until.elementTextIs(driver.findElement(By.css("#lock-status")), locked ? LOCKED_STATUS : UNLOCKED_STATUS),
+    until.elementTextIs(await driver.wait(until.elementLocated(By.css("#lock-status")), TIMEOUT), locked ? LOCKED_STATUS : UNLOCKED_STATUS),
     TIMEOUT,
   );
   await driver.executeScript("arguments[0].scrollIntoView({block: 'start'})", panel);
@@ -262,7 +262,7 @@ fx.test("a locked data dir: unlock screen, a wrong passphrase changes nothing, t
   await driver.wait(until.elementIsNotVisible(problem), TIMEOUT);
   await submit.click();
   await eventually("the unlock screen to go", async () => (await driver.findElements(By.css("#unlock-dialog"))).length === 0);
-  await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), `#${ROOM}`), TIMEOUT);
+  await driver.wait(until.elementTextIs(await driver.wait(until.elementLocated(By.css("#room-title")), TIMEOUT), `#${ROOM}`), TIMEOUT);
   await elementWithText(driver, `.room[data-room="${ROOM}"]`, ROOM);
   const message = await messageWithBody(driver, BODY);
   assert.equal(await message.findElement(By.css(".author")).getText(), NAME);
@@ -357,7 +357,7 @@ fx.test("the app locks this laptop: set in the identity pane, the next start ask
   await driver.findElement(By.css("#lock-new-again")).sendKeys(Key.ENTER);
   await driver.wait(until.elementTextIs(done, LOCKED_DONE), 60_000);
   await panelIdle(driver);
-  await driver.wait(until.elementTextIs(driver.findElement(By.css("#lock-status")), LOCKED_STATUS), TIMEOUT);
+  await driver.wait(until.elementTextIs(await driver.wait(until.elementLocated(By.css("#lock-status")), TIMEOUT), LOCKED_STATUS), TIMEOUT);
   assert.equal(await problem.isDisplayed(), false, "no problem shown");
   assert.equal(await driver.findElement(By.css("#lock-set-form")).isDisplayed(), false);
   assert.equal(await driver.findElement(By.css("#lock-change-form")).isDisplayed(), true);
@@ -380,7 +380,7 @@ fx.test("the app locks this laptop: set in the identity pane, the next start ask
   assert.equal((await driver.findElements(By.css(".message"))).length, 0);
   await screenshot(driver, "unlock-lock-04-asks-at-start");
   await unlockWith(driver, PASSPHRASE);
-  await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), `#${ROOM}`), TIMEOUT);
+  await driver.wait(until.elementTextIs(await driver.wait(until.elementLocated(By.css("#room-title")), TIMEOUT), `#${ROOM}`), TIMEOUT);
   await messageWithBody(driver, BODY);
 
   // 3. Change it: a wrong current passphrase is refused and changes nothing; the right one.
@@ -430,13 +430,15 @@ fx.test("the app locks this laptop: set in the identity pane, the next start ask
   await driver.findElement(By.css("#lock-remove")).click();
   await driver.wait(until.elementTextIs(done, REMOVED_DONE), 60_000);
   await panelIdle(driver);
-  await driver.wait(until.elementTextIs(driver.findElement(By.css("#lock-status")), UNLOCKED_STATUS), TIMEOUT);
+  await driver.wait(until.elementTextIs(await driver.wait(until.elementLocated(By.css("#lock-status")), TIMEOUT), UNLOCKED_STATUS), TIMEOUT);
   assert.equal(await driver.findElement(By.css("#lock-set-form")).isDisplayed(), true, "it can be locked again");
   await assertNoErrors(driver);
   await screenshot(driver, "unlock-lock-08-removed");
   await quitApp(dir, driver);
   driver = await fx.launchApp(dir);
-  await driver.wait(until.elementTextIs(driver.findElement(By.css("#room-title")), `#${ROOM}`), TIMEOUT);
+  // The window may still be loading: wait for the title to exist before reading it.
+  const title = await driver.wait(until.elementLocated(By.css("#room-title")), TIMEOUT);
+  await driver.wait(until.elementTextIs(title, `#${ROOM}`), TIMEOUT);
   await messageWithBody(driver, BODY);
   assert.equal((await driver.findElements(By.css("#unlock-dialog"))).length, 0, "no unlock screen");
   await screenshot(driver, "unlock-lock-09-open-without-passphrase");
