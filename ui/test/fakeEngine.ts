@@ -70,6 +70,8 @@ export class FakeEngine {
   privateRooms = new Map<string, FakePrivateRoom>();
   /** Valid invite codes: code → room id. */
   invites = new Map<string, string>();
+  /** `next_retry_in_ms` in the status (null: nothing pending). */
+  nextRetryInMs: number | null = null;
   /** The data directory's passphrase (null: not locked), as the engine keeps it. */
   passphrase: string | null = null;
   /** When set, every command fails with it (e.g. engine could not start). */
@@ -119,7 +121,7 @@ export class FakeEngine {
       carried_rooms: [],
       carry_quota_full: this.carryFull,
       carry_evicted: this.carryEvicted,
-      next_retry_in_ms: null,
+      next_retry_in_ms: this.nextRetryInMs,
       drops: this.drops,
     };
   }

@@ -127,6 +127,17 @@ describe("app views", () => {
       await settle();
       expect($("#queue-count").textContent).toBe("2 queued");
       expect($("#queue-count").classList.contains("waiting")).toBe(true);
+      // The engine says when it tries again (retry with backoff), shown as a time of day.
+      engine.nextRetryInMs = 30_000;
+      await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+      await settle();
+      expect($("#queue-count").textContent).toBe("2 queued · next try 23:59");
+      expect($("#queue-count").title).toContain("the next try is at 21/11/2026, 23:59:30");
+      engine.nextRetryInMs = 120_000;
+      await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+      await settle();
+      expect($("#queue-count").textContent).toBe("2 queued · next try 22 Nov 00:01");
+      engine.nextRetryInMs = null;
       expect($("#last-sync").textContent).toBe("synced 14:05");
       expect($("#last-sync").title).toBe("Last sync with a peer: 21/11/2026, 14:05:00");
       vi.setSystemTime(new Date(2026, 10, 22, 0, 1));

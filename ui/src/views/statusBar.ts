@@ -48,7 +48,19 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     const m = totalMessages(state);
     messages.textContent = `${m.toLocaleString("en-US")} ${m === 1 ? "message" : "messages"}`;
     const q = state.status?.queued ?? 0;
-    queue.textContent = q === 0 ? "nothing queued" : `${q.toLocaleString("en-US")} queued`;
+    // When the engine tries again (retry with backoff), as a time of day: status events come
+    // when something changes, so "in 25 s" would go stale while nothing happens.
+    const retryMs = state.status?.next_retry_in_ms ?? null;
+    const retryAt = retryMs === null ? null : Date.now() + retryMs;
+    queue.textContent =
+      q === 0
+        ? "nothing queued"
+        : `${q.toLocaleString("en-US")} queued` + (retryAt === null ? "" : ` · next try ${formatTime(retryAt)}`);
+    queue.title =
+      q === 0
+        ? ""
+        : "Messages written here that no peer is known to hold yet. They stay stored and go out when a peer is reachable" +
+          (retryAt === null ? "." : `; the next try is at ${formatFullTime(retryAt)} (at once when a peer connects).`);
     queue.classList.toggle("waiting", q > 0);
     const synced = state.status?.last_sync_at ?? null;
     sync.textContent = synced === null ? "never synced" : `synced ${formatTime(synced)}`;
