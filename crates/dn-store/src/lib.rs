@@ -49,8 +49,7 @@ pub use messages::StoredMessage;
 pub use meta::{PeerRow, RoomRow, MAX_PEERS, MAX_QUEUED_IDS};
 pub use private::PrivateRoomRow;
 pub use salvage::{
-    salvage_into, salvage_into_with_key, salvage_store, salvage_store_with_key, SalvageOutcome,
-    SalvageReport,
+    salvage_into_with_key, salvage_store, salvage_store_with_key, SalvageOutcome, SalvageReport,
 };
 
 /// Result with [`StoreError`] as the default error.

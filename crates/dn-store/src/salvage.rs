@@ -1,6 +1,6 @@
 //! Recovering what can be read from a damaged store.
 //!
-//! [`salvage_into`] reads the damaged file read-only, message row by message row in rowid
+//! [`salvage_into_with_key`] reads the damaged file read-only, message row by message row in rowid
 //! order. When a read fails (a damaged page), it probes forward with growing steps until a
 //! rowid can be sought again, then searches back to the first readable rowid after the damage,
 //! so that one bad page costs the rows on that page and not the rest of the table. Every
@@ -120,16 +120,12 @@ fn verified(row: &RawRow) -> Option<Message> {
     Some(m)
 }
 
-/// Reads every message, room and setting that can be read from the (damaged) database at
-/// `damaged`, opened read-only, and writes the verified ones into a new store at `out`
-/// (which must not exist). `now_ms` stands in for unreadable arrival times.
-pub fn salvage_into(damaged: &Path, out: &Path, now_ms: u64) -> Result<SalvageReport> {
-    salvage_into_with_key(damaged, out, None, now_ms)
-}
-
-/// [`salvage_into`] for a store encrypted at rest with `key`: the damaged file is read with
-/// it and the new store is written with it. A key that does not open the damaged file is
-/// [`StoreError::WrongKey`] before anything is written.
+/// Reads every message, room, setting and private-room key that can be read from the
+/// (damaged) database at `damaged`, opened read-only, and writes the verified ones into a new
+/// store at `out` (which must not exist). `now_ms` stands in for unreadable arrival times.
+/// With `key` (a store encrypted at rest) the damaged file is read with it and the new store
+/// is written with it; a key that does not open the damaged file is [`StoreError::WrongKey`]
+/// before anything is written.
 pub fn salvage_into_with_key(
     damaged: &Path,
     out: &Path,
@@ -289,7 +285,7 @@ fn copy_settings(src: &Connection, dst: &Store) -> u64 {
 /// Salvages the store file `db` (the caller must hold the data directory's lock, so nothing
 /// else has it open):
 ///
-/// 1. [`salvage_into`] a new file `<db>.salvaged-<now_ms>`;
+/// 1. [`salvage_into_with_key`] a new file `<db>.salvaged-<now_ms>`;
 /// 2. reopen that file with [`Store::open`] (its integrity check must pass) and check that it
 ///    holds the messages recovered;
 /// 3. only then move `db` (and its `-wal`/`-shm`) aside to `<db>.damaged-<now_ms>` (+ the
