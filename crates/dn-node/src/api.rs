@@ -388,6 +388,53 @@ pub struct ExportSummary {
     pub messages: u64,
 }
 
+/// Result of writing a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BundleExportSummary {
+    /// File written.
+    pub path: String,
+    /// Messages written.
+    #[ts(type = "number")]
+    pub messages: u64,
+    /// Size of the file, bytes.
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+/// Result of importing a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BundleImportReport {
+    /// File read.
+    pub path: String,
+    /// Records read.
+    #[ts(type = "number")]
+    pub total: u64,
+    /// Messages new here, verified and stored (they spread to this node's peers).
+    #[ts(type = "number")]
+    pub imported: u64,
+    /// Messages this node already had (or had evicted as a carrier).
+    #[ts(type = "number")]
+    pub duplicates: u64,
+    /// Records that are not a validly signed message (bad signature, malformed bytes).
+    #[ts(type = "number")]
+    pub invalid: u64,
+    /// Valid messages this node's rules refused, as they would from a peer (blocked author,
+    /// quota, dated more than 10 minutes ahead, no room left to carry).
+    #[ts(type = "number")]
+    pub refused: u64,
+    /// The file ends before its trailer: records after the cut are missing.
+    pub truncated: bool,
+    /// The trailer's record count and SHA-256 match the file (false: truncated or altered).
+    pub checksum_ok: bool,
+    /// What is wrong with the file, if anything (damage that stopped the reading, data after
+    /// the end).
+    pub problem: Option<String>,
+    /// The node that wrote the bundle, as its header says (64 hex; not signed).
+    pub creator: Option<String>,
+}
+
 /// Answer to [`Request::Activate`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -559,6 +606,7 @@ macro_rules! requests {
         $variant:ident $({ $(
             $(#[doc = $fdoc:literal])*
             $(#[serde($($serde:tt)*)])?
+            $(#[ts(type = $tsty:literal)])?
             $field:ident : $fty:ty
         ),* $(,)? })? => $resp:ty;
     )*) => {
@@ -572,6 +620,7 @@ macro_rules! requests {
                 $variant $({ $(
                     $(#[doc = $fdoc])*
                     $(#[serde($($serde)*)])?
+                    $(#[ts(type = $tsty)])?
                     $field: $fty
                 ),* })?,
             )*
@@ -610,7 +659,7 @@ macro_rules! requests {
                 fields: vec![$($(FieldSpec {
                     name: stringify!($field),
                     docs: &[$($fdoc),*],
-                    ts: <$fty as TS>::name(),
+                    ts: field_ts(<$fty as TS>::name(), None $(.or(Some($tsty)))?),
                 }),*)?],
                 response: <$resp as TS>::name(),
             }),*]
@@ -676,6 +725,27 @@ requests! {
         #[serde(default)]
         format: ExportFormat,
     } => ExportSummary;
+    /// Write a bundle (docs/protocol.md §9): the signed messages of all rooms, or of `rooms`,
+    /// optionally only those dated `since_ms` or later, for another camp to import. Direct
+    /// messages (`dm`) and private rooms go in as the ciphertext they are. Written atomically,
+    /// owner-only; progress as `bundle_progress` events.
+    ExportBundle {
+        /// Output file (absolute path, written by the engine's process).
+        path: String,
+        /// Only these rooms (names, or private rooms by id or name); all when absent.
+        rooms: Option<Vec<String>>,
+        /// Only messages dated at or after this time (ms since the Unix epoch).
+        #[ts(type = "number | null")]
+        since_ms: Option<u64>,
+    } => BundleExportSummary;
+    /// Import a bundle: every record verified, then admitted like a message from a peer (and
+    /// spread to this node's peers); duplicates skipped, so importing twice adds nothing. A
+    /// truncated or tampered file imports what is valid and says so in the report. Progress
+    /// as `bundle_progress` events.
+    ImportBundle {
+        /// The bundle file (absolute path, read by the engine's process).
+        path: String,
+    } => BundleImportReport;
     /// Write a backup of this node's identity key (mode 0600; the file IS the identity).
     BackupIdentity {
         /// Output file (absolute path, written by the engine's process).
@@ -807,6 +877,12 @@ struct FieldSpec {
     name: &'static str,
     docs: &'static [&'static str],
     ts: String,
+}
+
+/// A field's TypeScript type: ts-rs's, unless the field says otherwise (`#[ts(type = …)]`,
+/// e.g. a `u64` that JSON carries as a number).
+fn field_ts(generated: String, declared: Option<&str>) -> String {
+    declared.map_or(generated, str::to_string)
 }
 
 /// Header of the files generated here (not by ts-rs).
@@ -1038,6 +1114,23 @@ pub enum EngineEvent {
         #[ts(type = "number")]
         done: u64,
         /// Messages to write.
+        #[ts(type = "number")]
+        total: u64,
+    },
+    /// Progress of a bundle being written or imported (at most about 10 times a second, and
+    /// once at the end).
+    BundleProgress {
+        /// The file (as requested).
+        path: String,
+        /// True for an import, false for an export.
+        import: bool,
+        /// Records written or read so far.
+        #[ts(type = "number")]
+        records: u64,
+        /// Export: messages written; import: bytes read.
+        #[ts(type = "number")]
+        done: u64,
+        /// Export: messages to write; import: size of the file, bytes.
         #[ts(type = "number")]
         total: u64,
     },

@@ -10,6 +10,8 @@
 //!   pure function);
 //! - `direct.rs`: sealing and opening direct messages;
 //! - `files.rs`: exports on their own thread and the data-dir file checks;
+//! - `bundle.rs`: writing bundles (on their own thread) and importing them a chunk per turn
+//!   of the loop, each message through the protocol's admission ([`Input::Imported`]);
 //! - `atrest.rs`: turning the passphrase on, changing and removing it (re-encrypting the
 //!   store it owns), and locked backups;
 //! - `tests.rs`: unit tests without threads.
@@ -294,6 +296,8 @@ pub struct Core {
     /// The store was lost (a failed switch of its encryption could not reopen it): the core
     /// stops rather than acknowledge messages it cannot keep.
     store_lost: bool,
+    /// The bundle being imported, a chunk per turn of the loop (`bundle.rs`).
+    import: Option<bundle::ImportJob>,
 }
 
 /// What the core dropped or cut, by reason.
@@ -406,6 +410,7 @@ impl Core {
             lock,
             exports: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             store_lost: false,
+            import: None,
         })
     }
 
@@ -467,6 +472,7 @@ impl Core {
                 let outs = self.proto.handle_timeout(&mut self.store, now);
                 self.apply(outs);
             }
+            self.import_step();
             if self.status_dirty && self.last_status.elapsed() >= STATUS_DEBOUNCE {
                 self.status_dirty = false;
                 self.last_status = Instant::now();
@@ -744,6 +750,10 @@ impl Core {
         if let Some(at) = self.proto.poll_timeout() {
             wait = wait.min(Duration::from_millis(at.saturating_sub(self.mono_ms())));
         }
+        if self.importing() {
+            // A bundle import goes on after whatever came in meanwhile.
+            return Duration::ZERO;
+        }
         if self.status_dirty {
             wait = wait.min(STATUS_DEBOUNCE.saturating_sub(self.last_status.elapsed()));
         }
@@ -957,6 +967,7 @@ impl Core {
 }
 
 mod atrest;
+mod bundle;
 mod direct;
 mod files;
 mod private;

@@ -13,6 +13,8 @@
 //! - [`discovery`]: mDNS announce + browse; [`beacon`]: UDP broadcast fallback.
 //! - [`control`]: the owner-only Unix socket through which the CLI reaches a running node.
 //! - [`export`]: JSON Lines export and offline verification.
+//! - [`bundle`]: bundle files carried between camps (written here, imported by the core,
+//!   `core/bundle.rs`, through the same admission as messages from peers).
 //! - Private rooms (`core/private.rs`): room keys, invites, membership and key grants on top
 //!   of `dn_proto::private`; [`qr`] draws invite codes.
 //! - [`api`]: the one definition of the requests (their typed fields and answers), the views
@@ -25,6 +27,7 @@
 pub mod api;
 pub mod atrest;
 pub mod beacon;
+pub mod bundle;
 pub mod control;
 pub mod core;
 pub mod discovery;

@@ -4,8 +4,8 @@
 //! directory fails, so the replay can never silently test nothing.
 //!
 //! The `#[ignore]`d `write_seed_corpus` regenerates the hand-made seeds (valid encodings of
-//! every frame, reconciliation message kind, envelope, record, beacon, request, export line
-//! and backup): `cargo test -p dn-node --test fuzz_corpus -- --ignored write_seed_corpus`.
+//! every frame, reconciliation message kind, envelope, record, beacon, request, export line,
+//! backup and bundle): `cargo test -p dn-node --test fuzz_corpus -- --ignored write_seed_corpus`.
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -33,6 +33,7 @@ const TARGETS: &[Target] = &[
     ("protocol", pf::protocol),
     ("private", pf::private),
     ("invite", pf::invite),
+    ("bundle", pf::bundle),
     ("beacon", dn_node::fuzzing::beacon),
     ("control_request", dn_node::fuzzing::control_request),
     ("export_line", dn_node::fuzzing::export_line),
@@ -652,4 +653,19 @@ fn write_seed_corpus() {
         "plain-key",
         format!("{}\n", hex::encode([0x77u8; 32])).as_bytes(),
     );
+
+    // Bundles: a whole one, a truncated one, one with a damaged record, an empty one.
+    let header = dn_proto::bundle::Header {
+        flags: 0,
+        created_ms: pf::WALL_MS,
+        creator: node,
+        count_hint: 3,
+    };
+    let whole = dn_proto::bundle::encode(&header, &[own_msg.clone(), dm_msg.clone(), carried_msg]);
+    seeds.put("bundle", "whole", &whole);
+    seeds.put("bundle", "truncated", &whole[..whole.len() / 2]);
+    let mut damaged = whole.clone();
+    damaged[dn_proto::bundle::HEADER_BYTES + 10] ^= 0x40;
+    seeds.put("bundle", "damaged", &damaged);
+    seeds.put("bundle", "empty", &dn_proto::bundle::encode(&header, &[]));
 }

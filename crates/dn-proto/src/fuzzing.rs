@@ -516,6 +516,32 @@ pub fn protocol_counters(data: &[u8]) -> Counters {
     h.node.counters()
 }
 
+/// [`crate::bundle::Decoder`] over the input as a bundle file: never panics; the same steps
+/// whatever the chunk size (whole, 1 byte, 7 bytes); a bundle re-encoded from what was read
+/// (its header and well-formed records) decodes back to the same records with a good trailer.
+pub fn bundle(data: &[u8]) {
+    use crate::bundle::{decode_chunked, encode};
+    let whole = decode_chunked(data, data.len().max(1));
+    for chunk in [1, 7] {
+        assert_eq!(
+            decode_chunked(data, chunk),
+            whole,
+            "bundle decoding depends on the chunk size ({chunk})"
+        );
+    }
+    if let Some(h) = whole.header {
+        let msgs: Vec<Message> = whole
+            .records
+            .iter()
+            .filter_map(|r| r.clone().ok())
+            .collect();
+        let again = decode_chunked(&encode(&h, &msgs), 64);
+        assert!(again.error.is_none() && again.outcome.checksum_ok && !again.outcome.truncated);
+        let back: Vec<Message> = again.records.into_iter().filter_map(Result::ok).collect();
+        assert_eq!(back, msgs, "re-encoded bundle records differ");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};

@@ -18,8 +18,11 @@
 //! - [`private`]: private rooms: the encrypted envelope of their messages, invites and key
 //!   grants, and the membership rules.
 //!
+//! - [`bundle`]: bundles, messages carried between camps on a file (sneakernet).
+//!
 //! The byte layouts are specified in `docs/protocol.md`.
 
+pub mod bundle;
 pub mod codec;
 pub mod coding;
 pub mod dm;

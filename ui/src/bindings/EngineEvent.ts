@@ -61,4 +61,24 @@ done: number,
 /**
  * Messages to write.
  */
+total: number, } | { "type": "bundle_progress", 
+/**
+ * The file (as requested).
+ */
+path: string, 
+/**
+ * True for an import, false for an export.
+ */
+import: boolean, 
+/**
+ * Records written or read so far.
+ */
+records: number, 
+/**
+ * Export: messages written; import: bytes read.
+ */
+done: number, 
+/**
+ * Export: messages to write; import: size of the file, bytes.
+ */
 total: number, } | { "type": "activate" };

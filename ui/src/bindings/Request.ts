@@ -56,7 +56,23 @@ path: string,
 /**
  * File format (absent: `jsonl`).
  */
-format: ExportFormat, } | { "op": "backup_identity", 
+format: ExportFormat, } | { "op": "export_bundle", 
+/**
+ * Output file (absolute path, written by the engine's process).
+ */
+path: string, 
+/**
+ * Only these rooms (names, or private rooms by id or name); all when absent.
+ */
+rooms: Array<string> | null, 
+/**
+ * Only messages dated at or after this time (ms since the Unix epoch).
+ */
+since_ms: number | null, } | { "op": "import_bundle", 
+/**
+ * The bundle file (absolute path, read by the engine's process).
+ */
+path: string, } | { "op": "backup_identity", 
 /**
  * Output file (absolute path, written by the engine's process).
  */

@@ -2,6 +2,8 @@
 import type { ActivateView } from "./ActivateView";
 import type { BackupSummary } from "./BackupSummary";
 import type { BlockedView } from "./BlockedView";
+import type { BundleExportSummary } from "./BundleExportSummary";
+import type { BundleImportReport } from "./BundleImportReport";
 import type { DmView } from "./DmView";
 import type { ExportFormat } from "./ExportFormat";
 import type { ExportSummary } from "./ExportSummary";
@@ -82,6 +84,24 @@ export interface EngineApi {
    * @param format File format (absent: `jsonl`).
    */
   export(room: string | null, path: string, format: ExportFormat): Promise<ExportSummary>;
+  /**
+   * Write a bundle (docs/protocol.md §9): the signed messages of all rooms, or of `rooms`,
+   * optionally only those dated `since_ms` or later, for another camp to import. Direct
+   * messages (`dm`) and private rooms go in as the ciphertext they are. Written atomically,
+   * owner-only; progress as `bundle_progress` events.
+   * @param path Output file (absolute path, written by the engine's process).
+   * @param rooms Only these rooms (names, or private rooms by id or name); all when absent.
+   * @param since_ms Only messages dated at or after this time (ms since the Unix epoch).
+   */
+  exportBundle(path: string, rooms: Array<string> | null, since_ms: number | null): Promise<BundleExportSummary>;
+  /**
+   * Import a bundle: every record verified, then admitted like a message from a peer (and
+   * spread to this node's peers); duplicates skipped, so importing twice adds nothing. A
+   * truncated or tampered file imports what is valid and says so in the report. Progress
+   * as `bundle_progress` events.
+   * @param path The bundle file (absolute path, read by the engine's process).
+   */
+  importBundle(path: string): Promise<BundleImportReport>;
   /**
    * Write a backup of this node's identity key (mode 0600; the file IS the identity).
    * @param path Output file (absolute path, written by the engine's process).
@@ -198,6 +218,8 @@ export function engineApi(send: Send): EngineApi {
     peers: () => send({ op: "peers" }) as Promise<Array<PeerView>>,
     status: () => send({ op: "status" }) as Promise<StatusView>,
     export: (room, path, format) => send({ op: "export", room, path, format }) as Promise<ExportSummary>,
+    exportBundle: (path, rooms, since_ms) => send({ op: "export_bundle", path, rooms, since_ms }) as Promise<BundleExportSummary>,
+    importBundle: (path) => send({ op: "import_bundle", path }) as Promise<BundleImportReport>,
     backupIdentity: (path) => send({ op: "backup_identity", path }) as Promise<BackupSummary>,
     network: () => send({ op: "network" }) as Promise<NetworkView>,
     sendDm: (to, body) => send({ op: "send_dm", to, body }) as Promise<DmView>,

@@ -111,10 +111,10 @@ impl Core {
 }
 
 /// Counts one export thread for as long as it lives (see `Core::exports`).
-struct ExportGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+pub(super) struct ExportGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 impl ExportGuard {
-    fn new(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+    pub(super) fn new(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         ExportGuard(count.clone())
     }

@@ -88,6 +88,23 @@ impl Core {
                 }
                 Ok(Value::Null)
             }
+            Request::ExportBundle {
+                path,
+                rooms,
+                since_ms,
+            } => {
+                if let Some(reply) = reply.take() {
+                    self.start_bundle_export(path, rooms, since_ms, reply);
+                }
+                Ok(Value::Null)
+            }
+            Request::ImportBundle { path } => {
+                // Answered when the last chunk is imported (see `bundle.rs`).
+                if let Some(reply) = reply.take() {
+                    self.start_bundle_import(path, reply);
+                }
+                Ok(Value::Null)
+            }
             Request::Activate => {
                 let window = self.net.as_ref().is_some_and(|n| n.window);
                 if window {

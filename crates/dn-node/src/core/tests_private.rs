@@ -624,3 +624,218 @@ fn a_message_nobody_held_is_retried_after_a_restart() {
         .expect("scheduled again after the restart");
     assert!(next <= dn_proto::protocol::RETRY_FIRST_MS, "{next}");
 }
+
+/// Runs a request answered by a bundle import: the core's loop steps the import until done.
+fn import(n: &mut Node, path: &Path) -> Result<BundleImportReport, ApiError> {
+    let (tx, mut rx) = oneshot::channel();
+    n.core.request(
+        Request::ImportBundle {
+            path: path.display().to_string(),
+        },
+        tx,
+    );
+    let mut turns = 0;
+    while n.core.import_step() {
+        turns += 1;
+        assert!(turns < 10_000, "the import never ends");
+    }
+    rx.try_recv().unwrap().map(|v| decode(v).unwrap())
+}
+
+/// Ids stored by `n`, with how many times each is stored (always once).
+fn stored_ids(n: &Node) -> Vec<MessageId> {
+    let mut ids = Vec::new();
+    n.core
+        .store
+        .for_each_message(None, |sm| -> Result<(), ApiError> {
+            ids.push(sm.message.id());
+            Ok(())
+        })
+        .unwrap();
+    ids.sort();
+    ids
+}
+
+/// Bundles (issue 12): export from Ana, import into Bo, who never met her: every message
+/// (open room, private room as ciphertext, a direct message) arrives verified and spreads to
+/// Bo's peer; importing twice adds nothing; a tampered record is refused and the rest imported;
+/// a truncated file imports its whole records and says so; a non-bundle is refused.
+#[test]
+fn a_bundle_carries_every_message_to_another_camp_once() {
+    let mut ana = node("Ana Camp One");
+    let mut bo = node("Bo Camp Two");
+    typed(&mut ana, calls::JoinRoom { room: "ops".into() }).unwrap();
+    for i in 0..5 {
+        typed(
+            &mut ana,
+            calls::Send {
+                room: "ops".into(),
+                body: format!("convoy {i} left"),
+            },
+        )
+        .unwrap();
+    }
+    let private = typed(
+        &mut ana,
+        calls::CreatePrivateRoom {
+            title: "medical".into(),
+        },
+    )
+    .unwrap();
+    typed(
+        &mut ana,
+        calls::Send {
+            room: private.name.clone(),
+            body: "patient Zed in tent 4".into(),
+        },
+    )
+    .unwrap();
+    typed(
+        &mut ana,
+        calls::SendDm {
+            to: bo.id.to_hex(),
+            body: "bring insulin".into(),
+        },
+    )
+    .unwrap();
+    // Bo's camp: Bo joined ops; a peer of his wants ops too.
+    typed(&mut bo, calls::JoinRoom { room: "ops".into() }).unwrap();
+    let peer = Node::stub(NodeId(
+        SigningKey::from_bytes(&[0x42; 32])
+            .verifying_key()
+            .to_bytes(),
+    ));
+    link(&mut bo, &peer, &["ops"]);
+
+    let file = ana.dir.path().join("camp1.dnb");
+    let sum = typed(
+        &mut ana,
+        calls::ExportBundle {
+            path: file.display().to_string(),
+            rooms: None,
+            since_ms: None,
+        },
+    )
+    .unwrap();
+    let all = stored_ids(&ana);
+    assert_eq!(sum.messages, all.len() as u64);
+    assert_eq!(sum.bytes, std::fs::metadata(&file).unwrap().len());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "bundle readable by others: {mode:o}");
+    }
+    // Nothing decrypted in the file.
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(!contains(&bytes, "patient Zed") && !contains(&bytes, "bring insulin"));
+    assert!(contains(&bytes, "convoy 3 left"));
+
+    let r = import(&mut bo, &file).unwrap();
+    assert_eq!(
+        (r.total, r.imported, r.duplicates, r.invalid, r.refused),
+        (all.len() as u64, all.len() as u64, 0, 0, 0),
+        "{r:?}"
+    );
+    assert!(
+        r.checksum_ok && !r.truncated && r.problem.is_none(),
+        "{r:?}"
+    );
+    assert_eq!(r.creator, Some(ana.id.to_hex()));
+    let mut bo_ids = stored_ids(&bo);
+    bo_ids.retain(|id| all.contains(id));
+    assert_eq!(bo_ids, all, "every message, once");
+    // Bo reads the DM and the open room; the private room is carried as ciphertext.
+    assert_eq!(bodies(&mut bo, "ops").len(), 5);
+    let dms = typed(
+        &mut bo,
+        calls::DmLog {
+            with: ana.id.to_hex(),
+            limit: 10,
+        },
+    )
+    .unwrap();
+    assert_eq!(dms.len(), 1);
+    assert_eq!(dms[0].body, "bring insulin");
+    assert!(bo.core.proto.carried().any(|r| *r == private.name));
+    assert!(!contains(&all_bytes(bo.dir.path()), "patient Zed"));
+    // Spread to Bo's peer like received messages (ops, pushed on the open link).
+    let mut pushed = 0;
+    for w in &mut bo.wires {
+        while let Some(b) = w.try_recv() {
+            let f = Frame::decode(&b[4..]).unwrap();
+            if matches!(f, Frame::Msg { ref message, .. } if message.room == "ops") {
+                pushed += 1;
+            }
+        }
+    }
+    assert_eq!(pushed, 5, "ops messages pushed to Bo's peer");
+
+    // Idempotent.
+    let again = import(&mut bo, &file).unwrap();
+    assert_eq!((again.imported, again.duplicates), (0, all.len() as u64));
+
+    // A tampered record (a body byte of the third record) is refused; the others import.
+    let mut cy = node("Cy Camp Three");
+    let mut bad = bytes.clone();
+    let at = bad
+        .windows(b"convoy 2".len())
+        .position(|w| w == b"convoy 2")
+        .unwrap();
+    bad[at] = b'C';
+    let tampered = cy.dir.path().join("tampered.dnb");
+    std::fs::write(&tampered, &bad).unwrap();
+    let r = import(&mut cy, &tampered).unwrap();
+    assert_eq!(r.invalid, 1, "{r:?}");
+    assert_eq!(r.imported, all.len() as u64 - 1, "{r:?}");
+    assert!(!r.checksum_ok && !r.truncated, "{r:?}");
+
+    // Truncated: the whole records before the cut import, and the report says so.
+    let mut dee = node("Dee Camp Four");
+    let cut = dee.dir.path().join("cut.dnb");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let r = import(&mut dee, &cut).unwrap();
+    assert!(
+        r.truncated && !r.checksum_ok && r.problem.is_some(),
+        "{r:?}"
+    );
+    assert!(r.imported > 0 && r.imported < all.len() as u64, "{r:?}");
+    assert_eq!(r.imported, r.total);
+
+    // Not a bundle: a clear error, nothing imported.
+    let jsonl = dee.dir.path().join("x.jsonl");
+    std::fs::write(&jsonl, b"{\"id\":\"x\"}\n").unwrap();
+    let e = import(&mut dee, &jsonl).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    assert!(
+        e.message.contains("not a DisasterNet bundle"),
+        "{}",
+        e.message
+    );
+    let missing = dee.dir.path().join("missing.dnb");
+    let e = import(&mut dee, &missing).unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+
+    // Chosen rooms and a date: only those.
+    let some = ana.dir.path().join("ops.dnb");
+    let s = typed(
+        &mut ana,
+        calls::ExportBundle {
+            path: some.display().to_string(),
+            rooms: Some(vec!["ops".into()]),
+            since_ms: Some(u64::MAX),
+        },
+    )
+    .unwrap();
+    assert_eq!(s.messages, 0);
+    let s = typed(
+        &mut ana,
+        calls::ExportBundle {
+            path: some.display().to_string(),
+            rooms: Some(vec!["ops".into()]),
+            since_ms: Some(0),
+        },
+    )
+    .unwrap();
+    assert_eq!(s.messages, 5);
+}

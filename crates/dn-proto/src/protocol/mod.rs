@@ -97,6 +97,10 @@ pub use topology::{
     TOPO_NEW_ORIGINS_BURST, TOPO_NEW_ORIGINS_PER_MIN,
 };
 
+/// The peer an imported bundle message ([`Input::Imported`]) is reported from
+/// ([`Output::Stored`], [`Output::Rejected`]): the all-zero key, which is no node's key (no
+/// secret key has it as public key), so it is never a connected peer.
+pub const BUNDLE_PEER: NodeId = NodeId([0; 32]);
 /// Eager-push hop budget of a fresh message. Past it a node only announces the message lazily
 /// (`IHave`), so a runaway push chain is bounded but delivery still completes through grafts.
 pub const DEFAULT_HOPS: u8 = 64;
@@ -233,6 +237,14 @@ pub enum Input {
     },
     /// The local user published a message, already stored durably by the driver.
     Published(Message),
+    /// A message read from a bundle file (`crate::bundle`): admitted exactly like a `Msg`
+    /// from a peer ([`BUNDLE_PEER`] stands for the file): blocklist, room, envelope checks,
+    /// per-author quotas, signature, clock rule, then stored and spread to this node's peers.
+    /// Only the per-peer relay rate does not apply (the user chose the file). A room this
+    /// node neither joined nor carries is carried from now on, within
+    /// [`Config::max_carried_rooms`] (else the message is rejected like a network one), so the
+    /// bundle's messages spread to the peers that want them; the carry quota applies.
+    Imported(Message),
     /// The local user joined a room (normalised name).
     Joined(String),
     /// The local user left a room.
@@ -716,6 +728,15 @@ impl Protocol {
                 self.last_recon.retain(|(p, _), _| *p != peer);
             }
             Input::Frame { peer, frame } => self.on_frame(store, peer, frame, &mut out),
+            Input::Imported(msg) => {
+                if !self.member(&msg.room) {
+                    self.carry_rooms([msg.room.clone()]);
+                    if self.member(&msg.room) {
+                        self.announce_rooms(&mut out);
+                    }
+                }
+                self.on_message(store, BUNDLE_PEER, DEFAULT_HOPS, msg, &mut out);
+            }
             Input::Published(msg) => {
                 self.retry_published(&msg);
                 self.push(&msg, None, Some(DEFAULT_HOPS), &mut out);

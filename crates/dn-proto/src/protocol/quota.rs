@@ -172,7 +172,7 @@ impl Protocol {
                 return Err(Refused::Quota);
             }
         }
-        if msg.author != peer {
+        if msg.author != peer && peer != super::BUNDLE_PEER {
             // Carried rooms and `dm` share one budget per peer; joined rooms have their own,
             // larger one (the user wants that history), so a sybil flood through one peer is
             // bounded there too.

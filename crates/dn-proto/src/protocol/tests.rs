@@ -1356,3 +1356,43 @@ fn only_our_own_step_finding_equal_sets_proves_what_a_peer_holds() {
         .iter()
         .any(|o| matches!(o, Output::Synced { proven: true, .. })));
 }
+
+// ---- Bundles: an imported message is admitted like a received one and spreads. ----
+
+#[test]
+fn imported_messages_are_admitted_like_received_ones_and_spread() {
+    let mut net = Net::new(3, "medical");
+    net.connect(1, 2);
+    net.run();
+    let writer = SigningKey::from_bytes(&[0x55; 32]);
+    let m = Message::create(&writer, "medical", "far", 10, "from the other camp").unwrap();
+    let outs = net.nodes[1].handle(&mut net.stores[1], Input::Imported(m.clone()), 0);
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Stored { from, .. } if *from == BUNDLE_PEER)));
+    net.apply(1, outs);
+    net.run();
+    assert!(net.stores[2].has(&m.id()).unwrap(), "spread to the peer");
+    // Importing it again stores nothing and sends nothing.
+    let again = net.nodes[1].handle(&mut net.stores[1], Input::Imported(m.clone()), 0);
+    assert!(!again.iter().any(|o| matches!(o, Output::Stored { .. })));
+    assert!(!again.iter().any(|o| matches!(o, Output::Send { .. })));
+    // A forged one is rejected, not stored.
+    let mut bad = Message::create(&writer, "medical", "far", 11, "x").unwrap();
+    bad.body = "y".into();
+    let outs = net.nodes[1].handle(&mut net.stores[1], Input::Imported(bad.clone()), 0);
+    assert!(outs.iter().any(|o| matches!(o, Output::Rejected { .. })));
+    assert!(!net.stores[1].has(&bad.id()).unwrap());
+    // A room the node does not serve is carried from now on.
+    let other = Message::create(&writer, "shelter", "far", 12, "beds").unwrap();
+    let outs = net.nodes[1].handle(&mut net.stores[1], Input::Imported(other.clone()), 0);
+    assert!(outs.iter().any(|o| matches!(o, Output::Stored { .. })));
+    assert!(net.nodes[1].carried().any(|r| r == "shelter"));
+    // Nor does a blocked author get in by file.
+    let blocked = SigningKey::from_bytes(&[0x66; 32]);
+    net.nodes[1].set_blocked(NodeId(blocked.verifying_key().to_bytes()), true);
+    let b = Message::create(&blocked, "medical", "b", 13, "spam").unwrap();
+    let outs = net.nodes[1].handle(&mut net.stores[1], Input::Imported(b.clone()), 0);
+    assert!(!outs.iter().any(|o| matches!(o, Output::Stored { .. })));
+    assert!(!net.stores[1].has(&b.id()).unwrap());
+}
