@@ -119,6 +119,13 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: FormatArg,
     },
+    /// Bundles: carry messages to a network with no link at all (a file on a USB stick).
+    /// `bundle export FILE` writes one, `bundle import FILE` takes one in.
+    #[command(after_help = BUNDLE_HELP)]
+    Bundle {
+        #[command(subcommand)]
+        cmd: BundleCmd,
+    },
     /// Back up or restore this node's identity key.
     Identity {
         #[command(subcommand)]
@@ -168,6 +175,39 @@ impl From<FormatArg> for ExportFormat {
         }
     }
 }
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// Write a bundle of all rooms (or the chosen ones): every message as its author signed it,
+    /// direct messages and private rooms as ciphertext. Written atomically, mode 0600.
+    Export {
+        /// Output file (e.g. /media/usb/camp1.dnb).
+        file: PathBuf,
+        /// Only this room (repeat for several; private rooms by id or name).
+        #[arg(long = "room")]
+        rooms: Vec<String>,
+        /// Only messages dated at or after: 2026-11-28 (midnight UTC), an RFC 3339 time, or
+        /// milliseconds since the Unix epoch.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Import a bundle: every message verified, duplicates skipped (importing twice adds
+    /// nothing), then spread to this camp's network like any received message.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+    },
+}
+
+/// Exit status of `bundle import` (also in the top-level help).
+const BUNDLE_HELP: &str = "\
+Exit status of `bundle import`:
+  0   every record read, the file is complete and unaltered (duplicates and messages refused
+      by this node's rules, e.g. a blocked author, are not errors: see the summary)
+  10  the file is truncated or altered: every valid message in it was imported, the summary
+      says what was not
+  2   not a bundle, or nothing in it is a valid message
+Progress goes to stderr: a bar on a terminal, plain lines otherwise.";
 
 #[derive(Subcommand)]
 enum IdentityCmd {
@@ -373,6 +413,7 @@ Exit status:
   7  no name: set a display name first (`disasternet name NAME`)
   8  locked: the data directory is locked; give its passphrase (DISASTERNET_PASSPHRASE)
   9  wrong passphrase: nothing was changed
+  10 bundle import: the file is truncated or altered; its valid part was imported
 With --json, an error is printed on stdout as {\"error\": {\"code\": \"...\", \"message\": \"...\"}}.";
 
 /// The exit status of a failed command, by error class (see [`EXIT_STATUS_HELP`]).
@@ -445,9 +486,143 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         _ => {}
     }
     let client = passphrase::open_client(&data_dir).await?;
-    let result = command(&client, cli.cmd, json).await;
+    let result = match cli.cmd {
+        Cmd::Bundle { cmd } => bundle(&client, cmd, json).await,
+        cmd => command(&client, cmd, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+    };
     client.close().await;
-    result.map(|()| ExitCode::SUCCESS)
+    result
+}
+
+/// Exit status of a bundle import whose file is truncated or altered (valid part imported).
+const EXIT_BUNDLE_PARTIAL: u8 = 10;
+
+/// `bundle export` / `bundle import`, with progress on stderr.
+async fn bundle(client: &Client, cmd: BundleCmd, json: bool) -> Result<ExitCode> {
+    match cmd {
+        BundleCmd::Export { file, rooms, since } => {
+            let path = absolute(&file)?;
+            let since_ms = since
+                .as_deref()
+                .map(dn_node::bundle::parse_since)
+                .transpose()?;
+            let call = calls::ExportBundle {
+                path: path.display().to_string(),
+                rooms: (!rooms.is_empty()).then_some(rooms),
+                since_ms,
+            };
+            let s = with_progress(client, call, "export", json).await?;
+            if json {
+                print_json(&s)?;
+            } else {
+                println!(
+                    "wrote {} messages ({} bytes) to {}",
+                    s.messages,
+                    s.bytes,
+                    safe_line(&s.path)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BundleCmd::Import { file } => {
+            let path = absolute(&file)?;
+            let call = calls::ImportBundle {
+                path: path.display().to_string(),
+            };
+            let r = with_progress(client, call, "import", json).await?;
+            let valid = r.imported + r.duplicates + r.refused;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "{} records: {} imported, {} already here, {} refused by this node's rules, \
+                     {} invalid",
+                    r.total, r.imported, r.duplicates, r.refused, r.invalid
+                );
+                if let Some(p) = r.problem.as_ref().filter(|_| !r.truncated) {
+                    eprintln!("warning: {}", safe_line(p));
+                }
+                if !r.checksum_ok && !r.truncated {
+                    eprintln!(
+                        "warning: the bundle's checksum does not match: it was altered or \
+                         damaged (every valid message in it was imported)"
+                    );
+                }
+                if r.truncated {
+                    eprintln!(
+                        "warning: the bundle is truncated: messages after the cut are missing"
+                    );
+                }
+            }
+            if valid == 0 && (r.total > 0 || !r.checksum_ok) {
+                return Err(invalid(format!(
+                    "{}: nothing in this bundle is a valid message",
+                    path.display()
+                )));
+            }
+            if r.truncated || !r.checksum_ok {
+                return Ok(ExitCode::from(EXIT_BUNDLE_PARTIAL));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs `c` while showing the bundle's progress events on stderr (offline engine: its events;
+/// a running node: its answer only, the app shows its progress).
+async fn with_progress<C: Call>(
+    client: &Client,
+    c: C,
+    what: &str,
+    quiet: bool,
+) -> Result<C::Response> {
+    use std::io::{IsTerminal as _, Write as _};
+    let mut events = match client {
+        Client::Local(e) if !quiet => Some(e.subscribe()),
+        _ => None,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let fut = client.call(c);
+    tokio::pin!(fut);
+    let mut last_line = std::time::Instant::now();
+    let mut drew = false;
+    let r = loop {
+        let ev = async {
+            match events.as_mut() {
+                Some(rx) => rx.recv().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = &mut fut => break r,
+            Some(ev) = ev => {
+                if let dn_node::EngineEvent::BundleProgress { records, done, total, .. } = ev {
+                    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+                    if tty {
+                        let filled = usize::try_from(pct.min(100) / 4).unwrap_or(25);
+                        eprint!(
+                            "\r{what} [{}{}] {pct:>3}%  {records} records",
+                            "#".repeat(filled),
+                            ".".repeat(25 - filled)
+                        );
+                        let _ = std::io::stderr().flush();
+                        drew = true;
+                    } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
+                        || done == total
+                    {
+                        last_line = std::time::Instant::now();
+                        eprintln!("{what}: {pct}% ({records} records)");
+                    }
+                }
+            }
+        }
+    };
+    if drew {
+        eprintln!();
+    }
+    Ok(r?)
 }
 
 async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
@@ -855,6 +1030,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
             }
         }
         Cmd::Node { .. }
+        | Cmd::Bundle { .. }
         | Cmd::Verify { .. }
         | Cmd::Salvage { .. }
         | Cmd::Sim(_)

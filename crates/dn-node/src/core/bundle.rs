@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use dn_proto::bundle::{Decoder, Step};
+use dn_proto::bundle::{BundleError, Decoder, Step};
 
 use super::*;
 use crate::bundle::Selection;
@@ -229,11 +229,12 @@ impl Core {
         let answer = if !job.header {
             Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                format!(
-                    "{}: not a DisasterNet bundle ({})",
-                    r.path,
-                    r.problem.as_deref().unwrap_or("too short")
-                ),
+                match r.problem.as_deref() {
+                    Some(p) if !r.truncated && p != BundleError::NotABundle.to_string() => {
+                        format!("{}: {p}", r.path)
+                    }
+                    _ => format!("{}: not a DisasterNet bundle", r.path),
+                },
             ))
         } else {
             info!(
