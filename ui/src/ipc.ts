@@ -7,6 +7,8 @@ import { open, save } from "@tauri-apps/plugin-dialog";
 import { ENGINE_COMMAND, engineApi } from "./bindings/api";
 import type { ApiError } from "./bindings/ApiError";
 import type { BackupSummary } from "./bindings/BackupSummary";
+import type { BundleExportSummary } from "./bindings/BundleExportSummary";
+import type { BundleImportReport } from "./bindings/BundleImportReport";
 import type { BlockedView } from "./bindings/BlockedView";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
@@ -99,6 +101,13 @@ export interface Backend {
   status(): Promise<StatusView>;
   /** Exports one room (or all, `null`) in `format` to `path`. */
   exportMessages(room: string | null, format: ExportFormat, path: string): Promise<ExportSummary>;
+  /**
+   * Writes a bundle of all rooms (`rooms` null) or of `rooms`, messages dated `sinceMs` or
+   * later (null: all), to `path`: signed messages for another camp to import.
+   */
+  exportBundle(path: string, rooms: string[] | null, sinceMs: number | null): Promise<BundleExportSummary>;
+  /** Imports the bundle at `path`: verified, duplicates skipped, then spread to the peers. */
+  importBundle(path: string): Promise<BundleImportReport>;
   /** Writes a backup of the identity key to `path` (the file IS the identity). */
   backupIdentity(path: string): Promise<BackupSummary>;
   /**
@@ -168,6 +177,8 @@ export const tauriBackend: Backend = {
   peers: () => engine.peers(),
   status: () => engine.status(),
   exportMessages: (room, format, path) => engine.export(room, path, format),
+  exportBundle: (path, rooms, sinceMs) => engine.exportBundle(path, rooms, sinceMs),
+  importBundle: (path) => engine.importBundle(path),
   backupIdentity: (path) => engine.backupIdentity(path),
   // Not an engine request: the app stops the engine, swaps the key and starts it again.
   restoreIdentity: (path) => call("restore_identity", { path }),

@@ -3,6 +3,7 @@
 // by reference to decide what to redraw.
 
 import type { BlockedView } from "./bindings/BlockedView";
+import type { BundleImportReport } from "./bindings/BundleImportReport";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ExportFormat } from "./bindings/ExportFormat";
@@ -55,12 +56,45 @@ export type Phase = "starting" | "ready" | "failed";
 /** What the main pane shows. */
 export type PaneKind = "room" | "dm" | "network" | "identity";
 
-/** Progress of an export being written. */
+/** Progress of an export or a bundle being written, or of a bundle being imported. */
 export interface ExportProgress {
-  /** The file being written. */
+  /** The file being written (or read). */
   path: string;
+  /** Export: messages written; bundle import: bytes read. */
   done: number;
+  /** Export: messages to write; bundle import: size of the file, bytes. */
   total: number;
+  /** A bundle (absent: a message export). */
+  kind?: "bundle_export" | "bundle_import";
+  /** Bundle: records written or read so far. */
+  records?: number;
+}
+
+/** File type of bundles in the save and open dialogs. */
+export const BUNDLE_FILTER = { name: "DisasterNet bundle", extensions: ["dnb"] };
+
+/** Default file name of a bundle of one room (or all, `null`). */
+export function bundleFileName(room: string | null): string {
+  return `disasternet-${room ?? "all-rooms"}.dnb`;
+}
+
+/** The result line of a bundle import, with what was not imported and why. */
+export function bundleImportSummary(r: BundleImportReport): string {
+  const n = (x: number, one: string, many: string): string =>
+    `${x.toLocaleString("en-US")} ${x === 1 ? one : many}`;
+  const parts = [`${n(r.duplicates, "was", "were")} already here`];
+  if (r.refused > 0) parts.push(`${n(r.refused, "was", "were")} refused by this laptop's rules`);
+  if (r.invalid > 0) parts.push(`${n(r.invalid, "was", "were")} not validly signed and skipped`);
+  let line =
+    `Imported ${n(r.imported, "new message", "new messages")} from ${r.path} ` +
+    `(${n(r.total, "message", "messages")} in the bundle: ${parts.join(", ")}).`;
+  if (r.truncated) {
+    line += " The file is cut short: messages after the cut are missing.";
+  } else if (!r.checksum_ok) {
+    line += " The file was altered or damaged: every valid message in it was imported.";
+  }
+  if (r.imported > 0) line += " They now spread to the peers here.";
+  return line;
 }
 
 /** Identity backup, restore and exports (shown in the "Identity & export" pane). */
@@ -872,10 +906,39 @@ export class Store {
     }
   }
 
-  private applyExportProgress(path: string, done: number, total: number): void {
+  private applyExportProgress(path: string, done: number, total: number, records?: number): void {
     const t = this.current.transfer;
     if (!t.busy || t.progress?.path !== path) return; // not ours (e.g. a CLI export)
-    this.set({ transfer: { ...t, progress: { path, done, total } } });
+    const progress: ExportProgress = { ...t.progress, path, done, total };
+    if (records !== undefined) progress.records = records;
+    this.set({ transfer: { ...t, progress } });
+  }
+
+  /** Asks where to save, then writes a bundle of one room (or all, `null`) there. */
+  async exportBundle(room: string | null): Promise<string | null> {
+    return this.transferTo(
+      () => this.backend.pickSavePath(bundleFileName(room), BUNDLE_FILTER),
+      async (path) => {
+        const progress: ExportProgress = { path, done: 0, total: 0, kind: "bundle_export", records: 0 };
+        this.set({ transfer: { ...this.current.transfer, progress } });
+        const s = await this.backend.exportBundle(path, room === null ? null : [room], null);
+        const n = `${s.messages.toLocaleString("en-US")} ${s.messages === 1 ? "message" : "messages"}`;
+        return [s.path, `Wrote a bundle of ${n} to ${s.path}. Import it on a laptop of the other camp.`];
+      },
+    );
+  }
+
+  /** Asks for a bundle file, then imports it; the summary says what came in and what not. */
+  async importBundle(): Promise<string | null> {
+    return this.transferTo(
+      () => this.backend.pickOpenPath(BUNDLE_FILTER),
+      async (path) => {
+        const progress: ExportProgress = { path, done: 0, total: 0, kind: "bundle_import", records: 0 };
+        this.set({ transfer: { ...this.current.transfer, progress } });
+        const r = await this.backend.importBundle(path);
+        return [r.path, bundleImportSummary(r)];
+      },
+    );
   }
 
   async showNetwork(): Promise<void> {
@@ -1051,6 +1114,9 @@ export class Store {
         break;
       case "export_progress":
         this.applyExportProgress(event.path, event.done, event.total);
+        break;
+      case "bundle_progress":
+        this.applyExportProgress(event.path, event.done, event.total, event.records);
         break;
       default:
         // A newer engine may send event types this UI does not know yet: ignore them.

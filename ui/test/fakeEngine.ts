@@ -5,6 +5,7 @@ import { mockIPC } from "@tauri-apps/api/mocks";
 import { ENGINE_COMMAND } from "../src/bindings/api";
 import type { ApiError } from "../src/bindings/ApiError";
 import type { BlockedView } from "../src/bindings/BlockedView";
+import type { BundleImportReport } from "../src/bindings/BundleImportReport";
 import type { DmView } from "../src/bindings/DmView";
 import type { NetworkView } from "../src/bindings/NetworkView";
 import type { IdentityView } from "../src/bindings/IdentityView";
@@ -59,6 +60,19 @@ export class FakeEngine {
   peersGate: Promise<void> | null = null;
   /** When set, export waits for this before answering (to observe progress). */
   exportGate: Promise<void> | null = null;
+  /** What import_bundle answers (its path is the one asked for). */
+  importReport: BundleImportReport = {
+    path: "",
+    total: 12,
+    imported: 9,
+    duplicates: 3,
+    invalid: 0,
+    refused: 0,
+    truncated: false,
+    checksum_ok: true,
+    problem: null,
+    creator: "c0".repeat(32),
+  };
   /** Files "written" by backup_identity / export, by path. */
   written = new Map<string, string>();
   /** `last_sync_at` in the status (ms since the epoch). */
@@ -394,6 +408,21 @@ export class FakeEngine {
           this.written.set(String(args.path), String(args.format));
           return { path: String(args.path), messages };
         };
+        return this.exportGate ? this.exportGate.then(answer) : answer();
+      }
+      case "export_bundle": {
+        const rooms = Array.isArray(args.rooms) ? (args.rooms as string[]) : null;
+        const messages = this.stored.filter((m) => rooms === null || rooms.includes(m.room)).length;
+        const answer = (): unknown => {
+          this.written.set(String(args.path), "bundle");
+          return { path: String(args.path), messages, bytes: 100 + 200 * messages };
+        };
+        return this.exportGate ? this.exportGate.then(answer) : answer();
+      }
+      case "import_bundle": {
+        const path = String(args.path);
+        if (path.startsWith("/bad/")) return fail("invalid_input", `${path}: not a DisasterNet bundle`);
+        const answer = (): unknown => ({ ...this.importReport, path });
         return this.exportGate ? this.exportGate.then(answer) : answer();
       }
       default:

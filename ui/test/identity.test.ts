@@ -5,9 +5,9 @@ import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ENGINE_EVENT, ENGINE_RESTARTED_EVENT, tauriBackend } from "../src/ipc";
-import { BACKUP_FILE_NAME, exportFileName, Store } from "../src/store";
+import { BACKUP_FILE_NAME, bundleFileName, bundleImportSummary, exportFileName, Store } from "../src/store";
 import { mountApp } from "../src/views/app";
-import { BACKUP_WARNING, progressText, RESTORE_WARNING } from "../src/views/identity";
+import { BACKUP_WARNING, progressText, RESTORE_WARNING, transferProgressText } from "../src/views/identity";
 import { FakeEngine, SELF_ID, settle } from "./fakeEngine";
 
 let engine: FakeEngine;
@@ -31,6 +31,25 @@ afterEach(() => {
 
 const dialogCalls = (): Record<string, unknown>[] =>
   engine.calls.filter((c) => c.cmd === "plugin:dialog|save").map((c) => c.args);
+
+/** Mounts the app on the identity pane. */
+const mount = (): { q: <T extends Element>(sel: string) => T; done: () => void } => {
+  const root = document.createElement("div");
+  document.body.append(root);
+  const unmount = mountApp(root, store);
+  store.showIdentity();
+  return {
+    q: <T extends Element>(sel: string): T => {
+      const el = root.querySelector<T>(sel);
+      if (!el) throw new Error(`${sel} not found`);
+      return el;
+    },
+    done: () => {
+      unmount();
+      root.remove();
+    },
+  };
+};
 
 describe("identity backup", () => {
   it("asks where to save, then writes the backup there", async () => {
@@ -155,24 +174,6 @@ describe("identity & export pane", () => {
 });
 
 describe("display name, restore and export progress", () => {
-  const mount = (): { q: <T extends Element>(sel: string) => T; done: () => void } => {
-    const root = document.createElement("div");
-    document.body.append(root);
-    const unmount = mountApp(root, store);
-    store.showIdentity();
-    return {
-      q: <T extends Element>(sel: string): T => {
-        const el = root.querySelector<T>(sel);
-        if (!el) throw new Error(`${sel} not found`);
-        return el;
-      },
-      done: () => {
-        unmount();
-        root.remove();
-      },
-    };
-  };
-
   it("edits the display name from the pane", async () => {
     const { q, done } = mount();
     try {
@@ -272,6 +273,108 @@ describe("display name, restore and export progress", () => {
       expect(q<HTMLElement>(".export-progress").hidden).toBe(true);
       expect(q("#transfer-result").textContent).toBe("Exported 2 messages to /tmp/all.jsonl.");
       expect(progressText(3, 0)).toBe("Exporting…");
+    } finally {
+      done();
+    }
+  });
+});
+
+describe("bundles", () => {
+  const openCalls = (): Record<string, unknown>[] =>
+    engine.calls.filter((c) => c.cmd === "plugin:dialog|open").map((c) => c.args);
+
+  it("exports all rooms or one room to the chosen file", async () => {
+    engine.savePath = "/media/usb/camp1.dnb";
+    expect(await store.exportBundle(null)).toBe("/media/usb/camp1.dnb");
+    expect(dialogCalls()[0]).toEqual({
+      options: {
+        defaultPath: "disasternet-all-rooms.dnb",
+        filters: [{ name: "DisasterNet bundle", extensions: ["dnb"] }],
+      },
+    });
+    expect(engine.calls.find((c) => c.cmd === "export_bundle")?.args).toEqual({
+      path: "/media/usb/camp1.dnb",
+      rooms: null,
+      since_ms: null,
+    });
+    expect(store.state.transfer.done).toBe(
+      "Wrote a bundle of 2 messages to /media/usb/camp1.dnb. Import it on a laptop of the other camp.",
+    );
+    await store.exportBundle("medical");
+    expect(bundleFileName("medical")).toBe("disasternet-medical.dnb");
+    expect(engine.calls.filter((c) => c.cmd === "export_bundle")[1]?.args.rooms).toEqual(["medical"]);
+    expect(store.state.transfer.done).toContain("1 message to");
+  });
+
+  it("imports the chosen bundle and shows what came in", async () => {
+    engine.openPath = "/media/usb/camp1.dnb";
+    expect(await store.importBundle()).toBe("/media/usb/camp1.dnb");
+    expect(openCalls()[0]?.options).toMatchObject({
+      filters: [{ name: "DisasterNet bundle", extensions: ["dnb"] }, { name: "All files", extensions: ["*"] }],
+    });
+    expect(engine.calls.find((c) => c.cmd === "import_bundle")?.args).toEqual({ path: "/media/usb/camp1.dnb" });
+    expect(store.state.transfer.done).toBe(
+      "Imported 9 new messages from /media/usb/camp1.dnb (12 messages in the bundle: 3 were already here). " +
+        "They now spread to the peers here.",
+    );
+    expect(store.state.transfer.busy).toBe(false);
+  });
+
+  it("a file that is not a bundle is an error; a cancelled dialog does nothing", async () => {
+    engine.openPath = null;
+    expect(await store.importBundle()).toBeNull();
+    expect(engine.calls.some((c) => c.cmd === "import_bundle")).toBe(false);
+    engine.openPath = "/bad/notes.txt";
+    expect(await store.importBundle()).toBeNull();
+    expect(store.state.errors[0]?.code).toBe("invalid_input");
+    expect(store.state.errors[0]?.message).toContain("not a DisasterNet bundle");
+  });
+
+  it("the summary says what was refused, skipped and whether the file was cut or altered", () => {
+    const base = { ...engine.importReport, path: "/u/b.dnb" };
+    expect(bundleImportSummary({ ...base, total: 10, imported: 0, duplicates: 10 })).toBe(
+      "Imported 0 new messages from /u/b.dnb (10 messages in the bundle: 10 were already here).",
+    );
+    const cut = bundleImportSummary({ ...base, total: 5, imported: 1, duplicates: 1, refused: 2, invalid: 1, truncated: true, checksum_ok: false });
+    expect(cut).toBe(
+      "Imported 1 new message from /u/b.dnb (5 messages in the bundle: 1 was already here, " +
+        "2 were refused by this laptop's rules, 1 was not validly signed and skipped). " +
+        "The file is cut short: messages after the cut are missing. They now spread to the peers here.",
+    );
+    const altered = bundleImportSummary({ ...base, checksum_ok: false });
+    expect(altered).toContain("The file was altered or damaged: every valid message in it was imported.");
+    expect(altered).not.toContain("cut short");
+  });
+
+  it("shows the import's progress in the bundle panel, ignoring other files", async () => {
+    const { q, done } = mount();
+    try {
+      let finish = (): void => {};
+      engine.exportGate = new Promise((r) => (finish = r));
+      engine.openPath = "/media/usb/big.dnb";
+      const importing = store.importBundle();
+      await settle();
+      expect(q<HTMLButtonElement>("#import-bundle").disabled).toBe(true);
+      expect(q<HTMLButtonElement>("#export-bundle").disabled).toBe(true);
+      expect(q(".export-progress").closest("section")?.getAttribute("aria-labelledby")).toBe("bundle-title");
+      expect(q("#export-progress-text").textContent).toBe("Importing the bundle: 0 messages checked…");
+      const ev = { type: "bundle_progress", import: true, records: 1000, done: 250000, total: 1000000 };
+      await emit(ENGINE_EVENT, { ...ev, path: "/media/usb/big.dnb" });
+      await emit(ENGINE_EVENT, { ...ev, path: "/tmp/cli.dnb", records: 7 });
+      await settle();
+      expect(q("#export-progress-text").textContent).toBe(
+        "Importing the bundle: 1,000 messages checked (25% of the file)…",
+      );
+      expect(q<HTMLProgressElement>("#export-progress").value).toBe(250000);
+      finish();
+      expect(await importing).toBe("/media/usb/big.dnb");
+      await settle();
+      expect(q<HTMLElement>(".export-progress").hidden).toBe(true);
+      expect(q("#transfer-result").textContent).toContain("Imported 9 new messages");
+      expect(transferProgressText({ path: "x", done: 3, total: 9, kind: "bundle_export" })).toBe(
+        "Writing the bundle: 3 of 9 messages…",
+      );
+      expect(transferProgressText({ path: "x", done: 3, total: 9 })).toBe("Exporting 3 of 9 messages…");
     } finally {
       done();
     }

@@ -1,11 +1,12 @@
-// The "Identity & export" pane: back up the identity key, export messages (JSONL, CSV, HTML).
+// The "Identity & export" pane: back up the identity key, export messages (JSONL, CSV, HTML),
+// write and import bundles for another camp.
 
 import { visibleText } from "../lib/text";
 import type { ExportFormat } from "../bindings/ExportFormat";
 import { MAX_NAME_BYTES } from "../bindings/limits";
 import { h, setChildren } from "../lib/dom";
 import { roomSpoken } from "../lib/invite";
-import { EXPORT_FORMATS, type AppState, type Store } from "../store";
+import { EXPORT_FORMATS, type AppState, type ExportProgress, type Store } from "../store";
 import { mountLockPanel } from "./lock";
 
 /** Shown above the backup button. */
@@ -27,6 +28,28 @@ export function progressText(done: number, total: number): string {
   const n = (x: number): string => x.toLocaleString("en-US");
   return total > 0 ? `Exporting ${n(done)} of ${n(total)} messages…` : "Exporting…";
 }
+
+/** The progress line of an export, or of a bundle being written or imported. */
+export function transferProgressText(p: ExportProgress): string {
+  const n = (x: number): string => x.toLocaleString("en-US");
+  switch (p.kind) {
+    case "bundle_export":
+      return p.total > 0 ? `Writing the bundle: ${n(p.done)} of ${n(p.total)} messages…` : "Writing the bundle…";
+    case "bundle_import": {
+      const read = `${n(p.records ?? 0)} ${p.records === 1 ? "message" : "messages"} checked`;
+      const pct = p.total > 0 ? ` (${Math.floor((100 * Math.min(p.done, p.total)) / p.total)}% of the file)` : "";
+      return `Importing the bundle: ${read}${pct}…`;
+    }
+    default:
+      return progressText(p.done, p.total);
+  }
+}
+
+/** What the bundle panel says about bundles. */
+export const BUNDLE_HELP =
+  "No link to another camp? Carry a bundle on a USB stick. It holds every message as its " +
+  "author signed it (direct messages and private rooms stay encrypted). On the other laptop, " +
+  "every message is checked, duplicates are skipped, and the rest spreads to that camp's network.";
 
 const ALL_ROOMS = "";
 
@@ -119,6 +142,24 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
   const progressLabel = h("span", { id: "export-progress-text" });
   const progress = h("p", { class: "export-progress", role: "status" }, progressBar, " ", progressLabel);
   exporter.append(progress);
+  const bundleRoom = h("select", { id: "bundle-room", "aria-label": "Room to put in the bundle" });
+  const bundleExport = h("button", { id: "export-bundle", type: "button", class: "primary" }, "Export bundle…");
+  bundleExport.addEventListener("click", () => {
+    void store.exportBundle(bundleRoom.value === ALL_ROOMS ? null : bundleRoom.value);
+  });
+  const bundleImport = h("button", { id: "import-bundle", type: "button" }, "Import bundle…");
+  bundleImport.addEventListener("click", () => void store.importBundle());
+  const bundles = h(
+    "section",
+    { class: "panel", "aria-labelledby": "bundle-title" },
+    h("h2", { id: "bundle-title" }, "Carry messages to another camp"),
+    h("p", { class: "muted" }, BUNDLE_HELP),
+    h("label", {}, "Room ", bundleRoom),
+    " ",
+    bundleExport,
+    " ",
+    bundleImport,
+  );
   const result = h("p", { id: "transfer-result", role: "status" });
   // Exports come first (the common task; its progress stays in view), the key's care after.
   const blockedList = h("ul", { id: "blocked-list", class: "blocked-list" });
@@ -141,7 +182,7 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
   const lock = mountLockPanel(store);
   root.append(
     header,
-    h("div", { class: "identity-pane" }, result, nameForm, exporter, lock.panel, backup, restore, blocked),
+    h("div", { class: "identity-pane" }, result, nameForm, exporter, bundles, lock.panel, backup, restore, blocked),
   );
 
   let shownName: string | null | undefined;
@@ -157,6 +198,13 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
       ...state.rooms.map((r) => h("option", { value: r.name }, roomSpoken(r))),
     );
     roomSelect.value = [...roomSelect.options].some((o) => o.value === chosen) ? chosen : ALL_ROOMS;
+    const chosenBundle = bundleRoom.value;
+    setChildren(
+      bundleRoom,
+      h("option", { value: ALL_ROOMS }, "All rooms"),
+      ...state.rooms.map((r) => h("option", { value: r.name }, roomSpoken(r))),
+    );
+    bundleRoom.value = [...bundleRoom.options].some((o) => o.value === chosenBundle) ? chosenBundle : ALL_ROOMS;
     // Keep what the user is typing; follow changes made elsewhere.
     const name = id?.name ?? "";
     if (shownName !== name) {
@@ -167,14 +215,19 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
     const busy = state.transfer.busy;
     backupButton.disabled = busy;
     exportButton.disabled = busy;
+    bundleExport.disabled = busy;
+    bundleImport.disabled = busy;
     restoreConfirm.disabled = busy;
     restoreButton.disabled = busy || !restoreConfirm.checked;
     const p = state.transfer.progress;
     progress.hidden = p === null;
+    // The bar shows in the panel whose action runs.
+    const holder = p?.kind === undefined ? exporter : bundles;
+    if (progress.parentElement !== holder) holder.append(progress);
     if (p) {
       progressBar.max = Math.max(p.total, 1);
       progressBar.value = Math.min(p.done, progressBar.max);
-      progressLabel.textContent = progressText(p.done, p.total);
+      progressLabel.textContent = transferProgressText(p);
     }
     result.textContent = state.transfer.done ?? "";
     setChildren(
