@@ -513,7 +513,8 @@ async fn bundle(client: &Client, cmd: BundleCmd, json: bool) -> Result<ExitCode>
                 rooms: (!rooms.is_empty()).then_some(rooms),
                 since_ms,
             };
-            let s = with_progress(client, call, "export", json).await?;
+            let s =
+                with_progress(client, call, "export", &path.display().to_string(), json).await?;
             if json {
                 print_json(&s)?;
             } else {
@@ -531,7 +532,8 @@ async fn bundle(client: &Client, cmd: BundleCmd, json: bool) -> Result<ExitCode>
             let call = calls::ImportBundle {
                 path: path.display().to_string(),
             };
-            let r = with_progress(client, call, "import", json).await?;
+            let r =
+                with_progress(client, call, "import", &path.display().to_string(), json).await?;
             let valid = r.imported + r.duplicates + r.refused;
             if json {
                 print_json(&r)?;
@@ -570,51 +572,42 @@ async fn bundle(client: &Client, cmd: BundleCmd, json: bool) -> Result<ExitCode>
     }
 }
 
-/// Runs `c` while showing the bundle's progress events on stderr (offline engine: its events;
-/// a running node: its answer only, the app shows its progress).
+/// Runs `c` (a bundle export or import of `path`) while showing its progress on stderr, asked
+/// of the engine every 200 ms (`BundleProgress`: works over the control socket too).
 async fn with_progress<C: Call>(
     client: &Client,
     c: C,
     what: &str,
+    path: &str,
     quiet: bool,
 ) -> Result<C::Response> {
     use std::io::{IsTerminal as _, Write as _};
-    let mut events = match client {
-        Client::Local(e) if !quiet => Some(e.subscribe()),
-        _ => None,
-    };
     let tty = std::io::stderr().is_terminal();
     let fut = client.call(c);
     tokio::pin!(fut);
-    let mut last_line = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut last_line: Option<std::time::Instant> = None;
     let mut drew = false;
     let r = loop {
-        let ev = async {
-            match events.as_mut() {
-                Some(rx) => rx.recv().await.ok(),
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             r = &mut fut => break r,
-            Some(ev) = ev => {
-                if let dn_node::EngineEvent::BundleProgress { records, done, total, .. } = ev {
-                    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
-                    if tty {
-                        let filled = usize::try_from(pct.min(100) / 4).unwrap_or(25);
-                        eprint!(
-                            "\r{what} [{}{}] {pct:>3}%  {records} records",
-                            "#".repeat(filled),
-                            ".".repeat(25 - filled)
-                        );
-                        let _ = std::io::stderr().flush();
-                        drew = true;
-                    } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
-                        || done == total
-                    {
-                        last_line = std::time::Instant::now();
-                        eprintln!("{what}: {pct}% ({records} records)");
-                    }
+            _ = tick.tick(), if !quiet => {
+                let asked = calls::BundleProgress { path: path.to_string() };
+                let Ok(Some(p)) = client.call(asked).await else { continue };
+                let pct = p.done.saturating_mul(100).checked_div(p.total).unwrap_or(0).min(100);
+                let records = p.records;
+                if tty {
+                    let filled = usize::try_from(pct / 4).unwrap_or(25);
+                    eprint!(
+                        "\r{what} [{}{}] {pct:>3}%  {records} messages",
+                        "#".repeat(filled),
+                        ".".repeat(25 - filled)
+                    );
+                    let _ = std::io::stderr().flush();
+                    drew = true;
+                } else if last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+                    last_line = Some(std::time::Instant::now());
+                    eprintln!("{what}: {pct}% ({records} messages)");
                 }
             }
         }

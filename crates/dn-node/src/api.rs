@@ -435,6 +435,25 @@ pub struct BundleImportReport {
     pub creator: Option<String>,
 }
 
+/// A bundle being written or imported (see [`EngineEvent::BundleProgress`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BundleProgressView {
+    /// The file (as requested).
+    pub path: String,
+    /// True for an import, false for an export.
+    pub import: bool,
+    /// Records written or read so far.
+    #[ts(type = "number")]
+    pub records: u64,
+    /// Export: messages written; import: bytes read.
+    #[ts(type = "number")]
+    pub done: u64,
+    /// Export: messages to write; import: size of the file, bytes.
+    #[ts(type = "number")]
+    pub total: u64,
+}
+
 /// Answer to [`Request::Activate`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -746,6 +765,13 @@ requests! {
         /// The bundle file (absolute path, read by the engine's process).
         path: String,
     } => BundleImportReport;
+    /// How far the bundle export or import of `path` running now has got (none when no such
+    /// bundle is being written or imported): for a client that cannot receive events (the CLI
+    /// over the control socket).
+    BundleProgress {
+        /// The file, exactly as given to `export_bundle` / `import_bundle`.
+        path: String,
+    } => Option<BundleProgressView>;
     /// Write a backup of this node's identity key (mode 0600; the file IS the identity).
     BackupIdentity {
         /// Output file (absolute path, written by the engine's process).

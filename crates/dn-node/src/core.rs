@@ -298,6 +298,8 @@ pub struct Core {
     store_lost: bool,
     /// The bundle being imported, a chunk per turn of the loop (`bundle.rs`).
     import: Option<bundle::ImportJob>,
+    /// Progress of the bundles being written or imported, by path (`Request::BundleProgress`).
+    bundles: bundle::Progress,
 }
 
 /// What the core dropped or cut, by reason.
@@ -411,6 +413,7 @@ impl Core {
             exports: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             store_lost: false,
             import: None,
+            bundles: bundle::Progress::default(),
         })
     }
 

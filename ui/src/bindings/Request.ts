@@ -72,6 +72,10 @@ since_ms: number | null, } | { "op": "import_bundle",
 /**
  * The bundle file (absolute path, read by the engine's process).
  */
+path: string, } | { "op": "bundle_progress", 
+/**
+ * The file, exactly as given to `export_bundle` / `import_bundle`.
+ */
 path: string, } | { "op": "backup_identity", 
 /**
  * Output file (absolute path, written by the engine's process).

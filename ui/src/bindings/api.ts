@@ -4,6 +4,7 @@ import type { BackupSummary } from "./BackupSummary";
 import type { BlockedView } from "./BlockedView";
 import type { BundleExportSummary } from "./BundleExportSummary";
 import type { BundleImportReport } from "./BundleImportReport";
+import type { BundleProgressView } from "./BundleProgressView";
 import type { DmView } from "./DmView";
 import type { ExportFormat } from "./ExportFormat";
 import type { ExportSummary } from "./ExportSummary";
@@ -102,6 +103,13 @@ export interface EngineApi {
    * @param path The bundle file (absolute path, read by the engine's process).
    */
   importBundle(path: string): Promise<BundleImportReport>;
+  /**
+   * How far the bundle export or import of `path` running now has got (none when no such
+   * bundle is being written or imported): for a client that cannot receive events (the CLI
+   * over the control socket).
+   * @param path The file, exactly as given to `export_bundle` / `import_bundle`.
+   */
+  bundleProgress(path: string): Promise<BundleProgressView | null>;
   /**
    * Write a backup of this node's identity key (mode 0600; the file IS the identity).
    * @param path Output file (absolute path, written by the engine's process).
@@ -220,6 +228,7 @@ export function engineApi(send: Send): EngineApi {
     export: (room, path, format) => send({ op: "export", room, path, format }) as Promise<ExportSummary>,
     exportBundle: (path, rooms, since_ms) => send({ op: "export_bundle", path, rooms, since_ms }) as Promise<BundleExportSummary>,
     importBundle: (path) => send({ op: "import_bundle", path }) as Promise<BundleImportReport>,
+    bundleProgress: (path) => send({ op: "bundle_progress", path }) as Promise<BundleProgressView | null>,
     backupIdentity: (path) => send({ op: "backup_identity", path }) as Promise<BackupSummary>,
     network: () => send({ op: "network" }) as Promise<NetworkView>,
     sendDm: (to, body) => send({ op: "send_dm", to, body }) as Promise<DmView>,

@@ -18,6 +18,48 @@ pub(super) const IMPORT_CHUNK: usize = 1000;
 /// Bytes read from the file at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Progress of the bundles being written or imported, by path: shared with the export threads,
+/// reported as [`EngineEvent::BundleProgress`] and answered to [`Request::BundleProgress`].
+#[derive(Clone, Default)]
+pub(super) struct Progress(std::sync::Arc<std::sync::Mutex<HashMap<String, BundleProgressView>>>);
+
+impl Progress {
+    /// Records `p` and sends it as an event; `finished` forgets the path afterwards.
+    fn report(
+        &self,
+        events: &broadcast::Sender<EngineEvent>,
+        p: BundleProgressView,
+        finished: bool,
+    ) {
+        if let Ok(mut m) = self.0.lock() {
+            if finished {
+                m.remove(&p.path);
+            } else {
+                m.insert(p.path.clone(), p.clone());
+            }
+        }
+        let _ = events.send(EngineEvent::BundleProgress {
+            path: p.path,
+            import: p.import,
+            records: p.records,
+            done: p.done,
+            total: p.total,
+        });
+    }
+
+    /// Forgets `path` (its export or import ended).
+    fn forget(&self, path: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(path);
+        }
+    }
+
+    /// The bundle of `path` being written or imported, if any.
+    pub(super) fn get(&self, path: &str) -> Option<BundleProgressView> {
+        self.0.lock().ok().and_then(|m| m.get(path).cloned())
+    }
+}
+
 /// A bundle being imported.
 pub(super) struct ImportJob {
     file: std::fs::File,
@@ -27,7 +69,8 @@ pub(super) struct ImportJob {
     header: bool,
     report: BundleImportReport,
     reply: Reply,
-    last_progress: Instant,
+    /// When progress was last reported (`None`: not yet; the first chunk reports).
+    last_progress: Option<Instant>,
 }
 
 impl Core {
@@ -63,6 +106,7 @@ impl Core {
         let store_key = self.lock.as_ref().map(|l| l.store_key.clone());
         let events = self.events.clone();
         let creator = self.id;
+        let progress = self.bundles.clone();
         let running = files::ExportGuard::new(&self.exports);
         let span = tracing::info_span!("bundle_export", path = %path);
         let spawned = std::thread::Builder::new()
@@ -80,16 +124,18 @@ impl Core {
                             creator,
                             now_ms(),
                             &mut |done, total| {
-                                let _ = events.send(EngineEvent::BundleProgress {
+                                let p = BundleProgressView {
                                     path: path.clone(),
                                     import: false,
                                     records: done,
                                     done,
                                     total,
-                                });
+                                };
+                                progress.report(&events, p, false);
                             },
                         )
                     });
+                progress.forget(&path);
                 match &r {
                     Ok(s) => info!(messages = s.messages, bytes = s.bytes, "bundle written"),
                     Err(e) => warn!("bundle export failed: {}", e.message),
@@ -111,17 +157,25 @@ impl Core {
             )));
             return;
         }
-        let opened = std::fs::File::open(&path).and_then(|f| {
+        // Only a regular file: reading a pipe or a device could block the core.
+        let opened = std::fs::metadata(&path).and_then(|m| {
+            if !m.is_file() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                ));
+            }
+            let f = std::fs::File::open(&path)?;
             let size = f.metadata()?.len();
             Ok((f, size))
         });
         let (file, size) = match opened {
             Ok(x) => x,
             Err(e) => {
-                let code = if e.kind() == std::io::ErrorKind::NotFound {
-                    ErrorCode::NotFound
-                } else {
-                    ErrorCode::Io
+                let code = match e.kind() {
+                    std::io::ErrorKind::NotFound => ErrorCode::NotFound,
+                    std::io::ErrorKind::InvalidInput => ErrorCode::InvalidInput,
+                    _ => ErrorCode::Io,
                 };
                 let _ = reply.send(Err(ApiError::new(code, format!("{path}: {e}"))));
                 return;
@@ -147,7 +201,7 @@ impl Core {
                 creator: None,
             },
             reply,
-            last_progress: Instant::now(),
+            last_progress: None,
         });
     }
 
@@ -201,9 +255,12 @@ impl Core {
             }
         };
         self.commit_group();
-        if done || job.last_progress.elapsed() >= crate::bundle::PROGRESS_INTERVAL {
-            job.last_progress = Instant::now();
-            let _ = self.events.send(EngineEvent::BundleProgress {
+        let due = job
+            .last_progress
+            .is_none_or(|t| t.elapsed() >= crate::bundle::PROGRESS_INTERVAL);
+        if done || due {
+            job.last_progress = Some(Instant::now());
+            let p = BundleProgressView {
                 path: job.report.path.clone(),
                 import: true,
                 records: job.report.total,
@@ -213,7 +270,8 @@ impl Core {
                     job.read
                 },
                 total: job.size.max(job.read),
-            });
+            };
+            self.bundles.report(&self.events, p, done);
         }
         if !done {
             self.import = Some(job);

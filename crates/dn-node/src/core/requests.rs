@@ -98,6 +98,7 @@ impl Core {
                 }
                 Ok(Value::Null)
             }
+            Request::BundleProgress { path } => Self::to_value(self.bundles.get(&path)),
             Request::ImportBundle { path } => {
                 // Answered when the last chunk is imported (see `bundle.rs`).
                 if let Some(reply) = reply.take() {

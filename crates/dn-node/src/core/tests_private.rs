@@ -815,6 +815,48 @@ fn a_bundle_carries_every_message_to_another_camp_once() {
     let missing = dee.dir.path().join("missing.dnb");
     let e = import(&mut dee, &missing).unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
+    // A directory (or a pipe, a device) is refused before anything is read from it.
+    let e = import(&mut dee, Path::new("/")).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput, "{}", e.message);
+
+    // A large bundle goes a chunk per turn of the core, its progress asked for meanwhile.
+    let header = dn_proto::bundle::Header {
+        flags: 0,
+        created_ms: 1,
+        creator: ana.id,
+        count_hint: 0,
+    };
+    let many: Vec<Message> = (0..1_100u32)
+        .map(|i| {
+            let mut seed = [9u8; 32];
+            seed[..4].copy_from_slice(&i.to_be_bytes());
+            let k = SigningKey::from_bytes(&seed);
+            Message::create(&k, "ops", "far", 1_700_000_000_000, "water needed").unwrap()
+        })
+        .collect();
+    let big = dee.dir.path().join("big.dnb");
+    std::fs::write(&big, dn_proto::bundle::encode(&header, &many)).unwrap();
+    let (tx, mut rx) = oneshot::channel();
+    let path = big.display().to_string();
+    dee.core
+        .request(Request::ImportBundle { path: path.clone() }, tx);
+    assert!(dee.core.import_step(), "1,100 records take two turns");
+    let p: Option<BundleProgressView> = decode(
+        call(
+            &mut dee.core,
+            Request::BundleProgress { path: path.clone() },
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let p = p.expect("progress of the running import");
+    assert!(p.import && p.records == 1_000 && p.done <= p.total, "{p:?}");
+    assert!(!dee.core.import_step());
+    let r: BundleImportReport = decode(rx.try_recv().unwrap().unwrap()).unwrap();
+    assert_eq!((r.total, r.imported), (1_100, 1_100), "{r:?}");
+    let after: Option<BundleProgressView> =
+        decode(call(&mut dee.core, Request::BundleProgress { path }).unwrap()).unwrap();
+    assert_eq!(after, None);
 
     // Chosen rooms and a date: only those.
     let some = ana.dir.path().join("ops.dnb");
