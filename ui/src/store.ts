@@ -78,6 +78,16 @@ export function bundleFileName(room: string | null): string {
   return `disasternet-${room ?? "all-rooms"}.dnb`;
 }
 
+/** A date input's value (`YYYY-MM-DD`) as ms since the epoch at midnight UTC; null if empty or invalid. */
+export function sinceMsOf(date: string): number | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date.trim());
+  if (!m) return null;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const ms = Date.UTC(y, mo - 1, d);
+  const back = new Date(ms);
+  return back.getUTCFullYear() === y && back.getUTCMonth() === mo - 1 && back.getUTCDate() === d ? ms : null;
+}
+
 /** The result line of a bundle import, with what was not imported and why. */
 export function bundleImportSummary(r: BundleImportReport): string {
   const n = (x: number, one: string, many: string): string =>
@@ -914,14 +924,17 @@ export class Store {
     this.set({ transfer: { ...t, progress } });
   }
 
-  /** Asks where to save, then writes a bundle of one room (or all, `null`) there. */
-  async exportBundle(room: string | null): Promise<string | null> {
+  /**
+   * Asks where to save, then writes a bundle of one room (or all, `null`) there, only messages
+   * dated `sinceMs` or later when given.
+   */
+  async exportBundle(room: string | null, sinceMs: number | null = null): Promise<string | null> {
     return this.transferTo(
       () => this.backend.pickSavePath(bundleFileName(room), BUNDLE_FILTER),
       async (path) => {
         const progress: ExportProgress = { path, done: 0, total: 0, kind: "bundle_export", records: 0 };
         this.set({ transfer: { ...this.current.transfer, progress } });
-        const s = await this.backend.exportBundle(path, room === null ? null : [room], null);
+        const s = await this.backend.exportBundle(path, room === null ? null : [room], sinceMs);
         const n = `${s.messages.toLocaleString("en-US")} ${s.messages === 1 ? "message" : "messages"}`;
         return [s.path, `Wrote a bundle of ${n} to ${s.path}. Import it on a laptop of the other camp.`];
       },

@@ -5,7 +5,7 @@ import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ENGINE_EVENT, ENGINE_RESTARTED_EVENT, tauriBackend } from "../src/ipc";
-import { BACKUP_FILE_NAME, bundleFileName, bundleImportSummary, exportFileName, Store } from "../src/store";
+import { BACKUP_FILE_NAME, bundleFileName, bundleImportSummary, exportFileName, sinceMsOf, Store } from "../src/store";
 import { mountApp } from "../src/views/app";
 import { BACKUP_WARNING, progressText, RESTORE_WARNING, transferProgressText } from "../src/views/identity";
 import { FakeEngine, SELF_ID, settle } from "./fakeEngine";
@@ -304,6 +304,27 @@ describe("bundles", () => {
     expect(bundleFileName("medical")).toBe("disasternet-medical.dnb");
     expect(engine.calls.filter((c) => c.cmd === "export_bundle")[1]?.args.rooms).toEqual(["medical"]);
     expect(store.state.transfer.done).toContain("1 message to");
+  });
+
+  it("the pane's controls export one room since a date", async () => {
+    const { q, done } = mount();
+    try {
+      engine.savePath = "/media/usb/medical.dnb";
+      q<HTMLSelectElement>("#bundle-room").value = "medical";
+      q<HTMLInputElement>("#bundle-since").value = "2026-11-28";
+      q<HTMLButtonElement>("#export-bundle").click();
+      await settle();
+      expect(engine.calls.find((c) => c.cmd === "export_bundle")?.args).toEqual({
+        path: "/media/usb/medical.dnb",
+        rooms: ["medical"],
+        since_ms: Date.UTC(2026, 10, 28),
+      });
+      expect(sinceMsOf("2026-11-28")).toBe(1_795_824_000_000);
+      expect(sinceMsOf("")).toBeNull();
+      expect(sinceMsOf("2026-02-30")).toBeNull();
+    } finally {
+      done();
+    }
   });
 
   it("imports the chosen bundle and shows what came in", async () => {

@@ -6,7 +6,7 @@ import type { ExportFormat } from "../bindings/ExportFormat";
 import { MAX_NAME_BYTES } from "../bindings/limits";
 import { h, setChildren } from "../lib/dom";
 import { roomSpoken } from "../lib/invite";
-import { EXPORT_FORMATS, type AppState, type ExportProgress, type Store } from "../store";
+import { EXPORT_FORMATS, sinceMsOf, type AppState, type ExportProgress, type Store } from "../store";
 import { mountLockPanel } from "./lock";
 
 /** Shown above the backup button. */
@@ -144,8 +144,9 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
   exporter.append(progress);
   const bundleRoom = h("select", { id: "bundle-room", "aria-label": "Room to put in the bundle" });
   const bundleExport = h("button", { id: "export-bundle", type: "button", class: "primary" }, "Export bundle…");
+  const bundleSince = h("input", { id: "bundle-since", type: "date", "aria-label": "Only messages since (UTC date)" });
   bundleExport.addEventListener("click", () => {
-    void store.exportBundle(bundleRoom.value === ALL_ROOMS ? null : bundleRoom.value);
+    void store.exportBundle(bundleRoom.value === ALL_ROOMS ? null : bundleRoom.value, sinceMsOf(bundleSince.value));
   });
   const bundleImport = h("button", { id: "import-bundle", type: "button" }, "Import bundle…");
   bundleImport.addEventListener("click", () => void store.importBundle());
@@ -155,6 +156,8 @@ export function mountIdentity(root: HTMLElement, store: Store): () => void {
     h("h2", { id: "bundle-title" }, "Carry messages to another camp"),
     h("p", { class: "muted" }, BUNDLE_HELP),
     h("label", {}, "Room ", bundleRoom),
+    " ",
+    h("label", {}, "Since (optional) ", bundleSince),
     " ",
     bundleExport,
     " ",
