@@ -103,7 +103,7 @@ export function bundleImportSummary(r: BundleImportReport): string {
   } else if (!r.checksum_ok) {
     line += " The file was altered or damaged: every valid message in it was imported.";
   }
-  if (r.imported > 0) line += " They now spread to the peers here.";
+  if (r.imported > 0) line += " They go on to the peers of this camp like received messages.";
   return line;
 }
 

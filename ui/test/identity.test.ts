@@ -336,7 +336,7 @@ describe("bundles", () => {
     expect(engine.calls.find((c) => c.cmd === "import_bundle")?.args).toEqual({ path: "/media/usb/camp1.dnb" });
     expect(store.state.transfer.done).toBe(
       "Imported 9 new messages from /media/usb/camp1.dnb (12 messages in the bundle: 3 were already here). " +
-        "They now spread to the peers here.",
+        "They go on to the peers of this camp like received messages.",
     );
     expect(store.state.transfer.busy).toBe(false);
   });
@@ -360,7 +360,7 @@ describe("bundles", () => {
     expect(cut).toBe(
       "Imported 1 new message from /u/b.dnb (5 messages in the bundle: 1 was already here, " +
         "2 were refused by this laptop's rules, 1 was not validly signed and skipped). " +
-        "The file is cut short: messages after the cut are missing. They now spread to the peers here.",
+        "The file is cut short: messages after the cut are missing. They go on to the peers of this camp like received messages.",
     );
     const altered = bundleImportSummary({ ...base, checksum_ok: false });
     expect(altered).toContain("The file was altered or damaged: every valid message in it was imported.");
