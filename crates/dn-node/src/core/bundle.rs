@@ -1,7 +1,7 @@
 //! Bundles in the core: writing one (on a thread of its own with a read-only connection, like
 //! the exports) and importing one. An import is a job the core runs a chunk at a time
-//! ([`IMPORT_CHUNK`] records per turn of its loop, one store transaction each), so a large
-//! bundle never holds up the network or the user for long. Every record is verified and then
+//! (at most [`IMPORT_CHUNK`] records or [`IMPORT_TURN`] per turn of its loop, one store
+//! transaction each), so a large bundle never holds up the network or the user for long. Every record is verified and then
 //! handed to the protocol as [`Input::Imported`]: the same admission as a message from a peer
 //! (blocklist, rooms, envelopes, quotas, clock rule), stored, shown and spread to this node's
 //! peers like one.
@@ -13,8 +13,11 @@ use dn_proto::bundle::{BundleError, Decoder, Step};
 use super::*;
 use crate::bundle::Selection;
 
-/// Records handled per turn of the core loop.
+/// Most records handled per turn of the core loop.
 pub(super) const IMPORT_CHUNK: usize = 1000;
+/// A turn also ends after this long, so that frames and requests waiting meanwhile are served
+/// within about this time however slow the disk or the signature checks are.
+const IMPORT_TURN: Duration = Duration::from_millis(50);
 /// Bytes read from the file at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -217,9 +220,10 @@ impl Core {
             return false;
         };
         self.begin_group();
+        let started = Instant::now();
         let mut n = 0;
         let done = loop {
-            if n >= IMPORT_CHUNK {
+            if n >= IMPORT_CHUNK || started.elapsed() >= IMPORT_TURN {
                 break false;
             }
             match job.decoder.step() {

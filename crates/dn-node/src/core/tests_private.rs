@@ -840,7 +840,10 @@ fn a_bundle_carries_every_message_to_another_camp_once() {
     let path = big.display().to_string();
     dee.core
         .request(Request::ImportBundle { path: path.clone() }, tx);
-    assert!(dee.core.import_step(), "1,100 records take two turns");
+    assert!(
+        dee.core.import_step(),
+        "1,100 records take more than one turn"
+    );
     let p: Option<BundleProgressView> = decode(
         call(
             &mut dee.core,
@@ -850,8 +853,9 @@ fn a_bundle_carries_every_message_to_another_camp_once() {
     )
     .unwrap();
     let p = p.expect("progress of the running import");
-    assert!(p.import && p.records == 1_000 && p.done <= p.total, "{p:?}");
-    assert!(!dee.core.import_step());
+    assert!(p.import && p.records > 0 && p.records <= 1_000, "{p:?}");
+    assert!(p.done <= p.total, "{p:?}");
+    while dee.core.import_step() {}
     let r: BundleImportReport = decode(rx.try_recv().unwrap().unwrap()).unwrap();
     assert_eq!((r.total, r.imported), (1_100, 1_100), "{r:?}");
     let after: Option<BundleProgressView> =
