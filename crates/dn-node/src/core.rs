@@ -836,6 +836,10 @@ impl Core {
                     }
                     self.emit_peer(&peer);
                 }
+                Output::Rejected { peer, .. } if peer == dn_proto::protocol::BUNDLE_PEER => {
+                    // A bundle record: counted in the import's report, not a peer's fault.
+                    self.status_dirty = true;
+                }
                 Output::Rejected { peer, reason } => {
                     // Logged sparsely (a flood of junk must not become a flood of log lines):
                     // the first ones, then every power of two; the count is in the status.

@@ -30,6 +30,8 @@
 //! - **Validation**: every received message is verified (signature, size, room and name rules)
 //!   and must be for a room this node serves (joined or carried); anything else is rejected,
 //!   reported and counted, and the connection keeps serving.
+//! - **Bundles**: a message read from a bundle file ([`Input::Imported`], `crate::bundle`) is
+//!   taken in like a `Msg` from a peer ([`BUNDLE_PEER`] stands for the file), then spread.
 //!
 //! Time ([`Time`]: monotonic ms from any origin, plus the wall clock) is given with each
 //! input. Like quinn-proto, the protocol keeps its own timer table (pending repairs,
