@@ -680,10 +680,12 @@ pub fn diagnose(o: &Observations) -> Vec<Finding> {
     let heard_how = match (by_mdns, by_beacon) {
         (0, _) => format!("{} by beacon", plural(by_beacon, "peer")),
         (_, 0) => format!("{} by mDNS", plural(by_mdns, "peer")),
+        (m, b) if m == heard_peers && b == heard_peers => {
+            format!("{} by mDNS and beacon", plural(heard_peers, "peer"))
+        }
         _ => format!(
-            "{} by mDNS, {} by beacon",
-            plural(by_mdns, "peer"),
-            plural(by_beacon, "peer")
+            "{} ({by_mdns} by mDNS, {by_beacon} by beacon)",
+            plural(heard_peers, "peer")
         ),
     };
     // Dials to addresses that discovery announced and that never connected.
