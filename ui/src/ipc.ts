@@ -8,6 +8,7 @@ import { ENGINE_COMMAND, engineApi } from "./bindings/api";
 import type { ApiError } from "./bindings/ApiError";
 import type { BackupSummary } from "./bindings/BackupSummary";
 import type { BlockedView } from "./bindings/BlockedView";
+import type { DiagnosisView } from "./bindings/DiagnosisView";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ErrorCode } from "./bindings/ErrorCode";
@@ -115,6 +116,8 @@ export interface Backend {
   /** The newest `limit` direct messages exchanged with node `peer`, oldest first. */
   dmLog(peer: string, limit: number): Promise<DmView[]>;
   network(): Promise<NetworkView>;
+  /** "Why can't I see anyone?": what the node observed of its network, and its findings. */
+  diagnose(): Promise<DiagnosisView>;
   /** Creates a private room (this node its creator and admin) and joins it. */
   createPrivateRoom(title: string): Promise<RoomView>;
   /** The invite of a private room; also written to the file at `path` when given. */
@@ -194,6 +197,7 @@ export const tauriBackend: Backend = {
   sendDm: (to, body) => engine.sendDm(to, body),
   dmLog: (peer, limit) => engine.dmLog(peer, limit),
   network: () => engine.network(),
+  diagnose: () => engine.diagnose(),
   createPrivateRoom: (title) => engine.createPrivateRoom(title),
   roomInvite: (room, path) => engine.roomInvite(room, path),
   joinInvite: (invite) => engine.joinInvite(invite),

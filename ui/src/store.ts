@@ -3,6 +3,7 @@
 // by reference to decide what to redraw.
 
 import type { BlockedView } from "./bindings/BlockedView";
+import type { DiagnosisView } from "./bindings/DiagnosisView";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ExportFormat } from "./bindings/ExportFormat";
@@ -876,6 +877,11 @@ export class Store {
     const t = this.current.transfer;
     if (!t.busy || t.progress?.path !== path) return; // not ours (e.g. a CLI export)
     this.set({ transfer: { ...t, progress: { path, done, total } } });
+  }
+
+  /** The engine's network diagnosis (errors are the caller's: the panel shows them inline). */
+  diagnose(): Promise<DiagnosisView> {
+    return this.backend.diagnose();
   }
 
   async showNetwork(): Promise<void> {

@@ -10,8 +10,28 @@ import {
   type Store,
 } from "../store";
 
-export function mountStatusBar(root: HTMLElement, store: Store): () => void {
+/**
+ * `onHealth` opens the "Why can't I see anyone?" panel: from the health button next to the
+ * online/offline badge, or a click on the badge itself.
+ */
+export function mountStatusBar(root: HTMLElement, store: Store, onHealth?: () => void): () => void {
   const net = h("span", { id: "net-status", class: "net-status", role: "status" });
+  const health = h(
+    "button",
+    {
+      id: "net-health",
+      type: "button",
+      class: "net-health",
+      "aria-haspopup": "dialog",
+      title: "What this laptop observed of the network, and what to do when nobody shows up",
+      hidden: onHealth === undefined,
+    },
+    "Why can't I see anyone?",
+  );
+  if (onHealth) {
+    health.addEventListener("click", () => onHealth());
+    net.addEventListener("click", () => onHealth());
+  }
   const peers = h("span", { id: "peer-count" });
   const messages = h("span", { id: "message-count" });
   const queue = h("span", {
@@ -22,7 +42,7 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
   const guarded = h("span", { id: "drop-count", class: "drops", hidden: true });
   const self = h("span", { id: "self-identity", class: "self" });
   root.appendChild(
-    h("footer", { id: "status-bar", class: "status-bar" }, net, peers, messages, queue, sync, guarded, self),
+    h("footer", { id: "status-bar", class: "status-bar" }, net, health, peers, messages, queue, sync, guarded, self),
   );
 
   const render = (state: AppState): void => {
@@ -44,6 +64,9 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     if (net.textContent !== badge + (hint ?? "")) {
       setChildren(net, h("span", { class: "net-state" }, badge), hint ? h("span", { class: "net-hint" }, hint) : null);
     }
+    // Online, the same panel is a network check; offline it answers the obvious question.
+    const label = online ? "Network check" : "Why can't I see anyone?";
+    if (health.textContent !== label) health.textContent = label;
     peers.textContent = `${n} ${n === 1 ? "peer" : "peers"} connected`;
     const m = totalMessages(state);
     messages.textContent = `${m.toLocaleString("en-US")} ${m === 1 ? "message" : "messages"}`;
