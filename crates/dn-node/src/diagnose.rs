@@ -77,13 +77,19 @@ impl DialOutcome {
     /// Classifies a quinn connection error.
     pub fn of_error(e: &quinn::ConnectionError) -> DialOutcome {
         use quinn::ConnectionError as E;
+        // TLS alerts travel as QUIC "crypto" transport codes 0x100..0x200.
+        let crypto = |c: quinn::TransportErrorCode| (0x100..0x200).contains(&u64::from(c));
         match e {
             E::TimedOut => DialOutcome::Timeout,
-            E::TransportError(t) if t.code.to_string().contains("crypto") => DialOutcome::Tls,
-            E::ConnectionClosed(c) if c.error_code.to_string().contains("crypto") => {
-                DialOutcome::Tls
+            E::TransportError(t) if crypto(t.code) => DialOutcome::Tls,
+            E::ConnectionClosed(c) if crypto(c.error_code) => DialOutcome::Tls,
+            // Refused before the handshake: the peer is at its connection caps.
+            E::ConnectionClosed(c)
+                if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+            {
+                DialOutcome::Busy
             }
-            E::ApplicationClosed(c) if c.error_code == quinn::VarInt::from_u32(5) => {
+            E::ApplicationClosed(c) if c.error_code == quinn::VarInt::from_u32(CLOSE_BUSY) => {
                 DialOutcome::Busy
             }
             E::TransportError(_) | E::VersionMismatch => DialOutcome::Refused,
@@ -91,6 +97,9 @@ impl DialOutcome {
         }
     }
 }
+
+/// The application close code of a peer at its connection cap (`net::CLOSE_BUSY`).
+const CLOSE_BUSY: u32 = 5;
 
 /// How a peer was heard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
