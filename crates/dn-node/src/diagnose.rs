@@ -25,7 +25,8 @@
 //!
 //! The probe: when a dial to a peer heard by discovery times out, the driver dials the same
 //! address once more from a fresh endpoint on an ephemeral port (at most one probe per address
-//! per [`PROBE_EVERY`], [`MAX_PROBES_IN_FLIGHT`] at once) and closes it at once if it connects.
+//! per [`PROBE_EVERY`], [`MAX_PROBES_IN_FLIGHT`] at once). The probe expects the wrong id, so
+//! it ends at the peer's certificate and never becomes a connection ([`probe`]).
 //! A host firewall that drops incoming UDP to our port lets that answer through; Wi-Fi client
 //! isolation drops it like every other packet between laptops.
 
@@ -164,7 +165,8 @@ pub struct DialObs {
     /// Seconds since the last one ended.
     #[ts(type = "number")]
     pub ago_s: u64,
-    /// How the last probe from another local port ended, if one was made.
+    /// How the last probe from another local port ended, if one was made (`ok`: the peer
+    /// answered it).
     pub probe: Option<DialOutcome>,
 }
 
@@ -544,41 +546,55 @@ impl Observer {
     }
 }
 
-/// Dials `addr` once from a fresh endpoint on an ephemeral port (see the module docs), closes
-/// the connection at once, and records the outcome. Started when [`Observer::dial_ended`]
-/// says so.
+/// Dials `addr` once from a fresh endpoint on an ephemeral port (see the module docs) and
+/// records whether the peer answered. The probe expects its own id (`me`) from the peer, so
+/// it aborts its side of the handshake as soon as the peer's certificate arrives: the peer
+/// never gets a connection (nothing it holds is replaced or disturbed), and the failed check
+/// proves that the peer's packets reached our ephemeral port. Started when
+/// [`Observer::dial_ended`] says so.
 pub async fn probe(
-    observer: std::sync::Arc<crate::net::NetCounters>,
-    cfg: quinn::ClientConfig,
+    counters: std::sync::Arc<crate::net::NetCounters>,
+    tls: std::sync::Arc<crate::tls::TlsIdentity>,
+    me: NodeId,
     addr: SocketAddr,
 ) {
     let unspecified: IpAddr = match addr {
         SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
     };
-    let outcome = match quinn::Endpoint::client(SocketAddr::new(unspecified, 0)) {
-        Err(_) => DialOutcome::Refused,
-        Ok(ep) => {
+    let outcome = match (
+        tls.client_config(Some(me)),
+        quinn::Endpoint::client(SocketAddr::new(unspecified, 0)),
+    ) {
+        (Ok(cfg), Ok(ep)) => {
             let outcome = match ep.connect_with(cfg, addr, crate::tls::SERVER_NAME) {
                 Err(_) => DialOutcome::Refused,
                 Ok(c) => match tokio::time::timeout(PROBE_TIMEOUT, c).await {
+                    // Cannot happen (the peer is not us); closed at once all the same.
                     Ok(Ok(conn)) => {
                         conn.close(quinn::VarInt::from_u32(PROBE_CLOSE), b"probe");
                         DialOutcome::Ok
                     }
-                    Ok(Err(e)) => DialOutcome::of_error(&e),
+                    Ok(Err(e)) => match DialOutcome::of_error(&e) {
+                        // Any answer from the peer means its packets reach this host.
+                        DialOutcome::Tls | DialOutcome::Busy | DialOutcome::Closed => {
+                            DialOutcome::Ok
+                        }
+                        other => other,
+                    },
                     Err(_) => DialOutcome::Timeout,
                 },
             };
             let _ = tokio::time::timeout(Duration::from_millis(500), ep.wait_idle()).await;
             outcome
         }
+        _ => DialOutcome::Refused,
     };
-    tracing::debug!(%addr, ?outcome, "probe from another port");
-    observer.observed.probe_ended(addr, outcome);
+    tracing::debug!(%addr, ?outcome, "probe from another local port");
+    counters.observed.probe_ended(addr, outcome);
 }
 
-/// The application close code of a probe connection.
+/// The application close code of a probe connection (one never completes: see [`probe`]).
 pub const PROBE_CLOSE: u32 = 7;
 
 /// This host's interface addresses (I/O: reads the OS's list).

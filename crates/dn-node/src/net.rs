@@ -489,9 +489,10 @@ impl Driver {
                     continue;
                 }
             };
-            let connecting = self.endpoint.connect_with(cfg.clone(), addr, SERVER_NAME);
+            let connecting = self.endpoint.connect_with(cfg, addr, SERVER_NAME);
             let itx = self.internal.clone();
             let counters = self.counters.clone();
+            let (tls, me) = (self.tls.clone(), self.me);
             debug!(%addr, "dialing");
             tokio::spawn(async move {
                 let res = match connecting {
@@ -504,7 +505,7 @@ impl Driver {
                 };
                 let outcome = res.as_ref().map_or_else(|e| e.0, |_| DialOutcome::Ok);
                 if counters.observed.dial_ended(addr, outcome) {
-                    tokio::spawn(crate::diagnose::probe(counters, cfg, addr));
+                    tokio::spawn(crate::diagnose::probe(counters, tls, me, addr));
                 }
                 let res = res.map_err(|e| e.1);
                 let ev = match res {

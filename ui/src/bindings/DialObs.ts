@@ -34,6 +34,7 @@ last: DialOutcome,
  */
 ago_s: number, 
 /**
- * How the last probe from another local port ended, if one was made.
+ * How the last probe from another local port ended, if one was made (`ok`: the peer
+ * answered it).
  */
 probe: DialOutcome | null, };
