@@ -703,6 +703,7 @@ pub fn diagnose(o: &Observations) -> Vec<Finding> {
     let by_mdns = o.heard.iter().filter(|h| h.mdns > 0).count();
     let by_beacon = o.heard.iter().filter(|h| h.beacon > 0).count();
     let heard_how = match (by_mdns, by_beacon) {
+        (0, 0) => "no peers by mDNS or beacon".to_string(),
         (0, _) => format!("{} by beacon", plural(by_beacon, "peer")),
         (_, 0) => format!("{} by mDNS", plural(by_mdns, "peer")),
         (m, b) if m == heard_peers && b == heard_peers => {

@@ -251,6 +251,14 @@ fn findings_say_what_was_observed_and_name_the_port() {
     assert!(f.summary.contains("6 dials"), "{}", f.summary);
     assert!(f.advice.contains("ufw allow 7300/udp"), "{}", f.advice);
     assert!(f.advice.contains("localport=7300"), "{}", f.advice);
+    let early = Observations {
+        uptime_s: 1,
+        ..base()
+    };
+    assert_eq!(
+        diagnose(&early)[0].summary,
+        "Started 1 s ago; heard no peers by mDNS or beacon; no connection yet."
+    );
     let iso = Observations {
         dials: vec![dial(0, true, 2, 0, Some(DialOutcome::Timeout))],
         ..o
