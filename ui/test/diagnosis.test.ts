@@ -83,7 +83,9 @@ describe("why can't I see anyone", () => {
   it("opens from the status bar with the findings and their advice, and refreshes while open", async () => {
     vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
     engine.diagnosis = isolated;
-    expect($("#net-health").textContent).toBe("Why can't I see anyone?");
+    expect($("#net-health").getAttribute("aria-label")).toBe("Why can't I see anyone?");
+    expect($("#net-health .long").textContent).toBe("Why can't I see anyone?");
+    expect($("#net-health .short").textContent).toBe("?");
     expect($("#diagnosis-dialog").hidden).toBe(true);
     $<HTMLButtonElement>("#net-health").click();
     await settle();

@@ -23,10 +23,12 @@ export function mountStatusBar(root: HTMLElement, store: Store, onHealth?: () =>
       type: "button",
       class: "net-health",
       "aria-haspopup": "dialog",
-      title: "What this laptop observed of the network, and what to do when nobody shows up",
+      title: "Why can't I see anyone? What this laptop observed of the network, and what to do",
       hidden: onHealth === undefined,
     },
-    "Why can't I see anyone?",
+    // A narrow window shows the short label (styles.css); screen readers get the long one.
+    h("span", { class: "long", "aria-hidden": "true" }),
+    h("span", { class: "short", "aria-hidden": "true" }),
   );
   if (onHealth) {
     health.addEventListener("click", () => onHealth());
@@ -65,8 +67,11 @@ export function mountStatusBar(root: HTMLElement, store: Store, onHealth?: () =>
       setChildren(net, h("span", { class: "net-state" }, badge), hint ? h("span", { class: "net-hint" }, hint) : null);
     }
     // Online, the same panel is a network check; offline it answers the obvious question.
-    const label = online ? "Network check" : "Why can't I see anyone?";
-    if (health.textContent !== label) health.textContent = label;
+    const [label, short] = online ? ["Network check", "?"] : ["Why can't I see anyone?", "?"];
+    if (health.getAttribute("aria-label") !== label) {
+      health.setAttribute("aria-label", label);
+      setChildren(health, h("span", { class: "long", "aria-hidden": "true" }, label), h("span", { class: "short", "aria-hidden": "true" }, short));
+    }
     peers.textContent = `${n} ${n === 1 ? "peer" : "peers"} connected`;
     const m = totalMessages(state);
     messages.textContent = `${m.toLocaleString("en-US")} ${m === 1 ? "message" : "messages"}`;
