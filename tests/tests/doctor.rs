@@ -63,6 +63,7 @@ fn wait_diagnosis(c: &mut Cluster, i: usize, code: &str, exit: i32) -> Result<Va
         "node{i}: doctor exit status {status:?}, want {exit}"
     );
     let text = c.cli_raw(i, &["doctor"])?;
+    eprintln!("node{i} doctor (text):\n{}", text.stdout);
     check!(
         c,
         text.stdout.contains(&format!("[{code}]")),

@@ -1,12 +1,13 @@
+import { emit } from "@tauri-apps/api/event";
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { DiagnosisView } from "../src/bindings/DiagnosisView";
 import type { Observations } from "../src/bindings/Observations";
-import { tauriBackend } from "../src/ipc";
+import { ENGINE_EVENT, tauriBackend } from "../src/ipc";
 import { Store } from "../src/store";
 import { mountApp } from "../src/views/app";
 import { DIAGNOSIS_REFRESH_MS, observedLine } from "../src/views/diagnosis";
-import { FakeEngine, settle } from "./fakeEngine";
+import { FakeEngine, peerView, settle } from "./fakeEngine";
 
 let engine: FakeEngine;
 let store: Store;
@@ -131,6 +132,15 @@ describe("why can't I see anyone", () => {
     await settle();
     expect($("#diagnosis-error").hidden).toBe(false);
     expect($("#diagnosis-error").textContent).toContain("control socket gone");
+  });
+
+  it("is a network check once online", async () => {
+    engine.peers = [peerView({ id: "bb".repeat(32), name: "Ben", connected: true })];
+    await emit(ENGINE_EVENT, { type: "status", status: engine.status() });
+    await settle();
+    expect($("#net-status").textContent).toBe("Online");
+    expect($("#net-health").getAttribute("aria-label")).toBe("Network check");
+    expect($("#net-health .long").textContent).toBe("Network check");
   });
 
   it("says what was observed in one line, and when nothing was", () => {

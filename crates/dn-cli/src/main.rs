@@ -987,6 +987,14 @@ async fn doctor(data_dir: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::from(doctor_status(&view)))
 }
 
+/// A unit enum's JSON name (`timeout`, `client_isolation`), as `--json` prints it.
+fn json_word(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|c| c.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn doctor_status(v: &DiagnosisView) -> u8 {
     if !v.running {
         return DOCTOR_NOT_RUNNING;
@@ -1042,13 +1050,14 @@ fn doctor_text(v: &DiagnosisView, data_dir: &Path) -> String {
     ));
     for d in o.dials.iter().take(8) {
         out.push_str(&format!(
-            "dialed     {}: {} tries, {} ok, last {:?}{}\n",
+            "dialed     {}: {} {}, {} ok, last {}{}\n",
             d.addr,
             d.tries,
+            if d.tries == 1 { "try" } else { "tries" },
             d.ok,
-            d.last,
+            json_word(&d.last),
             d.probe
-                .map(|p| format!(", probe from another port {p:?}"))
+                .map(|p| format!(", probe from another port: {}", json_word(&p)))
                 .unwrap_or_default()
         ));
     }
@@ -1066,10 +1075,7 @@ fn doctor_text(v: &DiagnosisView, data_dir: &Path) -> String {
         };
         out.push_str(&format!(
             "{tag} [{}]\n  {}\n  → {}\n",
-            serde_json::to_value(f.code)
-                .ok()
-                .and_then(|c| c.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            json_word(&f.code),
             f.summary,
             f.advice
         ));
@@ -1571,7 +1577,16 @@ mod tests {
             mdns_last_ago_s: Some(1),
             beacon_last_ago_s: None,
             heard: vec![],
-            dials: vec![],
+            dials: vec![dn_node::diagnose::DialObs {
+                addr: "10.9.0.3:7300".into(),
+                heard: true,
+                tries: 1,
+                ok: 0,
+                timeouts: 1,
+                last: dn_node::diagnose::DialOutcome::Timeout,
+                ago_s: 2,
+                probe: Some(dn_node::diagnose::DialOutcome::Ok),
+            }],
             incoming: 0,
             incoming_ok: 0,
             connected: vec![],
@@ -1590,6 +1605,10 @@ mod tests {
         assert!(text.contains("→ do this"), "{text}");
         assert!(text.contains("none besides loopback"), "{text}");
         assert!(text.contains("4 mDNS announcements"), "{text}");
+        assert!(
+            text.contains("10.9.0.3:7300: 1 try, 0 ok, last timeout, probe from another port: ok"),
+            "{text}"
+        );
     }
 
     /// Every error code has its own documented exit status, distinct from 0 and from the

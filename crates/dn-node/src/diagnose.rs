@@ -868,7 +868,7 @@ pub fn diagnose(o: &Observations) -> Vec<Finding> {
             },
             summary: format!(
                 "Connected to {} on this subnet, but none heard by mDNS in {} s{beacon}: this \
-                 network drops multicast{}.",
+                 network drops multicast{} (or those peers run without mDNS).",
                 plural(on_lan, "peer"),
                 o.uptime_s,
                 if by_beacon > 0 { "" } else { " and broadcast" }
