@@ -87,6 +87,18 @@ guiTest("first start: set name, join #medical, send with Enter; the message is s
   // No peers: the status bar says so plainly.
   await driver.wait(until.elementTextContains(driver.findElement(By.css("#net-status")), "Offline"), TIMEOUT);
 
+  // "Why can't I see anyone?" opens from the status bar with the engine's findings and advice
+  // (which finding depends on this machine's network: only that there is one is checked).
+  await driver.findElement(By.css("#net-health")).click();
+  const panel = await driver.wait(until.elementLocated(By.css("#diagnosis-dialog")), TIMEOUT);
+  await driver.wait(until.elementIsVisible(panel), TIMEOUT);
+  const finding = await driver.wait(until.elementLocated(By.css("#diagnosis-findings > li[data-code]")), TIMEOUT);
+  assert.notEqual((await finding.findElement(By.css(".finding-advice")).getText()).trim(), "");
+  assert.match(await driver.findElement(By.css("#diagnosis-observed")).getText(), /Listening on /);
+  await screenshot(driver, "01b-why-cant-i-see-anyone");
+  await driver.findElement(By.css("#close-diagnosis")).click();
+  await driver.wait(until.elementIsNotVisible(panel), TIMEOUT);
+
   // An engine error (invalid room name) shows in the banner until dismissed.
   const roomInput = await driver.findElement(By.css("#room-input"));
   await roomInput.sendKeys("no/slashes", Key.ENTER);

@@ -10,6 +10,7 @@ import type { BackupSummary } from "./bindings/BackupSummary";
 import type { BundleExportSummary } from "./bindings/BundleExportSummary";
 import type { BundleImportReport } from "./bindings/BundleImportReport";
 import type { BlockedView } from "./bindings/BlockedView";
+import type { DiagnosisView } from "./bindings/DiagnosisView";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ErrorCode } from "./bindings/ErrorCode";
@@ -124,6 +125,8 @@ export interface Backend {
   /** The newest `limit` direct messages exchanged with node `peer`, oldest first. */
   dmLog(peer: string, limit: number): Promise<DmView[]>;
   network(): Promise<NetworkView>;
+  /** "Why can't I see anyone?": what the node observed of its network, and its findings. */
+  diagnose(): Promise<DiagnosisView>;
   /** Creates a private room (this node its creator and admin) and joins it. */
   createPrivateRoom(title: string): Promise<RoomView>;
   /** The invite of a private room; also written to the file at `path` when given. */
@@ -205,6 +208,7 @@ export const tauriBackend: Backend = {
   sendDm: (to, body) => engine.sendDm(to, body),
   dmLog: (peer, limit) => engine.dmLog(peer, limit),
   network: () => engine.network(),
+  diagnose: () => engine.diagnose(),
   createPrivateRoom: (title) => engine.createPrivateRoom(title),
   roomInvite: (room, path) => engine.roomInvite(room, path),
   joinInvite: (invite) => engine.joinInvite(invite),

@@ -4,6 +4,7 @@
 
 import type { BlockedView } from "./bindings/BlockedView";
 import type { BundleImportReport } from "./bindings/BundleImportReport";
+import type { DiagnosisView } from "./bindings/DiagnosisView";
 import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ExportFormat } from "./bindings/ExportFormat";
@@ -952,6 +953,11 @@ export class Store {
         return [r.path, bundleImportSummary(r)];
       },
     );
+  }
+
+  /** The engine's network diagnosis (errors are the caller's: the panel shows them inline). */
+  diagnose(): Promise<DiagnosisView> {
+    return this.backend.diagnose();
   }
 
   async showNetwork(): Promise<void> {

@@ -6,6 +6,7 @@ import { ENGINE_COMMAND } from "../src/bindings/api";
 import type { ApiError } from "../src/bindings/ApiError";
 import type { BlockedView } from "../src/bindings/BlockedView";
 import type { BundleImportReport } from "../src/bindings/BundleImportReport";
+import type { DiagnosisView } from "../src/bindings/DiagnosisView";
 import type { DmView } from "../src/bindings/DmView";
 import type { NetworkView } from "../src/bindings/NetworkView";
 import type { IdentityView } from "../src/bindings/IdentityView";
@@ -88,6 +89,8 @@ export class FakeEngine {
   nextRetryInMs: number | null = null;
   /** The data directory's passphrase (null: not locked), as the engine keeps it. */
   passphrase: string | null = null;
+  /** What `diagnose` answers (tests change it between refreshes). */
+  diagnosis: DiagnosisView = { running: true, observations: null, findings: [] };
   /** When set, every command fails with it (e.g. engine could not start). */
   startError: ApiError | null = null;
   private clock = 1_700_000_000_000;
@@ -302,6 +305,8 @@ export class FakeEngine {
         return this.dms.filter((d) => d.peer === args.with).slice(-Number(args.limit));
       case "network":
         return this.network;
+      case "diagnose":
+        return this.diagnosis;
       case "create_private_room": {
         const title = String(args.title).trim();
         if (title === "") return fail("invalid_input", "a room name cannot be empty");

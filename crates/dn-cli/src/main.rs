@@ -16,8 +16,9 @@ use clap::{Parser, Subcommand};
 use dn_node::display::safe_line;
 use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
-    calls, ApiError, BlockedView, Call, Client, DmView, Engine, ErrorCode, ExportFormat,
-    IdentityView, MemberView, MessageView, NodeConfig, NodeOptions, PeerView, RoomView,
+    calls, ApiError, BlockedView, Call, Client, DiagnosisView, DmView, Engine, ErrorCode,
+    ExportFormat, IdentityView, MemberView, MessageView, NodeConfig, NodeOptions, PeerView,
+    Request, RoomView, Severity,
 };
 use dn_proto::sim;
 
@@ -85,6 +86,15 @@ enum Cmd {
     Status,
     /// The network this node can see: nodes with hop distances, and links.
     Network,
+    /// "Why can't I see anyone?": asks the running node what it observed of its network
+    /// (addresses, mDNS and beacons heard, dials and how each failed, ports) and prints its
+    /// findings with advice. It runs no probe of its own: start a node first (`disasternet
+    /// node`) and give it about 20 s.
+    ///
+    /// Exit status: 0 healthy (or nothing wrong yet), 10 warnings (works, but degraded), 11
+    /// problems (nobody can be reached this way), 12 no node runs on this data directory;
+    /// other errors as below.
+    Doctor,
     /// Direct messages: `dm --to ID TEXT` sends one, end-to-end encrypted; `dm log --with ID`
     /// shows a conversation.
     #[command(args_conflicts_with_subcommands = true)]
@@ -482,6 +492,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             cmd: IdentityCmd::Restore { file },
         } => return restore(&data_dir, &file, json),
         Cmd::Sim(args) => return simulate(&args, json),
+        Cmd::Doctor => return doctor(&data_dir, json).await,
         Cmd::Passphrase { cmd } => return passphrase::run(&data_dir, cmd, json).await,
         _ => {}
     }
@@ -1027,6 +1038,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
         | Cmd::Verify { .. }
         | Cmd::Salvage { .. }
         | Cmd::Sim(_)
+        | Cmd::Doctor
         | Cmd::Passphrase { .. }
         | Cmd::Identity {
             cmd: IdentityCmd::Restore { .. },
@@ -1116,6 +1128,128 @@ fn sim_config(a: &SimArgs) -> Result<sim::SimConfig> {
         partition,
         crash,
     })
+}
+
+/// Exit statuses of `doctor` (see its help).
+const DOCTOR_WARNINGS: u8 = 10;
+/// `doctor`: problems found.
+const DOCTOR_PROBLEMS: u8 = 11;
+/// `doctor`: no node runs.
+const DOCTOR_NOT_RUNNING: u8 = 12;
+
+/// `disasternet doctor`: the running node's diagnosis (no node: says so, exit 12).
+async fn doctor(data_dir: &Path, json: bool) -> Result<ExitCode> {
+    let answer = dn_node::control::call(data_dir, &Request::Diagnose).await?;
+    let view: DiagnosisView = match answer {
+        Some(v) => serde_json::from_value(v)?,
+        None => DiagnosisView {
+            running: false,
+            observations: None,
+            findings: vec![],
+        },
+    };
+    if json {
+        print_json(&view)?;
+    } else {
+        print!("{}", doctor_text(&view, data_dir));
+    }
+    Ok(ExitCode::from(doctor_status(&view)))
+}
+
+/// A unit enum's JSON name (`timeout`, `client_isolation`), as `--json` prints it.
+fn json_word(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|c| c.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn doctor_status(v: &DiagnosisView) -> u8 {
+    if !v.running {
+        return DOCTOR_NOT_RUNNING;
+    }
+    match v.worst() {
+        Severity::Info => 0,
+        Severity::Warning => DOCTOR_WARNINGS,
+        Severity::Error => DOCTOR_PROBLEMS,
+    }
+}
+
+fn doctor_text(v: &DiagnosisView, data_dir: &Path) -> String {
+    let Some(o) = v.observations.as_ref().filter(|_| v.running) else {
+        return format!(
+            "No node is running on {}.\nStart one with `disasternet node` (or open the app), \
+             wait about 20 s, and run `disasternet doctor` again.\n",
+            data_dir.display()
+        );
+    };
+    let mut out = String::new();
+    let addrs: Vec<String> = o
+        .interfaces
+        .iter()
+        .filter(|i| !i.loopback)
+        .map(|i| format!("{} {}/{}", i.name, i.addr, i.prefix))
+        .collect();
+    out.push_str(&format!(
+        "addresses  {}\n",
+        if addrs.is_empty() {
+            "none besides loopback".to_string()
+        } else {
+            addrs.join(", ")
+        }
+    ));
+    let onoff = |on: bool, up: bool| match (on, up) {
+        (false, _) => "off",
+        (true, true) => "on",
+        (true, false) => "FAILED to start",
+    };
+    out.push_str(&format!(
+        "listening  {} (asked for port {}); mDNS {}, beacon {}\n",
+        o.listen,
+        o.requested_port,
+        onoff(o.mdns_on, o.mdns_up),
+        onoff(o.beacon_on, o.beacon_up)
+    ));
+    out.push_str(&format!(
+        "heard      {} mDNS announcements, {} beacons from {} peers; up {} s\n",
+        o.mdns_heard,
+        o.beacons_heard,
+        o.heard.len(),
+        o.uptime_s
+    ));
+    for d in o.dials.iter().take(8) {
+        out.push_str(&format!(
+            "dialed     {}: {} {}, {} ok, last {}{}\n",
+            d.addr,
+            d.tries,
+            if d.tries == 1 { "try" } else { "tries" },
+            d.ok,
+            json_word(&d.last),
+            d.probe
+                .map(|p| format!(", probe from another port: {}", json_word(&p)))
+                .unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!(
+        "incoming   {} handshakes, {} connected; {} peers connected now\n\n",
+        o.incoming,
+        o.incoming_ok,
+        o.connected.len()
+    ));
+    for f in &v.findings {
+        let tag = match f.severity {
+            Severity::Info => "ok",
+            Severity::Warning => "WARNING",
+            Severity::Error => "PROBLEM",
+        };
+        out.push_str(&format!(
+            "{tag} [{}]\n  {}\n  → {}\n",
+            json_word(&f.code),
+            f.summary,
+            f.advice
+        ));
+    }
+    out
 }
 
 fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
@@ -1578,6 +1712,72 @@ mod tests {
         let out = verify_report(&v);
         assert!(out.contains("DOES NOT MATCH"), "{out}");
         assert!(!out.contains('\x1b'), "{out:?}");
+    }
+
+    #[test]
+    fn doctor_exit_status_and_text_follow_the_findings() {
+        use dn_node::{Finding, FindingCode};
+        let finding = |code, severity| Finding {
+            code,
+            severity,
+            summary: "observed".into(),
+            advice: "do this".into(),
+        };
+        let mut v = DiagnosisView {
+            running: false,
+            observations: None,
+            findings: vec![],
+        };
+        let dir = Path::new("/d");
+        assert_eq!(doctor_status(&v), DOCTOR_NOT_RUNNING);
+        assert!(doctor_text(&v, dir).contains("No node is running on /d"));
+        v.running = true;
+        v.observations = Some(dn_node::diagnose::Observations {
+            uptime_s: 30,
+            interfaces: vec![],
+            listen: "0.0.0.0:7300".into(),
+            requested_port: 7300,
+            mdns_on: true,
+            mdns_up: true,
+            beacon_on: false,
+            beacon_up: false,
+            mdns_heard: 4,
+            beacons_heard: 0,
+            mdns_last_ago_s: Some(1),
+            beacon_last_ago_s: None,
+            heard: vec![],
+            dials: vec![dn_node::diagnose::DialObs {
+                addr: "10.9.0.3:7300".into(),
+                heard: true,
+                tries: 1,
+                ok: 0,
+                timeouts: 1,
+                last: dn_node::diagnose::DialOutcome::Timeout,
+                ago_s: 2,
+                probe: Some(dn_node::diagnose::DialOutcome::Ok),
+            }],
+            incoming: 0,
+            incoming_ok: 0,
+            connected: vec![],
+        });
+        v.findings = vec![finding(FindingCode::Healthy, Severity::Info)];
+        assert_eq!(doctor_status(&v), 0);
+        v.findings = vec![finding(FindingCode::MulticastBlocked, Severity::Warning)];
+        assert_eq!(doctor_status(&v), DOCTOR_WARNINGS);
+        v.findings = vec![
+            finding(FindingCode::ClientIsolation, Severity::Error),
+            finding(FindingCode::PortFallback, Severity::Warning),
+        ];
+        assert_eq!(doctor_status(&v), DOCTOR_PROBLEMS);
+        let text = doctor_text(&v, dir);
+        assert!(text.contains("PROBLEM [client_isolation]"), "{text}");
+        assert!(text.contains("→ do this"), "{text}");
+        assert!(text.contains("none besides loopback"), "{text}");
+        assert!(text.contains("4 mDNS announcements"), "{text}");
+        assert!(
+            text.contains("10.9.0.3:7300: 1 try, 0 ok, last timeout, probe from another port: ok"),
+            "{text}"
+        );
     }
 
     /// Every error code has its own documented exit status, distinct from 0 and from the

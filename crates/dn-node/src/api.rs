@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
+pub use crate::diagnose::{DiagnosisView, Finding, FindingCode, Severity};
+
 /// A stored message as shown to users and scripts. `log --json` and `export` use these field
 /// names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -734,6 +736,9 @@ requests! {
     Peers => Vec<PeerView>;
     /// Live status.
     Status => StatusView;
+    /// "Why can't I see anyone?": what the running node observed of its network and what it
+    /// concludes (see `diagnose.rs`); `running` is false without a network engine.
+    Diagnose => DiagnosisView;
     /// Write an export (JSON Lines by default).
     Export {
         /// One room, or all when absent.

@@ -164,6 +164,7 @@ pub fn start(
                         }
                         debug!(peer = %id.fingerprint(), %src, "beacon");
                         let addr = SocketAddr::new(IpAddr::V4(*src.ip()), port);
+                        counters.observed.heard(crate::diagnose::Via::Beacon, id, &[addr]);
                         match found.try_send(Discovered { id, addrs: vec![addr] }) {
                             Ok(()) => {}
                             // The driver is behind: beacons repeat, this one is dropped.

@@ -51,6 +51,7 @@ impl Mdns {
         name: &str,
         port: u16,
         found: Sender<Discovered>,
+        counters: std::sync::Arc<crate::net::NetCounters>,
     ) -> Result<Mdns, mdns_sd::Error> {
         let daemon = ServiceDaemon::new()?;
         let info = service_info(&me, name, port)?;
@@ -77,6 +78,9 @@ impl Mdns {
                         .collect();
                     // Usable addresses only (IPv4 policy, see docs/architecture.md).
                     addrs.sort_by_key(|a| (a.ip().is_loopback(), *a));
+                    counters
+                        .observed
+                        .heard(crate::diagnose::Via::Mdns, id, &addrs);
                     if addrs.is_empty() {
                         debug!(peer = %id.fingerprint(), "mDNS peer without an IPv4 address yet");
                         continue;

@@ -11,6 +11,8 @@
 //!   [`dn_proto::Protocol`] state, and answers every [`api::Request`].
 //! - [`net`]: the quinn driver (dialing with backoff, one connection per pair, frame streams).
 //! - [`discovery`]: mDNS announce + browse; [`beacon`]: UDP broadcast fallback.
+//! - [`diagnose`]: what the node observed of its network, and why it may see no one
+//!   (`disasternet doctor`, the app's "Why can't I see anyone?").
 //! - [`control`]: the owner-only Unix socket through which the CLI reaches a running node.
 //! - [`export`]: JSON Lines export and offline verification.
 //! - [`bundle`]: bundle files carried between camps (written here, imported by the core,
@@ -30,6 +32,7 @@ pub mod beacon;
 pub mod bundle;
 pub mod control;
 pub mod core;
+pub mod diagnose;
 pub mod discovery;
 pub mod display;
 pub mod export;
@@ -393,6 +396,7 @@ impl Engine {
         let (net_tx, net_rx) = tokio::sync::mpsc::channel(net::COMMAND_QUEUE);
         let (disc_tx, disc_rx) = tokio::sync::mpsc::channel(net::DISCOVERY_QUEUE);
         let net_counters = net.counters.clone();
+        net_counters.observed.bound(listen, cfg.listen.port());
         let info = NetInfo {
             listen,
             counters: net_counters.clone(),
@@ -410,7 +414,13 @@ impl Engine {
         .await
         .map_err(internal)??;
         let mdns = if cfg.mdns {
-            match discovery::Mdns::start(me, &core.display_name(), listen.port(), disc_tx.clone()) {
+            match discovery::Mdns::start(
+                me,
+                &core.display_name(),
+                listen.port(),
+                disc_tx.clone(),
+                net_counters.clone(),
+            ) {
                 Ok(m) => Some(Arc::new(m)),
                 Err(e) => {
                     warn!("mDNS unavailable ({e}); use --peer to reach other nodes");
@@ -420,6 +430,7 @@ impl Engine {
         } else {
             None
         };
+        net_counters.observed.mdns(cfg.mdns, mdns.is_some());
         core.set_mdns(mdns.clone());
         let (core_tx, net_core_tx, core_rx) = core::inbox();
         let core_thread = std::thread::Builder::new()
@@ -449,13 +460,18 @@ impl Engine {
         }
         if cfg.beacon {
             let rx = engine.inner.shutdown.subscribe();
+            let observed = net_counters.clone();
             match beacon::start(me, listen.port(), disc_tx, rx, net_counters) {
                 Ok(task) => {
+                    observed.observed.beacon(true, true);
                     if let Ok(mut t) = engine.inner.tasks.lock() {
                         t.push(task);
                     }
                 }
-                Err(e) => warn!("broadcast beacon unavailable ({e})"),
+                Err(e) => {
+                    observed.observed.beacon(true, false);
+                    warn!("broadcast beacon unavailable ({e})");
+                }
             }
         }
         // Static peers, then every peer we have met before (last known addresses).

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::core::{CoreMsg, NetCmd};
+use crate::diagnose::DialOutcome;
 use crate::discovery::Discovered;
 use crate::queue::{out_queue, InCredit, OutPause, OutReceiver, DRAIN_REPORT_BYTES};
 use crate::tls::{connection_peer_id, TlsIdentity, SERVER_NAME};
@@ -74,6 +75,8 @@ pub struct NetCounters {
     /// Connections closed because the peer read nothing of what we queued for it for
     /// [`STALL_TIMEOUT`].
     pub stalled: AtomicU64,
+    /// What the node observed of its network, for `doctor` ([`crate::diagnose`]).
+    pub observed: crate::diagnose::Observer,
 }
 
 /// A peer whose queue stays over the pause mark this long (it reads nothing) is disconnected:
@@ -488,16 +491,23 @@ impl Driver {
             };
             let connecting = self.endpoint.connect_with(cfg, addr, SERVER_NAME);
             let itx = self.internal.clone();
+            let counters = self.counters.clone();
+            let (tls, me) = (self.tls.clone(), self.me);
             debug!(%addr, "dialing");
             tokio::spawn(async move {
                 let res = match connecting {
                     Ok(c) => match tokio::time::timeout(DIAL_TIMEOUT, c).await {
                         Ok(Ok(conn)) => Ok(conn),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("handshake timed out".to_string()),
+                        Ok(Err(e)) => Err((DialOutcome::of_error(&e), e.to_string())),
+                        Err(_) => Err((DialOutcome::Timeout, "handshake timed out".to_string())),
                     },
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err((DialOutcome::Refused, e.to_string())),
                 };
+                let outcome = res.as_ref().map_or_else(|e| e.0, |_| DialOutcome::Ok);
+                if counters.observed.dial_ended(addr, outcome) {
+                    tokio::spawn(crate::diagnose::probe(counters, tls, me, addr));
+                }
+                let res = res.map_err(|e| e.1);
                 let ev = match res {
                     Ok(conn) => Internal::Established {
                         conn,
@@ -542,6 +552,7 @@ impl Driver {
             inc.refuse();
             return;
         }
+        self.counters.observed.incoming();
         *self.handshakes.entry(ip).or_default() += 1;
         let itx = self.internal.clone();
         tokio::spawn(async move {
@@ -649,6 +660,9 @@ impl Driver {
                 t.addrs.insert(0, addr);
                 t.addrs.truncate(MAX_ADDRS);
             }
+        }
+        if !dialer_is_me {
+            self.counters.observed.incoming_ok();
         }
         let dialer = if dialer_is_me { self.me } else { peer };
         if !self.live.contains_key(&peer) && self.live.len() >= MAX_CONNECTIONS {

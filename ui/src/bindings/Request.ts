@@ -44,7 +44,7 @@ limit: number,
 /**
  * Page before this message id.
  */
-before: string | null, } | { "op": "peers" } | { "op": "status" } | { "op": "export", 
+before: string | null, } | { "op": "peers" } | { "op": "status" } | { "op": "diagnose" } | { "op": "export", 
 /**
  * One room, or all when absent.
  */

@@ -5,6 +5,7 @@ import type { BlockedView } from "./BlockedView";
 import type { BundleExportSummary } from "./BundleExportSummary";
 import type { BundleImportReport } from "./BundleImportReport";
 import type { BundleProgressView } from "./BundleProgressView";
+import type { DiagnosisView } from "./DiagnosisView";
 import type { DmView } from "./DmView";
 import type { ExportFormat } from "./ExportFormat";
 import type { ExportSummary } from "./ExportSummary";
@@ -78,6 +79,11 @@ export interface EngineApi {
    * Live status.
    */
   status(): Promise<StatusView>;
+  /**
+   * "Why can't I see anyone?": what the running node observed of its network and what it
+   * concludes (see `diagnose.rs`); `running` is false without a network engine.
+   */
+  diagnose(): Promise<DiagnosisView>;
   /**
    * Write an export (JSON Lines by default).
    * @param room One room, or all when absent.
@@ -225,6 +231,7 @@ export function engineApi(send: Send): EngineApi {
     messages: (room, limit, before) => send({ op: "messages", room, limit, before }) as Promise<Array<MessageView>>,
     peers: () => send({ op: "peers" }) as Promise<Array<PeerView>>,
     status: () => send({ op: "status" }) as Promise<StatusView>,
+    diagnose: () => send({ op: "diagnose" }) as Promise<DiagnosisView>,
     export: (room, path, format) => send({ op: "export", room, path, format }) as Promise<ExportSummary>,
     exportBundle: (path, rooms, since_ms) => send({ op: "export_bundle", path, rooms, since_ms }) as Promise<BundleExportSummary>,
     importBundle: (path) => send({ op: "import_bundle", path }) as Promise<BundleImportReport>,

@@ -25,6 +25,7 @@ import { mountPeers } from "./peers";
 import { mountPrivateRoom } from "./privateRoom";
 import { mountPrivateRooms } from "./privateRooms";
 import { mountRooms } from "./rooms";
+import { mountDiagnosis } from "./diagnosis";
 import { mountStatusBar } from "./statusBar";
 
 export function mountApp(root: HTMLElement, store: Store): () => void {
@@ -46,8 +47,10 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
   root.replaceChildren(shell);
 
   const dialogs = mountPrivateRooms(shell, store);
+  const diagnosis = mountDiagnosis(shell, store);
   const stops = [
     () => dialogs.stop(),
+    () => diagnosis.stop(),
     mountErrorBanner(banner, store),
     mountRooms(sidebar, store, dialogs),
     mountDirect(sidebar, store),
@@ -58,7 +61,7 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
     mountNetwork(networkView, store),
     mountIdentity(identityView, store),
     mountComposer(pane, store),
-    mountStatusBar(statusSlot, store),
+    mountStatusBar(statusSlot, store, () => diagnosis.open()),
     mountNamePrompt(shell, store),
     mountFatal(shell, store),
   ];

@@ -10,8 +10,30 @@ import {
   type Store,
 } from "../store";
 
-export function mountStatusBar(root: HTMLElement, store: Store): () => void {
+/**
+ * `onHealth` opens the "Why can't I see anyone?" panel: from the health button next to the
+ * online/offline badge, or a click on the badge itself.
+ */
+export function mountStatusBar(root: HTMLElement, store: Store, onHealth?: () => void): () => void {
   const net = h("span", { id: "net-status", class: "net-status", role: "status" });
+  const health = h(
+    "button",
+    {
+      id: "net-health",
+      type: "button",
+      class: "net-health",
+      "aria-haspopup": "dialog",
+      title: "Why can't I see anyone? What this laptop observed of the network, and what to do",
+      hidden: onHealth === undefined,
+    },
+    // A narrow window shows the short label (styles.css); screen readers get the long one.
+    h("span", { class: "long", "aria-hidden": "true" }),
+    h("span", { class: "short", "aria-hidden": "true" }),
+  );
+  if (onHealth) {
+    health.addEventListener("click", () => onHealth());
+    net.addEventListener("click", () => onHealth());
+  }
   const peers = h("span", { id: "peer-count" });
   const messages = h("span", { id: "message-count" });
   const queue = h("span", {
@@ -22,7 +44,7 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
   const guarded = h("span", { id: "drop-count", class: "drops", hidden: true });
   const self = h("span", { id: "self-identity", class: "self" });
   root.appendChild(
-    h("footer", { id: "status-bar", class: "status-bar" }, net, peers, messages, queue, sync, guarded, self),
+    h("footer", { id: "status-bar", class: "status-bar" }, net, health, peers, messages, queue, sync, guarded, self),
   );
 
   const render = (state: AppState): void => {
@@ -43,6 +65,12 @@ export function mountStatusBar(root: HTMLElement, store: Store): () => void {
     // (Only when it changed: this is a live region, and status events come every few seconds.)
     if (net.textContent !== badge + (hint ?? "")) {
       setChildren(net, h("span", { class: "net-state" }, badge), hint ? h("span", { class: "net-hint" }, hint) : null);
+    }
+    // Online, the same panel is a network check; offline it answers the obvious question.
+    const [label, short] = online ? ["Network check", "?"] : ["Why can't I see anyone?", "?"];
+    if (health.getAttribute("aria-label") !== label) {
+      health.setAttribute("aria-label", label);
+      setChildren(health, h("span", { class: "long", "aria-hidden": "true" }, label), h("span", { class: "short", "aria-hidden": "true" }, short));
     }
     peers.textContent = `${n} ${n === 1 ? "peer" : "peers"} connected`;
     const m = totalMessages(state);

@@ -81,6 +81,7 @@ impl Core {
             }
             Request::Peers => Self::to_value(self.peers()?),
             Request::Status => Self::to_value(self.status()?),
+            Request::Diagnose => Self::to_value(self.diagnosis()),
             Request::Export { room, path, format } => {
                 // Written on a thread of its own, which answers once the file is complete.
                 if let Some(reply) = reply.take() {

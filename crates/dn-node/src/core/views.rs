@@ -84,6 +84,35 @@ impl Core {
         Ok(v)
     }
 
+    /// What the network driver observed and what it means ([`crate::diagnose`]).
+    pub(super) fn diagnosis(&self) -> crate::diagnose::DiagnosisView {
+        let Some(net) = self.net.as_ref() else {
+            return crate::diagnose::DiagnosisView {
+                running: false,
+                observations: None,
+                findings: vec![],
+            };
+        };
+        let mut connected: Vec<crate::diagnose::ConnectedObs> = self
+            .conns
+            .iter()
+            .map(|(id, c)| crate::diagnose::ConnectedObs {
+                fingerprint: id.fingerprint(),
+                addr: c.addr.to_string(),
+            })
+            .collect();
+        connected.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        let o = net
+            .counters
+            .observed
+            .snapshot(crate::diagnose::interfaces(), connected);
+        crate::diagnose::DiagnosisView {
+            running: true,
+            findings: crate::diagnose::diagnose(&o),
+            observations: Some(o),
+        }
+    }
+
     pub(super) fn network_view(&self) -> NetworkView {
         let connected: Vec<NodeId> = self.conns.keys().copied().collect();
         network_view(
