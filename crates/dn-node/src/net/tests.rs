@@ -8,7 +8,13 @@ use super::*;
 fn driver() -> Driver {
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     let tls = Arc::new(TlsIdentity::new(&key).unwrap());
-    let net = Net::bind(&tls, SocketAddr::from(([127, 0, 0, 1], 0)), false).unwrap();
+    let net = Net::bind(
+        &tls,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        false,
+        Limits::default(),
+    )
+    .unwrap();
     let (core, _) = channel(1);
     let (internal, _) = channel(INTERNAL_QUEUE);
     Driver {
@@ -21,6 +27,7 @@ fn driver() -> Driver {
         live: HashMap::new(),
         handshakes: HashMap::new(),
         counters: net.counters,
+        limits: net.limits,
         next_conn_id: 1,
         jitter: 1,
     }
