@@ -56,7 +56,7 @@ export function mountRelays(root: HTMLElement, store: Store): () => void {
     return h(
       "li",
       {
-        class: `peer relay ${connected ? "online" : "offline"}`,
+        class: `relay ${connected ? "online" : "offline"}`,
         "data-relay-addr": relay.addr,
         "data-connected": String(connected),
         title: [relay.addr, state, relay.fingerprint, visibleText(relay.name ?? "") || null]
