@@ -4,7 +4,7 @@
 //! - [`Args`] reads `--data-dir` (or `DISASTERNET_DATA_DIR`, else [`dn_node::default_data_dir`],
 //!   the same default as the CLI) and the node options shared with `disasternet node`
 //!   ([`dn_node::NodeOptions`]: `--listen`, `--peer`, `--no-mdns`, `--no-beacon`,
-//!   `--carry-quota-mb`); logging and the stop signals come from `dn-node` as well.
+//!   `--carry-quota-mb`, `--relay`); logging and the stop signals come from `dn-node` as well.
 //! - Single instance per data directory: before any window opens, the app asks whatever runs
 //!   on the data dir (through its control socket, `Request::Activate`) to show itself. If that
 //!   is the app, its window comes to the front and this process exits; if it is a headless
@@ -506,9 +506,9 @@ mod tests {
     fn defaults_leave_the_engine_defaults() {
         let args = Args::try_parse_from(["disasternet-app"]).expect("no arguments");
         let n = &args.node;
-        assert!(n.listen.is_none() && n.peers.is_empty() && !n.no_mdns);
+        assert!(n.listen.is_none() && n.peers.is_empty() && !n.no_mdns && !n.relay);
         assert_eq!(
-            n.carry_quota_mb * 1024 * 1024,
+            n.config(std::path::PathBuf::from("/d")).carry_quota_bytes,
             dn_node::DEFAULT_CARRY_QUOTA_BYTES
         );
     }

@@ -743,6 +743,116 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Sites behind NAT routers and a "WAN" between them (see [`NatLayout`]): `laptops[k]`
+    /// laptops at site `k`. Network 0 is the WAN (`10.77.1.0/24`); site `k` is network
+    /// `k + 1` (`10.77.<k + 2>.0/24`). Each router forwards (`ip_forward=1`), masquerades what
+    /// leaves by its WAN side (nftables `masquerade`), and drops whatever the WAN starts towards
+    /// its site (a stateful filter: only replies come in). Laptops route everything through
+    /// their router; WAN hosts have routes to each site through its router, so only the
+    /// router's filter keeps them out, as on the internet.
+    pub fn with_nat_sites(laptops: &[usize]) -> Result<Lab> {
+        let layout = NatLayout::new(laptops);
+        let mut attach: Vec<Vec<usize>> = vec![vec![0]];
+        for k in 0..laptops.len() {
+            attach.push(vec![0, k + 1]);
+        }
+        for (k, l) in layout.laptops.iter().enumerate() {
+            attach.extend(l.iter().map(|_| vec![k + 1]));
+        }
+        let refs: Vec<&[usize]> = attach.iter().map(Vec::as_slice).collect();
+        let lab = Lab::with_networks(laptops.len() + 1, &refs)?;
+        for (k, &r) in layout.routers.iter().enumerate() {
+            let ns = lab.host(r).ns.clone();
+            admin(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                ],
+            )?;
+            let rules = "table inet dnnat {\n\
+                 chain dn_post { type nat hook postrouting priority srcnat; oifname \"eth0\" masquerade; }\n\
+                 chain dn_forward { type filter hook forward priority filter; policy drop;\n\
+                   ct state established,related accept; iifname \"eth1\" oifname \"eth0\" accept; }\n\
+                 }\n";
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &ns, "nft", "-f", "-"]);
+            run_cmd(cmd, Some(rules.as_bytes()), ADMIN_TIMEOUT)?.check()?;
+            let lan_gw = lab.host(r).links[1].ip.to_string();
+            for &l in &layout.laptops[k] {
+                admin(
+                    "ip",
+                    &[
+                        "-n",
+                        &lab.host(l).ns,
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        &lan_gw,
+                    ],
+                )?;
+            }
+            let wan_gw = lab.host(r).links[0].ip.to_string();
+            let site = format!("{}.{}.{}.0/24", SUBNET[0], SUBNET[1], k + 2);
+            for &w in std::iter::once(&layout.relay).chain(&layout.routers) {
+                if w != r {
+                    admin(
+                        "ip",
+                        &["-n", &lab.host(w).ns, "route", "add", &site, "via", &wan_gw],
+                    )?;
+                }
+            }
+        }
+        Ok(lab)
+    }
+
+    /// Only IPv6 on every host: IPv4 addresses removed, duplicate address detection off (so
+    /// link-local addresses are usable at once), and host `i` given the unique local address
+    /// `fd00::<i>/64` when `i` is in `ula`. Run on a lab from [`Lab::new`].
+    pub fn ipv6_only(&self, ula: &[usize]) -> Result<()> {
+        for h in &self.hosts {
+            let ns = h.ns.as_str();
+            admin("ip", &["-n", ns, "link", "set", "eth0", "down"])?;
+            for key in ["all", "default", "eth0"] {
+                admin(
+                    "ip",
+                    &[
+                        "netns",
+                        "exec",
+                        ns,
+                        "sysctl",
+                        "-qw",
+                        &format!("net.ipv6.conf.{key}.accept_dad=0"),
+                        &format!("net.ipv6.conf.{key}.disable_ipv6=0"),
+                    ],
+                )?;
+            }
+            admin("ip", &["-n", ns, "-4", "addr", "flush", "dev", "eth0"])?;
+            admin("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
+            if ula.contains(&h.index) {
+                let a = format!("fd00::{:x}/64", h.index);
+                admin(
+                    "ip",
+                    &["-n", ns, "-6", "addr", "add", &a, "dev", "eth0", "nodad"],
+                )?;
+            }
+            poll_until(
+                &format!("{ns} has a link-local IPv6 address"),
+                Duration::from_secs(10),
+                || {
+                    let out = admin("ip", &["-n", ns, "-6", "-o", "addr", "show", "dev", "eth0"])?;
+                    Ok(out.stdout.contains("fe80::") && !out.stdout.contains("tentative"))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     /// Name prefix of every namespace of this lab.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -1004,6 +1114,39 @@ impl Lab {
             Ok(())
         } else {
             bail!("lab cleanup: {}", errors.join("; "))
+        }
+    }
+}
+
+/// Which host is what in a lab from [`Lab::with_nat_sites`] (1-based host indices): host 1
+/// is the relay's host on the WAN, then one router per site, then the laptops site by site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatLayout {
+    /// The host on the WAN (for a relay): `10.77.1.1`.
+    pub relay: usize,
+    /// Site `k`'s router: WAN `eth0` `10.77.1.<i>`, LAN `eth1` `10.77.<k + 2>.<i>`.
+    pub routers: Vec<usize>,
+    /// Site `k`'s laptops (`eth0` `10.77.<k + 2>.<i>`).
+    pub laptops: Vec<Vec<usize>>,
+}
+
+impl NatLayout {
+    /// The layout for `laptops[k]` laptops at site `k`.
+    pub fn new(laptops: &[usize]) -> NatLayout {
+        let routers: Vec<usize> = (0..laptops.len()).map(|k| k + 2).collect();
+        let mut next = laptops.len() + 2;
+        let laptops = laptops
+            .iter()
+            .map(|&n| {
+                let v: Vec<usize> = (next..next + n).collect();
+                next += n;
+                v
+            })
+            .collect();
+        NatLayout {
+            relay: 1,
+            routers,
+            laptops,
         }
     }
 }

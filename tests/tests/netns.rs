@@ -129,7 +129,7 @@ fn three_nodes_discover_by_mdns_and_chat() -> Result<()> {
     let mut c = cluster!("three_nodes_discover_by_mdns_and_chat", 3);
     let ids = init_all(&mut c)?;
     for i in 1..=3 {
-        c.start(i, &[])?; // default listen 0.0.0.0:7300, mDNS on, no --peer
+        c.start(i, &[])?; // default listen [::]:7300 (dual-stack), mDNS on, no --peer
     }
     for i in 1..=3 {
         let st = c.status(i)?;

@@ -23,6 +23,7 @@ import type { MemberView } from "./bindings/MemberView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
 import type { PeerView } from "./bindings/PeerView";
+import type { RelayView } from "./bindings/RelayView";
 import type { RestoreSummary } from "./bindings/RestoreSummary";
 import type { RoomView } from "./bindings/RoomView";
 import type { StatusView } from "./bindings/StatusView";
@@ -99,6 +100,12 @@ export interface Backend {
   /** The newest `limit` messages (strictly before message id `before`), oldest first. */
   messages(room: string, limit: number, before: string | null): Promise<MessageView[]>;
   peers(): Promise<PeerView[]>;
+  /** Relay addresses this node keeps dialling, with their connection state. */
+  relays(): Promise<RelayView[]>;
+  /** Remembers a relay address (`host:port`, `[v6]:port`) and dials it; the list after. */
+  addRelay(addr: string): Promise<RelayView[]>;
+  /** Forgets a relay address; the list after. */
+  removeRelay(addr: string): Promise<RelayView[]>;
   status(): Promise<StatusView>;
   /** Exports one room (or all, `null`) in `format` to `path`. */
   exportMessages(room: string | null, format: ExportFormat, path: string): Promise<ExportSummary>;
@@ -178,6 +185,9 @@ export const tauriBackend: Backend = {
   send: (room, body) => engine.send(room, body),
   messages: (room, limit, before) => engine.messages(room, limit, before),
   peers: () => engine.peers(),
+  relays: () => engine.listRelays(),
+  addRelay: (addr) => engine.addRelay(addr),
+  removeRelay: (addr) => engine.removeRelay(addr),
   status: () => engine.status(),
   exportMessages: (room, format, path) => engine.export(room, path, format),
   exportBundle: (path, rooms, sinceMs) => engine.exportBundle(path, rooms, sinceMs),

@@ -14,6 +14,7 @@ import type { MemberView } from "./bindings/MemberView";
 import type { MessageView } from "./bindings/MessageView";
 import type { NetworkView } from "./bindings/NetworkView";
 import type { PeerView } from "./bindings/PeerView";
+import type { RelayView } from "./bindings/RelayView";
 import type { LockView } from "./bindings/LockView";
 import { MIN_PASSPHRASE_CHARS } from "./bindings/limits";
 import type { RoomView } from "./bindings/RoomView";
@@ -176,6 +177,10 @@ export interface AppState {
   /** Joined rooms first, then rooms with stored messages (engine order, new joins appended). */
   rooms: RoomView[];
   peers: PeerView[];
+  /** Relay addresses this node keeps dialling (Peers → Relays). */
+  relays: RelayView[];
+  /** A relay add / remove is in flight; why the last one was refused (shown by the form). */
+  relayForm: { busy: boolean; problem: string | null };
   /** The mesh as this node sees it (from status and network events). */
   network: NetworkView | null;
   selectedRoom: string | null;
@@ -230,6 +235,8 @@ export const initialState: AppState = {
   status: null,
   rooms: [],
   peers: [],
+  relays: [],
+  relayForm: { busy: false, problem: null },
   network: null,
   selectedRoom: null,
   messages: {},
@@ -361,6 +368,17 @@ export function composeTarget(state: AppState): ComposeTarget {
   };
 }
 
+/**
+ * Whether relay `relay` is connected now: the peer that answered at its address (known from
+ * the peer list, which peer events keep current) is connected.
+ */
+export function relayConnected(state: AppState, relay: RelayView): boolean {
+  const peer = state.peers.find(
+    (p) => (relay.id !== null && p.id === relay.id) || (p.relay && p.relay_addr === relay.addr),
+  );
+  return peer ? peer.connected : relay.connected;
+}
+
 /** Peers to list: connected first, then by name. */
 export function sortedPeers(state: AppState): PeerView[] {
   return [...state.peers].sort(
@@ -474,6 +492,7 @@ export class Store {
       this.refreshStatus(),
       this.refreshRooms(),
       this.refreshPeers(),
+      this.refreshRelays(),
       this.refreshBlocked(),
       this.refreshLock(),
     ]);
@@ -537,6 +556,45 @@ export class Store {
       }
     } else if (this.current.selectedRoom !== null) {
       await this.loadLatest(this.current.selectedRoom);
+    }
+  }
+
+  private async refreshRelays(): Promise<void> {
+    try {
+      this.set({ relays: await this.backend.relays() });
+    } catch (raw) {
+      this.report(raw);
+    }
+  }
+
+  /**
+   * Adds a relay address. A refusal (a malformed address) is shown beside the form, not in
+   * the banner, and the typed text stays. Returns true on success.
+   */
+  async addRelay(raw: string): Promise<boolean> {
+    const addr = raw.trim();
+    if (addr === "") {
+      this.set({ relayForm: { busy: false, problem: "Type the relay's address, e.g. relay.example.org:7300." } });
+      return false;
+    }
+    return this.relayAction(() => this.backend.addRelay(addr));
+  }
+
+  /** Forgets a relay address. Returns true on success. */
+  async removeRelay(addr: string): Promise<boolean> {
+    return this.relayAction(() => this.backend.removeRelay(addr));
+  }
+
+  private async relayAction(action: () => Promise<RelayView[]>): Promise<boolean> {
+    this.set({ relayForm: { busy: true, problem: null } });
+    try {
+      const relays = await action();
+      this.set({ relays, relayForm: { busy: false, problem: null } });
+      return true;
+    } catch (raw) {
+      const error = AppError.from(raw);
+      this.set({ relayForm: { busy: false, problem: error.message } });
+      return false;
     }
   }
 
@@ -1216,6 +1274,7 @@ export class Store {
   }
 
   private upsertPeer(peer: PeerView): void {
+    if (peer.relay && !this.current.relays.some((r) => r.id === peer.id)) void this.refreshRelays();
     this.peerEventSeq += 1;
     this.peerEvents.set(peer.id, { seq: this.peerEventSeq, peer });
     const peers = this.current.peers.some((p) => p.id === peer.id)

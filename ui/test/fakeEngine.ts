@@ -14,6 +14,7 @@ import type { InviteView } from "../src/bindings/InviteView";
 import type { MemberView } from "../src/bindings/MemberView";
 import type { MessageView } from "../src/bindings/MessageView";
 import type { PeerView } from "../src/bindings/PeerView";
+import type { RelayView } from "../src/bindings/RelayView";
 import type { Request } from "../src/bindings/Request";
 import type { RoomView } from "../src/bindings/RoomView";
 import type { StatusView } from "../src/bindings/StatusView";
@@ -47,6 +48,8 @@ export class FakeEngine {
   blocked = new Map<string, BlockedView>();
   stored: MessageView[] = [];
   peers: PeerView[] = [];
+  /** Relay addresses, as the engine keeps them. */
+  relays: RelayView[] = [];
   dms: DmView[] = [];
   network: NetworkView = { nodes: [], links: [] };
   /** Every command received, in order, with its arguments. */
@@ -297,6 +300,26 @@ export class FakeEngine {
         const snapshot = [...this.peers];
         return this.peersGate ? this.peersGate.then(() => snapshot) : snapshot;
       }
+      case "list_relays":
+        return [...this.relays];
+      case "add_relay": {
+        const addr = String(args.addr).trim();
+        if (!/^(\[[0-9a-fA-F:.%\w]+\]|[\w.-]+):\d{1,5}$/.test(addr)) {
+          return fail("invalid_input", `bad address "${addr}": expected HOST:PORT`);
+        }
+        if (!this.relays.some((r) => r.addr === addr)) {
+          this.relays.push({ addr, id: null, fingerprint: null, name: null, connected: false });
+        }
+        return [...this.relays];
+      }
+      case "remove_relay": {
+        const addr = String(args.addr);
+        if (!this.relays.some((r) => r.addr === addr)) {
+          return fail("not_found", `"${addr}" is not a relay address of this node`);
+        }
+        this.relays = this.relays.filter((r) => r.addr !== addr);
+        return [...this.relays];
+      }
       case "send_dm": {
         if (this.identity.name === null) return fail("no_name", "set a display name first");
         return this.dm(String(args.to), String(args.body), true);
@@ -445,6 +468,8 @@ export function peerView(fields: Partial<PeerView> & Pick<PeerView, "id" | "name
     last_seen: null,
     rooms: [],
     hops: null,
+    relay: false,
+    relay_addr: null,
     ...fields,
   };
 }

@@ -10,6 +10,16 @@ pub(crate) const ROOM: &str = "bench";
 /// `n` messages in [`ROOM`] by `authors` different keys (round robin), timestamps 1 s apart
 /// from `t0_ms`, bodies of about 200 bytes (the size of a typical field report).
 pub(crate) fn messages(n: usize, authors: usize, t0_ms: u64) -> Result<Vec<Message>> {
+    messages_in(ROOM, n, authors, t0_ms)
+}
+
+/// [`messages`] in `room`.
+pub(crate) fn messages_in(
+    room: &str,
+    n: usize,
+    authors: usize,
+    t0_ms: u64,
+) -> Result<Vec<Message>> {
     let keys: Vec<SigningKey> = (0..authors.max(1))
         .map(|i| {
             let mut seed = [0x5eu8; 32];
@@ -28,7 +38,7 @@ pub(crate) fn messages(n: usize, authors: usize, t0_ms: u64) -> Result<Vec<Messa
         );
         out.push(Message::create(
             key,
-            ROOM,
+            room,
             &format!("author{}", k % keys.len()),
             t0_ms + 1000 * k as u64,
             &body,

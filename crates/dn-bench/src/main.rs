@@ -27,6 +27,8 @@
 //!     into an encrypted store, and the start of the real `disasternet` on 100k messages.
 //! 11. `private` — reading a private room (sealed messages opened when shown) beside an open
 //!     room of the same size, through the engine.
+//! 12. `relay` — a relay (`disasternet node --relay`) on a store of 1,000,000 carried
+//!     messages: start time, idle memory, and the catch-up of a laptop that joins one room.
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -48,6 +50,7 @@ mod live;
 mod node;
 mod private;
 mod recon;
+mod relay;
 mod sim;
 mod stats;
 
@@ -60,8 +63,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
+    "relay",
 ];
 
 #[derive(Parser)]
@@ -77,7 +81,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry, atrest, private (default: all).
+    /// carry, atrest, private, relay (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -234,6 +238,7 @@ fn run() -> Result<ExitCode> {
             "ingest" => ingest::run(&ctx),
             "carry" => carry::run(&ctx),
             "private" => private::run(&ctx),
+            "relay" => relay::run(&ctx),
             "node" => node::run(&ctx),
             "live" => live::run(&ctx),
             "hostile" => hostile::run(&ctx),

@@ -27,18 +27,18 @@ const IDLE: Duration = Duration::from_secs(3);
 const LOG_RUNS: usize = 20;
 
 /// A node process, SIGTERMed (then SIGKILLed) and reaped on drop.
-struct NodeProc {
-    child: Child,
+pub(crate) struct NodeProc {
+    pub(crate) child: Child,
 }
 
 impl NodeProc {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGTERM, wait up to 10 s; SIGKILL if it is still there. Returns whether it exited
     /// by itself.
-    fn stop(&mut self) -> Result<bool> {
+    pub(crate) fn stop(&mut self) -> Result<bool> {
         if self.child.try_wait()?.is_some() {
             return Ok(true);
         }
@@ -66,7 +66,7 @@ impl Drop for NodeProc {
     }
 }
 
-fn cli(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+pub(crate) fn cli(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output> {
     Command::new(bin)
         .arg("--data-dir")
         .arg(dir)

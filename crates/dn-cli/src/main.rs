@@ -18,7 +18,7 @@ use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_W
 use dn_node::{
     calls, ApiError, BlockedView, Call, Client, DiagnosisView, DmView, Engine, ErrorCode,
     ExportFormat, IdentityView, MemberView, MessageView, NodeConfig, NodeOptions, PeerView,
-    Request, RoomView, Severity,
+    RelayView, Request, RoomView, Severity,
 };
 use dn_proto::sim;
 
@@ -112,6 +112,12 @@ enum Cmd {
     },
     /// Authors blocked on this data directory.
     Blocked,
+    /// Relay addresses this node keeps dialling (a relay is a `disasternet node --relay` on a
+    /// host laptops at several sites can reach; see docs/relay.md).
+    Relay {
+        #[command(subcommand)]
+        cmd: RelayCmd,
+    },
     /// Dial a peer by address on the running node.
     Connect {
         /// HOST:PORT.
@@ -295,6 +301,23 @@ struct SimArgs {
     /// Skip the flooding baseline.
     #[arg(long)]
     no_baseline: bool,
+}
+
+#[derive(Subcommand)]
+enum RelayCmd {
+    /// Remember a relay and keep dialling it (now if a node runs, else from its next start).
+    Add {
+        /// HOST:PORT (a DNS name, looked up again before every dial), IP:PORT, [IPv6]:PORT
+        /// or [fe80::1%eth0]:PORT.
+        addr: String,
+    },
+    /// Forget a relay address.
+    Remove {
+        /// The address as `relay list` shows it.
+        addr: String,
+    },
+    /// Relay addresses and whether each is connected.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -989,6 +1012,22 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 n.links.len()
             );
         }
+        Cmd::Relay { cmd } => {
+            let list = match cmd {
+                RelayCmd::Add { addr } => call(client, calls::AddRelay { addr }).await?,
+                RelayCmd::Remove { addr } => call(client, calls::RemoveRelay { addr }).await?,
+                RelayCmd::List => call(client, calls::ListRelays).await?,
+            };
+            if json {
+                return print_json(&list);
+            }
+            if list.is_empty() {
+                println!("no relays (add one with `disasternet relay add HOST:PORT`)");
+            }
+            for r in &list {
+                println!("{}", relay_line(r));
+            }
+        }
         Cmd::Connect { addr } => {
             call(client, calls::AddPeer { addr: addr.clone() }).await?;
             if !json {
@@ -1439,6 +1478,23 @@ fn blocked_line(b: &BlockedView) -> String {
     )
 }
 
+fn relay_line(r: &RelayView) -> String {
+    let state = if r.connected {
+        "connected"
+    } else if r.id.is_some() {
+        "not connected (redialling)"
+    } else {
+        "never reached yet (dialling)"
+    };
+    format!(
+        "{:<32} {:<26} {} {}",
+        safe_line(&r.addr),
+        state,
+        safe_line(r.fingerprint.as_deref().unwrap_or("")),
+        safe_line(r.name.as_deref().unwrap_or(""))
+    )
+}
+
 fn peer_line(p: &PeerView) -> String {
     let state = if p.connected {
         "online ".to_string()
@@ -1450,8 +1506,9 @@ fn peer_line(p: &PeerView) -> String {
     let hops = p.hops.map_or("-".to_string(), |h| {
         format!("{h} hop{}", if h == 1 { "" } else { "s" })
     });
+    let relay = if p.relay { " [relay]" } else { "" };
     format!(
-        "{} {:<20} {} {:<7} {}",
+        "{} {:<20} {} {:<7} {}{relay}",
         safe_line(&p.fingerprint),
         safe_line(&p.name),
         state,
@@ -1661,8 +1718,17 @@ mod tests {
             last_seen: None,
             rooms: vec![],
             hops: Some(1),
+            relay: true,
+            relay_addr: Some(ATTACK.into()),
         };
         assert_inert(&peer_line(&p));
+        assert_inert(&relay_line(&RelayView {
+            addr: ATTACK.into(),
+            id: None,
+            fingerprint: Some(ATTACK.into()),
+            name: Some(ATTACK.into()),
+            connected: false,
+        }));
         let r = RoomView {
             name: ATTACK.into(),
             title: ATTACK.into(),

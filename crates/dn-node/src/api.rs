@@ -263,6 +263,27 @@ pub struct PeerView {
     pub rooms: Vec<String>,
     /// Hop distance in the network graph (1 = direct neighbour), when reachable.
     pub hops: Option<u32>,
+    /// It is one of this node's relays: it answered at a relay address added with
+    /// [`Request::AddRelay`] (known locally; nothing on the wire says "relay").
+    pub relay: bool,
+    /// The relay address it answered at, when [`PeerView::relay`].
+    pub relay_addr: Option<String>,
+}
+
+/// A relay address this node keeps dialling ([`Request::AddRelay`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct RelayView {
+    /// As added: `host:port`, `[v6]:port` or `[fe80::1%eth0]:port`.
+    pub addr: String,
+    /// The node that last answered there (64 hex), once one has.
+    pub id: Option<String>,
+    /// Its short fingerprint.
+    pub fingerprint: Option<String>,
+    /// Its display name (often empty for a relay), once known.
+    pub name: Option<String>,
+    /// Connected right now.
+    pub connected: bool,
 }
 
 /// A node in the network map.
@@ -798,11 +819,25 @@ requests! {
         /// Most messages returned (newest ones).
         limit: u32,
     } => Vec<DmView>;
-    /// Dial a peer by address (`host:port`).
+    /// Dial a peer by address (`host:port`, `[v6]:port`, `[fe80::1%eth0]:port`).
     AddPeer {
         /// Address.
         addr: String,
     } => ();
+    /// Remember a relay address (`host:port` with a DNS name or an IP, `[v6]:port`) and keep
+    /// dialling it, now and at every start, with backoff; a name is looked up again before
+    /// every dial. Works with no node running (dialled at the next start). Answers the list.
+    AddRelay {
+        /// The address.
+        addr: String,
+    } => Vec<RelayView>;
+    /// Forget a relay address (`not_found` if it is not in the list); answers the list.
+    RemoveRelay {
+        /// The address, as listed.
+        addr: String,
+    } => Vec<RelayView>;
+    /// Relay addresses, in the order they were added, with their connection state.
+    ListRelays => Vec<RelayView>;
     /// Ask the program that runs this node to bring its window to the front (sent by a second
     /// start of the app on the same data directory).
     Activate => ActivateView;

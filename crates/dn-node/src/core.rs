@@ -59,6 +59,18 @@ pub(crate) fn dial_addr(remote: SocketAddr, listen_port: u16) -> Option<std::net
     }
 }
 
+/// Where a peer accepts connections, for the peer list (redialled at the next start): like
+/// [`dial_addr`], and IPv6 too (with its scope: a link-local address is only good on the
+/// interface it came from).
+pub(crate) fn peer_addr(remote: SocketAddr, listen_port: u16) -> Option<SocketAddr> {
+    if listen_port == 0 {
+        return None;
+    }
+    let mut a = crate::net::canonical(remote);
+    a.set_port(listen_port);
+    Some(a)
+}
+
 /// Requests (and shutdown) that may wait in the core's inbox: far more than the requests
 /// one app and a few CLI calls have in flight; their senders wait when it is full.
 pub const REQUEST_QUEUE: usize = 256;
@@ -162,6 +174,14 @@ pub enum CoreMsg {
         /// frame has been handled (dropped with this message).
         permit: InPermit,
     },
+    /// The connection to `peer` about to be reported was dialled at a relay address
+    /// ([`NetCmd::DialHost`]).
+    RelayConnected {
+        /// The node that answered.
+        peer: NodeId,
+        /// The relay address.
+        host: String,
+    },
     /// A frame could not be decoded.
     BadFrame {
         /// Peer.
@@ -184,6 +204,16 @@ pub enum NetCmd {
         id: Option<NodeId>,
         /// Keep redialing it whenever it is not connected.
         persistent: bool,
+    },
+    /// Keep dialling a relay's `host:port`, looked up again before each dial.
+    DialHost {
+        /// As the user gave it.
+        host: String,
+    },
+    /// Stop dialling a relay address.
+    ForgetHost {
+        /// As given to [`NetCmd::DialHost`].
+        host: String,
     },
     /// Close a connection.
     Close {
@@ -215,6 +245,8 @@ pub struct NetInfo {
     pub announcer: Option<std::sync::Arc<crate::discovery::Mdns>>,
     /// The node runs inside a program with a window (the desktop app).
     pub window: bool,
+    /// The node is a relay (`NodeConfig::relay`).
+    pub relay: bool,
 }
 
 struct Conn {
@@ -300,6 +332,8 @@ pub struct Core {
     import: Option<bundle::ImportJob>,
     /// Progress of the bundles being written or imported, by path (`Request::BundleProgress`).
     bundles: bundle::Progress,
+    /// Relay addresses to keep dialling, with the node last met at each (`relays.rs`).
+    relays: Vec<relays::Relay>,
 }
 
 /// What the core dropped or cut, by reason.
@@ -360,10 +394,11 @@ impl Core {
             .unwrap_or_default();
         let rooms = store.joined_rooms().map_err(store_err)?;
         let private = Self::load_private(&store)?;
+        let relays = relays::load(&store)?;
         // Kept across restarts: the last catch-up with any peer, from `sync_state`.
         let last_sync_at = store.last_sync_at().map_err(store_err)?;
         let port = net.as_ref().map_or(0, |n| n.listen.port());
-        let config = dn_proto::Config {
+        let mut config = dn_proto::Config {
             carry_quota_bytes: net
                 .as_ref()
                 .map_or(dn_proto::protocol::DEFAULT_CARRY_QUOTA_BYTES, |n| {
@@ -371,6 +406,11 @@ impl Core {
                 }),
             ..dn_proto::Config::default()
         };
+        if net.as_ref().is_some_and(|n| n.relay) {
+            // A relay carries what laptops at several sites want; each lists its rooms.
+            config.max_carried_rooms = crate::RELAY_MAX_CARRIED_ROOMS;
+            config.sole_peer_max_rooms = dn_proto::protocol::CARRY_ROOMS_PER_PEER;
+        }
         let mut proto = Protocol::with_config(id, name, port, rooms, config);
         // Every node carries direct messages (encrypted; only the two ends can read them).
         proto.carry_rooms([dm::DM_ROOM.to_string()]);
@@ -414,7 +454,25 @@ impl Core {
             store_lost: false,
             import: None,
             bundles: bundle::Progress::default(),
+            relays,
         })
+    }
+
+    /// The node runs as a relay (joins no room).
+    pub(crate) fn is_relay(&self) -> bool {
+        self.net.as_ref().is_some_and(|n| n.relay)
+    }
+
+    /// Refuses what a relay does not do (join a room): it carries rooms, it is not in them.
+    pub(crate) fn refuse_on_relay(&self) -> Result<(), ApiError> {
+        if self.is_relay() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "this node runs as a relay (--relay): it joins no room, it carries the rooms \
+                 its peers want; join rooms on a laptop",
+            ));
+        }
+        Ok(())
     }
 
     /// This node's id.
@@ -682,6 +740,7 @@ impl Core {
                 self.feed(Input::Connected { peer });
                 self.status_dirty = true;
             }
+            CoreMsg::RelayConnected { peer, host } => self.relay_connected(peer, &host),
             CoreMsg::Disconnected { peer, conn_id } => {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
                     info!(peer = %peer.fingerprint(), "peer disconnected");
@@ -821,7 +880,7 @@ impl Core {
                     let addrs: Vec<String> = self
                         .conns
                         .get(&peer)
-                        .and_then(|c| dial_addr(c.addr, listen_port))
+                        .and_then(|c| peer_addr(c.addr, listen_port))
                         .map(|a| vec![a.to_string()])
                         .unwrap_or_default();
                     if let Some(c) = self.conns.get_mut(&peer) {
@@ -978,6 +1037,7 @@ mod bundle;
 mod direct;
 mod files;
 mod private;
+mod relays;
 mod requests;
 mod views;
 

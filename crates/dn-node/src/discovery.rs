@@ -1,6 +1,7 @@
 //! LAN discovery with mDNS (mdns-sd): announces `_disasternet._udp.local.` with TXT records
 //! `id` (64 hex), `v` (protocol version) and `name`, and reports every other instance that
-//! resolves with a usable IPv4 address to the network driver.
+//! resolves with a usable address to the network driver: its IPv4 addresses, or when it has
+//! none its IPv6 ones (a link-local one with the scope id of the interface it was heard on).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,7 +18,7 @@ pub const SERVICE_TYPE: &str = "_disasternet._udp.local.";
 pub struct Discovered {
     /// Its node id (from TXT `id`).
     pub id: NodeId,
-    /// Dialable IPv4 addresses, non-loopback first.
+    /// Dialable addresses, non-loopback first (IPv4, or IPv6 when the peer has no IPv4).
     pub addrs: Vec<SocketAddr>,
 }
 
@@ -42,6 +43,32 @@ fn service_info(me: &NodeId, name: &str, port: u16) -> Result<ServiceInfo, mdns_
         ("name", name.to_string()),
     ];
     Ok(ServiceInfo::new(SERVICE_TYPE, &inst, &host, "", port, &props[..])?.enable_addr_auto())
+}
+
+/// The dialable IPv6 addresses among `ips`: a link-local one with its interface's scope id
+/// (none known: left out), others as they are.
+fn v6_addrs(ips: &std::collections::HashSet<mdns_sd::ScopedIp>, port: u16) -> Vec<SocketAddr> {
+    ips.iter()
+        .filter_map(|ip| match ip {
+            mdns_sd::ScopedIp::V6(v6) => {
+                let scope = if v6.addr().is_unicast_link_local() {
+                    match v6.scope_id().index {
+                        0 => return None,
+                        i => i,
+                    }
+                } else {
+                    0
+                };
+                Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                    *v6.addr(),
+                    port,
+                    0,
+                    scope,
+                )))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl Mdns {
@@ -76,13 +103,18 @@ impl Mdns {
                         .into_iter()
                         .map(|ip| SocketAddr::new(IpAddr::V4(ip), svc.get_port()))
                         .collect();
-                    // Usable addresses only (IPv4 policy, see docs/architecture.md).
+                    if addrs.is_empty() {
+                        // IPv6 only (an ad-hoc network without DHCP): link-local addresses
+                        // are dialled on the interface they were heard on.
+                        addrs = v6_addrs(svc.get_addresses(), svc.get_port());
+                    }
+                    // Usable addresses only (IPv4 first, see docs/architecture.md).
                     addrs.sort_by_key(|a| (a.ip().is_loopback(), *a));
                     counters
                         .observed
                         .heard(crate::diagnose::Via::Mdns, id, &addrs);
                     if addrs.is_empty() {
-                        debug!(peer = %id.fingerprint(), "mDNS peer without an IPv4 address yet");
+                        debug!(peer = %id.fingerprint(), "mDNS peer without a usable address yet");
                         continue;
                     }
                     info!(peer = %id.fingerprint(), ?addrs, "discovered by mDNS");

@@ -19,6 +19,7 @@
 //!   `core/bundle.rs`, through the same admission as messages from peers).
 //! - Private rooms (`core/private.rs`): room keys, invites, membership and key grants on top
 //!   of `dn_proto::private`; [`qr`] draws invite codes.
+//! - [`addr`]: peer and relay addresses as typed (`host:port`, IPv6 with a scope).
 //! - [`api`]: the one definition of the requests (their typed fields and answers), the views
 //!   and errors; [`Engine::call`] / [`Client::call`] run a typed request from [`calls`].
 //!
@@ -26,6 +27,7 @@
 //! whether a node runs on the data directory (over the control socket) or not (directly on
 //! the store).
 
+pub mod addr;
 pub mod api;
 pub mod atrest;
 pub mod beacon;
@@ -89,23 +91,35 @@ pub struct NodeConfig {
     /// The passphrase of a locked data directory (see [`atrest`]); ignored when it is not
     /// locked. Without it a locked directory does not start (`locked`).
     pub passphrase: Option<atrest::Passphrase>,
+    /// Run as a relay (`disasternet node --relay`, docs/relay.md): refuses to join rooms,
+    /// carries up to [`RELAY_MAX_CARRIED_ROOMS`] rooms on demand (a sole peer's list of up to
+    /// `dn_proto::protocol::CARRY_ROOMS_PER_PEER` rooms counts) and accepts more connections
+    /// ([`net::Limits::relay`]).
+    pub relay: bool,
 }
+
+/// Default carry quota of a relay (`--relay` without `--carry-quota-mb`): 4 GiB.
+pub const RELAY_CARRY_QUOTA_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Rooms a relay carries at most (a laptop carries `dn_proto::Config`'s default, 64).
+pub const RELAY_MAX_CARRIED_ROOMS: usize = 1024;
 
 pub use dn_proto::protocol::DEFAULT_CARRY_QUOTA_BYTES;
 
 impl NodeConfig {
-    /// Defaults: listen on `0.0.0.0:7300` (a free port if that is taken), mDNS on, beacon off
-    /// (front ends opt in: the CLI node turns it on unless `--no-beacon`).
+    /// Defaults: listen on `[::]:7300` dual-stack (IPv4 and IPv6; `0.0.0.0:7300` where IPv6
+    /// is unavailable; a free port if 7300 is taken), mDNS on, beacon off (front ends opt in:
+    /// the CLI node turns it on unless `--no-beacon`).
     pub fn new(data_dir: PathBuf) -> Self {
         NodeConfig {
             data_dir,
-            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_PORT)),
             peers: vec![],
             mdns: true,
             beacon: false,
             carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
             window: false,
             passphrase: None,
+            relay: false,
         }
     }
 }
@@ -156,8 +170,17 @@ pub async fn activate_running(data_dir: &Path) -> Result<Option<ActivateView>, A
     }
 }
 
-/// Resolves `host:port` to IPv4 socket addresses.
+/// Resolves a peer or relay address (see [`addr`]): an address literal as it is (IPv6 with its
+/// scope), a `host:port` name by a lookup: IPv4 addresses first, then IPv6.
 pub async fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
+    if let Ok(a) = addr::parse_socket_addr(s) {
+        return Ok(vec![a]);
+    }
+    // A literal with a bad form (a link-local address without its scope) says why.
+    let (host, _) = addr::split_host_port(s)?;
+    if host.parse::<std::net::IpAddr>().is_ok() || host.contains('%') {
+        addr::parse_socket_addr(s)?;
+    }
     let bad = |e: &dyn std::fmt::Display| {
         ApiError::new(
             ErrorCode::InvalidInput,
@@ -165,7 +188,7 @@ pub async fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
         )
     };
     // A name lookup can hang for as long as the resolver likes on a LAN without DNS: bound it.
-    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(s))
+    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(s.trim()))
         .await
         .map_err(|_| {
             bad(&format!(
@@ -173,11 +196,13 @@ pub async fn resolve_addr(s: &str) -> Result<Vec<SocketAddr>, ApiError> {
             ))
         })?
         .map_err(|e| bad(&e))?;
-    let addrs: Vec<SocketAddr> = found.filter(SocketAddr::is_ipv4).collect();
+    let mut addrs: Vec<SocketAddr> = found.collect();
+    addrs.sort_by_key(SocketAddr::is_ipv6);
+    addrs.dedup();
     if addrs.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidInput,
-            format!("{s:?} has no IPv4 address"),
+            format!("{s:?} has no address"),
         ));
     }
     Ok(addrs)
@@ -384,8 +409,13 @@ impl Engine {
         let atrest::Unlocked { key, lock: at_rest } = unlocked;
         let me = identity::node_id(&key);
         let tls = Arc::new(tls::TlsIdentity::new(&key).map_err(internal)?);
-        let net =
-            net::Net::bind(&tls, cfg.listen, cfg.listen.port() == DEFAULT_PORT).map_err(|e| {
+        let limits = if cfg.relay {
+            net::Limits::relay()
+        } else {
+            net::Limits::default()
+        };
+        let net = net::Net::bind(&tls, cfg.listen, cfg.listen.port() == DEFAULT_PORT, limits)
+            .map_err(|e| {
                 ApiError::new(
                     ErrorCode::Io,
                     format!("cannot listen on {}: {e}", cfg.listen),
@@ -405,6 +435,7 @@ impl Engine {
             announcer: None,
             carry_quota_bytes: cfg.carry_quota_bytes,
             window: cfg.window,
+            relay: cfg.relay,
         };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();
@@ -486,6 +517,10 @@ impl Engine {
                     .await;
             }
         }
+        // Relay addresses: dialled for ever, each name looked up again before every dial.
+        for r in engine.call(calls::ListRelays).await.unwrap_or_default() {
+            let _ = net_tx.send(NetCmd::DialHost { host: r.addr }).await;
+        }
         for p in engine.call(calls::Peers).await.unwrap_or_default() {
             let Ok(id) = dn_proto::NodeId::from_hex(&p.id) else {
                 continue;
@@ -504,7 +539,8 @@ impl Engine {
                     .await;
             }
         }
-        info!(id = %me, %listen, mdns = cfg.mdns, beacon = cfg.beacon, "node started");
+        info!(id = %me, %listen, mdns = cfg.mdns, beacon = cfg.beacon, relay = cfg.relay,
+            "node started");
         Ok(engine)
     }
 
@@ -543,7 +579,7 @@ impl Engine {
     /// Executes a request on the core thread.
     pub async fn request(&self, req: Request) -> Result<Value, ApiError> {
         // A host name is looked up here, never on the core thread (a slow resolver would stall
-        // every message); the core gets one request per IPv4 address found.
+        // every message); the core gets one request per address found.
         if let Request::AddPeer { addr } = &req {
             if addr.parse::<SocketAddr>().is_err() {
                 for a in resolve_addr(addr).await? {

@@ -43,6 +43,40 @@ const CLOSE_BUSY: u32 = 5;
 /// Closed because the peer did not read what it was sent (its queue went over budget).
 pub const CLOSE_NOT_READING: u32 = 6;
 
+/// Connection caps of one node: [`MAX_CONNECTIONS`] and [`MAX_PER_ADDRESS`] on a laptop,
+/// more on a relay (laptops of a whole site reach it from one NAT address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Live connections, at most.
+    pub max_connections: usize,
+    /// Live connections plus handshakes from one IP address, at most.
+    pub max_per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            max_per_address: MAX_PER_ADDRESS,
+        }
+    }
+}
+
+impl Limits {
+    /// A relay's caps: [`RELAY_MAX_CONNECTIONS`], [`RELAY_MAX_PER_ADDRESS`].
+    pub fn relay() -> Self {
+        Limits {
+            max_connections: RELAY_MAX_CONNECTIONS,
+            max_per_address: RELAY_MAX_PER_ADDRESS,
+        }
+    }
+}
+
+/// Live connections of a relay, at most.
+pub const RELAY_MAX_CONNECTIONS: usize = 512;
+/// Connections to a relay from one IP address (a site's NAT router), at most.
+pub const RELAY_MAX_PER_ADDRESS: usize = 64;
+
 /// Live connections, at most. Far above what one LAN node needs (it keeps one connection per
 /// peer it talks to), low enough that queues and state per connection stay bounded in total.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -95,6 +129,28 @@ impl NetCounters {
 enum Key {
     Id(NodeId),
     Addr(SocketAddr),
+    /// A relay address as the user gave it (`host:port`), by a hash of the text: looked up
+    /// again before every dial.
+    Host(u64),
+}
+
+fn host_key(host: &str) -> Key {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    host.hash(&mut h);
+    Key::Host(h.finish())
+}
+
+/// The IPv4 address behind an IPv4-mapped IPv6 one (`[::ffff:10.0.0.1]:7300`, how a
+/// dual-stack socket sees IPv4 peers); other addresses unchanged.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
 }
 
 struct Target {
@@ -111,6 +167,8 @@ struct Target {
     verified: Option<SocketAddr>,
     /// Last time discovery (mDNS, beacon) mentioned it; `None` for targets not from discovery.
     heard: Option<Instant>,
+    /// A relay's `host:port`, resolved again before each dial ([`Key::Host`]).
+    host: Option<String>,
 }
 
 /// Addresses remembered per dial target.
@@ -158,6 +216,11 @@ enum Internal {
         dialer_is_me: bool,
         key: Option<Key>,
     },
+    /// A relay's name resolved to these addresses (kept for the next dials and the status).
+    Resolved {
+        key: Key,
+        addrs: Vec<SocketAddr>,
+    },
     DialFailed {
         key: Key,
         error: String,
@@ -177,17 +240,64 @@ pub struct Net {
     endpoint: quinn::Endpoint,
     /// Refusals and cuts by reason.
     pub counters: Arc<NetCounters>,
+    limits: Limits,
+}
+
+/// Binds a UDP socket; an IPv6 address is bound dual-stack (`IPV6_V6ONLY` off), so `[::]`
+/// also receives IPv4 (seen as IPv4-mapped addresses, see [`canonical`]).
+fn udp_socket(listen: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if listen.is_ipv6() {
+        sock.set_only_v6(false)?;
+    }
+    sock.bind(&listen.into())?;
+    Ok(sock.into())
+}
+
+fn endpoint_on(
+    server: &quinn::ServerConfig,
+    listen: SocketAddr,
+) -> std::io::Result<quinn::Endpoint> {
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server.clone()),
+        udp_socket(listen)?,
+        Arc::new(quinn::TokioRuntime),
+    )
 }
 
 impl Net {
-    /// Binds the endpoint. If `listen`'s port is taken and it is the default, a free port is used.
-    pub fn bind(tls: &TlsIdentity, listen: SocketAddr, fallback: bool) -> std::io::Result<Net> {
+    /// Binds the endpoint. If `listen`'s port is taken and `fallback` (it is the default
+    /// port), a free port is used. `[::]` is bound dual-stack; where IPv6 is unavailable
+    /// (no IPv6 in the kernel or the namespace), `0.0.0.0` on the same port instead.
+    pub fn bind(
+        tls: &TlsIdentity,
+        listen: SocketAddr,
+        fallback: bool,
+        limits: Limits,
+    ) -> std::io::Result<Net> {
         let server = tls.server_config().map_err(std::io::Error::other)?;
-        let endpoint = match quinn::Endpoint::server(server.clone(), listen) {
-            Ok(e) => e,
+        let first = match endpoint_on(&server, listen) {
+            Err(e)
+                if listen.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                    && e.kind() != std::io::ErrorKind::AddrInUse =>
+            {
+                warn!(%listen, "IPv6 unavailable ({e}); listening on IPv4 only");
+                let v4 = SocketAddr::from(([0, 0, 0, 0], listen.port()));
+                endpoint_on(&server, v4).map(|e| (e, v4))
+            }
+            other => other.map(|e| (e, listen)),
+        };
+        let endpoint = match first {
+            Ok((e, _)) => e,
             Err(e) if fallback && e.kind() == std::io::ErrorKind::AddrInUse => {
                 warn!(%listen, "port in use; listening on a free port instead");
-                quinn::Endpoint::server(server, SocketAddr::new(listen.ip(), 0))?
+                endpoint_on(&server, SocketAddr::new(listen.ip(), 0))?
             }
             Err(e) => return Err(e),
         };
@@ -196,6 +306,7 @@ impl Net {
             listen,
             endpoint,
             counters: Arc::default(),
+            limits,
         })
     }
 
@@ -221,6 +332,7 @@ impl Net {
             live: HashMap::new(),
             handshakes: HashMap::new(),
             counters: self.counters,
+            limits: self.limits,
             next_conn_id: 1,
             jitter: u64::from_le_bytes([
                 me.0[0], me.0[1], me.0[2], me.0[3], me.0[4], me.0[5], me.0[6], me.0[7],
@@ -241,6 +353,7 @@ struct Driver {
     /// Incoming handshakes in flight, per source address.
     handshakes: HashMap<IpAddr, usize>,
     counters: Arc<NetCounters>,
+    limits: Limits,
     next_conn_id: u64,
     /// State of a small LCG for backoff jitter.
     jitter: u64,
@@ -304,6 +417,7 @@ impl Driver {
                     persistent,
                     verified: None,
                     heard: None,
+                    host: None,
                 });
                 t.persistent |= persistent;
                 if !t.addrs.contains(&addr) {
@@ -313,6 +427,30 @@ impl Driver {
                 }
                 t.next = Instant::now();
                 self.dial_due();
+            }
+            NetCmd::DialHost { host } => {
+                let key = host_key(&host);
+                // The user asked for it: it stays, evicting a merely discovered target if the
+                // table is full (never refused).
+                self.make_room();
+                let t = self.targets.entry(key).or_insert_with(|| Target {
+                    id: None,
+                    addrs: vec![],
+                    next: Instant::now(),
+                    backoff: MIN_BACKOFF,
+                    dialing: false,
+                    attempts: 0,
+                    persistent: true,
+                    verified: None,
+                    heard: None,
+                    host: Some(host),
+                });
+                t.next = Instant::now();
+                t.backoff = MIN_BACKOFF;
+                self.dial_due();
+            }
+            NetCmd::ForgetHost { host } => {
+                self.targets.remove(&host_key(&host));
             }
             NetCmd::Close {
                 peer,
@@ -411,6 +549,7 @@ impl Driver {
             persistent: true,
             verified: None,
             heard: None,
+            host: None,
         });
         t.persistent = true;
         t.heard = Some(Instant::now());
@@ -438,8 +577,13 @@ impl Driver {
             None => self
                 .live
                 .values()
-                .any(|l| t.addrs.contains(&l.conn.remote_address())),
+                .any(|l| t.addrs.contains(&canonical(l.conn.remote_address()))),
         }
+    }
+
+    /// A target has something to dial: addresses, or a relay name to look up.
+    fn dialable(t: &Target) -> bool {
+        !t.addrs.is_empty() || t.host.is_some()
     }
 
     /// When [`Driver::dial_due`] next has work: the earliest retry of a target that could be
@@ -453,7 +597,7 @@ impl Driver {
         }
         self.targets
             .values()
-            .filter(|t| !t.dialing && !t.addrs.is_empty() && !self.connected_to(t))
+            .filter(|t| !t.dialing && Self::dialable(t) && !self.connected_to(t))
             .map(|t| t.next)
             .min()
             .map_or(idle, |next| next.min(idle))
@@ -467,7 +611,7 @@ impl Driver {
             .targets
             .iter()
             .filter(|(_, t)| {
-                !t.dialing && t.next <= now && !t.addrs.is_empty() && !self.connected_to(t)
+                !t.dialing && t.next <= now && Self::dialable(t) && !self.connected_to(t)
             })
             .map(|(k, t)| (t.next, *k))
             .collect();
@@ -478,19 +622,58 @@ impl Driver {
             let Some(t) = self.targets.get_mut(&key) else {
                 continue;
             };
-            let addr = t.addrs[(t.attempts as usize) % t.addrs.len()];
+            let attempt = t.attempts as usize;
             t.attempts = t.attempts.wrapping_add(1);
             t.dialing = true;
-            let expected = t.id;
+            // A relay is whoever answers at its address (a reinstalled relay has a new key);
+            // other targets are pinned to the id they were first verified as.
+            let expected = if t.host.is_some() { None } else { t.id };
             let cfg = match self.tls.client_config(expected) {
                 Ok(c) => c,
                 Err(e) => {
+                    t.dialing = false;
                     warn!("client config: {e}");
                     continue;
                 }
             };
-            let connecting = self.endpoint.connect_with(cfg, addr, SERVER_NAME);
             let itx = self.internal.clone();
+            if let Some(host) = t.host.clone() {
+                let endpoint = self.endpoint.clone();
+                let v6 = self.endpoint.local_addr().is_ok_and(|a| a.is_ipv6());
+                tokio::spawn(async move {
+                    let ev = match resolve_host(&host, v6).await {
+                        Ok(addrs) => {
+                            let addr = addrs[attempt % addrs.len()];
+                            let _ = itx
+                                .send(Internal::Resolved {
+                                    key,
+                                    addrs: addrs.clone(),
+                                })
+                                .await;
+                            debug!(%host, %addr, "dialing relay");
+                            match connect(&endpoint, cfg, addr).await {
+                                Ok(conn) => Internal::Established {
+                                    conn,
+                                    dialer_is_me: true,
+                                    key: Some(key),
+                                },
+                                Err(error) => Internal::DialFailed {
+                                    key,
+                                    error: format!("{host} ({addr}): {error}"),
+                                },
+                            }
+                        }
+                        Err(error) => Internal::DialFailed {
+                            key,
+                            error: format!("{host}: {error}"),
+                        },
+                    };
+                    let _ = itx.send(ev).await;
+                });
+                continue;
+            }
+            let addr = t.addrs[attempt % t.addrs.len()];
+            let connecting = self.endpoint.connect_with(cfg, addr, SERVER_NAME);
             let counters = self.counters.clone();
             let (tls, me) = (self.tls.clone(), self.me);
             debug!(%addr, "dialing");
@@ -529,19 +712,19 @@ impl Driver {
         let live = self
             .live
             .values()
-            .filter(|l| l.conn.remote_address().ip() == ip)
+            .filter(|l| canonical(l.conn.remote_address()).ip() == ip)
             .count();
         live + self.handshakes.get(&ip).copied().unwrap_or(0)
     }
 
     fn accept(&mut self, inc: quinn::Incoming) {
-        let ip = inc.remote_address().ip();
+        let ip = canonical(inc.remote_address()).ip();
         let in_flight: usize = self.handshakes.values().sum();
-        let refused = if self.live.len() >= MAX_CONNECTIONS {
+        let refused = if self.live.len() >= self.limits.max_connections {
             Some(&self.counters.refused_full)
         } else if in_flight >= MAX_HANDSHAKES {
             Some(&self.counters.refused_handshakes)
-        } else if self.count_from_address(ip) >= MAX_PER_ADDRESS {
+        } else if self.count_from_address(ip) >= self.limits.max_per_address {
             Some(&self.counters.refused_per_address)
         } else {
             None
@@ -602,6 +785,12 @@ impl Driver {
                 dialer_is_me,
                 key,
             } => self.established(conn, dialer_is_me, key).await,
+            Internal::Resolved { key, addrs } => {
+                if let Some(t) = self.targets.get_mut(&key) {
+                    t.addrs = addrs;
+                    t.addrs.truncate(MAX_ADDRS);
+                }
+            }
             Internal::HandshakeEnded(ip) => {
                 if let Some(n) = self.handshakes.get_mut(&ip) {
                     *n = n.saturating_sub(1);
@@ -648,13 +837,15 @@ impl Driver {
             }
             return;
         }
+        let mut relay = None;
         if let Some(t) = key.and_then(|k| self.targets.get_mut(&k)) {
-            if t.id.is_none() {
+            if t.id.is_none() || t.host.is_some() {
                 t.id = Some(peer);
             }
-            if t.id == Some(peer) {
+            relay.clone_from(&t.host);
+            if t.id == Some(peer) && t.host.is_none() {
                 // This address really reaches that node: keep it first from now on.
-                let addr = conn.remote_address();
+                let addr = canonical(conn.remote_address());
                 t.verified = Some(addr);
                 t.addrs.retain(|a| *a != addr);
                 t.addrs.insert(0, addr);
@@ -665,7 +856,7 @@ impl Driver {
             self.counters.observed.incoming_ok();
         }
         let dialer = if dialer_is_me { self.me } else { peer };
-        if !self.live.contains_key(&peer) && self.live.len() >= MAX_CONNECTIONS {
+        if !self.live.contains_key(&peer) && self.live.len() >= self.limits.max_connections {
             // Incoming attempts were refused before the handshake; this is one of our own
             // dials (or an accept that raced the cap).
             NetCounters::bump(&self.counters.refused_full);
@@ -699,7 +890,10 @@ impl Driver {
         }
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
-        let addr = conn.remote_address();
+        let addr = canonical(conn.remote_address());
+        if let Some(host) = relay {
+            let _ = self.core.send(CoreMsg::RelayConnected { peer, host }).await;
+        }
         let (ftx, frx, pause) = out_queue();
         self.live.insert(
             peer,
@@ -738,6 +932,40 @@ impl Driver {
         );
         info!(peer = %peer.fingerprint(), %addr, outgoing = dialer_is_me, "connection up");
     }
+}
+
+/// Dials `addr` and waits for the handshake (at most [`DIAL_TIMEOUT`]).
+async fn connect(
+    endpoint: &quinn::Endpoint,
+    cfg: quinn::ClientConfig,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, String> {
+    let connecting = endpoint
+        .connect_with(cfg, addr, SERVER_NAME)
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".to_string()),
+    }
+}
+
+/// The addresses to dial for a relay's `host:port` (looked up now: a DNS name may have moved
+/// since the last dial): IPv4 first, then IPv6 when the endpoint can send it (`v6`).
+async fn resolve_host(host: &str, v6: bool) -> Result<Vec<SocketAddr>, String> {
+    let mut addrs = match crate::addr::parse_socket_addr(host) {
+        Ok(a) => vec![a],
+        Err(_) => crate::resolve_addr(host)
+            .await
+            .map_err(|e| e.message.clone())?,
+    };
+    addrs.retain(|a| v6 || a.is_ipv4());
+    addrs.sort_by_key(SocketAddr::is_ipv6);
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err("no address this node can dial (IPv6 only, and it listens on IPv4)".into());
+    }
+    Ok(addrs)
 }
 
 /// Writes the connection's queued frames to our stream, in order, and reports what it wrote

@@ -6,12 +6,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::{NodeConfig, DEFAULT_CARRY_QUOTA_BYTES};
+use crate::{NodeConfig, DEFAULT_CARRY_QUOTA_BYTES, RELAY_CARRY_QUOTA_BYTES};
 
 /// Options of a running node, the same in `disasternet node` and `disasternet-app`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct NodeOptions {
-    /// QUIC listen address (default 0.0.0.0:7300, falling back to a free port if taken).
+    /// QUIC listen address (default [::]:7300 dual-stack, else 0.0.0.0:7300; a free port if
+    /// 7300 is taken).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Peer to dial by address (repeatable), for networks without multicast.
@@ -25,9 +26,17 @@ pub struct NodeOptions {
     #[arg(long)]
     pub no_beacon: bool,
     /// Storage for rooms not joined (carried for others, `dm`, rooms left), in MiB; over it
-    /// the oldest of those messages are evicted.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_CARRY_QUOTA_BYTES / (1024 * 1024))]
-    pub carry_quota_mb: u64,
+    /// the oldest of those messages are evicted. Default 256, or 4096 with --relay.
+    #[arg(long, value_name = "MIB")]
+    pub carry_quota_mb: Option<u64>,
+    /// Run as a relay (a headless node on a host laptops at other sites can reach): joins no
+    /// room, carries the rooms its peers want (up to 1,024, 4 GiB by default), no mDNS or
+    /// beacon unless --mdns.
+    #[arg(long)]
+    pub relay: bool,
+    /// With --relay: announce and browse with mDNS anyway (a relay on a site's own LAN).
+    #[arg(long, requires = "relay", conflicts_with = "no_mdns")]
+    pub mdns: bool,
 }
 
 impl NodeOptions {
@@ -38,9 +47,17 @@ impl NodeOptions {
             cfg.listen = listen;
         }
         cfg.peers = self.peers.clone();
-        cfg.mdns = !self.no_mdns;
-        cfg.beacon = !self.no_beacon;
-        cfg.carry_quota_bytes = self.carry_quota_mb.saturating_mul(1024 * 1024);
+        cfg.relay = self.relay;
+        cfg.mdns = if self.relay { self.mdns } else { !self.no_mdns };
+        cfg.beacon = !self.no_beacon && !self.relay;
+        let default_quota = if self.relay {
+            RELAY_CARRY_QUOTA_BYTES
+        } else {
+            DEFAULT_CARRY_QUOTA_BYTES
+        };
+        cfg.carry_quota_bytes = self
+            .carry_quota_mb
+            .map_or(default_quota, |mb| mb.saturating_mul(1024 * 1024));
         cfg
     }
 }
@@ -132,7 +149,27 @@ mod tests {
         let defaults = NodeConfig::new(PathBuf::from("/d"));
         assert_eq!(cfg.listen, defaults.listen);
         assert_eq!(cfg.carry_quota_bytes, DEFAULT_CARRY_QUOTA_BYTES);
-        assert!(cfg.mdns && cfg.beacon && cfg.peers.is_empty());
+        assert!(cfg.mdns && cfg.beacon && cfg.peers.is_empty() && !cfg.relay);
         assert!(Cmd::try_parse_from(["x", "--carry-quota-mb", "-1"]).is_err());
+    }
+
+    #[test]
+    fn a_relay_has_no_local_discovery_and_a_bigger_quota() {
+        let parse = |args: &[&str]| {
+            Cmd::try_parse_from(args)
+                .unwrap()
+                .node
+                .config(PathBuf::from("/d"))
+        };
+        let cfg = parse(&["x", "--relay"]);
+        assert!(cfg.relay && !cfg.mdns && !cfg.beacon);
+        assert_eq!(cfg.carry_quota_bytes, RELAY_CARRY_QUOTA_BYTES);
+        let cfg = parse(&["x", "--relay", "--mdns", "--carry-quota-mb", "10"]);
+        assert!(cfg.relay && cfg.mdns);
+        assert_eq!(cfg.carry_quota_bytes, 10 * 1024 * 1024);
+        assert!(
+            Cmd::try_parse_from(["x", "--mdns"]).is_err(),
+            "--mdns needs --relay"
+        );
     }
 }

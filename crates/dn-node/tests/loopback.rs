@@ -625,3 +625,102 @@ async fn a_client_whose_node_stops_between_calls_finishes_offline() {
     assert!(msgs.iter().any(|m| m.id == sent.id), "stored");
     offline.close().await;
 }
+
+/// A relay (`--relay`) on IPv6 loopback joins no room; two laptops that only know its
+/// address (`AddRelay`, IPv6) chat through it, show it as a relay, and keep the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn laptops_chat_through_a_relay_they_added_by_its_ipv6_address() {
+    let (dr, da, db) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut rc = cfg(dr.path(), vec![]);
+    rc.relay = true;
+    rc.listen = "[::1]:0".parse().unwrap();
+    let relay = Engine::start(rc).await.unwrap();
+    let err = relay
+        .call(calls::JoinRoom {
+            room: "medical".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput);
+    assert!(err.message.contains("relay"), "{}", err.message);
+    let raddr = listen_addr(&relay).await;
+    assert!(raddr.starts_with("[::1]:"), "{raddr}");
+
+    let start_v6 = |dir: std::path::PathBuf, name: &'static str| async move {
+        let mut c = cfg(&dir, vec![]);
+        c.listen = "[::]:0".parse().unwrap();
+        let e = Engine::start(c).await.unwrap();
+        e.call(calls::SetName { name: name.into() }).await.unwrap();
+        e.call(calls::JoinRoom {
+            room: "medical".into(),
+        })
+        .await
+        .unwrap();
+        e
+    };
+    let a = start_v6(da.path().to_path_buf(), "A").await;
+    let b = start_v6(db.path().to_path_buf(), "B").await;
+    for e in [&a, &b] {
+        let list = e
+            .call(calls::AddRelay {
+                addr: raddr.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 1);
+        let bad = e
+            .call(calls::AddRelay {
+                addr: "[fe80::1]:7300".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code, ErrorCode::InvalidInput);
+    }
+    a.call(calls::Send {
+        room: "medical".into(),
+        body: "through the relay".into(),
+    })
+    .await
+    .unwrap();
+    wait_for("B has A's message through the relay", || async {
+        bodies(&b).await.contains(&"through the relay".to_string())
+    })
+    .await;
+    let rid = relay.call(calls::Identity).await.unwrap().id;
+    let peers = a.call(calls::Peers).await.unwrap();
+    let r = peers.iter().find(|p| p.id == rid).unwrap();
+    assert!(r.relay && r.connected);
+    assert_eq!(r.relay_addr.as_deref(), Some(raddr.as_str()));
+    assert!(peers.iter().all(|p| p.id == rid), "A met only the relay");
+    let list = a.call(calls::ListRelays).await.unwrap();
+    assert!(list[0].connected);
+    assert_eq!(list[0].id.as_deref(), Some(rid.as_str()));
+    // The relay carries the room it never joined.
+    let rooms = relay.call(calls::Rooms).await.unwrap();
+    assert!(rooms.iter().any(|r| r.name == "medical" && !r.joined));
+
+    // Remembered across a restart; removing an unknown address is `not_found`.
+    a.shutdown().await;
+    let c = dn_node::Client::open(da.path()).await.unwrap();
+    let list = c.call(calls::ListRelays).await.unwrap();
+    assert_eq!(list[0].addr, raddr);
+    let e = c
+        .call(calls::RemoveRelay {
+            addr: "[::1]:1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert!(c
+        .call(calls::RemoveRelay { addr: raddr })
+        .await
+        .unwrap()
+        .is_empty());
+    c.close().await;
+    b.shutdown().await;
+    relay.shutdown().await;
+}

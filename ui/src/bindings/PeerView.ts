@@ -36,4 +36,13 @@ rooms: Array<string>,
 /**
  * Hop distance in the network graph (1 = direct neighbour), when reachable.
  */
-hops: number | null, };
+hops: number | null, 
+/**
+ * It is one of this node's relays: it answered at a relay address added with
+ * [`Request::AddRelay`] (known locally; nothing on the wire says "relay").
+ */
+relay: boolean, 
+/**
+ * The relay address it answered at, when [`PeerView::relay`].
+ */
+relay_addr: string | null, };

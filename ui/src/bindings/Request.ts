@@ -100,7 +100,15 @@ limit: number, } | { "op": "add_peer",
 /**
  * Address.
  */
-addr: string, } | { "op": "activate" } | { "op": "block", 
+addr: string, } | { "op": "add_relay", 
+/**
+ * The address.
+ */
+addr: string, } | { "op": "remove_relay", 
+/**
+ * The address, as listed.
+ */
+addr: string, } | { "op": "list_relays" } | { "op": "activate" } | { "op": "block", 
 /**
  * The author's node id (64 hex).
  */

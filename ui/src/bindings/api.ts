@@ -16,6 +16,7 @@ import type { MemberView } from "./MemberView";
 import type { MessageView } from "./MessageView";
 import type { NetworkView } from "./NetworkView";
 import type { PeerView } from "./PeerView";
+import type { RelayView } from "./RelayView";
 import type { Request } from "./Request";
 import type { RoomView } from "./RoomView";
 import type { StatusView } from "./StatusView";
@@ -138,10 +139,26 @@ export interface EngineApi {
    */
   dmLog(with_: string, limit: number): Promise<Array<DmView>>;
   /**
-   * Dial a peer by address (`host:port`).
+   * Dial a peer by address (`host:port`, `[v6]:port`, `[fe80::1%eth0]:port`).
    * @param addr Address.
    */
   addPeer(addr: string): Promise<null>;
+  /**
+   * Remember a relay address (`host:port` with a DNS name or an IP, `[v6]:port`) and keep
+   * dialling it, now and at every start, with backoff; a name is looked up again before
+   * every dial. Works with no node running (dialled at the next start). Answers the list.
+   * @param addr The address.
+   */
+  addRelay(addr: string): Promise<Array<RelayView>>;
+  /**
+   * Forget a relay address (`not_found` if it is not in the list); answers the list.
+   * @param addr The address, as listed.
+   */
+  removeRelay(addr: string): Promise<Array<RelayView>>;
+  /**
+   * Relay addresses, in the order they were added, with their connection state.
+   */
+  listRelays(): Promise<Array<RelayView>>;
   /**
    * Ask the program that runs this node to bring its window to the front (sent by a second
    * start of the app on the same data directory).
@@ -241,6 +258,9 @@ export function engineApi(send: Send): EngineApi {
     sendDm: (to, body) => send({ op: "send_dm", to, body }) as Promise<DmView>,
     dmLog: (with_, limit) => send({ op: "dm_log", with: with_, limit }) as Promise<Array<DmView>>,
     addPeer: (addr) => send({ op: "add_peer", addr }) as Promise<null>,
+    addRelay: (addr) => send({ op: "add_relay", addr }) as Promise<Array<RelayView>>,
+    removeRelay: (addr) => send({ op: "remove_relay", addr }) as Promise<Array<RelayView>>,
+    listRelays: () => send({ op: "list_relays" }) as Promise<Array<RelayView>>,
     activate: () => send({ op: "activate" }) as Promise<ActivateView>,
     block: (author, blocked) => send({ op: "block", author, blocked }) as Promise<Array<BlockedView>>,
     blocked: () => send({ op: "blocked" }) as Promise<Array<BlockedView>>,

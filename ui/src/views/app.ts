@@ -22,6 +22,7 @@ import { mountMessages } from "./messages";
 import { mountNamePrompt } from "./namePrompt";
 import { mountNetwork } from "./network";
 import { mountPeers } from "./peers";
+import { mountRelays } from "./relays";
 import { mountPrivateRoom } from "./privateRoom";
 import { mountPrivateRooms } from "./privateRooms";
 import { mountRooms } from "./rooms";
@@ -55,6 +56,7 @@ export function mountApp(root: HTMLElement, store: Store): () => void {
     mountRooms(sidebar, store, dialogs),
     mountDirect(sidebar, store),
     mountPeers(sidebar, store),
+    mountRelays(sidebar, store),
     mountMessages(roomView, store),
     mountPrivateRoom(roomView, store),
     mountDm(dmView, store),

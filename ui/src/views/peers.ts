@@ -40,6 +40,7 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
   const peerTitle = (peer: PeerView): string =>
     [
       visibleText(peer.name) || "(no name)",
+      peer.relay ? `Relay at ${peer.relay_addr ?? "a relay address"}` : null,
       peer.connected ? "Connected" : peer.hops !== null ? `Reachable in ${peer.hops} hops` : "Offline",
       peer.last_seen !== null ? `last seen ${formatFullTime(peer.last_seen)}` : null,
       peer.addresses.length > 0 ? peer.addresses.join(", ") : null,
@@ -59,7 +60,12 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
       h(
         "span",
         { class: "peer-info" },
-        h("span", { class: "peer-name" }, visibleText(peer.name) || "(no name)"),
+        h(
+          "span",
+          { class: "peer-name" },
+          visibleText(peer.name) || (peer.relay ? "Relay" : "(no name)"),
+          peer.relay ? h("span", { class: "relay-badge", title: "This node is one of your relays" }, "relay") : null,
+        ),
         h(
           "span",
           { class: "peer-meta" },
@@ -85,7 +91,7 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
         peers.map((peer) => ({
           key: peer.id,
           // Peer events come often (last seen, addresses): only these rebuild the row.
-          sig: JSON.stringify([peer.name, peer.connected, peer.hops, peer.fingerprint]),
+          sig: JSON.stringify([peer.name, peer.connected, peer.hops, peer.fingerprint, peer.relay]),
           build: () => peerItem(peer),
           update: (el) => {
             el.title = peerTitle(peer);

@@ -31,6 +31,7 @@ impl Core {
                 Self::to_value(self.identity()?)
             }
             Request::JoinRoom { room } => {
+                self.refuse_on_relay()?;
                 let room = self.resolve_room(&room)?;
                 reserved(&room)?;
                 if dn_proto::private::is_private_room(&room) && !self.private.contains_key(&room) {
@@ -171,12 +172,6 @@ impl Core {
                         format!("bad peer address {addr:?}: {e}"),
                     )
                 })?;
-                if !a.is_ipv4() {
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidInput,
-                        format!("{addr:?} is not an IPv4 address"),
-                    ));
-                }
                 if !self.net_cmd(NetCmd::Dial {
                     addr: a,
                     id: None,
@@ -189,9 +184,18 @@ impl Core {
                 }
                 Ok(Value::Null)
             }
-            Request::CreatePrivateRoom { title } => Self::to_value(self.create_private(&title)?),
+            Request::AddRelay { addr } => Self::to_value(self.add_relay(&addr)?),
+            Request::RemoveRelay { addr } => Self::to_value(self.remove_relay(&addr)?),
+            Request::ListRelays => Self::to_value(self.relay_views()),
+            Request::CreatePrivateRoom { title } => {
+                self.refuse_on_relay()?;
+                Self::to_value(self.create_private(&title)?)
+            }
             Request::RoomInvite { room, path } => Self::to_value(self.invite(&room, path)?),
-            Request::JoinInvite { invite } => Self::to_value(self.join_invite(&invite)?),
+            Request::JoinInvite { invite } => {
+                self.refuse_on_relay()?;
+                Self::to_value(self.join_invite(&invite)?)
+            }
             Request::Members { room } => Self::to_value(self.members(&room)?),
             Request::RemoveMember { room, member } => {
                 Self::to_value(self.remove_member(&room, &member)?)

@@ -133,7 +133,10 @@ impl Core {
             .filter(|p| p.id != self.id)
             .map(|p| {
                 let connected = self.conns.contains_key(&p.id);
+                let relay_addr = self.relay_addr_of(&p.id);
                 PeerView {
+                    relay: relay_addr.is_some(),
+                    relay_addr,
                     id: p.id.to_hex(),
                     fingerprint: p.id.fingerprint(),
                     name: p.name,

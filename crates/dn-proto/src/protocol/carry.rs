@@ -9,7 +9,8 @@
 //!   now, or any peer that listed it within [`CARRY_DEMAND_WINDOW_MS`]), or
 //! - one peer has listed it while connected for at least [`CARRY_SOLE_PEER_MS`] and that peer
 //!   lists at most [`CARRY_SOLE_PEER_MAX_ROOMS`] rooms (a camp node met by a data mule; a peer
-//!   listing hundreds of names is not taken at its sole word).
+//!   listing hundreds of names is not taken at its sole word; a relay raises that bound with
+//!   `Config::sole_peer_max_rooms`).
 //!
 //! A demanded room is carried while there is a free slot (`Config::max_carried_rooms`); when
 //! all are taken it replaces the carried room with the fewest current announcers if it has
@@ -209,7 +210,7 @@ impl Protocol {
                 .connected_at
                 .get(id)
                 .is_some_and(|t| self.now.saturating_sub(*t) >= CARRY_SOLE_PEER_MS);
-            connected && listed <= CARRY_SOLE_PEER_MAX_ROOMS && long_enough
+            connected && listed <= self.config.sole_peer_max_rooms && long_enough
         })
     }
 

@@ -169,6 +169,11 @@ pub struct Config {
     pub graft_retry_ms: u64,
     /// Most rooms carried for others without being joined (0 = carry nothing).
     pub max_carried_rooms: usize,
+    /// A single connected peer's rooms are carried on its word alone only if it lists at most
+    /// this many ([`CARRY_SOLE_PEER_MAX_ROOMS`] by default; a relay raises it, since the
+    /// laptops and other relays it serves each list many rooms). The per-peer and table caps
+    /// of the demand table ([`CARRY_ROOMS_PER_PEER`], [`MAX_CARRY_CANDIDATES`]) still apply.
+    pub sole_peer_max_rooms: usize,
     /// Most bytes of messages kept for rooms this node has not joined (carried rooms, `dm`,
     /// rooms left), counting [`EVICTED_ID_BYTES`] per evicted id. Over it the oldest of those
     /// messages are evicted ([`evict`]).
@@ -182,6 +187,7 @@ impl Default for Config {
             ihave_timeout_ms: 400,
             graft_retry_ms: 250,
             max_carried_rooms: 64,
+            sole_peer_max_rooms: CARRY_SOLE_PEER_MAX_ROOMS,
             carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
         }
     }

@@ -553,6 +553,32 @@ fn rooms_are_carried_on_two_announcers_or_one_modest_peer() {
 }
 
 #[test]
+fn a_relay_takes_a_sole_peers_long_list_within_the_per_peer_cap() {
+    let config = Config {
+        max_carried_rooms: 1024,
+        sole_peer_max_rooms: CARRY_ROOMS_PER_PEER,
+        ..Config::default()
+    };
+    let mut v = Victim::with_store(&[], MemStorage::default(), config);
+    let many: Vec<String> = (0..CARRY_ROOMS_PER_PEER - 28)
+        .map(|i| format!("r{i:03}"))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    v.connect(id(&key(1)), &many);
+    // More than a laptop's sole word is worth by default: carried on a relay...
+    const { assert!(CARRY_SOLE_PEER_MAX_ROOMS < CARRY_ROOMS_PER_PEER - 28) };
+    assert!(v.carried().contains(&"r020".to_string()));
+    // ...but a list over the per-peer cap is still not taken (open network).
+    let mut w = Victim::with_store(&[], MemStorage::default(), config);
+    let huge: Vec<String> = (0..CARRY_ROOMS_PER_PEER + 100)
+        .map(|i| format!("h{i:03}"))
+        .collect();
+    let huge: Vec<&str> = huge.iter().map(String::as_str).collect();
+    w.connect(id(&key(2)), &huge);
+    assert_eq!(w.carried(), vec![DM_ROOM.to_string()]);
+}
+
+#[test]
 fn full_carry_slots_go_to_the_rooms_more_peers_want() {
     let config = Config {
         max_carried_rooms: 3, // dm + 2

@@ -1,0 +1,160 @@
+//! Relay addresses this node keeps dialling (`disasternet relay add`, the app's "Relays"
+//! section): kept in the store's settings (`relays`, a JSON list), handed to the network
+//! driver at every start ([`NetCmd::DialHost`]), which looks each name up again before every
+//! dial and redials with backoff for ever. The node that answers at one is shown as a relay
+//! in the peer list: that is local knowledge, nothing on the wire says "relay"
+//! (docs/protocol.md §5).
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::api::RelayView;
+
+/// Settings key of the relay list.
+const RELAYS_KEY: &str = "relays";
+/// Relay addresses kept, at most.
+pub(super) const MAX_RELAYS: usize = 32;
+
+/// One relay address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Relay {
+    /// As added (trimmed).
+    pub addr: String,
+    /// The node that last answered there (64 hex).
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// The stored list (empty when none was ever added; an unreadable value is logged and
+/// treated as empty rather than stopping the node).
+pub(crate) fn load(store: &Store) -> Result<Vec<Relay>, ApiError> {
+    let Some(text) = store.get_setting(RELAYS_KEY).map_err(store_err)? else {
+        return Ok(vec![]);
+    };
+    match serde_json::from_str(&text) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            warn!("stored relay list unreadable ({e}); starting with none");
+            Ok(vec![])
+        }
+    }
+}
+
+/// Checks the form of a relay address without looking anything up (the core thread never
+/// waits for a resolver): `host:port`, an IP literal, IPv6 in brackets with a scope.
+pub(crate) fn check(addr: &str) -> Result<String, ApiError> {
+    let addr = addr.trim();
+    let (host, _) = crate::addr::split_host_port(addr)?;
+    if host.parse::<std::net::IpAddr>().is_ok() || host.contains('%') || host.contains(':') {
+        crate::addr::parse_socket_addr(addr)?;
+    }
+    Ok(addr.to_string())
+}
+
+impl Core {
+    fn save_relays(&self) -> Result<(), ApiError> {
+        let text = serde_json::to_string(&self.relays)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        self.store.set_setting(RELAYS_KEY, &text).map_err(store_err)
+    }
+
+    /// The relay list with connection states.
+    pub(super) fn relay_views(&self) -> Vec<RelayView> {
+        self.relays
+            .iter()
+            .map(|r| {
+                let id = r.id.as_deref().and_then(|h| NodeId::from_hex(h).ok());
+                let name = id.and_then(|id| {
+                    self.store
+                        .peers()
+                        .ok()?
+                        .into_iter()
+                        .find(|p| p.id == id)
+                        .map(|p| p.name)
+                });
+                RelayView {
+                    addr: r.addr.clone(),
+                    id: r.id.clone(),
+                    fingerprint: id.map(|id| id.fingerprint()),
+                    name,
+                    connected: id.is_some_and(|id| self.conns.contains_key(&id)),
+                }
+            })
+            .collect()
+    }
+
+    /// The relay address `peer` answered at, if it is one of ours.
+    pub(super) fn relay_addr_of(&self, peer: &NodeId) -> Option<String> {
+        let hex = peer.to_hex();
+        self.relays
+            .iter()
+            .find(|r| r.id.as_deref() == Some(hex.as_str()))
+            .map(|r| r.addr.clone())
+    }
+
+    pub(super) fn add_relay(&mut self, addr: &str) -> Result<Vec<RelayView>, ApiError> {
+        let addr = check(addr)?;
+        if !self.relays.iter().any(|r| r.addr == addr) {
+            if self.relays.len() >= MAX_RELAYS {
+                return Err(invalid(format!(
+                    "at most {MAX_RELAYS} relay addresses; remove one first"
+                )));
+            }
+            self.relays.push(Relay {
+                addr: addr.clone(),
+                id: None,
+            });
+            self.save_relays()?;
+        }
+        // With no node running it is dialled at the next start.
+        self.net_cmd(NetCmd::DialHost { host: addr });
+        self.status_dirty = true;
+        Ok(self.relay_views())
+    }
+
+    pub(super) fn remove_relay(&mut self, addr: &str) -> Result<Vec<RelayView>, ApiError> {
+        let addr = addr.trim();
+        let before = self.relays.len();
+        let gone: Vec<Relay> = self
+            .relays
+            .iter()
+            .filter(|r| r.addr == addr)
+            .cloned()
+            .collect();
+        self.relays.retain(|r| r.addr != addr);
+        if self.relays.len() == before {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("{addr:?} is not a relay address of this node"),
+            ));
+        }
+        self.save_relays()?;
+        self.net_cmd(NetCmd::ForgetHost {
+            host: addr.to_string(),
+        });
+        for r in gone {
+            if let Some(id) = r.id.as_deref().and_then(|h| NodeId::from_hex(h).ok()) {
+                self.emit_peer(&id);
+            }
+        }
+        Ok(self.relay_views())
+    }
+
+    /// A connection dialled at relay address `host` reached `peer`: remembered, so the peer
+    /// list shows it as a relay from now on.
+    pub(super) fn relay_connected(&mut self, peer: NodeId, host: &str) {
+        let hex = peer.to_hex();
+        let mut changed = false;
+        for r in self.relays.iter_mut().filter(|r| r.addr == host) {
+            if r.id.as_deref() != Some(hex.as_str()) {
+                r.id = Some(hex.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            if let Err(e) = self.save_relays() {
+                warn!("recording the relay's id: {e}");
+            }
+        }
+    }
+}
