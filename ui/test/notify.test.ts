@@ -55,6 +55,8 @@ function message(room: string, body: string, fields: Partial<MessageView> = {}):
       author_name: "Ben",
       timestamp: 1_700_000_000_000 + counter,
       body,
+      urgent: false,
+      acknowledged: false,
       signature: "",
       signed: "",
       received_at: 1_700_000_000_000 + counter,

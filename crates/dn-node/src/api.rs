@@ -30,8 +30,16 @@ pub struct MessageView {
     /// Author clock, ms since the Unix epoch.
     #[ts(type = "number")]
     pub timestamp: u64,
-    /// Text.
+    /// Text, without the urgent marker (`urgent` says it; the signed bytes keep it).
     pub body: String,
+    /// Marked urgent by its author (the signed body starts with `"🚨 URGENT: "`, docs/protocol.md
+    /// §2.4).
+    #[serde(default)]
+    pub urgent: bool,
+    /// Urgent and acknowledged here (by the user, or written here). Always false when not
+    /// urgent.
+    #[serde(default)]
+    pub acknowledged: bool,
     /// Ed25519 signature, hex.
     pub signature: String,
     /// The exact signed bytes, base64 (standard alphabet, padded).
@@ -206,6 +214,9 @@ pub struct RoomView {
     /// Timestamp of the newest message, if any.
     #[ts(type = "number | null")]
     pub last_timestamp: Option<u64>,
+    /// Urgent messages in the room not acknowledged here yet.
+    #[serde(default)]
+    pub urgent_unacked: u32,
 }
 
 impl From<dn_store::RoomRow> for RoomView {
@@ -220,6 +231,7 @@ impl From<dn_store::RoomRow> for RoomView {
             muted: r.muted,
             messages: r.messages,
             last_timestamp: r.last_timestamp,
+            urgent_unacked: 0,
         }
     }
 }
@@ -375,6 +387,9 @@ pub struct StatusView {
     /// that counted something are listed.
     #[ts(type = "Record<string, number>")]
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Urgent messages not acknowledged here yet, in joined rooms ("1 urgent").
+    #[serde(default)]
+    pub urgent_unacked: u32,
 }
 
 /// Result of an export.
@@ -651,7 +666,24 @@ requests! {
         room: String,
         /// Text.
         body: String,
+        /// Mark it urgent: the signed body starts with the urgent marker, it goes first
+        /// and is pinned until acknowledged (a text starting with the marker is urgent anyway).
+        #[serde(default)]
+        urgent: bool,
     } => MessageView;
+    /// Urgent messages not acknowledged yet, newest first (at most 100): of one room, or of
+    /// every joined room.
+    Urgent {
+        /// The room, or all joined rooms when absent.
+        room: Option<String>,
+    } => Vec<MessageView>;
+    /// Acknowledge urgent messages of a room (local only: they stop being pinned and counted).
+    AckUrgent {
+        /// The room.
+        room: String,
+        /// The message id (64 hex), or every urgent message of the room when absent.
+        id: Option<String>,
+    } => RoomView;
     /// Messages of a room in room order (timestamp, author, id), the newest `limit`, optionally
     /// strictly before a message id; oldest first.
     Messages {

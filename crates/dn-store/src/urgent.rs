@@ -56,8 +56,8 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The newest `limit` unacknowledged urgent messages of `room` (or of every room), newest
-    /// first, authors blocked here left out.
+    /// The newest `limit` unacknowledged urgent messages of `room` (or of every joined room),
+    /// newest first, authors blocked here left out.
     pub fn urgent_unacked(&self, room: Option<&str>, limit: u32) -> Result<Vec<StoredMessage>> {
         let cols = COLS
             .split(", ")
@@ -66,7 +66,8 @@ impl Store {
             .join(", ");
         let sql = format!(
             "SELECT {cols} FROM urgent u INDEXED BY urgent_unacked JOIN messages m ON m.id = u.id
-             WHERE u.acknowledged = 0 AND (?1 IS NULL OR u.room = ?1)
+             WHERE u.acknowledged = 0
+               AND (u.room = ?1 OR (?1 IS NULL AND u.room IN (SELECT name FROM rooms WHERE joined = 1)))
                AND m.author NOT IN (SELECT author FROM blocked)
              ORDER BY u.timestamp DESC, u.id DESC LIMIT ?2"
         );
