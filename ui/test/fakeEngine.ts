@@ -290,7 +290,8 @@ export class FakeEngine {
           (m) => m.room === room && m.urgent && !m.acknowledged && (id === null || m.id === id),
         );
         if (id !== null && hit.length === 0) fail("not_found", "no such urgent message");
-        for (const m of hit) m.acknowledged = true;
+        // New objects: the mock IPC hands out references, the real one copies.
+        this.stored = this.stored.map((m) => (hit.includes(m) ? { ...m, acknowledged: true } : m));
         return this.room(room);
       }
       case "messages": {
