@@ -33,7 +33,7 @@ pub struct MessageView {
     /// Text, without the urgent marker (`urgent` says it; the signed bytes keep it).
     pub body: String,
     /// Marked urgent by its author (the signed body starts with `"🚨 URGENT: "`, docs/protocol.md
-    /// §2.4).
+    /// §2.5).
     #[serde(default)]
     pub urgent: bool,
     /// Urgent and acknowledged here (by the user, or written here). Always false when not

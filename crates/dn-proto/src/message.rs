@@ -15,7 +15,7 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const MESSAGE_MAGIC: &[u8; 5] = b"DNMSG";
 /// Largest message body in bytes (UTF-8).
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
-/// The start of the body of an urgent message (docs/protocol.md §2.4): U+1F6A8, a space,
+/// The start of the body of an urgent message (docs/protocol.md §2.5): U+1F6A8, a space,
 /// `URGENT:` and a space. The flag is part of the signed body, so it cannot be added or
 /// removed on the way, and older nodes store, relay and show it as ordinary text. In the `dm`
 /// room and private rooms it goes before the envelope (`"🚨 URGENT: dm1:…"`), so carriers can

@@ -190,7 +190,7 @@ CREATE TABLE room_keys (
 ) STRICT, WITHOUT ROWID;
 ";
 
-/// Version 8 → 9: urgent messages (docs/protocol.md §2.4). A message is urgent when its body
+/// Version 8 → 9: urgent messages (docs/protocol.md §2.5). A message is urgent when its body
 /// starts with `dn_proto::message::URGENT_MARKER` (in the signed bytes, so the flag is derived,
 /// never stored apart from them); this table lists them, kept by triggers on `messages`, with
 /// whether the local user acknowledged each. Messages written here count as acknowledged.

@@ -32,7 +32,7 @@ timestamp: number,
 body: string, 
 /**
  * Marked urgent by its author (the signed body starts with `"🚨 URGENT: "`, docs/protocol.md
- * §2.4).
+ * §2.5).
  */
 urgent: boolean, 
 /**

@@ -110,7 +110,7 @@ export const MAX_DM_BYTES = MAX_DM_TEXT_BYTES;
 export const MAX_PRIVATE_BYTES = MAX_PRIVATE_TEXT_BYTES;
 
 /**
- * What the engine puts in front of an urgent message's signed body (docs/protocol.md §2.4):
+ * What the engine puts in front of an urgent message's signed body (docs/protocol.md §2.5):
  * U+1F6A8, a space, "URGENT:", a space. The body limit includes it.
  */
 export const URGENT_MARKER = "\u{1F6A8} URGENT: ";

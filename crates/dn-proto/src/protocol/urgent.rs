@@ -1,4 +1,4 @@
-//! Urgent messages first (docs/protocol.md §2.4).
+//! Urgent messages first (docs/protocol.md §2.5).
 //!
 //! A message is urgent when its signed body starts with
 //! [`URGENT_MARKER`](crate::message::URGENT_MARKER). On an open network anyone with a key can
