@@ -27,6 +27,8 @@
 //!     into an encrypted store, and the start of the real `disasternet` on 100k messages.
 //! 11. `private` — reading a private room (sealed messages opened when shown) beside an open
 //!     room of the same size, through the engine.
+//! 12. `urgent` — two real nodes on loopback: while one catches up 50,000 messages from the
+//!     other, urgent messages written at the other reach it (write → stored, p50/p99).
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -50,6 +52,7 @@ mod private;
 mod recon;
 mod sim;
 mod stats;
+mod urgent;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,8 +63,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
+    "urgent",
 ];
 
 #[derive(Parser)]
@@ -77,7 +81,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry, atrest, private (default: all).
+    /// carry, atrest, private, urgent (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -238,6 +242,7 @@ fn run() -> Result<ExitCode> {
             "live" => live::run(&ctx),
             "hostile" => hostile::run(&ctx),
             "atrest" => atrest::run(&ctx),
+            "urgent" => urgent::run(&ctx),
             _ => app::run(&ctx),
         };
         match result {

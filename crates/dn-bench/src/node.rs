@@ -27,8 +27,8 @@ const IDLE: Duration = Duration::from_secs(3);
 const LOG_RUNS: usize = 20;
 
 /// A node process, SIGTERMed (then SIGKILLed) and reaped on drop.
-struct NodeProc {
-    child: Child,
+pub(crate) struct NodeProc {
+    pub(crate) child: Child,
 }
 
 impl NodeProc {
@@ -38,7 +38,7 @@ impl NodeProc {
 
     /// SIGTERM, wait up to 10 s; SIGKILL if it is still there. Returns whether it exited
     /// by itself.
-    fn stop(&mut self) -> Result<bool> {
+    pub(crate) fn stop(&mut self) -> Result<bool> {
         if self.child.try_wait()?.is_some() {
             return Ok(true);
         }
@@ -66,7 +66,7 @@ impl Drop for NodeProc {
     }
 }
 
-fn cli(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+pub(crate) fn cli(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output> {
     Command::new(bin)
         .arg("--data-dir")
         .arg(dir)

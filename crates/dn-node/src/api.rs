@@ -161,8 +161,13 @@ pub struct ExportLine {
     /// ms since the Unix epoch.
     #[ts(type = "number")]
     pub timestamp: u64,
-    /// Text.
+    /// Text, exactly as signed (an urgent message keeps its marker, so the line verifies).
     pub body: String,
+    /// Marked urgent by its author (`body` starts with the urgent marker, docs/protocol.md
+    /// §2.5). Absent when false; `verify` refuses a line that claims it without the marker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(type = "boolean | undefined")]
+    pub urgent: bool,
     /// Signature, hex.
     pub signature: String,
     /// Signed bytes, base64.
@@ -493,7 +498,9 @@ pub enum ExportFormat {
     /// JSON Lines with the signed bytes: verifiable offline (`disasternet verify`).
     #[default]
     Jsonl,
-    /// Spreadsheet table (RFC 4180): `timestamp_utc,room,author_name,author_fingerprint,body,id`.
+    /// Spreadsheet table (RFC 4180):
+    /// `timestamp_utc,room,author_name,author_fingerprint,body,id,urgent` (`urgent`: `yes` or
+    /// empty; `body` without the urgent marker).
     Csv,
     /// A printable, self-contained HTML report grouped by room.
     Html,
