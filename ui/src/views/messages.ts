@@ -199,8 +199,13 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
               "Block…",
             ),
       ),
-      m.urgent ? h("span", { class: "urgent-badge", "data-testid": "urgent-badge" }, "URGENT") : null,
-      h("div", { class: "body" }, visibleText(m.body, true)),
+      h(
+        "div",
+        { class: "body" },
+        m.urgent ? h("span", { class: "urgent-badge", "data-testid": "urgent-badge" }, "URGENT") : null,
+        m.urgent ? " " : null,
+        visibleText(m.body, true),
+      ),
     );
 
   // "Amara removed Ben": who did it, then the engine's sentence.
