@@ -1230,6 +1230,8 @@ fn upgrade_from_v7_adds_private_rooms_and_keeps_messages() {
 fn urgent_messages_are_listed_until_acknowledged() {
     use dn_proto::message::URGENT_MARKER;
     let s = Store::open_in_memory().unwrap();
+    s.join_room("medical", 1).unwrap();
+    s.join_room("school", 1).unwrap();
     let u1 = msg(
         1,
         "medical",
@@ -1303,5 +1305,8 @@ fn upgrade_to_v9_lists_urgent_messages_already_stored() {
     let s = Store::open(&path).unwrap();
     assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
     assert!(s.urgent_unacked(None, 20).unwrap().is_empty(), "not joined");
-    assert_eq!(ids(&s.urgent_unacked(Some("medical"), 20).unwrap()), [u.id()]);
+    assert_eq!(
+        ids(&s.urgent_unacked(Some("medical"), 20).unwrap()),
+        [u.id()]
+    );
 }

@@ -64,10 +64,14 @@ impl Store {
             .map(|c| format!("m.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // One statement per case (no `?1 IS NULL OR …`: a cached plan must not depend on it).
+        let which = match room {
+            Some(_) => "u.room = ?1",
+            None => "u.room IN (SELECT name FROM rooms WHERE joined = 1) AND ?1 IS NULL",
+        };
         let sql = format!(
             "SELECT {cols} FROM urgent u INDEXED BY urgent_unacked JOIN messages m ON m.id = u.id
-             WHERE u.acknowledged = 0
-               AND (u.room = ?1 OR (?1 IS NULL AND u.room IN (SELECT name FROM rooms WHERE joined = 1)))
+             WHERE u.acknowledged = 0 AND {which}
                AND m.author NOT IN (SELECT author FROM blocked)
              ORDER BY u.timestamp DESC, u.id DESC LIMIT ?2"
         );
