@@ -601,6 +601,8 @@ export class Store {
       } else {
         this.upsertRoom(room);
       }
+      // Urgent messages are pinned and counted for joined rooms only (as the engine lists them).
+      if (!room.joined) this.set({ urgent: this.current.urgent.filter((m) => m.room !== room.name) });
     } catch (raw) {
       this.report(raw);
     }

@@ -140,6 +140,17 @@ describe("urgent messages", () => {
     expect($("#urgent-count").hidden).toBe(true);
   });
 
+  it("leaving a room stops counting its urgent messages", async () => {
+    engine.joined.add("medical");
+    engine.joined.add("shelter");
+    engine.message("medical", "help", BEN, "Ben", { urgent: true });
+    await store.start();
+    expect($("#urgent-count").textContent).toBe("1 urgent");
+    await store.leaveRoom("medical");
+    await settle();
+    expect($("#urgent-count").hidden).toBe(true);
+  });
+
   it("no Urgent toggle in a direct conversation", async () => {
     engine.joined.add("medical");
     await store.start();
