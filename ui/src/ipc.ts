@@ -96,7 +96,12 @@ export interface Backend {
   blockAuthor(author: string, blocked: boolean): Promise<BlockedView[]>;
   blockedAuthors(): Promise<BlockedView[]>;
   rooms(): Promise<RoomView[]>;
-  send(room: string, body: string): Promise<MessageView>;
+  /** Sends a text; `urgent` marks it (pinned until acknowledged, goes first). */
+  send(room: string, body: string, urgent?: boolean): Promise<MessageView>;
+  /** Unacknowledged urgent messages, newest first (one room, or every joined room). */
+  urgentMessages(room: string | null): Promise<MessageView[]>;
+  /** Acknowledges one urgent message (`id`) or all of a room (`null`). */
+  ackUrgent(room: string, id: string | null): Promise<RoomView>;
   /** The newest `limit` messages (strictly before message id `before`), oldest first. */
   messages(room: string, limit: number, before: string | null): Promise<MessageView[]>;
   peers(): Promise<PeerView[]>;
@@ -182,7 +187,9 @@ export const tauriBackend: Backend = {
   blockAuthor: (author, blocked) => engine.block(author, blocked),
   blockedAuthors: () => engine.blocked(),
   rooms: () => engine.rooms(),
-  send: (room, body) => engine.send(room, body),
+  send: (room, body, urgent) => engine.send(room, body, urgent ?? false),
+  urgentMessages: (room) => engine.urgent(room),
+  ackUrgent: (room, id) => engine.ackUrgent(room, id),
   messages: (room, limit, before) => engine.messages(room, limit, before),
   peers: () => engine.peers(),
   relays: () => engine.listRelays(),

@@ -27,6 +27,7 @@ import {
   MAX_BODY_BYTES,
   MAX_DM_BYTES,
   MAX_PRIVATE_BYTES,
+  URGENT_MARKER_BYTES,
   mergeMessages,
   updateDelivery,
 } from "./lib/messages";
@@ -214,6 +215,8 @@ export interface AppState {
   invite: InviteState | null;
   /** "Lock this laptop's DisasterNet" in the "Identity & export" pane. */
   lock: LockState;
+  /** Urgent messages of joined rooms not acknowledged yet, newest first (engine: at most 100). */
+  urgent: MessageView[];
 }
 
 /** The passphrase lock as the identity pane shows it. */
@@ -255,7 +258,22 @@ export const initialState: AppState = {
   members: {},
   invite: null,
   lock: { locked: null, busy: false, done: null, problem: null },
+  urgent: [],
 };
+
+/** Urgent messages pinned at the top of a room, at most (the newest ones). */
+export const MAX_PINNED_URGENT = 20;
+
+/** The urgent messages pinned in `room`: unacknowledged, newest first, at most 20. */
+export function pinnedUrgent(state: AppState, room: string): MessageView[] {
+  return state.urgent.filter((m) => m.room === room).slice(0, MAX_PINNED_URGENT);
+}
+
+/** Urgent messages not acknowledged, for the status bar ("2 urgent"). */
+export function urgentCount(state: AppState): number {
+  // The engine lists at most 100; past that its count (status) says how many.
+  return state.urgent.length < 100 ? state.urgent.length : Math.max(100, state.status?.urgent_unacked ?? 0);
+}
 
 export type Listener = (state: AppState, previous: AppState) => void;
 
@@ -495,6 +513,7 @@ export class Store {
       this.refreshRelays(),
       this.refreshBlocked(),
       this.refreshLock(),
+      this.refreshUrgent(),
     ]);
     const room = this.current.selectedRoom;
     if (room !== null) await this.loadLatest(room);
@@ -520,6 +539,40 @@ export class Store {
     } catch (raw) {
       this.report(raw);
     }
+  }
+
+  private async refreshUrgent(): Promise<void> {
+    try {
+      this.set({ urgent: await this.backend.urgentMessages(null) });
+    } catch (raw) {
+      this.report(raw);
+    }
+  }
+
+  /**
+   * Acknowledges one urgent message of `room` (`id`), or all of them (`null`): it is no longer
+   * pinned or counted (on this laptop only).
+   */
+  async ackUrgent(room: string, id: string | null): Promise<void> {
+    try {
+      this.upsertRoom(await this.backend.ackUrgent(room, id));
+    } catch (raw) {
+      this.report(raw);
+      return;
+    }
+    const done = (m: MessageView): boolean => m.room === room && (id === null || m.id === id);
+    this.set({ urgent: this.current.urgent.filter((m) => !done(m)) });
+    const loaded = this.current.messages[room];
+    if (loaded && loaded.items.some((m) => m.urgent && !m.acknowledged && done(m))) {
+      const items = loaded.items.map((m) => (m.urgent && done(m) ? { ...m, acknowledged: true } : m));
+      this.setRoomMessages(room, { ...loaded, items });
+    }
+  }
+
+  /** Opens the room of the newest unacknowledged urgent message (status bar "1 urgent"). */
+  async showUrgent(): Promise<void> {
+    const newest = this.current.urgent[0];
+    if (newest) await this.selectRoom(newest.room);
   }
 
   private async refreshRooms(): Promise<void> {
@@ -549,6 +602,7 @@ export class Store {
       this.report(raw);
       return;
     }
+    void this.refreshUrgent();
     if (blocked) {
       for (const [room, list] of Object.entries(this.current.messages)) {
         const items = list.items.filter((m) => m.author !== author);
@@ -650,6 +704,8 @@ export class Store {
       } else {
         this.upsertRoom(room);
       }
+      // Urgent messages are pinned and counted for joined rooms only (as the engine lists them).
+      if (!room.joined) this.set({ urgent: this.current.urgent.filter((m) => m.room !== room.name) });
     } catch (raw) {
       this.report(raw);
     }
@@ -1068,8 +1124,8 @@ export class Store {
   }
 
   /** Sends to whatever the main pane shows (room or direct conversation). */
-  async sendCurrent(body: string): Promise<boolean> {
-    return this.current.pane === "dm" ? this.sendDm(body) : this.send(body);
+  async sendCurrent(body: string, urgent = false): Promise<boolean> {
+    return this.current.pane === "dm" ? this.sendDm(body) : this.send(body, urgent);
   }
 
   /** Re-reads the delivery state of a room's newest page (after `delivery_changed`). */
@@ -1134,9 +1190,10 @@ export class Store {
 
   /**
    * Sends a message to the selected room. Refuses drafts the engine would reject (empty, over
-   * 8192 bytes) without calling it. Returns true when the message was stored.
+   * 8192 bytes, the urgent marker included) without calling it. Returns true when the message
+   * was stored. `urgent`: marked urgent (goes first, pinned for everyone until acknowledged).
    */
-  async send(body: string): Promise<boolean> {
+  async send(body: string, urgent = false): Promise<boolean> {
     const room = selectedRoom(this.current);
     if (!room) {
       this.report(new AppError("invalid_input", "Select or join a room first."));
@@ -1146,13 +1203,14 @@ export class Store {
       this.report(new AppError("invalid_input", `Join ${roomLabel(room)} to send messages there.`));
       return false;
     }
-    const check = checkBody(body, room.private ? MAX_PRIVATE_BYTES : MAX_BODY_BYTES);
+    const limit = (room.private ? MAX_PRIVATE_BYTES : MAX_BODY_BYTES) - (urgent ? URGENT_MARKER_BYTES : 0);
+    const check = checkBody(body, limit);
     if (check.problem !== null) {
       this.report(new AppError("invalid_input", check.problem));
       return false;
     }
     return this.whilePending("send", async () => {
-      const message = await this.backend.send(room.name, body);
+      const message = await this.backend.send(room.name, body, urgent);
       this.addMessage(message);
     });
   }
@@ -1248,6 +1306,15 @@ export class Store {
   }
 
   private addMessage(message: MessageView): void {
+    if (message.urgent && !message.acknowledged && !this.current.urgent.some((m) => m.id === message.id)) {
+      const joined = this.current.rooms.some((r) => r.name === message.room && r.joined);
+      if (joined) {
+        const urgent = [message, ...this.current.urgent].sort(
+          (a, b) => b.timestamp - a.timestamp || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
+        );
+        this.set({ urgent });
+      }
+    }
     const loaded = this.current.messages[message.room];
     if (loaded) {
       const items = mergeMessages(loaded.items, [message]);

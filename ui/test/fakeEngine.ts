@@ -118,6 +118,8 @@ export class FakeEngine {
       muted: this.muted.has(name),
       messages: msgs.length,
       last_timestamp: last ? last.timestamp : null,
+      urgent_unacked: msgs.filter((m) => m.urgent && !m.acknowledged && !this.blocked.has(m.author))
+        .length,
     };
   }
 
@@ -143,6 +145,7 @@ export class FakeEngine {
       carry_evicted: this.carryEvicted,
       next_retry_in_ms: this.nextRetryInMs,
       drops: this.drops,
+      urgent_unacked: [...this.joined].reduce((n, r) => n + this.room(r).urgent_unacked, 0),
     };
   }
 
@@ -193,6 +196,8 @@ export class FakeEngine {
       author_name: authorName,
       timestamp: ts,
       body,
+      urgent: false,
+      acknowledged: false,
       signature: "00",
       signed: "",
       received_at: ts,
@@ -284,7 +289,30 @@ export class FakeEngine {
         if (this.identity.name === null) return fail("no_name", "set a display name first");
         const room = String(args.room);
         if (!this.joined.has(room)) return fail("not_found", `not a member of ${room}`);
-        return this.message(room, String(args.body), SELF_ID, this.identity.name);
+        const urgent = args.urgent === true;
+        return this.message(room, String(args.body), SELF_ID, this.identity.name, {
+          urgent,
+          acknowledged: urgent,
+        });
+      }
+      case "urgent": {
+        const room = typeof args.room === "string" ? args.room : null;
+        return this.stored
+          .filter((m) => m.urgent && !m.acknowledged && !this.blocked.has(m.author))
+          .filter((m) => (room === null ? this.joined.has(m.room) : m.room === room))
+          .reverse()
+          .slice(0, 100);
+      }
+      case "ack_urgent": {
+        const room = String(args.room);
+        const id = typeof args.id === "string" ? args.id : null;
+        const hit = this.stored.filter(
+          (m) => m.room === room && m.urgent && !m.acknowledged && (id === null || m.id === id),
+        );
+        if (id !== null && hit.length === 0) fail("not_found", "no such urgent message");
+        // New objects: the mock IPC hands out references, the real one copies.
+        this.stored = this.stored.map((m) => (hit.includes(m) ? { ...m, acknowledged: true } : m));
+        return this.room(room);
       }
       case "messages": {
         const room = String(args.room);

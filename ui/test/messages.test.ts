@@ -16,6 +16,8 @@ const msg = (id: string, timestamp: number, author = "aa"): MessageView => ({
   author_name: "x",
   timestamp,
   body: id,
+  urgent: false,
+  acknowledged: false,
   signature: "",
   signed: "",
   received_at: timestamp,

@@ -55,6 +55,8 @@ function message(room: string, body: string, fields: Partial<MessageView> = {}):
       author_name: "Ben",
       timestamp: 1_700_000_000_000 + counter,
       body,
+      urgent: false,
+      acknowledged: false,
       signature: "",
       signed: "",
       received_at: 1_700_000_000_000 + counter,
@@ -283,5 +285,20 @@ describe("mute toggle in the sidebar", () => {
     expect(engine.muted.has("medical")).toBe(false);
     unmount();
     store.stop();
+  });
+});
+
+describe("urgent messages", () => {
+  it("notify even in a muted room, titled URGENT, one by one beside a summary of the rest", () => {
+    const { notifier, shown, muted } = setup(false);
+    muted.rooms.add("medical");
+    notifier.onEvent(message("medical", "ordinary, muted"));
+    notifier.onEvent(message("medical", "collapse at the market", { urgent: true }));
+    for (const k of [1, 2, 3, 4]) notifier.onEvent(message("shelter", `news ${k}`));
+    vi.advanceTimersByTime(COALESCE_WINDOW_MS);
+    expect(shown).toEqual([
+      { title: "DisasterNet: URGENT", body: "Ben in #medical: collapse at the market" },
+      { title: "DisasterNet", body: "4 new messages in #shelter" },
+    ]);
   });
 });

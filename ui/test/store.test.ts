@@ -79,6 +79,7 @@ describe("store", () => {
     expect(engine.calls.find((c) => c.cmd === "send")?.args).toEqual({
       room: "medical",
       body: "need insulin at the school",
+      urgent: false,
     });
   });
 

@@ -345,6 +345,7 @@ fn measure(
                 let req = Request::Send {
                     room: CHAT.into(),
                     body: format!("honest {name} {k} sent_at_ms={}", dn_tests::now_ms()),
+                    urgent: false,
                 };
                 match control(&n.dir2, &req) {
                     Ok(v) => match (v["id"].as_str(), v["timestamp"].as_u64()) {
@@ -494,6 +495,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
             &Request::Send {
                 room: CHAT.into(),
                 body: format!("victim {k}"),
+                urgent: false,
             },
         )?;
         own_ids.push(v["id"].as_str().unwrap_or_default().to_owned());

@@ -29,6 +29,8 @@
 //!     room of the same size, through the engine.
 //! 12. `relay` — a relay (`disasternet node --relay`) on a store of 1,000,000 carried
 //!     messages: start time, idle memory, and the catch-up of a laptop that joins one room.
+//! 13. `urgent` — two real nodes on loopback: while one catches up 50,000 messages from the
+//!     other, urgent messages written at the other reach it (write → stored, p50/p99).
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -53,6 +55,7 @@ mod recon;
 mod relay;
 mod sim;
 mod stats;
+mod urgent;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,9 +66,10 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
     "relay",
+    "urgent",
 ];
 
 #[derive(Parser)]
@@ -81,7 +85,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry, atrest, private, relay (default: all).
+    /// carry, atrest, private, relay, urgent (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -243,6 +247,7 @@ fn run() -> Result<ExitCode> {
             "live" => live::run(&ctx),
             "hostile" => hostile::run(&ctx),
             "atrest" => atrest::run(&ctx),
+            "urgent" => urgent::run(&ctx),
             _ => app::run(&ctx),
         };
         match result {

@@ -70,6 +70,27 @@ enum Cmd {
         /// Text (several words are joined with spaces).
         #[arg(required = true)]
         text: Vec<String>,
+        /// Mark it urgent: it goes first on every link and stays pinned on every member's
+        /// screen until acknowledged (the marker "🚨 URGENT: " is part of the signed text).
+        #[arg(long)]
+        urgent: bool,
+    },
+    /// List urgent messages not acknowledged yet, newest first (one room, or every joined
+    /// room).
+    Urgent {
+        /// Room name (default: every joined room).
+        room: Option<String>,
+    },
+    /// Acknowledge urgent messages of a room: one by id, or all with --all.
+    Ack {
+        /// Room name.
+        room: String,
+        /// Message id (64 hex; `urgent --json` shows it as `id`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every urgent message of the room.
+        #[arg(long)]
+        all: bool,
     },
     /// Show a room's messages, oldest first.
     Log {
@@ -813,12 +834,13 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 println!("{verb} room {}", safe_line(&room.title));
             }
         }
-        Cmd::Send { room, text } => {
+        Cmd::Send { room, text, urgent } => {
             let m = call(
                 client,
                 calls::Send {
                     room,
                     body: text.join(" "),
+                    urgent,
                 },
             )
             .await?;
@@ -830,6 +852,29 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                     eprintln!("note: no node is running; the message is stored and goes out when one runs");
                 }
             }
+        }
+        Cmd::Urgent { room } => {
+            let msgs = call(client, calls::Urgent { room }).await?;
+            if json {
+                return print_json(&msgs);
+            }
+            if msgs.is_empty() {
+                println!("no unacknowledged urgent messages");
+            }
+            for m in &msgs {
+                println!("{}  {}  {}", m.id, safe_line(&m.room), log_line(m));
+            }
+        }
+        Cmd::Ack { room, id, .. } => {
+            let r = call(client, calls::AckUrgent { room, id }).await?;
+            if json {
+                return print_json(&r);
+            }
+            println!(
+                "acknowledged; {} urgent left in {}",
+                r.urgent_unacked,
+                safe_line(&r.title)
+            );
         }
         Cmd::Log { room, limit } => {
             let msgs = call(
@@ -917,6 +962,12 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 println!("running   no (start one with `disasternet node`)");
             }
             println!("{}", status_rooms_line(&s.rooms));
+            if s.urgent_unacked > 0 {
+                println!(
+                    "urgent    {} urgent not acknowledged (see `disasternet urgent`)",
+                    s.urgent_unacked
+                );
+            }
             println!(
                 "messages  {} stored, {} received this run, {} rejected",
                 s.messages, s.received, s.rejected
@@ -1427,8 +1478,13 @@ fn log_line(m: &MessageView) -> String {
         (true, n, 0) => format!("  [sent to {n}]"),
         (true, n, h) => format!("  [sent to {n}, held by {h}]"),
     };
+    let urgent = match (m.urgent, m.acknowledged) {
+        (false, _) => "",
+        (true, false) => "[URGENT] ",
+        (true, true) => "[urgent, acknowledged] ",
+    };
     format!(
-        "{} {} ({}): {}{state}",
+        "{} {} ({}): {urgent}{}{state}",
         utc_human(m.timestamp),
         safe_line(&m.author_name),
         safe_line(&fp),
@@ -1674,6 +1730,8 @@ mod tests {
             author_name: ATTACK.into(),
             timestamp: 1_700_000_000_000,
             body: ATTACK.into(),
+            urgent: false,
+            acknowledged: false,
             signature: String::new(),
             signed: String::new(),
             received_at: 0,
@@ -1694,6 +1752,21 @@ mod tests {
             ..m.clone()
         };
         assert_inert(&log_line(&short));
+        let urgent = MessageView {
+            urgent: true,
+            body: "need rescue".into(),
+            ..m.clone()
+        };
+        assert!(
+            log_line(&urgent).ends_with("): [URGENT] need rescue"),
+            "{}",
+            log_line(&urgent)
+        );
+        let acked = MessageView {
+            acknowledged: true,
+            ..urgent
+        };
+        assert!(log_line(&acked).contains("[urgent, acknowledged] need rescue"));
         let d = DmView {
             id: String::new(),
             peer: String::new(),
@@ -1739,6 +1812,7 @@ mod tests {
             muted: false,
             messages: 3,
             last_timestamp: None,
+            urgent_unacked: 0,
         };
         assert_inert(&room_line(&r));
         assert_inert(&status_rooms_line(&[r.clone(), r]));

@@ -71,7 +71,7 @@ fn backup_restore_and_export_formats() {
         ("jsonl", "\"signed\""),
         (
             "csv",
-            "timestamp_utc,room,author_name,author_fingerprint,body,id\r\n",
+            "timestamp_utc,room,author_name,author_fingerprint,body,id,urgent\r\n",
         ),
         ("html", "&lt;script&gt;x&lt;/script&gt;"),
     ] {

@@ -32,8 +32,16 @@ pub struct MessageView {
     /// Author clock, ms since the Unix epoch.
     #[ts(type = "number")]
     pub timestamp: u64,
-    /// Text.
+    /// Text, without the urgent marker (`urgent` says it; the signed bytes keep it).
     pub body: String,
+    /// Marked urgent by its author (the signed body starts with `"🚨 URGENT: "`, docs/protocol.md
+    /// §2.5).
+    #[serde(default)]
+    pub urgent: bool,
+    /// Urgent and acknowledged here (by the user, or written here). Always false when not
+    /// urgent.
+    #[serde(default)]
+    pub acknowledged: bool,
     /// Ed25519 signature, hex.
     pub signature: String,
     /// The exact signed bytes, base64 (standard alphabet, padded).
@@ -155,8 +163,13 @@ pub struct ExportLine {
     /// ms since the Unix epoch.
     #[ts(type = "number")]
     pub timestamp: u64,
-    /// Text.
+    /// Text, exactly as signed (an urgent message keeps its marker, so the line verifies).
     pub body: String,
+    /// Marked urgent by its author (`body` starts with the urgent marker, docs/protocol.md
+    /// §2.5). Absent when false; `verify` refuses a line that claims it without the marker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(type = "boolean | undefined")]
+    pub urgent: bool,
     /// Signature, hex.
     pub signature: String,
     /// Signed bytes, base64.
@@ -208,6 +221,9 @@ pub struct RoomView {
     /// Timestamp of the newest message, if any.
     #[ts(type = "number | null")]
     pub last_timestamp: Option<u64>,
+    /// Urgent messages in the room not acknowledged here yet.
+    #[serde(default)]
+    pub urgent_unacked: u32,
 }
 
 impl From<dn_store::RoomRow> for RoomView {
@@ -222,6 +238,7 @@ impl From<dn_store::RoomRow> for RoomView {
             muted: r.muted,
             messages: r.messages,
             last_timestamp: r.last_timestamp,
+            urgent_unacked: 0,
         }
     }
 }
@@ -398,6 +415,9 @@ pub struct StatusView {
     /// that counted something are listed.
     #[ts(type = "Record<string, number>")]
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Urgent messages not acknowledged here yet, in joined rooms ("1 urgent").
+    #[serde(default)]
+    pub urgent_unacked: u32,
 }
 
 /// Result of an export.
@@ -567,7 +587,9 @@ pub enum ExportFormat {
     /// JSON Lines with the signed bytes: verifiable offline (`disasternet verify`).
     #[default]
     Jsonl,
-    /// Spreadsheet table (RFC 4180): `timestamp_utc,room,author_name,author_fingerprint,body,id`.
+    /// Spreadsheet table (RFC 4180):
+    /// `timestamp_utc,room,author_name,author_fingerprint,body,id,urgent` (`urgent`: `yes` or
+    /// empty; `body` without the urgent marker).
     Csv,
     /// A printable, self-contained HTML report grouped by room.
     Html,
@@ -742,7 +764,24 @@ requests! {
         room: String,
         /// Text.
         body: String,
+        /// Mark it urgent: the signed body starts with the urgent marker, it goes first
+        /// and is pinned until acknowledged (a text starting with the marker is urgent anyway).
+        #[serde(default)]
+        urgent: bool,
     } => MessageView;
+    /// Urgent messages not acknowledged yet, newest first (at most 100): of one room, or of
+    /// every joined room.
+    Urgent {
+        /// The room, or all joined rooms when absent.
+        room: Option<String>,
+    } => Vec<MessageView>;
+    /// Acknowledge urgent messages of a room (local only: they stop being pinned and counted).
+    AckUrgent {
+        /// The room.
+        room: String,
+        /// The message id (64 hex), or every urgent message of the room when absent.
+        id: Option<String>,
+    } => RoomView;
     /// Messages of a room in room order (timestamp, author, id), the newest `limit`, optionally
     /// strictly before a message id; oldest first.
     Messages {

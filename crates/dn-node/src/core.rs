@@ -668,10 +668,17 @@ impl Core {
             Frame::Msg { message, .. } if message.author == self.id => Some(message.id()),
             _ => None,
         };
+        // A prioritised urgent message goes ahead of the ordinary frames queued for the peer.
+        let urgent = self.proto.is_priority_frame(frame);
         let Some(c) = self.conns.get_mut(&peer).filter(|c| !c.closing) else {
             return;
         };
-        match c.tx.send(frame.encode_prefixed()) {
+        let sent = if urgent {
+            c.tx.send_urgent(frame.encode_prefixed())
+        } else {
+            c.tx.send(frame.encode_prefixed())
+        };
+        match sent {
             Ok(()) => {
                 if let Some(id) = own {
                     if let Err(e) = self.store.mark_sent(&id, &peer, now_ms()) {
@@ -1047,3 +1054,5 @@ pub use views::view;
 mod tests;
 #[cfg(test)]
 mod tests_private;
+#[cfg(test)]
+mod tests_urgent;

@@ -42,6 +42,7 @@ pub fn export_line(m: &Message) -> ExportLine {
         author_name: m.author_name.clone(),
         timestamp: m.timestamp,
         body: m.body.clone(),
+        urgent: dn_proto::message::is_urgent(&m.body),
         signature: hex::encode(m.signature),
         signed: base64::engine::general_purpose::STANDARD.encode(signed),
         private: None,
@@ -61,8 +62,9 @@ pub fn readable_line(m: &Message, reader: Option<Reader<'_>>) -> ExportLine {
     l
 }
 
-/// What a report (CSV, HTML) shows of a line: room, author name, text. A private-room message
-/// shows what the exporting member read, or says it is encrypted.
+/// What a report (CSV, HTML) shows of a line: room, author name, text (without the urgent
+/// marker: the report says "urgent" apart). A private-room message shows what the exporting
+/// member read, or says it is encrypted.
 fn shown(l: &ExportLine) -> (String, &str, &str) {
     match &l.private {
         Some(p) => (format!("{} (private)", p.title), &p.author_name, &p.body),
@@ -71,7 +73,11 @@ fn shown(l: &ExportLine) -> (String, &str, &str) {
             "-",
             "(encrypted: this node holds no key for this room)",
         ),
-        None => (l.room.clone(), &l.author_name, &l.body),
+        None => (
+            l.room.clone(),
+            &l.author_name,
+            dn_proto::message::strip_urgent(&l.body),
+        ),
     }
 }
 
@@ -203,7 +209,7 @@ pub fn export_signed_with_progress(
 }
 
 /// First record of a CSV export.
-pub const CSV_HEADER: &str = "timestamp_utc,room,author_name,author_fingerprint,body,id\r\n";
+pub const CSV_HEADER: &str = "timestamp_utc,room,author_name,author_fingerprint,body,id,urgent\r\n";
 
 /// One CSV field (RFC 4180), safe to open in a spreadsheet in any locale.
 ///
@@ -238,6 +244,7 @@ pub fn csv_record(l: &ExportLine) -> String {
         fingerprint(&l.author),
         body.to_string(),
         l.id.clone(),
+        if l.urgent { "yes" } else { "" }.to_string(),
     ];
     let mut out = fields
         .iter()
@@ -267,7 +274,7 @@ pub fn html_escape(s: &str) -> String {
 const HTML_STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;color:#111;margin:2em auto;max-width:52em;padding:0 1em}\
 h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.2em;border-bottom:2px solid #333;margin-top:2em}\
 .meta{color:#555}.msg{border-bottom:1px solid #ccc;padding:.5em 0;break-inside:avoid}\
-.head{font-size:.9em;color:#333}.fp{font-family:monospace}.body{white-space:pre-wrap;margin:.2em 0}\
+.head{font-size:.9em;color:#333}.urgent{color:#8c1d18}.msg.urgent{border-left:4px solid #8c1d18;padding-left:.5em}.fp{font-family:monospace}.body{white-space:pre-wrap;margin:.2em 0}\
 .id{font-family:monospace;font-size:.75em;color:#777;word-break:break-all}\
 footer{margin-top:3em;border-top:2px solid #333;padding-top:.5em;font-size:.9em;color:#333}\
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}}";
@@ -297,9 +304,15 @@ pub fn html_report(lines: &[ExportLine]) -> String {
         }
         let _ = writeln!(
             h,
-            "<div class=\"msg\"><div class=\"head\"><time>{}</time> · <strong>{}</strong> \
+            "<div class=\"msg{}\"><div class=\"head\">{}<time>{}</time> · <strong>{}</strong> \
              <span class=\"fp\">({})</span></div><p class=\"body\">{}</p>\
              <div class=\"id\">id {}</div></div>",
+            if l.urgent { " urgent" } else { "" },
+            if l.urgent {
+                "<b class=\"urgent\">URGENT</b> "
+            } else {
+                ""
+            },
             html_escape(&utc_human(l.timestamp)),
             html_escape(&safe_line(author_name)),
             html_escape(&fingerprint(&l.author)),
@@ -374,6 +387,9 @@ pub fn verify_line(line: &str) -> Result<(), String> {
         ("author_name", l.author_name == m.author_name),
         ("timestamp", l.timestamp == m.timestamp),
         ("body", l.body == m.body),
+        // Claiming urgency the signed body does not carry fails; a missing flag on an urgent
+        // body is an export written before urgent messages existed.
+        ("urgent", !l.urgent || dn_proto::message::is_urgent(&m.body)),
     ];
     if let Some((field, _)) = mismatch.iter().find(|(_, ok)| !ok) {
         return Err(format!("field {field} differs from the signed bytes"));
@@ -794,15 +810,43 @@ mod tests {
         assert_eq!(
             rec,
             format!(
-                "2023-11-14T22:13:20Z,medical,\"Ana, \"\"doc\"\"\",{},\"need stretchers,\n2 \"\"urgent\"\"\",{}\r\n",
+                "2023-11-14T22:13:20Z,medical,\"Ana, \"\"doc\"\"\",{},\"need stretchers,\n2 \"\"urgent\"\"\",{},\r\n",
                 fingerprint(&l.author),
                 l.id
             )
         );
         assert_eq!(
             CSV_HEADER,
-            "timestamp_utc,room,author_name,author_fingerprint,body,id\r\n"
+            "timestamp_utc,room,author_name,author_fingerprint,body,id,urgent\r\n"
         );
+    }
+
+    #[test]
+    fn urgent_lines_keep_the_signed_body_verify_and_say_urgent_in_reports() {
+        let body = format!("{}collapse at the market", dn_proto::message::URGENT_MARKER);
+        let l = line("medical", "Ana", &body);
+        assert!(l.urgent);
+        assert_eq!(l.body, body, "the signed text, marker included");
+        let json = serde_json::to_string(&l).unwrap();
+        assert!(json.contains("\"urgent\":true"));
+        verify_line(&json).unwrap();
+        // Claiming urgency the signed body does not carry fails; an older export without the
+        // field still verifies.
+        let plain = line("medical", "Ben", "ok");
+        let mut forged = plain.clone();
+        forged.urgent = true;
+        let e = verify_line(&serde_json::to_string(&forged).unwrap()).unwrap_err();
+        assert!(e.contains("urgent"), "{e}");
+        let mut older = l.clone();
+        older.urgent = false;
+        verify_line(&serde_json::to_string(&older).unwrap()).unwrap();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("urgent"));
+        assert!(csv_record(&l).ends_with(",yes\r\n"));
+        assert!(csv_record(&l).contains(",collapse at the market,"));
+        assert!(csv_record(&plain).ends_with(",\r\n"));
+        let h = html_report(&[l, plain]);
+        assert_eq!(h.matches("URGENT</b>").count(), 1);
+        assert!(h.contains("<p class=\"body\">collapse at the market</p>"));
     }
 
     #[test]

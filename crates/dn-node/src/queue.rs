@@ -5,7 +5,10 @@
 //!   [`OUT_PAUSE_BYTES`] the connection's reader stops reading the peer (a peer that does not
 //!   read our replies gets no more requests served); past [`OUT_BUDGET_BYTES`] a send fails and
 //!   the core closes the connection. The writer reports what it wrote back to the core
-//!   ([`crate::core::CoreMsg::Drained`]) so the protocol can pace its replies.
+//!   ([`crate::core::CoreMsg::Drained`]) so the protocol can pace its replies. It has two
+//!   lanes: frames carrying a prioritised urgent message ([`OutQueue::send_urgent`],
+//!   `dn_proto::Protocol::is_priority_frame`) are written before any ordinary frame still
+//!   queued; each lane keeps its order, and both count against the same byte budget.
 //! - **Incoming** ([`InCredit`]): a connection's reader takes credit for every frame it hands to
 //!   the core and the credit returns when the core has handled the frame. With no credit left the
 //!   reader waits, QUIC flow control stops the peer, and the core's queue holds at most
@@ -60,6 +63,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct OutQueue {
     tx: UnboundedSender<Vec<u8>>,
+    urgent_tx: UnboundedSender<Vec<u8>>,
     shared: Arc<Shared>,
     budget: usize,
 }
@@ -67,6 +71,7 @@ pub struct OutQueue {
 /// The writer's end of the queue.
 pub struct OutReceiver {
     rx: UnboundedReceiver<Vec<u8>>,
+    urgent_rx: UnboundedReceiver<Vec<u8>>,
     shared: Arc<Shared>,
 }
 
@@ -84,6 +89,7 @@ pub fn out_queue() -> (OutQueue, OutReceiver, OutPause) {
 /// A queue with an explicit budget (tests).
 pub fn out_queue_with_budget(budget: usize) -> (OutQueue, OutReceiver, OutPause) {
     let (tx, rx) = unbounded_channel();
+    let (urgent_tx, urgent_rx) = unbounded_channel();
     let shared = Arc::new(Shared {
         queued: AtomicUsize::new(0),
         drained: Notify::new(),
@@ -91,11 +97,13 @@ pub fn out_queue_with_budget(budget: usize) -> (OutQueue, OutReceiver, OutPause)
     (
         OutQueue {
             tx,
+            urgent_tx,
             shared: shared.clone(),
             budget,
         },
         OutReceiver {
             rx,
+            urgent_rx,
             shared: shared.clone(),
         },
         OutPause { shared },
@@ -105,6 +113,15 @@ pub fn out_queue_with_budget(budget: usize) -> (OutQueue, OutReceiver, OutPause)
 impl OutQueue {
     /// Queues encoded bytes; fails when the peer's queue is over budget or the writer is gone.
     pub fn send(&self, bytes: Vec<u8>) -> Result<(), SendError> {
+        self.send_on(bytes, false)
+    }
+
+    /// Like [`OutQueue::send`], on the urgent lane: written before the ordinary frames queued.
+    pub fn send_urgent(&self, bytes: Vec<u8>) -> Result<(), SendError> {
+        self.send_on(bytes, true)
+    }
+
+    fn send_on(&self, bytes: Vec<u8>, urgent: bool) -> Result<(), SendError> {
         let n = bytes.len();
         let queued = self.shared.queued.load(Ordering::Acquire);
         if queued.saturating_add(n) > self.budget {
@@ -114,7 +131,8 @@ impl OutQueue {
             });
         }
         self.shared.queued.fetch_add(n, Ordering::AcqRel);
-        self.tx.send(bytes).map_err(|_| {
+        let lane = if urgent { &self.urgent_tx } else { &self.tx };
+        lane.send(bytes).map_err(|_| {
             self.shared.queued.fetch_sub(n, Ordering::AcqRel);
             SendError::Closed
         })
@@ -127,19 +145,29 @@ impl OutQueue {
 }
 
 impl OutReceiver {
-    /// The next queued frame, or `None` once the core dropped its end.
+    /// The next queued frame, urgent lane first, or `None` once the core dropped its end.
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
-        self.rx.recv().await
+        if let Ok(b) = self.urgent_rx.try_recv() {
+            return Some(b);
+        }
+        tokio::select! {
+            biased;
+            Some(b) = self.urgent_rx.recv() => Some(b),
+            b = self.rx.recv() => b,
+        }
     }
 
     /// Whether nothing is queued right now.
     pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        self.rx.is_empty() && self.urgent_rx.is_empty()
     }
 
-    /// A queued frame if one is ready now.
+    /// A queued frame if one is ready now, urgent lane first.
     pub fn try_recv(&mut self) -> Option<Vec<u8>> {
-        self.rx.try_recv().ok()
+        self.urgent_rx
+            .try_recv()
+            .or_else(|_| self.rx.try_recv())
+            .ok()
     }
 
     /// Records that `n` bytes were written; wakes a paused reader once under the pause mark.
@@ -244,6 +272,34 @@ mod tests {
         assert_eq!(q.queued(), 40);
         q.send(vec![0; 60]).unwrap();
         assert!(!pause.paused(), "100 bytes are far under the pause mark");
+    }
+
+    #[tokio::test]
+    async fn urgent_frames_jump_ahead_of_queued_ordinary_ones() {
+        let (q, mut rx, _pause) = out_queue_with_budget(1_000);
+        q.send(vec![1; 10]).unwrap();
+        q.send(vec![2; 10]).unwrap();
+        q.send_urgent(vec![9; 5]).unwrap();
+        q.send_urgent(vec![8; 5]).unwrap();
+        assert_eq!(q.queued(), 30, "one byte count for both lanes");
+        let mut order = vec![];
+        while !rx.is_empty() {
+            let f = rx.recv().await.unwrap();
+            rx.written(f.len());
+            order.push(f[0]);
+        }
+        assert_eq!(order, [9, 8, 1, 2], "urgent first, each lane in order");
+        assert_eq!(q.queued(), 0);
+        // The budget covers the urgent lane too.
+        assert!(matches!(
+            q.send_urgent(vec![0; 1_001]),
+            Err(SendError::OverBudget { .. })
+        ));
+        // A writer waiting on an empty queue wakes for an urgent frame.
+        let w = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        q.send_urgent(vec![7]).unwrap();
+        assert_eq!(w.await.unwrap(), Some(vec![7]));
     }
 
     #[tokio::test]

@@ -73,6 +73,7 @@ async fn fill(dir: &Path, p: Option<&Passphrase>) -> String {
         c.call(calls::Send {
             room: ROOM.into(),
             body: b.into(),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -193,6 +194,7 @@ fn set_restart_wrong_change_remove() {
         c.call(calls::Send {
             room: ROOM.into(),
             body: "third".into(),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -280,6 +282,7 @@ fn a_locked_data_dir_holds_no_plaintext() {
         c.call(calls::Send {
             room: ROOM.into(),
             body: "Second shelter list: Quarrington-Vukovic".into(),
+            urgent: false,
         })
         .await
         .unwrap();

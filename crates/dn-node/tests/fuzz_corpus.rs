@@ -597,6 +597,7 @@ fn write_seed_corpus() {
         Request::Send {
             room: "medical".into(),
             body: "need insulin".into(),
+            urgent: false,
         },
         Request::Messages {
             room: "medical".into(),

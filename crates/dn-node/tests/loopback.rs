@@ -93,6 +93,7 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
         .call(calls::Send {
             room: "medical".into(),
             body: "need insulin at the school".into(),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -125,6 +126,7 @@ async fn two_nodes_chat_and_a_restarted_node_catches_up() {
         a.call(calls::Send {
             room: "medical".into(),
             body: format!("update {i}"),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -277,6 +279,7 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
         .call(calls::Send {
             room: "medical".into(),
             body: "anyone there?".into(),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -297,6 +300,7 @@ async fn delivery_state_goes_from_stored_to_sent_to_held() {
         .call(calls::Send {
             room: "medical".into(),
             body: "convoy leaves at 6".into(),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -385,6 +389,7 @@ async fn export_runs_off_the_core_thread_and_reports_progress() {
         e.call(calls::Send {
             room: "medical".into(),
             body: format!("m{i}"),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -489,6 +494,7 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     a.call(calls::Send {
         room: "medical".into(),
         body: "before the block".into(),
+        urgent: false,
     })
     .await
     .unwrap();
@@ -525,6 +531,7 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     a.call(calls::Send {
         room: "medical".into(),
         body: "after the block".into(),
+        urgent: false,
     })
     .await
     .unwrap();
@@ -541,6 +548,7 @@ async fn a_blocked_author_is_hidden_not_stored_and_stays_blocked_after_a_restart
     a.call(calls::Send {
         room: "medical".into(),
         body: "after the restart".into(),
+        urgent: false,
     })
     .await
     .unwrap();
@@ -609,6 +617,7 @@ async fn a_client_whose_node_stops_between_calls_finishes_offline() {
         .call(calls::Send {
             room: "medical".into(),
             body: "written after the node stopped".into(),
+            urgent: false,
         })
         .await
         .unwrap();
@@ -683,6 +692,7 @@ async fn laptops_chat_through_a_relay_they_added_by_its_ipv6_address() {
     a.call(calls::Send {
         room: "medical".into(),
         body: "through the relay".into(),
+        urgent: false,
     })
     .await
     .unwrap();

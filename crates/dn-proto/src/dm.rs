@@ -627,10 +627,11 @@ pub fn to_body(env: &DmEnvelope) -> String {
     )
 }
 
-/// The envelope carried by a message body of the [`DM_ROOM`].
+/// The envelope carried by a message body of the [`DM_ROOM`], with or without the
+/// [`URGENT_MARKER`](crate::message::URGENT_MARKER) in front.
 pub fn from_body(body: &str) -> Result<DmEnvelope, DmError> {
     use base64::Engine as _;
-    let b64 = body
+    let b64 = crate::message::strip_urgent(body)
         .strip_prefix(DM_BODY_PREFIX)
         .ok_or(DmError::Malformed("not a DM body"))?;
     let bytes = base64::engine::general_purpose::STANDARD

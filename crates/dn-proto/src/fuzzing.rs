@@ -167,7 +167,7 @@ fn open_fixed(env: &Envelope) {
 /// Private rooms: the bytes as an [`Envelope`] (then [`private::open`] with a fixed key), as a
 /// message body ([`private::from_body`]) and as a plaintext (what `open` parses after
 /// decrypting, which a fuzzer cannot reach through the AEAD): never panic; a decoded envelope
-/// or body re-encodes to its input, a valid plaintext re-encodes to its input, an envelope
+/// or body re-encodes to its input (without an urgent marker in front), a valid plaintext re-encodes to its input, an envelope
 /// that opens re-seals to itself.
 pub fn private(data: &[u8]) {
     if let Ok(env) = Envelope::decode(data) {
@@ -180,9 +180,10 @@ pub fn private(data: &[u8]) {
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(env) = private::from_body(text) {
+            // An urgent body carries the marker in front of the envelope (docs/protocol.md §2.5).
             assert_eq!(
                 private::to_body(&env),
-                text,
+                crate::message::strip_urgent(text),
                 "body does not re-encode to its input"
             );
             open_fixed(&env);
@@ -595,6 +596,23 @@ mod tests {
             }
         }
         assert_eq!(opened, 4);
+    }
+
+    /// A private-room body behind the urgent marker goes through the `private` target like the
+    /// body itself (docs/protocol.md §2.5).
+    #[test]
+    fn urgent_private_bodies_replay_through_the_private_target() {
+        let mut n = 0;
+        for (target, _, bytes) in private_seeds() {
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            if target == "private" && private::from_body(text).is_ok() {
+                private(format!("{}{text}", crate::message::URGENT_MARKER).as_bytes());
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no private body among the seeds");
     }
 
     #[test]

@@ -15,6 +15,35 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const MESSAGE_MAGIC: &[u8; 5] = b"DNMSG";
 /// Largest message body in bytes (UTF-8).
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
+/// The start of the body of an urgent message (docs/protocol.md §2.5): U+1F6A8, a space,
+/// `URGENT:` and a space. The flag is part of the signed body, so it cannot be added or
+/// removed on the way, and older nodes store, relay and show it as ordinary text. In the `dm`
+/// room and private rooms it goes before the envelope (`"🚨 URGENT: dm1:…"`), so carriers can
+/// prioritise it without reading anything else. [`MAX_BODY_BYTES`] includes it.
+pub const URGENT_MARKER: &str = "\u{1F6A8} URGENT: ";
+
+/// Whether a message body marks its message urgent: it starts with [`URGENT_MARKER`]. The
+/// marker defines it: a text typed with the marker at its start is urgent too.
+pub fn is_urgent(body: &str) -> bool {
+    body.starts_with(URGENT_MARKER)
+}
+
+/// The body without its [`URGENT_MARKER`] (unchanged when it has none): what users read, and
+/// what carries a DM or private-room envelope.
+pub fn strip_urgent(body: &str) -> &str {
+    body.strip_prefix(URGENT_MARKER).unwrap_or(body)
+}
+
+/// `body` marked urgent ([`URGENT_MARKER`] in front), or unchanged when `urgent` is false or
+/// it is marked already.
+pub fn mark_urgent(body: &str, urgent: bool) -> String {
+    if urgent && !is_urgent(body) {
+        format!("{URGENT_MARKER}{body}")
+    } else {
+        body.to_string()
+    }
+}
+
 /// Largest display name in bytes (UTF-8).
 pub const MAX_NAME_BYTES: usize = 64;
 /// Largest room name in bytes.

@@ -279,9 +279,10 @@ pub fn to_body(env: &Envelope) -> String {
 
 /// The envelope of a private-room message body (structure only: the node picks the key by
 /// `env.epoch`, then calls [`open`]). The body must be exactly `"pr1:"` + canonical padded
-/// base64, nothing around it.
+/// base64, nothing around it but an optional
+/// [`URGENT_MARKER`](crate::message::URGENT_MARKER) in front.
 pub fn from_body(body: &str) -> Result<Envelope, PrivateError> {
-    let b64 = body
+    let b64 = crate::message::strip_urgent(body)
         .strip_prefix(PRIVATE_BODY_PREFIX)
         .ok_or(PrivateError::Malformed("not a private room body"))?;
     if b64.len() > MAX_PRIVATE_ENVELOPE_BYTES.div_ceil(3) * 4 {

@@ -35,6 +35,7 @@ mod meta;
 mod private;
 mod salvage;
 mod schema;
+mod urgent;
 
 use std::fmt;
 use std::path::Path;

@@ -25,9 +25,9 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
 ON CONFLICT (id) DO NOTHING";
 
 /// Columns read by [`read_row`], in order.
-const COLS: &str = "id, room, signed, signature, received_at, local";
+pub(crate) const COLS: &str = "id, room, signed, signature, received_at, local";
 
-fn read_row(row: &Row<'_>) -> Result<StoredMessage> {
+pub(crate) fn read_row(row: &Row<'_>) -> Result<StoredMessage> {
     let id = MessageId(blob32(row, 0, "message id")?);
     let corrupt = |what: &str| StoreError::Corrupt(format!("message {id}: {what}"));
     let room: String = row.get(1)?;

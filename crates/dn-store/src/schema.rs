@@ -190,8 +190,40 @@ CREATE TABLE room_keys (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 8 → 9: urgent messages (docs/protocol.md §2.5). A message is urgent when its body
+/// starts with `dn_proto::message::URGENT_MARKER` (in the signed bytes, so the flag is derived,
+/// never stored apart from them); this table lists them, kept by triggers on `messages`, with
+/// whether the local user acknowledged each. Messages written here count as acknowledged.
+/// Existing urgent-marked messages are listed, unacknowledged.
+const V9: &str = "
+CREATE TABLE urgent (
+    id           BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32),
+    room         TEXT NOT NULL,
+    timestamp    INTEGER NOT NULL,
+    acknowledged INTEGER NOT NULL DEFAULT 0 CHECK (acknowledged IN (0, 1))
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX urgent_unacked ON urgent (room, timestamp) WHERE acknowledged = 0;
+
+CREATE TRIGGER messages_urgent_insert AFTER INSERT ON messages
+WHEN NEW.body GLOB '\u{1F6A8} URGENT: *'
+BEGIN
+    INSERT OR IGNORE INTO urgent (id, room, timestamp, acknowledged)
+    VALUES (NEW.id, NEW.room, NEW.timestamp, NEW.local);
+END;
+
+CREATE TRIGGER messages_urgent_delete AFTER DELETE ON messages
+WHEN OLD.body GLOB '\u{1F6A8} URGENT: *'
+BEGIN
+    DELETE FROM urgent WHERE id = OLD.id;
+END;
+
+INSERT INTO urgent (id, room, timestamp, acknowledged)
+    SELECT id, room, timestamp, local FROM messages WHERE body GLOB '\u{1F6A8} URGENT: *';
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this code writes.
 pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;

@@ -38,11 +38,13 @@ fn ids(v: &[StoredMessage]) -> Vec<MessageId> {
 
 /// Takes a store back to schema 6 (no private rooms; evicted ids not counted in `room_usage`), for upgrade
 /// tests.
-const UNDO_V7: &str = "DROP TABLE room_keys; DROP TABLE private_rooms;
+const UNDO_V7: &str = "DROP TABLE urgent; DROP TRIGGER messages_urgent_insert;
+    DROP TRIGGER messages_urgent_delete; DROP TABLE room_keys; DROP TABLE private_rooms;
     DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
     ALTER TABLE room_usage DROP COLUMN evicted;";
 /// Takes a store back to schema 5.
-const UNDO_V6: &str = "DROP TABLE room_keys; DROP TABLE private_rooms;
+const UNDO_V6: &str = "DROP TABLE urgent; DROP TRIGGER messages_urgent_insert;
+    DROP TRIGGER messages_urgent_delete; DROP TABLE room_keys; DROP TABLE private_rooms;
     DROP TRIGGER evicted_usage_insert; DROP TRIGGER evicted_usage_delete;
     DROP TRIGGER messages_usage_insert; DROP TRIGGER messages_usage_delete;
     DROP TABLE room_usage; DROP TABLE evicted;";
@@ -107,7 +109,8 @@ fn migrates_from_empty_file_with_pragmas() {
             "room_usage",
             "rooms",
             "settings",
-            "sync_state"
+            "sync_state",
+            "urgent"
         ]
     );
     let fk_errors: i64 = s
@@ -1210,7 +1213,8 @@ fn upgrade_from_v7_adds_private_rooms_and_keeps_messages() {
         s.insert_message(&m, 1, false).unwrap();
         s.conn
             .execute_batch(
-                "DROP TABLE room_keys; DROP TABLE private_rooms; PRAGMA user_version = 7;",
+                "DROP TABLE urgent; DROP TRIGGER messages_urgent_insert; DROP TRIGGER messages_urgent_delete;
+                 DROP TABLE room_keys; DROP TABLE private_rooms; PRAGMA user_version = 7;",
             )
             .unwrap();
     }
@@ -1220,4 +1224,89 @@ fn upgrade_from_v7_adds_private_rooms_and_keeps_messages() {
     assert!(s
         .add_private_room("p.00000000000000000000000000000000", "t", &node(1), 1)
         .unwrap());
+}
+
+#[test]
+fn urgent_messages_are_listed_until_acknowledged() {
+    use dn_proto::message::URGENT_MARKER;
+    let s = Store::open_in_memory().unwrap();
+    s.join_room("medical", 1).unwrap();
+    s.join_room("school", 1).unwrap();
+    let u1 = msg(
+        1,
+        "medical",
+        10,
+        &format!("{URGENT_MARKER}collapse at the market"),
+    );
+    let u2 = msg(2, "medical", 20, &format!("{URGENT_MARKER}need water"));
+    let u3 = msg(2, "school", 30, &format!("{URGENT_MARKER}fire"));
+    let own = msg(3, "medical", 40, &format!("{URGENT_MARKER}on our way"));
+    // Not urgent: the marker elsewhere, or almost the marker.
+    let plain = msg(1, "medical", 50, &format!("fwd: {URGENT_MARKER}x"));
+    let near = msg(1, "medical", 60, "\u{1F6A8} urgent: lowercase");
+    for m in [&u1, &u2, &u3, &plain, &near] {
+        assert!(s.insert_message(m, 1, false).unwrap());
+    }
+    assert!(s.insert_message(&own, 1, true).unwrap());
+    assert_eq!(
+        s.urgent_unacked_counts().unwrap(),
+        [("medical".to_string(), 2), ("school".to_string(), 1)]
+    );
+    assert_eq!(
+        ids(&s.urgent_unacked(Some("medical"), 20).unwrap()),
+        [u2.id(), u1.id()],
+        "newest first; our own message needs no acknowledgement"
+    );
+    assert_eq!(s.urgent_unacked(None, 2).unwrap().len(), 2);
+    assert_eq!(s.urgent_acknowledged(&plain.id()).unwrap(), None);
+    assert_eq!(s.urgent_acknowledged(&own.id()).unwrap(), Some(true));
+    // One, then the rest of the room; a second time changes nothing.
+    assert_eq!(s.ack_urgent("medical", Some(&u1.id())).unwrap(), 1);
+    assert_eq!(s.ack_urgent("medical", Some(&u1.id())).unwrap(), 0);
+    assert_eq!(
+        s.ack_urgent("school", Some(&u2.id())).unwrap(),
+        0,
+        "wrong room"
+    );
+    assert_eq!(s.urgent_acknowledged(&u1.id()).unwrap(), Some(true));
+    assert_eq!(s.ack_urgent("medical", None).unwrap(), 1);
+    assert_eq!(
+        s.urgent_unacked_counts().unwrap(),
+        [("school".to_string(), 1)]
+    );
+    // A blocked author's urgent messages are not listed.
+    s.set_blocked(&node(2), true, 5).unwrap();
+    assert!(s.urgent_unacked_counts().unwrap().is_empty());
+    assert!(s.urgent_unacked(None, 20).unwrap().is_empty());
+    // Evicted: gone from the list too.
+    s.set_blocked(&node(2), false, 5).unwrap();
+    s.evict_messages(&[u3.id()]).unwrap();
+    assert!(s.urgent_unacked_counts().unwrap().is_empty());
+}
+
+#[test]
+fn upgrade_to_v9_lists_urgent_messages_already_stored() {
+    use dn_proto::message::URGENT_MARKER;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let u = msg(1, "medical", 10, &format!("{URGENT_MARKER}help"));
+    {
+        let s = Store::open(&path).unwrap();
+        s.insert_message(&u, 1, false).unwrap();
+        s.insert_message(&msg(1, "medical", 11, "ok"), 1, false)
+            .unwrap();
+        s.conn
+            .execute_batch(
+                "DROP TABLE urgent; DROP TRIGGER messages_urgent_insert;
+                 DROP TRIGGER messages_urgent_delete; PRAGMA user_version = 8;",
+            )
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(pragma_i64(&s, "user_version"), SCHEMA_VERSION);
+    assert!(s.urgent_unacked(None, 20).unwrap().is_empty(), "not joined");
+    assert_eq!(
+        ids(&s.urgent_unacked(Some("medical"), 20).unwrap()),
+        [u.id()]
+    );
 }

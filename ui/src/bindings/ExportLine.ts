@@ -26,9 +26,14 @@ author_name: string,
  */
 timestamp: number, 
 /**
- * Text.
+ * Text, exactly as signed (an urgent message keeps its marker, so the line verifies).
  */
 body: string, 
+/**
+ * Marked urgent by its author (`body` starts with the urgent marker, docs/protocol.md
+ * §2.5). Absent when false; `verify` refuses a line that claims it without the marker.
+ */
+urgent?: boolean | undefined, 
 /**
  * Signature, hex.
  */

@@ -27,9 +27,19 @@ author_name: string,
  */
 timestamp: number, 
 /**
- * Text.
+ * Text, without the urgent marker (`urgent` says it; the signed bytes keep it).
  */
 body: string, 
+/**
+ * Marked urgent by its author (the signed body starts with `"🚨 URGENT: "`, docs/protocol.md
+ * §2.5).
+ */
+urgent: boolean, 
+/**
+ * Urgent and acknowledged here (by the user, or written here). Always false when not
+ * urgent.
+ */
+acknowledged: boolean, 
 /**
  * Ed25519 signature, hex.
  */

@@ -32,7 +32,24 @@ room: string,
 /**
  * Text.
  */
-body: string, } | { "op": "messages", 
+body: string, 
+/**
+ * Mark it urgent: the signed body starts with the urgent marker, it goes first
+ * and is pinned until acknowledged (a text starting with the marker is urgent anyway).
+ */
+urgent: boolean, } | { "op": "urgent", 
+/**
+ * The room, or all joined rooms when absent.
+ */
+room: string | null, } | { "op": "ack_urgent", 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * The message id (64 hex), or every urgent message of the room when absent.
+ */
+id: string | null, } | { "op": "messages", 
 /**
  * Room.
  */

@@ -41,4 +41,8 @@ messages: number,
 /**
  * Timestamp of the newest message, if any.
  */
-last_timestamp: number | null, };
+last_timestamp: number | null, 
+/**
+ * Urgent messages in the room not acknowledged here yet.
+ */
+urgent_unacked: number, };

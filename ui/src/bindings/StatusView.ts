@@ -95,4 +95,8 @@ carry_evicted: number,
  * (`rate_limited`, `not_reading`, `quota_author`, …; see docs/security.md). Only reasons
  * that counted something are listed.
  */
-drops: Record<string, number>, };
+drops: Record<string, number>, 
+/**
+ * Urgent messages not acknowledged here yet, in joined rooms ("1 urgent").
+ */
+urgent_unacked: number, };

@@ -62,8 +62,21 @@ export interface EngineApi {
    * Sign, store durably, then spread.
    * @param room Room (must be joined).
    * @param body Text.
+   * @param urgent Mark it urgent: the signed body starts with the urgent marker, it goes first  and is pinned until acknowledged (a text starting with the marker is urgent anyway).
    */
-  send(room: string, body: string): Promise<MessageView>;
+  send(room: string, body: string, urgent: boolean): Promise<MessageView>;
+  /**
+   * Urgent messages not acknowledged yet, newest first (at most 100): of one room, or of
+   * every joined room.
+   * @param room The room, or all joined rooms when absent.
+   */
+  urgent(room: string | null): Promise<Array<MessageView>>;
+  /**
+   * Acknowledge urgent messages of a room (local only: they stop being pinned and counted).
+   * @param room The room.
+   * @param id The message id (64 hex), or every urgent message of the room when absent.
+   */
+  ackUrgent(room: string, id: string | null): Promise<RoomView>;
   /**
    * Messages of a room in room order (timestamp, author, id), the newest `limit`, optionally
    * strictly before a message id; oldest first.
@@ -244,7 +257,9 @@ export function engineApi(send: Send): EngineApi {
     setMuted: (room, muted) => send({ op: "set_muted", room, muted }) as Promise<RoomView>,
     leaveRoom: (room) => send({ op: "leave_room", room }) as Promise<RoomView>,
     rooms: () => send({ op: "rooms" }) as Promise<Array<RoomView>>,
-    send: (room, body) => send({ op: "send", room, body }) as Promise<MessageView>,
+    send: (room, body, urgent) => send({ op: "send", room, body, urgent }) as Promise<MessageView>,
+    urgent: (room) => send({ op: "urgent", room }) as Promise<Array<MessageView>>,
+    ackUrgent: (room, id) => send({ op: "ack_urgent", room, id }) as Promise<RoomView>,
     messages: (room, limit, before) => send({ op: "messages", room, limit, before }) as Promise<Array<MessageView>>,
     peers: () => send({ op: "peers" }) as Promise<Array<PeerView>>,
     status: () => send({ op: "status" }) as Promise<StatusView>,

@@ -110,6 +110,14 @@ export const MAX_DM_BYTES = MAX_DM_TEXT_BYTES;
 export const MAX_PRIVATE_BYTES = MAX_PRIVATE_TEXT_BYTES;
 
 /**
+ * What the engine puts in front of an urgent message's signed body (docs/protocol.md §2.5):
+ * U+1F6A8, a space, "URGENT:", a space. The body limit includes it.
+ */
+export const URGENT_MARKER = "\u{1F6A8} URGENT: ";
+/** Its size in UTF-8 bytes (13): an urgent text may be this much shorter. */
+export const URGENT_MARKER_BYTES = new TextEncoder().encode(URGENT_MARKER).length;
+
+/**
  * Delivery state of a message written here, or null for messages from others:
  * "stored locally" (no peer has it yet), "sent to N", or "held by N" once peers confirmed.
  */

@@ -27,6 +27,8 @@ export interface Incoming {
   roomName?: string;
   authorName: string;
   body: string;
+  /** Marked urgent by its author: notifies even in a muted room, and is never summarised. */
+  urgent?: boolean;
 }
 
 /** Shortens `text` to `max` characters (one line), adding an ellipsis when cut. */
@@ -44,7 +46,10 @@ function place(m: Incoming): string {
 /** The notification for one message: "name in #room: text". */
 export function single(m: Incoming): NotificationSpec {
   const who = visibleText(m.authorName.trim()) || "Someone";
-  return { title: "DisasterNet", body: `${who} in ${place(m)}: ${visibleText(truncate(m.body))}` };
+  return {
+    title: m.urgent ? "DisasterNet: URGENT" : "DisasterNet",
+    body: `${who} in ${place(m)}: ${visibleText(truncate(m.body))}`,
+  };
 }
 
 /** One summary for a burst: "N new messages in #a, #b". */
@@ -55,9 +60,12 @@ export function summary(batch: readonly Incoming[]): NotificationSpec {
 
 /** What one window's worth of messages shows: each one, or one summary when more than 3. */
 export function plan(batch: readonly Incoming[]): NotificationSpec[] {
-  if (batch.length === 0) return [];
-  if (batch.length > MAX_SINGLE_NOTIFICATIONS) return [summary(batch)];
-  return batch.map(single);
+  // Urgent messages always show one by one (the engine pins at most 20 a room anyway).
+  const urgent = batch.filter((m) => m.urgent === true).map(single);
+  const rest = batch.filter((m) => m.urgent !== true);
+  if (rest.length === 0) return urgent;
+  if (rest.length > MAX_SINGLE_NOTIFICATIONS) return [...urgent, summary(rest)];
+  return [...urgent, ...rest.map(single)];
 }
 
 /**
@@ -68,7 +76,7 @@ export function incomingOf(event: EngineEvent, selfId: string | null): Incoming 
   if (event.type === "message") {
     const m = event.message;
     if (m.local || (selfId !== null && m.author === selfId)) return null;
-    return { room: m.room, authorName: m.author_name, body: m.body };
+    return { room: m.room, authorName: m.author_name, body: m.body, urgent: m.urgent };
   }
   if (event.type === "dm") {
     const d = event.dm;
@@ -122,7 +130,8 @@ export class Notifier {
     if (this.focused) return;
     const incoming = incomingOf(event, this.deps.selfId());
     if (!incoming) return;
-    if (incoming.room !== null && this.deps.muted.has(incoming.room)) return;
+    // Muting silences ordinary messages; an urgent one still notifies.
+    if (incoming.room !== null && incoming.urgent !== true && this.deps.muted.has(incoming.room)) return;
     const roomName = incoming.room === null ? null : (this.deps.roomName?.(incoming.room) ?? null);
     this.batch.push(roomName === null ? incoming : { ...incoming, roomName });
     if (!this.timerSet) {

@@ -1,7 +1,8 @@
 // Write a message: Enter sends, Shift+Enter adds a line; shows the size against the limit.
+// "Urgent" (a toggle, aria-pressed) marks the next message urgent, then turns itself off.
 
 import { h } from "../lib/dom";
-import { checkBody, MAX_BODY_BYTES } from "../lib/messages";
+import { checkBody, MAX_BODY_BYTES, URGENT_MARKER_BYTES } from "../lib/messages";
 import { composeTarget, type AppState, type Store } from "../store";
 
 export function mountComposer(root: HTMLElement, store: Store): () => void {
@@ -13,12 +14,24 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
     placeholder: "Write a message…",
   });
   const send = h("button", { id: "send-button", type: "submit", class: "primary" }, "Send");
+  const urgentToggle = h(
+    "button",
+    {
+      id: "urgent-toggle",
+      type: "button",
+      class: "urgent-toggle",
+      "aria-pressed": "false",
+      title: "Mark the next message urgent: it goes first and stays pinned for everyone in the room until they acknowledge it",
+    },
+    "Urgent",
+  );
   const bytes = h("span", { id: "byte-count", class: "byte-count" });
   const hint = h("span", { id: "composer-hint", class: "composer-hint muted" });
   const form = h(
     "form",
     { id: "composer-form", class: "composer" },
     input,
+    urgentToggle,
     send,
     h("div", { class: "composer-footer" }, hint, bytes),
   );
@@ -26,6 +39,21 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
 
   let canWrite = false;
   let limit = MAX_BODY_BYTES;
+  let urgent = false;
+  let roomPane = true;
+
+  const setUrgent = (on: boolean): void => {
+    urgent = on && roomPane;
+    urgentToggle.setAttribute("aria-pressed", String(urgent));
+    form.classList.toggle("urgent", urgent);
+    refresh();
+  };
+  urgentToggle.addEventListener("click", () => {
+    setUrgent(!urgent);
+    input.focus();
+  });
+  /** The limit of what is typed: the urgent marker is part of the body. */
+  const textLimit = (): number => limit - (urgent ? URGENT_MARKER_BYTES : 0);
 
   /** Grows the text area with its content (CSS caps it with max-height). */
   const autosize = (): void => {
@@ -35,8 +63,8 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
 
   const refresh = (): void => {
     autosize();
-    const check = checkBody(input.value, limit);
-    bytes.textContent = `${check.bytes} / ${limit} bytes`;
+    const check = checkBody(input.value, textLimit());
+    bytes.textContent = `${check.bytes} / ${textLimit()} bytes`;
     bytes.classList.toggle("over", check.tooLong);
     form.classList.toggle("too-long", check.tooLong);
     send.disabled = !canWrite || check.empty || check.tooLong || store.state.pending.send;
@@ -45,7 +73,11 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
       hint.classList.add("error-text");
     } else {
       hint.classList.remove("error-text");
-      hint.textContent = canWrite ? "Enter to send · Shift+Enter for a new line" : "";
+      hint.textContent = !canWrite
+        ? ""
+        : urgent
+          ? "URGENT: pinned for everyone until acknowledged · Enter to send"
+          : "Enter to send · Shift+Enter for a new line";
     }
   };
 
@@ -59,14 +91,15 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
       return;
     }
     const body = input.value;
-    const check = checkBody(body, limit);
+    const check = checkBody(body, textLimit());
     if (check.empty) return;
     if (check.tooLong) {
       refresh();
       return;
     }
-    const sent = await store.sendCurrent(body);
+    const sent = await store.sendCurrent(body, urgent);
     if (sent) {
+      setUrgent(false);
       // Keep anything typed while sending; drop exactly what was sent.
       input.value = input.value.startsWith(body) ? input.value.slice(body.length) : input.value;
       refresh();
@@ -94,6 +127,10 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
     canWrite = target.canWrite;
     limit = target.limit;
     input.disabled = !canWrite;
+    roomPane = state.pane === "room";
+    urgentToggle.hidden = !roomPane;
+    urgentToggle.disabled = !canWrite;
+    if (!roomPane && urgent) setUrgent(false);
     input.placeholder = target.placeholder;
     form.hidden = state.pane === "network" || state.pane === "identity";
     refresh();

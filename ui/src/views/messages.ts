@@ -1,6 +1,7 @@
 // The selected room: header, message list (newest at the bottom, older pages on scroll-up).
 // Membership notices of private rooms (joined, removed, made admin) are centred lines, not
-// chat bubbles.
+// chat bubbles. Urgent messages are highlighted, and the unacknowledged ones (at most 20, newest
+// first) are pinned in a strip above the list until acknowledged.
 
 import { visibleText } from "../lib/text";
 import { h, setChildren } from "../lib/dom";
@@ -8,7 +9,15 @@ import { lockIcon } from "../lib/icons";
 import { roomLabel, waitingText } from "../lib/invite";
 import type { MessageView } from "../bindings/MessageView";
 import { deliveryLabel, formatFullTime, formatTime, layoutRows, type Row } from "../lib/messages";
-import { composeTarget, fingerprintOf, removalOf, selectedRoom, type AppState, type Store } from "../store";
+import {
+  composeTarget,
+  fingerprintOf,
+  pinnedUrgent,
+  removalOf,
+  selectedRoom,
+  type AppState,
+  type Store,
+} from "../store";
 
 /** Messages from the same author closer than this (ms) share one header. */
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
@@ -54,11 +63,72 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
   const waiting = h("p", { id: "room-waiting", class: "waiting-key", role: "status", hidden: true });
   const removed = h("p", { id: "room-removed", class: "waiting-key", role: "status", hidden: true });
   const header = h("header", { class: "room-header" }, title, subtitle, waiting, removed);
+  const pinned = h("section", {
+    id: "urgent-strip",
+    class: "urgent-strip",
+    role: "region",
+    "aria-label": "Urgent messages",
+    hidden: true,
+  });
   const older = h("div", { id: "older-status", class: "older-status muted" });
   const list = h("ol", { id: "message-list", class: "message-list", "aria-live": "polite" });
   const placeholder = h("div", { id: "messages-empty", class: "messages-empty muted" });
   const scroller = h("div", { id: "message-scroller", class: "message-scroller" }, older, list, placeholder);
-  root.append(header, scroller);
+  root.append(header, pinned, scroller);
+
+  pinned.addEventListener("click", (e) => {
+    const target = e.target instanceof HTMLElement ? e.target : null;
+    const button = target?.closest<HTMLButtonElement>("button");
+    const room = store.state.selectedRoom;
+    if (!button || room === null) return;
+    if (button.classList.contains("ack-urgent")) void store.ackUrgent(room, button.dataset.id ?? null);
+    else if (button.classList.contains("ack-all-urgent")) void store.ackUrgent(room, null);
+  });
+
+  let shownPinned: MessageView[] | null = null;
+  const renderPinned = (state: AppState): void => {
+    const room = selectedRoom(state);
+    const list = room ? pinnedUrgent(state, room.name) : [];
+    if (shownPinned !== null && list.length === shownPinned.length && list.every((m, i) => m === shownPinned?.[i])) {
+      return;
+    }
+    shownPinned = list;
+    pinned.hidden = list.length === 0;
+    setChildren(
+      pinned,
+      list.length === 0
+        ? null
+        : h(
+            "div",
+            { class: "urgent-strip-head" },
+            h("strong", {}, `${list.length} urgent ${list.length === 1 ? "message" : "messages"}`),
+            list.length > 1
+              ? h("button", { type: "button", class: "ack-all-urgent" }, "Acknowledge all")
+              : null,
+          ),
+      ...list.map((m) =>
+        h(
+          "div",
+          { class: "urgent-pin", "data-id": m.id, "data-testid": "urgent-pin" },
+          h("span", { class: "urgent-badge" }, "URGENT"),
+          " ",
+          h("span", { class: "author" }, visibleText(m.author_name) || "(no name)"),
+          " ",
+          h(
+            "time",
+            { datetime: new Date(m.timestamp).toISOString(), title: formatFullTime(m.timestamp) },
+            formatTime(m.timestamp),
+          ),
+          h("div", { class: "body" }, visibleText(m.body, true)),
+          h(
+            "button",
+            { type: "button", class: "ack-urgent", "data-id": m.id, title: "Seen: unpin it on this laptop" },
+            "Acknowledge",
+          ),
+        ),
+      ),
+    );
+  };
 
   // Blocking asks first, in place: "Block NAME? [Block] [Cancel]".
   list.addEventListener("click", (e) => {
@@ -99,7 +169,9 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
     h(
       "li",
       {
-        class: `message${m.local ? " local" : ""}`,
+        class: `message${m.local ? " local" : ""}${m.urgent ? " urgent" : ""}${
+          m.urgent && !m.acknowledged ? " unacknowledged" : ""
+        }`,
         "data-id": m.id,
         "data-testid": "message",
       },
@@ -127,7 +199,13 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
               "Block…",
             ),
       ),
-      h("div", { class: "body" }, visibleText(m.body, true)),
+      h(
+        "div",
+        { class: "body" },
+        m.urgent ? h("span", { class: "urgent-badge", "data-testid": "urgent-badge" }, "URGENT") : null,
+        m.urgent ? " " : null,
+        visibleText(m.body, true),
+      ),
     );
 
   // "Amara removed Ben": who did it, then the engine's sentence.
@@ -195,6 +273,7 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
           const delivery = el.querySelector(".delivery");
           const label = deliveryLabel(m);
           if (delivery && delivery.textContent !== label) delivery.textContent = label;
+          el.classList.toggle("unacknowledged", m.urgent && !m.acknowledged);
         }
         rendered.set(row.key, el);
         el.classList.toggle("continued", continues(previous, m));
@@ -213,6 +292,7 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
   let shownMarker: string | null = null;
 
   const render = (state: AppState): void => {
+    renderPinned(state);
     const room = selectedRoom(state);
     const loaded = room ? state.messages[room.name] : undefined;
     if (!room) {
@@ -299,7 +379,8 @@ export function mountMessages(root: HTMLElement, store: Store): () => void {
       state.messages !== previous.messages ||
       state.newMarker !== previous.newMarker ||
       state.rooms !== previous.rooms ||
-      state.peers !== previous.peers
+      state.peers !== previous.peers ||
+      state.urgent !== previous.urgent
     ) {
       if (state.peers !== previous.peers) shownItems = null; // fingerprints may have changed
       render(state);

@@ -6,6 +6,7 @@ import {
   connectedPeers,
   isOnline,
   totalMessages,
+  urgentCount,
   type AppState,
   type Store,
 } from "../store";
@@ -41,10 +42,15 @@ export function mountStatusBar(root: HTMLElement, store: Store, onHealth?: () =>
     title: "Messages written here that no peer has confirmed yet. They are saved and go out when peers are reachable.",
   });
   const sync = h("span", { id: "last-sync" });
+  const urgent = h(
+    "button",
+    { id: "urgent-count", type: "button", class: "urgent-count", hidden: true, title: "Open the room of the newest urgent message" },
+  );
+  urgent.addEventListener("click", () => void store.showUrgent());
   const guarded = h("span", { id: "drop-count", class: "drops", hidden: true });
   const self = h("span", { id: "self-identity", class: "self" });
   root.appendChild(
-    h("footer", { id: "status-bar", class: "status-bar" }, net, health, peers, messages, queue, sync, guarded, self),
+    h("footer", { id: "status-bar", class: "status-bar" }, net, health, urgent, peers, messages, queue, sync, guarded, self),
   );
 
   const render = (state: AppState): void => {
@@ -72,6 +78,10 @@ export function mountStatusBar(root: HTMLElement, store: Store, onHealth?: () =>
       health.setAttribute("aria-label", label);
       setChildren(health, h("span", { class: "long", "aria-hidden": "true" }, label), h("span", { class: "short", "aria-hidden": "true" }, short));
     }
+    const u = urgentCount(state);
+    urgent.hidden = u === 0;
+    const urgentText = `${u.toLocaleString("en-US")} urgent`;
+    if (urgent.textContent !== urgentText) urgent.textContent = urgentText;
     peers.textContent = `${n} ${n === 1 ? "peer" : "peers"} connected`;
     const m = totalMessages(state);
     messages.textContent = `${m.toLocaleString("en-US")} ${m === 1 ? "message" : "messages"}`;
@@ -142,7 +152,8 @@ export function mountStatusBar(root: HTMLElement, store: Store, onHealth?: () =>
       state.identity !== previous.identity ||
       state.phase !== previous.phase ||
       state.peers !== previous.peers ||
-      state.rooms !== previous.rooms
+      state.rooms !== previous.rooms ||
+      state.urgent !== previous.urgent
     ) {
       render(state);
     }

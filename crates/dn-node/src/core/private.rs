@@ -463,6 +463,7 @@ impl Core {
                 v.waiting_for_key = waiting;
             }
         }
+        v.urgent_unacked = self.urgent_unacked_in(&v.name);
         v
     }
 
@@ -476,10 +477,12 @@ impl Core {
 
     /// Signs and stores a message of a private room (sealed under its newest key), then
     /// spreads it.
+    /// `urgent` puts the urgent marker in front of the envelope (carriers see only that).
     pub(super) fn send_private(
         &mut self,
         room: &str,
         content: Content,
+        urgent: bool,
     ) -> Result<MessageView, ApiError> {
         let name = self.require_name()?;
         let r = self.priv_room(room)?;
@@ -511,6 +514,7 @@ impl Core {
         let ts = now_ms();
         let body =
             private::seal(&r.id, epoch, &key, &self.id, ts, &plain, random()).map_err(invalid)?;
+        let body = dn_proto::message::mark_urgent(&body, urgent);
         let msg = Message::create(&self.key, room, private::HIDDEN_AUTHOR_NAME, ts, &body)
             .map_err(invalid)?;
         let sm = self.store_local(&msg)?;
@@ -571,7 +575,7 @@ impl Core {
         self.take_key(&inv, true)?;
         let room = inv.room.room_name();
         info!(%room, "created a private room");
-        self.send_private(&room, Content::Join)?;
+        self.send_private(&room, Content::Join, false)?;
         self.room_view(&room)
     }
 
@@ -655,7 +659,7 @@ impl Core {
             .unwrap_or(false);
         if newly || back {
             info!(%room, epoch = inv.epoch, "joined a private room by invite");
-            self.send_private(&room, Content::Join)?;
+            self.send_private(&room, Content::Join, false)?;
         }
         self.status_dirty = true;
         self.room_view(&room)
@@ -750,7 +754,7 @@ impl Core {
         let new_epoch = epoch
             .checked_add(1)
             .ok_or_else(|| invalid("this room has used up its key epochs"))?;
-        self.send_private(&room, Content::Remove { member, new_epoch })?;
+        self.send_private(&room, Content::Remove { member, new_epoch }, false)?;
         let r = self.priv_room(&room)?;
         let inv = Invite {
             room: r.id,
@@ -784,7 +788,7 @@ impl Core {
         member: &str,
     ) -> Result<Vec<MemberView>, ApiError> {
         let (room, member) = self.admin_action(room, member)?;
-        self.send_private(&room, Content::Promote { member })?;
+        self.send_private(&room, Content::Promote { member }, false)?;
         self.members(&room)
     }
 

@@ -62,7 +62,29 @@ impl Core {
                 Self::to_value(self.room_view(&room)?)
             }
             Request::Rooms => Self::to_value(self.rooms()?),
-            Request::Send { room, body } => Self::to_value(self.send(&room, &body)?),
+            Request::Send { room, body, urgent } => {
+                Self::to_value(self.send(&room, &body, urgent)?)
+            }
+            Request::Urgent { room } => Self::to_value(self.urgent_list(room.as_deref())?),
+            Request::AckUrgent { room, id } => {
+                let room = self.resolve_room(&room)?;
+                let id = match id {
+                    Some(h) => Some(MessageId::from_hex(&h).map_err(invalid)?),
+                    None => None,
+                };
+                let n = self
+                    .store
+                    .ack_urgent(&room, id.as_ref())
+                    .map_err(store_err)?;
+                if n == 0 && id.is_some() {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("no unacknowledged urgent message with that id in {room}"),
+                    ));
+                }
+                self.emit_room_changed(&room);
+                Self::to_value(self.room_view(&room)?)
+            }
             Request::Messages {
                 room,
                 limit,
@@ -254,18 +276,31 @@ impl Core {
         ))
     }
 
-    pub(super) fn send(&mut self, room: &str, body: &str) -> Result<MessageView, ApiError> {
+    /// Sends a text to a room; `urgent` marks it ([`dn_proto::message::URGENT_MARKER`] in
+    /// front of the signed body; a text that starts with the marker is urgent anyway).
+    pub(super) fn send(
+        &mut self,
+        room: &str,
+        body: &str,
+        urgent: bool,
+    ) -> Result<MessageView, ApiError> {
         let room = self.resolve_room(room)?;
         reserved(&room)?;
         let name = self.require_name()?;
         self.require_joined(&room, &format!("; join it first (room join {room})"))?;
         if dn_proto::private::is_private_room(&room) {
-            return self.send_private(&room, dn_proto::private::Content::Text(body.to_string()));
+            let urgent = urgent || dn_proto::message::is_urgent(body);
+            let text = dn_proto::message::strip_urgent(body).to_string();
+            return self.send_private(&room, dn_proto::private::Content::Text(text), urgent);
         }
-        let msg = Message::create(&self.key, &room, &name, now_ms(), body).map_err(invalid)?;
+        if urgent && dn_proto::message::strip_urgent(body).trim().is_empty() {
+            return Err(invalid("an urgent message needs a text"));
+        }
+        let body = dn_proto::message::mark_urgent(body, urgent);
+        let msg = Message::create(&self.key, &room, &name, now_ms(), &body).map_err(invalid)?;
         // Durable (synchronous=FULL) before anyone is told it was sent.
         let sm = self.store_local(&msg)?;
-        let v = view(&sm);
+        let v = self.view(&sm);
         self.publish_local(msg, &v);
         Ok(v)
     }

@@ -8,15 +8,15 @@
 use super::*;
 use crate::queue::{out_queue, OutReceiver};
 
-struct Node {
+pub(super) struct Node {
     dir: tempfile::TempDir,
-    core: Core,
+    pub(super) core: Core,
     id: NodeId,
     /// Kept so the fake connections stay open.
     wires: Vec<OutReceiver>,
 }
 
-fn node(name: &str) -> Node {
+pub(super) fn node(name: &str) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let (tx, _) = broadcast::channel(1024);
     let key = identity::load_or_create(dir.path()).unwrap();
@@ -37,7 +37,7 @@ fn call(core: &mut Core, req: Request) -> Result<Value, ApiError> {
     rx.blocking_recv().unwrap()
 }
 
-fn typed<C: Call>(n: &mut Node, c: C) -> Result<C::Response, ApiError> {
+pub(super) fn typed<C: Call>(n: &mut Node, c: C) -> Result<C::Response, ApiError> {
     call(&mut n.core, c.into()).map(|v| decode(v).unwrap())
 }
 
@@ -66,7 +66,7 @@ fn link(to: &mut Node, from: &StubNode, rooms: &[&str]) {
 }
 
 /// Every node sees every other connected, wanting `rooms` (so a carrier takes them in).
-fn mesh(nodes: &mut [Node], rooms: &[&str]) {
+pub(super) fn mesh(nodes: &mut [Node], rooms: &[&str]) {
     for i in 0..nodes.len() {
         for j in 0..nodes.len() {
             if i != j {
@@ -79,7 +79,7 @@ fn mesh(nodes: &mut [Node], rooms: &[&str]) {
 
 /// Hands every message each node stores to every other node, as frames from the holder,
 /// until nothing new arrives.
-fn gossip(nodes: &mut [Node]) {
+pub(super) fn gossip(nodes: &mut [Node]) {
     loop {
         let before: u64 = nodes
             .iter()
@@ -193,6 +193,7 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         calls::Send {
             room: "medical".into(),
             body: "patient Zed in tent 4".into(),
+            urgent: false,
         },
     )
     .unwrap();
@@ -338,6 +339,7 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         calls::Send {
             room: id.clone(),
             body: "after: Zed moved to tent 9".into(),
+            urgent: false,
         },
     )
     .unwrap();
@@ -372,6 +374,7 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         calls::Send {
             room: id.clone(),
             body: "still here?".into(),
+            urgent: false,
         },
     )
     .unwrap_err();
@@ -471,6 +474,7 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         calls::Send {
             room: id.clone(),
             body: "back on duty".into(),
+            urgent: false,
         },
     )
     .unwrap();
@@ -523,6 +527,7 @@ fn private_room_state_survives_a_restart_and_names_resolve() {
         calls::Send {
             room: "ops".into(),
             body: "private hello".into(),
+            urgent: false,
         },
     )
     .unwrap();
@@ -531,6 +536,7 @@ fn private_room_state_survives_a_restart_and_names_resolve() {
         calls::Send {
             room: "#ops".into(),
             body: "open hello".into(),
+            urgent: false,
         },
     )
     .unwrap();
@@ -605,6 +611,7 @@ fn a_message_nobody_held_is_retried_after_a_restart() {
         calls::Send {
             room: "ops".into(),
             body: "written alone".into(),
+            urgent: false,
         },
     )
     .unwrap();
@@ -671,6 +678,7 @@ fn a_bundle_carries_every_message_to_another_camp_once() {
             calls::Send {
                 room: "ops".into(),
                 body: format!("convoy {i} left"),
+                urgent: false,
             },
         )
         .unwrap();
@@ -687,6 +695,7 @@ fn a_bundle_carries_every_message_to_another_camp_once() {
         calls::Send {
             room: private.name.clone(),
             body: "patient Zed in tent 4".into(),
+            urgent: false,
         },
     )
     .unwrap();

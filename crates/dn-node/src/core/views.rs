@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Most urgent messages one `Urgent` request lists.
+pub(super) const MAX_URGENT_LIST: u32 = 100;
+
 impl Core {
     pub(super) fn name(&self) -> Result<Option<String>, ApiError> {
         self.store.get_setting(NAME_KEY).map_err(store_err)
@@ -32,6 +35,7 @@ impl Core {
                 muted: false,
                 messages: 0,
                 last_timestamp: None,
+                urgent_unacked: 0,
             });
         Ok(self.dress_room(v))
     }
@@ -188,6 +192,7 @@ impl Core {
             received, rejected, ..
         } = self.proto.counters();
         let rooms: Vec<RoomView> = self.rooms()?.into_iter().filter(|r| r.joined).collect();
+        let urgent_unacked = rooms.iter().map(|r| r.urgent_unacked).sum();
         Ok(StatusView {
             identity: self.identity()?,
             running: self.net.is_some(),
@@ -223,6 +228,7 @@ impl Core {
             carry_quota_full: self.proto.carry_full(),
             carry_evicted: self.proto.counters().evicted,
             drops: self.drops(),
+            urgent_unacked,
         })
     }
 
@@ -236,6 +242,32 @@ impl Core {
         )
     }
 
+    /// Unacknowledged urgent messages of `room` (0 on a store error, logged).
+    pub(super) fn urgent_unacked_in(&self, room: &str) -> u32 {
+        match self.store.urgent_unacked_counts() {
+            Ok(c) => c.into_iter().find(|(r, _)| r == room).map_or(0, |(_, n)| n),
+            Err(e) => {
+                warn!("urgent counts: {e}");
+                0
+            }
+        }
+    }
+
+    /// Unacknowledged urgent messages, newest first, at most [`MAX_URGENT_LIST`]: of `room`,
+    /// or of every joined room.
+    pub(super) fn urgent_list(&self, room: Option<&str>) -> Result<Vec<MessageView>, ApiError> {
+        let room = room.map(|r| self.resolve_room(r)).transpose()?;
+        let msgs = self
+            .store
+            .urgent_unacked(room.as_deref(), MAX_URGENT_LIST)
+            .map_err(store_err)?;
+        let mut out = Vec::new();
+        for sm in &msgs {
+            out.extend(self.show_room(&sm.message.room, std::slice::from_ref(sm)));
+        }
+        Ok(out)
+    }
+
     pub(super) fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
         serde_json::to_value(v).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
     }
@@ -243,6 +275,15 @@ impl Core {
     /// The user-facing view of a stored message, with its delivery state if written here.
     pub(super) fn view(&self, sm: &StoredMessage) -> MessageView {
         let mut v = view(sm);
+        if v.urgent {
+            v.acknowledged = match self.store.urgent_acknowledged(&sm.id) {
+                Ok(a) => a.unwrap_or(sm.local),
+                Err(e) => {
+                    warn!("urgent state of {}: {e}", sm.id);
+                    false
+                }
+            };
+        }
         if sm.local {
             if let Ok((sent, held)) = self.store.delivery(&sm.id) {
                 v.sent_to = sent;
@@ -253,7 +294,8 @@ impl Core {
     }
 }
 
-/// The user-facing view of a stored message.
+/// The user-facing view of a stored message (`acknowledged` left false: the store knows it,
+/// `Core::view` asks).
 pub fn view(sm: &StoredMessage) -> MessageView {
     let m = &sm.message;
     MessageView {
@@ -262,7 +304,9 @@ pub fn view(sm: &StoredMessage) -> MessageView {
         author: m.author.to_hex(),
         author_name: m.author_name.clone(),
         timestamp: m.timestamp,
-        body: m.body.clone(),
+        body: dn_proto::message::strip_urgent(&m.body).to_string(),
+        urgent: dn_proto::message::is_urgent(&m.body),
+        acknowledged: false,
         signature: hex::encode(m.signature),
         signed: base64::engine::general_purpose::STANDARD.encode(m.signed_bytes()),
         received_at: sm.received_at,
@@ -361,6 +405,7 @@ pub(super) fn drops_table(
     let counters = proto.counters();
     put("invalid", counters.rejected);
     put("blocked", proto.blocked_drops());
+    put("urgent_over_budget", counters.urgent_over_budget);
     for (reason, n) in counters.drops.iter() {
         put(reason.key(), n);
     }

@@ -349,12 +349,16 @@ impl Protocol {
             if p.queued.contains(&id) {
                 continue;
             }
-            if p.replies.len() >= REPLY_QUEUE_CAP {
+            if p.replies.len() + p.urgent_replies.len() >= REPLY_QUEUE_CAP {
                 full = true;
                 break;
             }
             p.queued.insert(id);
-            p.replies.push_back(id);
+            if self.urgent.ids.contains(&id) {
+                p.urgent_replies.push_back(id);
+            } else {
+                p.replies.push_back(id);
+            }
         }
         if full {
             self.drop_frame(peer, DropReason::ReplyQueueFull, out);

@@ -27,6 +27,8 @@
 //!   ([`Counters::drops`]) and reported ([`Output::Dropped`]). Replies (grafts, catch-up) wait
 //!   in a bounded per-peer queue and go out within a byte window the driver reopens with
 //!   [`Input::Drained`].
+//! - **Urgent first** ([`urgent`]): an urgent message within its author's budget goes
+//!   before the ordinary ones waiting in a peer's reply queue.
 //! - **Validation**: every received message is verified (signature, size, room and name rules)
 //!   and must be for a room this node serves (joined or carried); anything else is rejected,
 //!   reported and counted, and the connection keeps serving.
@@ -49,7 +51,8 @@
 //! - `catchup.rs`: when to reconcile, one exchange per (peer, room), what its end proves;
 //! - `retry.rs`: retrying own messages no peer holds, with backoff;
 //! - `topology.rs`: neighbour-list admission and flooding; `exchange.rs`: peer exchange;
-//! - `budget.rs`, `quota.rs`, `pending.rs`: per-peer budgets, storage quotas, pending repairs.
+//! - `budget.rs`, `quota.rs`, `pending.rs`: per-peer budgets, storage quotas, pending repairs;
+//! - `urgent.rs`: which urgent messages go first (per-author budget).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -76,9 +79,11 @@ mod retry;
 mod storage;
 mod topology;
 mod tree;
+pub mod urgent;
 
 pub use retry::{RETRY_FIRST_MS, RETRY_MAX_MS};
 pub use storage::{MemStorage, RoomUsage, Storage, StorageError};
+pub use urgent::{URGENT_AUTHORS_CAP, URGENT_BUDGET, URGENT_IDS_CAP, URGENT_WINDOW_MS};
 
 pub use carry::{
     CarryDrops, CARRY_DEMAND_WINDOW_MS, CARRY_IDLE_MS, CARRY_MIN_ANNOUNCERS, CARRY_ROOMS_PER_PEER,
@@ -384,8 +389,11 @@ struct PeerState {
     buckets: Buckets,
     /// Open or recently finished reconciliation exchanges, per room.
     exchanges: HashMap<String, catchup::Exchange>,
-    /// Messages it asked for, waiting for window (ids, oldest first), and the same as a set.
+    /// Messages it asked for, waiting for window (ids, oldest first), and the same as a set
+    /// (with `urgent_replies`).
     replies: VecDeque<MessageId>,
+    /// Prioritised urgent messages waiting for window ([`urgent`]): sent before `replies`.
+    urgent_replies: VecDeque<MessageId>,
     queued: HashSet<MessageId>,
     /// Bytes of frames emitted for it and not yet reported drained.
     in_flight: u64,
@@ -440,6 +448,8 @@ pub struct Counters {
     pub evicted: u64,
     /// Frames (or requests) dropped without being invalid, per reason.
     pub drops: Drops,
+    /// Urgent messages seen past their author's [`URGENT_BUDGET`]: handled as ordinary ones.
+    pub urgent_over_budget: u64,
 }
 
 /// The protocol state of one node.
@@ -482,6 +492,8 @@ pub struct Protocol {
     own_topo: topology::OwnTopo,
     /// Own messages no peer holds yet, per room, and when to retry them (retry.rs).
     retry: BTreeMap<String, retry::RoomRetry>,
+    /// Urgent-message budgets and prioritised ids (urgent.rs).
+    urgent: urgent::UrgentState,
 }
 
 impl Protocol {
@@ -528,6 +540,7 @@ impl Protocol {
             next_tick: None,
             own_topo: topology::OwnTopo::default(),
             retry: BTreeMap::new(),
+            urgent: urgent::UrgentState::default(),
         }
     }
 
@@ -610,7 +623,9 @@ impl Protocol {
     }
     /// Replies waiting for `peer`'s window (ids).
     pub fn reply_queue_len(&self, peer: &NodeId) -> usize {
-        self.peers.get(peer).map_or(0, |p| p.replies.len())
+        self.peers
+            .get(peer)
+            .map_or(0, |p| p.replies.len() + p.urgent_replies.len())
     }
     /// Bytes of frames emitted for `peer` and not yet reported drained.
     pub fn in_flight(&self, peer: &NodeId) -> u64 {
@@ -747,6 +762,7 @@ impl Protocol {
             }
             Input::Published(msg) => {
                 self.retry_published(&msg);
+                self.note_urgent(&msg);
                 self.push(&msg, None, Some(DEFAULT_HOPS), &mut out);
             }
             Input::Joined(room) => {
@@ -1038,3 +1054,5 @@ mod tests_quota;
 mod tests_retry;
 #[cfg(test)]
 mod tests_timers;
+#[cfg(test)]
+mod tests_urgent;

@@ -4,12 +4,13 @@
 use super::*;
 
 impl Protocol {
-    /// Sends queued replies as `Msg`, oldest first, while each peer's window allows.
+    /// Sends queued replies as `Msg`, prioritised urgent ones first, then oldest first, while
+    /// each peer's window allows.
     pub(super) fn pump_replies(&mut self, store: &mut dyn Storage, out: &mut Vec<Output>) {
         let waiting: Vec<NodeId> = self
             .peers
             .iter()
-            .filter(|(_, p)| !p.replies.is_empty())
+            .filter(|(_, p)| !p.replies.is_empty() || !p.urgent_replies.is_empty())
             .map(|(id, _)| *id)
             .collect();
         for peer in waiting {
@@ -17,7 +18,13 @@ impl Protocol {
                 if p.in_flight > 0 && p.in_flight + MAX_WIRE_FRAME > REPLY_WINDOW_BYTES {
                     break;
                 }
-                let Some(id) = p.replies.front().copied() else {
+                let urgent = !p.urgent_replies.is_empty();
+                let next = if urgent {
+                    p.urgent_replies.front()
+                } else {
+                    p.replies.front()
+                };
+                let Some(id) = next.copied() else {
                     break;
                 };
                 let msg = store.get(&id);
@@ -32,7 +39,11 @@ impl Protocol {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     break;
                 };
-                p.replies.pop_front();
+                if urgent {
+                    p.urgent_replies.pop_front();
+                } else {
+                    p.replies.pop_front();
+                }
                 p.queued.remove(&id);
                 match msg {
                     Ok(Some(message)) if sendable => {
@@ -212,6 +223,7 @@ impl Protocol {
         match store.insert(&msg) {
             Ok(true) => {
                 self.note_stored(&msg);
+                self.note_urgent(&msg);
                 self.counters.received += 1;
                 self.missing.remove(&id);
                 if msg.author == peer {
