@@ -2,7 +2,7 @@
 //! `rooms × per_room` messages of rooms it never joined (carried, as a relay's are): 20 rooms
 //! of 50,000 (1,000,000 messages), 4 of 5,000 with `--quick`. Measured: the relay's start
 //! (spawn until `status` says running), its idle memory, then the catch-up of an empty laptop
-//! that joins one room and dials the relay (`--peer`): time until the laptop holds the room's
+//! that joins one room and adds the relay (`relay add`): time until the laptop holds the room's
 //! messages, and the relay's memory after (VmRSS, VmHWM).
 //!
 //! Both nodes run on the host on 127.0.0.1 with mDNS and the beacon off.
@@ -143,10 +143,12 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     thread::sleep(IDLE);
     let (idle_rss_kb, _) = dn_tests::mem_kb(relay.pid())?;
 
-    // The laptop: a name, one room joined, then it dials the relay.
+    // The laptop: a name, one room joined, the relay added (as a relief worker does in the
+    // app), then it starts and dials the relay.
     for args in [
         &["init", "--name", "laptop"][..],
         &["room", "join", &room(0)][..],
+        &["relay", "add", &listen][..],
     ] {
         let out = cli(bin, &laptop_dir, args)?;
         if !out.status.success() {
@@ -169,8 +171,6 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
             "--no-beacon",
             "--listen",
             "127.0.0.1:0",
-            "--peer",
-            &listen,
         ],
     )?;
     wait_running(bin, &laptop_dir, &mut laptop)?;
@@ -202,7 +202,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         text,
         "   {} node --relay --listen 127.0.0.1:0 on {total} carried messages ({rooms} rooms × \
          {per_room}, ≈ 200 B bodies, 64 authors, none joined), {:.1} MB on disk, filled in \
-         {fill_s:.1} s. Laptop: empty store, joins {}, --peer the relay; catch-up = its spawn \
+         {fill_s:.1} s. Laptop: empty store, joins {}, `relay add` the relay; catch-up = its spawn \
          until `status` counts {per_room} messages (polled every 100 ms).",
         bin.display(),
         db_bytes as f64 / 1e6,

@@ -420,6 +420,10 @@ impl Core {
         for (author, _) in store.blocked().map_err(store_err)? {
             proto.set_blocked(author, true);
         }
+        // Relays the user chose bring a site's backlog at full speed (quota.rs).
+        for id in relays.iter().filter_map(relays::Relay::node) {
+            proto.set_trusted_relay(id, true);
+        }
         // Rooms with stored messages that were never joined (or were left) are carried on.
         proto.carry_rooms(
             store

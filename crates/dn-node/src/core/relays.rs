@@ -25,6 +25,13 @@ pub(crate) struct Relay {
     pub id: Option<String>,
 }
 
+impl Relay {
+    /// The node last met at this address, if any.
+    pub(crate) fn node(&self) -> Option<NodeId> {
+        self.id.as_deref().and_then(|h| NodeId::from_hex(h).ok())
+    }
+}
+
 /// The stored list (empty when none was ever added; an unreadable value is logged and
 /// treated as empty rather than stopping the node).
 pub(crate) fn load(store: &Store) -> Result<Vec<Relay>, ApiError> {
@@ -133,7 +140,11 @@ impl Core {
             host: addr.to_string(),
         });
         for r in gone {
-            if let Some(id) = r.id.as_deref().and_then(|h| NodeId::from_hex(h).ok()) {
+            if let Some(id) = r.node() {
+                // Still trusted if it also answers at another of our relay addresses.
+                if !self.relays.iter().any(|k| k.node() == Some(id)) {
+                    self.proto.set_trusted_relay(id, false);
+                }
                 self.emit_peer(&id);
             }
         }
@@ -143,12 +154,26 @@ impl Core {
     /// A connection dialled at relay address `host` reached `peer`: remembered, so the peer
     /// list shows it as a relay from now on.
     pub(super) fn relay_connected(&mut self, peer: NodeId, host: &str) {
+        if !self.relays.iter().any(|r| r.addr == host) {
+            return; // removed while the dial was in flight
+        }
+        if !self.proto.set_trusted_relay(peer, true) {
+            warn!(peer = %peer.fingerprint(), "too many trusted relays; this one keeps a peer's budget");
+        }
         let hex = peer.to_hex();
-        let mut changed = false;
+        let (mut changed, mut replaced) = (false, vec![]);
         for r in self.relays.iter_mut().filter(|r| r.addr == host) {
             if r.id.as_deref() != Some(hex.as_str()) {
+                replaced.extend(r.node());
                 r.id = Some(hex.clone());
                 changed = true;
+            }
+        }
+        // A reinstalled relay has a new key: the old one is trusted no more (unless it still
+        // answers at another of our addresses).
+        for old in &replaced {
+            if !self.relays.iter().any(|k| k.node() == Some(*old)) {
+                self.proto.set_trusted_relay(*old, false);
             }
         }
         if changed {

@@ -22,7 +22,7 @@
 //! drop is counted ([`QuotaDrops`]) and the connection keeps serving. Reconciliation offers a
 //! dropped message again later, so an honest burst over the peer rate is delayed, not lost.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::budget::TokenBucket;
 use super::{Output, Protocol, Storage};
@@ -61,6 +61,15 @@ pub const PEER_JOINED_BURST: u64 = 20_000;
 /// The refill of [`PEER_JOINED_BURST`]: 100 a second, still far above what people type; a
 /// longer backlog comes at that rate from each peer that holds it (several peers in parallel).
 pub const PEER_JOINED_PER_MIN: u64 = 6_000;
+/// Messages a peer the user chose as a relay (`Protocol::set_trusted_relay`) may relay at once,
+/// into joined and carried rooms alike: a laptop back after days away catches a site's backlog
+/// up from its relay, often the only peer holding it, at full speed. The user named this node,
+/// so a backlog is not a flood; per-author quotas still apply to every message it brings.
+pub const TRUSTED_RELAY_BURST: u64 = 1_000_000;
+/// The refill of [`TRUSTED_RELAY_BURST`]: 1,000 a second.
+pub const TRUSTED_RELAY_PER_MIN: u64 = 60_000;
+/// Most peers trusted as relays at once (the relay addresses a node keeps are capped lower).
+pub const MAX_TRUSTED_RELAYS: usize = 64;
 /// (room, author) usage entries cached; the cache is cleared when full (it is only a cache:
 /// [`Storage::author_usage`] gives the truth again).
 pub const AUTHOR_CACHE_CAP: usize = 4_096;
@@ -90,6 +99,8 @@ pub(super) struct QuotaState {
     buckets: HashMap<NodeId, TokenBucket>,
     /// The same for relayed messages into joined rooms ([`PEER_JOINED_BURST`]).
     joined_buckets: HashMap<NodeId, TokenBucket>,
+    /// Peers the user chose as relays: [`TRUSTED_RELAY_BURST`] instead of the buckets above.
+    trusted: HashSet<NodeId>,
     pub(super) drops: QuotaDrops,
 }
 
@@ -102,6 +113,33 @@ pub(super) enum Refused {
 }
 
 impl Protocol {
+    /// Marks `peer` as a relay the user chose (it answered at one of the node's relay
+    /// addresses), or no longer: its relayed messages then use the budget of
+    /// [`TRUSTED_RELAY_BURST`] instead of the per-peer ones. A change starts the peer's
+    /// buckets afresh. At most [`MAX_TRUSTED_RELAYS`] peers are trusted; returns false when
+    /// that many already are and `peer` is not one of them.
+    pub fn set_trusted_relay(&mut self, peer: NodeId, trusted: bool) -> bool {
+        let q = &mut self.quota;
+        let changed = if trusted {
+            if !q.trusted.contains(&peer) && q.trusted.len() >= MAX_TRUSTED_RELAYS {
+                return false;
+            }
+            q.trusted.insert(peer)
+        } else {
+            q.trusted.remove(&peer)
+        };
+        if changed {
+            q.buckets.remove(&peer);
+            q.joined_buckets.remove(&peer);
+        }
+        true
+    }
+
+    /// Whether `peer` is trusted as a relay ([`Protocol::set_trusted_relay`]).
+    pub fn is_trusted_relay(&self, peer: &NodeId) -> bool {
+        self.quota.trusted.contains(peer)
+    }
+
     /// Drops not stored because of quotas or invalid direct-message envelopes.
     pub fn quota_drops(&self) -> QuotaDrops {
         self.quota.drops
@@ -177,8 +215,9 @@ impl Protocol {
             // larger one (the user wants that history), so a sybil flood through one peer is
             // bounded there too.
             let joined = !dm && self.rooms.contains(&msg.room);
+            let trusted = self.quota.trusted.contains(&peer);
             let now = self.now;
-            let buckets = if joined {
+            let buckets = if joined && !trusted {
                 &mut self.quota.joined_buckets
             } else {
                 &mut self.quota.buckets
@@ -188,7 +227,9 @@ impl Protocol {
                 buckets.retain(|id, _| peers.contains_key(id));
             }
             let bucket = buckets.entry(peer).or_insert_with(|| {
-                if joined {
+                if trusted {
+                    TokenBucket::per_minute(TRUSTED_RELAY_BURST, TRUSTED_RELAY_PER_MIN)
+                } else if joined {
                     TokenBucket::per_minute(PEER_JOINED_BURST, PEER_JOINED_PER_MIN)
                 } else {
                     TokenBucket::per_minute(PEER_RELAY_BURST, PEER_RELAY_PER_MIN)

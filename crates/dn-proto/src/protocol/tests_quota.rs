@@ -358,6 +358,51 @@ fn sybil_authors_through_one_peer_are_bounded_in_joined_rooms_too() {
     assert_eq!(held2, PEER_JOINED_BURST + 1 + PEER_JOINED_PER_MIN / 60);
 }
 
+#[test]
+fn a_relay_the_user_chose_brings_a_backlog_past_the_per_peer_budget() {
+    let mut v = Victim::new(&["medical"]);
+    let relay = id(&key(1));
+    v.connect(relay, &["medical"]);
+    assert!(v.p.set_trusted_relay(relay, true));
+    assert!(v.p.is_trusted_relay(&relay));
+    // A site's backlog through its relay: more than an ordinary peer's burst, fresh authors
+    // every 50 messages as a busy site has.
+    let total = PEER_JOINED_BURST + 500;
+    let mut author = key(200);
+    for i in 0..total {
+        if i % 50 == 0 {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i + 1).to_be_bytes());
+            author = SigningKey::from_bytes(&seed);
+        }
+        let m = Message::create(&author, "medical", "s", 1_000 + i, "backlog").unwrap();
+        v.msg(relay, &m);
+    }
+    let held = v.s.room_set("medical").unwrap().len() as u64;
+    assert_eq!(held, total, "all of it, at once");
+    assert_eq!(v.p.quota_drops().peer, 0);
+    // Per-author quotas still apply to what a trusted relay brings.
+    let spam = key(77);
+    for i in 0..AUTHOR_WINDOW_MESSAGES + 5 {
+        let m = Message::create(&spam, "medical", "s", 5_000_000 + i, "x").unwrap();
+        v.msg(relay, &m);
+    }
+    assert_eq!(v.p.quota_drops().author, 5);
+    // No longer a relay: an ordinary peer's budget again (a fresh burst, then the rate).
+    assert!(v.p.set_trusted_relay(relay, false));
+    assert!(!v.p.is_trusted_relay(&relay));
+    // The number of trusted peers is capped.
+    for i in 0..MAX_TRUSTED_RELAYS as u64 {
+        let mut seed = [9u8; 32];
+        seed[..8].copy_from_slice(&i.to_be_bytes());
+        assert!(v
+            .p
+            .set_trusted_relay(id(&SigningKey::from_bytes(&seed)), true));
+    }
+    assert!(!v.p.set_trusted_relay(relay, true), "past the cap");
+    assert!(!v.p.is_trusted_relay(&relay));
+}
+
 // ---- d. topology ----------------------------------------------------------------------------
 
 fn record(k: &SigningKey, seq: u64, nbs: &[NodeId]) -> TopoRecord {
