@@ -133,7 +133,7 @@ export interface Backend {
   /** The native open dialog for one file; resolves to its path, or null when cancelled. */
   pickOpenPath(filter: SaveFilter): Promise<string | null>;
   /** Sends an end-to-end encrypted direct message to node `to` (64 hex). */
-  sendDm(to: string, body: string): Promise<DmView>;
+  sendDm(to: string, body: string, urgent: boolean): Promise<DmView>;
   /** The newest `limit` direct messages exchanged with node `peer`, oldest first. */
   dmLog(peer: string, limit: number): Promise<DmView[]>;
   network(): Promise<NetworkView>;
@@ -222,7 +222,7 @@ export const tauriBackend: Backend = {
       throw AppError.from(raw);
     }
   },
-  sendDm: (to, body) => engine.sendDm(to, body),
+  sendDm: (to, body, urgent) => engine.sendDm(to, body, urgent),
   dmLog: (peer, limit) => engine.dmLog(peer, limit),
   network: () => engine.network(),
   diagnose: () => engine.diagnose(),

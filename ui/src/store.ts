@@ -1107,7 +1107,7 @@ export class Store {
   }
 
   /** Sends a direct message in the open conversation. Returns true when it was stored. */
-  async sendDm(body: string): Promise<boolean> {
+  async sendDm(body: string, urgent = false): Promise<boolean> {
     const peer = this.current.selectedDm;
     if (peer === null) {
       this.report(new AppError("invalid_input", "Open a conversation first."));
@@ -1119,13 +1119,13 @@ export class Store {
       return false;
     }
     return this.whilePending("send", async () => {
-      this.addDm(await this.backend.sendDm(peer, body));
+      this.addDm(await this.backend.sendDm(peer, body, urgent));
     });
   }
 
   /** Sends to whatever the main pane shows (room or direct conversation). */
   async sendCurrent(body: string, urgent = false): Promise<boolean> {
-    return this.current.pane === "dm" ? this.sendDm(body) : this.send(body, urgent);
+    return this.current.pane === "dm" ? this.sendDm(body, urgent) : this.send(body, urgent);
   }
 
   /** Re-reads the delivery state of a room's newest page (after `delivery_changed`). */

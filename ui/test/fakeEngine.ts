@@ -214,7 +214,7 @@ export class FakeEngine {
   }
 
   /** Stores a direct message with `peer` (outgoing when `outgoing`). */
-  dm(peer: string, body: string, outgoing: boolean, authorName = "Ben"): DmView {
+  dm(peer: string, body: string, outgoing: boolean, authorName = "Ben", urgent = false): DmView {
     const ts = (this.clock += 1000);
     const d: DmView = {
       id: `d${ts.toString(16).padStart(63, "0")}`,
@@ -225,6 +225,7 @@ export class FakeEngine {
       body,
       outgoing,
       received_at: ts,
+      urgent,
     };
     this.dms.push(d);
     return d;
@@ -350,7 +351,7 @@ export class FakeEngine {
       }
       case "send_dm": {
         if (this.identity.name === null) return fail("no_name", "set a display name first");
-        return this.dm(String(args.to), String(args.body), true);
+        return this.dm(String(args.to), String(args.body), true, undefined, args.urgent === true);
       }
       case "dm_log":
         return this.dms.filter((d) => d.peer === args.with).slice(-Number(args.limit));

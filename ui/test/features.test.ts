@@ -156,7 +156,7 @@ describe("direct conversations", () => {
     composer.dispatchEvent(new Event("input"));
     $<HTMLFormElement>("#composer-form").requestSubmit();
     await settle();
-    expect(engine.calls.find((c) => c.cmd === "send_dm")?.args).toEqual({ to: BEN, body: "yes, team 3" });
+    expect(engine.calls.find((c) => c.cmd === "send_dm")?.args).toEqual({ to: BEN, body: "yes, team 3", urgent: false });
     expect(texts('[data-testid="dm"] .body')).toEqual(["are you at the school?", "yes, team 3"]);
 
     await emit(ENGINE_EVENT, { type: "dm", dm: engine.dm(BEN, "thanks", false) });

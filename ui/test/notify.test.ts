@@ -84,6 +84,7 @@ function dm(body: string, fields: Partial<DmView> = {}): EngineEvent {
       body,
       outgoing: false,
       received_at: 1_700_000_000_000 + counter,
+      urgent: false,
       ...fields,
     },
   };

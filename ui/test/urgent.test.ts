@@ -151,12 +151,36 @@ describe("urgent messages", () => {
     expect($("#urgent-count").hidden).toBe(true);
   });
 
-  it("no Urgent toggle in a direct conversation", async () => {
+  it("sends an urgent direct message and highlights urgent ones in the conversation", async () => {
     engine.joined.add("medical");
     await store.start();
-    expect($("#urgent-toggle").hidden).toBe(false);
     await store.openDm(BEN);
     await settle();
-    expect($("#urgent-toggle").hidden).toBe(true);
+    const toggle = $<HTMLButtonElement>("#urgent-toggle");
+    expect(toggle.hidden).toBe(false);
+    toggle.click();
+    const composer = $<HTMLTextAreaElement>("#composer");
+    // The marker goes outside a direct message's envelope: the whole text limit stays.
+    type(composer, "x".repeat(10));
+    expect($("#byte-count").textContent).toBe("10 / 5900 bytes");
+    composer.value = "";
+    type(composer, "bring insulin");
+    pressEnter(composer);
+    await settle();
+    expect(engine.calls.find((c) => c.cmd === "send_dm")?.args).toEqual({
+      to: BEN,
+      body: "bring insulin",
+      urgent: true,
+    });
+    expect(toggle.getAttribute("aria-pressed")).toBe("false");
+    await emit(ENGINE_EVENT, { type: "dm", dm: engine.dm(BEN, "on my way", false, "Ben", false) });
+    await settle();
+    const rows = [...root.querySelectorAll('[data-testid="dm"]')];
+    expect(rows.map((r) => r.classList.contains("urgent"))).toEqual([true, false]);
+    expect(texts('[data-testid="dm"] [data-testid="urgent-badge"]')).toEqual(["URGENT"]);
+    // Not on the identity pane.
+    store.showIdentity();
+    await settle();
+    expect(toggle.hidden).toBe(true);
   });
 });

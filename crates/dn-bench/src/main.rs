@@ -68,8 +68,7 @@ use serde_json::{json, Map, Value};
 /// Every section, in run order.
 const SECTIONS: [&str; 12] = [
     "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
-    "relay",
-    "urgent",
+    "relay", "urgent",
 ];
 
 #[derive(Parser)]

@@ -166,12 +166,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     let mut laptop = spawn(
         bin,
         &laptop_dir,
-        &[
-            "--no-mdns",
-            "--no-beacon",
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        &["--no-mdns", "--no-beacon", "--listen", "127.0.0.1:0"],
     )?;
     wait_running(bin, &laptop_dir, &mut laptop)?;
     let mut held = 0u64;

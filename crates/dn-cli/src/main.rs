@@ -270,6 +270,9 @@ struct DmArgs {
     /// Recipient node id (64 hex characters).
     #[arg(long)]
     to: Option<String>,
+    /// Mark it urgent: carriers take it first and the recipient sees it highlighted.
+    #[arg(long)]
+    urgent: bool,
     /// Text (several words are joined with spaces).
     text: Vec<String>,
 }
@@ -1014,6 +1017,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
         Cmd::Dm(DmArgs {
             cmd: None,
             to,
+            urgent,
             text,
         }) => {
             let to =
@@ -1026,6 +1030,7 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                 calls::SendDm {
                     to,
                     body: text.join(" "),
+                    urgent,
                 },
             )
             .await?;
@@ -1495,8 +1500,9 @@ fn log_line(m: &MessageView) -> String {
 /// `dm log`: one direct message on one line.
 fn dm_line(m: &DmView) -> String {
     let arrow = if m.outgoing { "->" } else { "<-" };
+    let urgent = if m.urgent { "[urgent] " } else { "" };
     format!(
-        "{} {arrow} {}: {}",
+        "{} {arrow} {}: {urgent}{}",
         utc_human(m.timestamp),
         safe_line(&m.author_name),
         safe_line(&m.body)
@@ -1776,8 +1782,15 @@ mod tests {
             body: ATTACK.into(),
             outgoing: false,
             received_at: 0,
+            urgent: false,
         };
         assert_inert(&dm_line(&d));
+        let u = DmView {
+            urgent: true,
+            body: "need insulin".into(),
+            ..d
+        };
+        assert!(dm_line(&u).ends_with(": [urgent] need insulin"));
     }
 
     #[test]

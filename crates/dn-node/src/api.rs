@@ -146,6 +146,8 @@ pub struct DmView {
     /// When this node stored it.
     #[ts(type = "number")]
     pub received_at: u64,
+    /// Marked urgent by its author (the marker before the envelope, §2.5).
+    pub urgent: bool,
 }
 
 /// One line of a JSON Lines export: exactly the fields needed to verify a message offline.
@@ -850,6 +852,10 @@ requests! {
         to: String,
         /// Text (at most 5,900 bytes).
         body: String,
+        /// Mark it urgent (docs/protocol.md §2.5): the marker goes before the envelope, so
+        /// carriers take it first; the recipient sees it highlighted.
+        #[serde(default)]
+        urgent: bool,
     } => DmView;
     /// Direct messages exchanged with one node, oldest first.
     DmLog {

@@ -615,9 +615,36 @@ fn write_seed_corpus() {
             path: "/tmp/key.backup".into(),
         },
         Request::Network,
+        Request::Diagnose,
+        Request::Urgent {
+            room: Some("medical".into()),
+        },
+        Request::AckUrgent {
+            room: "medical".into(),
+            id: None,
+        },
+        Request::ExportBundle {
+            path: "/tmp/camp.dnbundle".into(),
+            rooms: Some(vec!["medical".into()]),
+            since_ms: Some(1_700_000_000_000),
+        },
+        Request::ImportBundle {
+            path: "/tmp/camp.dnbundle".into(),
+        },
+        Request::BundleProgress {
+            path: "/tmp/camp.dnbundle".into(),
+        },
+        Request::AddRelay {
+            addr: "[fe80::1%eth0]:7300".into(),
+        },
+        Request::RemoveRelay {
+            addr: "relay.example.org:7300".into(),
+        },
+        Request::ListRelays,
         Request::SendDm {
             to: peer.to_hex(),
             body: "hi".into(),
+            urgent: true,
         },
         Request::DmLog {
             with: peer.to_hex(),

@@ -35,4 +35,8 @@ outgoing: boolean,
 /**
  * When this node stored it.
  */
-received_at: number, };
+received_at: number, 
+/**
+ * Marked urgent by its author (the marker before the envelope, §2.5).
+ */
+urgent: boolean, };

@@ -105,7 +105,12 @@ to: string,
 /**
  * Text (at most 5,900 bytes).
  */
-body: string, } | { "op": "dm_log", 
+body: string, 
+/**
+ * Mark it urgent (docs/protocol.md §2.5): the marker goes before the envelope, so
+ * carriers take it first; the recipient sees it highlighted.
+ */
+urgent: boolean, } | { "op": "dm_log", 
 /**
  * The other node (64 hex).
  */

@@ -143,8 +143,9 @@ export interface EngineApi {
    * Send an end-to-end encrypted direct message.
    * @param to Recipient node id (64 hex).
    * @param body Text (at most 5,900 bytes).
+   * @param urgent Mark it urgent (docs/protocol.md §2.5): the marker goes before the envelope, so  carriers take it first; the recipient sees it highlighted.
    */
-  sendDm(to: string, body: string): Promise<DmView>;
+  sendDm(to: string, body: string, urgent: boolean): Promise<DmView>;
   /**
    * Direct messages exchanged with one node, oldest first.
    * @param with_ The other node (64 hex).
@@ -270,7 +271,7 @@ export function engineApi(send: Send): EngineApi {
     bundleProgress: (path) => send({ op: "bundle_progress", path }) as Promise<BundleProgressView | null>,
     backupIdentity: (path) => send({ op: "backup_identity", path }) as Promise<BackupSummary>,
     network: () => send({ op: "network" }) as Promise<NetworkView>,
-    sendDm: (to, body) => send({ op: "send_dm", to, body }) as Promise<DmView>,
+    sendDm: (to, body, urgent) => send({ op: "send_dm", to, body, urgent }) as Promise<DmView>,
     dmLog: (with_, limit) => send({ op: "dm_log", with: with_, limit }) as Promise<Array<DmView>>,
     addPeer: (addr) => send({ op: "add_peer", addr }) as Promise<null>,
     addRelay: (addr) => send({ op: "add_relay", addr }) as Promise<Array<RelayView>>,

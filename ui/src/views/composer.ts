@@ -21,7 +21,7 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
       type: "button",
       class: "urgent-toggle",
       "aria-pressed": "false",
-      title: "Mark the next message urgent: it goes first and stays pinned for everyone in the room until they acknowledge it",
+      title: "Mark the next message urgent: it goes first; in a room it stays pinned for everyone until they acknowledge it",
     },
     "Urgent",
   );
@@ -41,9 +41,11 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
   let limit = MAX_BODY_BYTES;
   let urgent = false;
   let roomPane = true;
+  // Rooms and direct conversations can both take an urgent message.
+  let urgentPane = true;
 
   const setUrgent = (on: boolean): void => {
-    urgent = on && roomPane;
+    urgent = on && urgentPane;
     urgentToggle.setAttribute("aria-pressed", String(urgent));
     form.classList.toggle("urgent", urgent);
     refresh();
@@ -52,8 +54,9 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
     setUrgent(!urgent);
     input.focus();
   });
-  /** The limit of what is typed: the urgent marker is part of the body. */
-  const textLimit = (): number => limit - (urgent ? URGENT_MARKER_BYTES : 0);
+  /** The limit of what is typed: in a room the urgent marker is part of the body (a direct
+   *  message's marker goes outside its envelope, so its text limit stays). */
+  const textLimit = (): number => limit - (urgent && roomPane ? URGENT_MARKER_BYTES : 0);
 
   /** Grows the text area with its content (CSS caps it with max-height). */
   const autosize = (): void => {
@@ -128,9 +131,10 @@ export function mountComposer(root: HTMLElement, store: Store): () => void {
     limit = target.limit;
     input.disabled = !canWrite;
     roomPane = state.pane === "room";
-    urgentToggle.hidden = !roomPane;
+    urgentPane = roomPane || state.pane === "dm";
+    urgentToggle.hidden = !urgentPane;
     urgentToggle.disabled = !canWrite;
-    if (!roomPane && urgent) setUrgent(false);
+    if (!urgentPane && urgent) setUrgent(false);
     input.placeholder = target.placeholder;
     form.hidden = state.pane === "network" || state.pane === "identity";
     refresh();

@@ -24,7 +24,7 @@ export function mountDm(root: HTMLElement, store: Store): () => void {
   const item = (d: DmView, state: AppState): HTMLLIElement =>
     h(
       "li",
-      { class: `message${d.outgoing ? " local" : ""}`, "data-id": d.id, "data-testid": "dm" },
+      { class: `message${d.outgoing ? " local" : ""}${d.urgent ? " urgent" : ""}`, "data-id": d.id, "data-testid": "dm" },
       h(
         "div",
         { class: "message-meta" },
@@ -36,7 +36,13 @@ export function mountDm(root: HTMLElement, store: Store): () => void {
           formatTime(d.timestamp),
         ),
       ),
-      h("div", { class: "body" }, visibleText(d.body, true)),
+      h(
+        "div",
+        { class: "body" },
+        d.urgent ? h("span", { class: "urgent-badge", "data-testid": "urgent-badge" }, "URGENT") : null,
+        d.urgent ? " " : null,
+        visibleText(d.body, true),
+      ),
     );
 
   const render = (state: AppState): void => {

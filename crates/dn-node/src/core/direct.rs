@@ -27,6 +27,7 @@ impl Core {
             body,
             outgoing,
             received_at: sm.received_at,
+            urgent: dn_proto::message::is_urgent(&m.body),
         })
     }
 
@@ -49,12 +50,13 @@ impl Core {
 
     /// Seals `body` for `to`, stores it durably and spreads it; no event. A key grant
     /// (`grant`) goes out under the hidden author name, so carriers do not even learn the
-    /// sender's display name from it.
+    /// sender's display name from it. An `urgent` one carries the marker before the envelope.
     pub(super) fn send_dm_quiet(
         &mut self,
         to: &NodeId,
         body: &str,
         grant: bool,
+        urgent: bool,
     ) -> Result<StoredMessage, ApiError> {
         let name = if grant {
             private::HIDDEN_AUTHOR_NAME.to_string()
@@ -77,22 +79,27 @@ impl Core {
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut eph);
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
         let env = dm::seal(&self.key, to, body, ts, eph, nonce).map_err(invalid)?;
-        let msg = Message::create(&self.key, dm::DM_ROOM, &name, ts, &dm::to_body(&env))
-            .map_err(invalid)?;
+        let outer = dn_proto::message::mark_urgent(&dm::to_body(&env), urgent);
+        let msg = Message::create(&self.key, dm::DM_ROOM, &name, ts, &outer).map_err(invalid)?;
         let sm = self.store_local(&msg)?;
         self.feed(Input::Published(msg));
         self.status_dirty = true;
         Ok(sm)
     }
 
-    pub(super) fn send_dm(&mut self, to: &str, body: &str) -> Result<DmView, ApiError> {
+    pub(super) fn send_dm(
+        &mut self,
+        to: &str,
+        body: &str,
+        urgent: bool,
+    ) -> Result<DmView, ApiError> {
         let to = NodeId::from_hex(to).map_err(invalid)?;
         if private::grant_from_text(body).is_some() {
             return Err(invalid(
                 "that text is a private-room key; share a room with its invite instead",
             ));
         }
-        let sm = self.send_dm_quiet(&to, body, false)?;
+        let sm = self.send_dm_quiet(&to, body, false, urgent)?;
         let v = self.open_dm(&sm).ok_or_else(|| {
             ApiError::new(ErrorCode::Internal, "cannot read back own direct message")
         })?;

@@ -773,7 +773,7 @@ impl Core {
             if m == self.id || m == member {
                 continue;
             }
-            self.send_dm_quiet(&m, &grant, true)?;
+            self.send_dm_quiet(&m, &grant, true, false)?;
             sent += 1;
         }
         info!(%room, removed = %member.fingerprint(), new_epoch, sent, "removed a member; new key sent");

@@ -164,7 +164,9 @@ impl Core {
                 Self::to_value(self.blocked()?)
             }
             Request::Blocked => Self::to_value(self.blocked()?),
-            Request::SendDm { to, body } => Self::to_value(self.send_dm(&to, &body)?),
+            Request::SendDm { to, body, urgent } => {
+                Self::to_value(self.send_dm(&to, &body, urgent)?)
+            }
             Request::DmLog { with, limit } => {
                 let with = NodeId::from_hex(&with).map_err(invalid)?;
                 let mut v = Vec::new();

@@ -11,7 +11,7 @@ use crate::queue::{out_queue, OutReceiver};
 pub(super) struct Node {
     dir: tempfile::TempDir,
     pub(super) core: Core,
-    id: NodeId,
+    pub(super) id: NodeId,
     /// Kept so the fake connections stay open.
     wires: Vec<OutReceiver>,
 }
@@ -427,7 +427,7 @@ fn members_read_carriers_do_not_and_a_removed_member_reads_nothing_new() {
         name: "medical".into(),
     };
     cy.core
-        .send_dm_quiet(&bo.id, &dn_proto::private::grant_text(&fake), true)
+        .send_dm_quiet(&bo.id, &dn_proto::private::grant_text(&fake), true, false)
         .unwrap();
     gossip(&mut net);
     let [ana, bo, cy, _] = &mut net[..] else {
@@ -704,6 +704,7 @@ fn a_bundle_carries_every_message_to_another_camp_once() {
         calls::SendDm {
             to: bo.id.to_hex(),
             body: "bring insulin".into(),
+            urgent: false,
         },
     )
     .unwrap();
