@@ -337,7 +337,7 @@ export class FakeEngine {
           return fail("invalid_input", `bad address "${addr}": expected HOST:PORT`);
         }
         if (!this.relays.some((r) => r.addr === addr)) {
-          this.relays.push({ addr, id: null, fingerprint: null, name: null, connected: false });
+          this.relays.push({ addr, id: null, fingerprint: null, name: null, connected: false, key_changed: false });
         }
         return [...this.relays];
       }

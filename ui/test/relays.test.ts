@@ -80,7 +80,7 @@ describe("relays", () => {
 
   it("badges the relay in the peer list and follows its connection from peer events", async () => {
     engine.relays = [
-      { addr: "10.0.0.9:7300", id: RELAY_ID, fingerprint: "eeee-eeee", name: "", connected: true },
+      { addr: "10.0.0.9:7300", id: RELAY_ID, fingerprint: "eeee-eeee", name: "", connected: true, key_changed: false },
     ];
     engine.peers = [
       peerView({ id: RELAY_ID, name: "", connected: true, relay: true, relay_addr: "10.0.0.9:7300" }),
@@ -102,6 +102,17 @@ describe("relays", () => {
     expect($("#relay-section-count").textContent).toBe("0/1");
   });
 
+  it("says when a different node than the first one answers at a relay address", async () => {
+    engine.relays = [
+      { addr: "10.0.0.9:7300", id: RELAY_ID, fingerprint: "eeee-eeee", name: "", connected: true, key_changed: true },
+    ];
+    engine.peers = [peerView({ id: RELAY_ID, name: "", connected: true, relay: true, relay_addr: "10.0.0.9:7300" })];
+    await store.start();
+    const row = $("#relay-list .relay");
+    expect(row.textContent).toContain("new key: not trusted");
+    expect(row.title).toContain("remove and add it again");
+  });
+
   it("learns which node a new relay is from the first peer event naming it", async () => {
     await store.start();
     addRelay("relay.example.org:7300");
@@ -110,7 +121,7 @@ describe("relays", () => {
     expect(relay && relayConnected(store.state, relay)).toBe(false);
     // The engine reached it: its list now names the node, and a peer event says so.
     engine.relays = [
-      { addr: "relay.example.org:7300", id: RELAY_ID, fingerprint: "eeee-eeee", name: "", connected: true },
+      { addr: "relay.example.org:7300", id: RELAY_ID, fingerprint: "eeee-eeee", name: "", connected: true, key_changed: false },
     ];
     const up = peerView({ id: RELAY_ID, name: "", connected: true, relay: true, relay_addr: "relay.example.org:7300" });
     await emit(ENGINE_EVENT, { type: "peer", peer: up });

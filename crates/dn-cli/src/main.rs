@@ -604,7 +604,7 @@ async fn bundle(client: &Client, cmd: BundleCmd, json: bool) -> Result<ExitCode>
                 if let Some(p) = r.problem.as_ref().filter(|_| !r.truncated) {
                     eprintln!("warning: {}", safe_line(p));
                 }
-                if !r.checksum_ok && !r.truncated {
+                if !r.checksum_ok && !r.truncated && r.problem.is_none() {
                     eprintln!(
                         "warning: the bundle's checksum does not match: it was altered or \
                          damaged (every valid message in it was imported)"
@@ -1548,8 +1548,13 @@ fn relay_line(r: &RelayView) -> String {
     } else {
         "never reached yet (dialling)"
     };
+    let changed = if r.key_changed {
+        "  NEW KEY, not trusted: remove and add the address again if the relay was reinstalled"
+    } else {
+        ""
+    };
     format!(
-        "{:<32} {:<26} {} {}",
+        "{:<32} {:<26} {} {}{changed}",
         safe_line(&r.addr),
         state,
         safe_line(r.fingerprint.as_deref().unwrap_or("")),
@@ -1814,7 +1819,17 @@ mod tests {
             fingerprint: Some(ATTACK.into()),
             name: Some(ATTACK.into()),
             connected: false,
+            key_changed: false,
         }));
+        let changed = RelayView {
+            addr: "relay.example.org:7300".into(),
+            id: Some("ab".repeat(32)),
+            fingerprint: Some("abab-abab-abab-abab".into()),
+            name: None,
+            connected: true,
+            key_changed: true,
+        };
+        assert!(relay_line(&changed).contains("NEW KEY, not trusted"));
         let r = RoomView {
             name: ATTACK.into(),
             title: ATTACK.into(),

@@ -303,6 +303,10 @@ pub struct RelayView {
     pub name: Option<String>,
     /// Connected right now.
     pub connected: bool,
+    /// The node answering there now is not the one first met at this address (a reinstalled
+    /// relay, or someone else answering at that name): it is used as an ordinary peer, without
+    /// a relay's larger budget, until the address is removed and added again.
+    pub key_changed: bool,
 }
 
 /// A node in the network map.

@@ -420,8 +420,14 @@ impl Core {
         for (author, _) in store.blocked().map_err(store_err)? {
             proto.set_blocked(author, true);
         }
+        // Urgent messages already stored lead catch-ups after a restart too (per-author budget).
+        proto.note_stored_urgent(
+            store
+                .urgent_newest(dn_proto::protocol::URGENT_IDS_CAP as u32)
+                .map_err(store_err)?,
+        );
         // Relays the user chose bring a site's backlog at full speed (quota.rs).
-        for id in relays.iter().filter_map(relays::Relay::node) {
+        for id in relays.iter().filter_map(relays::Relay::trusted_node) {
             proto.set_trusted_relay(id, true);
         }
         // Rooms with stored messages that were never joined (or were left) are carried on.
@@ -618,10 +624,11 @@ impl Core {
     }
 
     /// Commits the group transaction, then performs its held-back effects in order.
-    fn commit_group(&mut self) {
+    fn commit_group(&mut self) -> bool {
         let Some(pending) = self.pending.take() else {
-            return;
+            return true;
         };
+        let mut committed = true;
         let pending = match self.store.commit_batch() {
             Ok(()) => pending,
             Err(e) => {
@@ -631,6 +638,7 @@ impl Core {
                 }
                 self.drops.failed_commits += 1;
                 self.status_dirty = true;
+                committed = false;
                 pending
                     .into_iter()
                     .filter(|p| !p.about_stored_messages())
@@ -645,6 +653,7 @@ impl Core {
                 }
             }
         }
+        committed
     }
 
     /// Shows an event now, or after the open group transaction committed.
@@ -1058,5 +1067,7 @@ pub use views::view;
 mod tests;
 #[cfg(test)]
 mod tests_private;
+#[cfg(test)]
+mod tests_relays;
 #[cfg(test)]
 mod tests_urgent;

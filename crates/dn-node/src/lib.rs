@@ -414,13 +414,15 @@ impl Engine {
         } else {
             net::Limits::default()
         };
-        let net = net::Net::bind(&tls, cfg.listen, cfg.listen.port() == DEFAULT_PORT, limits)
-            .map_err(|e| {
-                ApiError::new(
-                    ErrorCode::Io,
-                    format!("cannot listen on {}: {e}", cfg.listen),
-                )
-            })?;
+        // A laptop on the default port falls back to a free one if it is taken (discovery
+        // still finds it); a relay never does: laptops dial it at the port they were given.
+        let fallback = cfg.listen.port() == DEFAULT_PORT && !cfg.relay;
+        let net = net::Net::bind(&tls, cfg.listen, fallback, limits).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Io,
+                format!("cannot listen on {}: {e}", cfg.listen),
+            )
+        })?;
         let listen = net.listen;
         let (events, _) = broadcast::channel(4096);
         let (net_tx, net_rx) = tokio::sync::mpsc::channel(net::COMMAND_QUEUE);

@@ -855,6 +855,11 @@ impl Driver {
         if !dialer_is_me {
             self.counters.observed.incoming_ok();
         }
+        // Told before the duplicate tie-break below: if this connection loses it, the one
+        // kept reaches the same node, which is then known as the relay all the same.
+        if let Some(host) = relay {
+            let _ = self.core.send(CoreMsg::RelayConnected { peer, host }).await;
+        }
         let dialer = if dialer_is_me { self.me } else { peer };
         if !self.live.contains_key(&peer) && self.live.len() >= self.limits.max_connections {
             // Incoming attempts were refused before the handshake; this is one of our own
@@ -891,9 +896,6 @@ impl Driver {
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
         let addr = canonical(conn.remote_address());
-        if let Some(host) = relay {
-            let _ = self.core.send(CoreMsg::RelayConnected { peer, host }).await;
-        }
         let (ftx, frx, pause) = out_queue();
         self.live.insert(
             peer,

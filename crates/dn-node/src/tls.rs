@@ -170,6 +170,15 @@ pub fn cert_node_id(cert: &CertificateDer<'_>) -> Result<NodeId, rustls::Error> 
         .as_ref()
         .try_into()
         .map_err(|_| rustls::Error::General("peer Ed25519 key has wrong length".into()))?;
+    // A small-order key (the all-zero one among them) proves nothing: signatures under it can
+    // be forged. It is also the id that stands for a bundle file in the protocol
+    // (`BUNDLE_PEER`), which no connection may claim.
+    let weak = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_or(true, |k| k.is_weak());
+    if weak {
+        return Err(rustls::Error::General(
+            "peer Ed25519 key is not a valid key (small order)".into(),
+        ));
+    }
     Ok(NodeId(raw))
 }
 
@@ -285,5 +294,24 @@ mod tests {
         );
         id.server_config().unwrap();
         id.client_config(None).unwrap();
+    }
+
+    #[test]
+    fn a_small_order_key_is_refused() {
+        // A valid certificate with its key bytes replaced: the zero key (`BUNDLE_PEER` in the
+        // protocol) and another small-order point; cert_node_id reads the key, so that is
+        // what it must refuse.
+        let sk = SigningKey::from_bytes(&[9u8; 32]);
+        let der = TlsIdentity::new(&sk).unwrap().cert.as_ref().to_vec();
+        let key = sk.verifying_key().to_bytes();
+        let at = der.windows(32).position(|w| w == key).unwrap();
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        for weak in [[0u8; 32], identity_point] {
+            let mut bad = der.clone();
+            bad[at..at + 32].copy_from_slice(&weak);
+            let err = cert_node_id(&CertificateDer::from(bad)).unwrap_err();
+            assert!(err.to_string().contains("small order"), "{err}");
+        }
     }
 }

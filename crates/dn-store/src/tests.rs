@@ -1248,16 +1248,30 @@ fn urgent_messages_are_listed_until_acknowledged() {
         assert!(s.insert_message(m, 1, false).unwrap());
     }
     assert!(s.insert_message(&own, 1, true).unwrap());
+    assert_eq!(s.urgent_unacked_in("medical", 100).unwrap(), 2);
     assert_eq!(
-        s.urgent_unacked_counts().unwrap(),
-        [("medical".to_string(), 2), ("school".to_string(), 1)]
+        s.urgent_unacked_in("medical", 1).unwrap(),
+        1,
+        "counted up to the cap"
     );
+    assert_eq!(s.urgent_unacked_in("school", 100).unwrap(), 1);
     assert_eq!(
         ids(&s.urgent_unacked(Some("medical"), 20).unwrap()),
         [u2.id(), u1.id()],
         "newest first; our own message needs no acknowledgement"
     );
     assert_eq!(s.urgent_unacked(None, 2).unwrap().len(), 2);
+    // Every urgent message, own and acknowledged included, newest first.
+    assert_eq!(
+        s.urgent_newest(10).unwrap(),
+        [
+            (own.id(), own.author),
+            (u3.id(), u3.author),
+            (u2.id(), u2.author),
+            (u1.id(), u1.author)
+        ]
+    );
+    assert_eq!(s.urgent_newest(1).unwrap().len(), 1);
     assert_eq!(s.urgent_acknowledged(&plain.id()).unwrap(), None);
     assert_eq!(s.urgent_acknowledged(&own.id()).unwrap(), Some(true));
     // One, then the rest of the room; a second time changes nothing.
@@ -1270,18 +1284,17 @@ fn urgent_messages_are_listed_until_acknowledged() {
     );
     assert_eq!(s.urgent_acknowledged(&u1.id()).unwrap(), Some(true));
     assert_eq!(s.ack_urgent("medical", None).unwrap(), 1);
-    assert_eq!(
-        s.urgent_unacked_counts().unwrap(),
-        [("school".to_string(), 1)]
-    );
+    assert_eq!(s.urgent_unacked_in("medical", 100).unwrap(), 0);
+    assert_eq!(s.urgent_unacked_in("school", 100).unwrap(), 1);
     // A blocked author's urgent messages are not listed.
     s.set_blocked(&node(2), true, 5).unwrap();
-    assert!(s.urgent_unacked_counts().unwrap().is_empty());
+    assert_eq!(s.urgent_unacked_in("school", 100).unwrap(), 0);
     assert!(s.urgent_unacked(None, 20).unwrap().is_empty());
     // Evicted: gone from the list too.
     s.set_blocked(&node(2), false, 5).unwrap();
+    assert_eq!(s.urgent_unacked_in("school", 100).unwrap(), 1);
     s.evict_messages(&[u3.id()]).unwrap();
-    assert!(s.urgent_unacked_counts().unwrap().is_empty());
+    assert_eq!(s.urgent_unacked_in("school", 100).unwrap(), 0);
 }
 
 #[test]

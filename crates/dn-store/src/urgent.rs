@@ -4,7 +4,7 @@
 //! ([`dn_proto::message::is_urgent`]); triggers on `messages` keep the table in step with the
 //! log. Only "acknowledged" is local state: set by the user here, never sent anywhere.
 
-use dn_proto::MessageId;
+use dn_proto::{MessageId, NodeId};
 use rusqlite::{params, OptionalExtension};
 
 use crate::messages::{read_row, COLS};
@@ -43,17 +43,44 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Unacknowledged urgent messages per room (rooms with none left out), authors blocked
-    /// here not counted.
-    pub fn urgent_unacked_counts(&self) -> Result<Vec<(String, u32)>> {
+    /// The newest `limit` urgent messages stored, any room, acknowledged or not, newest first:
+    /// (id, author). The protocol is handed them at start so they lead catch-ups after a
+    /// restart too (`Protocol::note_stored_urgent`).
+    pub fn urgent_newest(&self, limit: u32) -> Result<Vec<(MessageId, NodeId)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT u.room, count(*) FROM urgent u INDEXED BY urgent_unacked
-             JOIN messages m ON m.id = u.id
-             WHERE u.acknowledged = 0 AND m.author NOT IN (SELECT author FROM blocked)
-             GROUP BY u.room ORDER BY u.room",
+            "SELECT u.id, m.author FROM urgent u JOIN messages m ON m.id = u.id
+             ORDER BY u.timestamp DESC, u.id DESC LIMIT ?1",
         )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = st.query_map([limit], |r| {
+            let id: Vec<u8> = r.get(0)?;
+            let author: Vec<u8> = r.get(1)?;
+            Ok((id, author))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, author) = row?;
+            // Rows the store wrote itself; one that does not fit is skipped, not fatal.
+            if let (Ok(id), Ok(author)) = (<[u8; 32]>::try_from(id), <[u8; 32]>::try_from(author)) {
+                out.push((MessageId(id), NodeId(author)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Unacknowledged urgent messages of one room, authors blocked here not counted, counted up
+    /// to `cap` (peers can write many; a view needs "at least this many", and the count stays
+    /// cheap: it walks the partial index of that room only).
+    pub fn urgent_unacked_in(&self, room: &str, cap: u32) -> Result<u32> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM (
+                   SELECT 1 FROM urgent u INDEXED BY urgent_unacked JOIN messages m ON m.id = u.id
+                   WHERE u.room = ?1 AND u.acknowledged = 0
+                     AND m.author NOT IN (SELECT author FROM blocked)
+                   LIMIT ?2)",
+            )?
+            .query_row(params![room, cap], |r| r.get(0))?)
     }
 
     /// The newest `limit` unacknowledged urgent messages of `room` (or of every joined room),

@@ -23,4 +23,10 @@ name: string | null,
 /**
  * Connected right now.
  */
-connected: boolean, };
+connected: boolean, 
+/**
+ * The node answering there now is not the one first met at this address (a reinstalled
+ * relay, or someone else answering at that name): it is used as an ordinary peer, without
+ * a relay's larger budget, until the address is removed and added again.
+ */
+key_changed: boolean, };

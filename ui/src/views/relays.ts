@@ -52,7 +52,13 @@ export function mountRelays(root: HTMLElement, store: Store): () => void {
       "Remove",
     );
     remove.addEventListener("click", () => void store.removeRelay(relay.addr));
-    const state = connected ? "connected" : relay.id === null ? "not reached yet" : "not connected";
+    const state = relay.key_changed
+      ? `${connected ? "connected" : "not connected"}, new key: not trusted (remove and add it again if the relay was reinstalled)`
+      : connected
+        ? "connected"
+        : relay.id === null
+          ? "not reached yet"
+          : "not connected";
     return h(
       "li",
       {

@@ -160,17 +160,18 @@ impl Core {
             )));
             return;
         }
-        // Only a regular file: reading a pipe or a device could block the core.
-        let opened = std::fs::metadata(&path).and_then(|m| {
+        // Only a regular file: reading a pipe or a device could block the core. Checked on
+        // the file opened (not the path, which could change in between), and opened without
+        // waiting, so even opening a FIFO returns at once.
+        let opened = open_nonblocking(&path).and_then(|f| {
+            let m = f.metadata()?;
             if !m.is_file() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "not a regular file",
                 ));
             }
-            let f = std::fs::File::open(&path)?;
-            let size = f.metadata()?.len();
-            Ok((f, size))
+            Ok((f, m.len()))
         });
         let (file, size) = match opened {
             Ok(x) => x,
@@ -222,7 +223,8 @@ impl Core {
         self.begin_group();
         let started = Instant::now();
         let mut n = 0;
-        let done = loop {
+        let imported_before = job.report.imported;
+        let mut done = loop {
             if n >= IMPORT_CHUNK || started.elapsed() >= IMPORT_TURN {
                 break false;
             }
@@ -258,7 +260,17 @@ impl Core {
                 }
             }
         };
-        self.commit_group();
+        if !self.commit_group() {
+            // Nothing of this chunk is stored: say so, and stop (importing the file again
+            // later brings exactly what is missing; duplicates are skipped).
+            let lost = job.report.imported - imported_before;
+            job.report.imported = imported_before;
+            job.report.refused += lost;
+            job.report.problem = Some(format!(
+                "writing to the store failed ({lost} messages of the last part not stored;                  free some disk space and import the file again)"
+            ));
+            done = true;
+        }
         let due = job
             .last_progress
             .is_none_or(|t| t.elapsed() >= crate::bundle::PROGRESS_INTERVAL);
@@ -353,4 +365,17 @@ impl Core {
         }
         self.apply(outs);
     }
+}
+
+/// Opens `path` for reading without blocking on a FIFO's missing writer (Unix `O_NONBLOCK`;
+/// reads from a regular file are unaffected by it).
+fn open_nonblocking(path: &str) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.custom_flags(libc::O_NONBLOCK);
+    }
+    o.open(path)
 }

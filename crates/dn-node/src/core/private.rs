@@ -463,7 +463,10 @@ impl Core {
                 v.waiting_for_key = waiting;
             }
         }
-        v.urgent_unacked = self.urgent_unacked_in(&v.name);
+        // Only rooms the user reads are pinned; carried rooms are not counted at all.
+        if v.joined {
+            v.urgent_unacked = self.urgent_unacked_in(&v.name);
+        }
         v
     }
 

@@ -23,12 +23,23 @@ pub(crate) struct Relay {
     /// The node that last answered there (64 hex).
     #[serde(default)]
     pub id: Option<String>,
+    /// The node first met there (64 hex): trusted with a site's backlog (quota.rs). Another
+    /// key answering later is used as an ordinary peer (trust on first use).
+    #[serde(default)]
+    pub trusted: Option<String>,
 }
 
 impl Relay {
     /// The node last met at this address, if any.
     pub(crate) fn node(&self) -> Option<NodeId> {
         self.id.as_deref().and_then(|h| NodeId::from_hex(h).ok())
+    }
+
+    /// The node first met at this address, trusted as the relay.
+    pub(crate) fn trusted_node(&self) -> Option<NodeId> {
+        self.trusted
+            .as_deref()
+            .and_then(|h| NodeId::from_hex(h).ok())
     }
 }
 
@@ -38,8 +49,16 @@ pub(crate) fn load(store: &Store) -> Result<Vec<Relay>, ApiError> {
     let Some(text) = store.get_setting(RELAYS_KEY).map_err(store_err)? else {
         return Ok(vec![]);
     };
-    match serde_json::from_str(&text) {
-        Ok(v) => Ok(v),
+    match serde_json::from_str::<Vec<Relay>>(&text) {
+        Ok(mut v) => {
+            // Lists written before trust on first use: the node met there is the first one.
+            for r in &mut v {
+                if r.trusted.is_none() {
+                    r.trusted.clone_from(&r.id);
+                }
+            }
+            Ok(v)
+        }
         Err(e) => {
             warn!("stored relay list unreadable ({e}); starting with none");
             Ok(vec![])
@@ -85,6 +104,7 @@ impl Core {
                     fingerprint: id.map(|id| id.fingerprint()),
                     name,
                     connected: id.is_some_and(|id| self.conns.contains_key(&id)),
+                    key_changed: r.id.is_some() && r.id != r.trusted,
                 }
             })
             .collect()
@@ -110,6 +130,7 @@ impl Core {
             self.relays.push(Relay {
                 addr: addr.clone(),
                 id: None,
+                trusted: None,
             });
             self.save_relays()?;
         }
@@ -140,11 +161,13 @@ impl Core {
             host: addr.to_string(),
         });
         for r in gone {
-            if let Some(id) = r.node() {
-                // Still trusted if it also answers at another of our relay addresses.
-                if !self.relays.iter().any(|k| k.node() == Some(id)) {
+            // Still trusted if it is the trusted node of another of our relay addresses.
+            if let Some(id) = r.trusted_node() {
+                if !self.relays.iter().any(|k| k.trusted_node() == Some(id)) {
                     self.proto.set_trusted_relay(id, false);
                 }
+            }
+            if let Some(id) = r.node() {
                 self.emit_peer(&id);
             }
         }
@@ -154,32 +177,40 @@ impl Core {
     /// A connection dialled at relay address `host` reached `peer`: remembered, so the peer
     /// list shows it as a relay from now on.
     pub(super) fn relay_connected(&mut self, peer: NodeId, host: &str) {
-        if !self.relays.iter().any(|r| r.addr == host) {
-            return; // removed while the dial was in flight
-        }
-        if !self.proto.set_trusted_relay(peer, true) {
-            warn!(peer = %peer.fingerprint(), "too many trusted relays; this one keeps a peer's budget");
-        }
         let hex = peer.to_hex();
-        let (mut changed, mut replaced) = (false, vec![]);
+        let mut changed = false;
+        let mut trusted = false;
         for r in self.relays.iter_mut().filter(|r| r.addr == host) {
             if r.id.as_deref() != Some(hex.as_str()) {
-                replaced.extend(r.node());
                 r.id = Some(hex.clone());
                 changed = true;
             }
-        }
-        // A reinstalled relay has a new key: the old one is trusted no more (unless it still
-        // answers at another of our addresses).
-        for old in &replaced {
-            if !self.relays.iter().any(|k| k.node() == Some(*old)) {
-                self.proto.set_trusted_relay(*old, false);
+            // Trust on first use: the first node met at an address is the relay.
+            if r.trusted.is_none() {
+                r.trusted = Some(hex.clone());
+                changed = true;
             }
+            trusted |= r.trusted.as_deref() == Some(hex.as_str());
+        }
+        if !changed && !trusted && !self.relays.iter().any(|r| r.addr == host) {
+            return; // removed while the dial was in flight
+        }
+        if trusted {
+            if !self.proto.set_trusted_relay(peer, true) {
+                warn!(peer = %peer.fingerprint(), "too many trusted relays; this one keeps a peer's budget");
+            }
+        } else {
+            warn!(
+                %host, peer = %peer.fingerprint(),
+                "a different node than the first one answered at this relay address; it is used \
+                 as an ordinary peer until the address is removed and added again"
+            );
         }
         if changed {
             if let Err(e) = self.save_relays() {
                 warn!("recording the relay's id: {e}");
             }
+            self.status_dirty = true;
         }
     }
 }

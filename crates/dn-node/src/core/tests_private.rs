@@ -895,3 +895,26 @@ fn a_bundle_carries_every_message_to_another_camp_once() {
     .unwrap();
     assert_eq!(s.messages, 5);
 }
+
+/// A FIFO named as a bundle is refused at once: opening it does not wait for a writer, and it
+/// is no regular file (the core thread must never block on a path the user gave).
+#[cfg(unix)]
+#[test]
+fn importing_a_fifo_is_refused_without_blocking() {
+    let mut bo = node("Bo");
+    let fifo = bo.dir.path().join("not-a-bundle.dnb");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let err = call(
+        &mut bo.core,
+        Request::ImportBundle {
+            path: fifo.display().to_string(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput, "{err:?}");
+    assert!(err.message.contains("not a regular file"), "{err:?}");
+}

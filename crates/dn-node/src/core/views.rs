@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Unacknowledged urgent messages of one room counted at most (a flood of marked messages
+/// costs a view no more than this).
+pub(super) const MAX_URGENT_COUNT: u32 = 999;
 /// Most urgent messages one `Urgent` request lists.
 pub(super) const MAX_URGENT_LIST: u32 = 100;
 
@@ -242,10 +245,11 @@ impl Core {
         )
     }
 
-    /// Unacknowledged urgent messages of `room` (0 on a store error, logged).
+    /// Unacknowledged urgent messages of `room`, up to [`MAX_URGENT_COUNT`] (0 on a store
+    /// error, logged). Called for every room of a view, so it reads that room's rows only.
     pub(super) fn urgent_unacked_in(&self, room: &str) -> u32 {
-        match self.store.urgent_unacked_counts() {
-            Ok(c) => c.into_iter().find(|(r, _)| r == room).map_or(0, |(_, n)| n),
+        match self.store.urgent_unacked_in(room, MAX_URGENT_COUNT) {
+            Ok(n) => n,
             Err(e) => {
                 warn!("urgent counts: {e}");
                 0

@@ -753,7 +753,11 @@ impl Protocol {
             }
             Input::Frame { peer, frame } => self.on_frame(store, peer, frame, &mut out),
             Input::Imported(msg) => {
-                if !self.member(&msg.room) {
+                // A room is carried for a record only when that record could be stored: a
+                // bundle of junk or of blocked authors makes the node carry nothing new
+                // (on_message then counts and reports it as for a peer's Msg).
+                let admissible = !self.blocked.contains(&msg.author) && msg.verify().is_ok();
+                if admissible && !self.member(&msg.room) {
                     self.carry_rooms([msg.room.clone()]);
                     if self.member(&msg.room) {
                         self.announce_rooms(&mut out);

@@ -1395,4 +1395,12 @@ fn imported_messages_are_admitted_like_received_ones_and_spread() {
     let outs = net.nodes[1].handle(&mut net.stores[1], Input::Imported(b.clone()), 0);
     assert!(!outs.iter().any(|o| matches!(o, Output::Stored { .. })));
     assert!(!net.stores[1].has(&b.id()).unwrap());
+    // Neither a forged record nor a blocked author's makes the node carry a new room.
+    let b2 = Message::create(&blocked, "junk-a", "b", 14, "spam").unwrap();
+    let mut forged = Message::create(&writer, "junk-b", "far", 15, "x").unwrap();
+    forged.body = "y".into();
+    for m in [b2, forged] {
+        net.nodes[1].handle(&mut net.stores[1], Input::Imported(m), 0);
+    }
+    assert!(!net.nodes[1].carried().any(|r| r.starts_with("junk")));
 }

@@ -109,6 +109,38 @@ fn urgent_messages_lead_the_catch_up_whatever_their_age() {
 }
 
 #[test]
+fn after_a_restart_stored_urgent_messages_still_lead_the_catch_up() {
+    let mut net = Net::new(1, "medical");
+    fill(&mut net, 10_000);
+    // Stored before the restart (straight into the store: this protocol never saw them).
+    let stored: Vec<Message> = (0..URGENT_BUDGET + 1)
+        .map(|k| {
+            let body = format!("{URGENT_MARKER}collapse {k}");
+            let m =
+                Message::create(&net.keys[0], "medical", "n", 20_000 + k as u64, &body).unwrap();
+            assert!(net.stores[0].insert(&m).unwrap());
+            m
+        })
+        .collect();
+    assert!(stored.iter().all(|m| !net.nodes[0].is_priority(&m.id())));
+    // What the node hands it at start: newest first; the author's budget keeps the newest 5.
+    net.nodes[0].note_stored_urgent(stored.iter().rev().map(|m| (m.id(), m.author)));
+    let prio: Vec<bool> = stored
+        .iter()
+        .map(|m| net.nodes[0].is_priority(&m.id()))
+        .collect();
+    assert!(!prio[0], "the oldest is past the budget");
+    assert!(prio[1..].iter().all(|p| *p));
+    let atk = Attacker::connect(&mut net, 0, &["medical"]);
+    let ids = msg_ids(&ask_all(&mut net, &atk));
+    let mut first: Vec<MessageId> = ids[..URGENT_BUDGET].to_vec();
+    let mut want: Vec<MessageId> = stored[1..].iter().map(Message::id).collect();
+    first.sort();
+    want.sort();
+    assert_eq!(first, want, "the prioritised ones are sent first");
+}
+
+#[test]
 fn past_the_budget_urgent_messages_are_ordinary_and_counted() {
     let mut net = Net::new(1, "medical");
     let atk = Attacker::connect(&mut net, 0, &["other"]);

@@ -40,16 +40,29 @@ impl Protocol {
         if !crate::message::is_urgent(&msg.body) {
             return;
         }
-        let id = msg.id();
+        self.grant_urgent(msg.id(), msg.author);
+    }
+
+    /// Hands the protocol urgent messages already stored (at start: the store's newest urgent
+    /// messages, newest first), so they lead catch-ups after a restart too. Each goes through
+    /// its author's budget like a message seen now: per author the newest
+    /// [`URGENT_BUDGET`] are prioritised. The caller passes only urgent messages.
+    pub fn note_stored_urgent(&mut self, urgent: impl IntoIterator<Item = (MessageId, NodeId)>) {
+        for (id, author) in urgent.into_iter().take(URGENT_IDS_CAP) {
+            self.grant_urgent(id, author);
+        }
+    }
+
+    fn grant_urgent(&mut self, id: MessageId, author: NodeId) {
         if self.urgent.ids.contains(&id) {
             return;
         }
         let now = self.now;
         let u = &mut self.urgent;
-        if u.granted.len() >= URGENT_AUTHORS_CAP && !u.granted.contains_key(&msg.author) {
+        if u.granted.len() >= URGENT_AUTHORS_CAP && !u.granted.contains_key(&author) {
             u.granted.clear();
         }
-        let times = u.granted.entry(msg.author).or_default();
+        let times = u.granted.entry(author).or_default();
         while times
             .front()
             .is_some_and(|t| t.saturating_add(URGENT_WINDOW_MS) <= now)
