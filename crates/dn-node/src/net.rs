@@ -637,8 +637,14 @@ impl Driver {
                 }
             };
             let itx = self.internal.clone();
+            let endpoint = self.endpoint.clone();
+            let dialed = Dialed {
+                counters: self.counters.clone(),
+                tls: self.tls.clone(),
+                me: self.me,
+                key,
+            };
             if let Some(host) = t.host.clone() {
-                let endpoint = self.endpoint.clone();
                 let v6 = self.endpoint.local_addr().is_ok_and(|a| a.is_ipv6());
                 tokio::spawn(async move {
                     let ev = match resolve_host(&host, v6).await {
@@ -651,17 +657,8 @@ impl Driver {
                                 })
                                 .await;
                             debug!(%host, %addr, "dialing relay");
-                            match connect(&endpoint, cfg, addr).await {
-                                Ok(conn) => Internal::Established {
-                                    conn,
-                                    dialer_is_me: true,
-                                    key: Some(key),
-                                },
-                                Err(error) => Internal::DialFailed {
-                                    key,
-                                    error: format!("{host} ({addr}): {error}"),
-                                },
-                            }
+                            let res = connect(&endpoint, cfg, addr).await;
+                            dialed.ended(addr, &format!("{host} ({addr})"), res)
                         }
                         Err(error) => Internal::DialFailed {
                             key,
@@ -673,35 +670,10 @@ impl Driver {
                 continue;
             }
             let addr = t.addrs[attempt % t.addrs.len()];
-            let connecting = self.endpoint.connect_with(cfg, addr, SERVER_NAME);
-            let counters = self.counters.clone();
-            let (tls, me) = (self.tls.clone(), self.me);
             debug!(%addr, "dialing");
             tokio::spawn(async move {
-                let res = match connecting {
-                    Ok(c) => match tokio::time::timeout(DIAL_TIMEOUT, c).await {
-                        Ok(Ok(conn)) => Ok(conn),
-                        Ok(Err(e)) => Err((DialOutcome::of_error(&e), e.to_string())),
-                        Err(_) => Err((DialOutcome::Timeout, "handshake timed out".to_string())),
-                    },
-                    Err(e) => Err((DialOutcome::Refused, e.to_string())),
-                };
-                let outcome = res.as_ref().map_or_else(|e| e.0, |_| DialOutcome::Ok);
-                if counters.observed.dial_ended(addr, outcome) {
-                    tokio::spawn(crate::diagnose::probe(counters, tls, me, addr));
-                }
-                let res = res.map_err(|e| e.1);
-                let ev = match res {
-                    Ok(conn) => Internal::Established {
-                        conn,
-                        dialer_is_me: true,
-                        key: Some(key),
-                    },
-                    Err(error) => Internal::DialFailed {
-                        key,
-                        error: format!("{addr}: {error}"),
-                    },
-                };
+                let res = connect(&endpoint, cfg, addr).await;
+                let ev = dialed.ended(addr, &addr.to_string(), res);
                 let _ = itx.send(ev).await;
             });
         }
@@ -941,14 +913,54 @@ async fn connect(
     endpoint: &quinn::Endpoint,
     cfg: quinn::ClientConfig,
     addr: SocketAddr,
-) -> Result<quinn::Connection, String> {
+) -> Result<quinn::Connection, (DialOutcome, String)> {
     let connecting = endpoint
         .connect_with(cfg, addr, SERVER_NAME)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (DialOutcome::Refused, e.to_string()))?;
     match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("handshake timed out".to_string()),
+        Ok(Err(e)) => Err((DialOutcome::of_error(&e), e.to_string())),
+        Err(_) => Err((DialOutcome::Timeout, "handshake timed out".to_string())),
+    }
+}
+
+/// What a dial task needs to report how its dial ended.
+struct Dialed {
+    counters: Arc<NetCounters>,
+    tls: Arc<TlsIdentity>,
+    me: NodeId,
+    key: Key,
+}
+
+impl Dialed {
+    /// Records the outcome for the diagnosis (starting a probe from another port when it asks
+    /// for one) and turns it into the driver's event; `label` names the dial in errors.
+    fn ended(
+        self,
+        addr: SocketAddr,
+        label: &str,
+        res: Result<quinn::Connection, (DialOutcome, String)>,
+    ) -> Internal {
+        let outcome = res.as_ref().map_or_else(|e| e.0, |_| DialOutcome::Ok);
+        if self.counters.observed.dial_ended(addr, outcome) {
+            tokio::spawn(crate::diagnose::probe(
+                self.counters,
+                self.tls,
+                self.me,
+                addr,
+            ));
+        }
+        match res {
+            Ok(conn) => Internal::Established {
+                conn,
+                dialer_is_me: true,
+                key: Some(self.key),
+            },
+            Err((_, error)) => Internal::DialFailed {
+                key: self.key,
+                error: format!("{label}: {error}"),
+            },
+        }
     }
 }
 
