@@ -41,6 +41,10 @@ use ts_rs::TS;
 
 /// Peers heard by discovery remembered, at most (oldest heard forgotten first).
 pub const MAX_HEARD: usize = 32;
+/// A peer heard by beacon (every ≈ 2 s) and silent for this long is gone: it no longer counts
+/// as heard. A peer heard by mDNS only counts until mDNS reports it removed (goodbye or
+/// expiry).
+pub const BEACON_GONE: Duration = Duration::from_secs(60);
 /// Dialed addresses remembered, at most (oldest dialed forgotten first).
 pub const MAX_DIALED: usize = 32;
 /// One probe per address at most this often.
@@ -417,6 +421,12 @@ impl Observer {
         });
     }
 
+    /// mDNS reports the instance `dn-<hex16>` removed (goodbye or expiry): that peer is no
+    /// longer heard.
+    pub fn gone(&self, hex16: &str) {
+        self.with(|s| s.heard.retain(|id, _| !id.to_hex().starts_with(hex16)));
+    }
+
     /// A dial to `addr` ended. True when a probe from another port should follow (a timeout
     /// to a peer heard by discovery, not probed lately, a probe slot free); the caller then
     /// runs [`probe`].
@@ -513,6 +523,10 @@ impl Observer {
             (o.mdns_heard, o.beacons_heard) = (s.mdns_heard, s.beacons_heard);
             o.mdns_last_ago_s = s.mdns_last.map(ago);
             o.beacon_last_ago_s = s.beacon_last.map(ago);
+            // Peers that left: heard by beacon once, silent past BEACON_GONE.
+            s.heard.retain(|_, h| {
+                h.beacon == 0 || h.last.is_none_or(|t| now.duration_since(t) < BEACON_GONE)
+            });
             let mut heard: Vec<&Heard> = s.heard.values().collect();
             heard.sort_by_key(|h| std::cmp::Reverse(h.last));
             o.heard = heard

@@ -87,6 +87,16 @@ impl Mdns {
         let rx = daemon.browse(SERVICE_TYPE)?;
         tokio::spawn(async move {
             while let Ok(ev) = rx.recv_async().await {
+                if let ServiceEvent::ServiceRemoved(_, fullname) = &ev {
+                    // `dn-<first 16 hex of the id>._disasternet._udp.local.`
+                    if let Some(hex16) = fullname
+                        .strip_prefix("dn-")
+                        .and_then(|r| r.get(..16))
+                        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                    {
+                        counters.observed.gone(&hex16.to_ascii_lowercase());
+                    }
+                }
                 if let ServiceEvent::ServiceResolved(svc) = ev {
                     let Some(id) = svc
                         .get_property_val_str("id")

@@ -312,3 +312,39 @@ fn subnets() {
     assert!(same_subnet(ip("fe80::1"), ip("fe80::2"), 64));
     assert!(!same_subnet(ip("fe80::1"), ip("10.0.0.1"), 0));
 }
+
+#[test]
+fn peers_that_left_are_no_longer_heard() {
+    let obs = Observer::default();
+    let by_mdns = NodeId([0xAB; 32]);
+    let by_beacon = NodeId([0xCD; 32]);
+    let a: SocketAddr = "10.9.0.10:7300".parse().unwrap_or_else(|_| unreachable!());
+    let b: SocketAddr = "10.9.0.11:7300".parse().unwrap_or_else(|_| unreachable!());
+    obs.heard(Via::Mdns, by_mdns, &[a]);
+    obs.heard(Via::Beacon, by_beacon, &[b]);
+    let _ = obs.dial_ended(a, DialOutcome::Timeout);
+    let _ = obs.dial_ended(b, DialOutcome::Timeout);
+    assert_eq!(obs.snapshot(lan(), vec![]).heard.len(), 2);
+    // mDNS says the first one is gone (goodbye or expiry): its instance name holds 16 hex.
+    obs.gone(&by_mdns.to_hex()[..16]);
+    let snap = obs.snapshot(lan(), vec![]);
+    assert_eq!(snap.heard.len(), 1);
+    assert!(!snap
+        .dials
+        .iter()
+        .any(|d| d.addr == a.to_string() && d.heard));
+    // The beacon one: silent past BEACON_GONE (beacons come every ≈ 2 s).
+    let past = Instant::now()
+        .checked_sub(BEACON_GONE + Duration::from_secs(1))
+        .unwrap_or_else(|| unreachable!());
+    obs.with(|s| {
+        for h in s.heard.values_mut() {
+            h.last = Some(past);
+        }
+    });
+    let snap = obs.snapshot(lan(), vec![]);
+    assert!(snap.heard.is_empty());
+    // Nothing heard now, so the dials that timed out no longer say "client isolation".
+    let codes: Vec<FindingCode> = diagnose(&snap).iter().map(|f| f.code).collect();
+    assert!(!codes.contains(&FindingCode::ClientIsolation), "{codes:?}");
+}
