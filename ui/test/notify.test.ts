@@ -12,6 +12,8 @@ import {
   type NotificationSpec,
   plan,
   truncate,
+  URGENT_NOTIFY_BUDGET,
+  URGENT_NOTIFY_WINDOW_MS,
 } from "../src/lib/notify";
 import { Store } from "../src/store";
 import { mountApp } from "../src/views/app";
@@ -290,6 +292,46 @@ describe("mute toggle in the sidebar", () => {
 });
 
 describe("urgent messages", () => {
+  it("show at most 3 one by one a window, then one urgent summary", () => {
+    const { notifier, shown } = setup(false);
+    for (const k of [1, 2, 3, 4, 5]) notifier.onEvent(message("medical", `collapse ${k}`, { urgent: true }));
+    vi.advanceTimersByTime(COALESCE_WINDOW_MS);
+    expect(shown).toEqual([
+      { title: "DisasterNet: URGENT", body: "Ben in #medical: collapse 1" },
+      { title: "DisasterNet: URGENT", body: "Ben in #medical: collapse 2" },
+      { title: "DisasterNet: URGENT", body: "Ben in #medical: collapse 3" },
+      { title: "DisasterNet: URGENT", body: "2 more urgent messages in #medical" },
+    ]);
+  });
+
+  it("from a muted room, notify within each author's budget only", () => {
+    const shown: NotificationSpec[] = [];
+    const muted = new MutedSet();
+    let now = 1_000_000;
+    const notifier = new Notifier({ show: (s) => shown.push(s), selfId: () => SELF_ID, muted, now: () => now });
+    notifier.setFocused(false);
+    muted.rooms.add("medical");
+    const flood = (n: number, author: string): void => {
+      for (let k = 0; k < n; k++) {
+        notifier.onEvent(message("medical", `spam ${k}`, { urgent: true, author }));
+        vi.advanceTimersByTime(COALESCE_WINDOW_MS);
+      }
+    };
+    flood(URGENT_NOTIFY_BUDGET + 3, "a".repeat(64));
+    expect(shown).toHaveLength(URGENT_NOTIFY_BUDGET);
+    // Another author has a budget of their own.
+    flood(1, "b".repeat(64));
+    expect(shown).toHaveLength(URGENT_NOTIFY_BUDGET + 1);
+    // After the window, the first author may notify again.
+    now += URGENT_NOTIFY_WINDOW_MS;
+    flood(1, "a".repeat(64));
+    expect(shown).toHaveLength(URGENT_NOTIFY_BUDGET + 2);
+    // An unmuted room is not limited by the budget.
+    muted.rooms.delete("medical");
+    flood(URGENT_NOTIFY_BUDGET + 1, "a".repeat(64));
+    expect(shown).toHaveLength(2 * URGENT_NOTIFY_BUDGET + 3);
+  });
+
   it("notify even in a muted room, titled URGENT, one by one beside a summary of the rest", () => {
     const { notifier, shown, muted } = setup(false);
     muted.rooms.add("medical");

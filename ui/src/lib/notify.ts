@@ -13,6 +13,16 @@ export const MAX_BODY_CHARS = 120;
 export const COALESCE_WINDOW_MS = 2000;
 /** More than this many messages in one window: one summary instead. */
 export const MAX_SINGLE_NOTIFICATIONS = 3;
+/**
+ * Urgent messages of one author that may notify from a muted room within
+ * [`URGENT_NOTIFY_WINDOW_MS`] (the engine's priority budget is the same size): anyone with a key
+ * can mark messages urgent, and muting must still silence a flood.
+ */
+export const URGENT_NOTIFY_BUDGET = 5;
+/** The window of [`URGENT_NOTIFY_BUDGET`], ms (10 minutes). */
+export const URGENT_NOTIFY_WINDOW_MS = 10 * 60 * 1000;
+/** Authors whose recent urgent notifications are remembered (cleared when full). */
+const URGENT_AUTHORS_CAP = 1024;
 
 /** One native notification to show. */
 export interface NotificationSpec {
@@ -26,8 +36,11 @@ export interface Incoming {
   /** How the room is named to the user (`#medical`, `private room medical`); default `#room`. */
   roomName?: string;
   authorName: string;
+  /** Author id (hex), when known: the budget of urgent notifications from muted rooms. */
+  author?: string;
   body: string;
-  /** Marked urgent by its author: notifies even in a muted room, and is never summarised. */
+  /** Marked urgent by its author: notifies even in a muted room (within its author's budget),
+   *  and shows one by one (up to 3 a window, then one urgent summary). */
   urgent?: boolean;
 }
 
@@ -60,8 +73,18 @@ export function summary(batch: readonly Incoming[]): NotificationSpec {
 
 /** What one window's worth of messages shows: each one, or one summary when more than 3. */
 export function plan(batch: readonly Incoming[]): NotificationSpec[] {
-  // Urgent messages always show one by one (the engine pins at most 20 a room anyway).
-  const urgent = batch.filter((m) => m.urgent === true).map(single);
+  // Urgent messages show one by one, up to 3 a window; more become one urgent summary (a
+  // flood of urgent messages must not become a flood of notifications).
+  const marked = batch.filter((m) => m.urgent === true);
+  const urgent = marked.slice(0, MAX_SINGLE_NOTIFICATIONS).map(single);
+  const more = marked.slice(MAX_SINGLE_NOTIFICATIONS);
+  if (more.length > 0) {
+    const places = [...new Set(more.map(place))];
+    urgent.push({
+      title: "DisasterNet: URGENT",
+      body: `${more.length} more urgent ${more.length === 1 ? "message" : "messages"} in ${places.join(", ")}`,
+    });
+  }
   const rest = batch.filter((m) => m.urgent !== true);
   if (rest.length === 0) return urgent;
   if (rest.length > MAX_SINGLE_NOTIFICATIONS) return [...urgent, summary(rest)];
@@ -76,12 +99,12 @@ export function incomingOf(event: EngineEvent, selfId: string | null): Incoming 
   if (event.type === "message") {
     const m = event.message;
     if (m.local || (selfId !== null && m.author === selfId)) return null;
-    return { room: m.room, authorName: m.author_name, body: m.body, urgent: m.urgent };
+    return { room: m.room, authorName: m.author_name, author: m.author, body: m.body, urgent: m.urgent };
   }
   if (event.type === "dm") {
     const d = event.dm;
     if (d.outgoing || (selfId !== null && d.author === selfId)) return null;
-    return { room: null, authorName: d.author_name, body: d.body };
+    return { room: null, authorName: d.author_name, author: d.author, body: d.body, urgent: d.urgent };
   }
   return null;
 }
@@ -102,6 +125,8 @@ export interface NotifierDeps {
   roomName?: (room: string) => string | null;
   /** Timer, injectable for tests. */
   setTimer?: (fn: () => void, ms: number) => unknown;
+  /** Clock (ms), injectable for tests. */
+  now?: () => number;
 }
 
 /**
@@ -112,6 +137,8 @@ export class Notifier {
   private focused = true;
   private batch: Incoming[] = [];
   private timerSet = false;
+  /** Author → when its urgent messages notified from muted rooms (within the window). */
+  private urgentSeen = new Map<string, number[]>();
 
   constructor(private readonly deps: NotifierDeps) {}
 
@@ -130,8 +157,10 @@ export class Notifier {
     if (this.focused) return;
     const incoming = incomingOf(event, this.deps.selfId());
     if (!incoming) return;
-    // Muting silences ordinary messages; an urgent one still notifies.
-    if (incoming.room !== null && incoming.urgent !== true && this.deps.muted.has(incoming.room)) return;
+    // Muting silences ordinary messages; an urgent one still notifies, within its author's budget.
+    if (incoming.room !== null && this.deps.muted.has(incoming.room)) {
+      if (incoming.urgent !== true || !this.urgentAllowed(incoming.author ?? incoming.authorName)) return;
+    }
     const roomName = incoming.room === null ? null : (this.deps.roomName?.(incoming.room) ?? null);
     this.batch.push(roomName === null ? incoming : { ...incoming, roomName });
     if (!this.timerSet) {
@@ -139,6 +168,20 @@ export class Notifier {
       const setTimer = this.deps.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
       setTimer(() => this.flush(), COALESCE_WINDOW_MS);
     }
+  }
+
+  /** True while `author` has urgent notifications from muted rooms left in the window. */
+  private urgentAllowed(author: string): boolean {
+    const now = (this.deps.now ?? Date.now)();
+    if (this.urgentSeen.size >= URGENT_AUTHORS_CAP && !this.urgentSeen.has(author)) this.urgentSeen.clear();
+    const times = (this.urgentSeen.get(author) ?? []).filter((t) => now - t < URGENT_NOTIFY_WINDOW_MS);
+    if (times.length >= URGENT_NOTIFY_BUDGET) {
+      this.urgentSeen.set(author, times);
+      return false;
+    }
+    times.push(now);
+    this.urgentSeen.set(author, times);
+    return true;
   }
 
   /** Ends the current window: shows what it collected. */
