@@ -31,6 +31,7 @@ pub const ATTACKS: &[&str] = &[
     "ihave-flood",
     "beacon-flood",
     "private-junk",
+    "urgent-flood",
 ];
 
 /// What to attack and how long.
@@ -224,18 +225,22 @@ pub async fn run(plan: &Plan) -> Result<Report> {
             r.sent += l.sent;
             r.bytes += l.bytes;
         }
-        // Valid messages from one key at the link's full rate.
-        "spam" | "sybil-spam" => {
+        // Valid messages from one key at the link's full rate ("spam"); from a fresh key every
+        // 50 ("sybil-spam"); every one marked urgent, from a fresh key every 16 (about 10 of
+        // them into the room), so each key asks for twice its priority budget ("urgent-flood").
+        "spam" | "sybil-spam" | "urgent-flood" => {
             let a = Attacker::new()?;
             let mut l = a.connect(plan.target, &plan.rooms).await?;
             r.connections += 1;
-            let sybil = plan.attack == "sybil-spam";
+            let urgent = plan.attack == "urgent-flood";
+            let sybil = plan.attack == "sybil-spam" || urgent;
+            let every = if urgent { 16 } else { 50 };
             let mut keys = vec![a.key.clone()];
             let mut i = 0u64;
             let body = "x".repeat(1000);
             while Instant::now() < end && !l.closed() {
                 i += 1;
-                if sybil && i.is_multiple_of(50) {
+                if sybil && i.is_multiple_of(every) {
                     keys.push(fresh_key());
                 }
                 let k = keys.last().unwrap_or(&a.key);
@@ -248,6 +253,12 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                     "AAAA".repeat(10)
                 } else {
                     body.clone()
+                };
+                // Each urgent one distinct (one key writes several within a millisecond).
+                let body = if urgent {
+                    dn_proto::message::mark_urgent(&format!("{i} {body}"), true)
+                } else {
+                    body
                 };
                 let Ok(m) = Message::create(k, rm, "mallory", now_ms(), &body) else {
                     continue;

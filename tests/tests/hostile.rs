@@ -67,6 +67,9 @@ const ATTACKS: &[(&str, &[&str])] = &[
     ("beacon-flood", &["discovery_dropped", "beacon_dropped"]),
     // Carried private-room messages that show a name or are not envelopes: refused.
     ("private-junk", &["invalid_private"]),
+    // Every message marked urgent, five-plus per key: priority past each key's budget is
+    // refused (the messages themselves are handled as ordinary ones, under the same quotas).
+    ("urgent-flood", &["urgent_over_budget"]),
 ];
 
 fn drops(status: &Value) -> Value {
@@ -204,7 +207,17 @@ fn one_hostile_peer_cannot_starve_fill_or_fool_a_node() -> Result<()> {
                 Ok(want2.iter().all(|b| on1.contains(b)) && want1.iter().all(|b| on2.contains(b)))
             },
         )?;
-        let after = drops(&c.status(1)?);
+        let st = c.status(1)?;
+        if *attack == "urgent-flood" {
+            // Pinned counts stay capped per room however many marked messages came in.
+            let pinned = st["urgent_unacked"].as_u64().unwrap_or(u64::MAX);
+            check!(
+                c,
+                pinned <= 2 * 999,
+                "urgent-flood: node1 counts {pinned} urgent messages (cap 999 a room)"
+            );
+        }
+        let after = drops(&st);
         let counts: Vec<String> = reasons
             .iter()
             .map(|r| {
