@@ -31,6 +31,8 @@
 //!     messages: start time, idle memory, and the catch-up of a laptop that joins one room.
 //! 13. `urgent` — two real nodes on loopback: while one catches up 50,000 messages from the
 //!     other, urgent messages written at the other reach it (write → stored, p50/p99).
+//! 14. `bundle` — a bundle of 100,000 messages exported by one camp's CLI and imported by
+//!     another's, then imported again (time, rate, file size, peak memory).
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -44,6 +46,7 @@
 
 mod app;
 mod atrest;
+mod bundle;
 mod carry;
 mod fixtures;
 mod hostile;
@@ -66,9 +69,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
-    "relay", "urgent",
+    "relay", "urgent", "bundle",
 ];
 
 #[derive(Parser)]
@@ -84,7 +87,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry, atrest, private, relay, urgent (default: all).
+    /// carry, atrest, private, relay, urgent, bundle (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
@@ -247,6 +250,7 @@ fn run() -> Result<ExitCode> {
             "hostile" => hostile::run(&ctx),
             "atrest" => atrest::run(&ctx),
             "urgent" => urgent::run(&ctx),
+            "bundle" => bundle::run(&ctx),
             _ => app::run(&ctx),
         };
         match result {
