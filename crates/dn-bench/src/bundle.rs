@@ -14,7 +14,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dn_store::Store;
 use serde_json::{json, Value};
 
 use crate::node::cli;
@@ -22,28 +21,6 @@ use crate::{fixtures, round2, Ctx, Section};
 
 fn room(i: usize) -> String {
     format!("camp-{i}")
-}
-
-/// Camp A: `rooms × per_room` messages in joined rooms (64 authors each).
-fn fill(ctx: &Ctx, dir: &Path, rooms: usize, per_room: usize) -> Result<()> {
-    let store = Store::open(&dir.join("store.sqlite3"))?;
-    let now = dn_store::system_clock_ms();
-    let t0 = now.saturating_sub(1000 * per_room as u64 + 60_000);
-    for r in 0..rooms {
-        ctx.note(&format!(
-            "bundle: signing and storing {per_room} messages in {} ({}/{rooms}) ...",
-            room(r),
-            r + 1
-        ));
-        store.join_room(&room(r), now)?;
-        let msgs = fixtures::messages_in(&room(r), per_room, 64, t0)?;
-        let batch: Vec<(dn_proto::Message, u64, bool)> =
-            msgs.into_iter().map(|m| (m, now, false)).collect();
-        for chunk in batch.chunks(1000) {
-            store.insert_messages(chunk)?;
-        }
-    }
-    Ok(())
 }
 
 /// Runs the CLI with `args` on `dir`, polling its peak memory; (seconds, VmHWM kB, stdout).
@@ -100,7 +77,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         }
     }
     let filled = Instant::now();
-    fill(ctx, &a, rooms, per_room)?;
+    fixtures::store_rooms(ctx, &a, "bundle", rooms, per_room, room, true)?;
     let fill_s = filled.elapsed().as_secs_f64();
     for r in 0..rooms {
         let out = cli(bin, &b, &["room", "join", &room(r)])?;

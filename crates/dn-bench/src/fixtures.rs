@@ -46,3 +46,38 @@ pub(crate) fn messages_in(
     }
     Ok(out)
 }
+
+/// Fills `dir`'s store with `per_room` messages in each room `name(0..rooms)` (64 authors,
+/// timestamps 1 s apart ending a minute ago), joining each room first when `join` (else they
+/// are stored as carried rooms are); `label` names the section in progress notes.
+pub(crate) fn store_rooms(
+    ctx: &crate::Ctx,
+    dir: &std::path::Path,
+    label: &str,
+    rooms: usize,
+    per_room: usize,
+    name: fn(usize) -> String,
+    join: bool,
+) -> Result<()> {
+    let store = dn_store::Store::open(&dir.join("store.sqlite3"))?;
+    let now = dn_store::system_clock_ms();
+    let t0 = now.saturating_sub(1000 * per_room as u64 + 60_000);
+    for r in 0..rooms {
+        let room = name(r);
+        ctx.note(&format!(
+            "{label}: signing and storing {per_room} messages in {room} ({}/{rooms}) ...",
+            r + 1
+        ));
+        if join {
+            store.join_room(&room, now)?;
+        }
+        let batch: Vec<(Message, u64, bool)> = messages_in(&room, per_room, 64, t0)?
+            .into_iter()
+            .map(|m| (m, now, false))
+            .collect();
+        for chunk in batch.chunks(1000) {
+            store.insert_messages(chunk)?;
+        }
+    }
+    Ok(())
+}

@@ -15,7 +15,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dn_store::Store;
 use serde_json::{json, Value};
 
 use crate::node::{cli, NodeProc};
@@ -32,27 +31,6 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(900);
 
 fn room(i: usize) -> String {
     format!("site-{i:02}")
-}
-
-/// Fills `dir`'s store with `rooms × per_room` messages, no room joined.
-fn fill(ctx: &Ctx, dir: &Path, rooms: usize, per_room: usize) -> Result<()> {
-    let store = Store::open(&dir.join("store.sqlite3"))?;
-    let now = dn_store::system_clock_ms();
-    let t0 = now.saturating_sub(1000 * per_room as u64 + 60_000);
-    for r in 0..rooms {
-        ctx.note(&format!(
-            "relay: signing and storing {per_room} messages in {} ({}/{rooms}) ...",
-            room(r),
-            r + 1
-        ));
-        let msgs = fixtures::messages_in(&room(r), per_room, 64, t0)?;
-        let batch: Vec<(dn_proto::Message, u64, bool)> =
-            msgs.into_iter().map(|m| (m, now, false)).collect();
-        for chunk in batch.chunks(1000) {
-            store.insert_messages(chunk)?;
-        }
-    }
-    Ok(())
 }
 
 fn status(bin: &Path, dir: &Path) -> Result<Value> {
@@ -124,7 +102,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     std::fs::create_dir_all(&relay_dir)?;
     std::fs::create_dir_all(&laptop_dir)?;
     let t = Instant::now();
-    fill(ctx, &relay_dir, rooms, per_room)?;
+    fixtures::store_rooms(ctx, &relay_dir, "relay", rooms, per_room, room, false)?;
     let fill_s = t.elapsed().as_secs_f64();
     let db_bytes = std::fs::metadata(relay_dir.join("store.sqlite3"))?.len()
         + std::fs::metadata(relay_dir.join("store.sqlite3-wal")).map_or(0, |m| m.len());

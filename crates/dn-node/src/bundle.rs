@@ -5,7 +5,7 @@
 //! Unlike the human exports of [`crate::export`], a bundle holds exactly what was signed
 //! (private rooms and direct messages as their ciphertext), nothing decrypted.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,16 +14,12 @@ use dn_proto::NodeId;
 use dn_store::Store;
 
 use crate::api::{ApiError, BundleExportSummary, ErrorCode};
-use crate::fsutil;
+use crate::export::{commit_export, io, temp_writer};
 
 /// Progress is reported at most this often (and once at the end).
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 #[allow(clippy::needless_pass_by_value)] // called from map_err
-fn io(path: &Path, e: std::io::Error) -> ApiError {
-    ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()))
-}
-
 fn storage(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Storage, e.to_string())
 }
@@ -57,11 +53,7 @@ pub fn write_bundle(
         total += store.message_count(*r).map_err(storage)?;
     }
     progress(0, total);
-    let (f, tmp) = fsutil::create_temp_beside(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidInput => ApiError::new(ErrorCode::InvalidInput, e.to_string()),
-        _ => io(path, e),
-    })?;
-    let mut w = BufWriter::new(f);
+    let (mut w, tmp) = temp_writer(path)?;
     let header = Header {
         flags: 0,
         created_ms,
@@ -92,20 +84,12 @@ pub fn write_bundle(
         Ok(())
     });
     let messages = enc.count();
-    let finish = res
-        .and_then(|()| {
-            let trailer = enc.finish();
-            bytes += trailer.len() as u64;
-            w.write_all(&trailer).map_err(|e| io(&tmp, e))
-        })
-        .and_then(|()| w.into_inner().map_err(|e| io(&tmp, e.into_error())))
-        .and_then(|f| f.sync_all().map_err(|e| io(&tmp, e)))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io(path, e)));
-    if let Err(e) = finish {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fsutil::sync_parent(path);
+    let written = res.and_then(|()| {
+        let trailer = enc.finish();
+        bytes += trailer.len() as u64;
+        w.write_all(&trailer).map_err(|e| io(&tmp, e))
+    });
+    commit_export(w, &tmp, path, written)?;
     progress(total.max(seen), total.max(seen));
     Ok(BundleExportSummary {
         path: path.display().to_string(),

@@ -11,7 +11,7 @@
 use dn_proto::message::hex_fingerprint as fingerprint;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use dn_proto::{Message, MessageId};
@@ -28,8 +28,40 @@ use crate::api::{
     VerifySummary,
 };
 
-fn io(path: &Path, e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()))
+}
+
+/// A private temporary file beside `path` to write a file export into
+/// ([`fsutil::create_temp_beside`]: exclusive, random name, mode 0600, never a symlink), and its
+/// path; [`commit_export`] ends it.
+pub(crate) fn temp_writer(path: &Path) -> Result<(BufWriter<File>, PathBuf), ApiError> {
+    let (f, tmp) = fsutil::create_temp_beside(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => ApiError::new(ErrorCode::InvalidInput, e.to_string()),
+        _ => io(path, e),
+    })?;
+    Ok((BufWriter::new(f), tmp))
+}
+
+/// Ends a file export: when writing went well (`written`), flushes and syncs the temporary
+/// file `tmp` and renames it over `path`; on any error removes `tmp`, so `path` is either the
+/// whole new file or untouched.
+pub(crate) fn commit_export(
+    w: BufWriter<File>,
+    tmp: &Path,
+    path: &Path,
+    written: Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let finish = written
+        .and_then(|()| w.into_inner().map_err(|e| io(tmp, e.error())))
+        .and_then(|f| f.sync_all().map_err(|e| io(tmp, e)))
+        .and_then(|()| std::fs::rename(tmp, path).map_err(|e| io(path, e)));
+    if let Err(e) = finish {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
+    fsutil::sync_parent(path);
+    Ok(())
 }
 
 /// The export line of a message.
@@ -135,11 +167,7 @@ pub fn export_signed_with_progress(
     reader: Option<Reader<'_>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary, ApiError> {
-    let (f, tmp) = fsutil::create_temp_beside(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidInput => ApiError::new(ErrorCode::InvalidInput, e.to_string()),
-        _ => io(path, e),
-    })?;
-    let mut w = BufWriter::new(f);
+    let (mut w, tmp) = temp_writer(path)?;
     let mut n = 0u64;
     let res = match format {
         ExportFormat::Jsonl => {
@@ -193,15 +221,7 @@ pub fn export_signed_with_progress(
                 })
         }
     };
-    let finish = res
-        .and_then(|()| w.into_inner().map_err(|e| io(&tmp, e.error())))
-        .and_then(|f| f.sync_all().map_err(|e| io(&tmp, e)))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io(path, e)));
-    if let Err(e) = finish {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fsutil::sync_parent(path);
+    commit_export(w, &tmp, path, res)?;
     Ok(ExportSummary {
         path: path.display().to_string(),
         messages: n,

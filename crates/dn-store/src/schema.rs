@@ -204,6 +204,8 @@ CREATE TABLE urgent (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX urgent_unacked ON urgent (room, timestamp) WHERE acknowledged = 0;
+-- The newest urgent messages of any room, read at every start (Store::urgent_newest).
+CREATE INDEX urgent_by_time ON urgent (timestamp);
 
 CREATE TRIGGER messages_urgent_insert AFTER INSERT ON messages
 WHEN NEW.body GLOB '\u{1F6A8} URGENT: *'

@@ -86,18 +86,18 @@ impl Core {
 
     /// The relay list with connection states.
     pub(super) fn relay_views(&self) -> Vec<RelayView> {
+        // Names of the peers met, read once for the whole list (none when the read fails).
+        let peers = if self.relays.iter().any(|r| r.id.is_some()) {
+            self.store.peers().unwrap_or_default()
+        } else {
+            vec![]
+        };
         self.relays
             .iter()
             .map(|r| {
-                let id = r.id.as_deref().and_then(|h| NodeId::from_hex(h).ok());
-                let name = id.and_then(|id| {
-                    self.store
-                        .peers()
-                        .ok()?
-                        .into_iter()
-                        .find(|p| p.id == id)
-                        .map(|p| p.name)
-                });
+                let id = r.node();
+                let name =
+                    id.and_then(|id| peers.iter().find(|p| p.id == id).map(|p| p.name.clone()));
                 RelayView {
                     addr: r.addr.clone(),
                     id: r.id.clone(),
