@@ -60,7 +60,7 @@ use tracing::{info, warn};
 
 pub use api::*;
 use core::{Core, CoreMsg, NetCmd, NetInfo};
-pub use options::{init_tracing, shutdown_signal, NodeOptions};
+pub use options::{init_tracing, init_tracing_to, shutdown_signal, NodeOptions};
 
 /// Application id; also the name of the default data directory (same as the desktop app's).
 pub const APP_ID: &str = "org.disasternet.app";
@@ -124,22 +124,21 @@ impl NodeConfig {
     }
 }
 
-/// The default data directory, shared by the desktop app and the CLI:
-/// `$XDG_DATA_HOME/org.disasternet.app`, else `~/.local/share/org.disasternet.app` (where
-/// Tauri puts the app's data on Linux).
+/// The default data directory, shared by the desktop app and the CLI: `org.disasternet.app`
+/// in the platform's local app-data directory (the `dirs` crate):
+/// - Linux: `$XDG_DATA_HOME`, else `~/.local/share` (where Tauri puts the app's data too);
+/// - macOS: `~/Library/Application Support`;
+/// - Windows: `%LOCALAPPDATA%` (`C:\Users\<user>\AppData\Local`: not roaming, so a domain
+///   profile does not copy the store around).
 pub fn default_data_dir() -> Result<PathBuf, ApiError> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join(APP_ID));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
+    dirs::data_local_dir()
+        .map(|d| d.join(APP_ID))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidInput,
-                "no HOME to find the default data directory: pass --data-dir",
+                "cannot find this user's application data directory: pass --data-dir",
             )
-        })?;
-    Ok(PathBuf::from(home).join(".local/share").join(APP_ID))
+        })
 }
 
 /// Checks that `backup` is a readable identity backup and returns the node id it holds,
@@ -788,6 +787,7 @@ mod tests {
         assert!(r.previous_key.unwrap().contains("identity.key.replaced-"));
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn activate_gives_up_on_a_program_that_never_answers() {
         let dir = tempfile::tempdir().unwrap();
