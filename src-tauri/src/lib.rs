@@ -5,6 +5,10 @@
 //!   the same default as the CLI) and the node options shared with `disasternet node`
 //!   ([`dn_node::NodeOptions`]: `--listen`, `--peer`, `--no-mdns`, `--no-beacon`,
 //!   `--carry-quota-mb`, `--relay`); logging and the stop signals come from `dn-node` as well.
+//! - Logs go to stderr and to `app.log` in the data directory (owner-only, rotated, capped per
+//!   run): a release app on Windows has no console. An error that stops the app before its
+//!   window can say anything (bad arguments, no WebView) is also shown in a native message box
+//!   on Windows ([`fatal`]); engine start errors are shown by the window itself.
 //! - Single instance per data directory: before any window opens, the app asks whatever runs
 //!   on the data dir (through its control socket, `Request::Activate`) to show itself. If that
 //!   is the app, its window comes to the front and this process exits; if it is a headless
@@ -138,7 +142,7 @@ fn node_config(args: &Args) -> Result<NodeConfig, ApiError> {
         Some(dir) => dir.clone(),
         None => dn_node::default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
+    dn_node::fsutil::create_private_dir(&data_dir).map_err(|e| {
         ApiError::new(
             ErrorCode::Io,
             format!("cannot create {}: {e}", data_dir.display()),
@@ -371,14 +375,68 @@ fn prefer_non_composited_rendering() {
 #[cfg(not(target_os = "linux"))]
 fn prefer_non_composited_rendering() {}
 
+/// The app's log file in its data directory (see [`dn_node::init_tracing_to`]).
+const LOG_FILE: &str = "app.log";
+
+/// Reports an error that stops the app before its window can show anything: on stderr, in
+/// the log, and, on Windows (where a release app has no console), in a message box naming the
+/// log file. Returns the exit status.
+fn fatal(message: &str, log_file: Option<&std::path::Path>) -> ExitCode {
+    eprintln!("disasternet-app: {message}");
+    tracing::error!("{message}");
+    let details = log_file.map_or_else(String::new, |p| {
+        format!("\n\nDetails are in the log file:\n{}", p.display())
+    });
+    message_box(&format!(
+        "DisasterNet could not start.\n\n{message}{details}"
+    ));
+    ExitCode::FAILURE
+}
+
+/// A native error message box (Windows only: elsewhere stderr and the log are read).
+#[cfg(windows)]
+fn message_box(text: &str) {
+    let _ = rfd::MessageDialog::new()
+        .set_level(rfd::MessageLevel::Error)
+        .set_title("DisasterNet")
+        .set_description(text)
+        .set_buttons(rfd::MessageButtons::Ok)
+        .show();
+}
+
+#[cfg(not(windows))]
+fn message_box(_text: &str) {}
+
+/// Panics go to the log file too (the default hook still prints them on stderr).
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("panic: {info}");
+        default(info);
+    }));
+}
+
 /// Parses the command line, builds the Tauri app and runs it until the last window closes.
 pub fn run() -> ExitCode {
     prefer_non_composited_rendering();
-    let args = Args::parse();
-    dn_node::init_tracing();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version print and exit 0; bad arguments are a start error.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => return fatal(&e.to_string(), None),
+    };
+    let config = node_config(&args);
+    let log_file = config.as_ref().ok().map(|c| c.data_dir.join(LOG_FILE));
+    dn_node::init_tracing_to(log_file.as_deref());
+    log_panics();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        log = ?log_file,
+        "DisasterNet app starting"
+    );
 
     // Before any window: if the app already runs on this data dir, bring it to the front.
-    let (cfg, start) = match node_config(&args) {
+    let (cfg, start) = match config {
         Ok(cfg) => match check_instance(&cfg) {
             Instance::Activated => {
                 eprintln!(
@@ -448,8 +506,10 @@ pub fn run() -> ExitCode {
     let app = match app {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("disasternet-app: cannot start the window: {e}");
-            return ExitCode::FAILURE;
+            return fatal(
+                &format!("cannot start the window: {e}"),
+                log_file.as_deref(),
+            )
         }
     };
     app.run(|app, event| {
@@ -544,6 +604,19 @@ mod tests {
                 "{krate} {rust} vs {package} {js}"
             );
         }
+    }
+
+    /// macOS asks before an app uses the local network; the Info.plist names the mDNS service
+    /// the engine announces (without the `.local.` domain).
+    #[test]
+    fn macos_info_plist_names_the_mdns_service() {
+        let plist = include_str!("../Info.plist");
+        let service = dn_node::discovery::SERVICE_TYPE.trim_end_matches(".local.");
+        assert!(
+            plist.contains(&format!("<string>{service}</string>")),
+            "{service} not in Info.plist"
+        );
+        assert!(plist.contains("NSLocalNetworkUsageDescription"));
     }
 
     /// The CLI finds the app's default data dir through `dn_node::APP_ID`; Tauri derives it

@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createWriteStream, existsSync } from "node:fs";
+import { createWriteStream, existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { By, Key, until } from "selenium-webdriver";
@@ -165,6 +165,13 @@ guiTest("first start: set name, join #medical, send with Enter; the message is s
   assert.equal(mine[0].author_name, name);
   assert.equal(mine[0].local, true);
   assert.equal(stored.length, 1, "the over-limit draft was not stored");
+
+  // The app's log file: where a Windows release app (no console) can be read. Owner-only.
+  const logFile = join(dataDir, "app.log");
+  const log = readFileSync(logFile, "utf8");
+  assert.match(log, /DisasterNet app starting/);
+  assert.match(log, /SIGTERM: stopping/);
+  assert.equal(statSync(logFile).mode & 0o777, 0o600);
 });
 
 guiTest("two nodes: a CLI peer shows online, its message appears, ours reaches it", "two-nodes", async () => {

@@ -65,42 +65,169 @@ impl NodeOptions {
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
 /// Does nothing if a subscriber is already installed.
 pub fn init_tracing() {
+    init_tracing_to(None);
+}
+
+/// Largest log file kept from an earlier run: a bigger one is moved to `<name>.1` (replacing
+/// the one before) when the program starts.
+pub const LOG_ROTATE_BYTES: u64 = 4 * 1024 * 1024;
+/// Most bytes one run writes to its log file; past that, lines go to stderr only (a chatty or
+/// attacked node cannot fill the disk through its log).
+pub const LOG_RUN_CAP_BYTES: u64 = 16 * 1024 * 1024;
+
+/// [`init_tracing`], plus every line also written to `log_file` when given (the desktop app's
+/// `app.log` in its data directory: on Windows the app has no console, so this file is where
+/// its messages can be read). The file is owner-only, appended to, rotated at start when over
+/// [`LOG_ROTATE_BYTES`], and capped at [`LOG_RUN_CAP_BYTES`] per run. A file that cannot be
+/// opened is reported on stderr and logging goes on without it. Does nothing if a subscriber
+/// is already installed.
+pub fn init_tracing_to(log_file: Option<&std::path::Path>) {
     use std::io::IsTerminal as _;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal());
+    let file = log_file.and_then(|path| match LogFile::open(path) {
+        Ok(f) => Some(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false),
+        ),
+        Err(e) => {
+            eprintln!("cannot open the log file {}: {e}", path.display());
+            None
+        }
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
         .try_init();
 }
 
-/// Resolves when the process is asked to stop (SIGINT / Ctrl-C, or SIGTERM on Unix), with the
-/// signal's name; logs it.
-pub async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    let name = {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
+/// An append-only, owner-only log file with a per-run byte cap (see [`init_tracing_to`]).
+#[derive(Debug)]
+pub struct LogFile {
+    file: std::fs::File,
+    written: u64,
+    cap: u64,
+    /// Bytes not written because the cap was reached.
+    pub dropped: u64,
+}
+
+impl LogFile {
+    /// Opens `path` for appending (creating it owner-only), first moving a file over
+    /// [`LOG_ROTATE_BYTES`] to `<path>.1`.
+    pub fn open(path: &std::path::Path) -> std::io::Result<Self> {
+        Self::open_with(path, LOG_ROTATE_BYTES, LOG_RUN_CAP_BYTES)
+    }
+
+    fn open_with(path: &std::path::Path, rotate: u64, cap: u64) -> std::io::Result<Self> {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > rotate) {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".1");
+            std::fs::rename(path, old)?;
         }
-    };
-    #[cfg(not(unix))]
-    let name = {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    };
+        let mut o = std::fs::OpenOptions::new();
+        o.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, crate::fsutil::PRIVATE_FILE_MODE);
+        let file = o.open(path)?;
+        crate::fsutil::tighten(path, crate::fsutil::PRIVATE_FILE_MODE)?;
+        Ok(Self {
+            file,
+            written: 0,
+            cap,
+            dropped: 0,
+        })
+    }
+}
+
+impl std::io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        const FULL: &[u8] = b"(log file cap reached: further lines go to stderr only)\n";
+        if self.written >= self.cap {
+            self.dropped += buf.len() as u64;
+            return Ok(buf.len());
+        }
+        self.written += buf.len() as u64;
+        self.file.write_all(buf)?;
+        if self.written >= self.cap {
+            self.file.write_all(FULL)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Resolves when the process is asked to stop, with the reason's name; logs it. The same
+/// function for the CLI and the app, on every platform:
+/// - everywhere: Ctrl-C (`SIGINT` on Unix, `CTRL_C_EVENT` on Windows);
+/// - Unix: `SIGTERM` (systemd, `kill`);
+/// - Windows: Ctrl-Break, the console window closed, the user logging off, the system shutting
+///   down (Windows gives a process a few seconds after the last three: enough for the store,
+///   which commits every message when it is written).
+pub async fn shutdown_signal() -> &'static str {
+    let name = platform_signal().await;
     tracing::info!("{name}: stopping");
     name
+}
+
+#[cfg(unix)]
+async fn platform_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+#[cfg(windows)]
+async fn platform_signal() -> &'static str {
+    use tokio::signal::windows;
+    // One console event kind: its name once it arrives; never, if it cannot be listened for.
+    macro_rules! event {
+        ($listen:expr, $name:literal) => {
+            async {
+                match $listen {
+                    Ok(mut s) => {
+                        s.recv().await;
+                        $name
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot listen for {}: {e}", $name);
+                        std::future::pending().await
+                    }
+                }
+            }
+        };
+    }
+    tokio::select! {
+        n = event!(windows::ctrl_c(), "Ctrl-C") => n,
+        n = event!(windows::ctrl_break(), "Ctrl-Break") => n,
+        n = event!(windows::ctrl_close(), "console closed") => n,
+        n = event!(windows::ctrl_logoff(), "logoff") => n,
+        n = event!(windows::ctrl_shutdown(), "system shutdown") => n,
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+async fn platform_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
 }
 
 #[cfg(test)]
@@ -114,6 +241,58 @@ mod tests {
     struct Cmd {
         #[command(flatten)]
         node: NodeOptions,
+    }
+
+    #[test]
+    fn log_file_rotates_at_start_and_caps_a_run() {
+        use std::io::Write as _;
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("app.log");
+        std::fs::write(&path, vec![b'x'; 100]).unwrap();
+        // Under the rotation size: appended to.
+        let mut f = LogFile::open_with(&path, 100, 50).unwrap();
+        f.write_all(b"first run\n").unwrap();
+        drop(f);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 110);
+        // Over it: moved to app.log.1, a new file started; the cap stops a run's writes.
+        let mut f = LogFile::open_with(&path, 100, 50).unwrap();
+        assert_eq!(
+            std::fs::metadata(t.path().join("app.log.1")).unwrap().len(),
+            110
+        );
+        for _ in 0..10 {
+            f.write_all(b"0123456789\n").unwrap();
+        }
+        assert_eq!(f.dropped, 55, "5 lines of 11 bytes past the cap of 50");
+        drop(f);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("0123456789\n"), "{text}");
+        assert!(
+            text.ends_with("further lines go to stderr only)\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("0123456789").count(), 5);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sigterm_resolves_the_shutdown_signal() {
+        let wait = tokio::spawn(shutdown_signal());
+        // Let the handler install before the signal arrives.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM)
+            .unwrap();
+        let name = tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(name, "SIGTERM");
     }
 
     #[test]
