@@ -8,6 +8,8 @@
 //! (`cargo build --bins`). Run: `cargo test -p dn-tests --test bundle -- --nocapture`.
 //! Node logs: `target/test-output/netns/<test>/nodeN.log`; `diagnostics.txt` on failure.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,8 @@
 //! the node runs. Needs root (mount, network namespaces); run:
 //! `cargo test -p dn-tests --test disk_full -- --test-threads=1`.
 
+#![cfg(target_os = "linux")]
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! within about 20 s. Needs root (or `DN_SKIP_NETNS=1`) and `cargo build --bins`. Run:
 //! `cargo test -p dn-tests --test doctor -- --test-threads=1`.
 
+#![cfg(target_os = "linux")]
+
 use std::time::Duration;
 
 use anyhow::{Context, Result};

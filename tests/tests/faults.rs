@@ -10,6 +10,8 @@
 //! with the subnet broadcast address set (as DHCP sets it), so both mDNS and the UDP broadcast
 //! beacon can work unless a scenario blocks them.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::thread;

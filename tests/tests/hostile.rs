@@ -13,6 +13,8 @@
 //! `target/test-output/netns/hostile/report.txt`; `make bench` has the timed version.
 //! Needs root; run: `cargo test -p dn-tests --test hostile -- --test-threads=1`.
 
+#![cfg(target_os = "linux")]
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};

@@ -1,6 +1,8 @@
 //! Tests of the lab itself (no `disasternet` binary needed): namespaces, bridge, addresses,
 //! multicast/mDNS across the bridge, nftables faults, cleanup.
 
+#![cfg(target_os = "linux")]
+
 use std::process::Command;
 use std::time::Duration;
 

@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo build --bins && cargo test -p dn-tests --test locked_dir`.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

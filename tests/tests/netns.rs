@@ -3,6 +3,8 @@
 //! (`cargo build --bins`). Run: `cargo test -p dn-tests --test netns -- --test-threads=1`.
 //! Node logs: `target/test-output/netns/<test>/nodeN.log`.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::time::Duration;

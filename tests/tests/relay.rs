@@ -2,6 +2,8 @@
 //! (root, or `DN_SKIP_NETNS=1` to skip). Run: `cargo test -p dn-tests --test relay --
 //! --test-threads=1`. Node logs: `target/test-output/netns/<test>/nodeN.log`.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! export formats.
 
 #![allow(clippy::unwrap_used)]
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -48,8 +47,10 @@ fn backup_restore_and_export_formats() {
     let out = dn(&a, &["identity", "backup", "--out", backup_s]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IS your identity"));
+    #[cfg(unix)]
     assert_eq!(
-        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions())
+            & 0o777,
         0o600
     );
 

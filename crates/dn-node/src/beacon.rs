@@ -50,7 +50,10 @@ pub fn decode(b: &[u8]) -> Option<(NodeId, u16)> {
 
 fn bind(port: u16) -> std::io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    // Several nodes on one machine (tests, an app beside a relay) share the beacon port. On
+    // Windows SO_REUSEADDR alone allows that for UDP; SO_REUSEPORT exists on Unix only.
     s.set_reuse_address(true)?;
+    #[cfg(unix)]
     s.set_reuse_port(true)?;
     s.set_broadcast(true)?;
     s.set_nonblocking(true)?;

@@ -1112,6 +1112,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn unsigned_export_has_no_manifest_and_exports_are_private_and_replace_symlinks() {
         use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,11 @@
 //! could read them, and temporary files that never follow a planted symlink.
 //!
 //! Every platform specific (modes, `O_NOFOLLOW`, owner checks) lives here behind
-//! `#[cfg(unix)]`, so that a Windows port has one module to fill in.
+//! `#[cfg(unix)]`. On Windows the same functions create the same files without modes: the data
+//! directory sits in the user's profile (`%LOCALAPPDATA%`, see `default_data_dir`), whose ACL
+//! (inherited by every file created in it) already admits only the user, SYSTEM and
+//! administrators, which is what 0700/0600 give on Unix. Files written elsewhere (an export
+//! to a USB stick) get that folder's ACL on every system but Unix, where they are 0600.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

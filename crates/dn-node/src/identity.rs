@@ -252,7 +252,8 @@ fn io_err(path: &Path, e: &std::io::Error) -> ApiError {
     ApiError::new(ErrorCode::Io, format!("{}: {e}", path.display()))
 }
 
-#[cfg(test)]
+// File modes and symlinks: Unix only (Windows protects the data dir by the profile's ACL).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
