@@ -6,6 +6,7 @@
 #   make app      build the desktop app (debug; embeds ui/dist)
 #   make run      deps + ui + app, then start the app (ARGS="--data-dir /tmp/dn" to pass options)
 #   make test     everything: Rust build + tests, binding staleness, UI unit tests, GUI e2e
+#   make check-windows  the workspace and the app checked for Windows (CI runs it after test)
 #   make bench    release build, then dn-bench (figures in docs/benchmarks.md)
 #   make package  .deb bundle (release build, via the npm Tauri CLI)
 #   make clean    remove build outputs
@@ -48,7 +49,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_GET := $(SUDO) apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: bench deps deps-apt deps-tools deps-npm deps-tauri-driver ui app run test test-rust \
-        test-netns test-bindings test-ui test-gui package clean
+        test-netns test-bindings test-ui test-gui package clean check-windows
 
 # ------------------------------------------------------------------------------------- deps
 
@@ -152,6 +153,14 @@ bench: deps ui
 	TAURI_DRIVER=$(TAURI_DRIVER) $(TARGET_DIR)/release/dn-bench \
 	  --disasternet $(TARGET_DIR)/release/disasternet --app $(TARGET_DIR)/release/disasternet-app \
 	  $(BENCH_ARGS) </dev/null
+
+# -------------------------------------------------------------------------------- platforms
+
+# `cargo check --workspace --all-targets` for x86_64-pc-windows-gnu, the app included, warnings
+# as errors. .ci/check-windows installs MinGW and unpacks Debian's rustc-web into
+# $(TARGET_DIR)/windows-kit (docs/platforms.md). .ci/run calls it after `make test`.
+check-windows: ui
+	TARGET_DIR=$(TARGET_DIR) bash .ci/check-windows
 
 # ---------------------------------------------------------------------------------- package
 
