@@ -76,9 +76,14 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
         { class: "peer-info" },
         h(
           "span",
-          { class: "peer-name" },
-          visibleText(peer.name) || (peer.relay ? "Relay" : "(no name)"),
-          peer.relay ? h("span", { class: "relay-badge", title: "This node is one of your relays" }, "relay") : null,
+          { class: "peer-line" },
+          h(
+            "span",
+            { class: "peer-name" },
+            visibleText(peer.name) || (peer.relay ? "Relay" : "(no name)"),
+            peer.relay ? h("span", { class: "relay-badge", title: "This node is one of your relays" }, "relay") : null,
+          ),
+          linkBadge(peer, state),
         ),
         h(
           "span",
@@ -87,7 +92,6 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
           !peer.connected && peer.hops !== null && peer.hops > 1
             ? h("span", { class: "hops", title: "Reachable through other peers" }, `${peer.hops} hops`)
             : null,
-          linkBadge(peer, state),
         ),
       ),
       messageButton(peer.id, peer.name),
