@@ -250,6 +250,10 @@ guiTest("two nodes: a CLI peer shows online, its message appears, ours reaches i
   // The network map shows this node and Ben, one hop away.
   await driver.findElement(By.css("#network-button")).click();
   await elementWithText(driver, "#network-map .node .node-meta", "1 hop");
+  // The link to Ben is measured (QUIC's stats over loopback: good) and the summary says so.
+  await elementWithText(driver, "#network-health", "Network health: good");
+  await driver.wait(until.elementLocated(By.css("#network-map line.measured.quality-good")), TIMEOUT);
+  await elementWithText(driver, `.peer[data-connected="true"] .link-rtt[data-quality="good"]`, "ms");
   await screenshot(driver, "09-network");
 
   // Unread: messages in a room that is not open are counted in the sidebar; opening the room

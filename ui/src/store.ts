@@ -9,6 +9,8 @@ import type { DmView } from "./bindings/DmView";
 import type { EngineEvent } from "./bindings/EngineEvent";
 import type { ExportFormat } from "./bindings/ExportFormat";
 import type { IdentityView } from "./bindings/IdentityView";
+import type { LinkHealth } from "./bindings/LinkHealth";
+import type { NodeHealth } from "./bindings/NodeHealth";
 import type { InviteView } from "./bindings/InviteView";
 import type { MemberView } from "./bindings/MemberView";
 import type { MessageView } from "./bindings/MessageView";
@@ -184,6 +186,10 @@ export interface AppState {
   relayForm: { busy: boolean; problem: string | null };
   /** The mesh as this node sees it (from status and network events). */
   network: NetworkView | null;
+  /** This node's link health and gossip counters (from status and health events). */
+  health: NodeHealth | null;
+  /** Health of each connected peer's link, by peer id (from health events). */
+  links: Readonly<Record<string, LinkHealth>>;
   selectedRoom: string | null;
   messages: Readonly<Record<string, RoomMessages>>;
   /** Messages that arrived in rooms other than the selected one, since last viewed. */
@@ -241,6 +247,8 @@ export const initialState: AppState = {
   relays: [],
   relayForm: { busy: false, problem: null },
   network: null,
+  health: null,
+  links: {},
   selectedRoom: null,
   messages: {},
   unread: {},
@@ -398,6 +406,12 @@ export function relayConnected(state: AppState, relay: RelayView): boolean {
 }
 
 /** Peers to list: connected first, then by name. */
+/** The health of the link to a connected peer: the latest health event's, else the peer list's. */
+export function peerLink(state: AppState, peer: PeerView): LinkHealth | null {
+  if (!peer.connected) return null;
+  return state.links[peer.id] ?? peer.link ?? null;
+}
+
 export function sortedPeers(state: AppState): PeerView[] {
   return [...state.peers].sort(
     (a, b) => Number(b.connected) - Number(a.connected) || a.name.localeCompare(b.name),
@@ -535,7 +549,7 @@ export class Store {
   private async refreshStatus(): Promise<void> {
     try {
       const status = await this.backend.status();
-      this.set({ status, identity: status.identity, network: status.network });
+      this.set({ status, identity: status.identity, network: status.network, health: status.health });
     } catch (raw) {
       this.report(raw);
     }
@@ -1235,6 +1249,9 @@ export class Store {
       case "network":
         this.set({ network: event.network });
         break;
+      case "health":
+        this.set({ health: event.health, links: Object.fromEntries(event.links.map((l) => [l.id, l.link])) });
+        break;
       case "delivery":
         this.applyDelivery(event.id, event.sent_to, event.held_by);
         break;
@@ -1265,7 +1282,7 @@ export class Store {
     for (const room of status.rooms) {
       if (!rooms.some((r) => r.name === room.name)) rooms.push(room);
     }
-    this.set({ status, identity: status.identity, network: status.network, rooms });
+    this.set({ status, identity: status.identity, network: status.network, health: status.health, rooms });
   }
 
   // ------------------------------------------------------------ state helpers

@@ -13,6 +13,8 @@ import type { IdentityView } from "../src/bindings/IdentityView";
 import type { InviteView } from "../src/bindings/InviteView";
 import type { MemberView } from "../src/bindings/MemberView";
 import type { MessageView } from "../src/bindings/MessageView";
+import type { LinkHealth } from "../src/bindings/LinkHealth";
+import type { NodeHealth } from "../src/bindings/NodeHealth";
 import type { PeerView } from "../src/bindings/PeerView";
 import type { RelayView } from "../src/bindings/RelayView";
 import type { Request } from "../src/bindings/Request";
@@ -52,6 +54,21 @@ export class FakeEngine {
   relays: RelayView[] = [];
   dms: DmView[] = [];
   network: NetworkView = { nodes: [], links: [] };
+  /** The node's health in the status. */
+  health: NodeHealth = {
+    summary: "isolated",
+    links: 0,
+    median_rtt_us: null,
+    worst_rtt_us: null,
+    worst_loss_permille: null,
+    duplicates: 0,
+    payloads_sent: 0,
+    payloads_received: 0,
+    grafts: 0,
+    prunes: 0,
+    catch_up_bytes_in: 0,
+    catch_up_bytes_out: 0,
+  };
   /** Every command received, in order, with its arguments. */
   calls: { cmd: string; args: Record<string, unknown> }[] = [];
   /** What the mocked native save dialog answers (null: the user cancelled). */
@@ -146,6 +163,7 @@ export class FakeEngine {
       next_retry_in_ms: this.nextRetryInMs,
       drops: this.drops,
       urgent_unacked: [...this.joined].reduce((n, r) => n + this.room(r).urgent_unacked, 0),
+      health: this.health,
     };
   }
 
@@ -499,6 +517,22 @@ export function peerView(fields: Partial<PeerView> & Pick<PeerView, "id" | "name
     hops: null,
     relay: false,
     relay_addr: null,
+    link: null,
+    ...fields,
+  };
+}
+
+/** A measured link with defaults for everything not given. */
+export function linkHealth(fields: Partial<LinkHealth> = {}): LinkHealth {
+  return {
+    rtt_us: 1_200,
+    loss_permille: 0,
+    bytes_in: 4096,
+    bytes_out: 2048,
+    sent_packets: 40,
+    lost_packets: 0,
+    age_s: 30,
+    quality: "good",
     ...fields,
   };
 }

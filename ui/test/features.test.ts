@@ -9,7 +9,7 @@ import { dayKey, deliveryLabel, layoutRows, MAX_DM_BYTES, updateDelivery } from 
 import { layoutNetwork } from "../src/lib/network";
 import { composeTarget, Store } from "../src/store";
 import { mountApp } from "../src/views/app";
-import { FakeEngine, peerView, SELF_ID, settle } from "./fakeEngine";
+import { FakeEngine, linkHealth, peerView, SELF_ID, settle } from "./fakeEngine";
 
 const BEN = "be".repeat(32);
 const CHIOMA = "c0".repeat(32);
@@ -231,6 +231,60 @@ describe("network map", () => {
     });
     await settle();
     expect(root.querySelectorAll("#network-map .node")).toHaveLength(1);
+  });
+});
+
+describe("network health", () => {
+  it("colours this node's links by quality, shows RTT and loss, and follows health events", async () => {
+    engine.peers = [
+      peerView({ id: BEN, name: "Ben", connected: true, hops: 1, link: linkHealth({ rtt_us: 2_300 }) }),
+      peerView({ id: CHIOMA, name: "Chioma", connected: true, hops: 1 }),
+    ];
+    engine.network = {
+      nodes: [
+        { id: SELF_ID, fingerprint: "a1b2-c3d4", name: "Amara", hops: 0, connected: false, me: true },
+        { id: BEN, fingerprint: "bebe-bebe", name: "Ben", hops: 1, connected: true, me: false },
+        { id: CHIOMA, fingerprint: "c0c0-c0c0", name: "Chioma", hops: 1, connected: true, me: false },
+      ],
+      links: [
+        { a: SELF_ID, b: BEN },
+        { a: CHIOMA, b: SELF_ID },
+        { a: BEN, b: CHIOMA },
+      ],
+    };
+    engine.health = { ...engine.health, summary: "good", links: 1, median_rtt_us: 2_300, worst_rtt_us: 2_300, worst_loss_permille: 0 };
+    await store.start();
+    $<HTMLButtonElement>("#network-button").click();
+    await settle();
+    const line = (a: string, b: string): SVGLineElement =>
+      $<SVGLineElement>(`#network-map line[data-link="${a}-${b}"]`) as unknown as SVGLineElement;
+    expect(line(SELF_ID, BEN).getAttribute("class")).toBe("link measured quality-good");
+    expect(line(SELF_ID, BEN).querySelector("title")?.textContent).toContain("RTT 2.3 ms · loss 0.0 %");
+    // Not measured yet, and a link between two others: plain.
+    expect(line(CHIOMA, SELF_ID).getAttribute("class")).toBe("link");
+    expect(line(BEN, CHIOMA).getAttribute("class")).toBe("link");
+    expect($("#network-health").textContent).toContain("Network health: good · 1 link, RTT median 2.3 ms");
+    expect($(`#peer-list [data-peer-id="${BEN}"] .link-rtt`).textContent).toBe("2 ms");
+
+    // A health event: Chioma's link is poor now, the summary says so; no polling.
+    const calls = engine.calls.length;
+    await emit(ENGINE_EVENT, {
+      type: "health",
+      health: { ...engine.health, summary: "degraded", links: 2, worst_rtt_us: 650_000 },
+      links: [
+        { id: BEN, link: linkHealth({ rtt_us: 2_300 }) },
+        { id: CHIOMA, link: linkHealth({ rtt_us: 650_000, loss_permille: 120, quality: "poor" }) },
+      ],
+    });
+    await settle();
+    expect(engine.calls.length).toBe(calls);
+    expect(line(CHIOMA, SELF_ID).getAttribute("class")).toBe("link measured quality-poor");
+    expect(line(CHIOMA, SELF_ID).querySelector("title")?.textContent).toContain("loss 12.0 %");
+    expect($("#network-health").textContent).toContain("Network health: degraded");
+    expect($("#network-health").dataset.summary).toBe("degraded");
+    const chioma = $(`#peer-list [data-peer-id="${CHIOMA}"] .link-rtt`);
+    expect(chioma.textContent).toBe("650 ms");
+    expect(chioma.dataset.quality).toBe("poor");
   });
 });
 

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
+use dn_node::api::{HealthSummary, LinkHealth, LinkQuality, NodeHealth};
 use dn_node::display::safe_line;
 use dn_node::export::{utc_human, FileVerification, ManifestStatus, NO_MANIFEST_WARNING};
 use dn_node::{
@@ -961,6 +962,9 @@ async fn command(client: &Client, cmd: Cmd, json: bool) -> Result<()> {
                     "network   {health}; {} connected, {} reachable, {} known",
                     s.connected_peers, reachable, s.known_peers
                 );
+                for line in status_health_lines(&s.health) {
+                    println!("{line}");
+                }
             } else {
                 println!("running   no (start one with `disasternet node`)");
             }
@@ -1574,14 +1578,112 @@ fn peer_line(p: &PeerView) -> String {
         format!("{h} hop{}", if h == 1 { "" } else { "s" })
     });
     let relay = if p.relay { " [relay]" } else { "" };
+    let link = p
+        .link
+        .as_ref()
+        .map_or(String::new(), |l| format!("  {}", link_text(l)));
     format!(
-        "{} {:<20} {} {:<7} {}{relay}",
+        "{} {:<20} {} {:<7} {}{relay}{link}",
         safe_line(&p.fingerprint),
         safe_line(&p.name),
         state,
         hops,
         safe_line(&p.addresses.join(","))
     )
+}
+
+/// A link's health, compactly: `[good] rtt 1.2ms loss 0.0% in 12K out 9K up 5m`.
+fn link_text(l: &LinkHealth) -> String {
+    format!(
+        "[{}] rtt {} loss {}.{}% in {} out {} up {}",
+        quality_word(l.quality),
+        rtt_text(l.rtt_us),
+        l.loss_permille / 10,
+        l.loss_permille % 10,
+        bytes_short(l.bytes_in),
+        bytes_short(l.bytes_out),
+        age_short(l.age_s)
+    )
+}
+
+fn quality_word(q: LinkQuality) -> &'static str {
+    match q {
+        LinkQuality::Good => "good",
+        LinkQuality::Degraded => "degraded",
+        LinkQuality::Poor => "poor",
+    }
+}
+
+/// An RTT in µs as `0.4ms`, `12ms`.
+fn rtt_text(us: u32) -> String {
+    if us < 10_000 {
+        format!("{}.{}ms", us / 1000, us % 1000 / 100)
+    } else {
+        format!("{}ms", us / 1000)
+    }
+}
+
+/// Bytes as `512B`, `12K`, `3.4M`, `1.2G` (powers of 1024).
+fn bytes_short(b: u64) -> String {
+    const K: u64 = 1024;
+    if b < K {
+        format!("{b}B")
+    } else if b < K * K {
+        format!("{}K", b / K)
+    } else if b < K * K * K {
+        format!("{}.{}M", b / (K * K), b % (K * K) * 10 / (K * K))
+    } else {
+        format!(
+            "{}.{}G",
+            b / (K * K * K),
+            b % (K * K * K) * 10 / (K * K * K)
+        )
+    }
+}
+
+/// Seconds as `42s`, `5m`, `3h`, `2d`.
+fn age_short(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// `status`: the links' health and the gossip counters, two lines.
+fn status_health_lines(h: &NodeHealth) -> [String; 2] {
+    let summary = match h.summary {
+        HealthSummary::Good => "good",
+        HealthSummary::Degraded => "degraded",
+        HealthSummary::Poor => "POOR",
+        HealthSummary::Isolated => "no links measured",
+    };
+    let links = match (h.median_rtt_us, h.worst_rtt_us, h.worst_loss_permille) {
+        (Some(median), Some(worst), Some(loss)) => format!(
+            "; {} link(s), rtt median {} worst {}, worst loss {}.{}%",
+            h.links,
+            rtt_text(median),
+            rtt_text(worst),
+            loss / 10,
+            loss % 10
+        ),
+        _ => String::new(),
+    };
+    [
+        format!("health    {summary}{links}"),
+        format!(
+            "gossip    {} payloads sent, {} received, {} duplicates, {} grafts, {} prunes; \
+             catch-up {} in, {} out",
+            h.payloads_sent,
+            h.payloads_received,
+            h.duplicates,
+            h.grafts,
+            h.prunes,
+            bytes_short(h.catch_up_bytes_in),
+            bytes_short(h.catch_up_bytes_out)
+        ),
+    ]
 }
 
 /// `room list`: one room on one line.
@@ -1799,6 +1901,47 @@ mod tests {
     }
 
     #[test]
+    fn link_and_health_texts_are_compact() {
+        let l = LinkHealth {
+            rtt_us: 1_234,
+            loss_permille: 15,
+            bytes_in: 12 * 1024 + 5,
+            bytes_out: 3 * 1024 * 1024 + 512 * 1024,
+            sent_packets: 100,
+            lost_packets: 1,
+            age_s: 330,
+            quality: LinkQuality::Good,
+        };
+        assert_eq!(
+            link_text(&l),
+            "[good] rtt 1.2ms loss 1.5% in 12K out 3.5M up 5m"
+        );
+        assert_eq!(rtt_text(250_000), "250ms");
+        assert_eq!(bytes_short(900), "900B");
+        assert_eq!(age_short(7200), "2h");
+        let h = NodeHealth {
+            summary: HealthSummary::Degraded,
+            links: 2,
+            median_rtt_us: Some(800),
+            worst_rtt_us: Some(150_000),
+            worst_loss_permille: Some(0),
+            payloads_sent: 4,
+            ..NodeHealth::default()
+        };
+        let [links, gossip] = status_health_lines(&h);
+        assert_eq!(
+            links,
+            "health    degraded; 2 link(s), rtt median 0.8ms worst 150ms, worst loss 0.0%"
+        );
+        assert!(
+            gossip.starts_with("gossip    4 payloads sent, 0 received"),
+            "{gossip}"
+        );
+        let [none, _] = status_health_lines(&NodeHealth::default());
+        assert_eq!(none, "health    no links measured");
+    }
+
+    #[test]
     fn peers_rooms_and_status_lines_escape_attacks() {
         let p = PeerView {
             id: String::new(),
@@ -1811,6 +1954,7 @@ mod tests {
             hops: Some(1),
             relay: true,
             relay_addr: Some(ATTACK.into()),
+            link: None,
         };
         assert_inert(&peer_line(&p));
         assert_inert(&relay_line(&RelayView {

@@ -287,6 +287,116 @@ pub struct PeerView {
     pub relay: bool,
     /// The relay address it answered at, when [`PeerView::relay`].
     pub relay_addr: Option<String>,
+    /// The QUIC connection's health, while connected and once sampled (see
+    /// [`crate::health`]).
+    #[serde(default)]
+    pub link: Option<LinkHealth>,
+}
+
+/// Quality of one link, from its RTT and loss ([`crate::health::link_quality`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum LinkQuality {
+    /// RTT and loss within the "good" thresholds.
+    Good,
+    /// Slower or lossier than good, still usable.
+    Degraded,
+    /// Over the "poor" thresholds.
+    Poor,
+}
+
+/// One-word health of this node's links ([`crate::health::summarize`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum HealthSummary {
+    /// Every measured link is good.
+    Good,
+    /// At least one link is degraded or poor, the median link is not poor.
+    Degraded,
+    /// The median link is poor.
+    Poor,
+    /// No link measured (no connection yet).
+    #[default]
+    Isolated,
+}
+
+/// Health of the QUIC connection to one peer, from quinn's own statistics, sampled by the
+/// network driver every [`crate::health::LINK_SAMPLE_EVERY`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct LinkHealth {
+    /// Smoothed round-trip time, microseconds.
+    pub rtt_us: u32,
+    /// Packets lost per thousand sent: over the last sample interval when it sent at least
+    /// [`crate::health::MIN_LOSS_WINDOW_PACKETS`], else over the connection's life.
+    pub loss_permille: u32,
+    /// UDP bytes received on this connection.
+    #[ts(type = "number")]
+    pub bytes_in: u64,
+    /// UDP bytes sent on this connection.
+    #[ts(type = "number")]
+    pub bytes_out: u64,
+    /// Packets sent on this connection.
+    #[ts(type = "number")]
+    pub sent_packets: u64,
+    /// Packets deemed lost on this connection.
+    #[ts(type = "number")]
+    pub lost_packets: u64,
+    /// Seconds since the connection was established.
+    #[ts(type = "number")]
+    pub age_s: u64,
+    /// Quality from RTT and loss.
+    pub quality: LinkQuality,
+}
+
+/// This node's network health: its links summarised, and the protocol's own counters since
+/// start.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct NodeHealth {
+    /// One word for all links.
+    pub summary: HealthSummary,
+    /// Links measured.
+    pub links: u32,
+    /// Median smoothed RTT of the measured links, microseconds.
+    pub median_rtt_us: Option<u32>,
+    /// Largest smoothed RTT of the measured links, microseconds.
+    pub worst_rtt_us: Option<u32>,
+    /// Highest loss of the measured links, per thousand.
+    pub worst_loss_permille: Option<u32>,
+    /// Message payloads received that were already stored (copies beyond the first).
+    #[ts(type = "number")]
+    pub duplicates: u64,
+    /// Message payloads sent.
+    #[ts(type = "number")]
+    pub payloads_sent: u64,
+    /// New messages received and stored.
+    #[ts(type = "number")]
+    pub payloads_received: u64,
+    /// Grafts sent (tree repairs).
+    #[ts(type = "number")]
+    pub grafts: u64,
+    /// Prunes sent.
+    #[ts(type = "number")]
+    pub prunes: u64,
+    /// Catch-up (reconciliation) frame bytes received, length prefixes included.
+    #[ts(type = "number")]
+    pub catch_up_bytes_in: u64,
+    /// Catch-up (reconciliation) frame bytes sent, length prefixes included.
+    #[ts(type = "number")]
+    pub catch_up_bytes_out: u64,
+}
+
+/// One connected peer's link, in [`EngineEvent::Health`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PeerLink {
+    /// Peer node id, hex.
+    pub id: String,
+    /// Its link.
+    pub link: LinkHealth,
 }
 
 /// A relay address this node keeps dialling ([`Request::AddRelay`]).
@@ -424,6 +534,9 @@ pub struct StatusView {
     /// Urgent messages not acknowledged here yet, in joined rooms ("1 urgent").
     #[serde(default)]
     pub urgent_unacked: u32,
+    /// Link health and the protocol's counters (boxed: events stay small).
+    #[serde(default)]
+    pub health: Box<NodeHealth>,
 }
 
 /// Result of an export.
@@ -1130,7 +1243,27 @@ pub fn typescript_api() -> String {
 /// before sending (the engine enforces them again).
 pub fn typescript_limits() -> String {
     use dn_proto::{dm, message, private};
-    let limits: [(&str, usize, &str); 6] = [
+    let limits: [(&str, usize, &str); 10] = [
+        (
+            "GOOD_MAX_RTT_MS",
+            crate::health::GOOD_MAX_RTT_MS as usize,
+            "A link with a smoothed RTT up to this (ms) and loss up to GOOD_MAX_LOSS_PERMILLE is good.",
+        ),
+        (
+            "DEGRADED_MAX_RTT_MS",
+            crate::health::DEGRADED_MAX_RTT_MS as usize,
+            "A link with a smoothed RTT over this (ms) is poor.",
+        ),
+        (
+            "GOOD_MAX_LOSS_PERMILLE",
+            crate::health::GOOD_MAX_LOSS_PERMILLE as usize,
+            "A link losing up to this many packets per thousand can be good.",
+        ),
+        (
+            "DEGRADED_MAX_LOSS_PERMILLE",
+            crate::health::DEGRADED_MAX_LOSS_PERMILLE as usize,
+            "A link losing more than this many packets per thousand is poor.",
+        ),
         (
             "MAX_BODY_BYTES",
             message::MAX_BODY_BYTES,
@@ -1249,6 +1382,15 @@ pub enum EngineEvent {
         #[ts(type = "number")]
         total: u64,
     },
+    /// The links' health or the protocol's counters changed (at most every
+    /// [`crate::health::HEALTH_EVENT_EVERY`]; byte counts and ages alone do not count as a
+    /// change).
+    Health {
+        /// This node's health now.
+        health: NodeHealth,
+        /// Every measured link, by peer.
+        links: Vec<PeerLink>,
+    },
     /// Another start of the app on this data directory asked this one to show its window
     /// (single instance per data directory). Front ends without a window ignore it.
     Activate,
@@ -1352,6 +1494,7 @@ mod tests {
         );
         assert!(ts.contains("export const MAX_NAME_BYTES = 64;"), "{ts}");
         assert!(ts.contains("export const MAX_ROOM_BYTES = 64;"), "{ts}");
+        assert!(ts.contains("export const GOOD_MAX_RTT_MS = 100;"), "{ts}");
     }
 
     #[test]

@@ -182,6 +182,11 @@ pub enum CoreMsg {
         /// The relay address.
         host: String,
     },
+    /// Statistics of live connections, sampled by the driver ([`crate::health`]).
+    Links {
+        /// One per connection sampled.
+        samples: Vec<LinkSample>,
+    },
     /// A frame could not be decoded.
     BadFrame {
         /// Peer.
@@ -228,6 +233,17 @@ pub enum NetCmd {
     },
 }
 
+/// One connection's health at a sample.
+#[derive(Debug, Clone)]
+pub struct LinkSample {
+    /// Peer.
+    pub peer: NodeId,
+    /// Connection serial number.
+    pub conn_id: u64,
+    /// What quinn's statistics say.
+    pub link: LinkHealth,
+}
+
 /// Facts about the running network, for status.
 #[derive(Clone)]
 pub struct NetInfo {
@@ -257,6 +273,8 @@ struct Conn {
     tx: OutQueue,
     /// Asked the driver to close it (over budget): counted once, sent nothing more.
     closing: bool,
+    /// Its last health sample.
+    link: Option<LinkHealth>,
 }
 
 /// A side effect held back while a burst's store transaction is open: it happens only once the
@@ -312,6 +330,12 @@ pub struct Core {
     topo_seq: u64,
     network_dirty: bool,
     last_status: Instant,
+    /// Link health or counters may have changed since the last health event.
+    health_dirty: bool,
+    /// When the last health event went out, and what it said (byte counts and ages left out).
+    last_health: Option<(Instant, health::HealthKey)>,
+    /// Catch-up (reconciliation) frame bytes queued to peers.
+    catch_up_bytes_out: u64,
     /// Effects of the burst whose store transaction is open (`None`: no transaction open).
     pending: Option<Vec<Pending>>,
     /// Drops and failures the core itself counts (the protocol and the driver count theirs).
@@ -455,6 +479,9 @@ impl Core {
             topo_seq: 0,
             network_dirty: false,
             last_status: Instant::now(),
+            health_dirty: false,
+            last_health: None,
+            catch_up_bytes_out: 0,
             pending: None,
             drops: CoreDrops::default(),
             private,
@@ -555,6 +582,7 @@ impl Core {
                     let _ = self.events.send(EngineEvent::Network { network });
                 }
             }
+            self.maybe_emit_health();
         }
         debug!("core stopped");
     }
@@ -686,10 +714,14 @@ impl Core {
         let Some(c) = self.conns.get_mut(&peer).filter(|c| !c.closing) else {
             return;
         };
+        let bytes = frame.encode_prefixed();
+        if matches!(frame, Frame::Recon { .. } | Frame::ReconDone { .. }) {
+            self.catch_up_bytes_out += bytes.len() as u64;
+        }
         let sent = if urgent {
-            c.tx.send_urgent(frame.encode_prefixed())
+            c.tx.send_urgent(bytes)
         } else {
-            c.tx.send(frame.encode_prefixed())
+            c.tx.send(bytes)
         };
         match sent {
             Ok(()) => {
@@ -755,6 +787,7 @@ impl Core {
                         listen_port: None,
                         tx,
                         closing: false,
+                        link: None,
                     },
                 );
                 self.feed(Input::Connected { peer });
@@ -772,6 +805,7 @@ impl Core {
                     }
                     self.emit_peer(&peer);
                     self.status_dirty = true;
+                    self.health_dirty = true;
                 }
             }
             CoreMsg::Drained {
@@ -803,6 +837,7 @@ impl Core {
                     self.feed(Input::Frame { peer, frame });
                 }
             }
+            CoreMsg::Links { samples } => self.on_links(samples),
             CoreMsg::BadFrame { peer, reason } => {
                 warn!(peer = %peer.fingerprint(), %reason, "undecodable frame dropped");
                 self.drops.undecodable += 1;
@@ -838,6 +873,9 @@ impl Core {
         }
         if self.status_dirty {
             wait = wait.min(STATUS_DEBOUNCE.saturating_sub(self.last_status.elapsed()));
+        }
+        if let Some(w) = self.health_wait() {
+            wait = wait.min(w);
         }
         wait
     }
@@ -1056,6 +1094,7 @@ mod atrest;
 mod bundle;
 mod direct;
 mod files;
+mod health;
 mod private;
 mod relays;
 mod requests;

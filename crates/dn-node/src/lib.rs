@@ -41,6 +41,7 @@ pub mod export;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod identity;
 pub mod net;
 pub mod options;

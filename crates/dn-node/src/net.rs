@@ -21,9 +21,11 @@ use tokio::sync::mpsc::{channel, Receiver, Sender};
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::core::{CoreMsg, NetCmd};
+use crate::api::LinkHealth;
+use crate::core::{CoreMsg, LinkSample, NetCmd};
 use crate::diagnose::DialOutcome;
 use crate::discovery::Discovered;
+use crate::health::{self, PacketCounts};
 use crate::queue::{out_queue, InCredit, OutPause, OutReceiver, DRAIN_REPORT_BYTES};
 use crate::tls::{connection_peer_id, TlsIdentity, SERVER_NAME};
 
@@ -109,6 +111,8 @@ pub struct NetCounters {
     /// Connections closed because the peer read nothing of what we queued for it for
     /// [`STALL_TIMEOUT`].
     pub stalled: AtomicU64,
+    /// Catch-up (reconciliation) frame bytes received, length prefixes included.
+    pub catch_up_bytes_in: AtomicU64,
     /// What the node observed of its network, for `doctor` ([`crate::diagnose`]).
     pub observed: crate::diagnose::Observer,
 }
@@ -208,6 +212,33 @@ struct Live {
     conn: quinn::Connection,
     dialer: NodeId,
     since: Instant,
+    /// Packet counters at the last health sample (for the loss over the last interval).
+    packets: PacketCounts,
+}
+
+impl Live {
+    /// Reads quinn's statistics of the connection (one lock, a copy of a struct) into a
+    /// [`LinkHealth`].
+    fn sample(&mut self, now: Instant) -> LinkHealth {
+        let stats = self.conn.stats();
+        let packets = PacketCounts {
+            sent: stats.path.sent_packets,
+            lost: stats.path.lost_packets,
+        };
+        let loss_permille = health::loss_permille(self.packets, packets);
+        self.packets = packets;
+        let rtt_us = u32::try_from(stats.path.rtt.as_micros()).unwrap_or(u32::MAX);
+        LinkHealth {
+            rtt_us,
+            loss_permille,
+            bytes_in: stats.udp_rx.bytes,
+            bytes_out: stats.udp_tx.bytes,
+            sent_packets: packets.sent,
+            lost_packets: packets.lost,
+            age_s: now.saturating_duration_since(self.since).as_secs(),
+            quality: health::link_quality(rtt_us, loss_permille),
+        }
+    }
 }
 
 enum Internal {
@@ -334,6 +365,7 @@ impl Net {
             counters: self.counters,
             limits: self.limits,
             next_conn_id: 1,
+            next_sample: Instant::now() + health::LINK_SAMPLE_EVERY,
             jitter: u64::from_le_bytes([
                 me.0[0], me.0[1], me.0[2], me.0[3], me.0[4], me.0[5], me.0[6], me.0[7],
             ]),
@@ -355,6 +387,8 @@ struct Driver {
     counters: Arc<NetCounters>,
     limits: Limits,
     next_conn_id: u64,
+    /// When the live connections' statistics are sampled next.
+    next_sample: Instant,
     /// State of a small LCG for backoff jitter.
     jitter: u64,
 }
@@ -383,6 +417,9 @@ impl Driver {
                     None => break,
                 },
                 Some(d) = discovered.recv() => self.on_discovered(d),
+                _ = tokio::time::sleep_until(self.next_sample), if !self.live.is_empty() => {
+                    self.sample_links();
+                }
                 _ = tokio::time::sleep_until(wake) => self.dial_due(),
             }
         }
@@ -390,6 +427,24 @@ impl Driver {
             .close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
         debug!("network driver stopped");
+    }
+
+    /// Samples every live connection's statistics and hands them to the core, every
+    /// [`health::LINK_SAMPLE_EVERY`] while any is live. A measurement, not an event: when
+    /// the core's inbox is full the sample is dropped (the next one replaces it).
+    fn sample_links(&mut self) {
+        let now = Instant::now();
+        self.next_sample = now + health::LINK_SAMPLE_EVERY;
+        let samples = self
+            .live
+            .iter_mut()
+            .map(|(peer, l)| LinkSample {
+                peer: *peer,
+                conn_id: l.conn_id,
+                link: l.sample(now),
+            })
+            .collect();
+        let _ = self.core.try_send(CoreMsg::Links { samples });
     }
 
     fn on_cmd(&mut self, cmd: NetCmd) {
@@ -869,15 +924,17 @@ impl Driver {
         self.next_conn_id += 1;
         let addr = canonical(conn.remote_address());
         let (ftx, frx, pause) = out_queue();
-        self.live.insert(
-            peer,
-            Live {
-                conn_id,
-                conn: conn.clone(),
-                dialer,
-                since: Instant::now(),
-            },
-        );
+        let now = Instant::now();
+        let mut live = Live {
+            conn_id,
+            conn: conn.clone(),
+            dialer,
+            since: now,
+            packets: PacketCounts::default(),
+        };
+        // The handshake measured the RTT already: the link's health is known from the start.
+        let first = live.sample(now);
+        self.live.insert(peer, live);
         let _ = self
             .core
             .send(CoreMsg::Connected {
@@ -887,6 +944,13 @@ impl Driver {
                 tx: ftx,
             })
             .await;
+        let _ = self.core.try_send(CoreMsg::Links {
+            samples: vec![LinkSample {
+                peer,
+                conn_id,
+                link: first,
+            }],
+        });
         let span = tracing::error_span!("conn", peer = %peer.fingerprint(), %addr, id = conn_id);
         tokio::spawn(
             writer(conn.clone(), frx, peer, conn_id, self.core.clone()).instrument(span.clone()),
@@ -1086,12 +1150,19 @@ async fn reader(r: Reader) {
                 return Ok(());
             };
             let msg = match Frame::decode(&buf) {
-                Ok(frame) => CoreMsg::Frame {
-                    peer,
-                    conn_id,
-                    frame,
-                    permit,
-                },
+                Ok(frame) => {
+                    if matches!(frame, Frame::Recon { .. } | Frame::ReconDone { .. }) {
+                        counters
+                            .catch_up_bytes_in
+                            .fetch_add(n as u64 + 4, Ordering::Relaxed);
+                    }
+                    CoreMsg::Frame {
+                        peer,
+                        conn_id,
+                        frame,
+                        permit,
+                    }
+                }
                 Err(e) => {
                     NetCounters::bump(&counters.undecodable_frames);
                     CoreMsg::BadFrame {

@@ -734,3 +734,76 @@ async fn laptops_chat_through_a_relay_they_added_by_its_ipv6_address() {
     b.shutdown().await;
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_peers_report_their_link_health_from_quic_stats() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path(), "Alice", vec![]).await;
+    let mut a_events = a.subscribe();
+    let before = a.call(calls::Status).await.unwrap().health;
+    assert_eq!(before.summary, dn_node::HealthSummary::Isolated);
+    assert_eq!(before.links, 0);
+    let b = start(db.path(), "Bob", vec![listen_addr(&a).await]).await;
+    for (e, who) in [(&a, "A"), (&b, "B")] {
+        wait_for(&format!("{who}'s link measured"), || async {
+            let peers = e.call(calls::Peers).await.unwrap();
+            peers.len() == 1
+                && peers[0].link.as_ref().is_some_and(|l| {
+                    l.rtt_us > 0 && l.bytes_in > 0 && l.bytes_out > 0 && l.sent_packets > 0
+                })
+        })
+        .await;
+    }
+    // The same link in the status summary, and a health event pushed without polling.
+    let s = a.call(calls::Status).await.unwrap().health;
+    assert_eq!(s.links, 1);
+    assert_eq!(s.summary, dn_node::HealthSummary::Good, "{s:?}");
+    assert!(s.median_rtt_us.is_some_and(|r| r > 0));
+    let (health, links) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(EngineEvent::Health { health, links }) = a_events.recv().await {
+                if !links.is_empty() {
+                    return (health, links);
+                }
+            }
+        }
+    })
+    .await
+    .expect("health event on A");
+    assert_eq!(health.links, 1);
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].id, b.call(calls::Identity).await.unwrap().id);
+
+    // Both joined "medical": the catch-up after hello moved reconciliation frames both ways.
+    wait_for("catch-up bytes counted", || async {
+        let h = a.call(calls::Status).await.unwrap().health;
+        h.catch_up_bytes_in > 0 && h.catch_up_bytes_out > 0
+    })
+    .await;
+    a.call(calls::Send {
+        room: "medical".into(),
+        body: "water at the gym".into(),
+        urgent: false,
+    })
+    .await
+    .unwrap();
+    wait_for("payload counted", || async {
+        a.call(calls::Status).await.unwrap().health.payloads_sent >= 1
+            && b.call(calls::Status)
+                .await
+                .unwrap()
+                .health
+                .payloads_received
+                >= 1
+    })
+    .await;
+    // Gone peers lose their link.
+    b.shutdown().await;
+    wait_for("A notices", || async {
+        let s = a.call(calls::Status).await.unwrap();
+        s.connected_peers == 0 && s.health.links == 0
+    })
+    .await;
+    assert!(a.call(calls::Peers).await.unwrap()[0].link.is_none());
+    a.shutdown().await;
+}

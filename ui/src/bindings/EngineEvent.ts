@@ -2,6 +2,8 @@
 import type { DmView } from "./DmView";
 import type { MessageView } from "./MessageView";
 import type { NetworkView } from "./NetworkView";
+import type { NodeHealth } from "./NodeHealth";
+import type { PeerLink } from "./PeerLink";
 import type { PeerView } from "./PeerView";
 import type { RoomView } from "./RoomView";
 import type { StatusView } from "./StatusView";
@@ -81,4 +83,12 @@ done: number,
 /**
  * Export: messages to write; import: size of the file, bytes.
  */
-total: number, } | { "type": "activate" };
+total: number, } | { "type": "health", 
+/**
+ * This node's health now.
+ */
+health: NodeHealth, 
+/**
+ * Every measured link, by peer.
+ */
+links: Array<PeerLink>, } | { "type": "activate" };

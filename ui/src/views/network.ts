@@ -3,7 +3,9 @@
 import { visibleText } from "../lib/text";
 import { h } from "../lib/dom";
 import { layoutNetwork } from "../lib/network";
-import type { AppState, Store } from "../store";
+import { healthLine, linkText } from "../lib/health";
+import type { LinkHealth } from "../bindings/LinkHealth";
+import { peerLink, type AppState, type Store } from "../store";
 
 const SVG = "http://www.w3.org/2000/svg";
 /** Longest node label drawn on the map (characters). */
@@ -24,7 +26,8 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
   // Focusable from code only (the sidebar entry moves focus here), not a tab stop.
   const title = h("h1", { id: "network-title", tabindex: -1 }, "Network");
   const subtitle = h("p", { id: "network-subtitle", class: "muted" });
-  const header = h("header", { class: "room-header" }, title, subtitle);
+  const health = h("p", { id: "network-health", class: "network-health" });
+  const header = h("header", { class: "room-header" }, title, subtitle, health);
   const figure = h("div", { id: "network-map", class: "network-map" });
   root.append(header, figure);
 
@@ -37,6 +40,15 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
     const others = network.nodes.filter((n) => !n.me);
     const reachable = others.filter((n) => n.hops !== null).length;
     subtitle.textContent = `${others.length} other ${others.length === 1 ? "node" : "nodes"} known · ${reachable} reachable · ${network.links.length} ${network.links.length === 1 ? "link" : "links"}`;
+    health.textContent = state.health ? healthLine(state.health) : "";
+    health.dataset.summary = state.health?.summary ?? "";
+    health.hidden = state.health === null;
+    // Only this node's own links are measured (QUIC statistics); the others are drawn plain.
+    const meId = network.nodes.find((n) => n.me)?.id;
+    const linkOf = (id: string): LinkHealth | null => {
+      const peer = state.peers.find((p) => p.id === id);
+      return peer ? peerLink(state, peer) : (state.links[id] ?? null);
+    };
     const map = layoutNetwork(network, size.width, size.height);
     const svg = s("svg", {
       viewBox: `0 0 ${map.width} ${map.height}`,
@@ -49,8 +61,27 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
       svg.append(s("circle", { cx: map.width / 2, cy: map.height / 2, r, class: "ring" }));
     }
     for (const l of map.links) {
-      svg.append(s("line", { x1: l.x1, y1: l.y1, x2: l.x2, y2: l.y2, class: "link" }));
+      const other = l.a === meId ? l.b : l.b === meId ? l.a : null;
+      const measured = other !== null ? linkOf(other) : null;
+      svg.append(
+        s(
+          "line",
+          {
+            x1: l.x1,
+            y1: l.y1,
+            x2: l.x2,
+            y2: l.y2,
+            class: measured ? `link measured quality-${measured.quality}` : "link",
+            "data-link": `${l.a}-${l.b}`,
+          },
+          ...(measured ? [s("title", {}, `${measured.quality} link · ${linkText(measured)}`)] : []),
+        ),
+      );
     }
+    const nodeLink = (id: string): string => {
+      const link = id === meId ? null : linkOf(id);
+      return link ? `\n${link.quality} link · ${linkText(link)}` : "";
+    };
     for (const n of map.nodes) {
       const full = visibleText(n.name) || "(no name)";
       // Long names would run into the neighbours' labels: cut short, the tooltip has it all.
@@ -68,7 +99,7 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
             "data-node-id": n.id,
             transform: `translate(${n.x.toFixed(1)} ${n.y.toFixed(1)})`,
           },
-          s("title", {}, `${full} · ${n.fingerprint} · ${hops}\n${n.id}`),
+          s("title", {}, `${full} · ${n.fingerprint} · ${hops}${nodeLink(n.id)}\n${n.id}`),
           s("circle", { r }),
           s("text", { y: nameY, class: "node-name" }, label),
           s("text", { y: nameY + 14, class: "node-meta" }, `${n.fingerprint} · ${hops}`),
@@ -92,7 +123,14 @@ export function mountNetwork(root: HTMLElement, store: Store): () => void {
         });
   resize?.observe(figure);
   const stopStore = store.subscribe((state, previous) => {
-    if (state.pane === "network" && (state.network !== previous.network || state.pane !== previous.pane)) {
+    if (
+      state.pane === "network" &&
+      (state.network !== previous.network ||
+        state.pane !== previous.pane ||
+        state.health !== previous.health ||
+        state.links !== previous.links ||
+        state.peers !== previous.peers)
+    ) {
       render(state);
     }
   });

@@ -6,7 +6,13 @@ import { h } from "../lib/dom";
 import { focusComposer, renderKeyed, rovingList } from "../lib/keyboard";
 import { formatFullTime } from "../lib/messages";
 import type { PeerView } from "../bindings/PeerView";
-import { sortedPeers, type AppState, type Store } from "../store";
+import { linkText } from "../lib/health";
+import { peerLink, sortedPeers, type AppState, type Store } from "../store";
+
+/** RTT for the narrow peer row: `1 ms`, `120 ms` (at least 1 ms: a LAN link is "1 ms"). */
+function formatRttShort(rttUs: number): string {
+  return `${Math.max(1, Math.round(rttUs / 1000))} ms`;
+}
 
 export function mountPeers(root: HTMLElement, store: Store): () => void {
   const list = h("ul", { id: "peer-list", class: "peer-list", "aria-label": "Peers" });
@@ -37,18 +43,26 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
     return button;
   };
 
-  const peerTitle = (peer: PeerView): string =>
+  const peerTitle = (peer: PeerView, state: AppState): string =>
     [
       visibleText(peer.name) || "(no name)",
       peer.relay ? `Relay at ${peer.relay_addr ?? "a relay address"}` : null,
       peer.connected ? "Connected" : peer.hops !== null ? `Reachable in ${peer.hops} hops` : "Offline",
+      ((l) => (l ? `${l.quality} link: ${linkText(l)}` : null))(peerLink(state, peer)),
       peer.last_seen !== null ? `last seen ${formatFullTime(peer.last_seen)}` : null,
       peer.addresses.length > 0 ? peer.addresses.join(", ") : null,
     ]
       .filter(Boolean)
       .join(" · ");
 
-  const peerItem = (peer: PeerView): HTMLLIElement =>
+  /** The link's RTT in the row, coloured by quality (the tooltip has the rest). */
+  const linkBadge = (peer: PeerView, state: AppState): HTMLElement | null => {
+    const l = peerLink(state, peer);
+    if (!l) return null;
+    return h("span", { class: `link-rtt quality-${l.quality}`, "data-quality": l.quality }, formatRttShort(l.rtt_us));
+  };
+
+  const peerItem = (peer: PeerView, state: AppState): HTMLLIElement =>
     h(
       "li",
       {
@@ -62,9 +76,14 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
         { class: "peer-info" },
         h(
           "span",
-          { class: "peer-name" },
-          visibleText(peer.name) || (peer.relay ? "Relay" : "(no name)"),
-          peer.relay ? h("span", { class: "relay-badge", title: "This node is one of your relays" }, "relay") : null,
+          { class: "peer-line" },
+          h(
+            "span",
+            { class: "peer-name" },
+            visibleText(peer.name) || (peer.relay ? "Relay" : "(no name)"),
+            peer.relay ? h("span", { class: "relay-badge", title: "This node is one of your relays" }, "relay") : null,
+          ),
+          linkBadge(peer, state),
         ),
         h(
           "span",
@@ -91,10 +110,17 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
         peers.map((peer) => ({
           key: peer.id,
           // Peer events come often (last seen, addresses): only these rebuild the row.
-          sig: JSON.stringify([peer.name, peer.connected, peer.hops, peer.fingerprint, peer.relay]),
-          build: () => peerItem(peer),
+          sig: JSON.stringify([
+            peer.name,
+            peer.connected,
+            peer.hops,
+            peer.fingerprint,
+            peer.relay,
+            ((l) => (l ? [l.quality, formatRttShort(l.rtt_us)] : null))(peerLink(state, peer)),
+          ]),
+          build: () => peerItem(peer, state),
           update: (el) => {
-            el.title = peerTitle(peer);
+            el.title = peerTitle(peer, state);
           },
         })),
         rows,
@@ -104,7 +130,7 @@ export function mountPeers(root: HTMLElement, store: Store): () => void {
 
   render(store.state);
   const stopStore = store.subscribe((state, previous) => {
-    if (state.peers !== previous.peers) render(state);
+    if (state.peers !== previous.peers || state.links !== previous.links) render(state);
   });
   return () => {
     stopStore();

@@ -139,9 +139,11 @@ impl Core {
             .into_iter()
             .filter(|p| p.id != self.id)
             .map(|p| {
-                let connected = self.conns.contains_key(&p.id);
+                let conn = self.conns.get(&p.id);
+                let connected = conn.is_some();
                 let relay_addr = self.relay_addr_of(&p.id);
                 PeerView {
+                    link: conn.and_then(|c| c.link.clone()),
                     relay: relay_addr.is_some(),
                     relay_addr,
                     id: p.id.to_hex(),
@@ -232,6 +234,7 @@ impl Core {
             carry_evicted: self.proto.counters().evicted,
             drops: self.drops(),
             urgent_unacked,
+            health: Box::new(self.node_health()),
         })
     }
 

@@ -29,6 +29,7 @@ fn driver() -> Driver {
         counters: net.counters,
         limits: net.limits,
         next_conn_id: 1,
+        next_sample: Instant::now(),
         jitter: 1,
     }
 }
