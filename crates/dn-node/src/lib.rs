@@ -490,6 +490,9 @@ impl Engine {
         if let Ok(mut c) = engine.inner.control.lock() {
             *c = Some(ctl);
         }
+        // Peers met before join the protocol's passive list like discovered ones (it dials as
+        // many as its active view wants), after the static peers and relays below.
+        let known_tx = disc_tx.clone();
         if cfg.beacon {
             let rx = engine.inner.shutdown.subscribe();
             let observed = net_counters.clone();
@@ -526,18 +529,13 @@ impl Engine {
             let Ok(id) = dn_proto::NodeId::from_hex(&p.id) else {
                 continue;
             };
-            for a in p
+            let addrs: Vec<SocketAddr> = p
                 .addresses
                 .iter()
                 .filter_map(|a| a.parse::<SocketAddr>().ok())
-            {
-                let _ = net_tx
-                    .send(NetCmd::Dial {
-                        addr: a,
-                        id: Some(id),
-                        persistent: true,
-                    })
-                    .await;
+                .collect();
+            if !addrs.is_empty() {
+                let _ = known_tx.send(discovery::Discovered { id, addrs }).await;
             }
         }
         info!(id = %me, %listen, mdns = cfg.mdns, beacon = cfg.beacon, relay = cfg.relay,
