@@ -1104,3 +1104,5 @@ mod tests_private;
 mod tests_relays;
 #[cfg(test)]
 mod tests_urgent;
+#[cfg(test)]
+mod tests_view;

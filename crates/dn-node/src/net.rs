@@ -51,7 +51,7 @@ const CLOSE_BUSY: u32 = 5;
 pub const CLOSE_NOT_READING: u32 = 6;
 /// Closed because our active view is over its limit (`dn_proto::Output::Disconnect`): not a
 /// fault of the peer.
-pub const CLOSE_VIEW: u32 = 7;
+pub const CLOSE_VIEW: u32 = 8;
 
 /// Connection caps of one node: [`MAX_CONNECTIONS`] and [`MAX_PER_ADDRESS`] on a laptop,
 /// more on a relay (laptops of a whole site reach it from one NAT address).
