@@ -261,6 +261,8 @@ pub struct NetInfo {
     pub window: bool,
     /// The node is a relay (`NodeConfig::relay`).
     pub relay: bool,
+    /// The bounded view's target and limit (`NodeConfig::active_view`).
+    pub active_view: Option<(usize, usize)>,
 }
 
 struct Conn {
@@ -420,6 +422,10 @@ impl Core {
                 }),
             ..dn_proto::Config::default()
         };
+        if let Some((target, max)) = net.as_ref().and_then(|n| n.active_view) {
+            config.active_target = target;
+            config.active_max = max;
+        }
         if net.as_ref().is_some_and(|n| n.relay) {
             // A relay carries what laptops at several sites want; each lists its rooms.
             config.max_carried_rooms = crate::RELAY_MAX_CARRIED_ROOMS;

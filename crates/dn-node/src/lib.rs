@@ -96,6 +96,9 @@ pub struct NodeConfig {
     /// `dn_proto::protocol::CARRY_ROOMS_PER_PEER` rooms counts) and accepts more connections
     /// ([`net::Limits::relay`]).
     pub relay: bool,
+    /// The bounded view's target and accept limit (`dn_proto::Config::active_target`,
+    /// `active_max`); `None`: the protocol's defaults (8 and 12).
+    pub active_view: Option<(usize, usize)>,
 }
 
 /// Default carry quota of a relay (`--relay` without `--carry-quota-mb`): 4 GiB.
@@ -120,6 +123,7 @@ impl NodeConfig {
             window: false,
             passphrase: None,
             relay: false,
+            active_view: None,
         }
     }
 }
@@ -437,6 +441,7 @@ impl Engine {
             carry_quota_bytes: cfg.carry_quota_bytes,
             window: cfg.window,
             relay: cfg.relay,
+            active_view: cfg.active_view,
         };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();

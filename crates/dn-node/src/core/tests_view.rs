@@ -34,6 +34,7 @@ fn rig(relay: bool) -> Rig {
         announcer: None,
         window: false,
         relay,
+        active_view: None,
     };
     let core = Core::open(dir.path(), id_key, tx, Some(net)).unwrap();
     Rig {
