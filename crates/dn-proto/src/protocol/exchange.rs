@@ -56,7 +56,7 @@ impl Protocol {
         ex.last = Some(now);
         ex.suggested
             .retain(|_, t| now.saturating_sub(*t) < SUGGEST_AGAIN_MS);
-        let have = self.active_view().len() + dialing;
+        let have = self.active_len() + dialing;
         let free = self.config.active_target.saturating_sub(have);
         if free == 0 {
             return;

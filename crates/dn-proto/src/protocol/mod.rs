@@ -91,8 +91,8 @@ pub use retry::{RETRY_FIRST_MS, RETRY_MAX_MS};
 pub use storage::{MemStorage, RoomUsage, Storage, StorageError};
 pub use urgent::{URGENT_AUTHORS_CAP, URGENT_BUDGET, URGENT_IDS_CAP, URGENT_WINDOW_MS};
 pub use view::{
-    ACTIVE_MAX, ACTIVE_TARGET, DIAL_PENDING_MS, FIRST_DIAL_DELAY_MS, MAX_PINNED, PASSIVE_CAP,
-    PASSIVE_RETRY_MAX_MS, PASSIVE_RETRY_MIN_MS, PASSIVE_STALE_MS,
+    ACTIVE_MAX, ACTIVE_TARGET, BRIDGE_AFTER_MS, DIAL_PENDING_MS, FIRST_DIAL_DELAY_MS, MAX_PINNED,
+    PASSIVE_CAP, PASSIVE_RETRY_MAX_MS, PASSIVE_RETRY_MIN_MS, PASSIVE_STALE_MS,
 };
 
 pub use carry::{
@@ -747,6 +747,7 @@ impl Protocol {
         self.topo_tick(out);
         self.anti_entropy(store, out);
         self.trim_view(None, true, out);
+        self.view_bridge(out);
     }
 
     /// What every call ends with: peer exchange when due, window accounting, queued replies.

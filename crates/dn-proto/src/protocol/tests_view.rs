@@ -254,3 +254,89 @@ fn a_relay_configuration_never_closes() {
     assert!(closes(&outs).is_empty());
     assert_eq!(p.active_view().len(), 100);
 }
+
+/// Node `me` with a full view (target 1: connected to A) hears B, which its network graph does
+/// not reach (another group): after [`BRIDGE_AFTER_MS`] it dials B across its full view,
+/// once per tick at most, and not once the graph reaches B.
+#[test]
+fn a_group_the_graph_does_not_reach_is_bridged() {
+    use crate::topo::{Neighbour, TopoRecord};
+    use ed25519_dalek::SigningKey;
+    let keys: Vec<SigningKey> = (1..=3u8)
+        .map(|b| SigningKey::from_bytes(&[b; 32]))
+        .collect();
+    let ids: Vec<NodeId> = keys
+        .iter()
+        .map(|k| NodeId(k.verifying_key().to_bytes()))
+        .collect();
+    let (me_id, a, b) = (ids[0], ids[1], ids[2]);
+    let config = Config {
+        active_target: 1,
+        active_max: 3,
+        ..Config::default()
+    };
+    let mut p = Protocol::with_config(me_id, "me".into(), 7300, [], config);
+    let mut s = MemStorage::default();
+    let nb = |id: NodeId| Neighbour { id, addr: None };
+    let rec = |k: usize, seq: u64, n: Vec<Neighbour>| TopoRecord::create(&keys[k], seq, "", n);
+    p.handle(&mut s, Input::Connected { peer: a }, 0);
+    p.handle(&mut s, Input::LocalTopology(rec(0, 1, vec![nb(a)])), 0);
+    for (id, i) in [(a, 1u16), (b, 2)] {
+        p.handle(
+            &mut s,
+            Input::Discovered {
+                node: id,
+                addrs: vec![addr(i)],
+            },
+            0,
+        );
+    }
+    let mut dialed_b = Vec::new();
+    let mut now = 0;
+    while now < BRIDGE_AFTER_MS + 3 * TICK_MS {
+        now += TICK_MS;
+        let outs = p.handle(&mut s, Input::Tick, now);
+        if dials(&outs).contains(&b) {
+            dialed_b.push(now);
+        }
+    }
+    assert!(
+        dialed_b.first().is_some_and(|t| *t >= BRIDGE_AFTER_MS),
+        "B dialed at {dialed_b:?}"
+    );
+    // B's group joins ours (A and B list each other): B is reachable, no more bridging.
+    let at = now;
+    p.handle(
+        &mut s,
+        Input::Frame {
+            peer: a,
+            frame: Frame::Hello {
+                version: crate::message::PROTOCOL_VERSION,
+                node: a,
+                name: "a".into(),
+                rooms: vec![],
+                listen_port: 7300,
+            },
+        },
+        at,
+    );
+    for r in [rec(1, 1, vec![nb(me_id), nb(b)]), rec(2, 1, vec![nb(a)])] {
+        p.handle(
+            &mut s,
+            Input::Frame {
+                peer: a,
+                frame: Frame::Topo(r),
+            },
+            at,
+        );
+    }
+    assert!(p.graph().hops(&me_id, &b).is_some());
+    while now < at + 10 * PASSIVE_RETRY_MAX_MS {
+        now += TICK_MS;
+        let outs = p.handle(&mut s, Input::Tick, now);
+        assert!(
+            !dials(&outs).contains(&b),
+            "B is reachable: no bridge at {now}"
+        );
+    }
+}

@@ -20,6 +20,13 @@
 //!   bounded. The peer it closed repairs its own view from its passive list.
 //! - **Repair**: a dropped connection leaves a gap below the target, filled from the passive
 //!   list at once (the lost peer itself after [`PASSIVE_RETRY_MIN_MS`], if chosen again).
+//! - **Bridging**: views at their target can close into separate groups (six nodes with a
+//!   target of 2 as two triangles; two shelters whose networks are joined later, each already
+//!   content). The signed neighbour lists tell: a passive entry heard for [`BRIDGE_AFTER_MS`]
+//!   that the network graph does not reach is in another group. At each housekeeping tick,
+//!   below [`Config::active_max`](super::Config), the node dials one such entry (random, with
+//!   the entry's own backoff) even with a full view; one link joins the groups, their
+//!   neighbour lists then reach each other and the dials stop.
 //!
 //! A network of at most `active_target + 1` nodes is a full mesh, exactly as without a view.
 
@@ -55,6 +62,11 @@ pub const FIRST_DIAL_DELAY_MS: u64 = 1_500;
 pub const PASSIVE_STALE_MS: u64 = 10 * 60 * 1000;
 /// Pinned peers remembered at most (relays and static peers: a handful in practice).
 pub const MAX_PINNED: usize = 64;
+/// A passive entry the network graph does not reach is dialed across a full view
+/// ("bridging") once it has been heard of this long, ms: long enough for a newcomer's
+/// neighbour list to reach us through the overlay (it signs one at once and peers pass it on
+/// within a few seconds), so only real splits cost an extra connection.
+pub const BRIDGE_AFTER_MS: u64 = 20_000;
 /// Addresses kept per passive entry.
 const PASSIVE_ADDRS: usize = 4;
 
@@ -64,6 +76,8 @@ struct Passive {
     addrs: Vec<SocketAddr>,
     /// Last time discovery mentioned it, ms.
     heard: u64,
+    /// When discovery first mentioned it (since it was last in the list), ms.
+    first: u64,
     /// Earliest next dial, ms.
     next: u64,
     /// Wait after the next dial, ms.
@@ -137,6 +151,14 @@ impl Protocol {
             .collect()
     }
 
+    /// How many peers [`Protocol::active_view`] lists (without building the list).
+    pub(super) fn active_len(&self) -> usize {
+        self.peers
+            .iter()
+            .filter(|(id, p)| !p.closing && !self.view.pinned.contains(*id))
+            .count()
+    }
+
     /// Nodes in the passive list (connected or not).
     pub fn passive_len(&self) -> usize {
         self.view.passive.len()
@@ -181,6 +203,7 @@ impl Protocol {
             Passive {
                 addrs,
                 heard: now,
+                first: now,
                 next: first,
                 backoff: PASSIVE_RETRY_MIN_MS,
                 dialed: None,
@@ -274,6 +297,51 @@ impl Protocol {
         }
     }
 
+    /// Bridging (module docs): at a housekeeping tick, below the accept limit, dials one
+    /// passive entry heard for [`BRIDGE_AFTER_MS`] that the network graph does not reach.
+    /// Nothing while this node's own neighbour list is not in its graph (no map to judge by).
+    pub(super) fn view_bridge(&mut self, out: &mut Vec<Output>) {
+        let now = self.now;
+        if self.active_len() >= self.config.active_max || self.graph.record(&self.me).is_none() {
+            return;
+        }
+        let reach = self.graph.hops_from(&self.me);
+        let mut apart: Vec<NodeId> = self
+            .view
+            .passive
+            .iter()
+            .filter(|(id, e)| {
+                !self.peers.contains_key(*id)
+                    && !reach.contains_key(*id)
+                    && e.next <= now
+                    && now.saturating_sub(e.first) >= BRIDGE_AFTER_MS
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some(node) = self.view.pick(&mut apart) {
+            self.dial_passive(node, out);
+        }
+    }
+
+    /// Dials passive entry `node` and schedules its next possible dial.
+    fn dial_passive(&mut self, node: NodeId, out: &mut Vec<Output>) {
+        let now = self.now;
+        let Some(e) = self.view.passive.get_mut(&node) else {
+            return;
+        };
+        e.dialed = Some(now);
+        // Not again while this dial may still succeed (the driver retries it meanwhile).
+        e.next = now + e.backoff.max(DIAL_PENDING_MS);
+        e.backoff = e
+            .backoff
+            .saturating_mul(2)
+            .clamp(PASSIVE_RETRY_MIN_MS, PASSIVE_RETRY_MAX_MS);
+        out.push(Output::Dial {
+            node,
+            addrs: e.addrs.clone(),
+        });
+    }
+
     /// When a passive entry is next due for a dial the view needs (`None`: the view has what
     /// it wants, or nothing to dial).
     pub(super) fn view_next_dial(&self) -> Option<u64> {
@@ -291,7 +359,7 @@ impl Protocol {
             }
             next = Some(next.map_or(e.next, |n| n.min(e.next)));
         }
-        if self.active_view().len() + pending >= self.config.active_target {
+        if self.active_len() + pending >= self.config.active_target {
             return None;
         }
         next.map(|n| n.max(now))
@@ -311,7 +379,7 @@ impl Protocol {
                         .is_some_and(|t| now.saturating_sub(t) < DIAL_PENDING_MS)
             })
             .count();
-        let have = self.active_view().len() + pending;
+        let have = self.active_len() + pending;
         let mut free = self.config.active_target.saturating_sub(have);
         if free == 0 {
             return pending;
@@ -328,20 +396,7 @@ impl Protocol {
             let Some(node) = self.view.pick(&mut due) else {
                 break;
             };
-            let Some(e) = self.view.passive.get_mut(&node) else {
-                continue;
-            };
-            e.dialed = Some(now);
-            // Not again while this dial may still succeed (the driver retries it meanwhile).
-            e.next = now + e.backoff.max(DIAL_PENDING_MS);
-            e.backoff = e
-                .backoff
-                .saturating_mul(2)
-                .clamp(PASSIVE_RETRY_MIN_MS, PASSIVE_RETRY_MAX_MS);
-            out.push(Output::Dial {
-                node,
-                addrs: e.addrs.clone(),
-            });
+            self.dial_passive(node, out);
             free -= 1;
             dialed += 1;
         }
