@@ -708,6 +708,89 @@ fn one_peer_address_is_enough_to_join_the_whole_network() -> Result<()> {
     Ok(())
 }
 
+/// A bounded view (target 2, limit 3 instead of 8 and 12, so six hosts are "many"): every
+/// node hears every other by mDNS but keeps at most 3 connections; still every node maps all
+/// six with a hop count through the mesh, and messages from changing senders reach everyone.
+#[test]
+fn a_bounded_view_keeps_few_connections_and_still_reaches_everyone() -> Result<()> {
+    const N: usize = 6;
+    const MAX: u64 = 3;
+    let mut c = cluster!(
+        "a_bounded_view_keeps_few_connections_and_still_reaches_everyone",
+        N
+    );
+    let ids = init_all(&mut c)?;
+    let all: Vec<usize> = (1..=N).collect();
+    for &i in &all {
+        c.start(i, &["--view-target", "2", "--view-max", "3"])?;
+    }
+    // Every node maps all six with hops, holding at most MAX connections.
+    let settle = |c: &Cluster| -> Result<bool> {
+        for i in 1..=N {
+            let st = c.status(i)?;
+            let conns = st["connected_peers"].as_u64().unwrap_or(u64::MAX);
+            let nodes = st["network"]["nodes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mapped = nodes.iter().filter(|n| n["hops"].is_u64()).count();
+            if conns == 0 || conns > MAX || mapped != N {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    c.wait_for(
+        "every node maps all six within its connection limit",
+        Duration::from_secs(90),
+        settle,
+    )?;
+    let mut far = 0;
+    for i in 1..=N {
+        let st = c.status(i)?;
+        let conns = st["connected_peers"].as_u64().unwrap_or(u64::MAX);
+        check!(c, conns <= MAX, "node{i} has {conns} connections: {st}");
+        let peers = c.peers(i)?;
+        for (j, id) in ids.iter().enumerate() {
+            if j + 1 == i {
+                continue;
+            }
+            let hops = st["network"]["nodes"]
+                .as_array()
+                .and_then(|v| v.iter().find(|n| n["id"] == id.as_str()))
+                .and_then(|n| n["hops"].as_u64());
+            check!(
+                c,
+                hops.is_some(),
+                "node{i} has no hops to node{}: {st}",
+                j + 1
+            );
+            if hops.is_some_and(|h| h > 1) {
+                far += 1;
+            }
+        }
+        check!(c, !peers.is_empty(), "node{i} lists no peers");
+    }
+    check!(
+        c,
+        far > 0,
+        "with at most {MAX} connections of 5, some nodes are 2+ hops away"
+    );
+    let mut want = BTreeSet::new();
+    for (k, sender) in [1, 4, 6, 2].into_iter().enumerate() {
+        want.insert(msg_id(&c.send(
+            sender,
+            ROOM,
+            &format!("view message {k}"),
+        )?));
+    }
+    wait_holds(&mut c, &all, &want, DELIVERY_TIMEOUT)?;
+    for i in 1..=N {
+        c.stop(i)?;
+    }
+    Ok(())
+}
+
 /// A and C never meet; B meets both and never joins the room: B carries the room anyway
 /// (store-and-forward), so A's message reaches C, even when A is gone by the time C arrives.
 #[test]

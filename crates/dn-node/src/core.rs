@@ -187,6 +187,20 @@ pub enum CoreMsg {
         /// One per connection sampled.
         samples: Vec<LinkSample>,
     },
+    /// Discovery (mDNS, the beacon, a peer met before) heard of `id` at `addrs`, within the
+    /// driver's caps: it joins the protocol's passive list (`Input::Discovered`).
+    Discovered {
+        /// The node heard of.
+        id: NodeId,
+        /// Where it said it listens.
+        addrs: Vec<SocketAddr>,
+    },
+    /// The connection to `peer` about to be reported was dialled because the user named it
+    /// (`--peer`, `add-peer`, a relay): the protocol's view never closes it.
+    Pinned {
+        /// The node that answered.
+        peer: NodeId,
+    },
     /// A frame could not be decoded.
     BadFrame {
         /// Peer.
@@ -263,6 +277,8 @@ pub struct NetInfo {
     pub window: bool,
     /// The node is a relay (`NodeConfig::relay`).
     pub relay: bool,
+    /// The bounded view's target and limit (`NodeConfig::active_view`).
+    pub active_view: Option<(usize, usize)>,
 }
 
 struct Conn {
@@ -430,10 +446,16 @@ impl Core {
                 }),
             ..dn_proto::Config::default()
         };
+        if let Some((target, max)) = net.as_ref().and_then(|n| n.active_view) {
+            config.active_target = target;
+            config.active_max = max;
+        }
         if net.as_ref().is_some_and(|n| n.relay) {
             // A relay carries what laptops at several sites want; each lists its rooms.
             config.max_carried_rooms = crate::RELAY_MAX_CARRIED_ROOMS;
             config.sole_peer_max_rooms = dn_proto::protocol::CARRY_ROOMS_PER_PEER;
+            // A relay serves every laptop of its sites: its view is never full.
+            config.active_max = usize::MAX;
         }
         let mut proto = Protocol::with_config(id, name, port, rooms, config);
         // Every node carries direct messages (encrypted; only the two ends can read them).
@@ -794,6 +816,12 @@ impl Core {
                 self.status_dirty = true;
             }
             CoreMsg::RelayConnected { peer, host } => self.relay_connected(peer, &host),
+            CoreMsg::Discovered { id, addrs } => self.feed(Input::Discovered { node: id, addrs }),
+            CoreMsg::Pinned { peer } => {
+                if !self.proto.set_pinned(peer, true) {
+                    warn!(peer = %peer.fingerprint(), "too many pinned peers; this one counts in the view");
+                }
+            }
             CoreMsg::Disconnected { peer, conn_id } => {
                 if self.conns.get(&peer).is_some_and(|c| c.conn_id == conn_id) {
                     info!(peer = %peer.fingerprint(), "peer disconnected");
@@ -984,9 +1012,20 @@ impl Core {
                 Output::Dial { node, addrs } => {
                     for a in addrs {
                         self.net_cmd(NetCmd::Dial {
-                            addr: SocketAddr::V4(a),
+                            addr: a,
                             id: Some(node),
                             persistent: false,
+                        });
+                    }
+                }
+                Output::Disconnect { peer } => {
+                    debug!(peer = %peer.fingerprint(), "closing connection: active view full");
+                    if let Some(conn_id) = self.conns.get(&peer).map(|c| c.conn_id) {
+                        self.net_cmd(NetCmd::Close {
+                            peer,
+                            conn_id,
+                            reason: "view full".into(),
+                            code: crate::net::CLOSE_VIEW,
                         });
                     }
                 }
@@ -1110,3 +1149,5 @@ mod tests_private;
 mod tests_relays;
 #[cfg(test)]
 mod tests_urgent;
+#[cfg(test)]
+mod tests_view;

@@ -97,6 +97,9 @@ pub struct NodeConfig {
     /// `dn_proto::protocol::CARRY_ROOMS_PER_PEER` rooms counts) and accepts more connections
     /// ([`net::Limits::relay`]).
     pub relay: bool,
+    /// The bounded view's target and accept limit (`dn_proto::Config::active_target`,
+    /// `active_max`); `None`: the protocol's defaults (8 and 12).
+    pub active_view: Option<(usize, usize)>,
 }
 
 /// Default carry quota of a relay (`--relay` without `--carry-quota-mb`): 4 GiB.
@@ -121,6 +124,7 @@ impl NodeConfig {
             window: false,
             passphrase: None,
             relay: false,
+            active_view: None,
         }
     }
 }
@@ -438,6 +442,7 @@ impl Engine {
             carry_quota_bytes: cfg.carry_quota_bytes,
             window: cfg.window,
             relay: cfg.relay,
+            active_view: cfg.active_view,
         };
         let data_dir = cfg.data_dir.clone();
         let ev = events.clone();
@@ -491,6 +496,9 @@ impl Engine {
         if let Ok(mut c) = engine.inner.control.lock() {
             *c = Some(ctl);
         }
+        // Peers met before join the protocol's passive list like discovered ones (it dials as
+        // many as its active view wants), after the static peers and relays below.
+        let known_tx = disc_tx.clone();
         if cfg.beacon {
             let rx = engine.inner.shutdown.subscribe();
             let observed = net_counters.clone();
@@ -527,18 +535,13 @@ impl Engine {
             let Ok(id) = dn_proto::NodeId::from_hex(&p.id) else {
                 continue;
             };
-            for a in p
+            let addrs: Vec<SocketAddr> = p
                 .addresses
                 .iter()
                 .filter_map(|a| a.parse::<SocketAddr>().ok())
-            {
-                let _ = net_tx
-                    .send(NetCmd::Dial {
-                        addr: a,
-                        id: Some(id),
-                        persistent: true,
-                    })
-                    .await;
+                .collect();
+            if !addrs.is_empty() {
+                let _ = known_tx.send(discovery::Discovered { id, addrs }).await;
             }
         }
         info!(id = %me, %listen, mdns = cfg.mdns, beacon = cfg.beacon, relay = cfg.relay,

@@ -8,6 +8,13 @@
 //! dialed by the lower node id and close the other. Outside that window the newer connection
 //! replaces the older, which must be stale (the peer restarted before our idle timeout fired).
 //! To make races rare, the higher id waits a moment before dialing a freshly discovered peer.
+//!
+//! The driver does not dial every peer discovery hears of: it checks discovery records against
+//! its caps and passes them to the core ([`CoreMsg::Discovered`]), whose protocol keeps a
+//! bounded active view and asks for the dials it wants (`dn_proto::protocol::view`). It dials
+//! on its own, for ever with backoff, only what the user named: `--peer` addresses and relays
+//! (reported as pinned, [`CoreMsg::Pinned`], so the view never closes them). A connection the
+//! protocol asked for is not redialed by the driver when it ends; the protocol asks again.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +51,9 @@ const CLOSE_SHUTDOWN: u32 = 4;
 const CLOSE_BUSY: u32 = 5;
 /// Closed because the peer did not read what it was sent (its queue went over budget).
 pub const CLOSE_NOT_READING: u32 = 6;
+/// Closed because our active view is over its limit (`dn_proto::Output::Disconnect`): not a
+/// fault of the peer.
+pub const CLOSE_VIEW: u32 = 8;
 
 /// Connection caps of one node: [`MAX_CONNECTIONS`] and [`MAX_PER_ADDRESS`] on a laptop,
 /// more on a relay (laptops of a whole site reach it from one NAT address).
@@ -173,7 +183,16 @@ struct Target {
     heard: Option<Instant>,
     /// A relay's `host:port`, resolved again before each dial ([`Key::Host`]).
     host: Option<String>,
+    /// Heard of by discovery only: passed to the core, never dialed by the driver itself.
+    passive: bool,
+    /// When it was last passed to the core ([`CoreMsg::Discovered`]).
+    forwarded: Option<Instant>,
 }
+
+/// A discovery record of a target already passed to the core is passed again at most this
+/// often (unless it brings a new address): the protocol's passive list learns the node is
+/// still around, without a core message per beacon.
+const FORWARD_AGAIN: Duration = Duration::from_secs(60);
 
 /// Addresses remembered per dial target.
 const MAX_ADDRS: usize = 8;
@@ -473,8 +492,11 @@ impl Driver {
                     verified: None,
                     heard: None,
                     host: None,
+                    passive: false,
+                    forwarded: None,
                 });
                 t.persistent |= persistent;
+                t.passive = false;
                 if !t.addrs.contains(&addr) {
                     let at = usize::from(t.verified.is_some());
                     t.addrs.insert(at.min(t.addrs.len()), addr);
@@ -499,6 +521,8 @@ impl Driver {
                     verified: None,
                     heard: None,
                     host: Some(host),
+                    passive: false,
+                    forwarded: None,
                 });
                 t.next = Instant::now();
                 t.backoff = MIN_BACKOFF;
@@ -605,6 +629,8 @@ impl Driver {
             verified: None,
             heard: None,
             host: None,
+            passive: true,
+            forwarded: None,
         });
         t.persistent = true;
         t.heard = Some(Instant::now());
@@ -623,6 +649,17 @@ impl Driver {
         if fresh && !t.dialing && t.next > Instant::now() + delay {
             t.next = Instant::now() + delay;
             t.backoff = MIN_BACKOFF;
+        }
+        let again = t.forwarded.is_none_or(|f| f.elapsed() >= FORWARD_AGAIN);
+        if fresh || again {
+            let msg = CoreMsg::Discovered {
+                id: d.id,
+                addrs: t.addrs.clone(),
+            };
+            // Discovery repeats itself: a record the busy core cannot take now comes again.
+            if self.core.try_send(msg).is_ok() {
+                t.forwarded = Some(Instant::now());
+            }
         }
     }
 
@@ -652,7 +689,7 @@ impl Driver {
         }
         self.targets
             .values()
-            .filter(|t| !t.dialing && Self::dialable(t) && !self.connected_to(t))
+            .filter(|t| !t.passive && !t.dialing && Self::dialable(t) && !self.connected_to(t))
             .map(|t| t.next)
             .min()
             .map_or(idle, |next| next.min(idle))
@@ -666,7 +703,11 @@ impl Driver {
             .targets
             .iter()
             .filter(|(_, t)| {
-                !t.dialing && t.next <= now && Self::dialable(t) && !self.connected_to(t)
+                !t.passive
+                    && !t.dialing
+                    && t.next <= now
+                    && Self::dialable(t)
+                    && !self.connected_to(t)
             })
             .map(|(k, t)| (t.next, *k))
             .collect();
@@ -833,7 +874,11 @@ impl Driver {
                         .core
                         .send(CoreMsg::Disconnected { peer, conn_id })
                         .await;
-                    // Try again soon: the peer may only have dropped off briefly.
+                    // A dial the protocol asked for is its to repeat (its view may not want the
+                    // peer back); a peer the user named is tried again soon: it may only have
+                    // dropped off briefly.
+                    self.targets
+                        .retain(|_, t| t.persistent || t.dialing || t.id != Some(peer));
                     for t in self.targets.values_mut() {
                         if t.id == Some(peer) {
                             t.backoff = MIN_BACKOFF;
@@ -865,7 +910,9 @@ impl Driver {
             return;
         }
         let mut relay = None;
+        let mut pinned = false;
         if let Some(t) = key.and_then(|k| self.targets.get_mut(&k)) {
+            pinned = t.persistent && !t.passive;
             if t.id.is_none() || t.host.is_some() {
                 t.id = Some(peer);
             }
@@ -886,6 +933,9 @@ impl Driver {
         // kept reaches the same node, which is then known as the relay all the same.
         if let Some(host) = relay {
             let _ = self.core.send(CoreMsg::RelayConnected { peer, host }).await;
+        }
+        if pinned {
+            let _ = self.core.send(CoreMsg::Pinned { peer }).await;
         }
         let dialer = if dialer_is_me { self.me } else { peer };
         if !self.live.contains_key(&peer) && self.live.len() >= self.limits.max_connections {

@@ -37,6 +37,14 @@ pub struct NodeOptions {
     /// With --relay: announce and browse with mDNS anyway (a relay on a site's own LAN).
     #[arg(long, requires = "relay", conflicts_with = "no_mdns")]
     pub mdns: bool,
+    /// Connections (besides --peer addresses and relays) this node dials up to, from the
+    /// peers it discovers (default 8; docs/architecture.md, "Bounded active view").
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub view_target: Option<u16>,
+    /// Connections (besides --peer addresses and relays) past which this node closes a
+    /// random one (default 12, at least --view-target; none on a relay).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub view_max: Option<u16>,
 }
 
 impl NodeOptions {
@@ -58,6 +66,16 @@ impl NodeOptions {
         cfg.carry_quota_bytes = self
             .carry_quota_mb
             .map_or(default_quota, |mb| mb.saturating_mul(1024 * 1024));
+        if self.view_target.is_some() || self.view_max.is_some() {
+            let target = self
+                .view_target
+                .map_or(dn_proto::protocol::ACTIVE_TARGET, usize::from);
+            let max = self
+                .view_max
+                .map_or(dn_proto::protocol::ACTIVE_MAX, usize::from)
+                .max(target);
+            cfg.active_view = Some((target, max));
+        }
         cfg
     }
 }
@@ -330,6 +348,25 @@ mod tests {
         assert_eq!(cfg.carry_quota_bytes, DEFAULT_CARRY_QUOTA_BYTES);
         assert!(cfg.mdns && cfg.beacon && cfg.peers.is_empty() && !cfg.relay);
         assert!(Cmd::try_parse_from(["x", "--carry-quota-mb", "-1"]).is_err());
+    }
+
+    #[test]
+    fn the_view_options_set_target_and_limit() {
+        let parse = |args: &[&str]| {
+            Cmd::try_parse_from(args)
+                .map(|c| c.node.config(PathBuf::from("/d")).active_view)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse(&["x"]), Ok(None));
+        assert_eq!(
+            parse(&["x", "--view-target", "2", "--view-max", "3"]),
+            Ok(Some((2, 3)))
+        );
+        assert_eq!(parse(&["x", "--view-target", "3"]), Ok(Some((3, 12))));
+        // The limit is never below the target.
+        assert_eq!(parse(&["x", "--view-target", "20"]), Ok(Some((20, 20))));
+        assert_eq!(parse(&["x", "--view-max", "4"]), Ok(Some((8, 8))));
+        assert!(parse(&["x", "--view-target", "0"]).is_err());
     }
 
     #[test]

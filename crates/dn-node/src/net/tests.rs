@@ -75,7 +75,15 @@ async fn the_driver_sleeps_until_the_next_dial_or_the_idle_wake() {
         "nothing to dial: idle wake"
     );
     d.on_discovered(heard(1, [10, 0, 0, 2]));
-    // Due at once, or after 1.5 s when the other side has the lower id (it dials first).
+    assert!(
+        d.next_dial_at() >= before + IDLE_WAKE,
+        "a discovered peer is the protocol's to dial, not the driver's"
+    );
+    // A target the driver dials itself (as a static peer) ...
+    for t in d.targets.values_mut() {
+        t.passive = false;
+    }
+    // ... is due at once, or after 1.5 s when the other side has the lower id (it dials first).
     assert!(
         d.next_dial_at() <= Instant::now() + Duration::from_millis(1500),
         "a new target is due soon, not at the idle wake"
@@ -88,9 +96,13 @@ async fn the_driver_sleeps_until_the_next_dial_or_the_idle_wake() {
         d.on_discovered(heard(n, [10, 0, 1, n as u8]));
         for t in d.targets.values_mut() {
             t.dialing = true;
+            t.passive = false;
         }
     }
     d.on_discovered(heard(99, [10, 0, 2, 1]));
+    for t in d.targets.values_mut() {
+        t.passive = false;
+    }
     assert!(
         d.next_dial_at() >= before + IDLE_WAKE,
         "at the dial cap: no busy wake"

@@ -25,6 +25,11 @@ impl Exchange {
     pub(super) fn stale(&self, now: u64) -> bool {
         now.saturating_sub(self.last) >= EXCHANGE_IDLE_MS
     }
+
+    /// Still running: not finished and not idle past [`EXCHANGE_IDLE_MS`].
+    pub(super) fn open(&self, now: u64) -> bool {
+        !self.finished && !self.stale(now)
+    }
 }
 
 impl Protocol {

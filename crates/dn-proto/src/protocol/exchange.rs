@@ -1,8 +1,9 @@
 //! Peer exchange: a node with few connections dials nodes it learned from neighbour lists.
 //!
-//! While this node has fewer than [`TARGET_PEERS`] connections, it asks the driver
-//! ([`Output::Dial`]) to dial the nearest nodes of the network graph it is not connected to
-//! (two hops or more, nearest first), at up to [`DIAL_ADDRS_PER_NODE`] addresses their
+//! While this node has fewer than [`Config::active_target`](super::Config) connections in
+//! its active view ([`super::view`], dials from the passive list in flight included), it asks
+//! the driver ([`Output::Dial`]) to dial the nearest nodes of the network graph it is not
+//! connected to (two hops or more, nearest first), at up to [`DIAL_ADDRS_PER_NODE`] addresses their
 //! neighbours report. A node suggested once is not suggested again for [`SUGGEST_AGAIN_MS`].
 //! The check runs at every housekeeping tick ([`TICK_MS`](super::TICK_MS)) and after the
 //! graph changed, at most once per [`EXCHANGE_MIN_GAP_MS`] (a flood of neighbour lists does
@@ -13,8 +14,9 @@ use std::collections::HashMap;
 use super::{Output, Protocol};
 use crate::message::NodeId;
 
-/// Wanted number of connections; below it, peers of peers are dialed.
-pub const TARGET_PEERS: usize = 8;
+/// Wanted number of connections; below it, peers of peers are dialed (the default of
+/// [`Config::active_target`](super::Config), [`super::view::ACTIVE_TARGET`]).
+pub const TARGET_PEERS: usize = super::view::ACTIVE_TARGET;
 /// A node suggested for dialing is not suggested again for this long, ms.
 pub const SUGGEST_AGAIN_MS: u64 = 60_000;
 /// Addresses dialed per suggested node (its neighbours may report several).
@@ -40,7 +42,8 @@ impl Protocol {
     }
 
     /// Runs the peer-exchange check when due (`tick`: always, the housekeeping cadence).
-    pub(super) fn exchange_peers(&mut self, tick: bool, out: &mut Vec<Output>) {
+    /// `dialing`: dials from the passive list in flight ([`super::view`]), counted as peers.
+    pub(super) fn exchange_peers(&mut self, tick: bool, dialing: usize, out: &mut Vec<Output>) {
         let now = self.now;
         let ex = &mut self.exchange;
         let gap_ok = ex
@@ -53,7 +56,8 @@ impl Protocol {
         ex.last = Some(now);
         ex.suggested
             .retain(|_, t| now.saturating_sub(*t) < SUGGEST_AGAIN_MS);
-        let free = TARGET_PEERS.saturating_sub(self.peers.len());
+        let have = self.active_len() + dialing;
+        let free = self.config.active_target.saturating_sub(have);
         if free == 0 {
             return;
         }
@@ -77,6 +81,7 @@ impl Protocol {
                 .addresses_of(&node)
                 .into_iter()
                 .take(DIAL_ADDRS_PER_NODE)
+                .map(std::net::SocketAddr::V4)
                 .collect();
             if addrs.is_empty() {
                 continue;

@@ -32,6 +32,10 @@
 //! - **Validation**: every received message is verified (signature, size, room and name rules)
 //!   and must be for a room this node serves (joined or carried); anything else is rejected,
 //!   reported and counted, and the connection keeps serving.
+//! - **Bounded view** ([`view`]): the node dials peers it discovered ([`Input::Discovered`])
+//!   only up to [`Config::active_target`] connections and closes a random one
+//!   ([`Output::Disconnect`]) past [`Config::active_max`], so its connections stay few however
+//!   many peers it hears of; propagation and catch-up run over these connections.
 //! - **Bundles**: a message read from a bundle file ([`Input::Imported`], `crate::bundle`) is
 //!   taken in like a `Msg` from a peer ([`BUNDLE_PEER`] stands for the file), then spread.
 //!
@@ -51,6 +55,7 @@
 //! - `catchup.rs`: when to reconcile, one exchange per (peer, room), what its end proves;
 //! - `retry.rs`: retrying own messages no peer holds, with backoff;
 //! - `topology.rs`: neighbour-list admission and flooding; `exchange.rs`: peer exchange;
+//!   `view.rs`: the bounded active view and the passive list;
 //! - `budget.rs`, `quota.rs`, `pending.rs`: per-peer budgets, storage quotas, pending repairs;
 //! - `urgent.rs`: which urgent messages go first (per-author budget).
 
@@ -80,10 +85,15 @@ mod storage;
 mod topology;
 mod tree;
 pub mod urgent;
+pub mod view;
 
 pub use retry::{RETRY_FIRST_MS, RETRY_MAX_MS};
 pub use storage::{MemStorage, RoomUsage, Storage, StorageError};
 pub use urgent::{URGENT_AUTHORS_CAP, URGENT_BUDGET, URGENT_IDS_CAP, URGENT_WINDOW_MS};
+pub use view::{
+    ACTIVE_MAX, ACTIVE_TARGET, BRIDGE_AFTER_MS, DIAL_PENDING_MS, FIRST_DIAL_DELAY_MS, MAX_PINNED,
+    PASSIVE_CAP, PASSIVE_RETRY_MAX_MS, PASSIVE_RETRY_MIN_MS, PASSIVE_STALE_MS,
+};
 
 pub use carry::{
     CarryDrops, CARRY_DEMAND_WINDOW_MS, CARRY_IDLE_MS, CARRY_MIN_ANNOUNCERS, CARRY_ROOMS_PER_PEER,
@@ -184,6 +194,11 @@ pub struct Config {
     /// rooms left), counting [`EVICTED_ID_BYTES`] per evicted id. Over it the oldest of those
     /// messages are evicted ([`evict`]).
     pub carry_quota_bytes: u64,
+    /// Connections (not counting pinned peers) the node dials up to ([`view`]).
+    pub active_target: usize,
+    /// Connections (not counting pinned peers) past which the node closes a random one
+    /// ([`view`]); `usize::MAX` turns the limit off (a relay serves every laptop that comes).
+    pub active_max: usize,
 }
 
 impl Default for Config {
@@ -195,6 +210,8 @@ impl Default for Config {
             max_carried_rooms: 64,
             sole_peer_max_rooms: CARRY_SOLE_PEER_MAX_ROOMS,
             carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
+            active_target: ACTIVE_TARGET,
+            active_max: ACTIVE_MAX,
         }
     }
 }
@@ -248,6 +265,15 @@ pub enum Input {
         peer: NodeId,
         /// The decoded frame.
         frame: Frame,
+    },
+    /// Discovery (mDNS, the beacon, a peer met before) heard of `node` at `addrs`: it joins
+    /// the passive list ([`view`]) and is dialed when the active view needs a peer. Local
+    /// only: nothing on the wire.
+    Discovered {
+        /// The node heard of (the driver checks its TLS identity when dialing).
+        node: NodeId,
+        /// Where it said it listens.
+        addrs: Vec<std::net::SocketAddr>,
     },
     /// The local user published a message, already stored durably by the driver.
     Published(Message),
@@ -348,13 +374,21 @@ pub enum Output {
     /// [`Input::LocalTopology`]: at start, [`OWN_TOPO_GAP_MS`] after a change of connections,
     /// and every [`TOPO_REFRESH_MS`].
     SignNeighbours,
-    /// Peer exchange ([`exchange`]): dial `node` (not connected, learned from neighbour
-    /// lists) at these addresses. Not persistent: a failed dial is not retried.
+    /// Dial `node` (not connected; from the passive list, [`view`], or learned from
+    /// neighbour lists, [`exchange`]) at these addresses. Not persistent: the protocol asks
+    /// again when it still wants the peer, and a connection that ends is not redialed by the
+    /// driver on its own.
     Dial {
         /// The node to reach (the driver checks its TLS identity).
         node: NodeId,
-        /// Where its neighbours reach it.
-        addrs: Vec<std::net::SocketAddrV4>,
+        /// Where discovery heard it or its neighbours reach it.
+        addrs: Vec<std::net::SocketAddr>,
+    },
+    /// Close the connection to `peer`: the active view is over [`Config::active_max`]
+    /// ([`view`]). Not a fault of the peer; it repairs its own view from its passive list.
+    Disconnect {
+        /// Peer.
+        peer: NodeId,
     },
     /// The storage failed; the driver logs it.
     StorageFailed(StorageError),
@@ -381,6 +415,8 @@ pub enum Output {
 #[derive(Default)]
 struct PeerState {
     hello: bool,
+    /// Closed for the view ([`Output::Disconnect`]); gone at `Disconnected`.
+    closing: bool,
     rooms: BTreeSet<String>,
     /// Rooms in which this link is lazy (announce only). Absent = eager.
     lazy: HashSet<String>,
@@ -495,6 +531,8 @@ pub struct Protocol {
     retry: BTreeMap<String, retry::RoomRetry>,
     /// Urgent-message budgets and prioritised ids (urgent.rs).
     urgent: urgent::UrgentState,
+    /// Passive list and pinned peers (view.rs).
+    view: view::View,
 }
 
 impl Protocol {
@@ -542,6 +580,7 @@ impl Protocol {
             own_topo: topology::OwnTopo::default(),
             retry: BTreeMap::new(),
             urgent: urgent::UrgentState::default(),
+            view: view::View::seeded(&me),
         }
     }
 
@@ -655,6 +694,9 @@ impl Protocol {
         if let Some(retry) = self.next_retry_at() {
             at = at.min(retry);
         }
+        if let Some(dial) = self.view_next_dial() {
+            at = at.min(dial);
+        }
         Some(at)
     }
 
@@ -704,6 +746,8 @@ impl Protocol {
         self.carry_tick(store, out);
         self.topo_tick(out);
         self.anti_entropy(store, out);
+        self.trim_view(None, true, out);
+        self.view_bridge(out);
     }
 
     /// What every call ends with: peer exchange when due, window accounting, queued replies.
@@ -716,7 +760,8 @@ impl Protocol {
             self.own_topo_changed();
         }
         self.sign_own_topo_if_due(&mut out);
-        self.exchange_peers(tick, &mut out);
+        let dialing = self.view_dial(&mut out);
+        self.exchange_peers(tick, dialing, &mut out);
         self.account(&out);
         self.pump_replies(store, &mut out);
         self.retry_learn(&out);
@@ -746,11 +791,14 @@ impl Protocol {
                     peer,
                     frame: self.hello(),
                 });
+                self.view_connected(peer, &mut out);
             }
             Input::Disconnected { peer } => {
                 self.peers.remove(&peer);
                 self.last_recon.retain(|(p, _), _| *p != peer);
+                self.view_disconnected(peer);
             }
+            Input::Discovered { node, addrs } => self.on_discovered(node, addrs),
             Input::Frame { peer, frame } => self.on_frame(store, peer, frame, &mut out),
             Input::Imported(msg) => {
                 // A room is carried for a record only when that record could be stored: a
@@ -1061,3 +1109,5 @@ mod tests_retry;
 mod tests_timers;
 #[cfg(test)]
 mod tests_urgent;
+#[cfg(test)]
+mod tests_view;

@@ -7,7 +7,7 @@ use super::tests::Net;
 use super::*;
 use crate::topo::{Neighbour, TopoRecord};
 
-fn dials(outs: &[Output]) -> Vec<(NodeId, Vec<SocketAddrV4>)> {
+fn dials(outs: &[Output]) -> Vec<(NodeId, Vec<std::net::SocketAddr>)> {
     outs.iter()
         .filter_map(|o| match o {
             Output::Dial { node, addrs } => Some((*node, addrs.clone())),
@@ -70,7 +70,7 @@ fn a_node_below_its_target_dials_the_nodes_its_neighbours_list() {
     net.now += EXCHANGE_MIN_GAP_MS;
     let mut dialled = dials(&handle(&mut net, 0, Input::Tick));
     dialled.sort();
-    let mut want = vec![(net.id(2), vec![a2]), (net.id(3), vec![a3])];
+    let mut want = vec![(net.id(2), vec![a2.into()]), (net.id(3), vec![a3.into()])];
     want.sort();
     assert_eq!(
         dialled, want,

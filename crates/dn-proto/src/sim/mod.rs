@@ -10,6 +10,13 @@
 //!
 //! Every frame is encoded, counted and decoded on delivery, and every message is signed and
 //! verified, so the figures (bytes, copies) are those of the real wire protocol.
+//!
+//! [`Topology::Lan`] models one LAN where discovery hears everyone: no link is up at start,
+//! every node is told of every other ([`Input::Discovered`]) and connections open only when a
+//! node dials ([`Output::Dial`], one round trip later) and close when one asks
+//! ([`Output::Disconnect`]), so the protocol's bounded view ([`crate::protocol::view`])
+//! shapes the overlay. [`run_with_churn`] adds nodes leaving and coming back, and the report
+//! tells connections per node and whether the overlay stayed connected.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -65,6 +72,22 @@ pub enum Topology {
     Grid,
     /// Two random clusters of this degree joined through a single bridge node.
     TwoClusters(usize),
+    /// One LAN: any two nodes can connect, every node discovers every other, and the nodes'
+    /// own dials and closes decide which links are up (module docs).
+    Lan,
+}
+
+/// Nodes leaving and coming back during a run ([`run_with_churn`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Churn {
+    /// One random node (never node 0) leaves this often, ms.
+    pub every_ms: u64,
+    /// It comes back (fresh state, stored messages kept) this long after leaving, ms.
+    pub down_ms: u64,
+    /// First leave, ms.
+    pub from_ms: u64,
+    /// No leave after this, ms.
+    pub until_ms: u64,
 }
 
 /// Who sends the measured messages.
@@ -176,6 +199,14 @@ pub struct SimReport {
     pub grafts: u64,
     /// Simulated time at the end, ms.
     pub end_ms: u64,
+    /// Most connections one node had, over the samples (once a second) and the end.
+    pub max_connections: usize,
+    /// Mean connections per running node, over the samples.
+    pub mean_connections: f64,
+    /// Samples in which the running nodes did not form one connected overlay.
+    pub split_samples: usize,
+    /// Samples taken.
+    pub samples: usize,
 }
 
 impl std::fmt::Display for SimReport {
@@ -196,7 +227,15 @@ impl std::fmt::Display for SimReport {
             self.bytes_sent,
             self.bytes_per_msg_node,
             self.grafts,
-        )
+        )?;
+        if self.samples > 0 {
+            write!(
+                f,
+                " connections max/mean={}/{:.1} split samples={}/{}",
+                self.max_connections, self.mean_connections, self.split_samples, self.samples
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -222,6 +261,14 @@ enum Event {
     PartitionHeal,
     Crash(Vec<usize>),
     Restart(Vec<usize>),
+    /// A dial from the first node reaches the second (LAN).
+    Connect(usize, usize),
+    /// One random running node leaves; it comes back `down_ms` later (churn).
+    Leave {
+        down_ms: u64,
+    },
+    /// Connections per node and connectivity are sampled.
+    Sample,
 }
 
 struct Node {
@@ -300,6 +347,8 @@ pub fn build_topology(rng: &mut Rng, n: usize, topo: Topology) -> Vec<(usize, us
                 add(bridge, y, &mut edges);
             }
         }
+        // No link is up at start: the nodes dial (Sim::lan_link makes links on demand).
+        Topology::Lan => {}
     }
     let mut v: Vec<_> = edges.into_iter().collect();
     v.sort_unstable();
@@ -327,6 +376,11 @@ struct Sim {
     bytes: u64,
     /// Events scheduled other than wake-ups (deliveries, publishes, faults).
     work: usize,
+    /// Connections per node and connectivity samples (LAN).
+    max_conns: usize,
+    conn_sum: f64,
+    split_samples: usize,
+    samples: usize,
 }
 
 impl Sim {
@@ -371,6 +425,17 @@ impl Sim {
         for o in outs {
             match o {
                 Output::Send { peer, frame } => self.send(i, peer, &frame),
+                Output::Dial { node, .. } if self.cfg.topology == Topology::Lan => {
+                    if let Some(&j) = self.index.get(&node) {
+                        let lat = self.lan_link(i, j);
+                        self.schedule(self.now + 2 * lat, Event::Connect(i, j));
+                    }
+                }
+                Output::Disconnect { peer } => {
+                    if let Some(&j) = self.index.get(&peer) {
+                        self.disconnect(i, j);
+                    }
+                }
                 Output::Stored { message, hops, .. } => {
                     let id = message.id();
                     if self.measured.contains_key(&id) {
@@ -421,6 +486,90 @@ impl Sim {
                 bytes: bytes[4..].to_vec(),
             },
         );
+    }
+
+    /// The LAN link between `a` and `b` (created on first use, with its own latency).
+    fn lan_link(&mut self, a: usize, b: usize) -> u64 {
+        let key = Self::link_key(a, b);
+        if let Some(l) = self.links.get(&key) {
+            return l.0;
+        }
+        let lat = self.rng.range(self.cfg.latency_ms.0, self.cfg.latency_ms.1);
+        self.links.insert(key, (lat, false, 0));
+        lat
+    }
+
+    /// Connections of node `i` that are up.
+    fn degree(&self, i: usize) -> usize {
+        self.neighbours(i)
+            .into_iter()
+            .filter(|&j| self.links.get(&Self::link_key(i, j)).is_some_and(|l| l.1))
+            .count()
+    }
+
+    /// Records connections per running node and whether they form one overlay.
+    fn sample(&mut self) {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].proto.is_some())
+            .collect();
+        let Some(&start) = up.first() else {
+            return;
+        };
+        let mut adj: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (&(a, b), l) in &self.links {
+            if l.1 {
+                adj.entry(a).or_default().push(b);
+                adj.entry(b).or_default().push(a);
+            }
+        }
+        let mut seen: HashSet<usize> = HashSet::from([start]);
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            for &j in adj.get(&i).map_or(&[][..], |v| &v[..]) {
+                if seen.insert(j) {
+                    stack.push(j);
+                }
+            }
+        }
+        if up.iter().any(|i| !seen.contains(i)) {
+            self.split_samples += 1;
+        }
+        let degrees: Vec<usize> = up
+            .iter()
+            .map(|&i| adj.get(&i).map_or(0, Vec::len))
+            .collect();
+        self.max_conns = self
+            .max_conns
+            .max(degrees.iter().copied().max().unwrap_or(0));
+        self.conn_sum += degrees.iter().sum::<usize>() as f64 / up.len() as f64;
+        self.samples += 1;
+    }
+
+    /// Tells every running node of `i`, and `i` of every running node (LAN discovery).
+    fn discover(&mut self, i: usize) {
+        let addr = |k: usize| {
+            std::net::SocketAddr::from(([10, (k >> 16) as u8, (k >> 8) as u8, k as u8], 7300))
+        };
+        for j in 0..self.nodes.len() {
+            if j == i || self.nodes[j].proto.is_none() {
+                continue;
+            }
+            let (ii, ij) = (self.ids[i], self.ids[j]);
+            self.input(
+                j,
+                Input::Discovered {
+                    node: ii,
+                    addrs: vec![addr(i)],
+                },
+            );
+            self.input(
+                i,
+                Input::Discovered {
+                    node: ij,
+                    addrs: vec![addr(j)],
+                },
+            );
+        }
     }
 
     fn connect(&mut self, a: usize, b: usize) {
@@ -476,10 +625,14 @@ impl Sim {
     }
 
     fn fresh_proto(&self, i: usize) -> Protocol {
-        let config = Config {
+        let mut config = Config {
             propagation: self.cfg.propagation,
             ..Config::default()
         };
+        if self.cfg.topology != Topology::Lan {
+            // A given topology's links are the network itself: none is closed for the view.
+            config.active_max = usize::MAX;
+        }
         Protocol::with_config(
             self.ids[i],
             format!("n{i}"),
@@ -494,6 +647,11 @@ impl Sim {
         edges.sort_unstable();
         for (a, b) in edges {
             self.connect(a, b);
+        }
+        if self.cfg.topology == Topology::Lan {
+            for i in 0..self.nodes.len() {
+                self.discover(i);
+            }
         }
         // Until the network is quiet: nothing in flight or scheduled, no repair pending. (The
         // nodes' housekeeping ticks would go on forever.)
@@ -594,11 +752,38 @@ impl Sim {
                 Event::Restart(nodes) => {
                     for &i in &nodes {
                         self.nodes[i].proto = Some(self.fresh_proto(i));
+                        if self.cfg.topology == Topology::Lan {
+                            self.discover(i);
+                            continue;
+                        }
                         for j in self.neighbours(i) {
                             self.connect(i, j);
                         }
                     }
                 }
+                Event::Connect(a, b) => {
+                    if self.links.get(&Self::link_key(a, b)).is_some_and(|l| !l.1) {
+                        self.connect(a, b);
+                    }
+                }
+                Event::Leave { down_ms } => {
+                    let n = self.nodes.len() as u64;
+                    let running: Vec<usize> = (1..n as usize)
+                        .filter(|&i| self.nodes[i].proto.is_some())
+                        .collect();
+                    if running.is_empty() {
+                        continue;
+                    }
+                    let i = running[self.rng.below(running.len() as u64) as usize];
+                    for j in self.neighbours(i) {
+                        self.disconnect(i, j);
+                    }
+                    self.nodes[i].proto = None;
+                    self.nodes[i].epoch += 1;
+                    self.nodes[i].wake_at = None;
+                    self.schedule(self.now + down_ms, Event::Restart(vec![i]));
+                }
+                Event::Sample => self.sample(),
             }
         }
         self.report()
@@ -656,12 +841,27 @@ impl Sim {
             bytes_per_msg_node: self.bytes as f64 / (msgs * n) as f64,
             grafts,
             end_ms: self.now,
+            max_connections: (0..n)
+                .map(|i| self.degree(i))
+                .max()
+                .unwrap_or(0)
+                .max(self.max_conns),
+            mean_connections: self.conn_sum / self.samples.max(1) as f64,
+            split_samples: self.split_samples,
+            samples: self.samples,
         }
     }
 }
 
 /// Runs one simulation.
 pub fn run(cfg: &SimConfig) -> SimReport {
+    run_with_churn(cfg, None)
+}
+
+/// Runs one simulation with nodes leaving and coming back ([`Churn`]). On a
+/// [`Topology::Lan`], connections and connectivity are sampled every second from 1 s until
+/// the last message was published.
+pub fn run_with_churn(cfg: &SimConfig, churn: Option<Churn>) -> SimReport {
     let mut rng = Rng::new(cfg.seed);
     let n = cfg.nodes.max(2);
     let edges = build_topology(&mut rng, n, cfg.topology);
@@ -702,6 +902,10 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         links,
         busy_until: HashMap::new(),
         work: 0,
+        max_conns: 0,
+        conn_sum: 0.0,
+        split_samples: 0,
+        samples: 0,
         cut: HashSet::new(),
         measured: HashMap::new(),
         first_arrival: HashMap::new(),
@@ -748,6 +952,21 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         }
         sim.schedule(c.at_ms, Event::Crash(victims.clone()));
         sim.schedule(c.restart_ms, Event::Restart(victims));
+    }
+    let last_publish = 1000 + total as u64 * cfg.interval_ms;
+    if let Some(c) = churn {
+        let mut at = c.from_ms;
+        while at <= c.until_ms && c.every_ms > 0 {
+            sim.schedule(at, Event::Leave { down_ms: c.down_ms });
+            at += c.every_ms;
+        }
+    }
+    if cfg.topology == Topology::Lan {
+        let mut at = 1000;
+        while at <= last_publish {
+            sim.schedule(at, Event::Sample);
+            at += 1000;
+        }
     }
     sim.run()
 }

@@ -171,3 +171,62 @@ fn topologies_are_connected() {
         assert!(seen.iter().all(|&s| s), "{topo:?}");
     }
 }
+
+/// A LAN of `nodes` where every node discovers every other.
+fn lan(seed: u64, nodes: usize) -> SimConfig {
+    SimConfig {
+        seed,
+        nodes,
+        topology: Topology::Lan,
+        latency_ms: (1, 10),
+        warmup: 10,
+        messages: 60,
+        senders: Senders::Changing,
+        interval_ms: 200,
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn a_lan_where_everyone_discovers_everyone_keeps_few_connections() {
+    use crate::protocol::ACTIVE_MAX;
+    let cfg = lan(3, 300);
+    let r = check(&cfg);
+    assert_eq!(r.delivery, 1.0, "seed {}", cfg.seed);
+    assert!(r.max_connections <= ACTIVE_MAX, "{r}");
+    assert!(r.mean_connections >= 6.0, "{r}");
+    assert_eq!(r.split_samples, 0, "{r}");
+    assert!(r.copies_per_node <= 1.3, "{r}");
+    // Without the view (every node dials everyone) it would be 299 each.
+    let small = check(&lan(3, 6));
+    assert_eq!(
+        small.max_connections, 5,
+        "a small LAN is a full mesh: {small}"
+    );
+    assert_eq!(small.delivery, 1.0);
+}
+
+#[test]
+fn a_lan_under_churn_stays_connected_and_delivers_everything() {
+    use crate::protocol::ACTIVE_MAX;
+    let cfg = SimConfig {
+        messages: 100,
+        ..lan(5, 200)
+    };
+    let churn = Churn {
+        every_ms: 300,
+        down_ms: 4_000,
+        from_ms: 2_000,
+        until_ms: 18_000,
+    };
+    let r = run_with_churn(&cfg, Some(churn));
+    println!("{r}");
+    assert_eq!(
+        r.delivery, 1.0,
+        "everyone has every message in the end: {r}"
+    );
+    assert!(r.max_connections <= ACTIVE_MAX, "{r}");
+    assert_eq!(r.split_samples, 0, "{r}");
+    assert!(r.copies_per_node <= 1.5, "{r}");
+    assert_eq!(run_with_churn(&cfg, Some(churn)), r, "same seed, same run");
+}
