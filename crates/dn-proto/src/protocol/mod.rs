@@ -10,6 +10,12 @@
 //!   `IHave` for a message it lacks waits [`Config::ihave_timeout_ms`] (the tree is usually
 //!   just slower), then sends `Graft` to the announcer, which makes the link eager again and
 //!   sends the message; further announcers are tried every [`Config::graft_retry_ms`].
+//!   A duplicate of a message still in flight does not prune a link that just delivered a
+//!   first copy ([`Config::prune_hold_ms`]), so messages crossing a cycle at once cannot cut
+//!   it twice. PlumTree's optimisation (*swap*): when the same lazy peer's `IHave` beats the
+//!   tree's copy by more than [`Config::swap_threshold_ms`] for [`Config::swap_streak`]
+//!   messages in a row, that link is made eager (a `Graft` with no ids) and the slow one lazy
+//!   (`Prune`), at most once per [`Config::swap_cooldown_ms`].
 //!   [`Propagation::Flood`] pushes to every link instead (the baseline the simulator compares
 //!   against). In both modes `hops` drops by one per forward (0 = store, do not forward), the
 //!   store is the seen-set, and peers known to hold a message are skipped.
@@ -165,6 +171,29 @@ pub const TOPO_REFRESH_MS: u64 = 120_000;
 /// A neighbour list not refreshed for this long is dropped (its node left), ms.
 pub const TOPO_MAX_AGE_MS: u64 = 5 * TOPO_REFRESH_MS;
 
+/// Default [`Config::swap_threshold_ms`]: a quarter of [`Config::ihave_timeout_ms`]'s
+/// default, well above the spread of two paths of about equal length, so equal paths never
+/// swap; a lead this large comes from a path several links shorter. Chosen with the
+/// simulator (docs/benchmarks.md §1): at 30 ms trees chased every message.
+pub const SWAP_THRESHOLD_MS: u64 = 100;
+
+/// Default [`Config::swap_cooldown_ms`] (five messages at the simulator's rate).
+pub const SWAP_COOLDOWN_MS: u64 = 1_000;
+
+/// Default [`Config::swap_streak`]: one sender's message alone does not move the tree, which
+/// serves every sender.
+pub const SWAP_STREAK: u32 = 2;
+/// Default [`Config::prune_hold_ms`]: about the time a message takes to cross a large mesh
+/// with slow links (the simulator's 1,000 nodes at 10–100 ms: p99 ≈ 0.8–1.2 s), so messages
+/// sent while one is in flight count as in flight too. Chosen with the simulator
+/// (docs/benchmarks.md §1): 1.5–3 s gave the same trees on slow links, and the shorter hold
+/// keeps fewer extra copies on a LAN under churn.
+pub const PRUNE_HOLD_MS: u64 = 1_500;
+
+/// First-copy arrival times remembered (the newest messages): enough for every message in
+/// flight at once, ≈ 50 KB.
+const ARRIVALS_CAP: usize = 1_024;
+
 /// How new messages spread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Propagation {
@@ -183,6 +212,22 @@ pub struct Config {
     pub ihave_timeout_ms: u64,
     /// How long to wait for a graft's answer before trying the next announcer, ms.
     pub graft_retry_ms: u64,
+    /// A tree copy that arrives more than this long after another peer's `IHave` for the same
+    /// message swaps the two links (PlumTree's optimisation), ms. `u64::MAX` turns it off.
+    pub swap_threshold_ms: u64,
+    /// After a swap, no other swap for this long, ms: the tree serves every sender, so
+    /// each swap may move it away from another's fastest paths; spacing them keeps it from
+    /// chasing each message.
+    pub swap_cooldown_ms: u64,
+    /// A swap needs the same lazy peer to win by the threshold for this many messages of the
+    /// room in a row.
+    pub swap_streak: u32,
+    /// A duplicate of a message whose first copy came less than this long ago does not prune
+    /// a link that gave us a first copy within this time either, ms (0 = always prune). With
+    /// messages from several senders in flight at once, two duplicates of different messages
+    /// could otherwise cut two links of the same cycle and split the tree (then every node
+    /// below the cut grafts: extra copies, slow repairs).
+    pub prune_hold_ms: u64,
     /// Most rooms carried for others without being joined (0 = carry nothing).
     pub max_carried_rooms: usize,
     /// A single connected peer's rooms are carried on its word alone only if it lists at most
@@ -207,6 +252,10 @@ impl Default for Config {
             propagation: Propagation::Tree,
             ihave_timeout_ms: 400,
             graft_retry_ms: 250,
+            swap_threshold_ms: SWAP_THRESHOLD_MS,
+            swap_cooldown_ms: SWAP_COOLDOWN_MS,
+            swap_streak: SWAP_STREAK,
+            prune_hold_ms: PRUNE_HOLD_MS,
             max_carried_rooms: 64,
             sole_peer_max_rooms: CARRY_SOLE_PEER_MAX_ROOMS,
             carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,
@@ -437,6 +486,8 @@ struct PeerState {
     /// Own messages sent to it as `Msg`, not yet acknowledged (oldest first), and as a set.
     sent_own: VecDeque<MessageId>,
     sent_own_set: HashSet<MessageId>,
+    /// When it last gave us the first copy of a message (ms): a link in use by the tree.
+    last_first_at: Option<u64>,
 }
 
 impl PeerState {
@@ -481,6 +532,10 @@ pub struct Counters {
     pub grafts: u64,
     /// Prunes sent.
     pub prunes: u64,
+    /// Tree swaps: a message's `IHave` came more than [`Config::swap_threshold_ms`] before
+    /// its tree copy, so the announcer's link was made eager (an empty `Graft`) and the
+    /// sender's lazy (a `Prune`, also counted in `prunes`).
+    pub swaps: u64,
     /// Messages of rooms not joined evicted under the carry quota.
     pub evicted: u64,
     /// Frames (or requests) dropped without being invalid, per reason.
@@ -498,6 +553,15 @@ pub struct Protocol {
     now: u64,
     /// Wall-clock time (ms since the Unix epoch) given by the driver; 0 = unknown.
     wall_now: u64,
+    /// When the last tree swap was made ([`Config::swap_cooldown_ms`]).
+    last_swap_at: Option<u64>,
+    /// The lazy peer that announced the latest messages of a room first by more than
+    /// [`Config::swap_threshold_ms`], and for how many messages in a row.
+    swap_streak: Option<(String, NodeId, u32)>,
+    /// When the first copy of each of the newest messages arrived ([`ARRIVALS_CAP`]), and
+    /// their order (oldest first): how late a duplicate is.
+    arrivals: HashMap<MessageId, u64>,
+    arrival_order: VecDeque<MessageId>,
     /// Rooms the user joined.
     rooms: BTreeSet<String>,
     /// Rooms carried for others (store-and-forward): learned from peers, not joined.
@@ -561,6 +625,10 @@ impl Protocol {
             config,
             now: 0,
             wall_now: 0,
+            last_swap_at: None,
+            swap_streak: None,
+            arrivals: HashMap::new(),
+            arrival_order: VecDeque::new(),
             rooms: rooms.into_iter().collect(),
             carried: BTreeSet::new(),
             carry_full: false,
@@ -1045,6 +1113,15 @@ impl Protocol {
                     self.drop_frame(peer, DropReason::UnknownRoom, out);
                     return;
                 }
+                if ids.is_empty() {
+                    // No ids: only "make this link eager" (the other end's tree swap).
+                    if self.take_budget(peer, Budget::Graft, 1) {
+                        self.set_lazy(peer, &room, false);
+                    } else {
+                        self.drop_frame(peer, DropReason::RateLimited(Budget::Graft), out);
+                    }
+                    return;
+                }
                 let ids = self.budgeted_ids(peer, Budget::Graft, ids, out);
                 if ids.is_empty() {
                     return;
@@ -1105,6 +1182,8 @@ mod tests_exchange;
 mod tests_quota;
 #[cfg(test)]
 mod tests_retry;
+#[cfg(test)]
+mod tests_swap;
 #[cfg(test)]
 mod tests_timers;
 #[cfg(test)]

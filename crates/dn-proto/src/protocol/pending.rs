@@ -22,8 +22,24 @@ pub(super) struct Missing {
     pub(super) announcers: VecDeque<NodeId>,
     /// The peer charged for the entry (the first announcer).
     owner: NodeId,
+    /// When the first announcement arrived (ms, monotonic).
+    first_at: u64,
+    /// Whether a `Graft` was sent for it (the copy that comes is then the answer, not the
+    /// tree's push).
+    pub(super) grafted: bool,
     /// When to act on it next (`None` while being handled).
     due: Option<u64>,
+}
+
+/// The first announcement of a message that was still missing when its copy arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FirstAnnounce {
+    /// The peer that announced it first.
+    pub(super) peer: NodeId,
+    /// When (ms, monotonic).
+    pub(super) at: u64,
+    /// Whether a `Graft` was sent for it.
+    pub(super) grafted: bool,
 }
 
 /// The pending-repair table.
@@ -47,12 +63,13 @@ pub(super) enum Announced {
 }
 
 impl Pending {
-    /// Records that `peer` announced `id` in `room`; a new entry is due at `due`.
+    /// Records that `peer` announced `id` in `room` at `now`; a new entry is due at `due`.
     pub(super) fn announce(
         &mut self,
         id: MessageId,
         room: &str,
         peer: NodeId,
+        now: u64,
         due: u64,
     ) -> Announced {
         if let Some(m) = self.entries.get_mut(&id) {
@@ -72,6 +89,8 @@ impl Pending {
                 room: room.to_string(),
                 announcers: VecDeque::from([peer]),
                 owner: peer,
+                first_at: now,
+                grafted: false,
                 due: Some(due),
             },
         );
@@ -82,6 +101,15 @@ impl Pending {
     /// The entry for `id`.
     pub(super) fn get_mut(&mut self, id: &MessageId) -> Option<&mut Missing> {
         self.entries.get_mut(id)
+    }
+
+    /// Who announced `id` first and when, if it is pending.
+    pub(super) fn first_announce(&self, id: &MessageId) -> Option<FirstAnnounce> {
+        self.entries.get(id).map(|m| FirstAnnounce {
+            peer: m.owner,
+            at: m.first_at,
+            grafted: m.grafted,
+        })
     }
 
     /// The earliest deadline.

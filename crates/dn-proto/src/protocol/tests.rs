@@ -600,7 +600,7 @@ fn direct_messages_take_the_shortest_known_path_even_over_lazy_links() {
 // ---- An open network: one authenticated peer must not starve, fill or fool a node. ----
 
 /// A frame as it crosses the wire.
-fn wire(frame: &Frame) -> Frame {
+pub(super) fn wire(frame: &Frame) -> Frame {
     Frame::decode(&frame.encode()).unwrap()
 }
 

@@ -128,10 +128,13 @@ impl Protocol {
         out: &mut Vec<Output>,
     ) -> bool {
         let _ = out;
-        match self
-            .missing
-            .announce(id, room, peer, self.now + self.config.ihave_timeout_ms)
-        {
+        match self.missing.announce(
+            id,
+            room,
+            peer,
+            self.now,
+            self.now + self.config.ihave_timeout_ms,
+        ) {
             pending::Announced::New => true,
             pending::Announced::Known => true,
             pending::Announced::Full => false,
@@ -153,6 +156,7 @@ impl Protocol {
         };
         while let Some(peer) = m.announcers.pop_front() {
             if self.peers.get(&peer).is_some_and(|p| p.hello) {
+                m.grafted = true;
                 let room = m.room.clone();
                 self.counters.grafts += 1;
                 self.set_lazy(peer, &room, false);
@@ -225,6 +229,11 @@ impl Protocol {
                 self.note_stored(&msg);
                 self.note_urgent(&msg);
                 self.counters.received += 1;
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.last_first_at = Some(self.now);
+                }
+                self.note_arrival(id);
+                self.maybe_swap(peer, &msg.room, &id, out);
                 self.missing.remove(&id);
                 if msg.author == peer {
                     // Straight from its author: acknowledge, so the author can show "held by".
@@ -247,11 +256,24 @@ impl Protocol {
             Ok(false) => {
                 self.counters.duplicates += 1;
                 let room = msg.room;
-                let eager = self
-                    .peers
-                    .get(&peer)
-                    .is_some_and(|p| !p.lazy.contains(&room));
-                if self.config.propagation == Propagation::Tree && eager {
+                // A duplicate of a message still in flight (its first copy came less than
+                // `prune_hold_ms` ago) does not cut a link that gave us a first copy within
+                // that time: other messages in flight may be crossing the same cycle the
+                // other way, and two such prunes would split the tree. Duplicates of older
+                // messages (catch-up, a late repair) prune as before.
+                let now = self.now;
+                let window = self.config.prune_hold_ms;
+                let in_flight = self
+                    .arrivals
+                    .get(&id)
+                    .is_some_and(|t| now.saturating_sub(*t) <= window);
+                let hold = if in_flight { window } else { 0 };
+                let prunable = self.peers.get(&peer).is_some_and(|p| {
+                    !p.lazy.contains(&room)
+                        && p.last_first_at
+                            .is_none_or(|t| now >= t.saturating_add(hold))
+                });
+                if self.config.propagation == Propagation::Tree && prunable {
                     self.counters.prunes += 1;
                     self.set_lazy(peer, &room, true);
                     out.push(Output::Send {
@@ -261,6 +283,84 @@ impl Protocol {
                 }
             }
             Err(e) => out.push(Output::StorageFailed(e)),
+        }
+    }
+
+    /// Remembers when the first copy of `id` arrived, for the [`ARRIVALS_CAP`] newest.
+    fn note_arrival(&mut self, id: MessageId) {
+        if self.arrivals.len() >= ARRIVALS_CAP {
+            if let Some(old) = self.arrival_order.pop_front() {
+                self.arrivals.remove(&old);
+            }
+        }
+        if self.arrivals.insert(id, self.now).is_none() {
+            self.arrival_order.push_back(id);
+        }
+    }
+
+    /// PlumTree's optimisation: the tree's copy of `id` just arrived from `peer`, but another
+    /// peer announced it (`IHave`) more than [`Config::swap_threshold_ms`] earlier, so that
+    /// peer's path is faster. Swap: an empty `Graft` makes the announcer's link eager (both
+    /// ends), a `Prune` makes the slow sender's link lazy (both ends). Uses only the
+    /// pending-repair entry the announcement already created (bounded by [`MISSING_CAP`]), so
+    /// it costs no state of its own. Not done for a copy we grafted (that is the repair's
+    /// answer), nor when the announcer is gone.
+    fn maybe_swap(&mut self, peer: NodeId, room: &str, id: &MessageId, out: &mut Vec<Output>) {
+        if self.config.propagation != Propagation::Tree {
+            return;
+        }
+        let faster = self.missing.first_announce(id).filter(|f| {
+            !f.grafted
+                && f.peer != peer
+                && self.now.saturating_sub(f.at) > self.config.swap_threshold_ms
+        });
+        let Some(first) = faster else {
+            // The tree's copy was (about) as fast as any announcement: the streak ends.
+            self.swap_streak = None;
+            return;
+        };
+        let streak = match &self.swap_streak {
+            Some((r, l, n)) if r == room && *l == first.peer => n.saturating_add(1),
+            _ => 1,
+        };
+        if streak < self.config.swap_streak {
+            self.swap_streak = Some((room.to_string(), first.peer, streak));
+            return;
+        }
+        self.swap_streak = None;
+        if self
+            .last_swap_at
+            .is_some_and(|t| self.now < t.saturating_add(self.config.swap_cooldown_ms))
+        {
+            return;
+        }
+        let usable = |p: Option<&PeerState>| p.is_some_and(|p| p.hello && p.shares(room));
+        if !usable(self.peers.get(&first.peer)) || !usable(self.peers.get(&peer)) {
+            return;
+        }
+        self.counters.swaps += 1;
+        self.last_swap_at = Some(self.now);
+        self.set_lazy(first.peer, room, false);
+        out.push(Output::Send {
+            peer: first.peer,
+            frame: Frame::Graft {
+                room: room.to_string(),
+                ids: Vec::new(),
+            },
+        });
+        if self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| !p.lazy.contains(room))
+        {
+            self.counters.prunes += 1;
+            self.set_lazy(peer, room, true);
+            out.push(Output::Send {
+                peer,
+                frame: Frame::Prune {
+                    room: room.to_string(),
+                },
+            });
         }
     }
 

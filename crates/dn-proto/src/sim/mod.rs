@@ -197,6 +197,8 @@ pub struct SimReport {
     pub bytes_per_msg_node: f64,
     /// Grafts sent (tree repairs).
     pub grafts: u64,
+    /// Tree swaps (PlumTree's optimisation) by all nodes over the whole run.
+    pub swaps: u64,
     /// Simulated time at the end, ms.
     pub end_ms: u64,
     /// Most connections one node had, over the samples (once a second) and the end.
@@ -214,7 +216,7 @@ impl std::fmt::Display for SimReport {
         write!(
             f,
             "{:<6} seed={} delivery={:.4} copies/node/msg={:.3} hops p50/p99/max={}/{}/{} \
-             latency p50/p99={}/{} ms bytes={} ({:.0} B/msg/node) grafts={}",
+             latency p50/p99={}/{} ms bytes={} ({:.0} B/msg/node) grafts={} swaps={}",
             format!("{:?}", self.propagation).to_lowercase(),
             self.seed,
             self.delivery,
@@ -227,6 +229,7 @@ impl std::fmt::Display for SimReport {
             self.bytes_sent,
             self.bytes_per_msg_node,
             self.grafts,
+            self.swaps,
         )?;
         if self.samples > 0 {
             write!(
@@ -827,6 +830,12 @@ impl Sim {
             .filter_map(|n| n.proto.as_ref())
             .map(|p| p.counters().grafts)
             .sum();
+        let swaps = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.proto.as_ref())
+            .map(|p| p.counters().swaps)
+            .sum();
         SimReport {
             seed: self.cfg.seed,
             propagation: self.cfg.propagation,
@@ -840,6 +849,7 @@ impl Sim {
             bytes_sent: self.bytes,
             bytes_per_msg_node: self.bytes as f64 / (msgs * n) as f64,
             grafts,
+            swaps,
             end_ms: self.now,
             max_connections: (0..n)
                 .map(|i| self.degree(i))
