@@ -88,7 +88,7 @@ fn skipped(reason: &str) -> Section {
 
 /// One request over a node's control socket (the CLI's protocol: a JSON line out, a JSON line
 /// back), blocking, with [`CONTROL_TIMEOUT`] on each read and write.
-fn control(data_dir: &Path, req: &Request) -> Result<Value> {
+pub(crate) fn control(data_dir: &Path, req: &Request) -> Result<Value> {
     let path = dn_node::control::socket_path(data_dir);
     let mut s =
         UnixStream::connect(&path).with_context(|| format!("connecting to {}", path.display()))?;
@@ -125,7 +125,7 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// CPU seconds used so far by `pid`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let ticks = parse_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     let hz = rustix::param::clock_ticks_per_second();
     (hz > 0).then(|| ticks as f64 / hz as f64)

@@ -1,6 +1,6 @@
 //! # dn-bench — DisasterNet's benchmark runner
 //!
-//! One binary, nine sections, each printed with its exact parameters beside its goal and the
+//! One binary, fourteen sections, each printed with its exact parameters beside its goal and the
 //! peers' published numbers (`/work/shared/notes/ANCHORS.md`, `docs/benchmarks.md`):
 //!
 //! 1. `sim` — propagation in the deterministic simulator (`dn_proto::sim`): tree vs flooding.
@@ -33,6 +33,10 @@
 //!     other, urgent messages written at the other reach it (write → stored, p50/p99).
 //! 14. `bundle` — a bundle of 100,000 messages exported by one camp's CLI and imported by
 //!     another's, then imported again (time, rate, file size, peak memory).
+//! 15. `scale` — 20, 50 and 100 real nodes in network namespaces on one bridge (root only):
+//!     time until every node lists every other, connections, idle traffic, CPU and memory per
+//!     node, and a burst from changing senders (convergence, copies per node per message,
+//!     wire bytes ÷ payload bytes). Raises the kernel's neighbour-table limits while it runs.
 //!
 //! Run figures from a release build: `cargo build --release -p disasternet-cli -p dn-bench`
 //! then `target/release/dn-bench` (or `cargo run --release -p dn-bench`). `--quick` runs
@@ -41,7 +45,7 @@
 //! build.
 //!
 //! Network traffic stays on loopback (the host node listens on 127.0.0.1 with mDNS and the
-//! broadcast beacon off) or inside the network namespaces the `live` and `hostile`
+//! broadcast beacon off) or inside the network namespaces the `live`, `hostile` and `scale`
 //! sections create.
 //!
 //! Linux only (`/proc`, network namespaces, Xvfb): on other platforms this library is empty
@@ -61,6 +65,7 @@ mod node;
 mod private;
 mod recon;
 mod relay;
+mod scale;
 mod sim;
 mod stats;
 mod urgent;
@@ -74,9 +79,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 /// Every section, in run order.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "sim", "recon", "ingest", "node", "live", "app", "hostile", "carry", "atrest", "private",
-    "relay", "urgent", "bundle",
+    "relay", "urgent", "bundle", "scale",
 ];
 
 #[derive(Parser)]
@@ -92,9 +97,13 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Comma-separated sections to run: sim, recon, ingest, node, live, app, hostile,
-    /// carry, atrest, private, relay, urgent, bundle (default: all).
+    /// carry, atrest, private, relay, urgent, bundle, scale (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Comma-separated host counts for the `scale` section (default: 20,50,100; with
+    /// `--quick`: 20).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Vec<usize>,
     /// The `disasternet` binary for the `node`, `live` and `hostile` sections (default:
     /// `$CARGO_TARGET_DIR/release/disasternet` or `target/release/disasternet`). `hostile`
     /// takes `dn-hostile` from the same directory.
@@ -150,6 +159,8 @@ pub(crate) struct Ctx {
     pub(crate) disasternet: PathBuf,
     /// The desktop app binary for the `app` section.
     pub(crate) app: PathBuf,
+    /// Host counts for the `scale` section (empty: its defaults).
+    pub(crate) scale_sizes: Vec<usize>,
 }
 
 impl Ctx {
@@ -203,6 +214,7 @@ fn run() -> Result<ExitCode> {
         json: args.json,
         disasternet,
         app,
+        scale_sizes: args.scale_sizes.clone(),
     };
     if let Some(Helper::PrepareAppDir {
         dir,
@@ -257,6 +269,7 @@ fn run() -> Result<ExitCode> {
             "atrest" => atrest::run(&ctx),
             "urgent" => urgent::run(&ctx),
             "bundle" => bundle::run(&ctx),
+            "scale" => scale::run(&ctx),
             _ => app::run(&ctx),
         };
         match result {

@@ -1,0 +1,875 @@
+//! Section 15: scale — N real nodes in network namespaces on one bridge (issue #14, root only).
+//!
+//! For each size N (20, 50, 100; `--quick`: 20; `--scale-sizes` picks others) one
+//! `dn_tests::Lab` of N hosts on one bridge, each running the real `disasternet node` with its
+//! defaults (mDNS + broadcast beacon, bounded view, no `--peer`), everyone joined to one room.
+//! Measured, from this process over each node's control socket (a Unix socket reached by path:
+//! no process start per probe):
+//!
+//! - **listing**: from the moment the last node was spawned until each node's network graph
+//!   (`status` → `network`, from the signed neighbour lists) holds every other node with a hop
+//!   count ("reachable"), and until its `peers` list names every other node (at this commit
+//!   `peers` lists only the peers it connected to, so with a bounded view it may never);
+//! - **idle** (after everyone lists everyone, [`SETTLE`] then [`IDLE`]): connections per node
+//!   (`status` → `connected_peers`), wire traffic per node (sum over its links of QUIC's UDP
+//!   bytes in/out from `peers` → `link`, delta over the window, and the bytes its bridge port
+//!   carried, which adds mDNS, beacon and ARP), CPU per node (utime + stime) and VmRSS;
+//! - **burst**: after [`WARMUP`] messages (not counted), [`BURST`] messages of [`BODY`] bytes,
+//!   each from a different sender (`k × 7 mod N`), [`BURST_GAP`] apart: convergence (first send
+//!   until every node stores every message), per-delivery latency (`received_at` − signed
+//!   `timestamp`, one host clock), copies per node per message (Δ(`payloads_received` +
+//!   `duplicates`) summed over nodes ÷ (messages × (N−1))) and wire bytes ÷ payload bytes
+//!   (Σ Δ link `bytes_out` ÷ (messages × [`BODY`] × (N−1)); also with the idle rate taken off).
+//!
+//! The kernel's neighbour (ARP) table is shared by every namespace and its limits
+//! (`net.ipv{4,6}.neigh.default.gc_thresh{1,2,3}`) exist only in the initial namespace, so they
+//! are raised there for the section (never lowered) and restored afterwards ([`NeighLimits`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dn_node::api::Request;
+use dn_tests::disasternet::Cluster;
+use dn_tests::{Lab, Proc};
+use serde_json::{json, Value};
+
+use crate::hostile::{control, cpu_seconds};
+use crate::{round2, stats, Ctx, Section};
+
+/// The room every node joins.
+const ROOM: &str = "scale";
+/// Body size of every message (the issue's figure).
+const BODY: usize = 4096;
+/// Sizes of a normal run.
+const SIZES: [usize; 3] = [20, 50, 100];
+/// Size of a `--quick` run.
+const QUICK_SIZES: [usize; 1] = [20];
+/// How long every node may take to list every other one (the goal is 10 s at 100 hosts).
+const LIST_TIMEOUT: Duration = Duration::from_secs(120);
+/// After every node's graph reaches every other one, how much longer `peers` may take to
+/// list them all.
+const LIST_GRACE: Duration = Duration::from_secs(15);
+/// Pause between listing and the idle window (views settle).
+const SETTLE: Duration = Duration::from_secs(10);
+/// Idle window.
+const IDLE: Duration = Duration::from_secs(30);
+/// Idle window with `--quick`.
+const QUICK_IDLE: Duration = Duration::from_secs(10);
+/// Messages sent before the measured burst (senders changing), not counted.
+const WARMUP: usize = 10;
+/// Messages of the measured burst.
+const BURST: usize = 40;
+/// Messages of the measured burst with `--quick`.
+const QUICK_BURST: usize = 20;
+/// Pause between two sends.
+const BURST_GAP: Duration = Duration::from_millis(100);
+/// How long every node may take to store every message of a burst.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
+/// After convergence, wait this long before reading link bytes: quinn's statistics are
+/// sampled every `dn_node::health::LINK_SAMPLE_EVERY` (2 s).
+const SAMPLE_WAIT: Duration = Duration::from_millis(4500);
+/// Poll period while waiting.
+const POLL: Duration = Duration::from_millis(500);
+/// Senders change by this stride (coprime with every size used).
+const SENDER_STRIDE: usize = 7;
+/// Neighbour-table limits raised for the section (PLATFORM.md).
+const NEIGH: [(&str, u64); 3] = [
+    ("gc_thresh1", 4096),
+    ("gc_thresh2", 16384),
+    ("gc_thresh3", 32768),
+];
+
+fn skipped(reason: &str) -> Section {
+    Section {
+        text: format!("== 15. Scale (network namespaces)\n   skipped: {reason}\n"),
+        json: json!({ "skipped": reason }),
+    }
+}
+
+/// The kernel's neighbour-table limits, raised while this lives and restored on drop.
+pub(crate) struct NeighLimits {
+    old: Vec<(PathBuf, u64)>,
+}
+
+impl NeighLimits {
+    /// Raises every limit of [`NEIGH`] (IPv4 and IPv6) that is lower, remembering the old value.
+    pub(crate) fn raise() -> Result<NeighLimits> {
+        let mut me = NeighLimits { old: Vec::new() };
+        for fam in ["ipv4", "ipv6"] {
+            for (name, want) in NEIGH {
+                let p = PathBuf::from(format!("/proc/sys/net/{fam}/neigh/default/{name}"));
+                let cur: u64 = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("parsing {}", p.display()))?;
+                if cur < want {
+                    std::fs::write(&p, want.to_string())
+                        .with_context(|| format!("writing {}", p.display()))?;
+                    me.old.push((p, cur));
+                }
+            }
+        }
+        Ok(me)
+    }
+
+    /// What was raised, as `name old→new`.
+    fn describe(&self) -> String {
+        if self.old.is_empty() {
+            return "already high enough".to_owned();
+        }
+        self.old
+            .iter()
+            .map(|(p, old)| {
+                let new = std::fs::read_to_string(p).unwrap_or_default();
+                format!("{} {old}→{}", p.display(), new.trim())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Drop for NeighLimits {
+    fn drop(&mut self) {
+        // gc_thresh1 ≤ 2 ≤ 3 must hold at every step: restore 1, 2, 3 in that order (they were
+        // raised in that order, so the saved list is already in it).
+        for (p, old) in &self.old {
+            let _ = std::fs::write(p, old.to_string());
+        }
+    }
+}
+
+/// One link of a node: (UDP bytes in, bytes out, connection age s).
+type Link = (u64, u64, u64);
+
+/// Links of one `peers` answer, by peer id (connected peers with a sampled link only).
+fn links_of(peers: &Value) -> HashMap<String, Link> {
+    peers.as_array().map_or_else(HashMap::new, |a| {
+        a.iter()
+            .filter_map(|p| {
+                let l = p.get("link")?;
+                Some((
+                    p["id"].as_str()?.to_owned(),
+                    (
+                        l["bytes_in"].as_u64()?,
+                        l["bytes_out"].as_u64()?,
+                        l["age_s"].as_u64()?,
+                    ),
+                ))
+            })
+            .collect()
+    })
+}
+
+/// Bytes (in, out) over a window from two link snapshots of one node: the same connection
+/// (not younger at the end) counts its growth, a new one all it carried; links closed in the
+/// window count nothing after the first snapshot (an undercount). Also returns how many
+/// links were new or gone.
+fn link_delta(before: &HashMap<String, Link>, after: &HashMap<String, Link>) -> (u64, u64, usize) {
+    let (mut bin, mut bout, mut changed) = (0, 0, 0);
+    for (id, &(i1, o1, age1)) in after {
+        match before.get(id) {
+            Some(&(i0, o0, age0)) if age1 >= age0 => {
+                bin += i1.saturating_sub(i0);
+                bout += o1.saturating_sub(o0);
+            }
+            _ => {
+                bin += i1;
+                bout += o1;
+                changed += 1;
+            }
+        }
+    }
+    changed += before.keys().filter(|id| !after.contains_key(*id)).count();
+    (bin, bout, changed)
+}
+
+/// Whether a `peers` answer lists every id of `others`.
+fn lists_all(peers: &Value, others: &BTreeSet<&str>) -> bool {
+    let Some(a) = peers.as_array() else {
+        return false;
+    };
+    let listed: BTreeSet<&str> = a.iter().filter_map(|p| p["id"].as_str()).collect();
+    others.is_subset(&listed)
+}
+
+/// Whether a `status` answer's network graph holds every id of `others` with a hop count.
+fn graph_reaches_all(status: &Value, others: &BTreeSet<&str>) -> bool {
+    let Some(a) = status["network"]["nodes"].as_array() else {
+        return false;
+    };
+    let reached: BTreeSet<&str> = a
+        .iter()
+        .filter(|n| n["hops"].is_u64())
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    others.is_subset(&reached)
+}
+
+/// Received/transmitted bytes of every host's bridge port (`p<i>`), index 0 = host 1: what
+/// the host received (the port's tx) and sent (its rx).
+fn port_bytes(lab: &Lab, n: usize) -> Result<Vec<(u64, u64)>> {
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["-n", lab.bridge_ns(), "-s", "-j", "link", "show"]);
+    let out = dn_tests::run_cmd(cmd, None, Duration::from_secs(20))?.check()?;
+    let v: Value = serde_json::from_str(out.stdout.trim()).context("ip -j link: not JSON")?;
+    let mut by_name = HashMap::new();
+    for l in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+        if let Some(name) = l["ifname"].as_str() {
+            let s = &l["stats64"];
+            by_name.insert(
+                name.to_owned(),
+                (
+                    s["tx"]["bytes"].as_u64().unwrap_or(0),
+                    s["rx"]["bytes"].as_u64().unwrap_or(0),
+                ),
+            );
+        }
+    }
+    (1..=n)
+        .map(|i| {
+            by_name
+                .get(&lab.host(i).port)
+                .copied()
+                .with_context(|| format!("no bridge port {}", lab.host(i).port))
+        })
+        .collect()
+}
+
+/// One node's state at a moment.
+struct Snap {
+    cpu_s: f64,
+    links: HashMap<String, Link>,
+    /// `status` → `health`.
+    health: Value,
+    connected: u64,
+    rss_kb: u64,
+}
+
+/// (min, median, max) of integers-as-floats.
+fn mmm(v: &[f64]) -> (f64, f64, f64) {
+    (stats::min(v), stats::pct(v, 0.5), stats::max(v))
+}
+
+/// What one size measured (fields stay `None` where a step did not get that far).
+#[derive(Default)]
+struct SizeRun {
+    n: usize,
+    setup_s: f64,
+    start_s: f64,
+    /// Per node: seconds from the last spawn until it listed every other / every other as
+    /// reachable (`None`: not within [`LIST_TIMEOUT`]).
+    listed_s: Vec<Option<f64>>,
+    reachable_s: Vec<Option<f64>>,
+    idle: Option<Value>,
+    burst: Option<Value>,
+    error: Option<String>,
+}
+
+impl SizeRun {
+    fn all(v: &[Option<f64>]) -> Option<f64> {
+        v.iter()
+            .try_fold(0.0_f64, |m, x| x.map(|x| m.max(x)))
+            .filter(|_| !v.is_empty())
+    }
+
+    fn json(&self) -> Value {
+        let done = |v: &[Option<f64>]| v.iter().flatten().count();
+        json!({
+            "hosts": self.n,
+            "setup_s": round2(self.setup_s),
+            "start_s": round2(self.start_s),
+            "listing": {
+                "all_listed_s": Self::all(&self.listed_s).map(round2),
+                "all_reachable_s": Self::all(&self.reachable_s).map(round2),
+                "nodes_listing_all": done(&self.listed_s),
+                "nodes_reaching_all": done(&self.reachable_s),
+                "median_reachable_s": round2(stats::pct(
+                    &self.reachable_s.iter().flatten().copied().collect::<Vec<_>>(), 0.5)),
+                "median_listed_s": round2(stats::pct(
+                    &self.listed_s.iter().flatten().copied().collect::<Vec<_>>(), 0.5)),
+                "timeout_s": LIST_TIMEOUT.as_secs(),
+            },
+            "idle": self.idle,
+            "burst": self.burst,
+            "error": self.error,
+        })
+    }
+}
+
+/// The nodes of one size, and what the measuring needs of them.
+struct Nodes {
+    dirs: Vec<PathBuf>,
+    pids: Vec<u32>,
+    ids: Vec<String>,
+}
+
+impl Nodes {
+    fn snap(&self, i: usize) -> Result<Snap> {
+        let st = control(&self.dirs[i], &Request::Status)
+            .with_context(|| format!("status of node {}", i + 1))?;
+        let peers = control(&self.dirs[i], &Request::Peers)
+            .with_context(|| format!("peers of node {}", i + 1))?;
+        Ok(Snap {
+            cpu_s: cpu_seconds(self.pids[i]).unwrap_or(0.0),
+            links: links_of(&peers),
+            health: st["health"].clone(),
+            connected: st["connected_peers"].as_u64().unwrap_or(0),
+            rss_kb: dn_tests::mem_kb(self.pids[i]).map_or(0, |(rss, _)| rss),
+        })
+    }
+
+    fn snap_all(&self) -> Result<Vec<Snap>> {
+        (0..self.dirs.len()).map(|i| self.snap(i)).collect()
+    }
+
+    /// Stored messages of [`ROOM`] at node `i`.
+    fn room_count(&self, i: usize) -> Result<u64> {
+        let rooms = control(&self.dirs[i], &Request::Rooms)?;
+        Ok(rooms
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == ROOM))
+            .and_then(|r| r["messages"].as_u64())
+            .unwrap_or(0))
+    }
+
+    /// Sends `count` messages from changing senders, [`BURST_GAP`] apart; returns their ids.
+    fn send_burst(&self, tag: &str, first: usize, count: usize) -> Result<Vec<String>> {
+        let n = self.dirs.len();
+        let mut ids = Vec::with_capacity(count);
+        let mut next = Instant::now();
+        for k in first..first + count {
+            let sender = (k * SENDER_STRIDE) % n;
+            let mut body = format!("{tag} {k} from node {} ", sender + 1);
+            let pad = BODY.saturating_sub(body.len());
+            body.push_str(&"x".repeat(pad));
+            let v = control(
+                &self.dirs[sender],
+                &Request::Send {
+                    room: ROOM.into(),
+                    body,
+                    urgent: false,
+                },
+            )
+            .with_context(|| format!("send {k} at node {}", sender + 1))?;
+            ids.push(v["id"].as_str().context("send answered no id")?.to_owned());
+            next += BURST_GAP;
+            thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        Ok(ids)
+    }
+
+    /// Waits until every node stores `want` messages of [`ROOM`]; returns the time from
+    /// `since`, or the number of nodes still short at the timeout.
+    fn wait_count(&self, want: u64, since: Instant) -> Result<std::result::Result<f64, usize>> {
+        let n = self.dirs.len();
+        let mut done = vec![false; n];
+        let deadline = Instant::now() + CONVERGE_TIMEOUT;
+        loop {
+            for (i, d) in done.iter_mut().enumerate() {
+                if !*d && self.room_count(i)? >= want {
+                    *d = true;
+                }
+            }
+            if done.iter().all(|d| *d) {
+                return Ok(Ok(since.elapsed().as_secs_f64()));
+            }
+            if Instant::now() > deadline {
+                return Ok(Err(done.iter().filter(|d| !**d).count()));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Per-delivery latency (ms) of `ids` at every node but their author.
+    fn latencies(&self, ids: &[String]) -> Result<Vec<f64>> {
+        let want: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        for (i, dir) in self.dirs.iter().enumerate() {
+            let log = control(
+                dir,
+                &Request::Messages {
+                    room: ROOM.into(),
+                    limit: 1000,
+                    before: None,
+                },
+            )?;
+            for m in log.as_array().map(Vec::as_slice).unwrap_or_default() {
+                let (Some(id), Some(ts), Some(rx)) = (
+                    m["id"].as_str(),
+                    m["timestamp"].as_u64(),
+                    m["received_at"].as_u64(),
+                ) else {
+                    continue;
+                };
+                if want.contains(id) && m["author"].as_str() != Some(self.ids[i].as_str()) {
+                    out.push(rx.saturating_sub(ts) as f64);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Health counter `key` summed over nodes, delta between two snapshots.
+fn health_delta(before: &[Snap], after: &[Snap], key: &str) -> u64 {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            a.health[key]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(b.health[key].as_u64().unwrap_or(0))
+        })
+        .sum()
+}
+
+fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
+    let t = Instant::now();
+    ctx.note(&format!(
+        "scale: {n} hosts: creating the lab and data dirs ..."
+    ));
+    let Some(mut c) = Cluster::with_lab(&format!("bench_scale_{n}"), || Lab::new(n))? else {
+        bail!("needs root");
+    };
+    let inits = c.init_all(ROOM)?;
+    let ids: Vec<String> = inits
+        .iter()
+        .map(|v| v["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    run.setup_s = t.elapsed().as_secs_f64();
+    ctx.note(&format!("scale: {n} hosts: starting {n} nodes ..."));
+    let mut procs: Vec<Proc> = Vec::with_capacity(n);
+    for i in 1..=n {
+        let log = c.node(i).log.clone();
+        procs.push(c.spawn_node(i, &[], &log)?);
+    }
+    let spawned = Instant::now();
+    let nodes = Nodes {
+        dirs: (1..=n).map(|i| c.node(i).data_dir.clone()).collect(),
+        pids: procs.iter().map(Proc::pid).collect(),
+        ids,
+    };
+    // Every node answers `status` with running: true.
+    let mut running = vec![false; n];
+    while !running.iter().all(|r| *r) {
+        if spawned.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "{} nodes did not report running within 60 s",
+                running.iter().filter(|r| !**r).count()
+            );
+        }
+        for (i, r) in running.iter_mut().enumerate() {
+            if !*r {
+                *r = control(&nodes.dirs[i], &Request::Status)
+                    .is_ok_and(|v| v["running"] == Value::Bool(true));
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    run.start_s = spawned.elapsed().as_secs_f64();
+
+    ctx.note(&format!(
+        "scale: {n} hosts: waiting until every node lists every other ..."
+    ));
+    run.listed_s = vec![None; n];
+    run.reachable_s = vec![None; n];
+    let mut all_reachable_at: Option<Instant> = None;
+    while spawned.elapsed() < LIST_TIMEOUT {
+        // Done when every node's graph reaches every other one and `peers` lists every other
+        // one, or [`LIST_GRACE`] after the first (the peer list may never get there).
+        if all_reachable_at
+            .is_some_and(|t| t.elapsed() > LIST_GRACE || run.listed_s.iter().all(Option::is_some))
+        {
+            break;
+        }
+        for i in 0..n {
+            if run.listed_s[i].is_some() && run.reachable_s[i].is_some() {
+                continue;
+            }
+            let others: BTreeSet<&str> = nodes
+                .ids
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            if run.listed_s[i].is_none() {
+                if let Ok(peers) = control(&nodes.dirs[i], &Request::Peers) {
+                    if lists_all(&peers, &others) {
+                        run.listed_s[i] = Some(spawned.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            if run.reachable_s[i].is_none() {
+                if let Ok(st) = control(&nodes.dirs[i], &Request::Status) {
+                    if graph_reaches_all(&st, &others) {
+                        run.reachable_s[i] = Some(spawned.elapsed().as_secs_f64());
+                    }
+                }
+            }
+        }
+        if all_reachable_at.is_none() && run.reachable_s.iter().all(Option::is_some) {
+            all_reachable_at = Some(Instant::now());
+        }
+        thread::sleep(POLL);
+    }
+    for (k, p) in procs.iter_mut().enumerate() {
+        if !p.is_running() {
+            bail!(
+                "node {} exited (log {})",
+                k + 1,
+                c.node(k + 1).log.display()
+            );
+        }
+    }
+
+    let idle = if ctx.quick { QUICK_IDLE } else { IDLE };
+    ctx.note(&format!(
+        "scale: {n} hosts: settling {} s, idle window {} s ...",
+        SETTLE.as_secs(),
+        idle.as_secs()
+    ));
+    thread::sleep(SETTLE);
+    let ports0 = port_bytes(&c.lab, n)?;
+    let s0 = nodes.snap_all()?;
+    let t0 = Instant::now();
+    thread::sleep(idle);
+    let s1 = nodes.snap_all()?;
+    let ports1 = port_bytes(&c.lab, n)?;
+    let win = t0.elapsed().as_secs_f64();
+    let mut quic_in = Vec::new();
+    let mut quic_out = Vec::new();
+    let mut changed = 0;
+    for (a, b) in s0.iter().zip(&s1) {
+        let (i, o, ch) = link_delta(&a.links, &b.links);
+        quic_in.push(i as f64 / win);
+        quic_out.push(o as f64 / win);
+        changed += ch;
+    }
+    let port_in: Vec<f64> = ports0
+        .iter()
+        .zip(&ports1)
+        .map(|(a, b)| b.0.saturating_sub(a.0) as f64 / win)
+        .collect();
+    let port_out: Vec<f64> = ports0
+        .iter()
+        .zip(&ports1)
+        .map(|(a, b)| b.1.saturating_sub(a.1) as f64 / win)
+        .collect();
+    let cpu_pct: Vec<f64> = s0
+        .iter()
+        .zip(&s1)
+        .map(|(a, b)| 100.0 * (b.cpu_s - a.cpu_s) / win)
+        .collect();
+    let conns: Vec<f64> = s1.iter().map(|s| s.connected as f64).collect();
+    let rss_mb: Vec<f64> = s1.iter().map(|s| s.rss_kb as f64 / 1024.0).collect();
+    let idle_out_total: f64 = quic_out.iter().sum();
+    let j3 = |v: &[f64], scale: f64| {
+        let (a, b, c) = mmm(v);
+        json!({ "min": round2(a * scale), "median": round2(b * scale), "max": round2(c * scale) })
+    };
+    run.idle = Some(json!({
+        "window_s": round2(win),
+        "connections": j3(&conns, 1.0),
+        "quic_kb_s_in": j3(&quic_in, 1e-3),
+        "quic_kb_s_out": j3(&quic_out, 1e-3),
+        "port_kb_s_in": j3(&port_in, 1e-3),
+        "port_kb_s_out": j3(&port_out, 1e-3),
+        "cpu_pct_of_core": j3(&cpu_pct, 1.0),
+        "rss_mb": j3(&rss_mb, 1.0),
+        "links_changed": changed,
+    }));
+
+    ctx.note(&format!(
+        "scale: {n} hosts: warm-up ({WARMUP} messages) ..."
+    ));
+    let burst = if ctx.quick { QUICK_BURST } else { BURST };
+    let t_w = Instant::now();
+    nodes.send_burst("warm-up", 0, WARMUP)?;
+    let warm = nodes.wait_count(WARMUP as u64, t_w)?;
+    thread::sleep(SAMPLE_WAIT);
+    ctx.note(&format!(
+        "scale: {n} hosts: burst of {burst} × {BODY} B from changing senders ..."
+    ));
+    let b0 = nodes.snap_all()?;
+    let p0 = port_bytes(&c.lab, n)?;
+    let t_b = Instant::now();
+    let ids = nodes.send_burst("burst", WARMUP, burst)?;
+    let send_s = t_b.elapsed().as_secs_f64();
+    let conv = nodes.wait_count((WARMUP + burst) as u64, t_b)?;
+    thread::sleep(SAMPLE_WAIT);
+    let b1 = nodes.snap_all()?;
+    let p1 = port_bytes(&c.lab, n)?;
+    let bwin = t_b.elapsed().as_secs_f64();
+    let lat = nodes.latencies(&ids)?;
+    let received = health_delta(&b0, &b1, "payloads_received");
+    let dups = health_delta(&b0, &b1, "duplicates");
+    let sent = health_delta(&b0, &b1, "payloads_sent");
+    let deliveries = (burst * (n - 1)) as f64;
+    let wire_out: u64 = b0
+        .iter()
+        .zip(&b1)
+        .map(|(a, b)| link_delta(&a.links, &b.links).1)
+        .sum();
+    let port_total: u64 = p0
+        .iter()
+        .zip(&p1)
+        .map(|(a, b)| b.1.saturating_sub(a.1))
+        .sum();
+    let ideal = deliveries * BODY as f64;
+    let (lmin, l50, lmax) = mmm(&lat);
+    run.burst = Some(json!({
+        "messages": burst,
+        "body_bytes": BODY,
+        "warmup_messages": WARMUP,
+        "warmup_converged_s": warm.ok().map(round2),
+        "send_s": round2(send_s),
+        "converged_s": conv.ok().map(round2),
+        "nodes_short_at_timeout": conv.err(),
+        "latency_ms": {
+            "deliveries": lat.len(), "expected": deliveries as u64,
+            "min": lmin, "p50": l50, "p99": stats::pct(&lat, 0.99), "max": lmax,
+        },
+        "payloads_received": received,
+        "duplicates": dups,
+        "payloads_sent": sent,
+        "copies_per_node_per_message": round2((received + dups) as f64 / deliveries),
+        "window_s": round2(bwin),
+        "quic_bytes_out": wire_out,
+        "wire_over_payload": round2(wire_out as f64 / ideal),
+        "wire_over_payload_idle_removed": round2(
+            (wire_out as f64 - idle_out_total * bwin).max(0.0) / ideal),
+        "port_bytes_sent": port_total,
+        "port_over_payload": round2(port_total as f64 / ideal),
+        "rss_mb_after": j3(&b1.iter().map(|s| s.rss_kb as f64 / 1024.0).collect::<Vec<_>>(), 1.0),
+    }));
+
+    ctx.note(&format!("scale: {n} hosts: stopping ..."));
+    for p in &mut procs {
+        let _ = p.signal(rustix::process::Signal::TERM);
+    }
+    for p in &mut procs {
+        if p.wait_exit(Duration::from_secs(10))?.is_none() {
+            let _ = p.kill();
+        }
+    }
+    drop(procs);
+    drop(c);
+    Ok(())
+}
+
+pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
+    if !dn_tests::is_root() {
+        return Ok(skipped("needs root"));
+    }
+    if !ctx.disasternet.is_file() {
+        bail!(
+            "{} not found: build it first with `cargo build --release -p disasternet-cli`",
+            ctx.disasternet.display()
+        );
+    }
+    let sizes: Vec<usize> = if !ctx.scale_sizes.is_empty() {
+        ctx.scale_sizes.clone()
+    } else if ctx.quick {
+        QUICK_SIZES.to_vec()
+    } else {
+        SIZES.to_vec()
+    };
+    if let Some(bad) = sizes.iter().find(|n| !(2..=200).contains(*n)) {
+        bail!("scale: a size must be 2..=200, not {bad}");
+    }
+    std::env::set_var("DISASTERNET_BIN", &ctx.disasternet);
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "info");
+    }
+    let limits = NeighLimits::raise()?;
+    let neigh = limits.describe();
+    let mut runs = Vec::new();
+    for &n in &sizes {
+        let mut r = SizeRun {
+            n,
+            ..SizeRun::default()
+        };
+        if let Err(e) = run_size(ctx, n, &mut r) {
+            ctx.note(&format!("scale: {n} hosts failed: {e:#}"));
+            r.error = Some(format!("{e:#}"));
+        }
+        runs.push(r);
+    }
+    drop(limits);
+    Ok(render(ctx, &runs, &neigh))
+}
+
+fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
+    let burst = if ctx.quick { QUICK_BURST } else { BURST };
+    let idle = if ctx.quick { QUICK_IDLE } else { IDLE };
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "== 15. Scale: N real nodes on one bridge (network namespaces)"
+    );
+    let _ = writeln!(
+        text,
+        "   {} node (defaults: mDNS + beacon, bounded view, no --peer), RUST_LOG={}, one room; \
+         neighbour table: {neigh}. Reachable = last spawn → the node's graph (`status` \
+         → network) holds every other node with hops; listed = its `peers` names every other. Idle: {} s after a {} s settle; traffic = Σ QUIC link \
+         bytes (health) / bridge-port bytes (adds mDNS, beacon, ARP). Burst: {WARMUP} warm-up, \
+         then {burst} × {BODY} B, sender k×{SENDER_STRIDE} mod N, {} ms apart; copies = \
+         Δ(payloads_received + duplicates) ÷ (messages × (N−1)); wire ÷ payload = Σ Δ link \
+         bytes_out ÷ (messages × {BODY} × (N−1)).",
+        ctx.disasternet.display(),
+        std::env::var("RUST_LOG").unwrap_or_default(),
+        idle.as_secs(),
+        SETTLE.as_secs(),
+        BURST_GAP.as_millis(),
+    );
+    let _ = writeln!(
+        text,
+        "   goals (issue #14): per-node connections, idle traffic, CPU, memory independent of N; \
+         every node lists all others ≤ 10 s at 100 hosts; copies ≤ 1.1; wire ≤ 1.3× payload. \
+         Anchors: iroh-gossip active view 5 (passive 30), 1.45 copies with changing senders \
+         (sim); gossipsub D = 6 (5–12), ≈ 3 copies."
+    );
+    for r in runs {
+        let j = r.json();
+        let l = &j["listing"];
+        let f = |v: &Value| {
+            v.as_f64()
+                .map_or_else(|| "—".to_owned(), |x| format!("{x}"))
+        };
+        let _ = writeln!(
+            text,
+            "   N={:<3} every node reaches all: {} s (median {} s; {}/{} nodes); lists all in \
+             `peers`: {} s ({}/{} nodes); start {:.1} s",
+            r.n,
+            f(&l["all_reachable_s"]),
+            f(&l["median_reachable_s"]),
+            l["nodes_reaching_all"],
+            r.n,
+            f(&l["all_listed_s"]),
+            l["nodes_listing_all"],
+            r.n,
+            r.start_s,
+        );
+        if let Some(i) = &r.idle {
+            let m = |k: &str| {
+                format!(
+                    "{}/{}/{}",
+                    f(&i[k]["min"]),
+                    f(&i[k]["median"]),
+                    f(&i[k]["max"])
+                )
+            };
+            let _ = writeln!(
+                text,
+                "         idle (min/median/max per node): connections {}, QUIC KB/s in {} out \
+                 {}, port KB/s in {} out {}, CPU % {}, VmRSS MB {}; links changed {}",
+                m("connections"),
+                m("quic_kb_s_in"),
+                m("quic_kb_s_out"),
+                m("port_kb_s_in"),
+                m("port_kb_s_out"),
+                m("cpu_pct_of_core"),
+                m("rss_mb"),
+                i["links_changed"],
+            );
+        }
+        if let Some(b) = &r.burst {
+            let _ = writeln!(
+                text,
+                "         burst: converged {} s (sent in {} s; short at timeout: {}), latency \
+                 p50/p99/max {}/{}/{} ms ({}/{} deliveries), copies {} (dups {}), wire ÷ \
+                 payload {} ({} idle removed; bridge ports {})",
+                f(&b["converged_s"]),
+                f(&b["send_s"]),
+                b["nodes_short_at_timeout"],
+                f(&b["latency_ms"]["p50"]),
+                f(&b["latency_ms"]["p99"]),
+                f(&b["latency_ms"]["max"]),
+                b["latency_ms"]["deliveries"],
+                b["latency_ms"]["expected"],
+                f(&b["copies_per_node_per_message"]),
+                b["duplicates"],
+                f(&b["wire_over_payload"]),
+                f(&b["wire_over_payload_idle_removed"]),
+                f(&b["port_over_payload"]),
+            );
+        }
+        if let Some(e) = &r.error {
+            let _ = writeln!(text, "         FAILED: {e}");
+        }
+    }
+    let json = json!({
+        "params": {
+            "body_bytes": BODY, "warmup": WARMUP, "burst": burst,
+            "burst_gap_ms": BURST_GAP.as_millis() as u64, "idle_s": idle.as_secs(),
+            "settle_s": SETTLE.as_secs(), "list_timeout_s": LIST_TIMEOUT.as_secs(),
+            "neighbour_table": neigh,
+        },
+        "sizes": runs.iter().map(SizeRun::json).collect::<Vec<_>>(),
+    });
+    Section { text, json }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_delta_counts_growth_new_links_and_churn() {
+        let before: HashMap<String, Link> = [
+            ("a".to_owned(), (100, 200, 10)),
+            ("b".to_owned(), (50, 50, 10)),
+            ("gone".to_owned(), (9, 9, 3)),
+        ]
+        .into();
+        let after: HashMap<String, Link> = [
+            ("a".to_owned(), (150, 260, 40)),
+            // Reconnected: younger than before, so all it carried is new.
+            ("b".to_owned(), (5, 7, 2)),
+            ("new".to_owned(), (1, 2, 1)),
+        ]
+        .into();
+        assert_eq!(link_delta(&before, &after), (50 + 5 + 1, 60 + 7 + 2, 3));
+        assert_eq!(link_delta(&after, &after), (0, 0, 0));
+    }
+
+    #[test]
+    fn listing_needs_every_other_id() {
+        let peers = json!([{ "id": "a", "hops": 1 }, { "id": "b", "hops": null }]);
+        let ab: BTreeSet<&str> = ["a", "b"].into();
+        assert!(lists_all(&peers, &ab));
+        assert!(!lists_all(&peers, &["a", "c"].into()));
+        assert!(!lists_all(&json!(null), &ab));
+        let st = json!({ "network": { "nodes": [
+            { "id": "me", "hops": 0 }, { "id": "a", "hops": 2 }, { "id": "b", "hops": null },
+        ] } });
+        assert!(!graph_reaches_all(&st, &ab));
+        assert!(graph_reaches_all(&st, &["a"].into()));
+        assert!(!graph_reaches_all(&json!({}), &["a"].into()));
+    }
+
+    #[test]
+    fn links_are_read_from_peers() {
+        let peers = json!([
+            { "id": "a", "link": { "bytes_in": 1, "bytes_out": 2, "age_s": 3 } },
+            { "id": "b", "link": null },
+        ]);
+        let l = links_of(&peers);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l["a"], (1, 2, 3));
+    }
+
+    #[test]
+    fn all_is_the_slowest_or_none() {
+        assert_eq!(SizeRun::all(&[Some(1.0), Some(3.0)]), Some(3.0));
+        assert_eq!(SizeRun::all(&[Some(1.0), None]), None);
+        assert_eq!(SizeRun::all(&[]), None);
+    }
+}
