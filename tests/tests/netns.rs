@@ -769,7 +769,19 @@ fn a_bounded_view_keeps_few_connections_and_still_reaches_everyone() -> Result<(
                 far += 1;
             }
         }
-        check!(c, !peers.is_empty(), "node{i} lists no peers");
+        // The peer list names every other node, reachable with hops, connected or not.
+        for (j, id) in ids.iter().enumerate() {
+            if j + 1 == i {
+                continue;
+            }
+            let listed = peers.iter().find(|p| p["id"] == id.as_str());
+            check!(
+                c,
+                listed.is_some_and(|p| p["hops"].is_u64()),
+                "node{i}'s peer list lacks node{} with hops: {peers:?}",
+                j + 1
+            );
+        }
     }
     check!(
         c,

@@ -169,6 +169,29 @@ impl Core {
                 }
             })
             .collect();
+        // With a bounded view most of a big network is never connected directly: the nodes
+        // the signed neighbour lists reach are peers too, listed with their hops (name from
+        // their own list; no address: this node never dialled them).
+        let listed: std::collections::HashSet<String> = v.iter().map(|p| p.id.clone()).collect();
+        let graph = self.proto.graph();
+        for (id, h) in &hops {
+            if *id == self.id || listed.contains(&id.to_hex()) {
+                continue;
+            }
+            v.push(PeerView {
+                id: id.to_hex(),
+                fingerprint: id.fingerprint(),
+                name: graph.record(id).map(|r| r.name.clone()).unwrap_or_default(),
+                addresses: vec![],
+                connected: false,
+                last_seen: None,
+                rooms: vec![],
+                hops: Some(*h),
+                relay: false,
+                relay_addr: None,
+                link: None,
+            });
+        }
         v.sort_by(|a, b| {
             b.connected
                 .cmp(&a.connected)
