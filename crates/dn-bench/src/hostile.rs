@@ -439,14 +439,8 @@ fn measure(
 }
 
 pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
-    if !dn_tests::is_root() {
-        return Ok(skipped("needs root"));
-    }
-    if !ctx.disasternet.is_file() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p disasternet-cli`",
-            ctx.disasternet.display()
-        );
+    if let Some(why) = crate::netns_precheck(ctx)? {
+        return Ok(skipped(why));
     }
     let hostile_bin = ctx
         .disasternet

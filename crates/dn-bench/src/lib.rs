@@ -312,6 +312,22 @@ fn run() -> Result<ExitCode> {
 }
 
 /// Rounds to two decimals (for JSON).
+/// What the sections running real nodes in network namespaces (`live`, `hostile`, `scale`)
+/// need: root (else `Ok(Some(reason))`: the section is skipped) and the `disasternet` binary
+/// (else an error naming the build command).
+pub(crate) fn netns_precheck(ctx: &Ctx) -> Result<Option<&'static str>> {
+    if !dn_tests::is_root() {
+        return Ok(Some("needs root"));
+    }
+    if !ctx.disasternet.is_file() {
+        anyhow::bail!(
+            "{} not found: build it first with `cargo build --release -p disasternet-cli`",
+            ctx.disasternet.display()
+        );
+    }
+    Ok(None)
+}
+
 pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }

@@ -126,14 +126,8 @@ fn link_rtt(c: &Cluster, a: usize, b: usize) -> Result<Vec<f64>> {
 }
 
 pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
-    if !dn_tests::is_root() {
-        return Ok(skipped("needs root"));
-    }
-    if !ctx.disasternet.is_file() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p disasternet-cli`",
-            ctx.disasternet.display()
-        );
+    if let Some(why) = crate::netns_precheck(ctx)? {
+        return Ok(skipped(why));
     }
     let n_msgs = if ctx.quick { 20 } else { 50 };
     let started = Instant::now();

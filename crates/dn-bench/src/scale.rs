@@ -665,14 +665,8 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
 }
 
 pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
-    if !dn_tests::is_root() {
-        return Ok(skipped("needs root"));
-    }
-    if !ctx.disasternet.is_file() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p disasternet-cli`",
-            ctx.disasternet.display()
-        );
+    if let Some(why) = crate::netns_precheck(ctx)? {
+        return Ok(skipped(why));
     }
     let sizes: Vec<usize> = if !ctx.scale_sizes.is_empty() {
         ctx.scale_sizes.clone()
