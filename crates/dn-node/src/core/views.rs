@@ -132,10 +132,9 @@ impl Core {
 
     pub(super) fn peers(&self) -> Result<Vec<PeerView>, ApiError> {
         let hops = self.proto.graph().hops_from(&self.id);
-        let mut v: Vec<PeerView> = self
-            .store
-            .peers()
-            .map_err(store_err)?
+        let stored = self.store.peers().map_err(store_err)?;
+        let listed: std::collections::HashSet<NodeId> = stored.iter().map(|p| p.id).collect();
+        let mut v: Vec<PeerView> = stored
             .into_iter()
             .filter(|p| p.id != self.id)
             .map(|p| {
@@ -172,10 +171,9 @@ impl Core {
         // With a bounded view most of a big network is never connected directly: the nodes
         // the signed neighbour lists reach are peers too, listed with their hops (name from
         // their own list; no address: this node never dialled them).
-        let listed: std::collections::HashSet<String> = v.iter().map(|p| p.id.clone()).collect();
         let graph = self.proto.graph();
         for (id, h) in &hops {
-            if *id == self.id || listed.contains(&id.to_hex()) {
+            if *id == self.id || listed.contains(id) {
                 continue;
             }
             v.push(PeerView {
