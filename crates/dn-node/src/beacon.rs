@@ -1,6 +1,7 @@
 //! UDP broadcast beacon: the discovery fallback for networks that block multicast (hotel and
-//! enterprise Wi-Fi often do). Every 2 s (±0.5 s) the node sends a 39-byte datagram to the
-//! subnet broadcast address of each IPv4 interface, port 7301:
+//! enterprise Wi-Fi often do). Every 2 s on a small LAN, less often as it fills up (up to
+//! every 20 s, [`crate::pace::beacon_period`], ± 25 %), the node sends a 39-byte datagram to
+//! the subnet broadcast address of each IPv4 interface, port 7301:
 //!
 //! ```text
 //! "DNB1" | version u8 (1) | node id 32 | QUIC port u16 BE
@@ -84,7 +85,7 @@ fn broadcast_addrs() -> Vec<Ipv4Addr> {
 }
 
 /// Beacons accepted per source address per [`SOURCE_WINDOW`]: an honest node beacons every
-/// ~2 s, a few nodes may share an address. More is a flood and is ignored.
+/// 1.5 s at the most, a few nodes may share an address. More is a flood and is ignored.
 pub const BEACONS_PER_SOURCE: u32 = 4;
 /// The rate window of [`BEACONS_PER_SOURCE`].
 pub const SOURCE_WINDOW: Duration = Duration::from_secs(2);
@@ -135,9 +136,11 @@ pub fn start(
     let beacon = encode(&me, quic_port);
     Ok(tokio::spawn(async move {
         let mut buf = [0u8; 64];
-        // Start soon, then every 2 s with jitter derived from the id (no RNG needed).
-        let jitter = u64::from(me.0[0]) * 2; // 0..510 ms
-        let mut next = tokio::time::Instant::now() + Duration::from_millis(100 + jitter);
+        // Start soon, then at the paced period, jittered so that nodes started together drift
+        // apart.
+        let mut rng = crate::pace::Rng::new(&me, 0xbea);
+        let mut next =
+            tokio::time::Instant::now() + Duration::from_millis(100 + rng.next_u64() % 500);
         let mut limiter = SourceLimiter::default();
         loop {
             tokio::select! {
@@ -150,7 +153,10 @@ pub fn start(
                             trace!(%b, "beacon send: {e}");
                         }
                     }
-                    next = tokio::time::Instant::now() + Duration::from_millis(1750 + jitter);
+                    let known = counters.pace.known(std::time::Instant::now());
+                    let period = crate::pace::beacon_period(known);
+                    next = tokio::time::Instant::now()
+                        + crate::pace::jittered(period, rng.next_u64());
                 }
                 r = sock.recv_from(&mut buf) => match r {
                     Ok((n, SocketAddr::V4(src))) => {
@@ -168,6 +174,7 @@ pub fn start(
                         debug!(peer = %id.fingerprint(), %src, "beacon");
                         let addr = SocketAddr::new(IpAddr::V4(*src.ip()), port);
                         counters.observed.heard(crate::diagnose::Via::Beacon, id, &[addr]);
+                        counters.pace.heard(id, std::time::Instant::now());
                         match found.try_send(Discovered { id, addrs: vec![addr] }) {
                             Ok(()) => {}
                             // The driver is behind: beacons repeat, this one is dropped.

@@ -41,9 +41,9 @@ use ts_rs::TS;
 
 /// Peers heard by discovery remembered, at most (oldest heard forgotten first).
 pub const MAX_HEARD: usize = 32;
-/// A peer heard by beacon (every ≈ 2 s) and silent for this long is gone: it no longer counts
-/// as heard. A peer heard by mDNS only counts until mDNS reports it removed (goodbye or
-/// expiry).
+/// A peer heard by beacon (every 2–20 s, [`crate::pace::beacon_period`]) and silent for this
+/// long is gone: it no longer counts as heard. A peer heard by mDNS only counts until mDNS
+/// reports it removed (goodbye or expiry, while it browses).
 pub const BEACON_GONE: Duration = Duration::from_secs(60);
 /// Dialed addresses remembered, at most (oldest dialed forgotten first).
 pub const MAX_DIALED: usize = 32;
@@ -865,7 +865,14 @@ pub fn diagnose(o: &Observations) -> Vec<Finding> {
             })
         })
         .count();
-    if o.mdns_up && by_mdns == 0 && on_lan > 0 && o.uptime_s >= DISCOVERY_SILENCE_SECS {
+    // `mdns_heard` counts every announcement since the start: a node whose view is full stops
+    // browsing (crate::pace), and its mDNS-heard peers may then age out of `heard`.
+    if o.mdns_up
+        && by_mdns == 0
+        && o.mdns_heard == 0
+        && on_lan > 0
+        && o.uptime_s >= DISCOVERY_SILENCE_SECS
+    {
         let beacon = if by_beacon > 0 {
             format!("; {} heard by beacon", plural(by_beacon, "peer"))
         } else if o.beacon_up {

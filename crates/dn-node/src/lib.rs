@@ -45,6 +45,7 @@ pub mod health;
 pub mod identity;
 pub mod net;
 pub mod options;
+pub mod pace;
 pub mod qr;
 pub mod queue;
 pub mod tls;
@@ -456,6 +457,8 @@ impl Engine {
                 me,
                 &core.display_name(),
                 listen.port(),
+                cfg.active_view
+                    .map_or(dn_proto::protocol::ACTIVE_TARGET, |(target, _)| target),
                 disc_tx.clone(),
                 net_counters.clone(),
             ) {

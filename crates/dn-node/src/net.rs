@@ -125,6 +125,8 @@ pub struct NetCounters {
     pub catch_up_bytes_in: AtomicU64,
     /// What the node observed of its network, for `doctor` ([`crate::diagnose`]).
     pub observed: crate::diagnose::Observer,
+    /// What discovery knows, to pace itself ([`crate::pace`]).
+    pub pace: crate::pace::Pace,
 }
 
 /// A peer whose queue stays over the pause mark this long (it reads nothing) is disconnected:
@@ -870,6 +872,7 @@ impl Driver {
             Internal::Closed { peer, conn_id } => {
                 if self.live.get(&peer).is_some_and(|l| l.conn_id == conn_id) {
                     self.live.remove(&peer);
+                    self.counters.pace.set_connected(self.live.len());
                     let _ = self
                         .core
                         .send(CoreMsg::Disconnected { peer, conn_id })
@@ -985,6 +988,7 @@ impl Driver {
         // The handshake measured the RTT already: the link's health is known from the start.
         let first = live.sample(now);
         self.live.insert(peer, live);
+        self.counters.pace.set_connected(self.live.len());
         let _ = self
             .core
             .send(CoreMsg::Connected {
