@@ -166,7 +166,8 @@ pub const EXCHANGE_IDLE_MS: u64 = 30_000;
 /// receiver) can be reported as [`Output::Acked`]. Acks come one round trip after the send;
 /// 4,096 covers a full reply window of small messages. Older entries are forgotten first.
 pub const SENT_MEMORY_CAP: usize = 4_096;
-/// How often a node re-signs its neighbour list even if nothing changed, ms.
+/// How often a node re-signs its neighbour list even if nothing changed, ms, on average: each
+/// node's own period is 0.75–1.25 × this, fixed by its id (`Protocol::own_topo_refresh_ms`).
 pub const TOPO_REFRESH_MS: u64 = 120_000;
 /// A neighbour list not refreshed for this long is dropped (its node left), ms.
 pub const TOPO_MAX_AGE_MS: u64 = 5 * TOPO_REFRESH_MS;
@@ -421,7 +422,7 @@ pub enum Output {
     /// Time to sign this node's neighbour list (its current connections and the addresses
     /// they listen on, which only the driver knows) and give it back as
     /// [`Input::LocalTopology`]: at start, [`OWN_TOPO_GAP_MS`] after a change of connections,
-    /// and every [`TOPO_REFRESH_MS`].
+    /// and every [`TOPO_REFRESH_MS`] (± 25 %, per node).
     SignNeighbours,
     /// Dial `node` (not connected; from the passive list, [`view`], or learned from
     /// neighbour lists, [`exchange`]) at these addresses. Not persistent: the protocol asks

@@ -143,13 +143,22 @@ impl Protocol {
 
     /// When this node's neighbour list is next due: at once if never signed,
     /// [`OWN_TOPO_GAP_MS`] after the last one if connections changed, else at the refresh
-    /// ([`TOPO_REFRESH_MS`](super::TOPO_REFRESH_MS)).
+    /// ([`Protocol::own_topo_refresh_ms`]).
     pub(super) fn own_topo_due(&self) -> u64 {
         match self.own_topo.last {
             None => self.now,
             Some(t) if self.own_topo.dirty => t + OWN_TOPO_GAP_MS,
-            Some(t) => t + super::TOPO_REFRESH_MS,
+            Some(t) => t + self.own_topo_refresh_ms(),
         }
+    }
+
+    /// This node's refresh period: [`TOPO_REFRESH_MS`](super::TOPO_REFRESH_MS) × (0.75 + the
+    /// id's first two bytes ÷ 131,072), i.e. 90–150 s, fixed per node. Every record is flooded
+    /// to every node, so nodes that started together (a hub powered up at once) would otherwise
+    /// refresh together, every 120 s, in one network-wide burst.
+    pub(super) fn own_topo_refresh_ms(&self) -> u64 {
+        let r = u64::from(u16::from_be_bytes([self.me.0[0], self.me.0[1]]));
+        super::TOPO_REFRESH_MS * 3 / 4 + r * (super::TOPO_REFRESH_MS / 2) / 65_536
     }
 
     /// Asks the driver for a freshly signed neighbour list when it is due.
