@@ -149,7 +149,7 @@ test-gui: deps-npm deps-tauri-driver
 # WebKitWebDriver (tests/gui/bench-app.mjs): hence deps and ui.
 BENCH_ARGS ?=
 bench: deps ui
-	$(CARGO) build --release -p disasternet-cli -p dn-tests -p dn-bench -p disasternet-app
+	$(CARGO) build --release -p disasternet-cli -p dn-tests -p dn-bench -p disasternet-app -p dn-floor
 	TAURI_DRIVER=$(TAURI_DRIVER) $(TARGET_DIR)/release/dn-bench \
 	  --disasternet $(TARGET_DIR)/release/disasternet --app $(TARGET_DIR)/release/disasternet-app \
 	  $(BENCH_ARGS) </dev/null

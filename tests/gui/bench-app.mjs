@@ -11,6 +11,9 @@
 //   IDLE_S         idle seconds before memory is read (default 10)
 //   MEM_RUNS       how many of the runs (the last ones) also measure idle memory (default RUNS)
 //   DIRECT_RUN     1: one more start without WebDriver, memory only (default 1)
+//   FLOOR_BIN      optional, with DIRECT_RUN: a bare Tauri window (crates/dn-floor) started the
+//                  same way right after, with WEBKIT_DISABLE_COMPOSITING_MODE=1 as the app sets
+//                  for itself, memory read after the same wait: the app's memory floor
 //   TAURI_DRIVER   tauri-driver (default: PATH, then ~/.cargo/bin)
 //   OUT_DIR        screenshot and logs (default: <target>/test-output/bench)
 //   LOCKED_DATA_DIR  optional: the same data locked with a passphrase (`disasternet passphrase
@@ -78,6 +81,7 @@ const RUNS = Number(process.env.RUNS ?? 5);
 const IDLE_S = Number(process.env.IDLE_S ?? 10);
 const MEM_RUNS = Math.min(RUNS, Number(process.env.MEM_RUNS ?? RUNS));
 const DIRECT_RUN = (process.env.DIRECT_RUN ?? "1") === "1";
+const FLOOR_BIN = process.env.FLOOR_BIN ? resolve(process.env.FLOOR_BIN) : "";
 const OUT_DIR = process.env.OUT_DIR ?? join(targetDir, "test-output", "bench");
 const LOCKED_DATA_DIR = process.env.LOCKED_DATA_DIR ?? "";
 const PASSPHRASE = process.env.PASSPHRASE ?? "";
@@ -575,23 +579,30 @@ async function timedRun(i, measureMemory, log, dataDir = DATA_DIR, passphrase = 
   }
 }
 
-/** The app started directly (no WebDriver, no automation mode): idle memory only. */
-async function directRun(waitMs, log) {
+/**
+ * The app started directly (no WebDriver, no automation mode): idle memory only. With `bin`
+ * and `env`, another program started the same way (the bare window of FLOOR_BIN).
+ */
+async function directRun(waitMs, log, bin = APP_BIN, args = APP_ARGS, env = {}) {
   const base = mkdtempSync(join(tmpdir(), "dn-bench-app-xdg-"));
-  const app = spawn(APP_BIN, APP_ARGS, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...freshXdg(base) } });
+  const app = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...freshXdg(base), ...env } });
   app.stdout.pipe(log, { end: false });
   app.stderr.pipe(log, { end: false });
+  const exited = new Promise((done) => app.once("exit", done));
   let tree = [];
   try {
     await sleep(waitMs);
-    if (app.exitCode !== null) throw new Error(`app exited early (${app.exitCode})`);
+    if (app.exitCode !== null) throw new Error(`${bin} exited early (${app.exitCode})`);
     tree = processTree(app.pid);
     const memory = treeMemory(app.pid);
-    note(`direct start: ${memLine(memory)}`);
+    note(`direct start of ${bin}: ${memLine(memory)}`);
     const t = Date.now();
     app.kill("SIGTERM");
-    const clean = await waitGone(10_000);
-    return { wait_ms: waitMs, memory, sigterm_exit_ms: Date.now() - t, clean_exit: clean };
+    const clean =
+      bin === APP_BIN
+        ? await waitGone(10_000)
+        : await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+    return { bin, wait_ms: waitMs, memory, sigterm_exit_ms: Date.now() - t, clean_exit: clean };
   } finally {
     if (app.exitCode === null) app.kill("SIGKILL");
     await waitPidsGone(tree, 3000);
@@ -618,12 +629,17 @@ async function main() {
     if (LOCKED_DATA_DIR) lockedRuns.push(await timedRun(i, false, log, LOCKED_DATA_DIR, PASSPHRASE));
   }
   let direct = null;
+  let floor = null;
   if (DIRECT_RUN) {
     const slowest = Math.max(...runs.map((r) => r.spawn_to_ready_polled_ms));
     direct = await directRun(slowest + IDLE_S * 1000, log);
+    if (FLOOR_BIN) {
+      if (!existsSync(FLOOR_BIN)) throw new Error(`FLOOR_BIN missing: ${FLOOR_BIN}`);
+      floor = await directRun(slowest + IDLE_S * 1000, log, FLOOR_BIN, [], { WEBKIT_DISABLE_COMPOSITING_MODE: "1" });
+    }
   }
   log.end();
-  process.stdout.write(`${JSON.stringify({ app: APP_BIN, idle_s: IDLE_S, poll_ms: POLL_MS, runs, direct, locked_runs: lockedRuns })}\n`);
+  process.stdout.write(`${JSON.stringify({ app: APP_BIN, idle_s: IDLE_S, poll_ms: POLL_MS, runs, direct, floor, locked_runs: lockedRuns })}\n`);
 }
 
 main().then(

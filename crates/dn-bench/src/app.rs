@@ -303,6 +303,17 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     let load_start = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
+    // The memory floor: a bare Tauri window (crates/dn-floor), built beside the app.
+    let floor_bin = ctx.app.with_file_name(format!("dn-floor{}", std::env::consts::EXE_SUFFIX));
+    let floor_bin = if floor_bin.exists() {
+        floor_bin
+    } else {
+        ctx.note(&format!(
+            "app: {} missing (cargo build --release -p dn-floor): no memory floor",
+            floor_bin.display()
+        ));
+        PathBuf::new()
+    };
     let t = Instant::now();
     let output = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x800x24", "node"])
@@ -314,6 +325,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         .env("MEM_RUNS", plan.mem_runs.to_string())
         .env("IDLE_S", plan.idle_s.to_string())
         .env("DIRECT_RUN", if plan.direct_run { "1" } else { "0" })
+        .env("FLOOR_BIN", &floor_bin)
         .env("TAURI_DRIVER", &driver)
         .env("OUT_DIR", &out_dir)
         .env("LOCKED_DATA_DIR", &locked_dir)
@@ -548,6 +560,35 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
             }
         );
     }
+    let floor = &result["floor"];
+    let floor_json = if direct.is_object() && floor.is_object() {
+        let (a, f) = (&direct["memory"], &floor["memory"]);
+        let kb = |m: &Value, k: &str| m[k].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            text,
+            "   memory floor: a bare Tauri v2 window (crates/dn-floor: no engine, no UI code, \
+             same size, WEBKIT_DISABLE_COMPOSITING_MODE=1 as the app sets), started the same \
+             way and read after the same wait: PSS alone {:.1}, PSS {:.1}, RSS {:.1}, USS \
+             {:.1} MiB ({} processes); the app above = floor + our share {:.1} MiB PSS alone \
+             ({:.1} USS)",
+            mib(kb(f, "pss_alone_kb")),
+            mib(kb(f, "pss_kb")),
+            mib(kb(f, "rss_kb")),
+            mib(kb(f, "uss_kb")),
+            f["processes"].as_array().map_or(0, Vec::len),
+            mib(kb(a, "pss_alone_kb") - kb(f, "pss_alone_kb")),
+            mib(kb(a, "uss_kb") - kb(f, "uss_kb")),
+        );
+        json!({
+            "floor_pss_alone_mib": round2(mib(kb(f, "pss_alone_kb"))),
+            "floor_pss_mib": round2(mib(kb(f, "pss_kb"))),
+            "floor_uss_mib": round2(mib(kb(f, "uss_kb"))),
+            "app_pss_alone_mib": round2(mib(kb(a, "pss_alone_kb"))),
+            "our_share_pss_alone_mib": round2(mib(kb(a, "pss_alone_kb") - kb(f, "pss_alone_kb"))),
+        })
+    } else {
+        Value::Null
+    };
     let locked = result["locked_runs"]
         .as_array()
         .cloned()
@@ -686,6 +727,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         "distinct_pages_mib": mib_stats(&unique),
         "goal_met_memory": memory_met,
         "runs_within_memory_goal": mem_within,
+        "memory_floor": floor_json,
         "locked": {
             "passphrase_set_s": round2(lock_s),
             "store_bytes": locked_bytes,

@@ -1,0 +1,5 @@
+//! Generates the Tauri context (config, ACL, icons) of the bare window.
+
+fn main() {
+    tauri_build::build();
+}
