@@ -10,10 +10,13 @@
 //!   (`status` → `network`, from the signed neighbour lists) holds every other node with a hop
 //!   count ("reachable"), and until its `peers` list names every other node (at this commit
 //!   `peers` lists only the peers it connected to, so with a bounded view it may never);
-//! - **idle** (after everyone lists everyone, [`SETTLE`] then [`IDLE`]): connections per node
+//! - **idle** (after everyone lists everyone, [`SETTLE`], and at least [`STEADY_AFTER`] after
+//!   the last spawn, then [`IDLE`]): connections per node
 //!   (`status` → `connected_peers`), wire traffic per node (sum over its links of QUIC's UDP
 //!   bytes in/out from `peers` → `link`, delta over the window, and the bytes its bridge port
-//!   carried, which adds mDNS, beacon and ARP), CPU per node (utime + stime) and VmRSS;
+//!   carried, which adds mDNS, beacon and ARP), CPU per node (utime + stime) and VmRSS; also
+//!   the bridge-port traffic of the start-up (last spawn → idle window: first browse, views
+//!   forming, neighbour lists spreading);
 //! - **burst**: after [`WARMUP`] messages (not counted), [`BURST`] messages of [`BODY`] bytes,
 //!   each from a different sender (`k × 7 mod N`), [`BURST_GAP`] apart: convergence (first send
 //!   until every node stores every message), per-delivery latency (`received_at` − signed
@@ -55,8 +58,14 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(120);
 const LIST_GRACE: Duration = Duration::from_secs(15);
 /// Pause between listing and the idle window (views settle).
 const SETTLE: Duration = Duration::from_secs(10);
-/// Idle window.
-const IDLE: Duration = Duration::from_secs(30);
+/// The idle window starts no earlier than this after the last spawn: discovery browses mDNS
+/// for its first minute (`dn_node::pace::BROWSE_FIRST`), so the window sees the steady state.
+const STEADY_AFTER: Duration = Duration::from_secs(90);
+/// Idle window: longer than the longest neighbour-list refresh period (1.25 ×
+/// `dn_proto::protocol::TOPO_REFRESH_MS`), so every node's periodic re-signing and its flood
+/// through the network fall into it once.
+const IDLE: Duration = Duration::from_secs(155);
+const _: () = assert!(IDLE.as_secs() * 1000 > dn_proto::protocol::TOPO_REFRESH_MS * 5 / 4);
 /// Idle window with `--quick`.
 const QUICK_IDLE: Duration = Duration::from_secs(10);
 /// Messages sent before the measured burst (senders changing), not counted.
@@ -148,6 +157,11 @@ type Link = (u64, u64, u64);
 
 /// Links of one `peers` answer, by peer id (connected peers with a sampled link only).
 fn links_of(peers: &Value) -> HashMap<String, Link> {
+    link_fields(peers, "bytes_in", "bytes_out")
+}
+
+/// Two counters of every sampled link of one `peers` answer, with its age, by peer id.
+fn link_fields(peers: &Value, first: &str, second: &str) -> HashMap<String, Link> {
     peers.as_array().map_or_else(HashMap::new, |a| {
         a.iter()
             .filter_map(|p| {
@@ -155,8 +169,8 @@ fn links_of(peers: &Value) -> HashMap<String, Link> {
                 Some((
                     p["id"].as_str()?.to_owned(),
                     (
-                        l["bytes_in"].as_u64()?,
-                        l["bytes_out"].as_u64()?,
+                        l[first].as_u64()?,
+                        l[second].as_u64()?,
                         l["age_s"].as_u64()?,
                     ),
                 ))
@@ -244,6 +258,8 @@ fn port_bytes(lab: &Lab, n: usize) -> Result<Vec<(u64, u64)>> {
 struct Snap {
     cpu_s: f64,
     links: HashMap<String, Link>,
+    /// (packets sent, packets lost, age) per link.
+    packets: HashMap<String, Link>,
     /// `status` → `health`.
     health: Value,
     connected: u64,
@@ -317,6 +333,7 @@ impl Nodes {
         Ok(Snap {
             cpu_s: cpu_seconds(self.pids[i]).unwrap_or(0.0),
             links: links_of(&peers),
+            packets: link_fields(&peers, "sent_packets", "lost_packets"),
             health: st["health"].clone(),
             connected: st["connected_peers"].as_u64().unwrap_or(0),
             rss_kb: dn_tests::mem_kb(self.pids[i]).map_or(0, |(rss, _)| rss),
@@ -450,6 +467,7 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
         procs.push(c.spawn_node(i, &[], &log)?);
     }
     let spawned = Instant::now();
+    let ports_spawned = port_bytes(&c.lab, n)?;
     let nodes = Nodes {
         dirs: (1..=n).map(|i| c.node(i).data_dir.clone()).collect(),
         pids: procs.iter().map(Proc::pid).collect(),
@@ -531,12 +549,19 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
 
     let idle = if ctx.quick { QUICK_IDLE } else { IDLE };
     ctx.note(&format!(
-        "scale: {n} hosts: settling {} s, idle window {} s ...",
+        "scale: {n} hosts: settling {} s (at least {} s after the spawn), idle window {} s ...",
         SETTLE.as_secs(),
+        STEADY_AFTER.as_secs(),
         idle.as_secs()
     ));
-    thread::sleep(SETTLE);
+    thread::sleep(SETTLE.max(STEADY_AFTER.saturating_sub(spawned.elapsed())));
     let ports0 = port_bytes(&c.lab, n)?;
+    let startup_s = spawned.elapsed().as_secs_f64();
+    let port_in_startup: Vec<f64> = ports_spawned
+        .iter()
+        .zip(&ports0)
+        .map(|(a, b)| b.0.saturating_sub(a.0) as f64 / startup_s)
+        .collect();
     let s0 = nodes.snap_all()?;
     let t0 = Instant::now();
     thread::sleep(idle);
@@ -576,6 +601,8 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
     };
     run.idle = Some(json!({
         "window_s": round2(win),
+        "starts_after_spawn_s": round2(startup_s),
+        "startup_port_kb_s_in": j3(&port_in_startup, 1e-3),
         "connections": j3(&conns, 1.0),
         "quic_kb_s_in": j3(&quic_in, 1e-3),
         "quic_kb_s_out": j3(&quic_out, 1e-3),
@@ -612,11 +639,12 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
     let dups = health_delta(&b0, &b1, "duplicates");
     let sent = health_delta(&b0, &b1, "payloads_sent");
     let deliveries = (burst * (n - 1)) as f64;
-    let wire_out: u64 = b0
-        .iter()
-        .zip(&b1)
-        .map(|(a, b)| link_delta(&a.links, &b.links).1)
-        .sum();
+    let (mut wire_out, mut burst_changed) = (0u64, 0usize);
+    for (a, b) in b0.iter().zip(&b1) {
+        let (_, o, ch) = link_delta(&a.links, &b.links);
+        wire_out += o;
+        burst_changed += ch;
+    }
     let port_total: u64 = p0
         .iter()
         .zip(&p1)
@@ -646,6 +674,12 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
         "wire_over_payload_idle_removed": round2(
             (wire_out as f64 - idle_out_total * bwin).max(0.0) / ideal),
         "port_bytes_sent": port_total,
+        "links_changed": burst_changed,
+        "catch_up_bytes_in": health_delta(&b0, &b1, "catch_up_bytes_in"),
+        "quic_packets_sent": b0.iter().zip(&b1).map(|(a, b)| link_delta(&a.packets, &b.packets).0).sum::<u64>(),
+        "quic_packets_lost": b0.iter().zip(&b1).map(|(a, b)| link_delta(&a.packets, &b.packets).1).sum::<u64>(),
+        "grafts": health_delta(&b0, &b1, "grafts"),
+        "prunes": health_delta(&b0, &b1, "prunes"),
         "port_over_payload": round2(port_total as f64 / ideal),
         "rss_mb_after": j3(&b1.iter().map(|s| s.rss_kb as f64 / 1024.0).collect::<Vec<_>>(), 1.0),
     }));
@@ -712,7 +746,7 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
         text,
         "   {} node (defaults: mDNS + beacon, bounded view, no --peer), RUST_LOG={}, one room; \
          neighbour table: {neigh}. Reachable = last spawn → the node's graph (`status` \
-         → network) holds every other node with hops; listed = its `peers` names every other. Idle: {} s after a {} s settle; traffic = Σ QUIC link \
+         → network) holds every other node with hops; listed = its `peers` names every other. Idle: {} s after a {} s settle and at least {} s          after the last spawn; traffic = Σ QUIC link \
          bytes (health) / bridge-port bytes (adds mDNS, beacon, ARP). Burst: {WARMUP} warm-up, \
          then {burst} × {BODY} B, sender k×{SENDER_STRIDE} mod N, {} ms apart; copies = \
          Δ(payloads_received + duplicates) ÷ (messages × (N−1)); wire ÷ payload = Σ Δ link \
@@ -721,6 +755,7 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
         std::env::var("RUST_LOG").unwrap_or_default(),
         idle.as_secs(),
         SETTLE.as_secs(),
+        STEADY_AFTER.as_secs(),
         BURST_GAP.as_millis(),
     );
     let _ = writeln!(
@@ -763,7 +798,8 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
             let _ = writeln!(
                 text,
                 "         idle (min/median/max per node): connections {}, QUIC KB/s in {} out \
-                 {}, port KB/s in {} out {}, CPU % {}, VmRSS MB {}; links changed {}",
+                 {}, port KB/s in {} out {}, CPU % {}, VmRSS MB {}; links changed {}; \
+                 start-up (first {} s) port KB/s in {}",
                 m("connections"),
                 m("quic_kb_s_in"),
                 m("quic_kb_s_out"),
@@ -772,6 +808,8 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
                 m("cpu_pct_of_core"),
                 m("rss_mb"),
                 i["links_changed"],
+                f(&i["starts_after_spawn_s"]),
+                m("startup_port_kb_s_in"),
             );
         }
         if let Some(b) = &r.burst {
@@ -779,7 +817,7 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
                 text,
                 "         burst: converged {} s (sent in {} s; short at timeout: {}), latency \
                  p50/p99/max {}/{}/{} ms ({}/{} deliveries), copies {} (dups {}), wire ÷ \
-                 payload {} ({} idle removed; bridge ports {})",
+                 payload {} ({} idle removed; bridge ports {}); links changed {}",
                 f(&b["converged_s"]),
                 f(&b["send_s"]),
                 b["nodes_short_at_timeout"],
@@ -793,6 +831,7 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
                 f(&b["wire_over_payload"]),
                 f(&b["wire_over_payload_idle_removed"]),
                 f(&b["port_over_payload"]),
+                b["links_changed"],
             );
         }
         if let Some(e) = &r.error {
