@@ -61,9 +61,10 @@ const SETTLE: Duration = Duration::from_secs(10);
 /// The idle window starts no earlier than this after the last spawn: discovery browses mDNS
 /// for its first minute (`dn_node::pace::BROWSE_FIRST`), so the window sees the steady state.
 const STEADY_AFTER: Duration = Duration::from_secs(90);
-/// Idle window: longer than the longest neighbour-list refresh period (1.25 ×
-/// `dn_proto::protocol::TOPO_REFRESH_MS`), so every node's periodic re-signing and its flood
-/// through the network fall into it once.
+/// Idle window: longer than the longest neighbour-list refresh period of a network of up to
+/// 20 nodes (1.25 × `dn_proto::protocol::TOPO_REFRESH_MS`), so there every node's periodic
+/// re-signing and its flood fall into it once. Larger networks refresh less often (6 s per
+/// node, `TOPO_REFRESH_PER_NODE_MS`): their window holds none (docs/benchmarks.md §15).
 const IDLE: Duration = Duration::from_secs(155);
 const _: () = assert!(IDLE.as_secs() * 1000 > dn_proto::protocol::TOPO_REFRESH_MS * 5 / 4);
 /// Idle window with `--quick`.

@@ -166,11 +166,23 @@ pub const EXCHANGE_IDLE_MS: u64 = 30_000;
 /// receiver) can be reported as [`Output::Acked`]. Acks come one round trip after the send;
 /// 4,096 covers a full reply window of small messages. Older entries are forgotten first.
 pub const SENT_MEMORY_CAP: usize = 4_096;
-/// How often a node re-signs its neighbour list even if nothing changed, ms, on average: each
-/// node's own period is 0.75–1.25 × this, fixed by its id (`Protocol::own_topo_refresh_ms`).
+/// How often a node re-signs its neighbour list even if nothing changed, ms, at the least: a
+/// node re-signs every [`TOPO_REFRESH_PER_NODE_MS`] × the nodes in its graph, between this
+/// and [`TOPO_REFRESH_MAX_MS`], times 0.75–1.25 fixed by its id
+/// (`Protocol::own_topo_refresh_ms`).
 pub const TOPO_REFRESH_MS: u64 = 120_000;
-/// A neighbour list not refreshed for this long is dropped (its node left), ms.
-pub const TOPO_MAX_AGE_MS: u64 = 5 * TOPO_REFRESH_MS;
+/// Refresh period per node in the graph, ms. Every record floods to every node and each node
+/// hears it from about each of its 8–12 peers, so refreshing at a fixed period costs each node
+/// in proportion to N (5 KB/s idle at 100 hosts with 120 s); spread this way the refreshes
+/// cost each node about the same at any size.
+pub const TOPO_REFRESH_PER_NODE_MS: u64 = 6_000;
+/// Longest refresh period, ms.
+pub const TOPO_REFRESH_MAX_MS: u64 = 30 * 60 * 1000;
+/// A neighbour list not refreshed for this long is dropped, ms: three of the longest refresh
+/// periods (× 1.25). A node that left drops out of the graph much sooner: its peers re-sign
+/// without it, and a link counts only while both ends list it (`topo::Graph::links`); this
+/// only frees the record.
+pub const TOPO_MAX_AGE_MS: u64 = 3 * TOPO_REFRESH_MAX_MS * 5 / 4;
 
 /// Default [`Config::swap_threshold_ms`]: a quarter of [`Config::ihave_timeout_ms`]'s
 /// default, well above the spread of two paths of about equal length, so equal paths never
@@ -422,7 +434,7 @@ pub enum Output {
     /// Time to sign this node's neighbour list (its current connections and the addresses
     /// they listen on, which only the driver knows) and give it back as
     /// [`Input::LocalTopology`]: at start, [`OWN_TOPO_GAP_MS`] after a change of connections,
-    /// and every [`TOPO_REFRESH_MS`] (± 25 %, per node).
+    /// and at the refresh (`Protocol::own_topo_refresh_ms`).
     SignNeighbours,
     /// Dial `node` (not connected; from the passive list, [`view`], or learned from
     /// neighbour lists, [`exchange`]) at these addresses. Not persistent: the protocol asks

@@ -157,3 +157,35 @@ fn the_own_neighbour_list_is_asked_for_at_start_after_changes_and_at_refresh() {
     let outs = node.handle_timeout(&mut store, OWN_TOPO_GAP_MS + refresh);
     assert_eq!(signs(&outs), 1, "refresh");
 }
+
+#[test]
+fn the_refresh_period_grows_with_the_graph_within_its_bounds() {
+    use crate::topo::TopoRecord;
+    let mut node = Protocol::new(NodeId([1; 32]), "n".into(), 7300, ["medical".to_string()]);
+    let within = |p: u64, base: u64| (base * 3 / 4..base * 5 / 4).contains(&p);
+    let add = |node: &mut Protocol, from: u16, to: u16| {
+        for i in from..to {
+            let mut seed = [9u8; 32];
+            seed[..2].copy_from_slice(&i.to_be_bytes());
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            node.graph.update(TopoRecord::create(&key, 1, "", vec![]), 0);
+        }
+    };
+    // A small network: the floor.
+    add(&mut node, 0, 10);
+    let small = node.own_topo_refresh_ms();
+    assert!(within(small, TOPO_REFRESH_MS), "{small}");
+    // A hub of a hundred: six seconds per node, so each node's refresh cost stays the same.
+    add(&mut node, 10, 100);
+    assert_eq!(node.graph.len(), 100);
+    let hub = node.own_topo_refresh_ms();
+    assert!(within(hub, 100 * TOPO_REFRESH_PER_NODE_MS), "{hub}");
+    let ratio = hub as f64 / small as f64;
+    let bases = (100 * TOPO_REFRESH_PER_NODE_MS) as f64 / TOPO_REFRESH_MS as f64;
+    assert!((ratio - bases).abs() < 1e-3, "same factor: {ratio}");
+    // Past 300 nodes: the ceiling, which expiry leaves room for three times over.
+    add(&mut node, 100, 400);
+    let big = node.own_topo_refresh_ms();
+    assert!(within(big, TOPO_REFRESH_MAX_MS), "{big}");
+    assert!(3 * big <= TOPO_MAX_AGE_MS);
+}

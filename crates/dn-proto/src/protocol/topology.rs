@@ -152,13 +152,18 @@ impl Protocol {
         }
     }
 
-    /// This node's refresh period: [`TOPO_REFRESH_MS`](super::TOPO_REFRESH_MS) × (0.75 + the
-    /// id's first two bytes ÷ 131,072), i.e. 90–150 s, fixed per node. Every record is flooded
-    /// to every node, so nodes that started together (a hub powered up at once) would otherwise
-    /// refresh together, every 120 s, in one network-wide burst.
+    /// This node's refresh period: [`TOPO_REFRESH_PER_NODE_MS`](super::TOPO_REFRESH_PER_NODE_MS)
+    /// × the nodes in its graph, between [`TOPO_REFRESH_MS`](super::TOPO_REFRESH_MS) and
+    /// [`TOPO_REFRESH_MAX_MS`](super::TOPO_REFRESH_MAX_MS), times (0.75 + the id's first two
+    /// bytes ÷ 131,072). The factor is fixed per node: nodes that started together (a hub
+    /// powered up at once) would otherwise refresh together, in one network-wide burst.
     pub(super) fn own_topo_refresh_ms(&self) -> u64 {
+        let nodes = u64::try_from(self.graph.len()).unwrap_or(u64::MAX);
+        let base = super::TOPO_REFRESH_PER_NODE_MS
+            .saturating_mul(nodes)
+            .clamp(super::TOPO_REFRESH_MS, super::TOPO_REFRESH_MAX_MS);
         let r = u64::from(u16::from_be_bytes([self.me.0[0], self.me.0[1]]));
-        super::TOPO_REFRESH_MS * 3 / 4 + r * (super::TOPO_REFRESH_MS / 2) / 65_536
+        base * 3 / 4 + r * (base / 2) / 65_536
     }
 
     /// Asks the driver for a freshly signed neighbour list when it is due.
