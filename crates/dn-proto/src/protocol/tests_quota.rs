@@ -520,8 +520,10 @@ fn one_node_may_not_replace_its_record_faster_than_the_gap() {
         v.frame(a, Frame::Topo(record(&ka, seq, &[])));
     }
     let outs = v.take();
-    // 10 s in 100 ms steps: the first record, then one per gap.
-    let taken = 1 + (100 * 100 - 100) / TOPO_MIN_GAP_MS as usize;
+    // 10 s in 100 ms steps: the first record, two early ones (at least TOPO_FAST_MIN_MS
+    // apart: at 1.1 s and 2.1 s), then one per gap (7.1 s).
+    assert_eq!(TOPO_FAST_RECORDS, 2);
+    let taken = 4;
     assert_eq!(
         topo_sends(&outs),
         taken,
@@ -529,19 +531,41 @@ fn one_node_may_not_replace_its_record_faster_than_the_gap() {
     );
     // The first record held back waits (not a drop); each newer one superseding it is.
     assert_eq!(v.p.topo_drops().too_soon, 100 - taken as u64 - 1);
-    assert_eq!(v.p.graph().record(&a).map(|r| r.seq), Some(51));
+    assert_eq!(v.p.graph().record(&a).map(|r| r.seq), Some(71));
     // The newest held-back list is not lost: once its gap has passed, a tick applies it and
     // floods it on (a node whose connections changed quickly is still mapped right).
     v.input(Input::Tick);
     assert_eq!(
         v.p.graph().record(&a).map(|r| r.seq),
-        Some(51),
+        Some(71),
         "gap not over yet"
     );
     v.now += TOPO_MIN_GAP_MS;
     v.input(Input::Tick);
     assert_eq!(v.p.graph().record(&a).map(|r| r.seq), Some(100));
     assert_eq!(topo_sends(&v.take()), 1);
+}
+
+#[test]
+fn early_neighbour_lists_are_two_a_minute_per_node() {
+    let mut v = Victim::new(&["medical"]);
+    let ka = key(1);
+    let a = id(&ka);
+    v.connect(a, &["medical"]);
+    v.take();
+    // A hostile node signing a new list every second for two minutes.
+    let mut taken = 0;
+    for seq in 1..=120 {
+        v.now += 1_000;
+        v.frame(a, Frame::Topo(record(&ka, seq, &[])));
+        if v.p.graph().record(&a).map(|r| r.seq) == Some(seq) {
+            taken += 1;
+        }
+    }
+    // One per gap, plus at most two early ones per window (two windows), plus the first.
+    let per_gap = 120_000 / TOPO_MIN_GAP_MS as usize;
+    assert!(taken > per_gap - 2, "{taken}");
+    assert!(taken <= per_gap + 2 * TOPO_FAST_RECORDS as usize + 1, "{taken}");
 }
 
 // ---- e. carry by demand ---------------------------------------------------------------------

@@ -123,38 +123,43 @@ fn the_own_neighbour_list_is_asked_for_at_start_after_changes_and_at_refresh() {
             .filter(|o| matches!(o, Output::SignNeighbours))
             .count()
     };
-    let a = NodeId([2; 32]);
-    let b = NodeId([3; 32]);
-    let outs = node.handle(&mut store, Input::Connected { peer: a }, 0);
+    let peer = |i: u8| NodeId([i; 32]);
+    let outs = node.handle(&mut store, Input::Connected { peer: peer(2) }, 0);
     assert_eq!(signs(&outs), 1, "at start");
-    let outs = node.handle(&mut store, Input::Connected { peer: b }, 1_000);
-    assert_eq!(signs(&outs), 0, "not sooner than peers accept");
+    // While the view forms, the first two changes are signed 1.5 s apart ...
+    let outs = node.handle(&mut store, Input::Connected { peer: peer(3) }, 1_000);
+    assert_eq!(signs(&outs), 0, "not sooner than the fast gap");
+    assert_eq!(node.poll_timeout(), Some(OWN_TOPO_FAST_GAP_MS));
+    assert_eq!(
+        signs(&node.handle_timeout(&mut store, OWN_TOPO_FAST_GAP_MS)),
+        1
+    );
+    let second = 2 * OWN_TOPO_FAST_GAP_MS;
+    node.handle(&mut store, Input::Connected { peer: peer(4) }, 2_000);
+    assert_eq!(signs(&node.handle_timeout(&mut store, second - 1)), 0);
+    assert_eq!(signs(&node.handle_timeout(&mut store, second)), 1);
+    // ... then at the normal gap, which peers accept.
+    node.handle(&mut store, Input::Connected { peer: peer(5) }, 3_500);
+    let third = second + OWN_TOPO_GAP_MS;
     assert_eq!(
         node.poll_timeout(),
         Some(TICK_MS),
         "the first tick comes first"
     );
     assert_eq!(signs(&node.handle_timeout(&mut store, TICK_MS)), 0);
-    assert_eq!(
-        node.poll_timeout(),
-        Some(OWN_TOPO_GAP_MS),
-        "then the neighbour list"
-    );
-    assert_eq!(
-        signs(&node.handle_timeout(&mut store, OWN_TOPO_GAP_MS - 1)),
-        0
-    );
-    assert_eq!(signs(&node.handle_timeout(&mut store, OWN_TOPO_GAP_MS)), 1);
+    assert_eq!(node.poll_timeout(), Some(third), "then the neighbour list");
+    assert_eq!(signs(&node.handle_timeout(&mut store, third - 1)), 0);
+    assert_eq!(signs(&node.handle_timeout(&mut store, third)), 1);
     // Nothing changed since: the next one is the refresh.
     let refresh = node.own_topo_refresh_ms();
     assert!(
         (TOPO_REFRESH_MS * 3 / 4..TOPO_REFRESH_MS * 5 / 4).contains(&refresh),
         "{refresh}"
     );
-    for t in (OWN_TOPO_GAP_MS..OWN_TOPO_GAP_MS + refresh).step_by(5_000) {
+    for t in (third..third + refresh).step_by(5_000) {
         assert_eq!(signs(&node.handle_timeout(&mut store, t + 1)), 0, "at {t}");
     }
-    let outs = node.handle_timeout(&mut store, OWN_TOPO_GAP_MS + refresh);
+    let outs = node.handle_timeout(&mut store, third + refresh);
     assert_eq!(signs(&outs), 1, "refresh");
 }
 

@@ -5,9 +5,11 @@
 //! signature):
 //!
 //! 1. it is newer than the record held for its node (else ignored: the normal end of a flood);
-//! 2. the held record of that node is at least [`TOPO_MIN_GAP_MS`] old (else dropped,
-//!    `too_soon`): a node re-signs on connection changes and every
-//!    [`TOPO_REFRESH_MS`](super::TOPO_REFRESH_MS), so one record per 5 s per node is plenty;
+//! 2. the held record of that node is at least [`TOPO_MIN_GAP_MS`] old, or at least
+//!    [`TOPO_FAST_MIN_MS`] old and one of the node's [`TOPO_FAST_RECORDS`] early records per
+//!    [`TOPO_FAST_WINDOW_MS`] (else held back, and `too_soon` when superseded): a node
+//!    re-signs on connection changes (a few times quickly while its view forms) and at its
+//!    refresh, so one record per 5 s per node is plenty;
 //! 3. for a node we hold no record of, the sending peer still has budget for new nodes: a
 //!    bucket of [`TOPO_NEW_ORIGINS_BURST`] refilled at [`TOPO_NEW_ORIGINS_PER_MIN`] per peer
 //!    (else dropped, `peer_rate`);
@@ -49,6 +51,19 @@ const TOPO_BUCKETS_CAP: usize = 1_024;
 /// connections changed: peers take a node's lists at most every [`TOPO_MIN_GAP_MS`] (a sooner
 /// one waits), plus a margin for clocks and transit.
 pub const OWN_TOPO_GAP_MS: u64 = TOPO_MIN_GAP_MS + 500;
+/// While its view forms, a node's connections change several times within seconds, and with
+/// one list per [`TOPO_MIN_GAP_MS`] a hub of a hundred took ≈ 11 s until every node mapped
+/// every other. So a node's first this many lists after its first are signed only
+/// [`OWN_TOPO_FAST_GAP_MS`] apart, and a receiver takes this many of one node sooner than the
+/// gap (at least [`TOPO_FAST_MIN_MS`] apart) per [`TOPO_FAST_WINDOW_MS`]: a hostile node gains
+/// two records a minute.
+pub const TOPO_FAST_RECORDS: u32 = 2;
+/// Gap between a node's own first lists, ms.
+pub const OWN_TOPO_FAST_GAP_MS: u64 = 1_500;
+/// The shortest gap a receiver takes early, ms (the fast gap less a margin for transit).
+pub const TOPO_FAST_MIN_MS: u64 = 1_000;
+/// The window of [`TOPO_FAST_RECORDS`] early records per node at a receiver, ms.
+pub const TOPO_FAST_WINDOW_MS: u64 = 60_000;
 
 /// When this node's own neighbour list is due for signing ([`Output::SignNeighbours`]).
 #[derive(Debug, Default)]
@@ -57,6 +72,8 @@ pub(super) struct OwnTopo {
     last: Option<u64>,
     /// Connections changed since.
     dirty: bool,
+    /// Lists signed since start.
+    signed: u32,
 }
 
 /// Neighbour lists not taken in.
@@ -79,6 +96,9 @@ pub(super) struct TopoGuard {
     /// limiting delays a node's latest neighbour list but never loses it. At most one per node
     /// already in the graph, so bounded by [`MAX_TOPO_RECORDS`].
     pending: std::collections::HashMap<NodeId, (TopoRecord, NodeId)>,
+    /// Per node: (start of its [`TOPO_FAST_WINDOW_MS`], early records taken in it). Only nodes
+    /// in the graph get an entry; pruned to them when it reaches [`MAX_TOPO_RECORDS`].
+    fast: std::collections::HashMap<NodeId, (u64, u32)>,
     pub(super) drops: TopoDrops,
 }
 
@@ -99,7 +119,7 @@ impl Protocol {
         }
         if held.is_some() {
             let at = self.graph.received_at(&rec.node).unwrap_or(0);
-            if self.now.saturating_sub(at) < TOPO_MIN_GAP_MS {
+            if self.now.saturating_sub(at) < TOPO_MIN_GAP_MS && !self.take_fast(&rec.node, at) {
                 // Held back, not lost. Only a record superseded while waiting (its node signs
                 // faster than the gap: an honest node never does) counts as dropped.
                 let pending = &mut self.topo_guard.pending;
@@ -142,11 +162,16 @@ impl Protocol {
     }
 
     /// When this node's neighbour list is next due: at once if never signed,
-    /// [`OWN_TOPO_GAP_MS`] after the last one if connections changed, else at the refresh
+    /// [`OWN_TOPO_GAP_MS`] after the last one if connections changed
+    /// ([`OWN_TOPO_FAST_GAP_MS`] for the first [`TOPO_FAST_RECORDS`] after the first), else at
+    /// the refresh
     /// ([`Protocol::own_topo_refresh_ms`]).
     pub(super) fn own_topo_due(&self) -> u64 {
         match self.own_topo.last {
             None => self.now,
+            Some(t) if self.own_topo.dirty && self.own_topo.signed <= TOPO_FAST_RECORDS => {
+                t + OWN_TOPO_FAST_GAP_MS
+            }
             Some(t) if self.own_topo.dirty => t + OWN_TOPO_GAP_MS,
             Some(t) => t + self.own_topo_refresh_ms(),
         }
@@ -172,6 +197,7 @@ impl Protocol {
             self.own_topo = OwnTopo {
                 last: Some(self.now),
                 dirty: false,
+                signed: self.own_topo.signed.saturating_add(1),
             };
             out.push(Output::SignNeighbours);
         }
@@ -197,6 +223,32 @@ impl Protocol {
                 }
             }
         }
+    }
+
+    /// Whether a record of `node` sooner than [`TOPO_MIN_GAP_MS`] after the held one (received
+    /// at `at`) may be taken now as one of its early records.
+    fn take_fast(&mut self, node: &NodeId, at: u64) -> bool {
+        let now = self.now;
+        if now.saturating_sub(at) < TOPO_FAST_MIN_MS {
+            return false;
+        }
+        let fast = &mut self.topo_guard.fast;
+        if !fast.contains_key(node) && fast.len() >= MAX_TOPO_RECORDS {
+            let graph = &self.graph;
+            fast.retain(|id, _| graph.record(id).is_some());
+            if fast.len() >= MAX_TOPO_RECORDS {
+                return false;
+            }
+        }
+        let e = fast.entry(*node).or_insert((now, 0));
+        if now.saturating_sub(e.0) >= TOPO_FAST_WINDOW_MS {
+            *e = (now, 0);
+        }
+        if e.1 >= TOPO_FAST_RECORDS {
+            return false;
+        }
+        e.1 += 1;
+        true
     }
 
     fn take_new_origin(&mut self, peer: NodeId) -> bool {
