@@ -568,6 +568,31 @@ fn early_neighbour_lists_are_two_a_minute_per_node() {
     assert!(taken <= per_gap + 2 * TOPO_FAST_RECORDS as usize + 1, "{taken}");
 }
 
+#[test]
+fn forged_lists_do_not_use_up_a_nodes_early_lists() {
+    let mut v = Victim::new(&["medical"]);
+    let ka = key(1);
+    let a = id(&ka);
+    v.connect(a, &["medical"]);
+    v.take();
+    v.now += 100;
+    v.frame(a, Frame::Topo(record(&ka, 1, &[])));
+    // Two forgeries of `a`'s list (a changed seq under the old signature), 1.1 s apart.
+    for seq in 2..=3 {
+        v.now += 1_100;
+        let mut forged = record(&ka, seq, &[]);
+        forged.seq += 100;
+        v.frame(a, Frame::Topo(forged));
+    }
+    assert_eq!(v.p.graph().record(&a).map(|r| r.seq), Some(1));
+    // `a`'s real early lists are still taken at once.
+    for seq in 4..=5 {
+        v.now += 1_100;
+        v.frame(a, Frame::Topo(record(&ka, seq, &[])));
+        assert_eq!(v.p.graph().record(&a).map(|r| r.seq), Some(seq));
+    }
+}
+
 // ---- e. carry by demand ---------------------------------------------------------------------
 
 #[test]

@@ -117,9 +117,13 @@ impl Protocol {
         if held.is_some_and(|seq| seq >= rec.seq) {
             return;
         }
+        // An early record (module docs, 2.) spends its node's allowance only once its
+        // signature verified: forgeries cannot use up a real node's early lists.
+        let mut early = false;
         if held.is_some() {
             let at = self.graph.received_at(&rec.node).unwrap_or(0);
-            if self.now.saturating_sub(at) < TOPO_MIN_GAP_MS && !self.take_fast(&rec.node, at) {
+            early = self.now.saturating_sub(at) < TOPO_MIN_GAP_MS;
+            if early && !self.early_left(&rec.node, at) {
                 // Held back, not lost. Only a record superseded while waiting (its node signs
                 // faster than the gap: an honest node never does) counts as dropped.
                 let pending = &mut self.topo_guard.pending;
@@ -143,6 +147,11 @@ impl Protocol {
             self.counters.rejected += 1;
             out.push(Output::Rejected { peer, reason });
             return;
+        }
+        if early {
+            if let Some(e) = self.topo_guard.fast.get_mut(&rec.node) {
+                e.1 += 1;
+            }
         }
         if held.is_none() && self.graph.len() >= MAX_TOPO_RECORDS && !self.make_room_for(&rec) {
             self.topo_guard.drops.full += 1;
@@ -226,8 +235,8 @@ impl Protocol {
     }
 
     /// Whether a record of `node` sooner than [`TOPO_MIN_GAP_MS`] after the held one (received
-    /// at `at`) may be taken now as one of its early records.
-    fn take_fast(&mut self, node: &NodeId, at: u64) -> bool {
+    /// at `at`) may be taken now as one of its early records (spent once it verified).
+    fn early_left(&mut self, node: &NodeId, at: u64) -> bool {
         let now = self.now;
         if now.saturating_sub(at) < TOPO_FAST_MIN_MS {
             return false;
@@ -244,11 +253,7 @@ impl Protocol {
         if now.saturating_sub(e.0) >= TOPO_FAST_WINDOW_MS {
             *e = (now, 0);
         }
-        if e.1 >= TOPO_FAST_RECORDS {
-            return false;
-        }
-        e.1 += 1;
-        true
+        e.1 < TOPO_FAST_RECORDS
     }
 
     fn take_new_origin(&mut self, peer: NodeId) -> bool {
