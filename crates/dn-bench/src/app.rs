@@ -304,7 +304,9 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     // The memory floor: a bare Tauri window (crates/dn-floor), built beside the app.
-    let floor_bin = ctx.app.with_file_name(format!("dn-floor{}", std::env::consts::EXE_SUFFIX));
+    let floor_bin = ctx
+        .app
+        .with_file_name(format!("dn-floor{}", std::env::consts::EXE_SUFFIX));
     let floor_bin = if floor_bin.exists() {
         floor_bin
     } else {

@@ -274,7 +274,11 @@ mod tests {
         p.heard(NodeId([1; 32]), t0 + S);
         p.heard(NodeId([2; 32]), t0 + S);
         assert_eq!(p.known(t0 + S), 2);
-        assert_eq!(p.known(t0 + KNOWN_WINDOW + S), 0, "forgotten after the window");
+        assert_eq!(
+            p.known(t0 + KNOWN_WINDOW + S),
+            0,
+            "forgotten after the window"
+        );
         for i in 0..(KNOWN_CAP as u32 + 50) {
             let mut id = [0u8; 32];
             id[..4].copy_from_slice(&i.to_be_bytes());
@@ -294,13 +298,19 @@ mod tests {
         assert_eq!(g.step(t0 + 30 * S, 8, 8, 100), None);
         // Past it, a full view stops the browse; a short one keeps it.
         assert_eq!(g.step(t0 + BROWSE_FIRST, 3, 8, 100), None);
-        assert_eq!(g.step(t0 + BROWSE_FIRST + 5 * S, 8, 8, 100), Some(Browse::Stop));
+        assert_eq!(
+            g.step(t0 + BROWSE_FIRST + 5 * S, 8, 8, 100),
+            Some(Browse::Stop)
+        );
         assert!(!g.browsing());
         let stopped = t0 + BROWSE_FIRST + 5 * S;
         // A short view starts it again after the grace, not at once.
         assert_eq!(g.step(stopped + S, 7, 8, 100), None);
         assert_eq!(g.step(stopped + 10 * S, 7, 8, 100), None);
-        assert_eq!(g.step(stopped + S + SHORT_GRACE, 7, 8, 100), Some(Browse::Start));
+        assert_eq!(
+            g.step(stopped + S + SHORT_GRACE, 7, 8, 100),
+            Some(Browse::Start)
+        );
         // It lasts the grace, then stops once the view is full.
         let started = stopped + S + SHORT_GRACE;
         assert_eq!(g.step(started + 5 * S, 8, 8, 100), None);

@@ -565,7 +565,10 @@ fn early_neighbour_lists_are_two_a_minute_per_node() {
     // One per gap, plus at most two early ones per window (two windows), plus the first.
     let per_gap = 120_000 / TOPO_MIN_GAP_MS as usize;
     assert!(taken > per_gap - 2, "{taken}");
-    assert!(taken <= per_gap + 2 * TOPO_FAST_RECORDS as usize + 1, "{taken}");
+    assert!(
+        taken <= per_gap + 2 * TOPO_FAST_RECORDS as usize + 1,
+        "{taken}"
+    );
 }
 
 #[test]

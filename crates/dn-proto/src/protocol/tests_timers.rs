@@ -173,7 +173,8 @@ fn the_refresh_period_grows_with_the_graph_within_its_bounds() {
             let mut seed = [9u8; 32];
             seed[..2].copy_from_slice(&i.to_be_bytes());
             let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-            node.graph.update(TopoRecord::create(&key, 1, "", vec![]), 0);
+            node.graph
+                .update(TopoRecord::create(&key, 1, "", vec![]), 0);
         }
     };
     // A small network: the floor.
