@@ -138,7 +138,7 @@ pub fn start(
         let mut buf = [0u8; 64];
         // Start soon, then at the paced period, jittered so that nodes started together drift
         // apart.
-        let mut rng = crate::pace::Rng::new(&me, 0xbea);
+        let mut rng = crate::pace::rng(&me, 0xbea);
         let mut next =
             tokio::time::Instant::now() + Duration::from_millis(100 + rng.next_u64() % 500);
         let mut limiter = SourceLimiter::default();

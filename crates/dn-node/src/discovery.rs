@@ -15,7 +15,7 @@ use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use tokio::sync::mpsc::Sender;
 use tracing::{debug, info, warn};
 
-use crate::pace::{Browse, BrowseGate, Rng};
+use crate::pace::{self, Browse, BrowseGate};
 
 /// The DNS-SD service type.
 pub const SERVICE_TYPE: &str = "_disasternet._udp.local.";
@@ -51,7 +51,7 @@ async fn browse_loop(
     counters: std::sync::Arc<crate::net::NetCounters>,
     stopped: std::sync::Arc<AtomicBool>,
 ) {
-    let mut gate = BrowseGate::new(Instant::now(), Rng::new(&me, 0x6d646e73));
+    let mut gate = BrowseGate::new(Instant::now(), pace::rng(&me, 0x6d646e73));
     let mut rx = Some(rx);
     let mut tick = tokio::time::interval(GATE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dn_proto::rng::Rng;
 use dn_proto::NodeId;
 
 /// Beacon spacing per known node: a host receives about one beacon per this, whatever N.
@@ -73,30 +74,16 @@ pub fn jittered(base: Duration, r: u64) -> Duration {
     base.saturating_mul(u32::try_from(permille).unwrap_or(1000)) / 1000
 }
 
-/// splitmix64: the few random numbers pacing needs (seeded from the node id).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from `id` and `salt`.
-    pub fn new(id: &NodeId, salt: u64) -> Rng {
-        let mut s = salt;
-        for c in id.0.chunks_exact(8) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            s ^= u64::from_le_bytes(b);
-        }
-        Rng(s)
+/// The random numbers pacing needs: [`Rng`] seeded from the node id and a `salt` (one stream
+/// per use).
+pub fn rng(id: &NodeId, salt: u64) -> Rng {
+    let mut s = salt;
+    for c in id.0.chunks_exact(8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        s ^= u64::from_le_bytes(b);
     }
-
-    /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    Rng::new(s)
 }
 
 /// What discovery knows, shared by the beacon, mDNS and the network driver.
@@ -259,7 +246,7 @@ mod tests {
         assert_eq!(sweep_period(0), SWEEP_MIN);
         assert_eq!(sweep_period(100), 3000 * S);
         assert_eq!(sweep_period(1000), SWEEP_MAX);
-        let mut r = Rng::new(&NodeId([3; 32]), 1);
+        let mut r = rng(&NodeId([3; 32]), 1);
         for _ in 0..1000 {
             let j = jittered(100 * S, r.next_u64());
             assert!(j >= 75 * S && j < 125 * S, "{j:?}");
@@ -292,7 +279,7 @@ mod tests {
     #[test]
     fn mdns_browses_first_then_only_when_short_or_to_sweep() {
         let t0 = Instant::now();
-        let mut g = BrowseGate::new(t0, Rng::new(&NodeId([9; 32]), 0));
+        let mut g = BrowseGate::new(t0, rng(&NodeId([9; 32]), 0));
         assert!(g.browsing());
         // The first minute browses whatever the view.
         assert_eq!(g.step(t0 + 30 * S, 8, 8, 100), None);
@@ -336,7 +323,7 @@ mod tests {
         assert_eq!(g.step(at + 5 * S, 8, 8, 100), None);
         assert_eq!(g.step(at + SWEEP_FOR, 8, 8, 100), Some(Browse::Stop));
         // A browse the daemon ended counts as stopped.
-        let mut g = BrowseGate::new(t0, Rng::new(&NodeId([9; 32]), 0));
+        let mut g = BrowseGate::new(t0, rng(&NodeId([9; 32]), 0));
         g.ended(t0 + S, 10);
         assert!(!g.browsing());
     }

@@ -32,6 +32,7 @@ pub mod message;
 pub mod private;
 pub mod protocol;
 pub mod recon;
+pub mod rng;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod topo;

@@ -35,6 +35,7 @@ use std::net::SocketAddr;
 
 use super::{Output, Protocol};
 use crate::message::NodeId;
+use crate::rng::Rng;
 
 /// Active peers a node dials up to (default [`Config::active_target`](super::Config)):
 /// log2(100) + 1 ≈ 8 for a hub of a hundred laptops, between iroh-gossip's 5 and gossipsub's
@@ -93,8 +94,8 @@ struct Passive {
 pub(super) struct View {
     passive: BTreeMap<NodeId, Passive>,
     pinned: std::collections::BTreeSet<NodeId>,
-    /// splitmix64 state for random choices (seeded from the node id).
-    rng: u64,
+    /// Random choices (seeded from the node id).
+    rng: Rng,
 }
 
 impl View {
@@ -102,17 +103,9 @@ impl View {
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&me.0[..8]);
         View {
-            rng: u64::from_le_bytes(seed),
+            rng: Rng::new(u64::from_le_bytes(seed)),
             ..View::default()
         }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 
     /// A uniformly random element of `v` (removed), `None` if empty.
@@ -120,7 +113,7 @@ impl View {
         if v.is_empty() {
             return None;
         }
-        let i = (self.next_u64() % v.len() as u64) as usize;
+        let i = self.rng.below(v.len() as u64) as usize;
         Some(v.swap_remove(i))
     }
 }

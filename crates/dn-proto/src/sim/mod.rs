@@ -30,36 +30,7 @@ use crate::protocol::{Config, Input, MemStorage, Output, Propagation, Protocol, 
 /// The room all simulated traffic uses.
 pub const ROOM: &str = "sim";
 
-/// A small seeded PRNG (splitmix64): fast, deterministic, no dependency.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// From a seed.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi.saturating_sub(lo) + 1)
-    }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-}
+pub use crate::rng::Rng;
 
 /// Network shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -824,18 +795,15 @@ impl Sim {
             }
         };
         let hops64: Vec<u64> = hops.iter().map(|&h| u64::from(h)).collect();
-        let grafts = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.proto.as_ref())
-            .map(|p| p.counters().grafts)
-            .sum();
-        let swaps = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.proto.as_ref())
-            .map(|p| p.counters().swaps)
-            .sum();
+        let total = |f: fn(&crate::protocol::Counters) -> u64| -> u64 {
+            self.nodes
+                .iter()
+                .filter_map(|n| n.proto.as_ref())
+                .map(|p| f(&p.counters()))
+                .sum()
+        };
+        let grafts = total(|c| c.grafts);
+        let swaps = total(|c| c.swaps);
         SimReport {
             seed: self.cfg.seed,
             propagation: self.cfg.propagation,
