@@ -340,6 +340,8 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                     .map(|_| Neighbour {
                         id: node_id(&fresh_key()),
                         addr: Some(std::net::SocketAddrV4::new([10, 77, 0, 200].into(), 7300)),
+                        // Claims the fastest links there are.
+                        rtt_ms: Some(0),
                     })
                     .collect();
                 let rec = TopoRecord::create(&k, seq, "ghost", neighbours);

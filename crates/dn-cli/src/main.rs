@@ -326,6 +326,10 @@ struct SimArgs {
     /// Skip the flooding baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// One shared tree for every author (PlumTree alone) instead of each author's source
+    /// tree over the signed neighbour lists.
+    #[arg(long)]
+    shared_tree: bool,
 }
 
 #[derive(Subcommand)]
@@ -1224,6 +1228,7 @@ fn sim_config(a: &SimArgs) -> Result<sim::SimConfig> {
         },
         interval_ms: 200,
         propagation: dn_proto::Propagation::Tree,
+        source_trees: !a.shared_tree,
         partition,
         crash,
     })
@@ -1355,8 +1360,10 @@ fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
     let cfg = sim_config(args).map_err(|e| invalid(one_line(&e)))?;
     let mut runs = vec![cfg.clone()];
     if !args.no_baseline {
+        // Flooding follows no tree: its nodes need no neighbour lists.
         runs.push(sim::SimConfig {
             propagation: dn_proto::Propagation::Flood,
+            source_trees: false,
             ..cfg
         });
     }
@@ -1367,11 +1374,13 @@ fn simulate(args: &SimArgs, json: bool) -> Result<ExitCode> {
         if json {
             reports.push(serde_json::json!({
                 "propagation": format!("{:?}", r.propagation).to_lowercase(),
+                "mode": r.mode(),
                 "seed": r.seed, "nodes": c.nodes, "delivery": r.delivery,
                 "copies_per_node_per_msg": r.copies_per_node,
                 "hops_p50": r.hops_p50, "hops_p99": r.hops_p99, "hops_max": r.hops_max,
                 "latency_p50_ms": r.latency_p50_ms, "latency_p99_ms": r.latency_p99_ms,
-                "bytes_sent": r.bytes_sent, "grafts": r.grafts,
+                "bytes_sent": r.bytes_sent, "topology_bytes": r.topology_bytes,
+                "grafts": r.grafts,
                 "wall_ms": started.elapsed().as_millis() as u64,
             }));
         } else {

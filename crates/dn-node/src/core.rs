@@ -1083,7 +1083,8 @@ impl Core {
     }
 
     /// Signs our neighbour list (asked by the protocol, [`Output::SignNeighbours`]): our
-    /// connections with the addresses they accept connections on. A node without a network
+    /// connections with the addresses they accept connections on and their round-trip
+    /// times. A node without a network
     /// has none to sign.
     fn sign_neighbours(&mut self) {
         if self.net.is_none() {
@@ -1096,6 +1097,12 @@ impl Core {
             .map(|(id, c)| Neighbour {
                 id: *id,
                 addr: c.listen_port.and_then(|port| dial_addr(c.addr, port)),
+                // QUIC's smoothed RTT at the last health sample, whole ms: the link's weight
+                // in every node's source trees.
+                rtt_ms: c
+                    .link
+                    .as_ref()
+                    .map(|l| u16::try_from(l.rtt_us / 1000).unwrap_or(u16::MAX)),
             })
             .collect();
         neighbours.sort_by_key(|n| n.id);

@@ -286,10 +286,12 @@ fn write_seed_corpus() {
             Neighbour {
                 id: node,
                 addr: Some("10.0.0.1:7300".parse().expect("addr")),
+                rtt_ms: None,
             },
             Neighbour {
                 id: other,
                 addr: None,
+                rtt_ms: None,
             },
         ],
     );

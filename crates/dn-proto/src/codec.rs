@@ -312,6 +312,7 @@ mod tests {
                 vec![crate::topo::Neighbour {
                     id: m.author,
                     addr: None,
+                    rtt_ms: None,
                 }],
             )),
         ]

@@ -4,15 +4,21 @@
 //! reaches each at) and a sequence number that only grows. Records flood to every node (a
 //! newer record replaces an older one; an old or equal one goes no further), so each node
 //! holds the adjacency list of the network it can see. [`Graph`] answers hop distances and
-//! shortest paths (BFS), and which addresses a node may dial to meet its peers' peers.
+//! shortest paths (BFS), which addresses a node may dial to meet its peers' peers, and each
+//! author's *source tree*: the fastest-path tree from that node over the links weighted by
+//! their round-trip times ([`Graph::tree_children`]), the same on every node that holds the
+//! same records.
 //!
 //! Signed bytes (docs/protocol.md §4.3):
 //! `"DNTOP" | version u8 | node 32 | seq u64 | name str8 | count u16 |
-//!  count × (id 32 | has_addr u8 | [ipv4 4 | port u16])`, then the 64-byte signature.
+//!  count × (id 32 | flags u8 | [ipv4 4 | port u16] | [rtt_ms u16])`, then the 64-byte
+//! signature; flag bit 0 says an address follows, bit 1 a round-trip time.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 
@@ -32,7 +38,15 @@ pub struct Neighbour {
     pub id: NodeId,
     /// Where the record's author reaches it (its listen address), if known.
     pub addr: Option<SocketAddrV4>,
+    /// The round-trip time the record's author measured to it when signing (QUIC's smoothed
+    /// RTT), ms, if known: the link's weight in the source trees ([`Graph::tree_children`]).
+    pub rtt_ms: Option<u16>,
 }
+
+/// Neighbour flag: an IPv4 address and port follow.
+const NB_ADDR: u8 = 1;
+/// Neighbour flag: a round-trip time (u16, ms) follows.
+const NB_RTT: u8 = 2;
 
 /// A node's signed list of current neighbours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +81,7 @@ impl TopoRecord {
 
     /// The bytes the author signs.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(64 + self.neighbours.len() * 39);
+        let mut w = Writer::with_capacity(64 + self.neighbours.len() * 41);
         w.bytes(TOPO_MAGIC);
         w.u8(PROTOCOL_VERSION);
         w.put(&self.node);
@@ -96,17 +110,25 @@ impl TopoRecord {
     }
 }
 
-/// Wire form: `id 32 | has_addr u8 | [ipv4 4 | port u16]`.
+/// Wire form: `id 32 | flags u8 | [ipv4 4 | port u16] | [rtt_ms u16]` (flag bit 0: the
+/// address is there, bit 1: the round-trip time is; other bits must be 0).
 impl Encode for Neighbour {
     fn encode(&self, w: &mut Writer) {
         w.put(&self.id);
-        match self.addr {
-            Some(a) => {
-                w.u8(1);
-                w.bytes(&a.ip().octets());
-                w.u16(a.port());
-            }
-            None => w.u8(0),
+        let mut flags = 0;
+        if self.addr.is_some() {
+            flags |= NB_ADDR;
+        }
+        if self.rtt_ms.is_some() {
+            flags |= NB_RTT;
+        }
+        w.u8(flags);
+        if let Some(a) = self.addr {
+            w.bytes(&a.ip().octets());
+            w.u16(a.port());
+        }
+        if let Some(rtt) = self.rtt_ms {
+            w.u16(rtt);
         }
     }
 }
@@ -115,15 +137,22 @@ impl Decode for Neighbour {
     type Error = ProtoError;
     fn decode(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
         let id = r.get::<NodeId>()?;
-        let addr = match r.u8()? {
-            0 => None,
-            1 => {
-                let ip = Ipv4Addr::from(r.array::<4>()?);
-                Some(SocketAddrV4::new(ip, r.u16()?))
-            }
-            _ => return Err(ProtoError::Malformed("bad address flag")),
+        let flags = r.u8()?;
+        if flags & !(NB_ADDR | NB_RTT) != 0 {
+            return Err(ProtoError::Malformed("bad neighbour flags"));
+        }
+        let addr = if flags & NB_ADDR != 0 {
+            let ip = Ipv4Addr::from(r.array::<4>()?);
+            Some(SocketAddrV4::new(ip, r.u16()?))
+        } else {
+            None
         };
-        Ok(Neighbour { id, addr })
+        let rtt_ms = if flags & NB_RTT != 0 {
+            Some(r.u16()?)
+        } else {
+            None
+        };
+        Ok(Neighbour { id, addr, rtt_ms })
     }
 }
 
@@ -174,15 +203,28 @@ impl Decode for TopoRecord {
 
 /// A BFS tree from one source: hop distance and parent of every reachable node.
 type Tree = HashMap<NodeId, (u32, Option<NodeId>)>;
+/// A source tree: every reachable node's parent (`None` for the source).
+type Parents = HashMap<NodeId, Option<NodeId>>;
 
 /// Most BFS trees kept at once (one per source asked about; in practice only "me").
 const TREE_CACHE_CAP: usize = 8;
+/// Most source trees kept at once (one per message author asked about, a parent per node
+/// each: ≈ 90 KB at 1,000 nodes); the cache is emptied when full and whenever the records
+/// change.
+const SOURCE_CACHE_CAP: usize = 32;
+/// Weight a link adds besides its round-trip time, so that on a LAN, where every RTT rounds
+/// to 0–1 ms, the source trees take the fewest hops.
+pub const HOP_WEIGHT: u32 = 1;
 
 /// Derived data, rebuilt lazily after the records change.
 #[derive(Debug, Default, Clone)]
 struct Derived {
     adjacency: Option<HashMap<NodeId, Vec<NodeId>>>,
     trees: HashMap<NodeId, Tree>,
+    /// Weighted adjacency (sorted by id) for the source trees.
+    weighted: Option<HashMap<NodeId, Vec<(NodeId, u32)>>>,
+    /// Source → every reachable node's parent in the source's tree.
+    sources: HashMap<NodeId, Arc<Parents>>,
 }
 
 /// The network as seen through the records received.
@@ -195,6 +237,7 @@ pub struct Graph {
     records: HashMap<NodeId, (TopoRecord, u64)>,
     derived: RefCell<Derived>,
     bfs_runs: Cell<u64>,
+    tree_runs: Cell<u64>,
 }
 
 impl Graph {
@@ -252,6 +295,12 @@ impl Graph {
         self.bfs_runs.get()
     }
 
+    /// How many source trees [`Graph::tree_children`] and [`Graph::tree_parent`] computed so
+    /// far (each tree is cached until the graph changes).
+    pub fn tree_runs(&self) -> u64 {
+        self.tree_runs.get()
+    }
+
     fn invalidate(&mut self) {
         *self.derived.get_mut() = Derived::default();
     }
@@ -269,25 +318,93 @@ impl Graph {
     /// Undirected links. A link both ends report is certain; a link only one end reports
     /// counts while the other end's record is unknown (it has not reached us yet).
     pub fn links(&self) -> Vec<(NodeId, NodeId)> {
-        let mut set: HashSet<(NodeId, NodeId)> = HashSet::new();
+        self.weighted_links()
+            .into_iter()
+            .map(|(a, b, _)| (a, b))
+            .collect()
+    }
+
+    /// [`Graph::links`] with each link's weight: [`HOP_WEIGHT`] plus the larger of the
+    /// round-trip times its two ends reported (a missing report counts 0). Taking the larger
+    /// means one end cannot make a link look faster than the other end measured it.
+    pub fn weighted_links(&self) -> Vec<(NodeId, NodeId, u32)> {
+        let mut set: HashMap<(NodeId, NodeId), u32> = HashMap::new();
         for (a, (rec, _)) in &self.records {
             for nb in &rec.neighbours {
                 let b = nb.id;
                 if *a == b {
                     continue;
                 }
-                let confirmed = match self.records.get(&b) {
-                    Some((other, _)) => other.neighbours.iter().any(|n| n.id == *a),
-                    None => true,
+                let other_end = match self.records.get(&b) {
+                    Some((other, _)) => match other.neighbours.iter().find(|n| n.id == *a) {
+                        Some(n) => Some(n.rtt_ms),
+                        None => continue,
+                    },
+                    None => None,
                 };
-                if confirmed {
-                    set.insert(if *a < b { (*a, b) } else { (b, *a) });
-                }
+                let rtt = nb.rtt_ms.max(other_end.flatten()).unwrap_or(0);
+                let key = if *a < b { (*a, b) } else { (b, *a) };
+                set.insert(key, HOP_WEIGHT + u32::from(rtt));
             }
         }
-        let mut v: Vec<_> = set.into_iter().collect();
+        let mut v: Vec<_> = set.into_iter().map(|((a, b), w)| (a, b, w)).collect();
         v.sort();
         v
+    }
+
+    /// The children of `node` in `source`'s source tree: the neighbours of `node` whose
+    /// fastest path from `source` (Dijkstra over [`Graph::weighted_links`], ties broken by
+    /// node id) runs through `node`. Every node holding the same records computes the same
+    /// tree, so a message pushed along it reaches each node once, along its fastest path.
+    /// `None` if `source` or `node` is not in the graph (no tree to follow).
+    pub fn tree_children(&self, source: &NodeId, node: &NodeId) -> Option<Vec<NodeId>> {
+        let parents = self.source_tree(source);
+        parents.get(node)?;
+        let d = self.derived.borrow();
+        let mut c: Vec<NodeId> = d
+            .weighted
+            .as_ref()
+            .and_then(|adj| adj.get(node))
+            .into_iter()
+            .flatten()
+            .filter(|(m, _)| parents.get(m) == Some(&Some(*node)))
+            .map(|(m, _)| *m)
+            .collect();
+        c.sort();
+        Some(c)
+    }
+
+    /// The parent of `node` in `source`'s source tree: `Some(None)` for the source itself,
+    /// `None` if `source` or `node` is not in the graph.
+    pub fn tree_parent(&self, source: &NodeId, node: &NodeId) -> Option<Option<NodeId>> {
+        self.source_tree(source).get(node).copied()
+    }
+
+    /// `source`'s source tree, cached until the records change.
+    fn source_tree(&self, source: &NodeId) -> Arc<Parents> {
+        let mut d = self.derived.borrow_mut();
+        if let Some(t) = d.sources.get(source) {
+            return t.clone();
+        }
+        if d.weighted.is_none() {
+            let mut adj: HashMap<NodeId, Vec<(NodeId, u32)>> = HashMap::new();
+            for (a, b, w) in self.weighted_links() {
+                adj.entry(a).or_default().push((b, w));
+                adj.entry(b).or_default().push((a, w));
+            }
+            for v in adj.values_mut() {
+                v.sort();
+            }
+            d.weighted = Some(adj);
+        }
+        let empty = HashMap::new();
+        let tree = Arc::new(dijkstra(d.weighted.as_ref().unwrap_or(&empty), source));
+        self.tree_runs.set(self.tree_runs.get() + 1);
+        if d.sources.len() >= SOURCE_CACHE_CAP {
+            d.sources.clear();
+        }
+        d.sources.insert(*source, tree.clone());
+        tree
     }
 
     fn adjacency(&self) -> HashMap<NodeId, Vec<NodeId>> {
@@ -383,6 +500,35 @@ fn bfs(adj: &HashMap<NodeId, Vec<NodeId>>, from: &NodeId) -> Tree {
     tree
 }
 
+/// Fastest-path tree from `from` over a weighted adjacency: every reachable node's parent
+/// (`None` for `from`). Nodes leave the heap in (distance, id) order and a parent is replaced
+/// only by a strictly shorter path, so the tree is the same on every node for the same links.
+fn dijkstra(adj: &HashMap<NodeId, Vec<(NodeId, u32)>>, from: &NodeId) -> Parents {
+    let mut dist: HashMap<NodeId, u64> = HashMap::new();
+    let mut parent: Parents = HashMap::new();
+    let mut done: HashSet<NodeId> = HashSet::new();
+    if !adj.contains_key(from) {
+        return parent;
+    }
+    dist.insert(*from, 0);
+    parent.insert(*from, None);
+    let mut heap = BinaryHeap::from([Reverse((0u64, *from))]);
+    while let Some(Reverse((du, u))) = heap.pop() {
+        if !done.insert(u) {
+            continue;
+        }
+        for (v, w) in adj.get(&u).into_iter().flatten() {
+            let dv = du + u64::from(*w);
+            if dist.get(v).is_none_or(|old| dv < *old) {
+                dist.insert(*v, dv);
+                parent.insert(*v, Some(u));
+                heap.push(Reverse((dv, *v)));
+            }
+        }
+    }
+    parent
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +545,7 @@ mod tests {
             .map(|&j| Neighbour {
                 id: id(j),
                 addr: Some(SocketAddrV4::new([10, 0, 0, j].into(), 7300)),
+                rtt_ms: None,
             })
             .collect();
         TopoRecord::create(&key(i), seq, &format!("n{i}"), n)
@@ -443,6 +590,102 @@ mod tests {
         assert!(g.update(rec(3, 2, &[2]), 1));
         assert!(!g.update(rec(3, 1, &[2, 4]), 2), "older record ignored");
         assert!(!g.hops_from(&id(1)).contains_key(&id(4)));
+    }
+
+    /// A record whose neighbours carry round-trip times: `(neighbour, rtt_ms)`.
+    fn timed(i: u8, seq: u64, nbs: &[(u8, Option<u16>)]) -> TopoRecord {
+        let n = nbs
+            .iter()
+            .map(|&(j, rtt_ms)| Neighbour {
+                id: id(j),
+                addr: None,
+                rtt_ms,
+            })
+            .collect();
+        TopoRecord::create(&key(i), seq, "", n)
+    }
+
+    #[test]
+    fn round_trip_times_roundtrip_and_unknown_flags_are_refused() {
+        let r = timed(1, 3, &[(2, Some(42)), (3, None)]);
+        r.verify().unwrap();
+        let mut w = Writer::default();
+        r.encode(&mut w);
+        let bytes = w.into_vec();
+        assert_eq!(TopoRecord::decode(&mut Reader::new(&bytes)).unwrap(), r);
+        // The first neighbour's flags byte sits after the 2-byte length, magic, version,
+        // node, seq, empty name and count; a bit beyond address and RTT is malformed.
+        let flags_at = 2 + 5 + 1 + 32 + 8 + 1 + 2 + 32;
+        assert_eq!(bytes[flags_at], NB_RTT);
+        let mut bad = bytes.clone();
+        bad[flags_at] |= 4;
+        assert_eq!(
+            TopoRecord::decode(&mut Reader::new(&bad)),
+            Err(ProtoError::Malformed("bad neighbour flags"))
+        );
+    }
+
+    #[test]
+    fn a_link_weighs_the_slower_of_its_two_ends_reports() {
+        let mut g = Graph::default();
+        g.update(timed(1, 1, &[(2, Some(10))]), 0);
+        g.update(timed(2, 1, &[(1, Some(30))]), 0);
+        g.update(timed(3, 1, &[(1, None)]), 0);
+        g.update(timed(1, 2, &[(2, Some(10)), (3, Some(0))]), 0);
+        let w: HashMap<(NodeId, NodeId), u32> = g
+            .weighted_links()
+            .into_iter()
+            .map(|(a, b, w)| ((a, b), w))
+            .collect();
+        let key = |a: u8, b: u8| (id(a).min(id(b)), id(a).max(id(b)));
+        // One end cannot make a link look faster than the other end measured it.
+        assert_eq!(w[&key(1, 2)], HOP_WEIGHT + 30);
+        assert_eq!(w[&key(1, 3)], HOP_WEIGHT);
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn source_trees_follow_the_fastest_paths_and_agree_everywhere() {
+        // A square 1-2-4 and 1-3-4 where 1-2 and 2-4 are slow: 4 hears 1 through 3; 2 hears
+        // 1 directly (going round is slower still). A fifth node hangs off 4.
+        let recs = [
+            timed(1, 1, &[(2, Some(200)), (3, Some(20))]),
+            timed(2, 1, &[(1, Some(200)), (4, Some(300))]),
+            timed(3, 1, &[(1, Some(20)), (4, Some(20))]),
+            timed(4, 1, &[(2, Some(300)), (3, Some(20)), (5, Some(20))]),
+            timed(5, 1, &[(4, Some(20))]),
+        ];
+        let mut a = Graph::default();
+        let mut b = Graph::default();
+        for r in &recs {
+            a.update(r.clone(), 0);
+        }
+        for r in recs.iter().rev() {
+            b.update(r.clone(), 0);
+        }
+        for g in [&a, &b] {
+            let mut one = vec![id(2), id(3)];
+            one.sort();
+            assert_eq!(g.tree_children(&id(1), &id(1)), Some(one));
+            assert_eq!(g.tree_children(&id(1), &id(3)), Some(vec![id(4)]));
+            assert_eq!(g.tree_children(&id(1), &id(2)), Some(vec![]));
+            assert_eq!(g.tree_children(&id(1), &id(4)), Some(vec![id(5)]));
+            // From 5 the tree runs the other way, and 2 hears 5 through 3 and 1.
+            assert_eq!(g.tree_children(&id(5), &id(4)), Some(vec![id(3)]));
+            assert_eq!(g.tree_children(&id(5), &id(1)), Some(vec![id(2)]));
+            // Unknown source or node: no tree.
+            assert_eq!(g.tree_children(&id(9), &id(1)), None);
+            assert_eq!(g.tree_children(&id(1), &id(9)), None);
+        }
+        // Answers are cached until the records change.
+        let runs = a.tree_runs();
+        a.tree_children(&id(1), &id(3));
+        assert_eq!(a.tree_runs(), runs);
+        // 1-3 gets slow: now 4 hears 1 through 2.
+        a.update(timed(3, 2, &[(1, Some(500)), (4, Some(20))]), 1);
+        assert_eq!(a.tree_children(&id(1), &id(2)), Some(vec![id(4)]));
+        assert_eq!(a.tree_children(&id(1), &id(3)), Some(vec![]));
+        assert!(a.tree_runs() > runs);
     }
 
     #[test]

@@ -39,10 +39,12 @@ fn topo_record() -> TopoRecord {
             Neighbour {
                 id: node(1),
                 addr: Some(SocketAddrV4::new([10, 0, 0, 1].into(), 7300)),
+                rtt_ms: None,
             },
             Neighbour {
                 id: node(3),
                 addr: None,
+                rtt_ms: None,
             },
         ],
     )

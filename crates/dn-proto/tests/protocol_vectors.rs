@@ -298,10 +298,12 @@ fn neighbour_list_signed_bytes_and_signature() {
         Neighbour {
             id: node(1),
             addr: Some("10.0.0.2:7300".parse().unwrap()),
+            rtt_ms: None,
         },
         Neighbour {
             id: node(2),
             addr: None,
+            rtt_ms: None,
         },
     ];
     let rec = TopoRecord::create(&key(9), 1_700_000_000_000, "relay", neighbours);

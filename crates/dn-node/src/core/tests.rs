@@ -210,6 +210,7 @@ fn network_view_orders_by_nearness_and_keeps_the_nearest() {
             .map(|j| Neighbour {
                 id: id(j),
                 addr: None,
+                rtt_ms: None,
             })
             .collect();
         assert!(g.update(TopoRecord::create(&key(i), 1, &format!("n{i}"), nbs), 0));

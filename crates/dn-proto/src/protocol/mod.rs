@@ -242,6 +242,12 @@ pub struct Config {
     /// could otherwise cut two links of the same cycle and split the tree (then every node
     /// below the cut grafts: extra copies, slow repairs).
     pub prune_hold_ms: u64,
+    /// In [`Propagation::Tree`], a message whose author is in the network graph follows the
+    /// author's *source tree* (fastest paths from the author over the signed neighbour lists,
+    /// [`crate::topo::Graph::tree_children`]) instead of the shared PlumTree tree, which stays
+    /// for authors the graph does not hold and covers gaps (a tree child not connected or not
+    /// in the room). Off: every message follows the shared tree.
+    pub source_trees: bool,
     /// Most rooms carried for others without being joined (0 = carry nothing).
     pub max_carried_rooms: usize,
     /// A single connected peer's rooms are carried on its word alone only if it lists at most
@@ -270,6 +276,7 @@ impl Default for Config {
             swap_cooldown_ms: SWAP_COOLDOWN_MS,
             swap_streak: SWAP_STREAK,
             prune_hold_ms: PRUNE_HOLD_MS,
+            source_trees: true,
             max_carried_rooms: 64,
             sole_peer_max_rooms: CARRY_SOLE_PEER_MAX_ROOMS,
             carry_quota_bytes: DEFAULT_CARRY_QUOTA_BYTES,

@@ -452,6 +452,7 @@ fn neighbour_lists_flood_and_give_hop_distances() {
             .map(|j| Neighbour {
                 id: net.id(j),
                 addr: None,
+                rtt_ms: None,
             })
             .collect();
         let rec = TopoRecord::create(&net.keys[i], 1, &format!("n{i}"), nbs);
@@ -531,6 +532,153 @@ fn messages_from_the_future_wait_for_their_time() {
     assert!(net.stores[1].has(&ahead.id()).unwrap());
 }
 
+/// Diamond 0-1-3, 0-2-3 with the 1-3 link slow; node 4 hangs off 3 and signs no list.
+fn diamond_with_round_trip_times() -> Net {
+    use crate::topo::{Neighbour, TopoRecord};
+    let mut net = Net::new(5, "medical");
+    for (a, b) in [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)] {
+        net.connect(a, b);
+    }
+    net.run();
+    let links: [&[(usize, u16)]; 4] = [
+        &[(1, 10), (2, 10)],
+        &[(0, 10), (3, 300)],
+        &[(0, 10), (3, 10)],
+        &[(1, 300), (2, 10), (4, 10)],
+    ];
+    for (i, nbs) in links.iter().enumerate() {
+        let n = nbs
+            .iter()
+            .map(|&(j, rtt)| Neighbour {
+                id: net.id(j),
+                addr: None,
+                rtt_ms: Some(rtt),
+            })
+            .collect();
+        let rec = TopoRecord::create(&net.keys[i], 1, "n", n);
+        net.input(i, Input::LocalTopology(rec));
+    }
+    net.run();
+    net
+}
+
+#[test]
+fn messages_follow_their_authors_source_tree_once_per_node() {
+    let mut net = diamond_with_round_trip_times();
+    let (i2, i3) = (net.id(2), net.id(3));
+    // 3 prunes its link to 2 in the shared tree: the source tree does not care.
+    net.input(
+        2,
+        Input::Frame {
+            peer: i3,
+            frame: Frame::Prune {
+                room: "medical".into(),
+            },
+        },
+    );
+    assert!(!net.nodes[2].eager_peers("medical").contains(&i3));
+    for k in 0..3 {
+        let m = net.publish(0, "medical", &format!("water at the school {k}"), 10 + k);
+        net.run();
+        for i in 0..5 {
+            assert!(net.stores[i].has(&m.id()).unwrap(), "node {i}, message {k}");
+        }
+    }
+    let dup: u64 = net.nodes.iter().map(|n| n.counters().duplicates).sum();
+    assert_eq!(
+        dup, 0,
+        "each node got each message once, along the fast side"
+    );
+    assert_eq!(net.nodes[1].counters().sent, 0, "1 is a leaf of 0's tree");
+    // A duplicate from 3's parent in 0's tree (2) prunes nothing: that push ignores the
+    // shared tree. One from another peer (1) came over 1's shared-tree link: pruned.
+    let i1 = net.id(1);
+    let m = net.publish(0, "medical", "one more", 20);
+    net.run();
+    let dup_from = |net: &mut Net, peer: NodeId| {
+        let outs = net.nodes[3].handle(
+            &mut net.stores[3],
+            Input::Frame {
+                peer,
+                frame: Frame::Msg {
+                    hops: 5,
+                    message: m.clone(),
+                },
+            },
+            0,
+        );
+        outs.iter().any(
+            |o| matches!(o, Output::Send { frame: Frame::Prune { .. }, peer: p } if *p == peer),
+        )
+    };
+    assert!(!dup_from(&mut net, i2));
+    assert!(net.nodes[3].eager_peers("medical").contains(&i1));
+    assert!(dup_from(&mut net, i1));
+    assert!(!net.nodes[3].eager_peers("medical").contains(&i1));
+    // Node 4 signed no list: its messages follow the shared tree, where 3's link to 2 is
+    // lazy, so 2 hears of it by IHave and gets it from 3 by a graft... or from 0 over 1.
+    let m4 = net.publish(4, "medical", "from the edge", 30);
+    net.advance_to(5_000);
+    for i in 0..5 {
+        assert!(net.stores[i].has(&m4.id()).unwrap(), "node {i}");
+    }
+}
+
+#[test]
+fn a_gap_in_the_source_tree_is_covered_by_the_shared_tree() {
+    use crate::topo::{Neighbour, TopoRecord};
+    // Triangle: 0-1 and 1-2 fast, 0-2 slow, so in 0's tree 2 hangs below 1. But 1 left the
+    // room and carries nothing (relays none of it): 0 has a child outside the room and pushes over its
+    // shared-tree links too, so 2 gets the message straight away, not by a repair.
+    let mut net = Net::new(3, "medical");
+    let id1 = net.id(1);
+    let no_carry = Config {
+        max_carried_rooms: 0,
+        ..Config::default()
+    };
+    net.nodes[1] =
+        Protocol::with_config(id1, "n1".into(), 7000, ["logistics".to_string()], no_carry);
+    for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+        net.connect(a, b);
+    }
+    net.run();
+    let links: [&[(usize, u16)]; 3] = [
+        &[(1, 10), (2, 300)],
+        &[(0, 10), (2, 10)],
+        &[(0, 300), (1, 10)],
+    ];
+    for (i, nbs) in links.iter().enumerate() {
+        let n = nbs
+            .iter()
+            .map(|&(j, rtt)| Neighbour {
+                id: net.id(j),
+                addr: None,
+                rtt_ms: Some(rtt),
+            })
+            .collect();
+        let rec = TopoRecord::create(&net.keys[i], 1, "n", n);
+        net.input(i, Input::LocalTopology(rec));
+    }
+    net.run();
+    let (i1, i2) = (net.id(1), net.id(2));
+    assert_eq!(
+        net.nodes[0].graph().tree_children(&net.id(0), &net.id(0)),
+        Some(vec![i1])
+    );
+    assert!(!net.nodes[0]
+        .peer_rooms(&i1)
+        .contains(&"medical".to_string()));
+    let m = net.publish(0, "medical", "road closed", 10);
+    net.run();
+    assert!(net.stores[2].has(&m.id()).unwrap(), "no repair needed");
+    assert_eq!(
+        net.nodes.iter().map(|n| n.counters().grafts).sum::<u64>(),
+        0
+    );
+    assert_eq!(net.nodes[2].counters().duplicates, 0);
+    let _ = i2;
+}
+
 #[test]
 fn direct_messages_take_the_shortest_known_path_even_over_lazy_links() {
     use crate::topo::{Neighbour, TopoRecord};
@@ -547,6 +695,7 @@ fn direct_messages_take_the_shortest_known_path_even_over_lazy_links() {
             .map(|&j| Neighbour {
                 id: net.id(j),
                 addr: None,
+                rtt_ms: None,
             })
             .collect();
         let rec = TopoRecord::create(&net.keys[i], 1, "n", n);
@@ -573,6 +722,9 @@ fn direct_messages_take_the_shortest_known_path_even_over_lazy_links() {
         },
     );
     assert!(!net.nodes[0].eager_peers(crate::dm::DM_ROOM).contains(&i2));
+    // Node 0's source tree would reach 2 anyway: follow the shared tree here, so that only
+    // the path toward the recipient makes the lazy link carry the message.
+    net.nodes[0].config.source_trees = false;
     let to = net.id(3);
     let env = crate::dm::seal(&net.keys[0], &to, "go to the school", 5, [9; 32], [8; 24]).unwrap();
     let m = Message::create(

@@ -30,14 +30,17 @@ fn two_hop_net() -> (Net, SocketAddrV4, SocketAddrV4) {
         Neighbour {
             id: net.id(0),
             addr: None,
+            rtt_ms: None,
         },
         Neighbour {
             id: net.id(2),
             addr: Some(a2),
+            rtt_ms: None,
         },
         Neighbour {
             id: net.id(3),
             addr: Some(a3),
+            rtt_ms: None,
         },
     ];
     let rec = TopoRecord::create(&net.keys[1], 1, "n1", nbs);
@@ -49,6 +52,7 @@ fn two_hop_net() -> (Net, SocketAddrV4, SocketAddrV4) {
         vec![Neighbour {
             id: net.id(1),
             addr: None,
+            rtt_ms: None,
         }],
     );
     // Past the gap after the connection's own check.

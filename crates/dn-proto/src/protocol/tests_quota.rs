@@ -411,6 +411,7 @@ fn record(k: &SigningKey, seq: u64, nbs: &[NodeId]) -> TopoRecord {
         .map(|id| Neighbour {
             id: *id,
             addr: None,
+            rtt_ms: None,
         })
         .collect();
     TopoRecord::create(k, seq, "n", n)

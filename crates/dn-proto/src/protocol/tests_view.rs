@@ -277,7 +277,11 @@ fn a_group_the_graph_does_not_reach_is_bridged() {
     };
     let mut p = Protocol::with_config(me_id, "me".into(), 7300, [], config);
     let mut s = MemStorage::default();
-    let nb = |id: NodeId| Neighbour { id, addr: None };
+    let nb = |id: NodeId| Neighbour {
+        id,
+        addr: None,
+        rtt_ms: None,
+    };
     let rec = |k: usize, seq: u64, n: Vec<Neighbour>| TopoRecord::create(&keys[k], seq, "", n);
     p.handle(&mut s, Input::Connected { peer: a }, 0);
     p.handle(&mut s, Input::LocalTopology(rec(0, 1, vec![nb(a)])), 0);

@@ -1,5 +1,19 @@
-//! Tree propagation (PlumTree-like): eager push, lazy `IHave` announcements, prune, graft
-//! repairs of missed deliveries, the paced reply queue, and taking in a received message.
+//! Tree propagation: eager push, lazy `IHave` announcements, prune, graft repairs of missed
+//! deliveries, the paced reply queue, and taking in a received message.
+//!
+//! Two trees carry a message eagerly, the rest of the links get `IHave`:
+//! - **the author's source tree** when the network graph holds the author
+//!   ([`Config::source_trees`]): every node computes, from the same signed neighbour lists,
+//!   the fastest-path tree from the author (links weighted by their round-trip times) and
+//!   pushes to its own children in it. With changing senders each message takes its author's
+//!   fastest paths, which no single shared tree can offer, at one copy per node. A
+//!   duplicate from the node's parent in that tree prunes nothing (the push ignores the
+//!   shared tree's state), and swaps do not apply: the tree follows the graph, not the
+//!   traffic.
+//! - **the shared PlumTree tree** (per room: eager links, pruned to lazy on duplicates,
+//!   grafted back on repairs, swapped toward faster announcers) for authors the graph does
+//!   not hold, and on top of the source tree where it has a gap here: a child in it that is
+//!   not connected or not in the room.
 
 use super::*;
 
@@ -233,7 +247,9 @@ impl Protocol {
                     p.last_first_at = Some(self.now);
                 }
                 self.note_arrival(id);
-                self.maybe_swap(peer, &msg.room, &id, out);
+                if !self.source_routed(&msg.author) {
+                    self.maybe_swap(peer, &msg.room, &id, out);
+                }
                 self.missing.remove(&id);
                 if msg.author == peer {
                     // Straight from its author: acknowledge, so the author can show "held by".
@@ -255,6 +271,17 @@ impl Protocol {
             }
             Ok(false) => {
                 self.counters.duplicates += 1;
+                if self.config.propagation == Propagation::Tree
+                    && self.config.source_trees
+                    && self.graph.tree_parent(&msg.author, &self.me) == Some(Some(peer))
+                {
+                    // Our parent in the author's source tree: its push ignores the shared
+                    // tree's state, so pruning it would change nothing. A duplicate from
+                    // another peer came over its shared-tree link (a gap in its part of the
+                    // source tree, or graphs that differ for a moment) and prunes that link
+                    // as usual, so the shared tree does not stay a flood.
+                    return;
+                }
                 let room = msg.room;
                 // A duplicate of a message still in flight (its first copy came less than
                 // `prune_hold_ms` ago) does not cut a link that gave us a first copy within
@@ -284,6 +311,13 @@ impl Protocol {
             }
             Err(e) => out.push(Output::StorageFailed(e)),
         }
+    }
+
+    /// Whether a message of `author` follows the author's source tree here.
+    fn source_routed(&self, author: &NodeId) -> bool {
+        self.config.propagation == Propagation::Tree
+            && self.config.source_trees
+            && self.graph.tree_children(author, &self.me).is_some()
     }
 
     /// Remembers when the first copy of `id` arrived, for the [`ARRIVALS_CAP`] newest.
@@ -364,9 +398,11 @@ impl Protocol {
         }
     }
 
-    /// Spreads a new message: `Msg` over eager links (all links when flooding), `IHave` over
-    /// lazy ones, skipping the sender and peers known to hold it. With no hop budget left
-    /// (`hops == None`) every link gets `IHave` only.
+    /// Spreads a new message: `Msg` to this node's children in the author's source tree and
+    /// over the shared tree's eager links (only those, when the graph does not hold the
+    /// author; as well, when the source tree has a gap here), to every link when flooding,
+    /// `IHave` to the other peers; skipping the sender and peers known to hold it. With no hop
+    /// budget left (`hops == None`) every link gets `IHave` only.
     pub(super) fn push(
         &mut self,
         msg: &Message,
@@ -387,6 +423,23 @@ impl Protocol {
         } else {
             None
         };
+        let children = if self.source_routed(&msg.author) {
+            self.graph.tree_children(&msg.author, &self.me)
+        } else {
+            None
+        };
+        // The shared tree carries it too where the source tree cannot: no source tree here,
+        // or a child that is not connected or not in the room (its subtree would wait for
+        // announcements and grafts).
+        let shared = children.as_ref().is_none_or(|c| {
+            c.iter().any(|child| {
+                Some(*child) != from
+                    && !self
+                        .peers
+                        .get(child)
+                        .is_some_and(|p| p.hello && p.rooms.contains(&msg.room))
+            })
+        });
         for (pid, p) in &mut self.peers {
             if Some(*pid) == from
                 || !p.hello
@@ -396,7 +449,11 @@ impl Protocol {
                 continue;
             }
             p.learn(id);
-            let eager = flood || !p.lazy.contains(&msg.room) || toward == Some(*pid);
+            let child = children
+                .as_ref()
+                .is_some_and(|c| c.binary_search(pid).is_ok());
+            let eager =
+                flood || child || (shared && !p.lazy.contains(&msg.room)) || toward == Some(*pid);
             if let (true, Some(hops)) = (eager, hops) {
                 self.counters.sent += 1;
                 out.push(Output::Send {

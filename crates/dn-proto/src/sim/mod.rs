@@ -26,6 +26,7 @@ use ed25519_dalek::SigningKey;
 use crate::codec::Frame;
 use crate::message::{Message, MessageId, NodeId};
 use crate::protocol::{Config, Input, MemStorage, Output, Propagation, Protocol, Storage};
+use crate::topo::{Neighbour, TopoRecord};
 
 /// The room all simulated traffic uses.
 pub const ROOM: &str = "sim";
@@ -116,6 +117,10 @@ pub struct SimConfig {
     pub interval_ms: u64,
     /// Propagation strategy under test.
     pub propagation: Propagation,
+    /// Source trees ([`crate::protocol::Config::source_trees`]): the nodes sign and exchange
+    /// neighbour lists (each link's round-trip time is twice its latency) and a message
+    /// follows its author's fastest-path tree. Off: no neighbour lists, one shared tree.
+    pub source_trees: bool,
     /// Optional partition.
     pub partition: Option<Partition>,
     /// Optional crashes.
@@ -135,6 +140,7 @@ impl Default for SimConfig {
             senders: Senders::Changing,
             interval_ms: 200,
             propagation: Propagation::Tree,
+            source_trees: true,
             partition: None,
             crash: None,
         }
@@ -162,9 +168,14 @@ pub struct SimReport {
     pub latency_p50_ms: u64,
     /// 99th percentile latency.
     pub latency_p99_ms: u64,
+    /// Whether messages followed their authors' source trees ([`SimConfig::source_trees`]).
+    pub source_trees: bool,
     /// All bytes sent (frames with their length prefix), measured phase and catch-up included.
     pub bytes_sent: u64,
-    /// Bytes sent per measured message per node.
+    /// Of those, neighbour lists (`Topo` frames): the one-time map of the network the source
+    /// trees need (every node's list reaches every node once it is signed).
+    pub topology_bytes: u64,
+    /// Bytes sent per measured message per node, neighbour lists not counted.
     pub bytes_per_msg_node: f64,
     /// Grafts sent (tree repairs).
     pub grafts: u64,
@@ -182,13 +193,25 @@ pub struct SimReport {
     pub samples: usize,
 }
 
+impl SimReport {
+    /// `tree` (source trees), `shared` (one shared tree) or `flood`.
+    pub fn mode(&self) -> &'static str {
+        match (self.propagation, self.source_trees) {
+            (Propagation::Flood, _) => "flood",
+            (Propagation::Tree, true) => "tree",
+            (Propagation::Tree, false) => "shared",
+        }
+    }
+}
+
 impl std::fmt::Display for SimReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "{:<6} seed={} delivery={:.4} copies/node/msg={:.3} hops p50/p99/max={}/{}/{} \
-             latency p50/p99={}/{} ms bytes={} ({:.0} B/msg/node) grafts={} swaps={}",
-            format!("{:?}", self.propagation).to_lowercase(),
+             latency p50/p99={}/{} ms bytes={} (neighbour lists {}; others {:.0} B/msg/node) \
+             grafts={} swaps={}",
+            self.mode(),
             self.seed,
             self.delivery,
             self.copies_per_node,
@@ -198,6 +221,7 @@ impl std::fmt::Display for SimReport {
             self.latency_p50_ms,
             self.latency_p99_ms,
             self.bytes_sent,
+            self.topology_bytes,
             self.bytes_per_msg_node,
             self.grafts,
             self.swaps,
@@ -243,10 +267,14 @@ enum Event {
     },
     /// Connections per node and connectivity are sampled.
     Sample,
+    /// The node's driver signs its neighbour list (asked by [`Output::SignNeighbours`]).
+    Sign(usize),
 }
 
 struct Node {
     key: SigningKey,
+    /// Sequence number of its last signed neighbour list.
+    topo_seq: u64,
     proto: Option<Protocol>,
     store: MemStorage,
     epoch: u64,
@@ -348,6 +376,7 @@ struct Sim {
     first_arrival: HashMap<(MessageId, usize), (u64, u8)>,
     payload_copies: u64,
     bytes: u64,
+    topology_bytes: u64,
     /// Events scheduled other than wake-ups (deliveries, publishes, faults).
     work: usize,
     /// Connections per node and connectivity samples (LAN).
@@ -410,6 +439,9 @@ impl Sim {
                         self.disconnect(i, j);
                     }
                 }
+                Output::SignNeighbours if self.cfg.source_trees => {
+                    self.schedule(self.now, Event::Sign(i));
+                }
                 Output::Stored { message, hops, .. } => {
                     let id = message.id();
                     if self.measured.contains_key(&id) {
@@ -444,6 +476,9 @@ impl Sim {
         }
         let bytes = frame.encode_prefixed();
         self.bytes += bytes.len() as u64;
+        if matches!(frame, Frame::Topo(_)) {
+            self.topology_bytes += bytes.len() as u64;
+        }
         let mut delay = lat;
         // Each loss costs a retransmission timeout (about 3 RTT, at least 50 ms).
         while self.rng.chance(self.cfg.loss) {
@@ -598,9 +633,35 @@ impl Sim {
         v
     }
 
+    /// Node `i` signs the list of its up links, each with its round-trip time, and hands it
+    /// to its protocol (as `dn-node`'s driver does with QUIC's measured RTT).
+    fn sign_neighbours(&mut self, i: usize) {
+        let Some(proto) = self.nodes[i].proto.as_ref() else {
+            return;
+        };
+        let mut neighbours: Vec<Neighbour> = proto
+            .connected()
+            .map(|id| Neighbour {
+                id: *id,
+                addr: None,
+                rtt_ms: self
+                    .index
+                    .get(id)
+                    .and_then(|&j| self.links.get(&Self::link_key(i, j)))
+                    .map(|l| u16::try_from(2 * l.0).unwrap_or(u16::MAX)),
+            })
+            .collect();
+        neighbours.sort_by_key(|n| n.id);
+        let node = &mut self.nodes[i];
+        node.topo_seq = self.now.max(node.topo_seq + 1);
+        let rec = TopoRecord::create(&node.key, node.topo_seq, &format!("n{i}"), neighbours);
+        self.input(i, Input::LocalTopology(rec));
+    }
+
     fn fresh_proto(&self, i: usize) -> Protocol {
         let mut config = Config {
             propagation: self.cfg.propagation,
+            source_trees: self.cfg.source_trees,
             ..Config::default()
         };
         if self.cfg.topology != Topology::Lan {
@@ -701,6 +762,7 @@ impl Sim {
                     }
                     self.input(node, Input::Published(m));
                 }
+                Event::Sign(i) => self.sign_neighbours(i),
                 Event::PartitionOpen => {
                     let cut: Vec<(usize, usize)> = self.cut.iter().copied().collect();
                     for (a, b) in cut {
@@ -814,8 +876,11 @@ impl Sim {
             hops_max: hops.last().copied().unwrap_or(0),
             latency_p50_ms: pct(&lat, 0.5),
             latency_p99_ms: pct(&lat, 0.99),
+            source_trees: self.cfg.source_trees,
             bytes_sent: self.bytes,
-            bytes_per_msg_node: self.bytes as f64 / (msgs * n) as f64,
+            topology_bytes: self.topology_bytes,
+            bytes_per_msg_node: self.bytes.saturating_sub(self.topology_bytes) as f64
+                / (msgs * n) as f64,
             grafts,
             swaps,
             end_ms: self.now,
@@ -850,6 +915,7 @@ pub fn run_with_churn(cfg: &SimConfig, churn: Option<Churn>) -> SimReport {
             seed[8..16].copy_from_slice(&cfg.seed.to_le_bytes());
             Node {
                 key: SigningKey::from_bytes(&seed),
+                topo_seq: 0,
                 proto: None,
                 store: MemStorage::default(),
                 epoch: 0,
@@ -889,6 +955,7 @@ pub fn run_with_churn(cfg: &SimConfig, churn: Option<Churn>) -> SimReport {
         first_arrival: HashMap::new(),
         payload_copies: 0,
         bytes: 0,
+        topology_bytes: 0,
     };
     for i in 0..n {
         sim.nodes[i].proto = Some(sim.fresh_proto(i));

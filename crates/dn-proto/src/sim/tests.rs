@@ -25,6 +25,8 @@ fn same_seed_same_run() {
 
 #[test]
 fn thousand_nodes_tree_beats_flooding_with_full_delivery() {
+    // The shared tree alone: source trees need every node's neighbour list at every node
+    // (a million signature checks here); their 1,000-node figures are the benchmark's.
     for senders in [Senders::Changing, Senders::Fixed] {
         let cfg = SimConfig {
             seed: 7,
@@ -33,6 +35,7 @@ fn thousand_nodes_tree_beats_flooding_with_full_delivery() {
             warmup: 10,
             messages: 30,
             senders,
+            source_trees: false,
             ..SimConfig::default()
         };
         let tree = check(&cfg);
@@ -60,6 +63,7 @@ fn thousand_nodes_with_five_percent_loss() {
         loss: 0.05,
         warmup: 10,
         messages: 30,
+        source_trees: false,
         ..SimConfig::default()
     };
     let r = check(&cfg);
@@ -232,17 +236,17 @@ fn a_lan_under_churn_stays_connected_and_delivers_everything() {
 }
 
 #[test]
-fn slow_links_tree_follows_fast_paths_with_few_copies() {
-    // Issue #14's goal at a third of the benchmark's size (docs/benchmarks.md §1): links of
-    // 10–100 ms, a new random sender every 200 ms, so several messages are in flight at once.
-    // Before the tree swap and the prune hold: 1.22 copies and a p50 of 451 ms here (flooding
-    // 139 ms); now about 1.02 and 245 ms. The latency goal (≤ 1.2 × flooding) is not met: one
-    // tree serves every sender, and even the best single tree (a shortest-path tree from the
-    // centre) is about 1.6 × the shortest paths on such graphs.
+fn slow_links_shared_tree_follows_fast_paths_with_few_copies() {
+    // The shared tree alone (what serves authors the graph does not hold), at a third of the
+    // benchmark's size (docs/benchmarks.md §1): links of 10–100 ms, a new random sender every
+    // 200 ms, so several messages are in flight at once. Before the tree swap and the prune
+    // hold: 1.22 copies and a p50 of 451 ms here (flooding 139 ms); now about 1.02 and 245 ms.
+    // One tree serves every sender, so it cannot match flooding's latency.
     let cfg = SimConfig {
         seed: 1,
         nodes: 300,
         latency_ms: (10, 100),
+        source_trees: false,
         ..SimConfig::default()
     };
     let tree = check(&cfg);
@@ -257,4 +261,32 @@ fn slow_links_tree_follows_fast_paths_with_few_copies() {
         "tree p50 within 2 × flooding's: {tree} / {flood}"
     );
     assert!(tree.swaps > 0, "the tree did move: {tree}");
+}
+
+#[test]
+fn source_trees_match_flooding_latency_at_one_copy() {
+    // Issue #14's goal (≤ 1.1 copies, p50 ≤ 1.2 × flooding's) on the same slow links: each
+    // message follows its author's fastest-path tree, computed by every node from the signed
+    // neighbour lists (each link's weight its round-trip time).
+    let cfg = SimConfig {
+        seed: 1,
+        nodes: 300,
+        latency_ms: (10, 100),
+        ..SimConfig::default()
+    };
+    assert!(cfg.source_trees, "the default");
+    let tree = check(&cfg);
+    let flood = check(&SimConfig {
+        propagation: Propagation::Flood,
+        source_trees: false,
+        ..cfg.clone()
+    });
+    assert_eq!(tree.delivery, 1.0, "{tree}");
+    assert!(tree.copies_per_node <= 1.1, "{tree}");
+    assert!(
+        tree.latency_p50_ms * 10 <= flood.latency_p50_ms * 12,
+        "tree p50 within 1.2 × flooding's: {tree} / {flood}"
+    );
+    assert!(tree.topology_bytes > 0, "{tree}");
+    assert_eq!(tree.swaps, 0, "source-routed messages never swap: {tree}");
 }
