@@ -13,6 +13,13 @@ random (sender, receiver) pairs, the median latency of:
 - tree + 100 shortcuts: the tree plus the 100 graph edges that shorten it most (ratio of tree
   distance to edge latency), about 0.1-0.2 extra copies per node per message.
 
+Per-author trees computed from the graph (what source trees do, docs/architecture.md), for the
+same pairs (fresh draws of 300 pairs):
+
+- spt rtt/20ms: each author's shortest-path tree with link RTTs rounded up to 20 ms steps;
+- spt hops+lat: fewest hops first, latency as the tie-break;
+- spt hops/id: fewest hops, ties by node number (what a graph without RTTs would give).
+
 Run: python3 crates/dn-bench/analysis/tree_bound.py  (seed 1; about 20 s)
 """
 import random, heapq, statistics
@@ -88,3 +95,31 @@ for o,t in pairs:
     if o==t: continue
     r.append(dij(o,g2)[0][t])
 print('tree+%d shortcuts'%K, round(statistics.median(r)), round(statistics.median(r)/f,2))
+
+# Per-author trees from the graph: the author's own shortest-path tree, under three weightings.
+from collections import deque
+def lat_along(par, t):
+    s = 0
+    while par[t] is not None:
+        s += adj[t][par[t]]; t = par[t]
+    return s
+def bfs_tree(src):
+    par = {src: None}; q = deque([src])
+    while q:
+        u = q.popleft()
+        for v in sorted(adj[u]):
+            if v not in par: par[v] = u; q.append(v)
+    return par
+pairs2 = [(random.randrange(N), random.randrange(N)) for _ in range(300)]
+g_hops_lat = {u: {v: 1e6 + w for v, w in adj[u].items()} for u in adj}
+g_rtt20 = {u: {v: (int(w * 2 / 20) + 1) * 20 for v, w in adj[u].items()} for u in adj}
+res2 = {'flood': [], 'spt rtt/20ms': [], 'spt hops+lat': [], 'spt hops/id': []}
+for o, t in pairs2:
+    if o == t: continue
+    res2['flood'].append(dij(o, adj)[0][t])
+    res2['spt rtt/20ms'].append(lat_along(dij(o, g_rtt20)[1], t))
+    res2['spt hops+lat'].append(lat_along(dij(o, g_hops_lat)[1], t))
+    res2['spt hops/id'].append(lat_along(bfs_tree(o), t))
+f2 = statistics.median(res2['flood'])
+for k, v in res2.items():
+    print(k, round(statistics.median(v)), round(statistics.median(v) / f2, 2))

@@ -296,7 +296,28 @@ fn write_seed_corpus() {
         ],
     );
     let topo_empty = TopoRecord::create(&stranger, 1, "", vec![]);
-    for (label, rec) in [("two-neighbours", &topo), ("empty", &topo_empty)] {
+    let topo_rtt = TopoRecord::create(
+        &peer_key,
+        43,
+        "peer",
+        vec![
+            Neighbour {
+                id: node,
+                addr: Some("10.0.0.1:7300".parse().expect("addr")),
+                rtt_ms: Some(12),
+            },
+            Neighbour {
+                id: other,
+                addr: None,
+                rtt_ms: Some(u16::MAX),
+            },
+        ],
+    );
+    for (label, rec) in [
+        ("two-neighbours", &topo),
+        ("empty", &topo_empty),
+        ("round-trip-times", &topo_rtt),
+    ] {
         let mut w = Writer::default();
         rec.encode(&mut w);
         seeds.put("topo", label, &w.into_vec());
