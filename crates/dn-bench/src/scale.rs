@@ -83,7 +83,7 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
 /// sampled every `dn_node::health::LINK_SAMPLE_EVERY` (2 s).
 const SAMPLE_WAIT: Duration = Duration::from_millis(4500);
 /// Poll period while waiting.
-const POLL: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_millis(200);
 /// Senders change by this stride (coprime with every size used).
 const SENDER_STRIDE: usize = 7;
 /// Neighbour-table limits raised for the section (PLATFORM.md).
@@ -212,17 +212,26 @@ fn lists_all(peers: &Value, others: &BTreeSet<&str>) -> bool {
     others.is_subset(&listed)
 }
 
-/// Whether a `status` answer's network graph holds every id of `others` with a hop count.
-fn graph_reaches_all(status: &Value, others: &BTreeSet<&str>) -> bool {
-    let Some(a) = status["network"]["nodes"].as_array() else {
-        return false;
-    };
-    let reached: BTreeSet<&str> = a
+/// Of `others`, how many a `status` answer's graph holds no record of, and how many it holds
+/// but cannot reach (`None`: no graph in the answer).
+fn unreached(status: &Value, others: &BTreeSet<&str>) -> Option<(usize, usize)> {
+    let a = status["network"]["nodes"].as_array()?;
+    let mut held = BTreeSet::new();
+    let mut reached = BTreeSet::new();
+    for n in a {
+        if let Some(id) = n["id"].as_str() {
+            held.insert(id);
+            if n["hops"].is_u64() {
+                reached.insert(id);
+            }
+        }
+    }
+    let absent = others.iter().filter(|o| !held.contains(*o)).count();
+    let unlinked = others
         .iter()
-        .filter(|n| n["hops"].is_u64())
-        .filter_map(|n| n["id"].as_str())
-        .collect();
-    others.is_subset(&reached)
+        .filter(|o| held.contains(*o) && !reached.contains(*o))
+        .count();
+    Some((absent, unlinked))
 }
 
 /// Received/transmitted bytes of every host's bridge port (`p<i>`), index 0 = host 1: what
@@ -282,6 +291,11 @@ struct SizeRun {
     /// reachable (`None`: not within [`LIST_TIMEOUT`]).
     listed_s: Vec<Option<f64>>,
     reachable_s: Vec<Option<f64>>,
+    /// Per node, at its last poll before its graph reached every other: (seconds, others it
+    /// held no record of, others held but not reachable).
+    last_short: Vec<Option<(f64, usize, usize)>>,
+    /// Longest round of polling the nodes not yet done (the resolution of the times above).
+    poll_round_s: f64,
     idle: Option<Value>,
     burst: Option<Value>,
     error: Option<String>,
@@ -292,6 +306,29 @@ impl SizeRun {
         v.iter()
             .try_fold(0.0_f64, |m, x| x.map(|x| m.max(x)))
             .filter(|_| !v.is_empty())
+    }
+
+    /// The five slowest nodes to reach every other, each with what it lacked at its poll
+    /// before.
+    fn slowest(&self) -> Vec<Value> {
+        let mut v: Vec<(f64, Option<(f64, usize, usize)>)> = self
+            .reachable_s
+            .iter()
+            .zip(&self.last_short)
+            .filter_map(|(r, l)| r.map(|r| (r, *l)))
+            .collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0));
+        v.truncate(5);
+        v.into_iter()
+            .map(|(r, l)| {
+                json!({
+                    "s": round2(r),
+                    "last_short": l.map(|(t, absent, unlinked)| json!({
+                        "s": round2(t), "no_record": absent, "unreachable": unlinked,
+                    })),
+                })
+            })
+            .collect()
     }
 
     fn json(&self) -> Value {
@@ -309,6 +346,8 @@ impl SizeRun {
                     &self.reachable_s.iter().flatten().copied().collect::<Vec<_>>(), 0.5)),
                 "median_listed_s": round2(stats::pct(
                     &self.listed_s.iter().flatten().copied().collect::<Vec<_>>(), 0.5)),
+                "slowest_reachable_s": self.slowest(),
+                "longest_poll_round_s": round2(self.poll_round_s),
                 "timeout_s": LIST_TIMEOUT.as_secs(),
             },
             "idle": self.idle,
@@ -498,6 +537,7 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
     ));
     run.listed_s = vec![None; n];
     run.reachable_s = vec![None; n];
+    run.last_short = vec![None; n];
     let mut all_reachable_at: Option<Instant> = None;
     while spawned.elapsed() < LIST_TIMEOUT {
         // Done when every node's graph reaches every other one and `peers` lists every other
@@ -507,6 +547,7 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
         {
             break;
         }
+        let round = Instant::now();
         for i in 0..n {
             if run.listed_s[i].is_some() && run.reachable_s[i].is_some() {
                 continue;
@@ -527,12 +568,18 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
             }
             if run.reachable_s[i].is_none() {
                 if let Ok(st) = control(&nodes.dirs[i], &Request::Status) {
-                    if graph_reaches_all(&st, &others) {
-                        run.reachable_s[i] = Some(spawned.elapsed().as_secs_f64());
+                    let t = spawned.elapsed().as_secs_f64();
+                    match unreached(&st, &others) {
+                        Some((0, 0)) => run.reachable_s[i] = Some(t),
+                        Some((absent, unlinked)) => {
+                            run.last_short[i] = Some((t, absent, unlinked));
+                        }
+                        None => {}
                     }
                 }
             }
         }
+        run.poll_round_s = run.poll_round_s.max(round.elapsed().as_secs_f64());
         if all_reachable_at.is_none() && run.reachable_s.iter().all(Option::is_some) {
             all_reachable_at = Some(Instant::now());
         }
@@ -775,17 +822,20 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
         };
         let _ = writeln!(
             text,
-            "   N={:<3} every node reaches all: {} s (median {} s; {}/{} nodes); lists all in \
-             `peers`: {} s ({}/{} nodes); start {:.1} s",
+            "   N={:<3} every node reaches all: {} s (median {} s; {}/{} nodes; slowest, with what \
+             each lacked at its poll before: {}); lists \
+             all in `peers`: {} s ({}/{} nodes); start {:.1} s; polling rounds ≤ {} s",
             r.n,
             f(&l["all_reachable_s"]),
             f(&l["median_reachable_s"]),
             l["nodes_reaching_all"],
             r.n,
+            l["slowest_reachable_s"],
             f(&l["all_listed_s"]),
             l["nodes_listing_all"],
             r.n,
             r.start_s,
+            f(&l["longest_poll_round_s"]),
         );
         if let Some(i) = &r.idle {
             let m = |k: &str| {
@@ -884,9 +934,10 @@ mod tests {
         let st = json!({ "network": { "nodes": [
             { "id": "me", "hops": 0 }, { "id": "a", "hops": 2 }, { "id": "b", "hops": null },
         ] } });
-        assert!(!graph_reaches_all(&st, &ab));
-        assert!(graph_reaches_all(&st, &["a"].into()));
-        assert!(!graph_reaches_all(&json!({}), &["a"].into()));
+        assert_eq!(unreached(&st, &ab), Some((0, 1)));
+        assert_eq!(unreached(&st, &["a"].into()), Some((0, 0)));
+        assert_eq!(unreached(&st, &["a", "c"].into()), Some((1, 0)));
+        assert_eq!(unreached(&json!({}), &["a"].into()), None);
     }
 
     #[test]

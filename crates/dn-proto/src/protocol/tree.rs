@@ -271,8 +271,7 @@ impl Protocol {
             }
             Ok(false) => {
                 self.counters.duplicates += 1;
-                if self.config.propagation == Propagation::Tree
-                    && self.config.source_trees
+                if self.source_trees_on()
                     && self.graph.tree_parent(&msg.author, &self.me) == Some(Some(peer))
                 {
                     // Our parent in the author's source tree: its push ignores the shared
@@ -313,11 +312,13 @@ impl Protocol {
         }
     }
 
+    fn source_trees_on(&self) -> bool {
+        self.config.propagation == Propagation::Tree && self.config.source_trees
+    }
+
     /// Whether a message of `author` follows the author's source tree here.
     fn source_routed(&self, author: &NodeId) -> bool {
-        self.config.propagation == Propagation::Tree
-            && self.config.source_trees
-            && self.graph.tree_children(author, &self.me).is_some()
+        self.source_trees_on() && self.graph.tree_parent(author, &self.me).is_some()
     }
 
     /// Remembers when the first copy of `id` arrived, for the [`ARRIVALS_CAP`] newest.
@@ -423,7 +424,7 @@ impl Protocol {
         } else {
             None
         };
-        let children = if self.source_routed(&msg.author) {
+        let children = if self.source_trees_on() {
             self.graph.tree_children(&msg.author, &self.me)
         } else {
             None
