@@ -22,7 +22,11 @@
 //!   until every node stores every message), per-delivery latency (`received_at` − signed
 //!   `timestamp`, one host clock), copies per node per message (Δ(`payloads_received` +
 //!   `duplicates`) summed over nodes ÷ (messages × (N−1))) and wire bytes ÷ payload bytes
-//!   (Σ Δ link `bytes_out` ÷ (messages × [`BODY`] × (N−1)); also with the idle rate taken off).
+//!   (Σ Δ link `bytes_out` ÷ (messages × [`BODY`] × (N−1)); also with the idle rate taken off);
+//! - **churn** ([`churn`]): a tenth of the nodes stop, the others send [`CHURN_BURST`]
+//!   messages, the stopped ones return: whether the live overlay stayed connected, the live
+//!   nodes' convergence and copies, and how long until the returning nodes hold every message
+//!   and every graph reaches every node again.
 //!
 //! The kernel's neighbour (ARP) table is shared by every namespace and its limits
 //! (`net.ipv{4,6}.neigh.default.gc_thresh{1,2,3}`) exist only in the initial namespace, so they
@@ -84,6 +88,8 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
 const SAMPLE_WAIT: Duration = Duration::from_millis(4500);
 /// Poll period while waiting.
 const POLL: Duration = Duration::from_millis(200);
+/// Messages sent while a tenth of the nodes is away ([`churn`]).
+const CHURN_BURST: usize = 20;
 /// Senders change by this stride (coprime with every size used).
 const SENDER_STRIDE: usize = 7;
 /// Neighbour-table limits raised for the section (PLATFORM.md).
@@ -234,6 +240,52 @@ fn unreached(status: &Value, others: &BTreeSet<&str>) -> Option<(usize, usize)> 
     Some((absent, unlinked))
 }
 
+/// Milliseconds in a day.
+const DAY_MS: u64 = 86_400_000;
+
+/// Milliseconds since midnight UTC of a node's log line (`2026-11-30T17:15:45.023167Z …`).
+fn log_time_of_day_ms(line: &str) -> Option<u64> {
+    let num = |a: usize, b: usize| line.get(a..b)?.parse::<u64>().ok();
+    if line.get(10..11) != Some("T") {
+        return None;
+    }
+    Some(((num(11, 13)? * 60 + num(14, 16)?) * 60 + num(17, 19)?) * 1000 + num(20, 23)?)
+}
+
+/// From a node's log: seconds from `t0_ms` (milliseconds since midnight UTC) until the node's
+/// network graph first reached `want` other nodes after `t0_ms` (its `network map changed
+/// reachable=…` lines, logged by `dn_node` at debug level under the target `dn_node::map`).
+fn map_reached_s(log: &str, want: usize, t0_ms: u64) -> Option<f64> {
+    log.lines()
+        .filter(|l| l.contains("network map changed"))
+        .filter_map(|l| {
+            let r = l
+                .split("reachable=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<usize>()
+                .ok()?;
+            // Lines before `t0_ms` come out near a whole day later: skipped.
+            let after = (log_time_of_day_ms(l)? + DAY_MS - t0_ms) % DAY_MS;
+            (after < DAY_MS / 2).then_some((r, after))
+        })
+        .find(|(r, _)| *r >= want)
+        .map(|(_, after)| after as f64 / 1000.0)
+}
+
+/// Now, in milliseconds since midnight UTC (as the nodes' log lines).
+fn now_of_day_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(0)
+        % DAY_MS
+}
+
 /// Received/transmitted bytes of every host's bridge port (`p<i>`), index 0 = host 1: what
 /// the host received (the port's tx) and sent (its rx).
 fn port_bytes(lab: &Lab, n: usize) -> Result<Vec<(u64, u64)>> {
@@ -281,23 +333,32 @@ fn mmm(v: &[f64]) -> (f64, f64, f64) {
     (stats::min(v), stats::pct(v, 0.5), stats::max(v))
 }
 
+/// A node's last poll before its graph reached every other: (seconds since the last spawn,
+/// others it held no record of, others held but not reachable).
+type Short = (f64, usize, usize);
+
 /// What one size measured (fields stay `None` where a step did not get that far).
 #[derive(Default)]
 struct SizeRun {
     n: usize,
     setup_s: f64,
+    /// Last spawn → every node has answered a `status` (polled with the listing).
     start_s: f64,
     /// Per node: seconds from the last spawn until it listed every other / every other as
     /// reachable (`None`: not within [`LIST_TIMEOUT`]).
     listed_s: Vec<Option<f64>>,
     reachable_s: Vec<Option<f64>>,
+    /// Per node: seconds from the last spawn until its graph reached every other, from its
+    /// own log ([`map_reached_s`]): no polling delay.
+    map_s: Vec<Option<f64>>,
     /// Per node, at its last poll before its graph reached every other: (seconds, others it
     /// held no record of, others held but not reachable).
-    last_short: Vec<Option<(f64, usize, usize)>>,
+    last_short: Vec<Option<Short>>,
     /// Longest round of polling the nodes not yet done (the resolution of the times above).
     poll_round_s: f64,
     idle: Option<Value>,
     burst: Option<Value>,
+    churn: Option<Value>,
     error: Option<String>,
 }
 
@@ -311,7 +372,7 @@ impl SizeRun {
     /// The five slowest nodes to reach every other, each with what it lacked at its poll
     /// before.
     fn slowest(&self) -> Vec<Value> {
-        let mut v: Vec<(f64, Option<(f64, usize, usize)>)> = self
+        let mut v: Vec<(f64, Option<Short>)> = self
             .reachable_s
             .iter()
             .zip(&self.last_short)
@@ -338,6 +399,10 @@ impl SizeRun {
             "setup_s": round2(self.setup_s),
             "start_s": round2(self.start_s),
             "listing": {
+                "all_mapped_s": Self::all(&self.map_s).map(round2),
+                "median_mapped_s": round2(stats::pct(
+                    &self.map_s.iter().flatten().copied().collect::<Vec<_>>(), 0.5)),
+                "nodes_mapping_all": done(&self.map_s),
                 "all_listed_s": Self::all(&self.listed_s).map(round2),
                 "all_reachable_s": Self::all(&self.reachable_s).map(round2),
                 "nodes_listing_all": done(&self.listed_s),
@@ -352,6 +417,7 @@ impl SizeRun {
             },
             "idle": self.idle,
             "burst": self.burst,
+            "churn": self.churn,
             "error": self.error,
         })
     }
@@ -396,11 +462,22 @@ impl Nodes {
 
     /// Sends `count` messages from changing senders, [`BURST_GAP`] apart; returns their ids.
     fn send_burst(&self, tag: &str, first: usize, count: usize) -> Result<Vec<String>> {
-        let n = self.dirs.len();
+        let all: Vec<usize> = (0..self.dirs.len()).collect();
+        self.send_burst_from(&all, tag, first, count)
+    }
+
+    /// [`Nodes::send_burst`] with the senders taken from `from` (node indices).
+    fn send_burst_from(
+        &self,
+        from: &[usize],
+        tag: &str,
+        first: usize,
+        count: usize,
+    ) -> Result<Vec<String>> {
         let mut ids = Vec::with_capacity(count);
         let mut next = Instant::now();
         for k in first..first + count {
-            let sender = (k * SENDER_STRIDE) % n;
+            let sender = from[(k * SENDER_STRIDE) % from.len()];
             let mut body = format!("{tag} {k} from node {} ", sender + 1);
             let pad = BODY.saturating_sub(body.len());
             body.push_str(&"x".repeat(pad));
@@ -423,12 +500,23 @@ impl Nodes {
     /// Waits until every node stores `want` messages of [`ROOM`]; returns the time from
     /// `since`, or the number of nodes still short at the timeout.
     fn wait_count(&self, want: u64, since: Instant) -> Result<std::result::Result<f64, usize>> {
-        let n = self.dirs.len();
-        let mut done = vec![false; n];
+        let all: Vec<usize> = (0..self.dirs.len()).collect();
+        self.wait_count_at(&all, want, since)
+    }
+
+    /// [`Nodes::wait_count`] for the nodes `at` (indices) only.
+    fn wait_count_at(
+        &self,
+        at: &[usize],
+        want: u64,
+        since: Instant,
+    ) -> Result<std::result::Result<f64, usize>> {
+        let mut done = vec![false; at.len()];
         let deadline = Instant::now() + CONVERGE_TIMEOUT;
         loop {
-            for (i, d) in done.iter_mut().enumerate() {
-                if !*d && self.room_count(i)? >= want {
+            for (k, d) in done.iter_mut().enumerate() {
+                // A node that is restarting does not answer yet: not done.
+                if !*d && self.room_count(at[k]).is_ok_and(|c| c >= want) {
                     *d = true;
                 }
             }
@@ -507,30 +595,16 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
         procs.push(c.spawn_node(i, &[], &log)?);
     }
     let spawned = Instant::now();
+    let spawned_ms = now_of_day_ms();
     let ports_spawned = port_bytes(&c.lab, n)?;
     let nodes = Nodes {
         dirs: (1..=n).map(|i| c.node(i).data_dir.clone()).collect(),
         pids: procs.iter().map(Proc::pid).collect(),
         ids,
     };
-    // Every node answers `status` with running: true.
-    let mut running = vec![false; n];
-    while !running.iter().all(|r| *r) {
-        if spawned.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "{} nodes did not report running within 60 s",
-                running.iter().filter(|r| !**r).count()
-            );
-        }
-        for (i, r) in running.iter_mut().enumerate() {
-            if !*r {
-                *r = control(&nodes.dirs[i], &Request::Status)
-                    .is_ok_and(|v| v["running"] == Value::Bool(true));
-            }
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    run.start_s = spawned.elapsed().as_secs_f64();
+    // Listing is polled from the start: a node that does not answer yet is simply not done.
+    // (Waiting first until every node answered took 4–10 s at 100 hosts on 2 cores, every
+    // control call queueing behind the start-up work, and hid when the nodes got there.)
 
     ctx.note(&format!(
         "scale: {n} hosts: waiting until every node lists every other ..."
@@ -538,6 +612,7 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
     run.listed_s = vec![None; n];
     run.reachable_s = vec![None; n];
     run.last_short = vec![None; n];
+    let mut answered = BTreeSet::new();
     let mut all_reachable_at: Option<Instant> = None;
     while spawned.elapsed() < LIST_TIMEOUT {
         // Done when every node's graph reaches every other one and `peers` lists every other
@@ -569,6 +644,7 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
             if run.reachable_s[i].is_none() {
                 if let Ok(st) = control(&nodes.dirs[i], &Request::Status) {
                     let t = spawned.elapsed().as_secs_f64();
+                    answered.insert(i);
                     match unreached(&st, &others) {
                         Some((0, 0)) => run.reachable_s[i] = Some(t),
                         Some((absent, unlinked)) => {
@@ -580,11 +656,21 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
             }
         }
         run.poll_round_s = run.poll_round_s.max(round.elapsed().as_secs_f64());
+        if run.start_s == 0.0 && answered.len() == n {
+            run.start_s = spawned.elapsed().as_secs_f64();
+        }
         if all_reachable_at.is_none() && run.reachable_s.iter().all(Option::is_some) {
             all_reachable_at = Some(Instant::now());
         }
         thread::sleep(POLL);
     }
+    run.map_s = (1..=n)
+        .map(|i| {
+            std::fs::read_to_string(&c.node(i).log)
+                .ok()
+                .and_then(|log| map_reached_s(&log, n - 1, spawned_ms))
+        })
+        .collect();
     for (k, p) in procs.iter_mut().enumerate() {
         if !p.is_running() {
             bail!(
@@ -732,6 +818,8 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
         "rss_mb_after": j3(&b1.iter().map(|s| s.rss_kb as f64 / 1024.0).collect::<Vec<_>>(), 1.0),
     }));
 
+    run.churn = Some(churn(ctx, n, &c, &nodes, &mut procs, WARMUP + burst)?);
+
     ctx.note(&format!("scale: {n} hosts: stopping ..."));
     for p in &mut procs {
         let _ = p.signal(rustix::process::Signal::TERM);
@@ -744,6 +832,127 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
     drop(procs);
     drop(c);
     Ok(())
+}
+
+/// Churn: every tenth node (from the sixth) stops (SIGTERM), the others send [`CHURN_BURST`]
+/// messages from changing senders while they are away, then they start again and catch up.
+/// `stored` messages of [`ROOM`] are already at every node. Measures the live nodes'
+/// convergence and copies, whether every live node's graph still reaches every other live one
+/// (the overlay stayed connected), and after the restart how long until the returning nodes
+/// hold every message and every node's graph reaches every other again.
+fn churn(
+    ctx: &Ctx,
+    n: usize,
+    c: &Cluster,
+    nodes: &Nodes,
+    procs: &mut [Proc],
+    stored: usize,
+) -> Result<Value> {
+    let down: Vec<usize> = (0..n).filter(|i| i % 10 == 5).collect();
+    let live: Vec<usize> = (0..n).filter(|i| i % 10 != 5).collect();
+    ctx.note(&format!(
+        "scale: {n} hosts: churn: {} nodes stop, {CHURN_BURST} messages meanwhile, they return ...",
+        down.len()
+    ));
+    for &i in &down {
+        procs[i].signal(rustix::process::Signal::TERM)?;
+    }
+    for &i in &down {
+        if procs[i].wait_exit(Duration::from_secs(10))?.is_none() {
+            procs[i].kill()?;
+        }
+    }
+    let stopped = Instant::now();
+    // The live nodes' graphs: every live node still reaches every other live one.
+    let reach_live = |within: Duration| -> Result<Option<f64>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut all = true;
+            for &i in &live {
+                let others: BTreeSet<&str> = live
+                    .iter()
+                    .filter(|j| **j != i)
+                    .map(|j| nodes.ids[*j].as_str())
+                    .collect();
+                let st = control(&nodes.dirs[i], &Request::Status)?;
+                if unreached(&st, &others) != Some((0, 0)) {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return Ok(Some(stopped.elapsed().as_secs_f64()));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            thread::sleep(POLL);
+        }
+    };
+    let live_reach_s = reach_live(Duration::from_secs(30))?;
+    let s0: Vec<Snap> = live.iter().map(|&i| nodes.snap(i)).collect::<Result<_>>()?;
+    let t_b = Instant::now();
+    nodes.send_burst_from(&live, "churn", stored, CHURN_BURST)?;
+    let want = (stored + CHURN_BURST) as u64;
+    let conv = nodes.wait_count_at(&live, want, t_b)?;
+    let s1: Vec<Snap> = live.iter().map(|&i| nodes.snap(i)).collect::<Result<_>>()?;
+    let deliveries = (CHURN_BURST * (live.len() - 1)) as f64;
+    let received = health_delta(&s0, &s1, "payloads_received");
+    let dups = health_delta(&s0, &s1, "duplicates");
+    let conns: Vec<f64> = s1.iter().map(|s| s.connected as f64).collect();
+    let (cmin, cmed, cmax) = mmm(&conns);
+
+    let t_r = Instant::now();
+    let t_r_ms = now_of_day_ms();
+    for &i in &down {
+        let log = c.node(i + 1).log.clone();
+        procs[i] = c.spawn_node(i + 1, &[], &log)?;
+    }
+    let back = nodes.wait_count_at(&down, want, t_r)?;
+    let all: Vec<usize> = (0..n).collect();
+    let mut reach_again_s = None;
+    while t_r.elapsed() < LIST_TIMEOUT {
+        let mut ok = true;
+        for &i in &all {
+            let others: BTreeSet<&str> = all
+                .iter()
+                .filter(|j| **j != i)
+                .map(|j| nodes.ids[*j].as_str())
+                .collect();
+            if !control(&nodes.dirs[i], &Request::Status)
+                .is_ok_and(|st| unreached(&st, &others) == Some((0, 0)))
+            {
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            reach_again_s = Some(t_r.elapsed().as_secs_f64());
+            break;
+        }
+        thread::sleep(POLL);
+    }
+    // From the logs too (polling a hundred nodes in turn is slow).
+    let mapped_again: Vec<Option<f64>> = (1..=n)
+        .map(|i| {
+            std::fs::read_to_string(&c.node(i).log)
+                .ok()
+                .and_then(|log| map_reached_s(&log, n - 1, t_r_ms))
+        })
+        .collect();
+    Ok(json!({
+        "stopped": down.len(),
+        "all_mapped_all_again_s": SizeRun::all(&mapped_again).map(round2),
+        "live_graphs_reach_all_live_s": live_reach_s.map(round2),
+        "messages": CHURN_BURST,
+        "live_converged_s": conv.ok().map(round2),
+        "live_short_at_timeout": conv.err(),
+        "copies_per_node_per_message": round2((received + dups) as f64 / deliveries),
+        "live_connections": { "min": cmin, "median": cmed, "max": cmax },
+        "returned_hold_all_s": back.ok().map(round2),
+        "returned_short_at_timeout": back.err(),
+        "all_reach_all_again_s": reach_again_s.map(round2),
+    }))
 }
 
 pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
@@ -762,7 +971,8 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     }
     std::env::set_var("DISASTERNET_BIN", &ctx.disasternet);
     if std::env::var_os("RUST_LOG").is_none() {
-        std::env::set_var("RUST_LOG", "info");
+        // `dn_node::map`: each node logs when its network graph grows (the listing times).
+        std::env::set_var("RUST_LOG", "info,dn_node::map=debug");
     }
     let limits = NeighLimits::raise()?;
     let neigh = limits.describe();
@@ -822,9 +1032,14 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
         };
         let _ = writeln!(
             text,
-            "   N={:<3} every node reaches all: {} s (median {} s; {}/{} nodes; slowest, with what \
+            "   N={:<3} every node's graph reaches all (from the nodes' logs): {} s (median {} s; \
+             {}/{} nodes); polled: {} s (median {} s; {}/{} nodes; slowest, with what \
              each lacked at its poll before: {}); lists \
-             all in `peers`: {} s ({}/{} nodes); start {:.1} s; polling rounds ≤ {} s",
+             all in `peers`: {} s ({}/{} nodes); every node answering {:.1} s; polling rounds ≤ {} s",
+            r.n,
+            f(&l["all_mapped_s"]),
+            f(&l["median_mapped_s"]),
+            l["nodes_mapping_all"],
             r.n,
             f(&l["all_reachable_s"]),
             f(&l["median_reachable_s"]),
@@ -883,6 +1098,29 @@ fn render(ctx: &Ctx, runs: &[SizeRun], neigh: &str) -> Section {
                 f(&b["wire_over_payload_idle_removed"]),
                 f(&b["port_over_payload"]),
                 b["links_changed"],
+            );
+        }
+        if let Some(ch) = &r.churn {
+            let _ = writeln!(
+                text,
+                "         churn: {} nodes stopped; the live graphs reach every live node after \
+                 {} s; {} messages meanwhile: live nodes converged {} s (short: {}), copies {}, \
+                 connections min/median/max {}/{}/{}; restarted: they hold every message after \
+                 {} s (short: {}), every graph reaches every node again after {} s (logs; \
+                 polled {} s)",
+                ch["stopped"],
+                f(&ch["live_graphs_reach_all_live_s"]),
+                ch["messages"],
+                f(&ch["live_converged_s"]),
+                ch["live_short_at_timeout"],
+                f(&ch["copies_per_node_per_message"]),
+                ch["live_connections"]["min"],
+                ch["live_connections"]["median"],
+                ch["live_connections"]["max"],
+                f(&ch["returned_hold_all_s"]),
+                ch["returned_short_at_timeout"],
+                f(&ch["all_mapped_all_again_s"]),
+                f(&ch["all_reach_all_again_s"]),
             );
         }
         if let Some(e) = &r.error {
@@ -949,6 +1187,28 @@ mod tests {
         let l = links_of(&peers);
         assert_eq!(l.len(), 1);
         assert_eq!(l["a"], (1, 2, 3));
+    }
+
+    #[test]
+    fn map_times_come_from_the_first_full_map_in_the_log() {
+        let log = "=== harness 1 ms: start node1\n\
+            2026-11-30T17:15:45.023167Z DEBUG core{me=ab}: dn_node::map: network map changed reachable=3\n\
+            2026-11-30T17:15:46.500001Z  INFO core{me=ab}: dn_node::core: peer connected\n\
+            2026-11-30T17:15:47.250000Z DEBUG core{me=ab}: dn_node::map: network map changed reachable=4\n\
+            2026-11-30T17:15:48.000000Z DEBUG core{me=ab}: dn_node::map: network map changed reachable=3\n";
+        let t0 = log_time_of_day_ms("2026-11-30T17:15:44.000000Z").unwrap();
+        assert_eq!(t0, ((17 * 60 + 15) * 60 + 44) * 1000);
+        assert_eq!(map_reached_s(log, 4, t0), Some(3.25));
+        assert_eq!(map_reached_s(log, 3, t0), Some(1.023));
+        assert_eq!(map_reached_s(log, 5, t0), None);
+        // Only what came after t0 counts.
+        let later = log_time_of_day_ms("2026-11-30T17:15:46.000000Z").unwrap();
+        assert_eq!(map_reached_s(log, 3, later), Some(1.25));
+        // Across midnight.
+        let late = log_time_of_day_ms("2026-11-30T23:59:59.500000Z").unwrap();
+        let line =
+            "2026-12-01T00:00:00.250000Z DEBUG x: dn_node::map: network map changed reachable=1";
+        assert_eq!(map_reached_s(line, 1, late), Some(0.75));
     }
 
     #[test]

@@ -345,6 +345,8 @@ pub struct Core {
     /// Sequence number of our last signed neighbour list.
     topo_seq: u64,
     network_dirty: bool,
+    /// Other nodes the network graph reached when last logged ([`Core::note_map_size`]).
+    map_reachable: usize,
     last_status: Instant,
     /// Link health or counters may have changed since the last health event.
     health_dirty: bool,
@@ -500,6 +502,7 @@ impl Core {
             started: Instant::now(),
             topo_seq: 0,
             network_dirty: false,
+            map_reachable: 0,
             last_status: Instant::now(),
             health_dirty: false,
             last_health: None,
@@ -1065,12 +1068,30 @@ impl Core {
                 Output::TopologyChanged => {
                     self.network_dirty = true;
                     self.status_dirty = true;
+                    self.note_map_size();
                 }
                 Output::StorageFailed(e) => tracing::error!("storage failure: {e}"),
             }
         }
         if sign {
             self.sign_neighbours();
+        }
+    }
+
+    /// Logs (debug, target `dn_node::map`) how many other nodes the network graph reaches,
+    /// when that number changes: a record of when this node's map grew, which the scale
+    /// benchmark reads instead of polling a hundred busy nodes. One BFS per graph change
+    /// (cached by the graph for the status and the network view).
+    fn note_map_size(&mut self) {
+        let reachable = self
+            .proto
+            .graph()
+            .hops_from(&self.proto.id())
+            .len()
+            .saturating_sub(1);
+        if reachable != self.map_reachable {
+            self.map_reachable = reachable;
+            debug!(target: "dn_node::map", reachable, "network map changed");
         }
     }
 
