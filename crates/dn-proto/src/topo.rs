@@ -380,6 +380,24 @@ impl Graph {
         self.source_tree(source).get(node).copied()
     }
 
+    /// Whether `node` sits below `below` in `source`'s source tree (its path from `source`
+    /// runs through `below`; `node` itself counts). False if either is not in the tree.
+    pub fn in_subtree(&self, source: &NodeId, below: &NodeId, node: &NodeId) -> bool {
+        let parents = self.source_tree(source);
+        let mut cur = *node;
+        // A tree's paths are at most as long as it has nodes.
+        for _ in 0..=parents.len() {
+            if cur == *below {
+                return true;
+            }
+            match parents.get(&cur) {
+                Some(Some(p)) => cur = *p,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     /// `source`'s source tree, cached until the records change.
     fn source_tree(&self, source: &NodeId) -> Arc<Parents> {
         let mut d = self.derived.borrow_mut();
@@ -677,6 +695,11 @@ mod tests {
             assert_eq!(g.tree_children(&id(9), &id(1)), None);
             assert_eq!(g.tree_children(&id(1), &id(9)), None);
         }
+        // Subtrees: 5 hangs below 3 in 1's tree (1-3-4-5), not below 2.
+        assert!(a.in_subtree(&id(1), &id(3), &id(5)));
+        assert!(a.in_subtree(&id(1), &id(5), &id(5)));
+        assert!(!a.in_subtree(&id(1), &id(2), &id(5)));
+        assert!(!a.in_subtree(&id(1), &id(3), &id(9)));
         // Answers are cached until the records change.
         let runs = a.tree_runs();
         a.tree_children(&id(1), &id(3));

