@@ -834,6 +834,27 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
     Ok(())
 }
 
+/// Polls the nodes `among` until each one's graph reaches every other of them; seconds from
+/// `since`, or `None` after `within`. A node that does not answer (restarting) is not there yet.
+fn graphs_reach(nodes: &Nodes, among: &[usize], since: Instant, within: Duration) -> Option<f64> {
+    while since.elapsed() < within {
+        let all = among.iter().all(|&i| {
+            let others: BTreeSet<&str> = among
+                .iter()
+                .filter(|j| **j != i)
+                .map(|j| nodes.ids[*j].as_str())
+                .collect();
+            control(&nodes.dirs[i], &Request::Status)
+                .is_ok_and(|st| unreached(&st, &others) == Some((0, 0)))
+        });
+        if all {
+            return Some(since.elapsed().as_secs_f64());
+        }
+        thread::sleep(POLL);
+    }
+    None
+}
+
 /// Churn: every tenth node (from the sixth) stops (SIGTERM), the others send [`CHURN_BURST`]
 /// messages from changing senders while they are away, then they start again and catch up.
 /// `stored` messages of [`ROOM`] are already at every node. Measures the live nodes'
@@ -864,32 +885,7 @@ fn churn(
     }
     let stopped = Instant::now();
     // The live nodes' graphs: every live node still reaches every other live one.
-    let reach_live = |within: Duration| -> Result<Option<f64>> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut all = true;
-            for &i in &live {
-                let others: BTreeSet<&str> = live
-                    .iter()
-                    .filter(|j| **j != i)
-                    .map(|j| nodes.ids[*j].as_str())
-                    .collect();
-                let st = control(&nodes.dirs[i], &Request::Status)?;
-                if unreached(&st, &others) != Some((0, 0)) {
-                    all = false;
-                    break;
-                }
-            }
-            if all {
-                return Ok(Some(stopped.elapsed().as_secs_f64()));
-            }
-            if Instant::now() > deadline {
-                return Ok(None);
-            }
-            thread::sleep(POLL);
-        }
-    };
-    let live_reach_s = reach_live(Duration::from_secs(30))?;
+    let live_reach_s = graphs_reach(nodes, &live, stopped, Duration::from_secs(30));
     let s0: Vec<Snap> = live.iter().map(|&i| nodes.snap(i)).collect::<Result<_>>()?;
     let t_b = Instant::now();
     nodes.send_burst_from(&live, "churn", stored, CHURN_BURST)?;
@@ -910,28 +906,7 @@ fn churn(
     }
     let back = nodes.wait_count_at(&down, want, t_r)?;
     let all: Vec<usize> = (0..n).collect();
-    let mut reach_again_s = None;
-    while t_r.elapsed() < LIST_TIMEOUT {
-        let mut ok = true;
-        for &i in &all {
-            let others: BTreeSet<&str> = all
-                .iter()
-                .filter(|j| **j != i)
-                .map(|j| nodes.ids[*j].as_str())
-                .collect();
-            if !control(&nodes.dirs[i], &Request::Status)
-                .is_ok_and(|st| unreached(&st, &others) == Some((0, 0)))
-            {
-                ok = false;
-                break;
-            }
-        }
-        if ok {
-            reach_again_s = Some(t_r.elapsed().as_secs_f64());
-            break;
-        }
-        thread::sleep(POLL);
-    }
+    let reach_again_s = graphs_reach(nodes, &all, t_r, LIST_TIMEOUT);
     // From the logs too (polling a hundred nodes in turn is slow).
     let mapped_again: Vec<Option<f64>> = (1..=n)
         .map(|i| {

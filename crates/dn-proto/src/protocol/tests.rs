@@ -532,20 +532,9 @@ fn messages_from_the_future_wait_for_their_time() {
     assert!(net.stores[1].has(&ahead.id()).unwrap());
 }
 
-/// Diamond 0-1-3, 0-2-3 with the 1-3 link slow; node 4 hangs off 3 and signs no list.
-fn diamond_with_round_trip_times() -> Net {
+/// Every node `i` signs a neighbour list of `links[i]`: (neighbour, round-trip time in ms).
+fn sign_lists(net: &mut Net, links: &[&[(usize, u16)]]) {
     use crate::topo::{Neighbour, TopoRecord};
-    let mut net = Net::new(5, "medical");
-    for (a, b) in [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)] {
-        net.connect(a, b);
-    }
-    net.run();
-    let links: [&[(usize, u16)]; 4] = [
-        &[(1, 10), (2, 10)],
-        &[(0, 10), (3, 300)],
-        &[(0, 10), (3, 10)],
-        &[(1, 300), (2, 10), (4, 10)],
-    ];
     for (i, nbs) in links.iter().enumerate() {
         let n = nbs
             .iter()
@@ -559,6 +548,22 @@ fn diamond_with_round_trip_times() -> Net {
         net.input(i, Input::LocalTopology(rec));
     }
     net.run();
+}
+
+/// Diamond 0-1-3, 0-2-3 with the 1-3 link slow; node 4 hangs off 3 and signs no list.
+fn diamond_with_round_trip_times() -> Net {
+    let mut net = Net::new(5, "medical");
+    for (a, b) in [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)] {
+        net.connect(a, b);
+    }
+    net.run();
+    let links: [&[(usize, u16)]; 4] = [
+        &[(1, 10), (2, 10)],
+        &[(0, 10), (3, 300)],
+        &[(0, 10), (3, 10)],
+        &[(1, 300), (2, 10), (4, 10)],
+    ];
+    sign_lists(&mut net, &links);
     net
 }
 
@@ -626,7 +631,6 @@ fn messages_follow_their_authors_source_tree_once_per_node() {
 
 #[test]
 fn peers_below_a_child_that_cannot_relay_get_the_message_directly() {
-    use crate::topo::{Neighbour, TopoRecord};
     // 0-1 and 1-2 fast, 0-2 slow: in 0's tree 2 hangs below 1. 0-4 and 4-3 fast, 0-3 slow:
     // 3 hangs below 4. But 1 is in another room and carries nothing (relays none of it): 0
     // sends the message itself to 2 (below 1) at once, not leaving it to an announcement and
@@ -650,19 +654,7 @@ fn peers_below_a_child_that_cannot_relay_get_the_message_directly() {
         &[(0, 300), (4, 10)],
         &[(0, 10), (3, 10)],
     ];
-    for (i, nbs) in links.iter().enumerate() {
-        let n = nbs
-            .iter()
-            .map(|&(j, rtt)| Neighbour {
-                id: net.id(j),
-                addr: None,
-                rtt_ms: Some(rtt),
-            })
-            .collect();
-        let rec = TopoRecord::create(&net.keys[i], 1, "n", n);
-        net.input(i, Input::LocalTopology(rec));
-    }
-    net.run();
+    sign_lists(&mut net, &links);
     let (i2, i3, i4) = (net.id(2), net.id(3), net.id(4));
     let mut children = vec![id1, i4];
     children.sort();
