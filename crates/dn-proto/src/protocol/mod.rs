@@ -786,6 +786,9 @@ impl Protocol {
         if let Some(dial) = self.view_next_dial() {
             at = at.min(dial);
         }
+        if let Some(topo) = self.topo_next_due() {
+            at = at.min(topo);
+        }
         Some(at)
     }
 
@@ -807,6 +810,8 @@ impl Protocol {
         let tick = self.next_tick.is_some_and(|t| t <= self.now);
         if tick {
             self.housekeeping(store, &mut out);
+        } else if self.topo_next_due().is_some_and(|t| t <= self.now) {
+            self.topo_tick(&mut out);
         }
         self.finish(store, tick, out)
     }

@@ -573,6 +573,40 @@ fn early_neighbour_lists_are_two_a_minute_per_node() {
 }
 
 #[test]
+fn a_held_back_early_list_is_taken_a_second_after_the_last_not_at_the_next_tick() {
+    let mut v = Victim::new(&["medical"]);
+    let ka = key(1);
+    let a = id(&ka);
+    v.connect(a, &["medical"]);
+    v.take();
+    let seq = |v: &Victim<MemStorage>| v.p.graph().record(&a).map(|r| r.seq);
+    let t0 = v.now;
+    v.frame(a, Frame::Topo(record(&ka, 1, &[])));
+    // The node's next list comes 0.3 s later (a Hello batch brought the first one late):
+    // sooner than TOPO_FAST_MIN_MS, so it is held back ...
+    v.now += 300;
+    v.frame(a, Frame::Topo(record(&ka, 2, &[])));
+    assert_eq!(seq(&v), Some(1));
+    // ... and the node wakes for it a second after the first, not at the next 5 s tick.
+    let due = t0 + TOPO_FAST_MIN_MS;
+    assert_eq!(v.p.poll_timeout(), Some(due));
+    let outs = v.p.handle_timeout(&mut v.s, due - 1);
+    assert!(topo_sends(&outs) == 0 && seq(&v) == Some(1));
+    let outs = v.p.handle_timeout(&mut v.s, due);
+    assert_eq!(seq(&v), Some(2), "taken as an early list");
+    assert_eq!(
+        topo_sends(&outs),
+        0,
+        "no other peer to flood it to but its author"
+    );
+    assert_eq!(
+        v.p.poll_timeout().map(|t| t > due),
+        Some(true),
+        "nothing left due"
+    );
+}
+
+#[test]
 fn forged_lists_do_not_use_up_a_nodes_early_lists() {
     let mut v = Victim::new(&["medical"]);
     let ka = key(1);

@@ -7,9 +7,12 @@
 //! 1. it is newer than the record held for its node (else ignored: the normal end of a flood);
 //! 2. the held record of that node is at least [`TOPO_MIN_GAP_MS`] old, or at least
 //!    [`TOPO_FAST_MIN_MS`] old and one of the node's [`TOPO_FAST_RECORDS`] early records per
-//!    [`TOPO_FAST_WINDOW_MS`] (else held back, and `too_soon` when superseded): a node
-//!    re-signs on connection changes (a few times quickly while its view forms) and at its
-//!    refresh, so one record per 5 s per node is plenty;
+//!    [`TOPO_FAST_WINDOW_MS`] (else held back, and `too_soon` when superseded; a held-back
+//!    record is taken as soon as this allows, the node waking for it: a list that came 0.3 s
+//!    after the one before, say because a Hello batch brought that one late, once waited for
+//!    the gap and the next 5 s tick, ≈ 10 s, and kept a node off everyone's map that long):
+//!    a node re-signs on connection changes (a few times quickly while its view forms) and at
+//!    its refresh, so one record per 5 s per node is plenty;
 //! 3. for a node we hold no record of, the sending peer still has budget for new nodes: a
 //!    bucket of [`TOPO_NEW_ORIGINS_BURST`] refilled at [`TOPO_NEW_ORIGINS_PER_MIN`] per peer
 //!    (else dropped, `peer_rate`);
@@ -164,7 +167,6 @@ impl Protocol {
         }
     }
 
-    /// Applies held-back records whose node's gap has passed (called on `Tick`).
     /// Notes that this node's connections (or a peer's listen port) changed.
     pub(super) fn own_topo_changed(&mut self) {
         self.own_topo.dirty = true;
@@ -212,17 +214,15 @@ impl Protocol {
         }
     }
 
+    /// Takes the held-back records whose time has come ([`Protocol::pending_due`]): at every
+    /// tick, and whenever [`Protocol::topo_next_due`] is reached.
     pub(super) fn topo_tick(&mut self, out: &mut Vec<Output>) {
         let now = self.now;
         let due: Vec<NodeId> = self
             .topo_guard
             .pending
             .keys()
-            .filter(|id| {
-                self.graph
-                    .received_at(id)
-                    .is_none_or(|at| now.saturating_sub(at) >= TOPO_MIN_GAP_MS)
-            })
+            .filter(|id| self.pending_due(id) <= now)
             .copied()
             .collect();
         for id in due {
@@ -232,6 +232,37 @@ impl Protocol {
                 }
             }
         }
+    }
+
+    /// When the held-back record of `node` may be taken: [`TOPO_FAST_MIN_MS`] after the held
+    /// one while the node has early records left in its window, else [`TOPO_MIN_GAP_MS`]
+    /// after it. (Mirrors [`Protocol::early_left`] without spending anything.)
+    fn pending_due(&self, node: &NodeId) -> u64 {
+        let Some(at) = self.graph.received_at(node) else {
+            return self.now;
+        };
+        let fast = &self.topo_guard.fast;
+        let early = match fast.get(node) {
+            None => fast.len() < MAX_TOPO_RECORDS,
+            Some((start, n)) => {
+                self.now.saturating_sub(*start) >= TOPO_FAST_WINDOW_MS || *n < TOPO_FAST_RECORDS
+            }
+        };
+        at + if early {
+            TOPO_FAST_MIN_MS
+        } else {
+            TOPO_MIN_GAP_MS
+        }
+    }
+
+    /// The earliest time a held-back record may be taken ([`Protocol::poll_timeout`] wakes
+    /// the node then: a node's quick first lists are not left waiting for the next tick).
+    pub(super) fn topo_next_due(&self) -> Option<u64> {
+        self.topo_guard
+            .pending
+            .keys()
+            .map(|id| self.pending_due(id))
+            .min()
     }
 
     /// Whether a record of `node` sooner than [`TOPO_MIN_GAP_MS`] after the held one (received
