@@ -119,13 +119,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
             let t = Instant::now();
             ctx.note(&format!(
                 "sim: {}, links {}-{} ms, loss {} % ...",
-                if propagation == Propagation::Flood {
-                    "flood"
-                } else if source_trees {
-                    "tree"
-                } else {
-                    "shared"
-                },
+                cfg.mode(),
                 case.latency_ms.0,
                 case.latency_ms.1,
                 case.loss_pct

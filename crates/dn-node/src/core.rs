@@ -1081,8 +1081,12 @@ impl Core {
     /// Logs (debug, target `dn_node::map`) how many other nodes the network graph reaches,
     /// when that number changes: a record of when this node's map grew, which the scale
     /// benchmark reads instead of polling a hundred busy nodes. One BFS per graph change
-    /// (cached by the graph for the status and the network view).
+    /// (cached by the graph for the status and the network view), and none unless that log
+    /// is enabled.
     fn note_map_size(&mut self) {
+        if !tracing::enabled!(target: "dn_node::map", tracing::Level::DEBUG) {
+            return;
+        }
         let reachable = self
             .proto
             .graph()

@@ -235,23 +235,28 @@ impl Protocol {
     }
 
     /// When the held-back record of `node` may be taken: [`TOPO_FAST_MIN_MS`] after the held
-    /// one while the node has early records left in its window, else [`TOPO_MIN_GAP_MS`]
-    /// after it. (Mirrors [`Protocol::early_left`] without spending anything.)
+    /// one while the node has early records left ([`Protocol::early_available`]), else
+    /// [`TOPO_MIN_GAP_MS`] after it.
     fn pending_due(&self, node: &NodeId) -> u64 {
         let Some(at) = self.graph.received_at(node) else {
             return self.now;
         };
+        at + if self.early_available(node) {
+            TOPO_FAST_MIN_MS
+        } else {
+            TOPO_MIN_GAP_MS
+        }
+    }
+
+    /// Whether `node` has an early record left in its [`TOPO_FAST_WINDOW_MS`] window (a node
+    /// without an entry starts a fresh window, if the table has room). Spends nothing.
+    fn early_available(&self, node: &NodeId) -> bool {
         let fast = &self.topo_guard.fast;
-        let early = match fast.get(node) {
+        match fast.get(node) {
             None => fast.len() < MAX_TOPO_RECORDS,
             Some((start, n)) => {
                 self.now.saturating_sub(*start) >= TOPO_FAST_WINDOW_MS || *n < TOPO_FAST_RECORDS
             }
-        };
-        at + if early {
-            TOPO_FAST_MIN_MS
-        } else {
-            TOPO_MIN_GAP_MS
         }
     }
 
@@ -276,15 +281,15 @@ impl Protocol {
         if !fast.contains_key(node) && fast.len() >= MAX_TOPO_RECORDS {
             let graph = &self.graph;
             fast.retain(|id, _| graph.record(id).is_some());
-            if fast.len() >= MAX_TOPO_RECORDS {
-                return false;
-            }
         }
-        let e = fast.entry(*node).or_insert((now, 0));
+        if !self.early_available(node) {
+            return false;
+        }
+        let e = self.topo_guard.fast.entry(*node).or_insert((now, 0));
         if now.saturating_sub(e.0) >= TOPO_FAST_WINDOW_MS {
             *e = (now, 0);
         }
-        e.1 < TOPO_FAST_RECORDS
+        true
     }
 
     fn take_new_origin(&mut self, peer: NodeId) -> bool {

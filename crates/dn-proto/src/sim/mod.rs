@@ -193,14 +193,26 @@ pub struct SimReport {
     pub samples: usize,
 }
 
+/// `tree` (source trees), `shared` (one shared tree) or `flood`.
+fn mode_name(propagation: Propagation, source_trees: bool) -> &'static str {
+    match (propagation, source_trees) {
+        (Propagation::Flood, _) => "flood",
+        (Propagation::Tree, true) => "tree",
+        (Propagation::Tree, false) => "shared",
+    }
+}
+
+impl SimConfig {
+    /// `tree` (source trees), `shared` (one shared tree) or `flood`.
+    pub fn mode(&self) -> &'static str {
+        mode_name(self.propagation, self.source_trees)
+    }
+}
+
 impl SimReport {
     /// `tree` (source trees), `shared` (one shared tree) or `flood`.
     pub fn mode(&self) -> &'static str {
-        match (self.propagation, self.source_trees) {
-            (Propagation::Flood, _) => "flood",
-            (Propagation::Tree, true) => "tree",
-            (Propagation::Tree, false) => "shared",
-        }
+        mode_name(self.propagation, self.source_trees)
     }
 }
 
