@@ -32,6 +32,7 @@ pub const ATTACKS: &[&str] = &[
     "beacon-flood",
     "private-junk",
     "urgent-flood",
+    "tree-churn",
 ];
 
 /// What to attack and how long.
@@ -347,6 +348,63 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                 let rec = TopoRecord::create(&k, seq, "ghost", neighbours);
                 if l.send(&Frame::Topo(rec)).await.is_err() {
                     break;
+                }
+            }
+            r.sent += l.sent;
+            r.bytes += l.bytes;
+        }
+        // Sybils that get into the graph within the caps, then write from rotating authors so
+        // that every message asks for a source tree of its own: 400 keys whose lists name us,
+        // 120 of each other (a ring, both ends listing each link, so it counts) and 7 made-up
+        // nodes (≈ 24 k links, ≈ 50 k entries a tree), then messages from one sybil after
+        // another at the link's full rate.
+        "tree-churn" => {
+            const SYBILS: usize = 400;
+            let a = Attacker::new()?;
+            let mut l = a.connect(plan.target, &plan.rooms).await?;
+            r.connections += 1;
+            let keys: Vec<SigningKey> = (0..SYBILS).map(|_| fresh_key()).collect();
+            let ids: Vec<NodeId> = keys.iter().map(node_id).collect();
+            let seq = now_ms();
+            for (i, k) in keys.iter().enumerate() {
+                let mut nbs = vec![a.id()];
+                for d in 1..=60 {
+                    nbs.push(ids[(i + d) % SYBILS]);
+                    nbs.push(ids[(i + SYBILS - d) % SYBILS]);
+                }
+                nbs.extend((0..7).map(|_| node_id(&fresh_key())));
+                let neighbours = nbs
+                    .into_iter()
+                    .map(|id| Neighbour {
+                        id,
+                        addr: None,
+                        rtt_ms: Some(0),
+                    })
+                    .collect();
+                let rec = TopoRecord::create(k, seq, "ghost", neighbours);
+                if l.send(&Frame::Topo(rec)).await.is_err() {
+                    break;
+                }
+            }
+            let mut i = 0usize;
+            while Instant::now() < end && !l.closed() {
+                let k = &keys[i % SYBILS];
+                i += 1;
+                let Ok(m) = Message::create(k, &room, "ghost", now_ms(), &format!("churn {i}"))
+                else {
+                    continue;
+                };
+                if l.send(&Frame::Msg {
+                    hops: 64,
+                    message: m,
+                })
+                .await
+                .is_err()
+                {
+                    break;
+                }
+                if i.is_multiple_of(64) {
+                    tokio::task::yield_now().await;
                 }
             }
             r.sent += l.sent;

@@ -72,6 +72,9 @@ const ATTACKS: &[(&str, &[&str])] = &[
     // Every message marked urgent, five-plus per key: priority past each key's budget is
     // refused (the messages themselves are handled as ordinary ones, under the same quotas).
     ("urgent-flood", &["urgent_over_budget"]),
+    // Sybils in the graph writing from rotating authors: past the tree budget their messages
+    // follow the shared tree instead of costing a Dijkstra each.
+    ("tree-churn", &["tree_over_budget"]),
 ];
 
 fn drops(status: &Value) -> Value {

@@ -501,7 +501,14 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Section> {
     ctx.note(&format!("hostile: idle phase ({secs} s) ..."));
     let mut phases = vec![measure(&mut c, &n, "idle", phase, None)?];
     let mut not_run = Vec::new();
+    // DN_HOSTILE_ONLY=a,b times only those attacks (as in the netns test).
+    let only: Vec<String> = std::env::var("DN_HOSTILE_ONLY")
+        .map(|v| v.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     for (k, attack) in dn_tests::hostile::ATTACKS.iter().enumerate() {
+        if !only.is_empty() && !only.iter().any(|o| o == attack) {
+            continue;
+        }
         let host = ATTACKER_HOSTS[k % ATTACKER_HOSTS.len()];
         // A phase costs its length plus the settle, delivery and exit waits (≈ 2 s when the
         // node keeps up): stop before the budget would be overrun.

@@ -212,6 +212,13 @@ const TREE_CACHE_CAP: usize = 8;
 /// each: ≈ 90 KB at 1,000 nodes); the cache is emptied when full and whenever the records
 /// change.
 const SOURCE_CACHE_CAP: usize = 32;
+/// Most nodes without a record of their own that the graph includes (through the links
+/// others report to them). An honest node is in that state only until its own list arrives,
+/// seconds; a made-up one stays in it, and 1,024 records of 128 made-up neighbours would
+/// otherwise make a graph of ≈ 131 k nodes, which every hop count, tree and view would walk.
+/// Those listed by the most records are kept (ties by id), so a new node its peers already
+/// list is mapped before its own list comes.
+pub const MAX_UNRECORDED: usize = 256;
 /// Weight a link adds besides its round-trip time, so that on a LAN, where every RTT rounds
 /// to 0–1 ms, the source trees take the fewest hops.
 pub const HOP_WEIGHT: u32 = 1;
@@ -223,6 +230,8 @@ struct Derived {
     trees: HashMap<NodeId, Tree>,
     /// Weighted adjacency (sorted by id) for the source trees.
     weighted: Option<HashMap<NodeId, Vec<(NodeId, u32)>>>,
+    /// Nodes plus directed links of `weighted`: the work of one Dijkstra over it.
+    weighted_size: u64,
     /// Source → every reachable node's parent in the source's tree.
     sources: HashMap<NodeId, Arc<Parents>>,
 }
@@ -316,7 +325,8 @@ impl Graph {
     }
 
     /// Undirected links. A link both ends report is certain; a link only one end reports
-    /// counts while the other end's record is unknown (it has not reached us yet).
+    /// counts while the other end's record is unknown (it has not reached us yet), for at
+    /// most [`MAX_UNRECORDED`] such nodes: those most records list (ties by id).
     pub fn links(&self) -> Vec<(NodeId, NodeId)> {
         self.weighted_links()
             .into_iter()
@@ -328,6 +338,30 @@ impl Graph {
     /// round-trip times its two ends reported (a missing report counts 0). Taking the larger
     /// means one end cannot make a link look faster than the other end measured it.
     pub fn weighted_links(&self) -> Vec<(NodeId, NodeId, u32)> {
+        // Every report (author, neighbour) → its RTT, so the other end's report is one
+        // lookup: linear in the neighbour entries, not in entries × list length.
+        let reports: HashMap<(NodeId, NodeId), Option<u16>> = self
+            .records
+            .iter()
+            .flat_map(|(a, (rec, _))| rec.neighbours.iter().map(|nb| ((*a, nb.id), nb.rtt_ms)))
+            .collect();
+        // Nodes listed but without a record of their own, by how many records list them.
+        let mut unrecorded: HashMap<NodeId, u32> = HashMap::new();
+        for (a, b) in reports.keys() {
+            if a != b && !self.records.contains_key(b) {
+                *unrecorded.entry(*b).or_default() += 1;
+            }
+        }
+        if unrecorded.len() > MAX_UNRECORDED {
+            let mut ranked: Vec<(u32, NodeId)> =
+                unrecorded.iter().map(|(id, n)| (*n, *id)).collect();
+            ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+            unrecorded = ranked
+                .into_iter()
+                .take(MAX_UNRECORDED)
+                .map(|(n, id)| (id, n))
+                .collect();
+        }
         let mut set: HashMap<(NodeId, NodeId), u32> = HashMap::new();
         for (a, (rec, _)) in &self.records {
             for nb in &rec.neighbours {
@@ -335,12 +369,15 @@ impl Graph {
                 if *a == b {
                     continue;
                 }
-                let other_end = match self.records.get(&b) {
-                    Some((other, _)) => match other.neighbours.iter().find(|n| n.id == *a) {
-                        Some(n) => Some(n.rtt_ms),
+                let other_end = if self.records.contains_key(&b) {
+                    match reports.get(&(b, *a)) {
+                        Some(rtt) => Some(*rtt),
                         None => continue,
-                    },
-                    None => None,
+                    }
+                } else if unrecorded.contains_key(&b) {
+                    None
+                } else {
+                    continue;
                 };
                 let rtt = nb.rtt_ms.max(other_end.flatten()).unwrap_or(0);
                 let key = if *a < b { (*a, b) } else { (b, *a) };
@@ -398,7 +435,41 @@ impl Graph {
         false
     }
 
-    /// `source`'s source tree, cached until the records change.
+    /// Whether `source`'s source tree is cached: asking about it costs no computation.
+    pub fn has_source_tree(&self, source: &NodeId) -> bool {
+        self.derived.borrow().sources.contains_key(source)
+    }
+
+    /// The work asking about `source`'s source tree would cost now, in entries visited
+    /// (nodes plus directed links, and the neighbour entries read to build the weighted
+    /// adjacency if the records changed since it was built): 0 when the tree is cached or,
+    /// with the adjacency built, when `source` is not in the graph. Deterministic and cheap
+    /// (a pass over at most [`crate::protocol::MAX_TOPO_RECORDS`] records), so a caller can
+    /// charge it to a budget before asking ([`crate::protocol::TREE_WORK_PER_MIN`]).
+    pub fn source_tree_work(&self, source: &NodeId) -> u64 {
+        let d = self.derived.borrow();
+        if d.sources.contains_key(source) {
+            return 0;
+        }
+        match &d.weighted {
+            Some(adj) if adj.contains_key(source) => d.weighted_size,
+            Some(_) => 0,
+            None => {
+                // Not built: the build reads every entry; the tree then visits at most every
+                // link twice and every node (a list's author or one of the unrecorded) once.
+                let entries: u64 = self
+                    .records
+                    .values()
+                    .map(|(r, _)| r.neighbours.len() as u64)
+                    .sum();
+                let records = self.records.len() as u64;
+                entries + 2 * entries + records + MAX_UNRECORDED as u64
+            }
+        }
+    }
+
+    /// `source`'s source tree, cached until the records change (an empty one, of a source
+    /// not in the graph, is not cached: it costs a lookup).
     fn source_tree(&self, source: &NodeId) -> Arc<Parents> {
         let mut d = self.derived.borrow_mut();
         if let Some(t) = d.sources.get(source) {
@@ -413,10 +484,14 @@ impl Graph {
             for v in adj.values_mut() {
                 v.sort();
             }
+            d.weighted_size = adj.values().map(|v| 1 + v.len() as u64).sum();
             d.weighted = Some(adj);
         }
         let empty = HashMap::new();
         let tree = Arc::new(dijkstra(d.weighted.as_ref().unwrap_or(&empty), source));
+        if tree.is_empty() {
+            return tree;
+        }
         self.tree_runs.set(self.tree_runs.get() + 1);
         if d.sources.len() >= SOURCE_CACHE_CAP {
             d.sources.clear();
@@ -719,5 +794,89 @@ mod tests {
         assert!(g.expire(1000, 500, &id(1)));
         assert!(g.record(&id(1)).is_some());
         assert!(g.record(&id(2)).is_none());
+    }
+
+    /// An unsigned record (the graph does not verify; the protocol does before storing).
+    fn bulk(node: NodeId, neighbours: Vec<NodeId>) -> TopoRecord {
+        TopoRecord {
+            node,
+            seq: 1,
+            name: String::new(),
+            neighbours: neighbours
+                .into_iter()
+                .map(|id| Neighbour {
+                    id,
+                    addr: None,
+                    rtt_ms: None,
+                })
+                .collect(),
+            signature: [0; 64],
+        }
+    }
+
+    fn made_up(a: u32, b: u32) -> NodeId {
+        let mut x = [0x77; 32];
+        x[..4].copy_from_slice(&a.to_le_bytes());
+        x[4..8].copy_from_slice(&b.to_le_bytes());
+        NodeId(x)
+    }
+
+    #[test]
+    fn tree_work_is_free_when_cached_or_absent_and_counts_the_graph_otherwise() {
+        let mut g = Graph::default();
+        g.update(rec(1, 1, &[2]), 0);
+        g.update(rec(2, 1, &[1, 3]), 0);
+        g.update(rec(3, 1, &[2]), 0);
+        // Nothing built yet: even an absent source is charged the adjacency build.
+        let unbuilt = g.source_tree_work(&id(9));
+        assert!(unbuilt > 0);
+        assert_eq!(g.source_tree_work(&id(1)), unbuilt);
+        assert!(g.tree_parent(&id(9), &id(1)).is_none());
+        // Built: an absent source costs nothing and is not cached (no entry to evict others).
+        assert_eq!(g.source_tree_work(&id(9)), 0);
+        assert!(!g.has_source_tree(&id(9)));
+        // 3 nodes + 2 links both ways.
+        assert_eq!(g.source_tree_work(&id(1)), 3 + 4);
+        assert!(g.tree_parent(&id(1), &id(3)).is_some());
+        assert!(g.has_source_tree(&id(1)));
+        assert_eq!(g.source_tree_work(&id(1)), 0, "cached");
+        // A new record: caches dropped, the build charged again.
+        g.update(rec(3, 2, &[2, 1]), 1);
+        assert!(!g.has_source_tree(&id(1)));
+        assert!(g.source_tree_work(&id(1)) > 3 + 4);
+    }
+
+    #[test]
+    fn made_up_neighbours_cannot_grow_the_graph_past_the_unrecorded_cap() {
+        // 600 records each listing its ring neighbours and 120 made-up nodes (72 k of them),
+        // one made-up node listed by two records (a new node whose list has not come yet),
+        // and node 1 linked to the first ring node.
+        let ring = |i: u32| made_up(i, u32::MAX);
+        let newcomer = made_up(u32::MAX, u32::MAX);
+        let mut g = Graph::default();
+        for i in 0..600u32 {
+            let mut nbs = vec![ring((i + 1) % 600), ring((i + 599) % 600)];
+            nbs.extend((0..120).map(|j| made_up(i, j)));
+            if i < 2 {
+                nbs.push(newcomer);
+            }
+            if i == 0 {
+                nbs.push(id(1));
+            }
+            g.update(bulk(ring(i), nbs), 0);
+        }
+        g.update(bulk(id(1), vec![ring(0)]), 0);
+        let hops = g.hops_from(&id(1));
+        assert_eq!(hops.len(), 1 + 600 + MAX_UNRECORDED);
+        assert!(hops.contains_key(&newcomer), "listed by two: kept first");
+        assert_eq!(g.tree_parent(&id(1), &newcomer), Some(Some(ring(0))));
+        // Its own record arrives: it is an ordinary node, and the cap still holds.
+        g.update(bulk(newcomer, vec![ring(0), ring(1)]), 1);
+        assert_eq!(g.hops_from(&id(1)).len(), 1 + 601 + MAX_UNRECORDED);
+        // Built once (which reads all 72 k entries), every tree is small.
+        assert!(g.source_tree_work(&ring(7)) > 72_000);
+        assert!(g.tree_parent(&ring(0), &id(1)).is_some());
+        let work = g.source_tree_work(&ring(7));
+        assert!(work < 5_000, "a tree stays small: {work}");
     }
 }

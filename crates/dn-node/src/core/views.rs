@@ -364,7 +364,20 @@ pub(super) fn network_view(
     }
     ids.insert(me);
     ids.extend(connected.iter().copied());
-    let mut nodes: Vec<NetworkNode> = ids
+    // The nearest ones only: made-up neighbour lists (within the topology caps) must not
+    // turn every status answer into hundreds of KB. Chosen before anything is formatted.
+    let mut ids: Vec<NodeId> = ids.into_iter().collect();
+    ids.sort_by_key(|id| {
+        (
+            *id != me,
+            !connected.contains(id),
+            hops.get(id).copied().unwrap_or(u32::MAX),
+            *id,
+        )
+    });
+    ids.truncate(MAX_VIEW_NODES);
+    let shown: std::collections::HashSet<NodeId> = ids.iter().copied().collect();
+    let nodes: Vec<NetworkNode> = ids
         .into_iter()
         .map(|id| NetworkNode {
             id: id.to_hex(),
@@ -382,24 +395,14 @@ pub(super) fn network_view(
             me: id == me,
         })
         .collect();
-    nodes.sort_by(|a, b| {
-        b.me.cmp(&a.me)
-            .then(b.connected.cmp(&a.connected))
-            .then(a.hops.unwrap_or(u32::MAX).cmp(&b.hops.unwrap_or(u32::MAX)))
-            .then(a.id.cmp(&b.id))
-    });
-    // The nearest ones only: made-up neighbour lists (within the topology caps) must not
-    // turn every status answer into hundreds of KB.
-    nodes.truncate(MAX_VIEW_NODES);
-    let shown: std::collections::HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
     let mut links: Vec<NetworkLink> = graph
         .links()
         .into_iter()
+        .filter(|(a, b)| shown.contains(a) && shown.contains(b))
         .map(|(a, b)| NetworkLink {
             a: a.to_hex(),
             b: b.to_hex(),
         })
-        .filter(|l| shown.contains(l.a.as_str()) && shown.contains(l.b.as_str()))
         .collect();
     // Live connections whose records have not propagated yet are links too.
     for id in connected {
@@ -434,6 +437,7 @@ pub(super) fn drops_table(
     put("invalid", counters.rejected);
     put("blocked", proto.blocked_drops());
     put("urgent_over_budget", counters.urgent_over_budget);
+    put("tree_over_budget", counters.tree_over_budget);
     for (reason, n) in counters.drops.iter() {
         put(reason.key(), n);
     }

@@ -60,6 +60,19 @@ impl TokenBucket {
         granted
     }
 
+    /// Takes `n` whole tokens at time `now` if that many are available; otherwise takes none
+    /// and returns false.
+    pub fn take_exactly(&mut self, now: u64, n: u64) -> bool {
+        self.refill(now);
+        match n.checked_mul(MICRO) {
+            Some(need) if need <= self.tokens => {
+                self.tokens -= need;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Takes one token at time `now`; false when the bucket is empty.
     pub fn take(&mut self, now: u64) -> bool {
         self.take_up_to(now, 1) == 1

@@ -95,6 +95,7 @@ pub mod view;
 
 pub use retry::{RETRY_FIRST_MS, RETRY_MAX_MS};
 pub use storage::{MemStorage, RoomUsage, Storage, StorageError};
+pub use tree::{TREE_WORK_BURST, TREE_WORK_PER_MIN};
 pub use urgent::{URGENT_AUTHORS_CAP, URGENT_BUDGET, URGENT_IDS_CAP, URGENT_WINDOW_MS};
 pub use view::{
     ACTIVE_MAX, ACTIVE_TARGET, BRIDGE_AFTER_MS, DIAL_PENDING_MS, FIRST_DIAL_DELAY_MS, MAX_PINNED,
@@ -563,6 +564,9 @@ pub struct Counters {
     pub drops: Drops,
     /// Urgent messages seen past their author's [`URGENT_BUDGET`]: handled as ordinary ones.
     pub urgent_over_budget: u64,
+    /// Messages whose author's source tree was not cached and did not fit the tree budget
+    /// ([`TREE_WORK_PER_MIN`]): they followed the shared tree.
+    pub tree_over_budget: u64,
 }
 
 /// The protocol state of one node.
@@ -595,6 +599,8 @@ pub struct Protocol {
     last_recon: HashMap<(NodeId, String), u64>,
     recon_seq: u64,
     graph: Graph,
+    /// Budget of source-tree computations (tree.rs).
+    tree_work: budget::TokenBucket,
     counters: Counters,
     /// Authors the local user blocked: their messages are neither stored nor served.
     blocked: HashSet<NodeId>,
@@ -658,6 +664,7 @@ impl Protocol {
             last_recon: HashMap::new(),
             recon_seq: 0,
             graph: Graph::default(),
+            tree_work: tree::tree_budget(),
             counters: Counters::default(),
             blocked: HashSet::new(),
             blocked_drops: 0,
@@ -910,7 +917,8 @@ impl Protocol {
             Input::Published(msg) => {
                 self.retry_published(&msg);
                 self.note_urgent(&msg);
-                self.push(&msg, None, Some(DEFAULT_HOPS), &mut out);
+                let routed = self.source_route(&msg.author);
+                self.push(&msg, None, Some(DEFAULT_HOPS), routed, &mut out);
             }
             Input::Joined(room) => {
                 self.carried.remove(&room);
@@ -1212,6 +1220,8 @@ mod tests_retry;
 mod tests_swap;
 #[cfg(test)]
 mod tests_timers;
+#[cfg(test)]
+mod tests_tree_budget;
 #[cfg(test)]
 mod tests_urgent;
 #[cfg(test)]

@@ -218,13 +218,16 @@ impl Protocol {
     /// tick, and whenever [`Protocol::topo_next_due`] is reached.
     pub(super) fn topo_tick(&mut self, out: &mut Vec<Output>) {
         let now = self.now;
-        let due: Vec<NodeId> = self
+        let mut due: Vec<NodeId> = self
             .topo_guard
             .pending
             .keys()
             .filter(|id| self.pending_due(id) <= now)
             .copied()
             .collect();
+        // In id order, not the map's: what is flooded first must not depend on a hash seed
+        // (the simulator replays a seed exactly).
+        due.sort();
         for id in due {
             if let Some((rec, from)) = self.topo_guard.pending.remove(&id) {
                 if self.graph.record(&id).is_some() {

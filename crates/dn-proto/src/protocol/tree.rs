@@ -16,8 +16,36 @@
 //! - **the shared PlumTree tree** (per room: eager links, pruned to lazy on duplicates,
 //!   grafted back on repairs, swapped toward faster announcers) for authors the graph does
 //!   not hold.
+//!
+//! Computing a source tree costs a Dijkstra over the graph, and the graph is what other nodes
+//! say it is: sybils within the list caps can give it ≈ 65 k links, and messages from
+//! rotating authors would ask for a new tree each. So the work is paid from a per-node
+//! budget ([`TREE_WORK_PER_MIN`], [`TREE_WORK_BURST`]) before a tree is computed; a cached
+//! tree is free. Past the budget a message follows the shared tree, which delivers it too,
+//! and is counted ([`Counters::tree_over_budget`]).
 
+use super::budget::TokenBucket;
 use super::*;
+
+/// Source-tree work ([`crate::topo::Graph::source_tree_work`]: entries visited) this node does
+/// per minute after the burst: 200 k a second. An entry costs about 0.15 µs on the 2-core test
+/// machine (a Dijkstra over ≈ 70 k links and 65 k nodes took 20 ms), so at most ≈ 3 % of a
+/// core goes to trees whatever the graph holds. An honest network stays far below it: a
+/// tree over 100 laptops with 10 links each is ≈ 2 k entries (a hundred new authors a second
+/// fit), over 1,000 nodes ≈ 21 k (ten a second), and a tree is computed once per author until
+/// the graph changes.
+pub const TREE_WORK_PER_MIN: u64 = 12_000_000;
+/// Source-tree work available at once: more than twice the costliest tree the caps allow
+/// (1,024 records of 128 neighbours: ≈ 400 k entries with the adjacency built first, see
+/// [`crate::topo::Graph::source_tree_work`]), so any one tree fits a full bucket, and a burst
+/// of about 55 new authors in a 1,000-node network is served at once. Spent in one go it
+/// holds the node for ≈ 0.2 s.
+pub const TREE_WORK_BURST: u64 = 1_200_000;
+
+/// A new per-node source-tree budget ([`TREE_WORK_BURST`], [`TREE_WORK_PER_MIN`]).
+pub(super) fn tree_budget() -> TokenBucket {
+    TokenBucket::per_minute(TREE_WORK_BURST, TREE_WORK_PER_MIN)
+}
 
 impl Protocol {
     /// Sends queued replies as `Msg`, prioritised urgent ones first, then oldest first, while
@@ -249,7 +277,8 @@ impl Protocol {
                     p.last_first_at = Some(self.now);
                 }
                 self.note_arrival(id);
-                if !self.source_routed(&msg.author) {
+                let routed = self.source_route(&msg.author);
+                if !routed {
                     self.maybe_swap(peer, &msg.room, &id, out);
                 }
                 self.missing.remove(&id);
@@ -263,7 +292,7 @@ impl Protocol {
                         },
                     });
                 }
-                self.push(&msg, Some(peer), hops.checked_sub(1), out);
+                self.push(&msg, Some(peer), hops.checked_sub(1), routed, out);
                 let travelled = DEFAULT_HOPS.saturating_sub(hops).saturating_add(1);
                 out.push(Output::Stored {
                     message: msg,
@@ -273,7 +302,10 @@ impl Protocol {
             }
             Ok(false) => {
                 self.counters.duplicates += 1;
+                // Only a cached tree is asked (no computation, no budget): the first copy
+                // computed it, unless the budget was spent or the graph changed since.
                 if self.source_trees_on()
+                    && self.graph.has_source_tree(&msg.author)
                     && self.graph.tree_parent(&msg.author, &self.me) == Some(Some(peer))
                 {
                     // Our parent in the author's source tree: its push ignores the shared
@@ -318,9 +350,19 @@ impl Protocol {
         self.config.propagation == Propagation::Tree && self.config.source_trees
     }
 
-    /// Whether a message of `author` follows the author's source tree here.
-    fn source_routed(&self, author: &NodeId) -> bool {
-        self.source_trees_on() && self.graph.tree_parent(author, &self.me).is_some()
+    /// Whether a message of `author` follows the author's source tree here: the graph holds
+    /// a tree from the author that reaches this node, and it is cached or its computation
+    /// fits the budget (module docs). Past the budget: false, counted.
+    pub(super) fn source_route(&mut self, author: &NodeId) -> bool {
+        if !self.source_trees_on() {
+            return false;
+        }
+        let work = self.graph.source_tree_work(author);
+        if work > 0 && !self.tree_work.take_exactly(self.now, work) {
+            self.counters.tree_over_budget += 1;
+            return false;
+        }
+        self.graph.tree_parent(author, &self.me).is_some()
     }
 
     /// Remembers when the first copy of `id` arrived, for the [`ARRIVALS_CAP`] newest.
@@ -402,15 +444,16 @@ impl Protocol {
     }
 
     /// Spreads a new message: `Msg` to this node's children in the author's source tree (and
-    /// to peers below a child it cannot serve), or over the shared tree's eager links when
-    /// the graph does not hold the author, to every link when flooding, `IHave` to the other
-    /// peers; skipping the sender and peers known to hold it. With no hop budget left
+    /// to peers below a child it cannot serve) when `routed` ([`Protocol::source_route`]),
+    /// else over the shared tree's eager links, to every link when flooding, `IHave` to the
+    /// other peers; skipping the sender and peers known to hold it. With no hop budget left
     /// (`hops == None`) every link gets `IHave` only.
     pub(super) fn push(
         &mut self,
         msg: &Message,
         from: Option<NodeId>,
         hops: Option<u8>,
+        routed: bool,
         out: &mut Vec<Output>,
     ) {
         let id = msg.id();
@@ -426,7 +469,7 @@ impl Protocol {
         } else {
             None
         };
-        let children = if self.source_trees_on() {
+        let children = if routed {
             self.graph.tree_children(&msg.author, &self.me)
         } else {
             None

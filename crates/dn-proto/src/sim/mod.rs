@@ -181,6 +181,9 @@ pub struct SimReport {
     pub grafts: u64,
     /// Tree swaps (PlumTree's optimisation) by all nodes over the whole run.
     pub swaps: u64,
+    /// Messages that followed the shared tree because a node's source-tree budget was spent
+    /// ([`crate::protocol::Counters::tree_over_budget`]), all nodes, whole run.
+    pub tree_over_budget: u64,
     /// Simulated time at the end, ms.
     pub end_ms: u64,
     /// Most connections one node had, over the samples (once a second) and the end.
@@ -222,7 +225,7 @@ impl std::fmt::Display for SimReport {
             f,
             "{:<6} seed={} delivery={:.4} copies/node/msg={:.3} hops p50/p99/max={}/{}/{} \
              latency p50/p99={}/{} ms bytes={} (neighbour lists {}; others {:.0} B/msg/node) \
-             grafts={} swaps={}",
+             grafts={} swaps={} tree over budget={}",
             self.mode(),
             self.seed,
             self.delivery,
@@ -237,6 +240,7 @@ impl std::fmt::Display for SimReport {
             self.bytes_per_msg_node,
             self.grafts,
             self.swaps,
+            self.tree_over_budget,
         )?;
         if self.samples > 0 {
             write!(
@@ -878,6 +882,7 @@ impl Sim {
         };
         let grafts = total(|c| c.grafts);
         let swaps = total(|c| c.swaps);
+        let tree_over_budget = total(|c| c.tree_over_budget);
         SimReport {
             seed: self.cfg.seed,
             propagation: self.cfg.propagation,
@@ -895,6 +900,7 @@ impl Sim {
                 / (msgs * n) as f64,
             grafts,
             swaps,
+            tree_over_budget,
             end_ms: self.now,
             max_connections: (0..n)
                 .map(|i| self.degree(i))

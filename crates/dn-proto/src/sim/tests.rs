@@ -293,4 +293,8 @@ fn source_trees_match_flooding_latency_at_one_copy() {
     );
     assert!(tree.topology_bytes > 0, "{tree}");
     assert_eq!(tree.swaps, 0, "source-routed messages never swap: {tree}");
+    assert_eq!(
+        tree.tree_over_budget, 0,
+        "honest traffic fits the budget: {tree}"
+    );
 }
