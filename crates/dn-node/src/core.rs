@@ -324,6 +324,9 @@ const GROUP: usize = 64;
 /// connections, then by hops. A hub has a hundred laptops; the topology caps allow 1,024
 /// records, mostly made up in a flood.
 const MAX_VIEW_NODES: usize = 256;
+/// Links in the network view, nearest first: a hub of a hundred laptops with ten links each
+/// has 500; sybils listing each other can make 15 k between the shown nodes.
+const MAX_VIEW_LINKS: usize = 1_024;
 /// Status and network events are sent at most this often (debounced).
 const STATUS_DEBOUNCE: Duration = Duration::from_millis(500);
 

@@ -239,6 +239,48 @@ fn network_view_orders_by_nearness_and_keeps_the_nearest() {
     );
 }
 
+/// Nodes that all list each other (sybils within the list caps) cannot fill the view with
+/// links: at most MAX_VIEW_LINKS, this node's own first.
+#[test]
+fn network_view_links_are_capped_nearest_first() {
+    use dn_proto::topo::{Graph, Neighbour};
+    let key = |n: u64| {
+        let mut b = [7u8; 32];
+        b[..8].copy_from_slice(&n.to_be_bytes());
+        SigningKey::from_bytes(&b)
+    };
+    let id = |n: u64| identity::node_id(&key(n));
+    // Me (0) linked to 1; nodes 1..=100 all list each other: 4,950 links.
+    let mut g = Graph::default();
+    let nb = |j: u64| Neighbour {
+        id: id(j),
+        addr: None,
+        rtt_ms: None,
+    };
+    g.update(TopoRecord::create(&key(0), 1, "me", vec![nb(1)]), 0);
+    for i in 1..=100u64 {
+        let mut nbs: Vec<Neighbour> = (1..=100u64).filter(|j| *j != i).map(nb).collect();
+        if i == 1 {
+            nbs.push(nb(0));
+        }
+        g.update(TopoRecord::create(&key(i), 1, "", nbs), 0);
+    }
+    assert_eq!(g.links().len(), 4_950 + 1);
+    let v = views::network_view(&g, id(0), "me", &[id(1)]);
+    assert_eq!(v.nodes.len(), 101);
+    assert_eq!(v.links.len(), MAX_VIEW_LINKS, "capped");
+    let (me, one) = (id(0).to_hex(), id(1).to_hex());
+    assert!(
+        v.links
+            .iter()
+            .any(|l| (l.a == me && l.b == one) || (l.a == one && l.b == me)),
+        "this node's own link is kept"
+    );
+    // Node 1's links (1 hop out) come before links between 2-hop nodes.
+    let ones = v.links.iter().filter(|l| l.a == one || l.b == one).count();
+    assert_eq!(ones, 100, "all of node 1's links are shown");
+}
+
 /// The core's inbox: bounded, requests before network messages (each in order), a deadline,
 /// and the end once no request sender is left.
 #[test]

@@ -348,9 +348,9 @@ pub fn view(sm: &StoredMessage) -> MessageView {
 }
 
 /// The network graph as the app and `status` show it: this node, its connections, then the
-/// others by hops (ties by id), at most [`MAX_VIEW_NODES`]; links between shown nodes, plus
-/// live connections whose neighbour lists have not arrived yet. A pure function of its
-/// inputs.
+/// others by hops (ties by id), at most [`MAX_VIEW_NODES`]; links between shown nodes, the
+/// nearest first, at most [`MAX_VIEW_LINKS`], plus live connections whose neighbour lists
+/// have not arrived yet. A pure function of its inputs.
 pub(super) fn network_view(
     graph: &dn_proto::topo::Graph,
     me: NodeId,
@@ -395,10 +395,18 @@ pub(super) fn network_view(
             me: id == me,
         })
         .collect();
-    let mut links: Vec<NetworkLink> = graph
+    // Links between shown nodes, the nearest first, at most MAX_VIEW_LINKS: 256 sybils
+    // listing each other would otherwise put 15 k links (300 KB) in every status.
+    let far = |id: &NodeId| hops.get(id).copied().unwrap_or(u32::MAX);
+    let mut between: Vec<(NodeId, NodeId)> = graph
         .links()
         .into_iter()
         .filter(|(a, b)| shown.contains(a) && shown.contains(b))
+        .collect();
+    between.sort_by_key(|(a, b)| (far(a).max(far(b)), far(a).min(far(b)), *a, *b));
+    between.truncate(MAX_VIEW_LINKS);
+    let mut links: Vec<NetworkLink> = between
+        .into_iter()
         .map(|(a, b)| NetworkLink {
             a: a.to_hex(),
             b: b.to_hex(),
