@@ -143,6 +143,16 @@ impl Link {
         Ok(())
     }
 
+    /// Sends `message` as a `Msg` with a full hop budget, letting other tasks run every 64
+    /// frames.
+    pub async fn send_msg(&mut self, message: Message) -> Result<()> {
+        self.send(&Frame::Msg { hops: 64, message }).await?;
+        if self.sent.is_multiple_of(64) {
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+
     /// Whether the victim closed the connection.
     pub fn closed(&self) -> bool {
         self.conn.close_reason().is_some()
@@ -312,17 +322,8 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                 let Ok(m) = Message::create(&a.key, &rid.room_name(), name, ts, &body) else {
                     continue;
                 };
-                if l.send(&Frame::Msg {
-                    hops: 64,
-                    message: m,
-                })
-                .await
-                .is_err()
-                {
+                if l.send_msg(m).await.is_err() {
                     break;
-                }
-                if i.is_multiple_of(64) {
-                    tokio::task::yield_now().await;
                 }
             }
             r.sent += l.sent;
@@ -394,17 +395,8 @@ pub async fn run(plan: &Plan) -> Result<Report> {
                 else {
                     continue;
                 };
-                if l.send(&Frame::Msg {
-                    hops: 64,
-                    message: m,
-                })
-                .await
-                .is_err()
-                {
+                if l.send_msg(m).await.is_err() {
                     break;
-                }
-                if i.is_multiple_of(64) {
-                    tokio::task::yield_now().await;
                 }
             }
             r.sent += l.sent;

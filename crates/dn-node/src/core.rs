@@ -350,6 +350,9 @@ pub struct Core {
     network_dirty: bool,
     /// Other nodes the network graph reached when last logged ([`Core::note_map_size`]).
     map_reachable: usize,
+    /// The graph changed since [`Core::note_map_size`] last ran: it runs once per burst of
+    /// frames, not per neighbour list (hundreds arrive at once, each a BFS otherwise).
+    map_dirty: bool,
     last_status: Instant,
     /// Link health or counters may have changed since the last health event.
     health_dirty: bool,
@@ -506,6 +509,7 @@ impl Core {
             topo_seq: 0,
             network_dirty: false,
             map_reachable: 0,
+            map_dirty: false,
             last_status: Instant::now(),
             health_dirty: false,
             last_health: None,
@@ -599,6 +603,9 @@ impl Core {
                 self.apply(outs);
             }
             self.import_step();
+            if std::mem::take(&mut self.map_dirty) {
+                self.note_map_size();
+            }
             if self.status_dirty && self.last_status.elapsed() >= STATUS_DEBOUNCE {
                 self.status_dirty = false;
                 self.last_status = Instant::now();
@@ -1071,7 +1078,7 @@ impl Core {
                 Output::TopologyChanged => {
                     self.network_dirty = true;
                     self.status_dirty = true;
-                    self.note_map_size();
+                    self.map_dirty = true;
                 }
                 Output::StorageFailed(e) => tracing::error!("storage failure: {e}"),
             }
@@ -1083,9 +1090,9 @@ impl Core {
 
     /// Logs (debug, target `dn_node::map`) how many other nodes the network graph reaches,
     /// when that number changes: a record of when this node's map grew, which the scale
-    /// benchmark reads instead of polling a hundred busy nodes. One BFS per graph change
-    /// (cached by the graph for the status and the network view), and none unless that log
-    /// is enabled.
+    /// benchmark reads instead of polling a hundred busy nodes. One BFS per burst of graph
+    /// changes (cached by the graph for the status and the network view), and none unless
+    /// that log is enabled.
     fn note_map_size(&mut self) {
         if !tracing::enabled!(target: "dn_node::map", tracing::Level::DEBUG) {
             return;

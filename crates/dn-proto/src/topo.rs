@@ -226,6 +226,8 @@ pub const HOP_WEIGHT: u32 = 1;
 /// Derived data, rebuilt lazily after the records change.
 #[derive(Debug, Default, Clone)]
 struct Derived {
+    /// [`Graph::weighted_links`].
+    links: Option<Arc<Vec<(NodeId, NodeId, u32)>>>,
     adjacency: Option<HashMap<NodeId, Vec<NodeId>>>,
     trees: HashMap<NodeId, Tree>,
     /// Weighted adjacency (sorted by id) for the source trees.
@@ -328,10 +330,20 @@ impl Graph {
     /// counts while the other end's record is unknown (it has not reached us yet), for at
     /// most [`MAX_UNRECORDED`] such nodes: those most records list (ties by id).
     pub fn links(&self) -> Vec<(NodeId, NodeId)> {
-        self.weighted_links()
-            .into_iter()
-            .map(|(a, b, _)| (a, b))
+        self.cached_links()
+            .iter()
+            .map(|(a, b, _)| (*a, *b))
             .collect()
+    }
+
+    /// [`Graph::weighted_links`], computed once per change of the records.
+    fn cached_links(&self) -> Arc<Vec<(NodeId, NodeId, u32)>> {
+        if let Some(l) = &self.derived.borrow().links {
+            return l.clone();
+        }
+        let l = Arc::new(self.weighted_links());
+        self.derived.borrow_mut().links = Some(l.clone());
+        l
     }
 
     /// [`Graph::links`] with each link's weight: [`HOP_WEIGHT`] plus the larger of the
@@ -471,13 +483,15 @@ impl Graph {
     /// `source`'s source tree, cached until the records change (an empty one, of a source
     /// not in the graph, is not cached: it costs a lookup).
     fn source_tree(&self, source: &NodeId) -> Arc<Parents> {
-        let mut d = self.derived.borrow_mut();
-        if let Some(t) = d.sources.get(source) {
+        if let Some(t) = self.derived.borrow().sources.get(source) {
             return t.clone();
         }
-        if d.weighted.is_none() {
+        let build = self.derived.borrow().weighted.is_none();
+        let links = build.then(|| self.cached_links());
+        let mut d = self.derived.borrow_mut();
+        if let Some(links) = links {
             let mut adj: HashMap<NodeId, Vec<(NodeId, u32)>> = HashMap::new();
-            for (a, b, w) in self.weighted_links() {
+            for &(a, b, w) in links.iter() {
                 adj.entry(a).or_default().push((b, w));
                 adj.entry(b).or_default().push((a, w));
             }
@@ -514,10 +528,15 @@ impl Graph {
 
     /// Runs `f` on the (cached) BFS tree from `from`.
     fn with_tree<R>(&self, from: &NodeId, f: impl FnOnce(&Tree) -> R) -> R {
+        let build = {
+            let d = self.derived.borrow();
+            !d.trees.contains_key(from) && d.adjacency.is_none()
+        };
+        let adjacency = build.then(|| self.adjacency());
         let mut d = self.derived.borrow_mut();
         if !d.trees.contains_key(from) {
-            if d.adjacency.is_none() {
-                d.adjacency = Some(self.adjacency());
+            if let Some(adj) = adjacency {
+                d.adjacency = Some(adj);
             }
             let empty = HashMap::new();
             let adj = d.adjacency.as_ref().unwrap_or(&empty);

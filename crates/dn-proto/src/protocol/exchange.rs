@@ -62,9 +62,24 @@ impl Protocol {
             return;
         }
         let hops = self.graph.hops_from(&self.me);
+        // Nodes some list gives an address for, in one pass: asking `addresses_of` (a pass
+        // over every list) for each of hundreds of address-less nodes (sybils list none)
+        // cost a pass per candidate.
+        let dialable: std::collections::HashSet<NodeId> = self
+            .graph
+            .records()
+            .flat_map(|r| r.neighbours.iter())
+            .filter(|n| n.addr.is_some())
+            .map(|n| n.id)
+            .collect();
         let mut candidates: Vec<(u32, NodeId)> = hops
             .iter()
-            .filter(|(id, h)| **h >= 2 && **id != self.me && !self.peers.contains_key(*id))
+            .filter(|(id, h)| {
+                **h >= 2
+                    && **id != self.me
+                    && !self.peers.contains_key(*id)
+                    && dialable.contains(*id)
+            })
             .map(|(id, h)| (*h, *id))
             .collect();
         candidates.sort();
