@@ -367,7 +367,7 @@ pub(super) fn network_view(
     // The nearest ones only: made-up neighbour lists (within the topology caps) must not
     // turn every status answer into hundreds of KB. Chosen before anything is formatted.
     let mut ids: Vec<NodeId> = ids.into_iter().collect();
-    ids.sort_by_key(|id| {
+    ids.sort_by_cached_key(|id| {
         (
             *id != me,
             !connected.contains(id),
