@@ -274,6 +274,18 @@ fn map_reached_s(log: &str, want: usize, t0_ms: u64) -> Option<f64> {
         .map(|(_, after)| after as f64 / 1000.0)
 }
 
+/// Per node of `c` (all `n`): [`map_reached_s`] of its log, its graph reaching the `n − 1`
+/// others after `since_ms`.
+fn mapped_s(c: &Cluster, n: usize, since_ms: u64) -> Vec<Option<f64>> {
+    (1..=n)
+        .map(|i| {
+            std::fs::read_to_string(&c.node(i).log)
+                .ok()
+                .and_then(|log| map_reached_s(&log, n - 1, since_ms))
+        })
+        .collect()
+}
+
 /// Now, in milliseconds since midnight UTC (as the nodes' log lines).
 fn now_of_day_ms() -> u64 {
     u64::try_from(
@@ -664,13 +676,7 @@ fn run_size(ctx: &Ctx, n: usize, run: &mut SizeRun) -> Result<()> {
         }
         thread::sleep(POLL);
     }
-    run.map_s = (1..=n)
-        .map(|i| {
-            std::fs::read_to_string(&c.node(i).log)
-                .ok()
-                .and_then(|log| map_reached_s(&log, n - 1, spawned_ms))
-        })
-        .collect();
+    run.map_s = mapped_s(&c, n, spawned_ms);
     for (k, p) in procs.iter_mut().enumerate() {
         if !p.is_running() {
             bail!(
@@ -908,13 +914,7 @@ fn churn(
     let all: Vec<usize> = (0..n).collect();
     let reach_again_s = graphs_reach(nodes, &all, t_r, LIST_TIMEOUT);
     // From the logs too (polling a hundred nodes in turn is slow).
-    let mapped_again: Vec<Option<f64>> = (1..=n)
-        .map(|i| {
-            std::fs::read_to_string(&c.node(i).log)
-                .ok()
-                .and_then(|log| map_reached_s(&log, n - 1, t_r_ms))
-        })
-        .collect();
+    let mapped_again = mapped_s(c, n, t_r_ms);
     Ok(json!({
         "stopped": down.len(),
         "all_mapped_all_again_s": SizeRun::all(&mapped_again).map(round2),
